@@ -1,0 +1,101 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import jwt from 'jsonwebtoken';
+import type { DataSource } from 'typeorm';
+import { AppError, unauthenticated } from '../core/errors';
+import { buildAbility, type AppAbility, type Principal } from './ability';
+import type { PolicyRule } from './policy-rules';
+
+export interface Authentication {
+  principal: Principal | null;
+  ability: AppAbility;
+  error: AppError | null;
+}
+
+const API_KEY = /^mgk_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/;
+
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('hex');
+}
+
+/** A new API key: the full key (shown once), its id and the hash to store. */
+export function mintApiKey(): { id: string; key: string; secretHash: string; prefix: string } {
+  const idHex = randomBytes(16).toString('hex');
+  const secret = randomBytes(32).toString('base64url');
+  const id = `${idHex.slice(0, 8)}-${idHex.slice(8, 12)}-${idHex.slice(12, 16)}-${idHex.slice(16, 20)}-${idHex.slice(20)}`;
+  const key = `mgk_${idHex}_${secret}`;
+  return { id, key, secretHash: hashSecret(secret), prefix: key.slice(0, 12) };
+}
+
+/** Signs a bearer token the server accepts (used by the demo seed, the CLI and tests). */
+export function signToken(secret: string, claims: { sub: string; roles: string[]; teams: string[] }, expiresInSeconds = 12 * 3600): string {
+  return jwt.sign({ roles: claims.roles, teams: claims.teams }, secret, { algorithm: 'HS256', subject: claims.sub, expiresIn: expiresInSeconds });
+}
+
+interface RawPrincipal {
+  id: string;
+  kind: Principal['kind'];
+  roles: string[];
+  teams: string[];
+}
+
+function fromJwt(token: string, secret: string): RawPrincipal {
+  let claims: jwt.JwtPayload;
+  try {
+    const decoded = jwt.verify(token, secret, { algorithms: ['HS256'] });
+    if (typeof decoded === 'string') throw new Error('not a claims set');
+    claims = decoded;
+  } catch {
+    throw unauthenticated('Invalid or expired token');
+  }
+  const strings = (v: unknown) => Array.isArray(v) && v.length <= 100 && v.every((x) => typeof x === 'string' && x.length <= 200);
+  if (typeof claims.sub !== 'string' || !claims.sub || typeof claims.exp !== 'number' || !strings(claims.roles) || !strings(claims.teams)) {
+    throw unauthenticated('Token must carry sub, exp, roles[] and teams[]');
+  }
+  return { id: claims.sub, kind: 'user', roles: claims.roles as string[], teams: claims.teams as string[] };
+}
+
+async function fromApiKey(key: string, db: DataSource): Promise<RawPrincipal> {
+  const m = API_KEY.exec(key);
+  if (!m) throw unauthenticated('Invalid API key');
+  const idHex = m[1];
+  const id = `${idHex.slice(0, 8)}-${idHex.slice(8, 12)}-${idHex.slice(12, 16)}-${idHex.slice(16, 20)}-${idHex.slice(20)}`;
+  const rows: Array<{ secret_hash: string; roles: string[]; teams: string[]; revoked_at: Date | null; expires_at: Date | null }> = await db.query(
+    'SELECT secret_hash, roles, teams, revoked_at, expires_at FROM api_key WHERE id = $1',
+    [id],
+  );
+  const row = rows[0];
+  const given = Buffer.from(hashSecret(m[2]), 'hex');
+  const stored = Buffer.from(row?.secret_hash ?? '0'.repeat(64), 'hex');
+  const matches = timingSafeEqual(given, stored) && !!row;
+  if (!matches || row.revoked_at || (row.expires_at && row.expires_at.getTime() < Date.now())) {
+    throw unauthenticated('Invalid, revoked or expired API key');
+  }
+  return { id: `apikey:${id}`, kind: 'service', roles: row.roles, teams: row.teams };
+}
+
+/**
+ * Establishes who is calling from an Authorization header value (`Bearer <JWT>` or
+ * `ApiKey <key>`). No header: anonymous. A refused credential: anonymous with `error` set, so that
+ * every non-public field answers UNAUTHENTICATED with the reason. One SQL statement loads the
+ * principal's roles and team ids.
+ */
+export async function authenticate(header: string | undefined, db: DataSource, jwtSecret: string): Promise<Authentication> {
+  if (!header) return { principal: null, ability: buildAbility(null, []), error: null };
+  let raw: RawPrincipal;
+  try {
+    const [scheme, value] = header.split(/\s+/, 2);
+    if (/^bearer$/i.test(scheme) && value) raw = fromJwt(value, jwtSecret);
+    else if (/^apikey$/i.test(scheme) && value) raw = await fromApiKey(value, db);
+    else throw unauthenticated('Authorization must be "Bearer <token>" or "ApiKey <key>"');
+  } catch (e) {
+    if (e instanceof AppError) return { principal: null, ability: buildAbility(null, []), error: e };
+    throw e;
+  }
+  const [row]: Array<{ rules: PolicyRule[][] | null; team_ids: string[] | null }> = await db.query(
+    `SELECT (SELECT json_agg(r.rules ORDER BY r.name) FROM role r WHERE r.name = ANY($1)) AS rules,
+            (SELECT array_agg(t.id ORDER BY t.name) FROM team t WHERE t.name = ANY($2)) AS team_ids`,
+    [raw.roles, raw.teams],
+  );
+  const principal: Principal = { ...raw, teamIds: row.team_ids ?? [] };
+  return { principal, ability: buildAbility(principal, row.rules ?? []), error: null };
+}

@@ -1,0 +1,35 @@
+import { Field, ObjectType } from 'type-graphql';
+import { Column, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { JSONScalar } from '../core/scalars';
+import { toGlobalId } from '../core/global-id';
+import { Node, NodeId } from '../core/node';
+import type { PolicyRule } from './policy-rules';
+
+@ObjectType({ implements: Node, description: 'A named list of CASL rules; principals hold roles by name' })
+@Entity()
+export class Role implements Node {
+  @Field()
+  @PrimaryColumn({ type: 'text' })
+  name!: string;
+
+  @NodeId()
+  get nodeId(): string {
+    return toGlobalId('Role', this.name);
+  }
+
+  @Field(() => String, { nullable: true })
+  @Column({ type: 'text', nullable: true })
+  description!: string | null;
+
+  @Field(() => JSONScalar, { description: 'CASL rules: action, subject, conditions, fields, inverted, reason' })
+  @Column({ type: 'jsonb' })
+  rules!: PolicyRule[];
+
+  @Field({ description: 'Seeded by the server; may be edited, not deleted' })
+  @Column({ type: 'boolean', default: false })
+  builtIn!: boolean;
+
+  @Field()
+  @UpdateDateColumn({ type: 'timestamptz' })
+  updatedAt!: Date;
+}

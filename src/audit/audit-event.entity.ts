@@ -1,0 +1,99 @@
+import { Field, ObjectType, registerEnumType } from 'type-graphql';
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { toGlobalId } from '../core/global-id';
+import { Node, NodeId } from '../core/node';
+import { JSONScalar } from '../core/scalars';
+
+export enum AuditDecision {
+  ALLOWED = 'ALLOWED',
+  DENIED = 'DENIED',
+}
+registerEnumType(AuditDecision, { name: 'AuditDecision' });
+
+const seqTransformer = { to: (v: number) => v, from: (v: string) => Number(v) };
+
+/**
+ * One link of the append-only audit chain: hash = sha256(prevHash ‖ canonical JSON of the event).
+ * Rows are never updated or deleted (a trigger refuses it).
+ */
+@ObjectType({ implements: Node, description: 'One entry of the hash-chained, append-only audit trail' })
+@Entity()
+@Index(['occurredAt'])
+@Index(['actorId', 'seq'])
+@Index(['subjectType', 'subjectId', 'seq'])
+@Index(['action', 'seq'])
+export class AuditEvent implements Node {
+  @Field(() => Number, { description: 'Position in the chain, from 1, without gaps' })
+  @PrimaryColumn({ type: 'bigint', transformer: seqTransformer })
+  seq!: number;
+
+  @NodeId()
+  get nodeId(): string {
+    return toGlobalId('AuditEvent', String(this.seq));
+  }
+
+  @Field()
+  @Column({ type: 'timestamptz', precision: 3 })
+  occurredAt!: Date;
+
+  @Field({ description: 'Principal id, or "anonymous"' })
+  @Column({ type: 'text' })
+  actorId!: string;
+
+  @Field({ description: 'user, service, system' })
+  @Column({ type: 'text' })
+  actorKind!: string;
+
+  @Field({ description: 'What was attempted, e.g. modelVersion.approve' })
+  @Column({ type: 'text' })
+  action!: string;
+
+  @Field()
+  @Column({ type: 'text' })
+  subjectType!: string;
+
+  @Field(() => String, { nullable: true, description: 'Global ID of the subject' })
+  @Column({ type: 'text', nullable: true })
+  subjectId!: string | null;
+
+  @Field(() => AuditDecision)
+  @Column({ type: 'enum', enum: AuditDecision, enumName: 'audit_decision' })
+  decision!: AuditDecision;
+
+  @Field(() => String, { nullable: true, description: 'Why it was allowed or denied' })
+  @Column({ type: 'text', nullable: true })
+  reason!: string | null;
+
+  @Field(() => JSONScalar, { nullable: true })
+  @Column({ type: 'jsonb', nullable: true })
+  before!: object | null;
+
+  @Field(() => JSONScalar, { nullable: true })
+  @Column({ type: 'jsonb', nullable: true })
+  after!: object | null;
+
+  @Field(() => String, { nullable: true })
+  @Column({ type: 'text', nullable: true })
+  requestId!: string | null;
+
+  @Field()
+  @Column({ type: 'char', length: 64, unique: true })
+  prevHash!: string;
+
+  @Field()
+  @Column({ type: 'char', length: 64, unique: true })
+  hash!: string;
+}
+
+/** The chain's tip, moved in the same transaction as each append: deleting the newest rows is detectable. */
+@Entity()
+export class AuditHead {
+  @PrimaryColumn({ type: 'smallint' })
+  id!: number;
+
+  @Column({ type: 'bigint', transformer: seqTransformer })
+  seq!: number;
+
+  @Column({ type: 'char', length: 64 })
+  hash!: string;
+}

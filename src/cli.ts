@@ -1,0 +1,96 @@
+import 'reflect-metadata';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { printSchema, lexicographicSortSchema } from 'graphql';
+import { signToken } from './access/authenticate';
+import { verifyChain } from './audit/audit.service';
+import { ConfigError, loadConfig } from './config';
+import { openDatabase } from './core/database';
+import { buildAppSchema } from './server';
+
+const USAGE = `usage: npm run cli -- <command>
+  migrate                          apply pending migrations to DATABASE_URL
+  audit verify                     walk the audit chain; exit 1 and name the first broken link
+  schema [--check]                 write schema/schema.graphql (--check: exit 1 if it is stale)
+  token --role R [--team T]... [--sub S] [--hours H]   print a bearer token (development)`;
+
+export async function emittedSchema(): Promise<string> {
+  return printSchema(lexicographicSortSchema(await buildAppSchema())) + '\n';
+}
+
+async function run(argv: string[]): Promise<number> {
+  const [cmd, sub, ...rest] = argv;
+  const config = loadConfig();
+  if (cmd === 'migrate') {
+    const db = await openDatabase(config.databaseUrl);
+    await db.destroy();
+    process.stdout.write('migrations applied\n');
+    return 0;
+  }
+  if (cmd === 'audit' && sub === 'verify') {
+    const db = await openDatabase(config.databaseUrl);
+    try {
+      const r = await verifyChain(db);
+      if (r.ok) {
+        process.stdout.write(`audit chain intact: ${r.checked} events, last hash ${r.lastHash}\n`);
+        return 0;
+      }
+      process.stdout.write(`audit chain BROKEN at event ${r.firstBreak!.seq}: ${r.firstBreak!.problem} (${r.checked} events verified before it)\n`);
+      return 1;
+    } finally {
+      await db.destroy();
+    }
+  }
+  if (cmd === 'schema') {
+    const file = path.resolve(__dirname, '../../schema/schema.graphql');
+    const sdl = await emittedSchema();
+    if (sub === '--check') {
+      const { readFile } = await import('node:fs/promises');
+      const current = await readFile(file, 'utf8').catch(() => '');
+      if (current !== sdl) {
+        process.stdout.write('schema/schema.graphql is stale: run npm run schema\n');
+        return 1;
+      }
+      process.stdout.write('schema/schema.graphql is up to date\n');
+      return 0;
+    }
+    await writeFile(file, sdl);
+    process.stdout.write(`wrote ${path.relative(process.cwd(), file)}\n`);
+    return 0;
+  }
+  if (cmd === 'token') {
+    const args = [sub, ...rest];
+    const roles: string[] = [];
+    const teams: string[] = [];
+    let subject = 'cli-user';
+    let hours = 12;
+    for (let i = 0; i < args.length; i += 2) {
+      const [flag, value] = [args[i], args[i + 1]];
+      if (!value) return usage();
+      if (flag === '--role') roles.push(value);
+      else if (flag === '--team') teams.push(value);
+      else if (flag === '--sub') subject = value;
+      else if (flag === '--hours') hours = Number(value);
+      else return usage();
+    }
+    if (roles.length === 0 || !(hours > 0)) return usage();
+    process.stdout.write(signToken(config.jwtSecret, { sub: subject, roles, teams }, Math.round(hours * 3600)) + '\n');
+    return 0;
+  }
+  return usage();
+}
+
+function usage(): number {
+  process.stderr.write(USAGE + '\n');
+  return 2;
+}
+
+if (require.main === module) {
+  run(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e) => {
+      process.stderr.write(`modelgov: ${e instanceof ConfigError ? e.message : (e as Error).message}\n`);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,129 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+
+/** Raised when the environment does not describe a runnable server; the message names the variable. */
+export class ConfigError extends Error {}
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const int = (min: number, max: number) =>
+  z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
+const schema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  PORT: int(0, 65535).default(4000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .default('postgres://localhost:5432/modelgov'),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: z.string().regex(/^[\w:.-]{1,64}$/, 'letters, digits, ":", ".", "-" only').default('modelgov:'),
+  AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  SEED_DEMO: bool.optional(),
+  DATA_DIR: z.string().min(1).default('.modelgov'),
+  ARTIFACT_ROOT: z.string().min(1).optional(),
+  ARTIFACT_MAX_BYTES: int(1024, 8 * 1024 ** 3).default(256 * 1024 * 1024),
+  BODY_LIMIT_BYTES: int(1024, 64 * 1024 ** 2).default(1024 * 1024),
+  MAX_QUERY_DEPTH: int(2, 100).default(12),
+  MAX_QUERY_COST: int(10, 10_000_000).default(20_000),
+  MAX_QUERY_ALIASES: int(1, 10_000).default(30),
+  MAX_LINEAGE_DEPTH: int(1, 100).default(20),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
+});
+
+export interface Config {
+  env: 'development' | 'production' | 'test';
+  isProduction: boolean;
+  port: number;
+  host: string;
+  databaseUrl: string;
+  redisUrl: string;
+  redisPrefix: string;
+  /** Secret. Signs and verifies bearer tokens (HS256). */
+  jwtSecret: string;
+  seedDemo: boolean;
+  dataDir: string;
+  artifactRoot: string;
+  artifactMaxBytes: number;
+  bodyLimitBytes: number;
+  maxQueryDepth: number;
+  maxQueryCost: number;
+  maxQueryAliases: number;
+  maxLineageDepth: number;
+  logLevel: string;
+  shutdownGraceMs: number;
+}
+
+/** Names of the variables whose values must never be logged or echoed. */
+export const SECRET_VARIABLES = ['AUTH_JWT_SECRET', 'DATABASE_URL', 'REDIS_URL'] as const;
+
+/**
+ * Reads and validates the environment once. Throws {@link ConfigError} naming the first bad
+ * variable. In development an unset AUTH_JWT_SECRET is generated once and kept under DATA_DIR.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, string> = {};
+  for (const key of Object.keys(schema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const name = String(issue.path[0]);
+    const shown = (SECRET_VARIABLES as readonly string[]).includes(name) ? '' : ` (got ${JSON.stringify(raw[name])})`;
+    throw new ConfigError(`invalid ${name}: ${issue.message}${shown}`);
+  }
+  const c = parsed.data;
+  const isProduction = c.NODE_ENV === 'production';
+  const dataDir = path.resolve(c.DATA_DIR);
+  let jwtSecret = c.AUTH_JWT_SECRET;
+  if (!jwtSecret) {
+    if (isProduction) throw new ConfigError('missing AUTH_JWT_SECRET: required when NODE_ENV=production');
+    jwtSecret = developmentSecret(dataDir);
+  }
+  return {
+    env: c.NODE_ENV,
+    isProduction,
+    port: c.PORT,
+    host: c.HOST,
+    databaseUrl: c.DATABASE_URL,
+    redisUrl: c.REDIS_URL,
+    redisPrefix: c.REDIS_PREFIX,
+    jwtSecret,
+    seedDemo: c.SEED_DEMO ?? c.NODE_ENV === 'development',
+    dataDir,
+    artifactRoot: path.resolve(c.ARTIFACT_ROOT ?? path.join(dataDir, 'artifacts')),
+    artifactMaxBytes: c.ARTIFACT_MAX_BYTES,
+    bodyLimitBytes: c.BODY_LIMIT_BYTES,
+    maxQueryDepth: c.MAX_QUERY_DEPTH,
+    maxQueryCost: c.MAX_QUERY_COST,
+    maxQueryAliases: c.MAX_QUERY_ALIASES,
+    maxLineageDepth: c.MAX_LINEAGE_DEPTH,
+    logLevel: c.LOG_LEVEL,
+    shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
+  };
+}
+
+function developmentSecret(dataDir: string): string {
+  const file = path.join(dataDir, 'jwt-secret');
+  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const secret = randomBytes(48).toString('base64url');
+  // 'wx' so that two processes starting together keep the first one's secret.
+  try {
+    writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
+  } catch {
+    return readFileSync(file, 'utf8').trim();
+  }
+  return secret;
+}

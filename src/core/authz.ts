@@ -1,0 +1,38 @@
+import { subjectOf } from '../access/ability';
+import type { ActionName, SubjectName } from '../access/policy-rules';
+import type { RequestContext } from './context';
+import { AppError, ErrorCode, badInput, conflict, forbidden, notFound } from './errors';
+import { toGlobalId } from './global-id';
+import { Team } from '../access/team.entity';
+
+/** Throws FORBIDDEN (recorded as DENIED for mutations) unless the ability allows `action` on this row. */
+export function assertCan(ctx: RequestContext, action: ActionName, subjectName: SubjectName, row: object, key = (row as { id?: string }).id): void {
+  if (!ctx.ability.can(action, subjectOf(subjectName, row))) {
+    const err = forbidden(`Not allowed to ${action} this ${subjectName}`);
+    err.details.subjectType = subjectName;
+    err.details.subjectId = key ? toGlobalId(subjectName, key) : null;
+    throw err;
+  }
+}
+
+/** The team a new row belongs to: the named one, or the caller's only team. */
+export async function resolveTeam(ctx: RequestContext, name: string | null | undefined): Promise<Team> {
+  const repo = (ctx.em ?? ctx.app.db.manager).getRepository(Team);
+  if (name) {
+    const team = await repo.findOne({ where: { name } });
+    if (!team) throw notFound(`Team "${name}"`);
+    return team;
+  }
+  const own = ctx.principal?.teamIds ?? [];
+  if (own.length !== 1) throw badInput('team is required (the caller belongs to more than one team, or none)', { field: 'team' });
+  return repo.findOneOrFail({ where: { id: own[0] } });
+}
+
+/** Maps constraint violations to client errors; anything else is rethrown untouched. */
+export function mapDbError(e: unknown, what: string): never {
+  const code = (e as { code?: string; driverError?: { code?: string } }).driverError?.code ?? (e as { code?: string }).code;
+  if (code === '23505') throw conflict(`${what} already exists`, { reason: 'DUPLICATE' });
+  if (code === '23503') throw new AppError(ErrorCode.CONFLICT, `${what} refers to, or is referred to by, another record`, { reason: 'REFERENCE' });
+  if (code === '23514') throw badInput(`${what} violates a constraint`);
+  throw e;
+}

@@ -1,0 +1,49 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import type Redis from 'ioredis';
+import type { AppAbility, Principal } from '../access/ability';
+import type { Config } from '../config';
+import type { AppError } from './errors';
+import type { Logger } from './logger';
+import type { Loaders } from './loaders';
+import type { ArtifactStore } from '../registry/artifact-store';
+
+/** The long-lived parts every request and job shares. */
+export interface AppServices {
+  config: Config;
+  db: DataSource;
+  redis: Redis;
+  log: Logger;
+  artifacts: ArtifactStore;
+}
+
+/**
+ * Everything a service method needs about the caller, passed first to every service call:
+ * who (principal, ability), which request (requestId, log), and the shared services.
+ */
+export interface RequestContext {
+  requestId: string;
+  principal: Principal | null;
+  /** Why authentication failed, when a credential was presented and refused. */
+  authError: AppError | null;
+  ability: AppAbility;
+  app: AppServices;
+  log: Logger;
+  loaders: Loaders;
+  /** Set inside a transaction started by {@link inTransaction}. */
+  em?: EntityManager;
+  /** Audit events written for this request (each mutation must write exactly one). */
+  auditEvents: number;
+}
+
+/** Runs `work` in one transaction; audit events written through `ctx` join it. */
+export async function inTransaction<T>(ctx: RequestContext, work: (em: EntityManager) => Promise<T>): Promise<T> {
+  if (ctx.em) return work(ctx.em);
+  return ctx.app.db.transaction(async (em) => {
+    ctx.em = em;
+    try {
+      return await work(em);
+    } finally {
+      ctx.em = undefined;
+    }
+  });
+}

@@ -1,0 +1,73 @@
+import { userInfo } from 'node:os';
+import { Client } from 'pg';
+import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
+import { MIGRATIONS } from '../../migrations';
+import { ENTITIES } from './entities';
+import { SnakeNamingStrategy } from './naming-strategy';
+
+/** Counts SQL statements, for tests and benchmarks that hold the statement budget. */
+export class StatementCounter implements TypeOrmLogger {
+  count = 0;
+  logQuery(): void {
+    this.count += 1;
+  }
+  logQueryError(): void {}
+  logQuerySlow(): void {}
+  logSchemaBuild(): void {}
+  logMigration(): void {}
+  log(): void {}
+}
+
+/** libpq's rule, which node-postgres lacks where $USER is unset: no user in the URL means the OS user. */
+export function withDefaultUser(url: string): string {
+  const u = new URL(url);
+  if (!u.username) u.username = encodeURIComponent(process.env.PGUSER ?? userInfo().username);
+  return u.toString();
+}
+
+export function createDataSource(url: string, counter = new StatementCounter()): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url: withDefaultUser(url),
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTableName: 'schema_migration',
+    migrationsTransactionMode: 'each',
+    namingStrategy: new SnakeNamingStrategy(),
+    synchronize: false,
+    uuidExtension: 'pgcrypto',
+    logging: ['query'],
+    logger: counter,
+    extra: { max: 20, application_name: 'modelgov' },
+  });
+}
+
+/** Creates the database named in `url` when it does not exist yet. */
+export async function ensureDatabase(url: string): Promise<void> {
+  const target = new URL(url);
+  const name = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (!name) throw new Error('DATABASE_URL names no database');
+  const admin = new URL(withDefaultUser(url));
+  admin.pathname = '/postgres';
+  const client = new Client({ connectionString: admin.toString() });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (!rowCount) {
+      await client.query(`CREATE DATABASE "${name.replace(/"/g, '""')}"`).catch((e: { code?: string }) => {
+        if (e.code !== '42P04') throw e; // created meanwhile by another process
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+/** Connects and applies pending migrations (each in its own transaction). */
+export async function openDatabase(url: string, counter?: StatementCounter): Promise<DataSource> {
+  await ensureDatabase(url);
+  const db = createDataSource(url, counter);
+  await db.initialize();
+  await db.runMigrations();
+  return db;
+}

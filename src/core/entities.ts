@@ -1,0 +1,41 @@
+import { ApiKey } from '../access/api-key.entity';
+import { Role } from '../access/role.entity';
+import { Team } from '../access/team.entity';
+import { AuditEvent, AuditHead } from '../audit/audit-event.entity';
+import { CodeVersion } from '../lineage/code-version.entity';
+import { Config } from '../lineage/config.entity';
+import { Dataset } from '../lineage/dataset.entity';
+import { DatasetVersion, DatasetVersionParent } from '../lineage/dataset-version.entity';
+import { Environment } from '../lineage/environment.entity';
+import { SeedSet } from '../lineage/seed-set.entity';
+import { TrainingRun, TrainingRunDataset } from '../lineage/training-run.entity';
+import { Approval } from '../registry/approval.entity';
+import { Artifact } from '../registry/artifact.entity';
+import { Model } from '../registry/model.entity';
+import { ModelVersion, ModelVersionAlias } from '../registry/model-version.entity';
+import { Deployment, TrafficShare } from '../rollouts/deployment.entity';
+
+/** Every persisted entity; the migrations must produce exactly their schema. */
+export const ENTITIES = [
+  Team,
+  Role,
+  ApiKey,
+  Dataset,
+  DatasetVersion,
+  DatasetVersionParent,
+  CodeVersion,
+  Config,
+  SeedSet,
+  Environment,
+  TrainingRun,
+  TrainingRunDataset,
+  Artifact,
+  Model,
+  ModelVersion,
+  ModelVersionAlias,
+  Approval,
+  Deployment,
+  TrafficShare,
+  AuditEvent,
+  AuditHead,
+];

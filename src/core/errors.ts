@@ -1,0 +1,87 @@
+import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+
+/** The closed set of codes a client may branch on, in `extensions.code`. */
+export const ErrorCode = {
+  UNAUTHENTICATED: 'UNAUTHENTICATED',
+  FORBIDDEN: 'FORBIDDEN',
+  NOT_FOUND: 'NOT_FOUND',
+  BAD_USER_INPUT: 'BAD_USER_INPUT',
+  CONFLICT: 'CONFLICT',
+  INTERNAL: 'INTERNAL',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/**
+ * Every expected failure is an AppError. `code` is one of {@link ErrorCode}; `reason` is an
+ * optional namespaced domain code (for example `REGISTRY_INVALID_TRANSITION`) that narrows it.
+ */
+export class AppError extends GraphQLError {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: { reason?: string; field?: string; [k: string]: unknown } = {},
+  ) {
+    super(message, { extensions: { code, ...details } });
+    this.name = 'AppError';
+  }
+}
+
+export const unauthenticated = (message = 'Authentication required') =>
+  new AppError(ErrorCode.UNAUTHENTICATED, message);
+export const forbidden = (message = 'Not allowed') => new AppError(ErrorCode.FORBIDDEN, message);
+export const notFound = (what: string) => new AppError(ErrorCode.NOT_FOUND, `${what} not found`);
+export const badInput = (message: string, details: AppError['details'] = {}) =>
+  new AppError(ErrorCode.BAD_USER_INPUT, message, details);
+export const conflict = (message: string, details: AppError['details'] = {}) =>
+  new AppError(ErrorCode.CONFLICT, message, details);
+
+const PASS_THROUGH_CODES = new Set<string>([
+  ...Object.values(ErrorCode),
+  // graphql-js and Apollo's own request-level failures: they describe the request, not the server.
+  'GRAPHQL_PARSE_FAILED',
+  'GRAPHQL_VALIDATION_FAILED',
+  'BAD_REQUEST',
+  'PERSISTED_QUERY_NOT_FOUND',
+  'PERSISTED_QUERY_NOT_SUPPORTED',
+  'OPERATION_RESOLUTION_FAILURE',
+]);
+
+/**
+ * The one mapping from anything thrown to what a client sees: known codes pass with their
+ * message; anything else becomes INTERNAL with a fixed message. Never a stack trace.
+ */
+export function toClientError(formatted: GraphQLFormattedError, requestId: string | undefined): GraphQLFormattedError {
+  const ext = { ...(formatted.extensions ?? {}) } as Record<string, unknown>;
+  delete ext.stacktrace;
+  delete ext.exception;
+  let code = typeof ext.code === 'string' ? ext.code : undefined;
+  // type-graphql's argument validation reports BAD_USER_INPUT with class-validator details.
+  if (code === 'BAD_USER_INPUT' || (code && PASS_THROUGH_CODES.has(code))) {
+    if (code === 'GRAPHQL_VALIDATION_FAILED' || code === 'GRAPHQL_PARSE_FAILED' || code === 'BAD_REQUEST') {
+      ext.reason = ext.reason ?? code;
+      code = ErrorCode.BAD_USER_INPUT;
+    }
+    return { ...formatted, extensions: { ...sanitize(ext), code, requestId } };
+  }
+  return {
+    message: 'Internal server error',
+    locations: formatted.locations,
+    path: formatted.path,
+    extensions: { code: ErrorCode.INTERNAL, requestId },
+  };
+}
+
+function sanitize(ext: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(ext)) {
+    if (k === 'validationErrors' && Array.isArray(v)) {
+      out[k] = v.map((e: { property?: string; constraints?: Record<string, string> }) => ({
+        property: e.property,
+        constraints: e.constraints,
+      }));
+    } else {
+      out[k] = v;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,83 @@
+import type { ApolloServerPlugin } from '@apollo/server';
+import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
+import { Kind, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
+import { badInput } from './errors';
+
+export interface QueryLimits {
+  maxDepth: number;
+  maxCost: number;
+  maxAliases: number;
+}
+
+/** Depth of the deepest field path, following fragments (introspection's own fields count too). */
+function depthOf(set: SelectionSetNode | undefined, fragments: Map<string, FragmentDefinitionNode>, seen: Set<string>): number {
+  if (!set) return 0;
+  let max = 0;
+  for (const sel of set.selections) {
+    if (sel.kind === Kind.FIELD) max = Math.max(max, 1 + depthOf(sel.selectionSet, fragments, seen));
+    else if (sel.kind === Kind.INLINE_FRAGMENT) max = Math.max(max, depthOf(sel.selectionSet, fragments, seen));
+    else {
+      const name = sel.name.value;
+      if (seen.has(name)) continue; // a fragment cycle is refused by validation; do not loop on it here
+      const frag = fragments.get(name);
+      seen.add(name);
+      max = Math.max(max, depthOf(frag?.selectionSet, fragments, seen));
+      seen.delete(name);
+    }
+  }
+  return max;
+}
+
+function aliasesOf(document: DocumentNode): number {
+  let n = 0;
+  const walk = (set: SelectionSetNode | undefined) => {
+    for (const sel of set?.selections ?? []) {
+      if (sel.kind === Kind.FIELD && sel.alias) n += 1;
+      if ('selectionSet' in sel) walk(sel.selectionSet);
+    }
+  };
+  for (const def of document.definitions) if ('selectionSet' in def) walk(def.selectionSet as SelectionSetNode);
+  return n;
+}
+
+/** Lists multiply their children's cost by their page size (`first`, default 50). */
+const pageEstimator: ComplexityEstimator = ({ args, childComplexity }) => {
+  if ('first' in args || 'after' in args) return 1 + childComplexity * Math.max(1, Number(args.first ?? 50));
+  return undefined;
+};
+
+/**
+ * Refuses, before execution, operations that are too deep, use too many aliases, or would cost
+ * too much (each field 1, lists × their page size): BAD_USER_INPUT with a `reason`.
+ */
+export function queryLimitsPlugin(schema: GraphQLSchema, limits: QueryLimits): ApolloServerPlugin {
+  return {
+    async requestDidStart() {
+      return {
+        async didResolveOperation({ document, operation, request }) {
+          const fragments = new Map(
+            document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((f) => [f.name.value, f]),
+          );
+          const depth = depthOf((operation as OperationDefinitionNode).selectionSet, fragments, new Set());
+          if (depth > limits.maxDepth) {
+            throw badInput(`Query depth ${depth} exceeds the limit of ${limits.maxDepth}`, { reason: 'QUERY_TOO_DEEP', depth, limit: limits.maxDepth });
+          }
+          const aliases = aliasesOf(document);
+          if (aliases > limits.maxAliases) {
+            throw badInput(`Query uses ${aliases} aliases; the limit is ${limits.maxAliases}`, { reason: 'TOO_MANY_ALIASES', aliases, limit: limits.maxAliases });
+          }
+          const cost = getComplexity({
+            schema,
+            query: document,
+            operationName: request.operationName ?? undefined,
+            variables: request.variables ?? {},
+            estimators: [pageEstimator, simpleEstimator({ defaultComplexity: 1 })],
+          });
+          if (cost > limits.maxCost) {
+            throw badInput(`Query cost ${cost} exceeds the limit of ${limits.maxCost}`, { reason: 'QUERY_TOO_COSTLY', cost, limit: limits.maxCost });
+          }
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,96 @@
+import { Field, Int, ObjectType } from 'type-graphql';
+import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import { Team } from '../access/team.entity';
+import { toGlobalId } from '../core/global-id';
+import { Node, NodeId } from '../core/node';
+import { bigintAsNumber, JSONScalar } from '../core/scalars';
+import { Classification, Dataset } from './dataset.entity';
+
+export interface ColumnSchema {
+  name: string;
+  type: string;
+  nullable?: boolean;
+}
+
+@ObjectType({ implements: Node, description: 'An immutable, content-hashed snapshot of a dataset' })
+@Entity()
+@Index(['datasetId', 'version'], { unique: true })
+@Index(['datasetId', 'sha256'], { unique: true })
+@Index(['teamId', 'createdAt'])
+export class DatasetVersion implements Node {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @NodeId()
+  get nodeId(): string {
+    return toGlobalId('DatasetVersion', this.id);
+  }
+
+  @Column('uuid')
+  datasetId!: string;
+
+  @ManyToOne(() => Dataset, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'dataset_id' })
+  dataset?: Dataset;
+
+  @Column('uuid')
+  teamId!: string;
+
+  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'team_id' })
+  team?: Team;
+
+  @Field(() => Classification, { description: "The dataset's classification, copied when the version was registered" })
+  @Column({ type: 'enum', enum: Classification, enumName: 'classification' })
+  classification!: Classification;
+
+  @Field(() => Int, { description: 'Numbered from 1 within its dataset' })
+  @Column({ type: 'int' })
+  version!: number;
+
+  // uri and sourceQuery are exposed through field resolvers that check field-level permission.
+  @Column({ type: 'text' })
+  uri!: string;
+
+  @Column({ type: 'text', nullable: true })
+  sourceQuery!: string | null;
+
+  @Field({ description: 'sha256 of the content, lowercase hex' })
+  @Column({ type: 'char', length: 64 })
+  sha256!: string;
+
+  @Field(() => Number, { description: 'Rows in this version' })
+  @Column({ type: 'bigint', transformer: bigintAsNumber })
+  rowCount!: number;
+
+  @Field(() => JSONScalar, { description: 'Columns: [{ name, type, nullable }]' })
+  @Column({ type: 'jsonb' })
+  columnSchema!: ColumnSchema[];
+
+  @Field()
+  @Column({ type: 'text' })
+  createdBy!: string;
+
+  @Field()
+  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
+  createdAt!: Date;
+}
+
+/** "child was derived from parent": a lineage edge between dataset versions. */
+@Entity()
+@Index(['parentId'])
+export class DatasetVersionParent {
+  @PrimaryColumn('uuid')
+  childId!: string;
+
+  @PrimaryColumn('uuid')
+  parentId!: string;
+
+  @ManyToOne(() => DatasetVersion, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'child_id' })
+  child?: DatasetVersion;
+
+  @ManyToOne(() => DatasetVersion, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'parent_id' })
+  parent?: DatasetVersion;
+}

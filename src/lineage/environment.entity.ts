@@ -1,0 +1,53 @@
+import { Field, ObjectType } from 'type-graphql';
+import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
+import { Team } from '../access/team.entity';
+import { toGlobalId } from '../core/global-id';
+import { Node, NodeId } from '../core/node';
+
+@ObjectType({ implements: Node, description: 'Where a run executed: runtime, locked dependencies, image, hardware' })
+@Entity()
+@Index(['teamId', 'sha256'], { unique: true })
+export class Environment implements Node {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @NodeId()
+  get nodeId(): string {
+    return toGlobalId('Environment', this.id);
+  }
+
+  @Column('uuid')
+  teamId!: string;
+
+  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'team_id' })
+  team?: Team;
+
+  @Field({ description: 'sha256 of the canonical JSON of the other fields' })
+  @Column({ type: 'char', length: 64 })
+  sha256!: string;
+
+  @Field({ description: 'For example "python 3.11.7" or "node 20.20"' })
+  @Column({ type: 'text' })
+  runtime!: string;
+
+  @Field()
+  @Column({ type: 'char', length: 64 })
+  lockfileSha256!: string;
+
+  @Field(() => String, { nullable: true, description: 'Container image digest, sha256:…' })
+  @Column({ type: 'text', nullable: true })
+  imageDigest!: string | null;
+
+  @Field({ description: 'For example "cpu x2" or "1x NVIDIA H100"' })
+  @Column({ type: 'text' })
+  hardware!: string;
+
+  @Field()
+  @Column({ type: 'text' })
+  createdBy!: string;
+
+  @Field()
+  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
+  createdAt!: Date;
+}

@@ -1,0 +1,210 @@
+import { Field, ID, ObjectType, registerEnumType } from 'type-graphql';
+import type { DataSource, EntityMetadata } from 'typeorm';
+import { accessibleSql, positional } from '../access/casl-sql';
+import type { SubjectName } from '../access/policy-rules';
+import type { RequestContext } from '../core/context';
+import { badInput, notFound } from '../core/errors';
+import { fromGlobalId, isUuid, toGlobalId } from '../core/global-id';
+import { Node } from '../core/node';
+import { ModelVersion } from '../registry/model-version.entity';
+import { Deployment } from '../rollouts/deployment.entity';
+import { CodeVersion } from './code-version.entity';
+import { Config } from './config.entity';
+import { DatasetVersion } from './dataset-version.entity';
+import { Environment } from './environment.entity';
+import { SeedSet } from './seed-set.entity';
+import { TrainingRun } from './training-run.entity';
+
+export enum LineageDirection {
+  UPSTREAM = 'UPSTREAM',
+  DOWNSTREAM = 'DOWNSTREAM',
+  BOTH = 'BOTH',
+}
+registerEnumType(LineageDirection, { name: 'LineageDirection', description: 'UPSTREAM: what it came from; DOWNSTREAM: what came from it' });
+
+export enum LineageRelation {
+  DERIVED = 'DERIVED',
+  USED = 'USED',
+  PRODUCED = 'PRODUCED',
+  SERVES = 'SERVES',
+}
+registerEnumType(LineageRelation, {
+  name: 'LineageRelation',
+  description: 'Edges point downstream: DERIVED (dataset version → derived dataset version), USED (input → training run), PRODUCED (training run → model version), SERVES (model version → deployment)',
+});
+
+@ObjectType({ description: 'A directed lineage edge, from the upstream node to the downstream one' })
+export class LineageEdge {
+  @Field(() => ID)
+  from!: string;
+
+  @Field(() => ID)
+  to!: string;
+
+  @Field(() => LineageRelation)
+  relation!: LineageRelation;
+}
+
+@ObjectType({ description: 'The part of the lineage graph reachable from a node that the caller may read' })
+export class Lineage {
+  @Field(() => Node)
+  root!: Node;
+
+  @Field(() => [Node], { description: 'Every node reached, the root first; nodes the caller may not read are left out and not traversed' })
+  nodes!: Node[];
+
+  @Field(() => [LineageEdge])
+  edges!: LineageEdge[];
+
+  @Field({ description: 'The traversal stopped at the node limit before reaching the requested depth' })
+  truncated!: boolean;
+}
+
+type NodeType = 'DatasetVersion' | 'CodeVersion' | 'Config' | 'SeedSet' | 'Environment' | 'TrainingRun' | 'ModelVersion' | 'Deployment';
+
+const NODE_ENTITIES: Record<NodeType, { entity: Function; table: string }> = {
+  DatasetVersion: { entity: DatasetVersion, table: 'dataset_version' },
+  CodeVersion: { entity: CodeVersion, table: 'code_version' },
+  Config: { entity: Config, table: 'config' },
+  SeedSet: { entity: SeedSet, table: 'seed_set' },
+  Environment: { entity: Environment, table: 'environment' },
+  TrainingRun: { entity: TrainingRun, table: 'training_run' },
+  ModelVersion: { entity: ModelVersion, table: 'model_version' },
+  Deployment: { entity: Deployment, table: 'deployment' },
+};
+export const LINEAGE_NODE_TYPES = Object.keys(NODE_ENTITIES) as NodeType[];
+
+/** One kind of edge: rows of `link` join `fromCol` (upstream id) to `toCol` (downstream id). */
+interface EdgeKind {
+  relation: LineageRelation;
+  from: NodeType;
+  to: NodeType;
+  link: string;
+  fromCol: string;
+  toCol: string;
+}
+
+const EDGE_KINDS: EdgeKind[] = [
+  { relation: LineageRelation.DERIVED, from: 'DatasetVersion', to: 'DatasetVersion', link: 'dataset_version_parent', fromCol: 'parent_id', toCol: 'child_id' },
+  { relation: LineageRelation.USED, from: 'DatasetVersion', to: 'TrainingRun', link: 'training_run_dataset', fromCol: 'dataset_version_id', toCol: 'training_run_id' },
+  { relation: LineageRelation.USED, from: 'CodeVersion', to: 'TrainingRun', link: 'training_run', fromCol: 'code_version_id', toCol: 'id' },
+  { relation: LineageRelation.USED, from: 'Config', to: 'TrainingRun', link: 'training_run', fromCol: 'config_id', toCol: 'id' },
+  { relation: LineageRelation.USED, from: 'SeedSet', to: 'TrainingRun', link: 'training_run', fromCol: 'seed_set_id', toCol: 'id' },
+  { relation: LineageRelation.USED, from: 'Environment', to: 'TrainingRun', link: 'training_run', fromCol: 'environment_id', toCol: 'id' },
+  { relation: LineageRelation.USED, from: 'ModelVersion', to: 'TrainingRun', link: 'training_run', fromCol: 'base_model_version_id', toCol: 'id' },
+  { relation: LineageRelation.PRODUCED, from: 'TrainingRun', to: 'ModelVersion', link: 'model_version', fromCol: 'training_run_id', toCol: 'id' },
+  { relation: LineageRelation.SERVES, from: 'ModelVersion', to: 'Deployment', link: 'traffic_share', fromCol: 'model_version_id', toCol: 'deployment_id' },
+];
+
+/** Turns a row read as jsonb back into an entity instance (dates, numbers and getters included). */
+function hydrate(db: DataSource, type: NodeType, json: Record<string, unknown>): object {
+  const meta: EntityMetadata = db.getMetadata(NODE_ENTITIES[type].entity);
+  const row = meta.create() as Record<string, unknown>;
+  for (const col of meta.columns) {
+    let v = json[col.databaseName];
+    if (v === undefined) continue;
+    if (v !== null && (col.type === 'timestamptz' || col.type === Date)) v = new Date(v as string);
+    else if (v !== null && col.type === 'bigint') v = Number(v);
+    row[col.propertyName] = v;
+  }
+  return row;
+}
+
+interface Found {
+  relation: LineageRelation;
+  from_type: NodeType;
+  from_id: string;
+  to_type: NodeType;
+  to_id: string;
+  node_type: NodeType;
+  node: Record<string, unknown>;
+}
+
+/**
+ * Breadth-first traversal, one SQL statement per level: every edge kind adjacent to the frontier,
+ * joined to the far node's table and filtered by the caller's read rules, in one UNION ALL.
+ * Nodes the caller may not read are neither returned nor traversed.
+ */
+export async function traverseLineage(
+  ctx: RequestContext,
+  id: string,
+  direction: LineageDirection,
+  depth: number,
+  maxNodes = 10_000,
+): Promise<Lineage> {
+  if (!Number.isInteger(depth) || depth < 0 || depth > ctx.app.config.maxLineageDepth) {
+    throw badInput(`depth must be between 0 and ${ctx.app.config.maxLineageDepth}`, { field: 'depth' });
+  }
+  const decoded = fromGlobalId(id);
+  if (!(LINEAGE_NODE_TYPES as string[]).includes(decoded.type) || !isUuid(decoded.key)) {
+    throw badInput(`id must be the ID of a ${LINEAGE_NODE_TYPES.join(', ')}`, { field: 'id', reason: 'WRONG_ID_TYPE' });
+  }
+  const rootType = decoded.type as NodeType;
+  const db = ctx.app.db;
+  const rootParams: unknown[] = [decoded.key];
+  const rootScope = accessibleSql(ctx.ability, 'read', rootType as SubjectName, 'n', positional(rootParams));
+  const rootRows: Array<{ node: Record<string, unknown> }> = await db.query(
+    `SELECT to_jsonb(n) AS node FROM ${NODE_ENTITIES[rootType].table} n WHERE n.id = $1 AND ${rootScope}`,
+    rootParams,
+  );
+  if (rootRows.length === 0) throw notFound(`${rootType} ${id}`);
+  const root = hydrate(db, rootType, rootRows[0].node) as Node;
+
+  const nodes = new Map<string, object>([[decoded.key, root]]);
+  const edges = new Map<string, LineageEdge>();
+  let frontier = new Map<NodeType, string[]>([[rootType, [decoded.key]]]);
+  let truncated = false;
+
+  for (let level = 1; level <= depth && frontier.size > 0; level++) {
+    const params: unknown[] = [];
+    const bind = positional(params);
+    const frontierParam = new Map<NodeType, string>();
+    for (const [type, ids] of frontier) frontierParam.set(type, bind(ids));
+    const branches: string[] = [];
+    const scopeCache = new Map<NodeType, string>();
+    const scope = (t: NodeType) => {
+      if (!scopeCache.has(t)) scopeCache.set(t, accessibleSql(ctx.ability, 'read', t as SubjectName, 'n', bind));
+      return scopeCache.get(t)!;
+    };
+    for (const k of EDGE_KINDS) {
+      if (direction !== LineageDirection.UPSTREAM && frontierParam.has(k.from)) {
+        branches.push(
+          `SELECT '${k.relation}' AS relation, '${k.from}' AS from_type, l.${k.fromCol}::text AS from_id, '${k.to}' AS to_type, n.id::text AS to_id, '${k.to}' AS node_type, to_jsonb(n) AS node
+           FROM ${k.link} l JOIN ${NODE_ENTITIES[k.to].table} n ON n.id = l.${k.toCol}
+           WHERE l.${k.fromCol} = ANY(${frontierParam.get(k.from)}::uuid[]) AND ${scope(k.to)}`,
+        );
+      }
+      if (direction !== LineageDirection.DOWNSTREAM && frontierParam.has(k.to)) {
+        branches.push(
+          `SELECT '${k.relation}' AS relation, '${k.from}' AS from_type, n.id::text AS from_id, '${k.to}' AS to_type, l.${k.toCol}::text AS to_id, '${k.from}' AS node_type, to_jsonb(n) AS node
+           FROM ${k.link} l JOIN ${NODE_ENTITIES[k.from].table} n ON n.id = l.${k.fromCol}
+           WHERE l.${k.toCol} = ANY(${frontierParam.get(k.to)}::uuid[]) AND ${scope(k.from)}`,
+        );
+      }
+    }
+    if (branches.length === 0) break;
+    const found: Found[] = await db.query(branches.join('\nUNION ALL\n'), params);
+    const next = new Map<NodeType, string[]>();
+    for (const f of found) {
+      const edgeKey = `${f.from_id}>${f.to_id}>${f.relation}`;
+      if (!edges.has(edgeKey)) {
+        edges.set(edgeKey, { from: toGlobalId(f.from_type, f.from_id), to: toGlobalId(f.to_type, f.to_id), relation: f.relation });
+      }
+      const nodeId = f.node_type === f.to_type && f.node.id === f.to_id ? f.to_id : f.from_id;
+      if (!nodes.has(nodeId)) {
+        if (nodes.size >= maxNodes) {
+          truncated = true;
+          continue;
+        }
+        nodes.set(nodeId, hydrate(db, f.node_type, f.node));
+        if (!next.has(f.node_type)) next.set(f.node_type, []);
+        next.get(f.node_type)!.push(nodeId);
+      }
+    }
+    frontier = next;
+    if (truncated) break;
+  }
+  // Edges whose far node was cut by the node limit would dangle: keep only edges between returned nodes.
+  const kept = [...edges.values()].filter((e) => nodes.has(fromGlobalId(e.from).key) && nodes.has(fromGlobalId(e.to).key));
+  return Object.assign(new Lineage(), { root, nodes: [...nodes.values()] as Node[], edges: kept, truncated });
+}

@@ -1,0 +1,305 @@
+import { Arg, Args, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import { subjectOf } from '../access/ability';
+import { Team } from '../access/team.entity';
+import type { RequestContext } from '../core/context';
+import { expectId } from '../core/global-id';
+import { listConnection, whereTeam } from '../core/list';
+import { Connection, PageArgs } from '../core/pagination';
+import { Policy } from '../core/policy';
+import { ModelVersion } from '../registry/model-version.entity';
+import { CodeVersion } from './code-version.entity';
+import { Config } from './config.entity';
+import { Dataset } from './dataset.entity';
+import { DatasetVersion } from './dataset-version.entity';
+import { Environment } from './environment.entity';
+import { Lineage, LineageDirection, traverseLineage } from './lineage-graph';
+import {
+  CreateDatasetInput,
+  DatasetFilter,
+  DatasetVersionFilter,
+  RecordTrainingRunInput,
+  RegisterCodeVersionInput,
+  RegisterConfigInput,
+  RegisterDatasetVersionInput,
+  RegisterEnvironmentInput,
+  RegisterSeedSetInput,
+  TeamScopedFilter,
+  TrainingRunFilter,
+} from './lineage.inputs';
+import * as lineage from './lineage.service';
+import { SeedSet } from './seed-set.entity';
+import { runDatasetLinks } from './lineage.loaders';
+import { DatasetRole, TrainingRun } from './training-run.entity';
+
+export const DatasetConnection = Connection(Dataset);
+export const DatasetVersionConnection = Connection(DatasetVersion);
+export const CodeVersionConnection = Connection(CodeVersion);
+export const ConfigConnection = Connection(Config);
+export const SeedSetConnection = Connection(SeedSet);
+export const EnvironmentConnection = Connection(Environment);
+export const TrainingRunConnection = Connection(TrainingRun);
+
+/** The team of any team-owned row, through the request's loader. */
+export const teamOf = (ctx: RequestContext, row: { teamId: string }) => ctx.loaders.byId(Team, 'Team').load(row.teamId);
+
+@ObjectType({ description: 'A dataset version a run used, and for what' })
+export class TrainingRunDatasetUse {
+  @Field(() => DatasetRole)
+  role!: DatasetRole;
+
+  @Field(() => DatasetVersion)
+  datasetVersion!: DatasetVersion;
+}
+
+@Resolver()
+export class LineageQueryResolver {
+  @Query(() => DatasetConnection, { description: 'Datasets the caller may read' })
+  @Policy({ action: 'read', subject: 'Dataset' })
+  datasets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetFilter, { nullable: true }) filter?: DatasetFilter) {
+    return listConnection(ctx, DatasetConnection, Dataset, 'Dataset', page, (qb) => {
+      whereTeam(qb, filter?.team);
+      if (filter?.classification) qb.andWhere('x.classification = :c', { c: filter.classification });
+      if (filter?.name) qb.andWhere('x.name = :n', { n: filter.name });
+    });
+  }
+
+  @Query(() => DatasetVersionConnection)
+  @Policy({ action: 'read', subject: 'DatasetVersion' })
+  datasetVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetVersionFilter, { nullable: true }) filter?: DatasetVersionFilter) {
+    return listConnection(ctx, DatasetVersionConnection, DatasetVersion, 'DatasetVersion', page, (qb) => {
+      whereTeam(qb, filter?.team);
+      if (filter?.dataset) qb.andWhere('x.dataset_id = :d', { d: expectId(filter.dataset, 'Dataset', 'filter.dataset') });
+      if (filter?.sha256) qb.andWhere('x.sha256 = :s', { s: filter.sha256 });
+    });
+  }
+
+  @Query(() => CodeVersionConnection)
+  @Policy({ action: 'read', subject: 'CodeVersion' })
+  codeVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
+    return listConnection(ctx, CodeVersionConnection, CodeVersion, 'CodeVersion', page, (qb) => contentFilter(qb, filter));
+  }
+
+  @Query(() => ConfigConnection)
+  @Policy({ action: 'read', subject: 'Config' })
+  configs(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
+    return listConnection(ctx, ConfigConnection, Config, 'Config', page, (qb) => contentFilter(qb, filter));
+  }
+
+  @Query(() => SeedSetConnection)
+  @Policy({ action: 'read', subject: 'SeedSet' })
+  seedSets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
+    return listConnection(ctx, SeedSetConnection, SeedSet, 'SeedSet', page, (qb) => contentFilter(qb, filter));
+  }
+
+  @Query(() => EnvironmentConnection)
+  @Policy({ action: 'read', subject: 'Environment' })
+  environments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
+    return listConnection(ctx, EnvironmentConnection, Environment, 'Environment', page, (qb) => contentFilter(qb, filter));
+  }
+
+  @Query(() => TrainingRunConnection)
+  @Policy({ action: 'read', subject: 'TrainingRun' })
+  trainingRuns(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TrainingRunFilter, { nullable: true }) filter?: TrainingRunFilter) {
+    return listConnection(ctx, TrainingRunConnection, TrainingRun, 'TrainingRun', page, (qb) => {
+      whereTeam(qb, filter?.team);
+      if (filter?.status) qb.andWhere('x.status = :st', { st: filter.status });
+      if (filter?.datasetVersion) {
+        qb.andWhere('x.id IN (SELECT l.training_run_id FROM training_run_dataset l WHERE l.dataset_version_id = :dv)', {
+          dv: expectId(filter.datasetVersion, 'DatasetVersion', 'filter.datasetVersion'),
+        });
+      }
+    });
+  }
+
+  @Query(() => Lineage, { description: 'The lineage graph around a dataset version, code version, config, seed set, environment, run, model version or deployment' })
+  @Policy({ action: 'read', subject: 'any' })
+  lineage(
+    @Ctx() ctx: RequestContext,
+    @Arg('id', () => ID) id: string,
+    @Arg('direction', () => LineageDirection, { defaultValue: LineageDirection.BOTH }) direction: LineageDirection,
+    @Arg('depth', () => Int, { defaultValue: 3 }) depth: number,
+  ) {
+    return traverseLineage(ctx, id, direction, depth);
+  }
+}
+
+function contentFilter(qb: Parameters<Parameters<typeof listConnection>[5]>[0], filter?: TeamScopedFilter) {
+  whereTeam(qb, filter?.team);
+  if (filter?.sha256) qb.andWhere('x.sha256 = :s', { s: filter.sha256 });
+}
+
+@Resolver()
+export class LineageMutationResolver {
+  @Mutation(() => Dataset)
+  @Policy({ action: 'create', subject: 'Dataset' })
+  createDataset(@Ctx() ctx: RequestContext, @Arg('input', () => CreateDatasetInput) input: CreateDatasetInput) {
+    return lineage.createDataset(ctx, input);
+  }
+
+  @Mutation(() => DatasetVersion)
+  @Policy({ action: 'create', subject: 'DatasetVersion' })
+  registerDatasetVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterDatasetVersionInput) input: RegisterDatasetVersionInput) {
+    return lineage.registerDatasetVersion(ctx, input);
+  }
+
+  @Mutation(() => CodeVersion, { description: 'Registers a code version; the same fields again return the existing one' })
+  @Policy({ action: 'create', subject: 'CodeVersion' })
+  registerCodeVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterCodeVersionInput) input: RegisterCodeVersionInput) {
+    return lineage.registerCodeVersion(ctx, input);
+  }
+
+  @Mutation(() => Config, { description: 'Registers a config; the same content again returns the existing one' })
+  @Policy({ action: 'create', subject: 'Config' })
+  registerConfig(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterConfigInput) input: RegisterConfigInput) {
+    return lineage.registerConfig(ctx, input);
+  }
+
+  @Mutation(() => SeedSet, { description: 'Registers a seed set; the same seeds again return the existing one' })
+  @Policy({ action: 'create', subject: 'SeedSet' })
+  registerSeedSet(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterSeedSetInput) input: RegisterSeedSetInput) {
+    return lineage.registerSeedSet(ctx, input);
+  }
+
+  @Mutation(() => Environment, { description: 'Registers an environment; the same fields again return the existing one' })
+  @Policy({ action: 'create', subject: 'Environment' })
+  registerEnvironment(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterEnvironmentInput) input: RegisterEnvironmentInput) {
+    return lineage.registerEnvironment(ctx, input);
+  }
+
+  @Mutation(() => TrainingRun, { description: 'Records a run done elsewhere, linking its inputs' })
+  @Policy({ action: 'create', subject: 'TrainingRun' })
+  recordTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => RecordTrainingRunInput) input: RecordTrainingRunInput) {
+    return lineage.recordTrainingRun(ctx, input);
+  }
+}
+
+@Resolver(() => Dataset)
+export class DatasetFieldResolver {
+  @FieldResolver(() => Team, { nullable: true })
+  team(@Root() r: Dataset, @Ctx() ctx: RequestContext) {
+    return teamOf(ctx, r);
+  }
+
+  @FieldResolver(() => [DatasetVersion], { description: 'Versions the caller may read, newest first' })
+  versions(@Root() r: Dataset, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byColumn(DatasetVersion, 'DatasetVersion', 'dataset_id', { version: 'DESC' }).load(r.id);
+  }
+}
+
+@Resolver(() => DatasetVersion)
+export class DatasetVersionFieldResolver {
+  @FieldResolver(() => Team, { nullable: true })
+  team(@Root() r: DatasetVersion, @Ctx() ctx: RequestContext) {
+    return teamOf(ctx, r);
+  }
+
+  @FieldResolver(() => Dataset, { nullable: true })
+  dataset(@Root() r: DatasetVersion, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byId(Dataset, 'Dataset').load(r.datasetId);
+  }
+
+  @FieldResolver(() => String, { nullable: true, description: 'Withheld (null) for CONFIDENTIAL and RESTRICTED data unless the caller holds the field permission' })
+  uri(@Root() r: DatasetVersion, @Ctx() ctx: RequestContext) {
+    return ctx.ability.can('read', subjectOf('DatasetVersion', r), 'uri') ? r.uri : null;
+  }
+
+  @FieldResolver(() => String, { nullable: true, description: 'Withheld (null) like uri' })
+  sourceQuery(@Root() r: DatasetVersion, @Ctx() ctx: RequestContext) {
+    return ctx.ability.can('read', subjectOf('DatasetVersion', r), 'sourceQuery') ? r.sourceQuery : null;
+  }
+
+  @FieldResolver(() => [String], { description: 'Fields withheld from the caller on this version' })
+  withheldFields(@Root() r: DatasetVersion, @Ctx() ctx: RequestContext) {
+    return ['uri', 'sourceQuery'].filter((f) => !ctx.ability.can('read', subjectOf('DatasetVersion', r), f));
+  }
+
+  @FieldResolver(() => [DatasetVersion], { description: 'The versions this one was derived from' })
+  derivedFrom(@Root() r: DatasetVersion, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.through(DatasetVersion, 'DatasetVersion', { table: 'dataset_version_parent', from: 'child_id', to: 'parent_id' }).load(r.id);
+  }
+
+  @FieldResolver(() => [TrainingRun], { description: 'Runs that used this version' })
+  usedBy(@Root() r: DatasetVersion, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.through(TrainingRun, 'TrainingRun', { table: 'training_run_dataset', from: 'dataset_version_id', to: 'training_run_id' }).load(r.id);
+  }
+}
+
+@Resolver(() => CodeVersion)
+export class CodeVersionFieldResolver {
+  @FieldResolver(() => Team, { nullable: true })
+  team(@Root() r: CodeVersion, @Ctx() ctx: RequestContext) {
+    return teamOf(ctx, r);
+  }
+}
+
+@Resolver(() => Config)
+export class ConfigFieldResolver {
+  @FieldResolver(() => Team, { nullable: true })
+  team(@Root() r: Config, @Ctx() ctx: RequestContext) {
+    return teamOf(ctx, r);
+  }
+}
+
+@Resolver(() => SeedSet)
+export class SeedSetFieldResolver {
+  @FieldResolver(() => Team, { nullable: true })
+  team(@Root() r: SeedSet, @Ctx() ctx: RequestContext) {
+    return teamOf(ctx, r);
+  }
+}
+
+@Resolver(() => Environment)
+export class EnvironmentFieldResolver {
+  @FieldResolver(() => Team, { nullable: true })
+  team(@Root() r: Environment, @Ctx() ctx: RequestContext) {
+    return teamOf(ctx, r);
+  }
+}
+
+@Resolver(() => TrainingRun)
+export class TrainingRunFieldResolver {
+  @FieldResolver(() => Team, { nullable: true })
+  team(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
+    return teamOf(ctx, r);
+  }
+
+  @FieldResolver(() => [TrainingRunDatasetUse], { description: 'Dataset versions used, those the caller may read' })
+  async datasets(@Root() r: TrainingRun, @Ctx() ctx: RequestContext): Promise<TrainingRunDatasetUse[]> {
+    const links = await runDatasetLinks(ctx).load(r.id);
+    const versions = await ctx.loaders.byId(DatasetVersion, 'DatasetVersion').loadMany(links.map((l) => l.datasetVersionId));
+    return links
+      .map((l, i) => ({ role: l.role, datasetVersion: versions[i] as DatasetVersion | null }))
+      .filter((u): u is TrainingRunDatasetUse => !!u.datasetVersion && !(u.datasetVersion instanceof Error));
+  }
+
+  @FieldResolver(() => CodeVersion, { nullable: true })
+  codeVersion(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byId(CodeVersion, 'CodeVersion').load(r.codeVersionId);
+  }
+
+  @FieldResolver(() => Config, { nullable: true })
+  config(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byId(Config, 'Config').load(r.configId);
+  }
+
+  @FieldResolver(() => SeedSet, { nullable: true })
+  seedSet(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byId(SeedSet, 'SeedSet').load(r.seedSetId);
+  }
+
+  @FieldResolver(() => Environment, { nullable: true })
+  environment(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byId(Environment, 'Environment').load(r.environmentId);
+  }
+
+  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The model version the run started from, if any' })
+  baseModelVersion(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
+    return r.baseModelVersionId ? ctx.loaders.byId(ModelVersion, 'ModelVersion').load(r.baseModelVersionId) : null;
+  }
+
+  @FieldResolver(() => [ModelVersion], { description: 'Model versions the run produced' })
+  outputs(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byColumn(ModelVersion, 'ModelVersion', 'training_run_id', { version: 'ASC' }).load(r.id);
+  }
+}
+

@@ -1,0 +1,249 @@
+import { In, type EntityManager, type EntityTarget, type ObjectLiteral } from 'typeorm';
+import { Team } from '../access/team.entity';
+import { audit } from '../audit/audit.service';
+import { sha256Hex } from '../core/canonical-json';
+import { inTransaction, type RequestContext } from '../core/context';
+import { assertCan, mapDbError, resolveTeam } from '../core/authz';
+import { badInput, notFound } from '../core/errors';
+import { expectId, toGlobalId } from '../core/global-id';
+import { boundedCanonicalJson, parseTime, validateMetrics } from '../core/validation';
+import type { SubjectName } from '../access/policy-rules';
+import { subjectOf } from '../access/ability';
+import { ModelVersion } from '../registry/model-version.entity';
+import { CodeVersion } from './code-version.entity';
+import { Config } from './config.entity';
+import { Dataset } from './dataset.entity';
+import { DatasetVersion, DatasetVersionParent } from './dataset-version.entity';
+import { Environment } from './environment.entity';
+import type {
+  CreateDatasetInput,
+  CreateTeamInput,
+  RecordTrainingRunInput,
+  RegisterCodeVersionInput,
+  RegisterConfigInput,
+  RegisterDatasetVersionInput,
+  RegisterEnvironmentInput,
+  RegisterSeedSetInput,
+} from './lineage.inputs';
+import { SeedSet } from './seed-set.entity';
+import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from './training-run.entity';
+
+/**
+ * Loads a row the caller refers to by global ID, inside the transaction. A row the caller may not
+ * read is reported exactly like a missing one.
+ */
+export async function loadReadable<T extends ObjectLiteral>(
+  ctx: RequestContext,
+  em: EntityManager,
+  entity: EntityTarget<T>,
+  subjectName: SubjectName,
+  id: string,
+  argument: string,
+  lock = false,
+): Promise<T> {
+  const key = expectId(id, subjectName, argument);
+  const row = await em.getRepository(entity).findOne({ where: { id: key } as never, lock: lock ? { mode: 'pessimistic_write' } : undefined });
+  if (!row || !ctx.ability.can('read', subjectOf(subjectName, row))) throw notFound(`${subjectName} ${id}`);
+  return row;
+}
+
+export async function createTeam(ctx: RequestContext, input: CreateTeamInput): Promise<Team> {
+  return inTransaction(ctx, async (em) => {
+    const team = em.create(Team, { name: input.name, description: input.description ?? null });
+    assertCan(ctx, 'create', 'Team', { ...team, teamId: undefined });
+    await em.insert(Team, team).catch((e) => mapDbError(e, `Team "${input.name}"`));
+    await audit(ctx, { action: 'createTeam', subjectType: 'Team', subjectId: toGlobalId('Team', team.id), after: team });
+    return team;
+  });
+}
+
+export async function createDataset(ctx: RequestContext, input: CreateDatasetInput): Promise<Dataset> {
+  return inTransaction(ctx, async (em) => {
+    const team = await resolveTeam(ctx, input.team);
+    const dataset = em.create(Dataset, {
+      teamId: team.id,
+      name: input.name,
+      classification: input.classification,
+      description: input.description ?? null,
+      createdBy: ctx.principal!.id,
+    });
+    assertCan(ctx, 'create', 'Dataset', dataset);
+    await em.insert(Dataset, dataset).catch((e) => mapDbError(e, `Dataset "${input.name}" in team ${team.name}`));
+    await audit(ctx, { action: 'createDataset', subjectType: 'Dataset', subjectId: toGlobalId('Dataset', dataset.id), after: dataset });
+    return dataset;
+  });
+}
+
+export async function registerDatasetVersion(ctx: RequestContext, input: RegisterDatasetVersionInput): Promise<DatasetVersion> {
+  return inTransaction(ctx, async (em) => {
+    // The dataset row is locked so that concurrent registrations number their versions in turn.
+    const dataset = await loadReadable(ctx, em, Dataset, 'Dataset', input.dataset, 'dataset', true);
+    const names = new Set<string>();
+    for (const c of input.columns) {
+      if (names.has(c.name)) throw badInput(`columns: "${c.name}" appears twice`, { field: 'columns' });
+      names.add(c.name);
+    }
+    const parentIds = [...new Set(input.derivedFrom ?? [])];
+    const parents: DatasetVersion[] = [];
+    for (const id of parentIds) parents.push(await loadReadable(ctx, em, DatasetVersion, 'DatasetVersion', id, 'derivedFrom'));
+    const [{ next }] = await em.query('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM dataset_version WHERE dataset_id = $1', [dataset.id]);
+    const version = em.create(DatasetVersion, {
+      datasetId: dataset.id,
+      teamId: dataset.teamId,
+      classification: dataset.classification,
+      version: Number(next),
+      uri: input.uri,
+      sha256: input.sha256,
+      rowCount: input.rowCount,
+      columnSchema: input.columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })),
+      sourceQuery: input.sourceQuery ?? null,
+      createdBy: ctx.principal!.id,
+    });
+    assertCan(ctx, 'create', 'DatasetVersion', version);
+    await em.insert(DatasetVersion, version).catch((e) => mapDbError(e, `A version of dataset ${dataset.name} with this sha256`));
+    if (parents.length) await em.insert(DatasetVersionParent, parents.map((p) => ({ childId: version.id, parentId: p.id })));
+    await audit(ctx, {
+      action: 'registerDatasetVersion',
+      subjectType: 'DatasetVersion',
+      subjectId: toGlobalId('DatasetVersion', version.id),
+      after: { ...version, derivedFrom: parents.map((p) => toGlobalId('DatasetVersion', p.id)) },
+    });
+    return version;
+  });
+}
+
+/**
+ * Registers content identified by its hash within a team: the same content again returns the
+ * existing row (and records that it was asked for). The audit event says which happened.
+ */
+async function registerContent<T extends ObjectLiteral & { id: string; teamId: string; sha256: string }>(
+  ctx: RequestContext,
+  entity: EntityTarget<T>,
+  subjectName: SubjectName,
+  action: string,
+  teamName: string | null | undefined,
+  identity: Record<string, unknown>,
+  build: (team: Team, sha256: string) => Partial<T>,
+): Promise<T> {
+  return inTransaction(ctx, async (em) => {
+    const team = await resolveTeam(ctx, teamName);
+    const sha256 = sha256Hex(boundedCanonicalJson(identity, 'content'));
+    const candidate = em.create(entity, { ...build(team, sha256), teamId: team.id, sha256, createdBy: ctx.principal!.id } as never) as T;
+    assertCan(ctx, 'create', subjectName, candidate);
+    const inserted = await em
+      .createQueryBuilder()
+      .insert()
+      .into(entity)
+      .values(candidate as never)
+      .orIgnore()
+      .returning('id')
+      .execute();
+    const created = inserted.raw.length > 0;
+    const row = await em.getRepository(entity).findOneOrFail({ where: { teamId: team.id, sha256 } as never });
+    await audit(ctx, {
+      action,
+      subjectType: subjectName,
+      subjectId: toGlobalId(subjectName, row.id),
+      reason: created ? null : 'identical content already registered; existing record returned',
+      after: row,
+    });
+    return row;
+  });
+}
+
+export function registerConfig(ctx: RequestContext, input: RegisterConfigInput): Promise<Config> {
+  if (input.content === null || typeof input.content !== 'object' || Array.isArray(input.content)) {
+    throw badInput('content must be a JSON object', { field: 'content' });
+  }
+  const canonicalJson = boundedCanonicalJson(input.content, 'content');
+  return registerContent(ctx, Config, 'Config', 'registerConfig', input.team, input.content as Record<string, unknown>, () => ({ canonicalJson }));
+}
+
+export function registerSeedSet(ctx: RequestContext, input: RegisterSeedSetInput): Promise<SeedSet> {
+  const entries = Object.entries(input.seeds ?? {});
+  if (entries.length === 0 || entries.length > 100) throw badInput('seeds must name 1 to 100 seeds', { field: 'seeds' });
+  for (const [name, value] of entries) {
+    if (!/^[a-z][a-z0-9_]{0,62}$/.test(name)) throw badInput(`seeds: "${name.slice(0, 64)}" is not a valid seed name`, { field: 'seeds' });
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+      throw badInput(`seeds.${name} must be a non-negative integer`, { field: 'seeds' });
+    }
+  }
+  const canonicalJson = boundedCanonicalJson(input.seeds, 'seeds');
+  return registerContent(ctx, SeedSet, 'SeedSet', 'registerSeedSet', input.team, input.seeds, () => ({ canonicalJson }));
+}
+
+export function registerEnvironment(ctx: RequestContext, input: RegisterEnvironmentInput): Promise<Environment> {
+  const identity = { runtime: input.runtime, lockfileSha256: input.lockfileSha256, imageDigest: input.imageDigest ?? null, hardware: input.hardware };
+  return registerContent(ctx, Environment, 'Environment', 'registerEnvironment', input.team, identity, () => identity);
+}
+
+export function registerCodeVersion(ctx: RequestContext, input: RegisterCodeVersionInput): Promise<CodeVersion> {
+  if (input.dirty && !input.diffSha256) throw badInput('diffSha256 is required when dirty is true', { field: 'diffSha256' });
+  if (!input.dirty && input.diffSha256) throw badInput('diffSha256 is only meaningful when dirty is true', { field: 'diffSha256' });
+  if (input.entrypoint.split(/[\\/]/).includes('..') || input.entrypoint.startsWith('/')) {
+    throw badInput('entrypoint must be a path inside the repository', { field: 'entrypoint' });
+  }
+  const identity = {
+    repositoryUrl: input.repositoryUrl,
+    commitSha: input.commitSha,
+    branch: input.branch ?? null,
+    dirty: input.dirty,
+    diffSha256: input.diffSha256 ?? null,
+    entrypoint: input.entrypoint,
+  };
+  return registerContent(ctx, CodeVersion, 'CodeVersion', 'registerCodeVersion', input.team, identity, () => identity);
+}
+
+const FINISHED = [TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];
+
+export async function recordTrainingRun(ctx: RequestContext, input: RecordTrainingRunInput): Promise<TrainingRun> {
+  if (!FINISHED.includes(input.status)) throw badInput('a recorded run must be SUCCEEDED, FAILED or CANCELLED', { field: 'status' });
+  if (input.datasets.length === 0) throw badInput('datasets must name at least one dataset version', { field: 'datasets' });
+  const metrics = validateMetrics(input.metrics);
+  const startedAt = parseTime(input.startedAt, 'startedAt');
+  const finishedAt = parseTime(input.finishedAt, 'finishedAt');
+  if (startedAt && finishedAt && finishedAt < startedAt) throw badInput('finishedAt is before startedAt', { field: 'finishedAt' });
+  return inTransaction(ctx, async (em) => {
+    const team = await resolveTeam(ctx, input.team);
+    const datasetIds = input.datasets.map((d) => expectId(d.datasetVersion, 'DatasetVersion', 'datasets.datasetVersion'));
+    if (new Set(datasetIds).size !== datasetIds.length) throw badInput('datasets names a dataset version twice', { field: 'datasets' });
+    const found = await em.getRepository(DatasetVersion).findBy({ id: In(datasetIds) });
+    for (const d of input.datasets) {
+      const key = expectId(d.datasetVersion, 'DatasetVersion');
+      const row = found.find((f) => f.id === key);
+      if (!row || !ctx.ability.can('read', subjectOf('DatasetVersion', row))) throw notFound(`DatasetVersion ${d.datasetVersion}`);
+    }
+    const code = await loadReadable(ctx, em, CodeVersion, 'CodeVersion', input.codeVersion, 'codeVersion');
+    const config = await loadReadable(ctx, em, Config, 'Config', input.config, 'config');
+    const seeds = await loadReadable(ctx, em, SeedSet, 'SeedSet', input.seedSet, 'seedSet');
+    const env = await loadReadable(ctx, em, Environment, 'Environment', input.environment, 'environment');
+    const base = input.baseModelVersion ? await loadReadable(ctx, em, ModelVersion, 'ModelVersion', input.baseModelVersion, 'baseModelVersion') : null;
+    const run = em.create(TrainingRun, {
+      teamId: team.id,
+      name: input.name ?? null,
+      status: input.status,
+      codeVersionId: code.id,
+      configId: config.id,
+      seedSetId: seeds.id,
+      environmentId: env.id,
+      baseModelVersionId: base?.id ?? null,
+      startedAt,
+      finishedAt,
+      metrics,
+      createdBy: ctx.principal!.id,
+    });
+    assertCan(ctx, 'create', 'TrainingRun', run);
+    await em.insert(TrainingRun, run);
+    await em.insert(
+      TrainingRunDataset,
+      input.datasets.map((d) => ({ trainingRunId: run.id, datasetVersionId: expectId(d.datasetVersion, 'DatasetVersion'), role: d.role })),
+    );
+    await audit(ctx, {
+      action: 'recordTrainingRun',
+      subjectType: 'TrainingRun',
+      subjectId: toGlobalId('TrainingRun', run.id),
+      after: { ...run, datasets: input.datasets },
+    });
+    return run;
+  });
+}

@@ -1,0 +1,129 @@
+import { Field, ObjectType, registerEnumType } from 'type-graphql';
+import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
+import { Team } from '../access/team.entity';
+import { toGlobalId } from '../core/global-id';
+import { Node, NodeId } from '../core/node';
+import { JSONObjectScalar } from '../core/scalars';
+import { CodeVersion } from './code-version.entity';
+import { Config } from './config.entity';
+import { DatasetVersion } from './dataset-version.entity';
+import { Environment } from './environment.entity';
+import { SeedSet } from './seed-set.entity';
+
+export enum TrainingRunStatus {
+  QUEUED = 'QUEUED',
+  RUNNING = 'RUNNING',
+  SUCCEEDED = 'SUCCEEDED',
+  FAILED = 'FAILED',
+  CANCELLED = 'CANCELLED',
+}
+registerEnumType(TrainingRunStatus, { name: 'TrainingRunStatus' });
+
+export enum DatasetRole {
+  TRAIN = 'TRAIN',
+  VALIDATION = 'VALIDATION',
+  TEST = 'TEST',
+}
+registerEnumType(DatasetRole, { name: 'DatasetRole', description: 'What a run used a dataset version for' });
+
+@ObjectType({ implements: Node, description: 'The activity that turned data, code, config, seeds and an environment into model versions' })
+@Entity()
+@Index(['teamId', 'createdAt'])
+export class TrainingRun implements Node {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @NodeId()
+  get nodeId(): string {
+    return toGlobalId('TrainingRun', this.id);
+  }
+
+  @Column('uuid')
+  teamId!: string;
+
+  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'team_id' })
+  team?: Team;
+
+  @Field(() => String, { nullable: true })
+  @Column({ type: 'text', nullable: true })
+  name!: string | null;
+
+  @Field(() => TrainingRunStatus)
+  @Column({ type: 'enum', enum: TrainingRunStatus, enumName: 'training_run_status' })
+  status!: TrainingRunStatus;
+
+  @Column('uuid')
+  codeVersionId!: string;
+
+  @ManyToOne(() => CodeVersion, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'code_version_id' })
+  codeVersion?: CodeVersion;
+
+  @Column('uuid')
+  configId!: string;
+
+  @ManyToOne(() => Config, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'config_id' })
+  config?: Config;
+
+  @Column('uuid')
+  seedSetId!: string;
+
+  @ManyToOne(() => SeedSet, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'seed_set_id' })
+  seedSet?: SeedSet;
+
+  @Column('uuid')
+  environmentId!: string;
+
+  @ManyToOne(() => Environment, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'environment_id' })
+  environment?: Environment;
+
+  /** A model version the run started from (fine-tuning, warm start). */
+  @Column('uuid', { nullable: true })
+  baseModelVersionId!: string | null;
+
+  @Field(() => Date, { nullable: true })
+  @Column({ type: 'timestamptz', nullable: true })
+  startedAt!: Date | null;
+
+  @Field(() => Date, { nullable: true })
+  @Column({ type: 'timestamptz', nullable: true })
+  finishedAt!: Date | null;
+
+  @Field(() => JSONObjectScalar, { description: 'Metric name → number' })
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  metrics!: Record<string, number>;
+
+  @Field()
+  @Column({ type: 'text' })
+  createdBy!: string;
+
+  @Field()
+  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
+  createdAt!: Date;
+}
+
+/** A dataset version a run used, and for what. */
+@Entity()
+@Index(['datasetVersionId'])
+export class TrainingRunDataset {
+  @PrimaryColumn('uuid')
+  trainingRunId!: string;
+
+  @PrimaryColumn('uuid')
+  datasetVersionId!: string;
+
+  @Column({ type: 'enum', enum: DatasetRole, enumName: 'dataset_role', default: DatasetRole.TRAIN })
+  role!: DatasetRole;
+
+  @ManyToOne(() => TrainingRun, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'training_run_id' })
+  trainingRun?: TrainingRun;
+
+  @ManyToOne(() => DatasetVersion, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'dataset_version_id' })
+  datasetVersion?: DatasetVersion;
+}

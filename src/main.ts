@@ -1,0 +1,58 @@
+import 'reflect-metadata';
+import { ConfigError, loadConfig } from './config';
+import { createLogger } from './core/logger';
+import { startServer } from './server';
+import { demoTokens, seedDemo } from './seed/demo';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`modelgov: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
+  const log = createLogger(config.logLevel);
+  const server = await startServer(config, log);
+  if (config.seedDemo) {
+    const seeded = await seedDemo(server.app);
+    if (seeded) log.info('demo data seeded: teams fraud and vision');
+  }
+  log.info({ url: `${server.url}/graphql` }, 'modelgov listening');
+  if (!config.isProduction) {
+    const lines = [`\nmodelgov is serving ${server.url}/graphql`, 'Tokens for the default roles (12 h; Authorization: Bearer <token>):'];
+    for (const t of demoTokens(config.jwtSecret)) lines.push(`  ${t.role.padEnd(12)} teams=${t.teams.join(',').padEnd(13)} ${t.token}`);
+    process.stdout.write(lines.join('\n') + '\n\n');
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'draining');
+    const timer = setTimeout(() => {
+      log.error('shutdown grace period over; exiting');
+      process.exit(1);
+    }, config.shutdownGraceMs);
+    timer.unref();
+    server.stop().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (e) => {
+        log.error({ err: e }, 'error while stopping');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((e) => {
+  process.stderr.write(`modelgov: failed to start: ${(e as Error).message}\n`);
+  process.exit(1);
+});

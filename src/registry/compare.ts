@@ -1,0 +1,139 @@
+import { Field, Float, ObjectType } from 'type-graphql';
+import type { RequestContext } from '../core/context';
+import { JSONScalar } from '../core/scalars';
+import { Config } from '../lineage/config.entity';
+import { DatasetVersion } from '../lineage/dataset-version.entity';
+import { SeedSet } from '../lineage/seed-set.entity';
+import { runDatasetLinks } from '../lineage/lineage.loaders';
+import { TrainingRun } from '../lineage/training-run.entity';
+import { ModelVersion } from './model-version.entity';
+
+@ObjectType({ description: 'One metric in two versions' })
+export class MetricDifference {
+  @Field()
+  name!: string;
+
+  @Field(() => Float, { nullable: true })
+  a!: number | null;
+
+  @Field(() => Float, { nullable: true })
+  b!: number | null;
+
+  @Field(() => Float, { nullable: true, description: 'b − a, when both have it' })
+  delta!: number | null;
+}
+
+@ObjectType({ description: 'A value that differs between the two versions’ configs or seeds' })
+export class ValueDifference {
+  @Field({ description: 'JSON path, e.g. optimizer.lr' })
+  path!: string;
+
+  @Field(() => JSONScalar, { nullable: true })
+  a!: unknown;
+
+  @Field(() => JSONScalar, { nullable: true })
+  b!: unknown;
+}
+
+@ObjectType({ description: 'How two model versions differ in lineage and metrics' })
+export class ModelVersionComparison {
+  @Field(() => ModelVersion)
+  a!: ModelVersion;
+
+  @Field(() => ModelVersion)
+  b!: ModelVersion;
+
+  @Field(() => [MetricDifference])
+  metrics!: MetricDifference[];
+
+  @Field(() => [DatasetVersion], { description: 'Used by a’s run only' })
+  datasetVersionsOnlyInA!: DatasetVersion[];
+
+  @Field(() => [DatasetVersion], { description: 'Used by b’s run only' })
+  datasetVersionsOnlyInB!: DatasetVersion[];
+
+  @Field(() => [DatasetVersion])
+  datasetVersionsInBoth!: DatasetVersion[];
+
+  @Field()
+  sameCodeVersion!: boolean;
+
+  @Field()
+  sameConfig!: boolean;
+
+  @Field()
+  sameSeedSet!: boolean;
+
+  @Field()
+  sameEnvironment!: boolean;
+
+  @Field(() => [ValueDifference])
+  configDifferences!: ValueDifference[];
+
+  @Field(() => [ValueDifference])
+  seedDifferences!: ValueDifference[];
+
+  @Field({ description: 'Both versions have a recorded training run, so the lineage comparison is complete' })
+  lineageComplete!: boolean;
+}
+
+function flatten(value: unknown, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else {
+    out.set(prefix, value);
+  }
+  return out;
+}
+
+function diffValues(a: unknown, b: unknown): ValueDifference[] {
+  const fa = flatten(a);
+  const fb = flatten(b);
+  const paths = [...new Set([...fa.keys(), ...fb.keys()])].sort();
+  return paths
+    .filter((p) => JSON.stringify(fa.get(p)) !== JSON.stringify(fb.get(p)))
+    .map((p) => ({ path: p, a: fa.get(p) ?? null, b: fb.get(p) ?? null }));
+}
+
+/** Compares two readable versions through the request's loaders (inputs the caller may not read are left out). */
+export async function compareVersions(ctx: RequestContext, a: ModelVersion, b: ModelVersion): Promise<ModelVersionComparison> {
+  const runs = ctx.loaders.byId(TrainingRun, 'TrainingRun');
+  const [ra, rb] = await Promise.all([a.trainingRunId ? runs.load(a.trainingRunId) : null, b.trainingRunId ? runs.load(b.trainingRunId) : null]);
+  const links = runDatasetLinks(ctx);
+  const [la, lb] = await Promise.all([ra ? links.load(ra.id) : [], rb ? links.load(rb.id) : []]);
+  const ida = new Set(la.map((l) => l.datasetVersionId));
+  const idb = new Set(lb.map((l) => l.datasetVersionId));
+  const dvs = ctx.loaders.byId(DatasetVersion, 'DatasetVersion');
+  const load = async (ids: string[]) => (await dvs.loadMany(ids)).filter((x): x is DatasetVersion => !!x && !(x instanceof Error));
+  const configs = ctx.loaders.byId(Config, 'Config');
+  const seeds = ctx.loaders.byId(SeedSet, 'SeedSet');
+  const [onlyA, onlyB, both, ca, cb, sa, sb] = await Promise.all([
+    load([...ida].filter((i) => !idb.has(i))),
+    load([...idb].filter((i) => !ida.has(i))),
+    load([...ida].filter((i) => idb.has(i))),
+    ra ? configs.load(ra.configId) : null,
+    rb ? configs.load(rb.configId) : null,
+    ra ? seeds.load(ra.seedSetId) : null,
+    rb ? seeds.load(rb.seedSetId) : null,
+  ]);
+  const names = [...new Set([...Object.keys(a.metrics), ...Object.keys(b.metrics)])].sort();
+  return Object.assign(new ModelVersionComparison(), {
+    a,
+    b,
+    metrics: names.map((name) => {
+      const va = a.metrics[name] ?? null;
+      const vb = b.metrics[name] ?? null;
+      return { name, a: va, b: vb, delta: va !== null && vb !== null ? vb - va : null };
+    }),
+    datasetVersionsOnlyInA: onlyA,
+    datasetVersionsOnlyInB: onlyB,
+    datasetVersionsInBoth: both,
+    sameCodeVersion: ra?.codeVersionId === rb?.codeVersionId,
+    sameConfig: ra?.configId === rb?.configId,
+    sameSeedSet: ra?.seedSetId === rb?.seedSetId,
+    sameEnvironment: ra?.environmentId === rb?.environmentId,
+    configDifferences: diffValues(ca?.content ?? null, cb?.content ?? null),
+    seedDifferences: diffValues(sa?.seeds ?? null, sb?.seeds ?? null),
+    lineageComplete: !!ra && !!rb,
+  });
+}

@@ -1,0 +1,163 @@
+import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { Team } from '../access/team.entity';
+import { toGlobalId } from '../core/global-id';
+import { Node, NodeId } from '../core/node';
+import { bigintAsNumber, JSONObjectScalar, JSONScalar } from '../core/scalars';
+import { TrainingRun } from '../lineage/training-run.entity';
+import { Artifact } from './artifact.entity';
+import { Model } from './model.entity';
+import type { OnnxSignature } from './onnx';
+
+export enum ModelVersionStatus {
+  REGISTERED = 'REGISTERED',
+  CANDIDATE = 'CANDIDATE',
+  APPROVED = 'APPROVED',
+  REJECTED = 'REJECTED',
+  ARCHIVED = 'ARCHIVED',
+}
+registerEnumType(ModelVersionStatus, {
+  name: 'ModelVersionStatus',
+  description: 'REGISTERED → CANDIDATE → APPROVED | REJECTED; any but ARCHIVED → ARCHIVED',
+});
+
+export enum ArtifactFormat {
+  ONNX = 'ONNX',
+}
+registerEnumType(ArtifactFormat, { name: 'ArtifactFormat' });
+
+@ObjectType({ description: 'One input or output tensor of an ONNX graph' })
+export class TensorSpec {
+  @Field()
+  name!: string;
+
+  @Field({ description: 'ONNX element type: FLOAT, INT64, …' })
+  elemType!: string;
+
+  @Field(() => JSONScalar, { description: 'Dimensions: a number, a symbolic name, or null when unknown' })
+  shape!: Array<number | string | null>;
+}
+
+@ObjectType({ description: "The model's ONNX interface, read by the server from the artifact" })
+export class ModelSignature {
+  @Field(() => [TensorSpec])
+  inputs!: TensorSpec[];
+
+  @Field(() => [TensorSpec])
+  outputs!: TensorSpec[];
+
+  @Field(() => Int)
+  opsetVersion!: number;
+}
+
+@ObjectType({ implements: Node, description: 'An immutable model artifact with its lineage, metrics and review status' })
+@Entity()
+@Index(['modelId', 'version'], { unique: true })
+@Index(['teamId', 'createdAt'])
+@Index(['trainingRunId'])
+export class ModelVersion implements Node {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @NodeId()
+  get nodeId(): string {
+    return toGlobalId('ModelVersion', this.id);
+  }
+
+  @Column('uuid')
+  modelId!: string;
+
+  @ManyToOne(() => Model, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'model_id' })
+  model?: Model;
+
+  @Column('uuid')
+  teamId!: string;
+
+  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'team_id' })
+  team?: Team;
+
+  @Field(() => Int, { description: 'Numbered from 1 within its model' })
+  @Column({ type: 'int' })
+  version!: number;
+
+  @Column('uuid', { nullable: true })
+  trainingRunId!: string | null;
+
+  @ManyToOne(() => TrainingRun, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'training_run_id' })
+  trainingRun?: TrainingRun;
+
+  @Field()
+  @Column({ type: 'char', length: 64 })
+  artifactSha256!: string;
+
+  @ManyToOne(() => Artifact, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'artifact_sha256' })
+  artifact?: Artifact;
+
+  @Field(() => Number)
+  @Column({ type: 'bigint', transformer: bigintAsNumber })
+  artifactSizeBytes!: number;
+
+  @Field(() => ArtifactFormat)
+  @Column({ type: 'text' })
+  format!: ArtifactFormat;
+
+  @Column({ type: 'jsonb' })
+  signatureJson!: OnnxSignature;
+
+  @Field(() => ModelSignature)
+  get signature(): ModelSignature {
+    return this.signatureJson as ModelSignature;
+  }
+
+  @Field(() => JSONObjectScalar, { description: 'Metric name → number' })
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  metrics!: Record<string, number>;
+
+  @Field(() => ModelVersionStatus)
+  @Column({ type: 'enum', enum: ModelVersionStatus, enumName: 'model_version_status' })
+  status!: ModelVersionStatus;
+
+  @Field()
+  @Column({ type: 'text' })
+  createdBy!: string;
+
+  @Field()
+  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
+  createdAt!: Date;
+
+  @Field()
+  @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
+  updatedAt!: Date;
+}
+
+/** A movable name (such as `champion`) that points at one version of a model. */
+@Entity()
+@Index(['modelVersionId'])
+export class ModelVersionAlias {
+  @PrimaryColumn('uuid')
+  modelId!: string;
+
+  @PrimaryColumn({ type: 'text' })
+  alias!: string;
+
+  @Column('uuid')
+  modelVersionId!: string;
+
+  @ManyToOne(() => Model, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'model_id' })
+  model?: Model;
+
+  @ManyToOne(() => ModelVersion, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'model_version_id' })
+  modelVersion?: ModelVersion;
+
+  @Column({ type: 'text' })
+  updatedBy!: string;
+
+  @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
+  updatedAt!: Date;
+}

@@ -1,0 +1,348 @@
+import { onnx } from 'onnx-proto';
+
+/** Names of ONNX `TensorProto.DataType` element types, as reported in {@link OnnxTensorSignature.elemType}. */
+export type OnnxElemType =
+  | 'FLOAT'
+  | 'UINT8'
+  | 'INT8'
+  | 'UINT16'
+  | 'INT16'
+  | 'INT32'
+  | 'INT64'
+  | 'STRING'
+  | 'BOOL'
+  | 'FLOAT16'
+  | 'DOUBLE'
+  | 'UINT32'
+  | 'UINT64'
+  | 'COMPLEX64'
+  | 'COMPLEX128'
+  | 'BFLOAT16'
+  | 'FLOAT8E4M3FN'
+  | 'FLOAT8E4M3FNUZ'
+  | 'FLOAT8E5M2'
+  | 'FLOAT8E5M2FNUZ'
+  | 'UINT4'
+  | 'INT4'
+  | 'FLOAT4E2M1';
+
+/**
+ * One graph input or output.
+ *
+ * `elemType` is an {@link OnnxElemType} name. Each `shape` entry is a fixed
+ * dimension (number), a symbolic dimension (its `dim_param` string), or `null`
+ * when the dimension is unknown. A tensor whose rank is not declared has an
+ * empty `shape`.
+ */
+export interface OnnxTensorSignature {
+  name: string;
+  elemType: string;
+  shape: Array<number | string | null>;
+}
+
+/** The externally visible contract of an ONNX model. */
+export interface OnnxSignature {
+  inputs: OnnxTensorSignature[];
+  outputs: OnnxTensorSignature[];
+  irVersion: number;
+  /** Opset version imported for the default (`ai.onnx`) domain. */
+  opsetVersion: number;
+  /** `producer_name` of the model, or `null` when it is empty. */
+  producerName: string | null;
+}
+
+/** Raised by {@link readOnnxSignature} when bytes are not a usable ONNX model; `message` is short and human-readable. */
+export class OnnxParseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OnnxParseError';
+  }
+}
+
+// Indexed by TensorProto.DataType value. onnx-proto@8 stops at BFLOAT16 (16);
+// the later codes come from newer ONNX releases so such models still parse.
+const ELEM_TYPES: readonly (OnnxElemType | undefined)[] = [
+  undefined,
+  'FLOAT',
+  'UINT8',
+  'INT8',
+  'UINT16',
+  'INT16',
+  'INT32',
+  'INT64',
+  'STRING',
+  'BOOL',
+  'FLOAT16',
+  'DOUBLE',
+  'UINT32',
+  'UINT64',
+  'COMPLEX64',
+  'COMPLEX128',
+  'BFLOAT16',
+  'FLOAT8E4M3FN',
+  'FLOAT8E4M3FNUZ',
+  'FLOAT8E5M2',
+  'FLOAT8E5M2FNUZ',
+  'UINT4',
+  'INT4',
+  'FLOAT4E2M1',
+];
+
+// Real models use IR 3..11 and opsets in the low twenties; these ceilings leave
+// headroom while still rejecting the huge varints that garbage input decodes to.
+const MAX_IR_VERSION = 20;
+const MAX_OPSET_VERSION = 100;
+
+const IR_VERSION = 8;
+const OPSET_VERSION = 17;
+const PRODUCER_NAME = 'modelgov';
+const FLOAT = onnx.TensorProto.DataType.FLOAT;
+
+interface LongLike {
+  toNumber(): number;
+}
+
+function toNumber(value: unknown): number | null {
+  if (typeof value === 'number') return value;
+  if (value !== null && typeof value === 'object' && typeof (value as LongLike).toNumber === 'function') {
+    return (value as LongLike).toNumber();
+  }
+  return null;
+}
+
+function describe(kind: string, index: number, name: string): string {
+  return name ? `${kind} '${name}'` : `${kind} #${index}`;
+}
+
+function readTensorSignature(info: onnx.IValueInfoProto, kind: string, index: number): OnnxTensorSignature {
+  const name = info.name ?? '';
+  if (!name) throw new OnnxParseError(`${describe(kind, index, name)} has no name`);
+  const tensorType = info.type?.tensorType;
+  if (!tensorType) throw new OnnxParseError(`${describe(kind, index, name)} has no tensor type`);
+  const elemType = ELEM_TYPES[tensorType.elemType ?? 0];
+  if (!elemType) throw new OnnxParseError(`${describe(kind, index, name)} has an unknown element type`);
+
+  const shape: Array<number | string | null> = [];
+  for (const dim of tensorType.shape?.dim ?? []) {
+    const value = toNumber(dim.dimValue);
+    if (value !== null) {
+      if (!Number.isSafeInteger(value)) {
+        throw new OnnxParseError(`${describe(kind, index, name)} has an invalid dimension`);
+      }
+      // Some exporters write -1 for "unknown"; that is not a fixed size.
+      shape.push(value >= 0 ? value : null);
+    } else if (dim.dimParam) {
+      shape.push(dim.dimParam);
+    } else {
+      shape.push(null);
+    }
+  }
+  return { name, elemType, shape };
+}
+
+function readSignatures(list: onnx.IValueInfoProto[], kind: string): OnnxTensorSignature[] {
+  const seen = new Set<string>();
+  return list.map((info, index) => {
+    const signature = readTensorSignature(info, kind, index);
+    if (seen.has(signature.name)) throw new OnnxParseError(`duplicate ${kind} name '${signature.name}'`);
+    seen.add(signature.name);
+    return signature;
+  });
+}
+
+function decodeModel(bytes: Uint8Array): OnnxSignature {
+  if (!(bytes instanceof Uint8Array)) throw new OnnxParseError('model bytes must be a Uint8Array');
+  if (bytes.length === 0) throw new OnnxParseError('file is empty');
+
+  let model: onnx.ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch {
+    throw new OnnxParseError('not an ONNX model: protobuf decoding failed');
+  }
+
+  const irVersion = toNumber(model.irVersion);
+  if (irVersion === null || !Number.isInteger(irVersion) || irVersion <= 0 || irVersion > MAX_IR_VERSION) {
+    throw new OnnxParseError('not an ONNX model: missing or invalid ir_version');
+  }
+
+  const defaultOpset = (model.opsetImport ?? []).find((o) => !o.domain || o.domain === 'ai.onnx');
+  if (!defaultOpset) throw new OnnxParseError('not an ONNX model: no opset_import for the default domain');
+  const opsetVersion = toNumber(defaultOpset.version);
+  if (opsetVersion === null || !Number.isInteger(opsetVersion) || opsetVersion <= 0 || opsetVersion > MAX_OPSET_VERSION) {
+    throw new OnnxParseError('not an ONNX model: invalid default-domain opset version');
+  }
+
+  const graph = model.graph;
+  if (!graph) throw new OnnxParseError('not an ONNX model: missing graph');
+
+  const initializerNames = new Set<string>();
+  for (const init of graph.initializer ?? []) if (init.name) initializerNames.add(init.name);
+  for (const init of graph.sparseInitializer ?? []) if (init.values?.name) initializerNames.add(init.values.name);
+
+  // IR < 4 lists initializers among graph inputs; they are weights, not model inputs.
+  const inputs = readSignatures(
+    (graph.input ?? []).filter((info) => !info.name || !initializerNames.has(info.name)),
+    'input',
+  );
+  if (inputs.length === 0) throw new OnnxParseError('ONNX graph has no inputs');
+  const outputs = readSignatures(graph.output ?? [], 'output');
+  if (outputs.length === 0) throw new OnnxParseError('ONNX graph has no outputs');
+
+  return { inputs, outputs, irVersion, opsetVersion, producerName: model.producerName || null };
+}
+
+/**
+ * Parses bytes as an ONNX `ModelProto` and returns its graph's input/output signature.
+ *
+ * Graph inputs that are also initializers are excluded. Anything that is not a
+ * valid ONNX model (empty buffer, protobuf decode failure, missing graph, no
+ * inputs or outputs, ir_version outside 1..20, no default-domain opset_import,
+ * inputs/outputs without a name or tensor type) is refused.
+ *
+ * @throws {@link OnnxParseError} and nothing else.
+ */
+export function readOnnxSignature(bytes: Uint8Array): OnnxSignature {
+  try {
+    return decodeModel(bytes);
+  } catch (err) {
+    if (err instanceof OnnxParseError) throw err;
+    throw new OnnxParseError('not an ONNX model: malformed content');
+  }
+}
+
+function floatTensor(name: string, dims: number[], values: ArrayLike<number>): onnx.ITensorProto {
+  const raw = Buffer.alloc(values.length * 4);
+  // Explicit LE writes: ONNX raw_data is little-endian regardless of host order.
+  for (let i = 0; i < values.length; i++) raw.writeFloatLE(values[i], i * 4);
+  return { name, dims, dataType: FLOAT, rawData: raw };
+}
+
+function floatValueInfo(name: string, shape: Array<number | string>): onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType: FLOAT,
+        shape: { dim: shape.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  };
+}
+
+function encodeModel(graph: onnx.IGraphProto, docString?: string): Buffer {
+  const model: onnx.IModelProto = {
+    irVersion: IR_VERSION,
+    opsetImport: [{ domain: '', version: OPSET_VERSION }],
+    producerName: PRODUCER_NAME,
+    graph,
+  };
+  if (docString) model.docString = docString;
+  // Copy: protobufjs may hand back a view into Node's shared allocation pool.
+  return Buffer.from(onnx.ModelProto.encode(model).finish());
+}
+
+function assertFinite(values: number[], what: string): void {
+  for (const v of values) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) throw new RangeError(`${what} must be finite numbers`);
+  }
+}
+
+/**
+ * Builds a logistic regression model: input `features` float32 `['batch', nFeatures]`,
+ * `MatMul` with weights `[nFeatures, 1]`, `Add` bias `[1]`, `Sigmoid`, output
+ * `probability` float32 `['batch', 1]`. IR 8, opset 17, producer `modelgov`.
+ *
+ * The same arguments always yield the same bytes.
+ *
+ * @throws RangeError when `weights` is empty or any weight or the bias is not finite.
+ */
+export function buildLogisticRegressionOnnx(opts: { weights: number[]; bias: number; docString?: string }): Buffer {
+  const { weights, bias } = opts;
+  if (!Array.isArray(weights) || weights.length === 0) throw new RangeError('weights must be a non-empty array');
+  assertFinite(weights, 'weights');
+  assertFinite([bias], 'bias');
+  const n = weights.length;
+
+  const graph: onnx.IGraphProto = {
+    name: 'logistic_regression',
+    node: [
+      { name: 'matmul', opType: 'MatMul', input: ['features', 'weights'], output: ['logit_raw'] },
+      { name: 'add_bias', opType: 'Add', input: ['logit_raw', 'bias'], output: ['logit'] },
+      { name: 'sigmoid', opType: 'Sigmoid', input: ['logit'], output: ['probability'] },
+    ],
+    initializer: [floatTensor('weights', [n, 1], weights), floatTensor('bias', [1], [bias])],
+    input: [floatValueInfo('features', ['batch', n])],
+    output: [floatValueInfo('probability', ['batch', 1])],
+  };
+  return encodeModel(graph, opts.docString);
+}
+
+function mulberry32(seed: number): () => number {
+  let state = seed | 0;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Builds a multilayer perceptron: input `features` float32 `['batch', layers[0]]`;
+ * for each subsequent layer a `Gemm` (weights `[fanIn, fanOut]` and bias `[fanOut]`
+ * initializers) followed by `Relu` except after the last layer; output `output`
+ * float32 `['batch', layers[last]]`. IR 8, opset 17, producer `modelgov`.
+ *
+ * Parameters are drawn uniformly from ±1/sqrt(fanIn) with a mulberry32 PRNG seeded
+ * by `seed`, so the same arguments always yield the same bytes.
+ *
+ * @throws RangeError when fewer than two layers are given, a layer size is not a
+ *   positive integer, or `seed` is not an integer.
+ */
+export function buildMlpOnnx(opts: { layers: number[]; seed: number }): Buffer {
+  const { layers, seed } = opts;
+  if (!Array.isArray(layers) || layers.length < 2) throw new RangeError('layers must list at least two sizes');
+  for (const size of layers) {
+    if (!Number.isSafeInteger(size) || size <= 0) throw new RangeError('layer sizes must be positive integers');
+  }
+  if (!Number.isSafeInteger(seed)) throw new RangeError('seed must be an integer');
+
+  const random = mulberry32(seed);
+  const nodes: onnx.INodeProto[] = [];
+  const initializers: onnx.ITensorProto[] = [];
+  let current = 'features';
+
+  for (let l = 1; l < layers.length; l++) {
+    const fanIn = layers[l - 1];
+    const fanOut = layers[l];
+    const scale = 1 / Math.sqrt(fanIn);
+    const weights = new Float32Array(fanIn * fanOut);
+    for (let i = 0; i < weights.length; i++) weights[i] = (random() * 2 - 1) * scale;
+    const bias = new Float32Array(fanOut);
+    for (let i = 0; i < bias.length; i++) bias[i] = (random() * 2 - 1) * scale;
+
+    const weightName = `layer${l}.weight`;
+    const biasName = `layer${l}.bias`;
+    initializers.push(floatTensor(weightName, [fanIn, fanOut], weights), floatTensor(biasName, [fanOut], bias));
+
+    const isLast = l === layers.length - 1;
+    const gemmOut = isLast ? 'output' : `layer${l}.linear`;
+    nodes.push({ name: `layer${l}.gemm`, opType: 'Gemm', input: [current, weightName, biasName], output: [gemmOut] });
+    current = gemmOut;
+    if (!isLast) {
+      const reluOut = `layer${l}.relu`;
+      nodes.push({ name: `layer${l}.relu`, opType: 'Relu', input: [current], output: [reluOut] });
+      current = reluOut;
+    }
+  }
+
+  const graph: onnx.IGraphProto = {
+    name: 'mlp',
+    node: nodes,
+    initializer: initializers,
+    input: [floatValueInfo('features', ['batch', layers[0]])],
+    output: [floatValueInfo('output', ['batch', layers[layers.length - 1]])],
+  };
+  return encodeModel(graph);
+}

@@ -1,0 +1,209 @@
+import { Arg, Args, Ctx, Field, FieldResolver, ID, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
+import { Team } from '../access/team.entity';
+import type { RequestContext } from '../core/context';
+import { notFound } from '../core/errors';
+import { expectId } from '../core/global-id';
+import { listConnection, whereTeam } from '../core/list';
+import { Connection, PageArgs } from '../core/pagination';
+import { Policy } from '../core/policy';
+import { teamOf } from '../lineage/lineage.resolver';
+import { TrainingRun } from '../lineage/training-run.entity';
+import { Deployment } from '../rollouts/deployment.entity';
+import { Approval } from './approval.entity';
+import { compareVersions, ModelVersionComparison } from './compare';
+import { Model } from './model.entity';
+import { ModelVersion, ModelVersionAlias } from './model-version.entity';
+import { CreateModelInput, ModelFilter, ModelVersionFilter, RegisterModelVersionInput, RemoveAliasInput, ReviewInput, SetAliasInput } from './registry.inputs';
+import * as registry from './registry.service';
+
+export const ModelConnection = Connection(Model);
+export const ModelVersionConnection = Connection(ModelVersion);
+
+@ObjectType({ description: 'A named pointer to one version of a model' })
+export class ModelAlias {
+  @Field()
+  alias!: string;
+
+  @Field(() => ModelVersion, { nullable: true })
+  modelVersion!: ModelVersion | null;
+}
+
+const aliasesBy = (ctx: RequestContext, column: 'model_id' | 'model_version_id') =>
+  ctx.loaders.get<ModelVersionAlias[]>(`aliases:${column}`, async (ids) => {
+    const rows = await ctx.app.db.getRepository(ModelVersionAlias).createQueryBuilder('a').where(`a.${column} IN (:...ids)`, { ids }).orderBy('a.alias').getMany();
+    return ids.map((id) => rows.filter((r) => (column === 'model_id' ? r.modelId : r.modelVersionId) === id));
+  });
+
+async function readableVersion(ctx: RequestContext, id: string, argument: string): Promise<ModelVersion> {
+  const v = await ctx.loaders.byId(ModelVersion, 'ModelVersion').load(expectId(id, 'ModelVersion', argument));
+  if (!v) throw notFound(`ModelVersion ${id}`);
+  return v;
+}
+
+@Resolver()
+export class RegistryQueryResolver {
+  @Query(() => ModelConnection)
+  @Policy({ action: 'read', subject: 'Model' })
+  models(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelFilter, { nullable: true }) filter?: ModelFilter) {
+    return listConnection(ctx, ModelConnection, Model, 'Model', page, (qb) => {
+      whereTeam(qb, filter?.team);
+      if (filter?.name) qb.andWhere('x.name = :n', { n: filter.name });
+    });
+  }
+
+  @Query(() => ModelVersionConnection)
+  @Policy({ action: 'read', subject: 'ModelVersion' })
+  modelVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelVersionFilter, { nullable: true }) filter?: ModelVersionFilter) {
+    return listConnection(ctx, ModelVersionConnection, ModelVersion, 'ModelVersion', page, (qb) => {
+      whereTeam(qb, filter?.team);
+      if (filter?.model) qb.andWhere('x.model_id = :m', { m: expectId(filter.model, 'Model', 'filter.model') });
+      if (filter?.status) qb.andWhere('x.status = :st', { st: filter.status });
+      if (filter?.trainingRun) qb.andWhere('x.training_run_id = :tr', { tr: expectId(filter.trainingRun, 'TrainingRun', 'filter.trainingRun') });
+      if (filter?.alias) qb.andWhere('x.id IN (SELECT a.model_version_id FROM model_version_alias a WHERE a.alias = :alias)', { alias: filter.alias });
+    });
+  }
+
+  @Query(() => ModelVersionComparison, { description: 'How two model versions differ: metrics, data, code, config, seeds, environment' })
+  @Policy({ action: 'read', subject: 'ModelVersion' })
+  async compareModelVersions(@Ctx() ctx: RequestContext, @Arg('a', () => ID) a: string, @Arg('b', () => ID) b: string) {
+    const [va, vb] = await Promise.all([readableVersion(ctx, a, 'a'), readableVersion(ctx, b, 'b')]);
+    return compareVersions(ctx, va, vb);
+  }
+}
+
+@Resolver()
+export class RegistryMutationResolver {
+  @Mutation(() => Model)
+  @Policy({ action: 'create', subject: 'Model' })
+  createModel(@Ctx() ctx: RequestContext, @Arg('input', () => CreateModelInput) input: CreateModelInput) {
+    return registry.createModel(ctx, input);
+  }
+
+  @Mutation(() => ModelVersion, { description: 'Registers an uploaded ONNX artifact as the next version of a model (status REGISTERED)' })
+  @Policy({ action: 'create', subject: 'ModelVersion' })
+  registerModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterModelVersionInput) input: RegisterModelVersionInput) {
+    return registry.registerModelVersion(ctx, input);
+  }
+
+  @Mutation(() => ModelVersion, { description: 'REGISTERED → CANDIDATE: ready for review' })
+  @Policy({ action: 'update', subject: 'ModelVersion' })
+  submitModelVersion(@Ctx() ctx: RequestContext, @Arg('modelVersion', () => ID) modelVersion: string) {
+    return registry.submitModelVersion(ctx, modelVersion);
+  }
+
+  @Mutation(() => ModelVersion, { description: 'CANDIDATE → APPROVED, by someone other than the registrant' })
+  @Policy({ action: 'approve', subject: 'ModelVersion' })
+  approveModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput) input: ReviewInput) {
+    return registry.approveModelVersion(ctx, input);
+  }
+
+  @Mutation(() => ModelVersion, { description: 'CANDIDATE → REJECTED, by someone other than the registrant' })
+  @Policy({ action: 'reject', subject: 'ModelVersion' })
+  rejectModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput) input: ReviewInput) {
+    return registry.rejectModelVersion(ctx, input);
+  }
+
+  @Mutation(() => ModelVersion, { description: 'Retires a version that serves no traffic; its aliases are removed' })
+  @Policy({ action: 'update', subject: 'ModelVersion' })
+  archiveModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput) input: ReviewInput) {
+    return registry.archiveModelVersion(ctx, input);
+  }
+
+  @Mutation(() => ModelVersion, { description: 'Points an alias (unique per model) at this version; champion needs APPROVED' })
+  @Policy({ action: 'update', subject: 'ModelVersion' })
+  setModelVersionAlias(@Ctx() ctx: RequestContext, @Arg('input', () => SetAliasInput) input: SetAliasInput) {
+    return registry.setModelVersionAlias(ctx, input);
+  }
+
+  @Mutation(() => Model)
+  @Policy({ action: 'update', subject: 'ModelVersion' })
+  removeModelVersionAlias(@Ctx() ctx: RequestContext, @Arg('input', () => RemoveAliasInput) input: RemoveAliasInput) {
+    return registry.removeModelVersionAlias(ctx, input);
+  }
+}
+
+@Resolver(() => Model)
+export class ModelFieldResolver {
+  @FieldResolver(() => Team, { nullable: true })
+  team(@Root() r: Model, @Ctx() ctx: RequestContext) {
+    return teamOf(ctx, r);
+  }
+
+  @FieldResolver(() => [ModelVersion], { description: 'Versions the caller may read, newest first' })
+  versions(@Root() r: Model, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byColumn(ModelVersion, 'ModelVersion', 'model_id', { version: 'DESC' }).load(r.id);
+  }
+
+  @FieldResolver(() => [ModelAlias])
+  async aliases(@Root() r: Model, @Ctx() ctx: RequestContext): Promise<ModelAlias[]> {
+    const rows = await aliasesBy(ctx, 'model_id').load(r.id);
+    const versions = await ctx.loaders.byId(ModelVersion, 'ModelVersion').loadMany(rows.map((a) => a.modelVersionId));
+    return rows.map((a, i) => ({ alias: a.alias, modelVersion: (versions[i] as ModelVersion | null) ?? null }));
+  }
+
+  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version holding `alias`, e.g. champion' })
+  async version(@Root() r: Model, @Ctx() ctx: RequestContext, @Arg('alias') alias: string) {
+    const rows = await aliasesBy(ctx, 'model_id').load(r.id);
+    const hit = rows.find((a) => a.alias === alias);
+    return hit ? ctx.loaders.byId(ModelVersion, 'ModelVersion').load(hit.modelVersionId) : null;
+  }
+}
+
+@Resolver(() => ModelVersion)
+export class ModelVersionFieldResolver {
+  @FieldResolver(() => Team, { nullable: true })
+  team(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    return teamOf(ctx, r);
+  }
+
+  @FieldResolver(() => Model, { nullable: true })
+  model(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byId(Model, 'Model').load(r.modelId);
+  }
+
+  @FieldResolver(() => TrainingRun, { nullable: true, description: 'The run that produced it: its data, code, config, seeds and environment' })
+  trainingRun(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    return r.trainingRunId ? ctx.loaders.byId(TrainingRun, 'TrainingRun').load(r.trainingRunId) : null;
+  }
+
+  @FieldResolver(() => [String])
+  async aliases(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    return (await aliasesBy(ctx, 'model_version_id').load(r.id)).map((a) => a.alias);
+  }
+
+  @FieldResolver(() => [Approval], { description: 'Review decisions, oldest first' })
+  approvals(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    // Approvals are visible to whoever may read the version.
+    return ctx.loaders
+      .get<Approval[]>('approvals', async (ids) => {
+        const rows = await ctx.app.db.getRepository(Approval).createQueryBuilder('a').where('a.model_version_id IN (:...ids)', { ids }).orderBy('a.created_at').getMany();
+        return ids.map((id) => rows.filter((x) => x.modelVersionId === id));
+      })
+      .load(r.id);
+  }
+
+  @FieldResolver(() => [Deployment], { description: 'Deployments routing traffic to this version' })
+  deployments(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.through(Deployment, 'Deployment', { table: 'traffic_share', from: 'model_version_id', to: 'deployment_id' }).load(r.id);
+  }
+
+  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version numbered just before this one (that the caller may read)' })
+  async previousVersion(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    const all = await ctx.loaders.byColumn(ModelVersion, 'ModelVersion', 'model_id', { version: 'DESC' }).load(r.modelId);
+    return all.find((v) => v.version < r.version) ?? null;
+  }
+
+  @FieldResolver(() => ModelVersionComparison, { nullable: true, description: 'compareModelVersions(previousVersion, this)' })
+  async comparedToPrevious(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    const previous = await this.previousVersion(r, ctx);
+    return previous ? compareVersions(ctx, previous, r) : null;
+  }
+}
+
+@Resolver(() => Approval)
+export class ApprovalFieldResolver {
+  @FieldResolver(() => ModelVersion, { nullable: true })
+  modelVersion(@Root() r: Approval, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byId(ModelVersion, 'ModelVersion').load(r.modelVersionId);
+  }
+}

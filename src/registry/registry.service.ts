@@ -1,0 +1,176 @@
+import { audit } from '../audit/audit.service';
+import { assertCan, mapDbError, resolveTeam } from '../core/authz';
+import { inTransaction, type RequestContext } from '../core/context';
+import { notFound } from '../core/errors';
+import { toGlobalId } from '../core/global-id';
+import { validateMetrics } from '../core/validation';
+import { loadReadable } from '../lineage/lineage.service';
+import { TrainingRun } from '../lineage/training-run.entity';
+import { TrafficShare } from '../rollouts/deployment.entity';
+import { Approval, ReviewDecision } from './approval.entity';
+import { Artifact } from './artifact.entity';
+import { Model } from './model.entity';
+import { ArtifactFormat, ModelVersion, ModelVersionAlias, ModelVersionStatus } from './model-version.entity';
+import type { CreateModelInput, RegisterModelVersionInput, RemoveAliasInput, ReviewInput, SetAliasInput } from './registry.inputs';
+import { RegistryReason, registryError } from './registry.errors';
+
+export async function createModel(ctx: RequestContext, input: CreateModelInput): Promise<Model> {
+  return inTransaction(ctx, async (em) => {
+    const team = await resolveTeam(ctx, input.team);
+    const model = em.create(Model, { teamId: team.id, name: input.name, description: input.description ?? null, createdBy: ctx.principal!.id });
+    assertCan(ctx, 'create', 'Model', model);
+    await em.insert(Model, model).catch((e) => mapDbError(e, `Model "${input.name}" in team ${team.name}`));
+    await audit(ctx, { action: 'createModel', subjectType: 'Model', subjectId: toGlobalId('Model', model.id), after: model });
+    return model;
+  });
+}
+
+export async function registerModelVersion(ctx: RequestContext, input: RegisterModelVersionInput): Promise<ModelVersion> {
+  const metrics = validateMetrics(input.metrics);
+  return inTransaction(ctx, async (em) => {
+    // Locked so that concurrent registrations number their versions in turn.
+    const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model', true);
+    const artifact = await em.findOne(Artifact, { where: { sha256: input.artifactSha256 } });
+    if (!artifact) {
+      throw registryError(RegistryReason.UNKNOWN_ARTIFACT, 'No artifact with this sha256 was uploaded; POST it to /artifacts first', { field: 'artifactSha256' });
+    }
+    let run: TrainingRun | null = null;
+    if (input.trainingRun) {
+      run = await loadReadable(ctx, em, TrainingRun, 'TrainingRun', input.trainingRun, 'trainingRun');
+    }
+    const [{ next }] = await em.query('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM model_version WHERE model_id = $1', [model.id]);
+    const version = em.create(ModelVersion, {
+      modelId: model.id,
+      teamId: model.teamId,
+      version: Number(next),
+      trainingRunId: run?.id ?? null,
+      artifactSha256: artifact.sha256,
+      artifactSizeBytes: artifact.sizeBytes,
+      format: ArtifactFormat.ONNX,
+      signatureJson: artifact.signature,
+      metrics: Object.keys(metrics).length ? metrics : (run?.metrics ?? {}),
+      status: ModelVersionStatus.REGISTERED,
+      createdBy: ctx.principal!.id,
+    });
+    assertCan(ctx, 'create', 'ModelVersion', version);
+    await em.insert(ModelVersion, version);
+    await audit(ctx, { action: 'registerModelVersion', subjectType: 'ModelVersion', subjectId: toGlobalId('ModelVersion', version.id), after: version });
+    return version;
+  });
+}
+
+const TRANSITIONS: Record<ModelVersionStatus, ModelVersionStatus[]> = {
+  [ModelVersionStatus.REGISTERED]: [ModelVersionStatus.CANDIDATE, ModelVersionStatus.ARCHIVED],
+  [ModelVersionStatus.CANDIDATE]: [ModelVersionStatus.APPROVED, ModelVersionStatus.REJECTED, ModelVersionStatus.ARCHIVED],
+  [ModelVersionStatus.APPROVED]: [ModelVersionStatus.ARCHIVED],
+  [ModelVersionStatus.REJECTED]: [ModelVersionStatus.ARCHIVED],
+  [ModelVersionStatus.ARCHIVED]: [],
+};
+
+async function transition(
+  ctx: RequestContext,
+  id: string,
+  to: ModelVersionStatus,
+  action: 'submitModelVersion' | 'approveModelVersion' | 'rejectModelVersion' | 'archiveModelVersion',
+  reason: string | null,
+): Promise<ModelVersion> {
+  return inTransaction(ctx, async (em) => {
+    const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', id, 'modelVersion', true);
+    const permission = to === ModelVersionStatus.APPROVED ? 'approve' : to === ModelVersionStatus.REJECTED ? 'reject' : 'update';
+    assertCan(ctx, permission, 'ModelVersion', version);
+    if (!TRANSITIONS[version.status].includes(to)) {
+      throw registryError(RegistryReason.INVALID_TRANSITION, `A ${version.status} version cannot become ${to}`, { from: version.status, to });
+    }
+    if ((to === ModelVersionStatus.APPROVED || to === ModelVersionStatus.REJECTED) && version.createdBy === ctx.principal!.id) {
+      const err = registryError(RegistryReason.SELF_APPROVAL, 'A version must be reviewed by someone other than who registered it');
+      err.details.subjectType = 'ModelVersion';
+      err.details.subjectId = toGlobalId('ModelVersion', version.id);
+      throw err;
+    }
+    const before: Record<string, unknown> = { status: version.status };
+    const after: Record<string, unknown> = { status: to };
+    if (to === ModelVersionStatus.ARCHIVED) {
+      const serving = await em.count(TrafficShare, { where: { modelVersionId: version.id } });
+      if (serving > 0) throw registryError(RegistryReason.VERSION_SERVING, 'The version still receives traffic; take it out of every deployment first');
+      const aliases = await em.find(ModelVersionAlias, { where: { modelVersionId: version.id } });
+      if (aliases.length) {
+        before.aliases = aliases.map((a) => a.alias);
+        after.aliases = [];
+        await em.delete(ModelVersionAlias, { modelVersionId: version.id });
+      }
+    }
+    await em.update(ModelVersion, { id: version.id }, { status: to });
+    version.status = to;
+    if (to === ModelVersionStatus.APPROVED || to === ModelVersionStatus.REJECTED) {
+      const approval = em.create(Approval, {
+        modelVersionId: version.id,
+        teamId: version.teamId,
+        decision: to === ModelVersionStatus.APPROVED ? ReviewDecision.APPROVED : ReviewDecision.REJECTED,
+        actor: ctx.principal!.id,
+        reason: reason!,
+      });
+      await em.insert(Approval, approval);
+      after.approval = toGlobalId('Approval', approval.id);
+    }
+    await audit(ctx, { action, subjectType: 'ModelVersion', subjectId: toGlobalId('ModelVersion', version.id), reason, before, after });
+    return (await em.findOneByOrFail(ModelVersion, { id: version.id }))!;
+  });
+}
+
+export const submitModelVersion = (ctx: RequestContext, id: string) => transition(ctx, id, ModelVersionStatus.CANDIDATE, 'submitModelVersion', null);
+export const approveModelVersion = (ctx: RequestContext, input: ReviewInput) =>
+  transition(ctx, input.modelVersion, ModelVersionStatus.APPROVED, 'approveModelVersion', input.reason);
+export const rejectModelVersion = (ctx: RequestContext, input: ReviewInput) =>
+  transition(ctx, input.modelVersion, ModelVersionStatus.REJECTED, 'rejectModelVersion', input.reason);
+export const archiveModelVersion = (ctx: RequestContext, input: ReviewInput) =>
+  transition(ctx, input.modelVersion, ModelVersionStatus.ARCHIVED, 'archiveModelVersion', input.reason);
+
+/** Aliases that only an approved version may hold. */
+export const GUARDED_ALIASES = new Set(['champion', 'production']);
+
+export async function setModelVersionAlias(ctx: RequestContext, input: SetAliasInput): Promise<ModelVersion> {
+  return inTransaction(ctx, async (em) => {
+    const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', input.modelVersion, 'modelVersion', true);
+    assertCan(ctx, 'update', 'ModelVersion', version);
+    if (version.status === ModelVersionStatus.ARCHIVED || version.status === ModelVersionStatus.REJECTED) {
+      throw registryError(RegistryReason.INVALID_TRANSITION, `A ${version.status} version cannot hold an alias`);
+    }
+    if (GUARDED_ALIASES.has(input.alias) && version.status !== ModelVersionStatus.APPROVED) {
+      throw registryError(RegistryReason.ALIAS_REQUIRES_APPROVAL, `Only an APPROVED version may be "${input.alias}"`);
+    }
+    // Lock the model's alias rows so that two moves of one alias serialise.
+    const previous = await em.findOne(ModelVersionAlias, { where: { modelId: version.modelId, alias: input.alias }, lock: { mode: 'pessimistic_write' } });
+    await em.upsert(
+      ModelVersionAlias,
+      { modelId: version.modelId, alias: input.alias, modelVersionId: version.id, updatedBy: ctx.principal!.id },
+      ['modelId', 'alias'],
+    );
+    await audit(ctx, {
+      action: 'setModelVersionAlias',
+      subjectType: 'ModelVersion',
+      subjectId: toGlobalId('ModelVersion', version.id),
+      before: { alias: input.alias, modelVersion: previous ? toGlobalId('ModelVersion', previous.modelVersionId) : null },
+      after: { alias: input.alias, modelVersion: toGlobalId('ModelVersion', version.id) },
+    });
+    return version;
+  });
+}
+
+export async function removeModelVersionAlias(ctx: RequestContext, input: RemoveAliasInput): Promise<Model> {
+  return inTransaction(ctx, async (em) => {
+    const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model');
+    const existing = await em.findOne(ModelVersionAlias, { where: { modelId: model.id, alias: input.alias }, lock: { mode: 'pessimistic_write' } });
+    if (!existing) throw notFound(`Alias "${input.alias}" of model ${model.name}`);
+    const version = await em.findOneByOrFail(ModelVersion, { id: existing.modelVersionId });
+    assertCan(ctx, 'update', 'ModelVersion', version);
+    await em.delete(ModelVersionAlias, { modelId: model.id, alias: input.alias });
+    await audit(ctx, {
+      action: 'removeModelVersionAlias',
+      subjectType: 'Model',
+      subjectId: toGlobalId('Model', model.id),
+      before: { alias: input.alias, modelVersion: toGlobalId('ModelVersion', existing.modelVersionId) },
+      after: { alias: input.alias, modelVersion: null },
+    });
+    return model;
+  });
+}

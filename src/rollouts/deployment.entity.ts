@@ -1,0 +1,87 @@
+import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Check, Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { Team } from '../access/team.entity';
+import { toGlobalId } from '../core/global-id';
+import { Node, NodeId } from '../core/node';
+import { JSONObjectScalar } from '../core/scalars';
+import { ModelVersion } from '../registry/model-version.entity';
+
+export enum DeploymentEnvironment {
+  DEVELOPMENT = 'DEVELOPMENT',
+  STAGING = 'STAGING',
+  PRODUCTION = 'PRODUCTION',
+}
+registerEnumType(DeploymentEnvironment, { name: 'DeploymentEnvironment' });
+
+@ObjectType({ implements: Node, description: 'A named serving endpoint and the model versions it routes traffic to' })
+@Entity()
+@Index(['teamId', 'name'], { unique: true })
+export class Deployment implements Node {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @NodeId()
+  get nodeId(): string {
+    return toGlobalId('Deployment', this.id);
+  }
+
+  @Column('uuid')
+  teamId!: string;
+
+  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'team_id' })
+  team?: Team;
+
+  @Field()
+  @Column({ type: 'text' })
+  name!: string;
+
+  @Field(() => DeploymentEnvironment)
+  @Column({ type: 'enum', enum: DeploymentEnvironment, enumName: 'deployment_environment' })
+  environment!: DeploymentEnvironment;
+
+  @Field(() => String, { nullable: true })
+  @Column({ type: 'text', nullable: true })
+  description!: string | null;
+
+  @Field(() => JSONObjectScalar, { description: 'Service-level objectives, e.g. { "p95LatencyMs": 50, "errorRate": 0.01 }' })
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  slos!: Record<string, number>;
+
+  @Field()
+  @Column({ type: 'text' })
+  createdBy!: string;
+
+  @Field()
+  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
+  createdAt!: Date;
+
+  @Field()
+  @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
+  updatedAt!: Date;
+}
+
+/** One share of a deployment's traffic; a deployment's shares sum to 100. */
+@ObjectType({ description: 'A model version and the percentage of traffic it receives' })
+@Entity()
+@Index(['modelVersionId'])
+@Check('"weight" > 0 AND "weight" <= 100')
+export class TrafficShare {
+  @PrimaryColumn('uuid')
+  deploymentId!: string;
+
+  @PrimaryColumn('uuid')
+  modelVersionId!: string;
+
+  @Field(() => Int, { description: 'Percent, 1–100' })
+  @Column({ type: 'int' })
+  weight!: number;
+
+  @ManyToOne(() => Deployment, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'deployment_id' })
+  deployment?: Deployment;
+
+  @ManyToOne(() => ModelVersion, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'model_version_id' })
+  modelVersion?: ModelVersion;
+}

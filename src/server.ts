@@ -1,0 +1,306 @@
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { expressMiddleware } from '@as-integrations/express5';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import type { GraphQLSchema } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import Redis from 'ioredis';
+import { buildSchema } from 'type-graphql';
+import { WebSocketServer } from 'ws';
+import { AccessResolver } from './access/access.resolver';
+import { authenticate } from './access/authenticate';
+import { AuditResolver } from './audit/audit.resolver';
+import type { Config } from './config';
+import type { AppServices, RequestContext } from './core/context';
+import { openDatabase, StatementCounter } from './core/database';
+import { AppError, ErrorCode, toClientError } from './core/errors';
+import { Loaders } from './core/loaders';
+import { createLogger, type Logger } from './core/logger';
+import { rootFieldPolicies } from './core/policy';
+import { queryLimitsPlugin } from './core/query-limits';
+import {
+  CodeVersionFieldResolver,
+  ConfigFieldResolver,
+  DatasetFieldResolver,
+  DatasetVersionFieldResolver,
+  EnvironmentFieldResolver,
+  LineageMutationResolver,
+  LineageQueryResolver,
+  SeedSetFieldResolver,
+  TrainingRunFieldResolver,
+} from './lineage/lineage.resolver';
+import { ArtifactStore } from './registry/artifact-store';
+import { ArtifactRejectedError, uploadArtifact } from './registry/artifact.service';
+import {
+  ApprovalFieldResolver,
+  ModelFieldResolver,
+  ModelVersionFieldResolver,
+  RegistryMutationResolver,
+  RegistryQueryResolver,
+} from './registry/registry.resolver';
+import { DeploymentFieldResolver, RolloutsResolver, TrafficShareFieldResolver } from './rollouts/rollouts.resolver';
+import { seedBaseline } from './seed/baseline';
+
+export const RESOLVERS = [
+  AccessResolver,
+  AuditResolver,
+  LineageQueryResolver,
+  LineageMutationResolver,
+  DatasetFieldResolver,
+  DatasetVersionFieldResolver,
+  CodeVersionFieldResolver,
+  ConfigFieldResolver,
+  SeedSetFieldResolver,
+  EnvironmentFieldResolver,
+  TrainingRunFieldResolver,
+  RegistryQueryResolver,
+  RegistryMutationResolver,
+  ModelFieldResolver,
+  ModelVersionFieldResolver,
+  ApprovalFieldResolver,
+  RolloutsResolver,
+  DeploymentFieldResolver,
+  TrafficShareFieldResolver,
+] as const;
+
+let schemaPromise: Promise<GraphQLSchema> | undefined;
+
+/** The executable schema; refuses (throws) when any root field has no declared policy. */
+export function buildAppSchema(): Promise<GraphQLSchema> {
+  schemaPromise ??= (async () => {
+    const schema = await buildSchema({
+      resolvers: RESOLVERS as unknown as [Function, ...Function[]],
+      validate: { forbidUnknownValues: false, whitelist: false },
+    });
+    rootFieldPolicies(schema);
+    return schema;
+  })();
+  return schemaPromise;
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  app: AppServices;
+  statements: StatementCounter;
+  schema: GraphQLSchema;
+  /** Drains HTTP and WebSocket clients, then closes the pools. */
+  stop(): Promise<void>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+
+function requestIdOf(req: Request): string {
+  const given = req.header('x-request-id');
+  return given && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+function errorBody(code: ErrorCode, message: string, requestId: string, reason?: string) {
+  return { errors: [{ message, extensions: { code, requestId, ...(reason ? { reason } : {}) } }] };
+}
+
+/** Builds the per-request context from an Authorization header. */
+export async function contextFor(app: AppServices, authorization: string | undefined, requestId: string): Promise<RequestContext> {
+  const auth = await authenticate(authorization, app.db, app.config.jwtSecret);
+  return {
+    requestId,
+    principal: auth.principal,
+    authError: auth.error,
+    ability: auth.ability,
+    app,
+    log: app.log.child({ requestId, principal: auth.principal?.id ?? null }),
+    loaders: new Loaders(app.db, auth.ability),
+    auditEvents: 0,
+  };
+}
+
+function errorPlugin(log: Logger): ApolloServerPlugin<RequestContext> {
+  return {
+    async requestDidStart({ contextValue }) {
+      return {
+        async didEncounterErrors({ errors }) {
+          for (const e of errors) {
+            const original = e.originalError;
+            if (!(original instanceof AppError) && !(e instanceof AppError) && !e.extensions?.code) {
+              (contextValue?.log ?? log).error({ err: original ?? e, path: e.path }, 'unexpected error');
+            }
+          }
+        },
+        async willSendResponse({ response }) {
+          if (response.body.kind === 'single' && response.body.singleResult.errors) {
+            const requestId = contextValue?.requestId;
+            response.body.singleResult.errors = response.body.singleResult.errors.map((e) => toClientError(e, requestId));
+          }
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Starts the whole server: database (migrated), Redis, GraphQL over HTTP and WebSocket at
+ * /graphql, /artifacts, /healthz and /readyz.
+ */
+export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  const statements = new StatementCounter();
+  const db = await openDatabase(config.databaseUrl, statements);
+  const redis = new Redis(config.redisUrl, { keyPrefix: config.redisPrefix, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  redis.on('error', (e) => log.warn({ err: e.message }, 'redis error'));
+  await redis.connect().catch((e) => log.warn({ err: (e as Error).message }, 'redis not reachable at start'));
+  const app: AppServices = { config, db, redis, log, artifacts: new ArtifactStore(config.artifactRoot, config.artifactMaxBytes) };
+  await seedBaseline(app);
+
+  const schema = await buildAppSchema();
+  const expressApp = express();
+  expressApp.disable('x-powered-by');
+  const httpServer = createServer(expressApp);
+
+  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: config.bodyLimitBytes });
+  const wsCleanup = useServer<Record<string, unknown>, { ctx?: RequestContext }>(
+    {
+      schema,
+      // Authenticated at connection_init: a refused or missing credential closes the socket (4403).
+      onConnect: async (socket) => {
+        const params = socket.connectionParams ?? {};
+        const header = typeof params.authorization === 'string' ? params.authorization : typeof params.Authorization === 'string' ? params.Authorization : undefined;
+        const ctx = await contextFor(app, header, randomUUID());
+        if (!ctx.principal) return false;
+        socket.extra.ctx = ctx;
+        return true;
+      },
+      context: (socket) => {
+        const base = socket.extra.ctx!;
+        // Fresh loaders per operation: a long-lived socket must not serve stale rows.
+        return { ...base, requestId: randomUUID(), loaders: new Loaders(db, base.ability), auditEvents: 0 };
+      },
+      onError: (_ctx, _id, _payload, errors) => {
+        log.warn({ errors: errors.map((e) => e.message) }, 'websocket operation failed');
+      },
+    },
+    wsServer,
+  );
+
+  const apollo = new ApolloServer<RequestContext>({
+    schema,
+    introspection: !config.isProduction,
+    includeStacktraceInErrorResponses: false,
+    csrfPrevention: true,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      {
+        async serverWillStart() {
+          return {
+            async drainServer() {
+              await wsCleanup.dispose();
+            },
+          };
+        },
+      },
+      queryLimitsPlugin(schema, { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxAliases: config.maxQueryAliases }),
+      errorPlugin(log),
+      config.isProduction ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+    ],
+  });
+  await apollo.start();
+
+  expressApp.use((req, res, next) => {
+    const requestId = requestIdOf(req);
+    res.locals.requestId = requestId;
+    res.setHeader('x-request-id', requestId);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      log.info({ requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+    });
+    next();
+  });
+
+  expressApp.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  expressApp.get('/readyz', async (_req, res) => {
+    const check = async (f: () => Promise<unknown>) => {
+      try {
+        await Promise.race([f(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000))]);
+        return 'ok';
+      } catch (e) {
+        return `down: ${(e as Error).message}`;
+      }
+    };
+    const [postgres, redisState] = await Promise.all([check(() => db.query('SELECT 1')), check(() => redis.ping())]);
+    const ready = postgres === 'ok' && redisState === 'ok';
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', postgres, redis: redisState });
+  });
+
+  expressApp.post('/artifacts', async (req, res, next) => {
+    try {
+      const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+      const result = await uploadArtifact(ctx, req);
+      res.status(result.created ? 201 : 200).json(result);
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  expressApp.use(
+    '/graphql',
+    express.json({ limit: config.bodyLimitBytes }),
+    expressMiddleware(apollo, {
+      context: async ({ req, res }) => contextFor(app, req.header('authorization'), res.locals.requestId),
+    }),
+  );
+
+  // Errors outside GraphQL execution (body too large, malformed JSON, uploads): JSON, no stack.
+  expressApp.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const requestId = res.locals.requestId ?? randomUUID();
+    const e = err as { type?: string; status?: number; message?: string };
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (e.type === 'entity.too.large' || e.status === 413 || err instanceof ArtifactRejectedError) {
+      res.status(413).json(errorBody(ErrorCode.BAD_USER_INPUT, err instanceof ArtifactRejectedError ? err.message : `Body exceeds ${config.bodyLimitBytes} bytes`, requestId, 'BODY_TOO_LARGE'));
+      return;
+    }
+    if (e.type === 'entity.parse.failed') {
+      res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'Body is not valid JSON', requestId, 'MALFORMED_JSON'));
+      return;
+    }
+    if (err instanceof AppError) {
+      const status = { UNAUTHENTICATED: 401, FORBIDDEN: 403, NOT_FOUND: 404, BAD_USER_INPUT: 400, CONFLICT: 409, INTERNAL: 500 }[err.code];
+      res.status(status).json(errorBody(err.code, err.message, requestId, err.details.reason as string | undefined));
+      return;
+    }
+    log.error({ err, requestId, path: req.path }, 'unexpected error');
+    res.status(500).json(errorBody(ErrorCode.INTERNAL, 'Internal server error', requestId));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => resolve());
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    app,
+    statements,
+    schema,
+    stop: () =>
+      (stopping ??= (async () => {
+        await apollo.stop();
+        await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+        await db.destroy();
+        redis.disconnect();
+      })()),
+  };
+}
+
