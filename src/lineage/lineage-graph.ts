@@ -62,7 +62,7 @@ export class Lineage {
 
 type NodeType = 'DatasetVersion' | 'CodeVersion' | 'Config' | 'SeedSet' | 'Environment' | 'TrainingRun' | 'ModelVersion' | 'Deployment';
 
-const NODE_ENTITIES: Record<NodeType, { entity: Function; table: string }> = {
+export const NODE_ENTITIES: Record<NodeType, { entity: Function; table: string }> = {
   DatasetVersion: { entity: DatasetVersion, table: 'dataset_version' },
   CodeVersion: { entity: CodeVersion, table: 'code_version' },
   Config: { entity: Config, table: 'config' },
@@ -75,7 +75,7 @@ const NODE_ENTITIES: Record<NodeType, { entity: Function; table: string }> = {
 export const LINEAGE_NODE_TYPES = Object.keys(NODE_ENTITIES) as NodeType[];
 
 /** One kind of edge: rows of `link` join `fromCol` (upstream id) to `toCol` (downstream id). */
-interface EdgeKind {
+export interface EdgeKind {
   relation: LineageRelation;
   from: NodeType;
   to: NodeType;
@@ -84,7 +84,7 @@ interface EdgeKind {
   toCol: string;
 }
 
-const EDGE_KINDS: EdgeKind[] = [
+export const EDGE_KINDS: EdgeKind[] = [
   { relation: LineageRelation.DERIVED, from: 'DatasetVersion', to: 'DatasetVersion', link: 'dataset_version_parent', fromCol: 'parent_id', toCol: 'child_id' },
   { relation: LineageRelation.USED, from: 'DatasetVersion', to: 'TrainingRun', link: 'training_run_dataset', fromCol: 'dataset_version_id', toCol: 'training_run_id' },
   { relation: LineageRelation.USED, from: 'CodeVersion', to: 'TrainingRun', link: 'training_run', fromCol: 'code_version_id', toCol: 'id' },
@@ -117,7 +117,7 @@ interface Found {
   to_type: NodeType;
   to_id: string;
   node_type: NodeType;
-  node: Record<string, unknown>;
+  node: Record<string, unknown> | null;
 }
 
 /**
@@ -151,15 +151,24 @@ export async function traverseLineage(
   const root = hydrate(db, rootType, rootRows[0].node) as Node;
 
   const nodes = new Map<string, object>([[decoded.key, root]]);
-  const edges = new Map<string, LineageEdge>();
+  const edges = new Map<string, { from: string; to: string; edge: LineageEdge }>();
   let frontier = new Map<NodeType, string[]>([[rootType, [decoded.key]]]);
   let truncated = false;
 
   for (let level = 1; level <= depth && frontier.size > 0; level++) {
     const params: unknown[] = [];
     const bind = positional(params);
-    const frontierParam = new Map<NodeType, string>();
-    for (const [type, ids] of frontier) frontierParam.set(type, bind(ids));
+    // Bound on first use: a parameter no branch refers to would have no type PostgreSQL can infer.
+    const placeholders = new Map<NodeType, string>();
+    const frontierParam = {
+      has: (t: NodeType) => frontier.has(t),
+      get: (t: NodeType) => {
+        if (!placeholders.has(t)) placeholders.set(t, bind(frontier.get(t)));
+        return placeholders.get(t)!;
+      },
+    };
+    // Rows of nodes already returned are not sent again (their edges still are).
+    const visited = bind([...nodes.keys()]);
     const branches: string[] = [];
     const scopeCache = new Map<NodeType, string>();
     const scope = (t: NodeType) => {
@@ -169,14 +178,14 @@ export async function traverseLineage(
     for (const k of EDGE_KINDS) {
       if (direction !== LineageDirection.UPSTREAM && frontierParam.has(k.from)) {
         branches.push(
-          `SELECT '${k.relation}' AS relation, '${k.from}' AS from_type, l.${k.fromCol}::text AS from_id, '${k.to}' AS to_type, n.id::text AS to_id, '${k.to}' AS node_type, to_jsonb(n) AS node
+          `SELECT '${k.relation}' AS relation, '${k.from}' AS from_type, l.${k.fromCol}::text AS from_id, '${k.to}' AS to_type, n.id::text AS to_id, '${k.to}' AS node_type, CASE WHEN n.id = ANY(${visited}::uuid[]) THEN NULL ELSE to_jsonb(n) END AS node
            FROM ${k.link} l JOIN ${NODE_ENTITIES[k.to].table} n ON n.id = l.${k.toCol}
            WHERE l.${k.fromCol} = ANY(${frontierParam.get(k.from)}::uuid[]) AND ${scope(k.to)}`,
         );
       }
       if (direction !== LineageDirection.DOWNSTREAM && frontierParam.has(k.to)) {
         branches.push(
-          `SELECT '${k.relation}' AS relation, '${k.from}' AS from_type, n.id::text AS from_id, '${k.to}' AS to_type, l.${k.toCol}::text AS to_id, '${k.from}' AS node_type, to_jsonb(n) AS node
+          `SELECT '${k.relation}' AS relation, '${k.from}' AS from_type, n.id::text AS from_id, '${k.to}' AS to_type, l.${k.toCol}::text AS to_id, '${k.from}' AS node_type, CASE WHEN n.id = ANY(${visited}::uuid[]) THEN NULL ELSE to_jsonb(n) END AS node
            FROM ${k.link} l JOIN ${NODE_ENTITIES[k.from].table} n ON n.id = l.${k.fromCol}
            WHERE l.${k.toCol} = ANY(${frontierParam.get(k.to)}::uuid[]) AND ${scope(k.from)}`,
         );
@@ -188,9 +197,10 @@ export async function traverseLineage(
     for (const f of found) {
       const edgeKey = `${f.from_id}>${f.to_id}>${f.relation}`;
       if (!edges.has(edgeKey)) {
-        edges.set(edgeKey, { from: toGlobalId(f.from_type, f.from_id), to: toGlobalId(f.to_type, f.to_id), relation: f.relation });
+        edges.set(edgeKey, { from: f.from_id, to: f.to_id, edge: { from: toGlobalId(f.from_type, f.from_id), to: toGlobalId(f.to_type, f.to_id), relation: f.relation } });
       }
-      const nodeId = f.node_type === f.to_type && f.node.id === f.to_id ? f.to_id : f.from_id;
+      if (!f.node) continue;
+      const nodeId = f.node.id as string;
       if (!nodes.has(nodeId)) {
         if (nodes.size >= maxNodes) {
           truncated = true;
@@ -205,6 +215,6 @@ export async function traverseLineage(
     if (truncated) break;
   }
   // Edges whose far node was cut by the node limit would dangle: keep only edges between returned nodes.
-  const kept = [...edges.values()].filter((e) => nodes.has(fromGlobalId(e.from).key) && nodes.has(fromGlobalId(e.to).key));
+  const kept = [...edges.values()].filter((e) => nodes.has(e.from) && nodes.has(e.to)).map((e) => e.edge);
   return Object.assign(new Lineage(), { root, nodes: [...nodes.values()] as Node[], edges: kept, truncated });
 }

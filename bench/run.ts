@@ -1,0 +1,19 @@
+import 'reflect-metadata';
+import { lineageBench } from './lineage.bench';
+
+const BENCHES: Record<string, () => Promise<void>> = { lineage: lineageBench };
+
+async function main(): Promise<void> {
+  const names = process.argv.slice(2);
+  const unknown = names.filter((n) => !BENCHES[n]);
+  if (names.length === 0 || unknown.length) {
+    console.error(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> ...`);
+    process.exit(2);
+  }
+  for (const n of names) await BENCHES[n]();
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
