@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer } from '../support/harness';
+import { repoRoot } from '../support/repo';
+
+const run = promisify(execFile);
+
+describe('client examples run against a real server', () => {
+  let t: TestServer;
+  let dir: string;
+  const examples = path.join(repoRoot(), 'client-examples');
+  const example = (name: string, token: string, args: string[] = []) =>
+    run(process.execPath, [path.join(examples, name), ...args], { env: { ...process.env, MODELGOV_URL: t.url, MODELGOV_TOKEN: token }, timeout: 30_000 });
+
+  before(async () => {
+    t = await startTestServer({ demo: true });
+    dir = await mkdtemp(path.join(os.tmpdir(), 'modelgov-examples-'));
+  });
+  after(async () => {
+    await t?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("whats-serving-production answers the governance question for the caller's team", async () => {
+    const { stdout } = await example('whats-serving-production.mjs', t.token(['viewer'], ['fraud']));
+    assert.match(stdout, /fraud\/fraud-detector-production/);
+    assert.match(stdout, /100% → fraud-detector v1 \[APPROVED, champion\]/);
+    assert.match(stdout, /approved by demo:fraud-reviewer/);
+    assert.match(stdout, /train: card-transactions v2 \(CONFIDENTIAL, 1150000 rows, sha256 [0-9a-f]{12}, uri withheld\)/);
+    assert.doesNotMatch(stdout, /vision/);
+  });
+
+  it('register-model-version uploads, registers and submits a generated ONNX model', async () => {
+    const file = path.join(dir, 'model.onnx');
+    await example('make-demo-onnx.mjs', 'unused', [file]);
+    const { stdout } = await example('register-model-version.mjs', t.token(['ml-engineer'], ['fraud']), [file, 'fraud-detector']);
+    assert.match(stdout, /uploaded [0-9a-f]{64}/);
+    assert.match(stdout, /fraud\/fraud-detector v3 registered .* now CANDIDATE/);
+  });
+
+  it('lineage prints the edges around a model version', async () => {
+    const r = await t.gql(t.token(['viewer'], ['fraud']), '{ modelVersions(filter: { alias: "champion" }) { nodes { id } } }');
+    const { stdout } = await example('lineage.mjs', t.token(['viewer'], ['fraud']), [r.data.modelVersions.nodes[0].id, 'UPSTREAM', '3']);
+    assert.match(stdout, /TrainingRun:fraud-detector-train-1 -PRODUCED-> ModelVersion:fraud-detector v1/);
+    assert.match(stdout, /DatasetVersion:card-transactions v1 -DERIVED-> DatasetVersion:card-transactions v2/);
+  });
+
+  it('audit-trail lists what happened to an object, and refuses a viewer', async () => {
+    const r = await t.gql(t.token(['viewer'], ['fraud']), '{ modelVersions(filter: { alias: "champion" }) { nodes { id } } }');
+    const id = r.data.modelVersions.nodes[0].id;
+    const { stdout } = await example('audit-trail.mjs', t.token(['auditor'], []), [id]);
+    assert.match(stdout, /registerModelVersion ModelVersion ALLOWED/);
+    assert.match(stdout, /approveModelVersion ModelVersion ALLOWED/);
+    await assert.rejects(example('audit-trail.mjs', t.token(['viewer'], ['fraud']), [id]), /FORBIDDEN/);
+  });
+});
