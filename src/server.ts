@@ -161,7 +161,15 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   expressApp.disable('x-powered-by');
   const httpServer = createServer(expressApp);
 
-  const wsServer = new WebSocketServer({ server: httpServer, path: '/graphql', maxPayload: config.bodyLimitBytes });
+  // noServer: upgrades are routed here by hand, so the http server's own errors (EADDRINUSE) stay its own.
+  const wsServer = new WebSocketServer({ noServer: true, maxPayload: config.bodyLimitBytes });
+  httpServer.on('upgrade', (req, socket, head) => {
+    if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/graphql') {
+      socket.destroy();
+      return;
+    }
+    wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req));
+  });
   const wsCleanup = useServer<Record<string, unknown>, { ctx?: RequestContext }>(
     {
       schema,

@@ -44,7 +44,9 @@ export function subjectOf(type: SubjectName, row: object): Record<string, unknow
   return asSubject(type, row as Record<string, unknown>);
 }
 
-const OPERATORS = new Set(['$eq', '$ne', '$in', '$nin', '$lt', '$lte', '$gt', '$gte', '$exists', '$and', '$or', '$not']);
+// CASL's Mongo matcher evaluates only these; it reads $and, $or and $not as plain field names, so a
+// rule using them would never match in memory (an inverted one would never deny) while SQL refuses it.
+const OPERATORS = new Set(['$eq', '$ne', '$in', '$nin', '$lt', '$lte', '$gt', '$gte', '$exists']);
 
 /**
  * Checks a role's rules before they are stored: known actions and subjects, conditions only over
@@ -110,11 +112,6 @@ export function validateRules(rules: unknown): string[] {
 
 function checkCondition(cond: Record<string, unknown>, subjectName: SubjectName, at: string, problems: string[]): void {
   for (const [key, value] of Object.entries(cond)) {
-    if (key === '$and' || key === '$or') {
-      if (!Array.isArray(value)) problems.push(`${at}.${key} must be a list`);
-      else value.forEach((v, i) => checkCondition(v as Record<string, unknown>, subjectName, `${at}.${key}[${i}]`, problems));
-      continue;
-    }
     if (key.startsWith('$')) {
       problems.push(`${at}: operator ${key} is not supported here`);
       continue;
@@ -125,7 +122,7 @@ function checkCondition(cond: Record<string, unknown>, subjectName: SubjectName,
     }
     if (value && typeof value === 'object' && !Array.isArray(value)) {
       for (const op of Object.keys(value)) {
-        if (!OPERATORS.has(op) || op === '$and' || op === '$or') problems.push(`${at}.${key}: operator ${op} is not supported`);
+        if (!OPERATORS.has(op)) problems.push(`${at}.${key}: operator ${op} is not supported`);
       }
     }
   }

@@ -13,6 +13,16 @@ export type Bind = (value: unknown) => string;
 
 const snake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 
+// uuid columns are compared as they are (their indexes stay usable); every other attribute is compared
+// as text, as CASL compares strings: an enum column would order by declaration and reject unknown values.
+const UUID_ATTRIBUTES = new Set(['id', 'teamId', 'datasetId', 'modelId']);
+
+/** What CASL's comparison (ucast's `compare`) answers for a NULL attribute against `v`: -1, 0 or 1. */
+function compareNull(v: unknown): number {
+  if (v === null) return 0;
+  return (null as unknown as number) > (v as number) ? 1 : -1;
+}
+
 function column(subjectName: SubjectName, attribute: string, alias: string): string {
   if (!POLICY_ATTRIBUTES[subjectName].includes(attribute)) {
     // validateRules refuses such rules; a stored one that slipped through must deny, not widen.
@@ -49,7 +59,9 @@ function toSql(node: AstNode, s: SubjectName, alias: string, bind: Bind): string
       return `NOT (${inner.join(' AND ')})`;
     }
   }
-  const col = column(s, node.field as string, alias);
+  const raw = column(s, node.field as string, alias);
+  const col = UUID_ATTRIBUTES.has(node.field as string) ? raw : `${raw}::text`;
+  const ordered = UUID_ATTRIBUTES.has(node.field as string) ? raw : `(${raw}::text COLLATE "C")`;
   const v = node.value;
   switch (node.operator) {
     case 'eq':
@@ -57,19 +69,21 @@ function toSql(node: AstNode, s: SubjectName, alias: string, bind: Bind): string
     case 'ne':
       return v === null ? `(${col} IS NOT NULL)` : `(${col} IS DISTINCT FROM ${bind(v)})`;
     case 'in':
-      return `COALESCE(${col} = ANY(${bind(asArray(v))}), FALSE)`;
+      return `COALESCE(${col} = ANY(${bind(asArray(v))}), ${asArray(v).includes(null) ? `${col} IS NULL` : 'FALSE'})`;
     case 'nin':
-      return `NOT COALESCE(${col} = ANY(${bind(asArray(v))}), FALSE)`;
+      return `NOT COALESCE(${col} = ANY(${bind(asArray(v))}), ${asArray(v).includes(null) ? `${col} IS NULL` : 'FALSE'})`;
+    // A NULL attribute takes CASL's answer, which for a NULL value is not always false.
     case 'lt':
-      return `COALESCE(${col} < ${bind(v)}, FALSE)`;
+      return `COALESCE(${ordered} < ${bind(v)}, ${compareNull(v) < 0})`;
     case 'lte':
-      return `COALESCE(${col} <= ${bind(v)}, FALSE)`;
+      return `COALESCE(${ordered} <= ${bind(v)}, ${compareNull(v) <= 0})`;
     case 'gt':
-      return `COALESCE(${col} > ${bind(v)}, FALSE)`;
+      return `COALESCE(${ordered} > ${bind(v)}, ${compareNull(v) > 0})`;
     case 'gte':
-      return `COALESCE(${col} >= ${bind(v)}, FALSE)`;
+      return `COALESCE(${ordered} >= ${bind(v)}, ${compareNull(v) >= 0})`;
+    // Rows always carry every column (NULL included), and CASL's $exists tests presence, not value.
     case 'exists':
-      return v ? `(${col} IS NOT NULL)` : `(${col} IS NULL)`;
+      return v ? 'TRUE' : 'FALSE';
     default:
       throw new Error(`operator ${node.operator} cannot be turned into SQL`);
   }

@@ -42,7 +42,8 @@ function guard(spec: PolicySpec): MiddlewareFn<RequestContext> {
       }
       return await next();
     } catch (e) {
-      if (isMutation && e instanceof AppError && e.code === ErrorCode.FORBIDDEN) {
+      // NOT_FOUND marked `denied` hides an object the caller may not read: still a refused attempt.
+      if (isMutation && e instanceof AppError && (e.code === ErrorCode.FORBIDDEN || e.details.denied === true)) {
         await auditDenied(ctx.app.db, ctx, {
           action: info.fieldName,
           subjectType: (e.details.subjectType as string) ?? ('subject' in spec ? spec.subject : 'Mutation'),

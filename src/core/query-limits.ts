@@ -46,6 +46,10 @@ const pageEstimator: ComplexityEstimator = ({ args, childComplexity }) => {
   return undefined;
 };
 
+// Apollo answers an error thrown from didResolveOperation with HTTP 500 unless the error names a
+// status; these are the client's fault, like a parse or validation failure (400).
+const refuse = (message: string, details: Record<string, unknown>) => badInput(message, { ...details, http: { status: 400 } });
+
 /**
  * Refuses, before execution, operations that are too deep, use too many aliases, or would cost
  * too much (each field 1, lists × their page size): BAD_USER_INPUT with a `reason`.
@@ -60,11 +64,11 @@ export function queryLimitsPlugin(schema: GraphQLSchema, limits: QueryLimits): A
           );
           const depth = depthOf((operation as OperationDefinitionNode).selectionSet, fragments, new Set());
           if (depth > limits.maxDepth) {
-            throw badInput(`Query depth ${depth} exceeds the limit of ${limits.maxDepth}`, { reason: 'QUERY_TOO_DEEP', depth, limit: limits.maxDepth });
+            throw refuse(`Query depth ${depth} exceeds the limit of ${limits.maxDepth}`, { reason: 'QUERY_TOO_DEEP', depth, limit: limits.maxDepth });
           }
           const aliases = aliasesOf(document);
           if (aliases > limits.maxAliases) {
-            throw badInput(`Query uses ${aliases} aliases; the limit is ${limits.maxAliases}`, { reason: 'TOO_MANY_ALIASES', aliases, limit: limits.maxAliases });
+            throw refuse(`Query uses ${aliases} aliases; the limit is ${limits.maxAliases}`, { reason: 'TOO_MANY_ALIASES', aliases, limit: limits.maxAliases });
           }
           const cost = getComplexity({
             schema,
@@ -74,7 +78,7 @@ export function queryLimitsPlugin(schema: GraphQLSchema, limits: QueryLimits): A
             estimators: [pageEstimator, simpleEstimator({ defaultComplexity: 1 })],
           });
           if (cost > limits.maxCost) {
-            throw badInput(`Query cost ${cost} exceeds the limit of ${limits.maxCost}`, { reason: 'QUERY_TOO_COSTLY', cost, limit: limits.maxCost });
+            throw refuse(`Query cost ${cost} exceeds the limit of ${limits.maxCost}`, { reason: 'QUERY_TOO_COSTLY', cost, limit: limits.maxCost });
           }
         },
       };

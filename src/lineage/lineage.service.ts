@@ -43,7 +43,13 @@ export async function loadReadable<T extends ObjectLiteral>(
 ): Promise<T> {
   const key = expectId(id, subjectName, argument);
   const row = await em.getRepository(entity).findOne({ where: { id: key } as never, lock: lock ? { mode: 'pessimistic_write' } : undefined });
-  if (!row || !ctx.ability.can('read', subjectOf(subjectName, row))) throw notFound(`${subjectName} ${id}`);
+  if (!row) throw notFound(`${subjectName} ${id}`);
+  if (!ctx.ability.can('read', subjectOf(subjectName, row))) {
+    // Answered like a missing row, so existence does not leak, but recorded as a refused attempt.
+    const err = notFound(`${subjectName} ${id}`);
+    Object.assign(err.details, { denied: true, subjectType: subjectName, subjectId: toGlobalId(subjectName, key) });
+    throw err;
+  }
   return row;
 }
 
