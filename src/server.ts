@@ -272,6 +272,11 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       res.destroy();
       return;
     }
+    if (req.destroyed && !req.complete) {
+      // The body was cut off unread (an upload past the size limit): the connection cannot carry
+      // another request, and a client reusing it would hang until the keep-alive timeout.
+      res.setHeader('connection', 'close');
+    }
     if (e.type === 'entity.too.large' || e.status === 413 || err instanceof ArtifactRejectedError) {
       res.status(413).json(errorBody(ErrorCode.BAD_USER_INPUT, err instanceof ArtifactRejectedError ? err.message : `Body exceeds ${config.bodyLimitBytes} bytes`, requestId, 'BODY_TOO_LARGE'));
       return;

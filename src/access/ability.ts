@@ -1,5 +1,5 @@
 import { createMongoAbility, subject as asSubject, type MongoAbility, type RawRuleOf } from '@casl/ability';
-import { ACTIONS, POLICY_ATTRIBUTES, PROTECTED_FIELDS, SUBJECTS, type PolicyRule, type SubjectName } from './policy-rules';
+import { ACTIONS, POLICY_ATTRIBUTES, PROTECTED_FIELDS, SUBJECTS, UUID_ATTRIBUTES, type PolicyRule, type SubjectName } from './policy-rules';
 
 export type AppAbility = MongoAbility<[string, string | Record<string, unknown>]>;
 
@@ -125,5 +125,20 @@ function checkCondition(cond: Record<string, unknown>, subjectName: SubjectName,
         if (!OPERATORS.has(op)) problems.push(`${at}.${key}: operator ${op} is not supported`);
       }
     }
+    if (UUID_ATTRIBUTES.has(key)) checkUuidValues(value, `${at}.${key}`, problems);
+  }
+}
+
+const UUID_VALUE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+// Id attributes hold uuids: a rule comparing one with anything else (a team name, say) could never
+// match in SQL and would make every query of its holders fail, so it is refused when stored.
+function checkUuidValues(value: unknown, at: string, problems: string[]): void {
+  const ok = (v: unknown) => v === null || (typeof v === 'string' && (UUID_VALUE.test(v) || PLACEHOLDER.test(v)));
+  const operands = value && typeof value === 'object' && !Array.isArray(value) ? Object.entries(value) : [['$eq', value] as const];
+  for (const [op, operand] of operands) {
+    if (op === '$exists') continue;
+    const list = Array.isArray(operand) ? operand : [operand];
+    if (!list.every(ok)) problems.push(`${at}: ${op} needs uuids or \${user.*} placeholders`);
   }
 }

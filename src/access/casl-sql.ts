@@ -1,6 +1,6 @@
 import { rulesToAST } from '@casl/ability/extra';
 import type { AppAbility } from './ability';
-import { POLICY_ATTRIBUTES, type SubjectName } from './policy-rules';
+import { POLICY_ATTRIBUTES, UUID_ATTRIBUTES, type SubjectName } from './policy-rules';
 
 interface AstNode {
   operator: string;
@@ -13,11 +13,7 @@ export type Bind = (value: unknown) => string;
 
 const snake = (s: string) => s.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toLowerCase();
 
-// uuid columns are compared as they are (their indexes stay usable); every other attribute is compared
-// as text, as CASL compares strings: an enum column would order by declaration and reject unknown values.
-const UUID_ATTRIBUTES = new Set(['id', 'teamId', 'datasetId', 'modelId']);
-
-/** What CASL's comparison (ucast's `compare`) answers for a NULL attribute against `v`: -1, 0 or 1. */
+// What CASL's comparison (ucast's `compare`) answers for a NULL attribute against `v`: -1, 0 or 1.
 function compareNull(v: unknown): number {
   if (v === null) return 0;
   return (null as unknown as number) > (v as number) ? 1 : -1;
@@ -60,6 +56,8 @@ function toSql(node: AstNode, s: SubjectName, alias: string, bind: Bind): string
     }
   }
   const raw = column(s, node.field as string, alias);
+  // uuid columns are compared as they are (their indexes stay usable); every other attribute as text,
+  // as CASL compares strings: an enum column would order by declaration and reject unknown values.
   const col = UUID_ATTRIBUTES.has(node.field as string) ? raw : `${raw}::text`;
   const ordered = UUID_ATTRIBUTES.has(node.field as string) ? raw : `(${raw}::text COLLATE "C")`;
   const v = node.value;

@@ -41,6 +41,9 @@ export const POLICY_ATTRIBUTES: Record<SubjectName, readonly string[]> = {
   ApiKey: ['id', 'createdBy'],
 };
 
+/** Policy attributes that hold uuids (compared as uuid in SQL; every other attribute as text). */
+export const UUID_ATTRIBUTES: ReadonlySet<string> = new Set(['id', 'teamId', 'datasetId', 'modelId']);
+
 /** Fields that field-level rules may name (others are always readable once the row is). */
 export const PROTECTED_FIELDS: Partial<Record<SubjectName, readonly string[]>> = {
   DatasetVersion: ['uri', 'sourceQuery'],

@@ -75,13 +75,27 @@ function sanitize(ext: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(ext)) {
     if (k === 'validationErrors' && Array.isArray(v)) {
-      out[k] = v.map((e: { property?: string; constraints?: Record<string, string> }) => ({
-        property: e.property,
-        constraints: e.constraints,
-      }));
+      out[k] = flattenValidation(v as ValidationNode[]);
     } else {
       out[k] = v;
     }
+  }
+  return out;
+}
+
+interface ValidationNode {
+  property?: string;
+  constraints?: Record<string, string>;
+  children?: ValidationNode[];
+}
+
+/** class-validator nests errors of list items and nested inputs; clients get one flat list of paths. */
+function flattenValidation(nodes: ValidationNode[], prefix = ''): Array<{ property: string; constraints: Record<string, string> }> {
+  const out: Array<{ property: string; constraints: Record<string, string> }> = [];
+  for (const n of nodes) {
+    const property = prefix ? `${prefix}.${n.property}` : String(n.property);
+    if (n.constraints && Object.keys(n.constraints).length) out.push({ property, constraints: n.constraints });
+    if (n.children?.length) out.push(...flattenValidation(n.children, property));
   }
   return out;
 }
