@@ -37,6 +37,8 @@ describe('policies are data: roles and API keys', () => {
       ['unsupported operator $regex', [{ action: 'read', subject: 'Model', conditions: { createdBy: { $regex: '^demo' } } }]],
       ['$or, which CASL does not evaluate', [{ action: 'read', subject: 'Model', inverted: true, conditions: { $or: [{ createdBy: 'x' }] } }]],
       ['field that is not protected', [{ action: 'read', subject: 'Model', fields: ['name'] }]],
+      ['a team name where a team id belongs', [{ action: 'read', subject: 'Model', conditions: { teamId: 'fraud' } }]],
+      ['a list with a non-uuid where team ids belong', [{ action: 'read', subject: 'Model', conditions: { teamId: { $in: ['fraud'] } } }]],
       ['unknown rule property', [{ action: 'read', subject: 'Model', because: 'why not' }]],
       ['not a list', { action: 'read', subject: 'Model' }],
       ['a list of strings', ['read Model']],
