@@ -2,27 +2,13 @@ import { Field, ObjectType } from 'type-graphql';
 import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
 import { Team } from '../access/team.entity';
 import { toGlobalId } from '../core/global-id';
-import { Node, NodeId } from '../core/node';
+import { Node } from '../core/node';
+import { TeamOwnedEntity } from '../core/team-owned.entity';
 
 @ObjectType({ implements: Node, description: 'The code a run used: repository, commit, local changes, entrypoint' })
 @Entity()
 @Index(['teamId', 'sha256'], { unique: true })
-export class CodeVersion implements Node {
-  @PrimaryGeneratedColumn('uuid')
-  id!: string;
-
-  @NodeId()
-  get nodeId(): string {
-    return toGlobalId('CodeVersion', this.id);
-  }
-
-  @Column('uuid')
-  teamId!: string;
-
-  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
-  @JoinColumn({ name: 'team_id' })
-  team?: Team;
-
+export class CodeVersion extends TeamOwnedEntity implements Node {
   @Field({ description: 'sha256 of the canonical JSON of the identifying fields; registering them again returns this row' })
   @Column({ type: 'char', length: 64 })
   sha256!: string;
@@ -50,12 +36,4 @@ export class CodeVersion implements Node {
   @Field()
   @Column({ type: 'text' })
   entrypoint!: string;
-
-  @Field()
-  @Column({ type: 'text' })
-  createdBy!: string;
-
-  @Field()
-  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
-  createdAt!: Date;
 }

@@ -2,7 +2,8 @@ import { Field, Int, ObjectType } from 'type-graphql';
 import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { Team } from '../access/team.entity';
 import { toGlobalId } from '../core/global-id';
-import { Node, NodeId } from '../core/node';
+import { Node } from '../core/node';
+import { TeamOwnedEntity } from '../core/team-owned.entity';
 import { bigintAsNumber, JSONScalar } from '../core/scalars';
 import { Classification, Dataset } from './dataset.entity';
 
@@ -17,28 +18,13 @@ export interface ColumnSchema {
 @Index(['datasetId', 'version'], { unique: true })
 @Index(['datasetId', 'sha256'], { unique: true })
 @Index(['teamId', 'createdAt'])
-export class DatasetVersion implements Node {
-  @PrimaryGeneratedColumn('uuid')
-  id!: string;
-
-  @NodeId()
-  get nodeId(): string {
-    return toGlobalId('DatasetVersion', this.id);
-  }
-
+export class DatasetVersion extends TeamOwnedEntity implements Node {
   @Column('uuid')
   datasetId!: string;
 
   @ManyToOne(() => Dataset, { onDelete: 'RESTRICT' })
   @JoinColumn({ name: 'dataset_id' })
   dataset?: Dataset;
-
-  @Column('uuid')
-  teamId!: string;
-
-  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
-  @JoinColumn({ name: 'team_id' })
-  team?: Team;
 
   @Field(() => Classification, { description: "The dataset's classification, copied when the version was registered" })
   @Column({ type: 'enum', enum: Classification, enumName: 'classification' })
@@ -66,14 +52,6 @@ export class DatasetVersion implements Node {
   @Field(() => JSONScalar, { description: 'Columns: [{ name, type, nullable }]' })
   @Column({ type: 'jsonb' })
   columnSchema!: ColumnSchema[];
-
-  @Field()
-  @Column({ type: 'text' })
-  createdBy!: string;
-
-  @Field()
-  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
-  createdAt!: Date;
 }
 
 /** "child was derived from parent": a lineage edge between dataset versions. */

@@ -2,7 +2,8 @@ import { Field, ObjectType, registerEnumType } from 'type-graphql';
 import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
 import { Team } from '../access/team.entity';
 import { toGlobalId } from '../core/global-id';
-import { Node, NodeId } from '../core/node';
+import { Node } from '../core/node';
+import { TeamOwnedEntity } from '../core/team-owned.entity';
 
 export enum Classification {
   PUBLIC = 'PUBLIC',
@@ -15,22 +16,7 @@ registerEnumType(Classification, { name: 'Classification', description: 'Data se
 @ObjectType({ implements: Node, description: 'A named dataset owned by a team; its content lives in versions' })
 @Entity()
 @Index(['teamId', 'name'], { unique: true })
-export class Dataset implements Node {
-  @PrimaryGeneratedColumn('uuid')
-  id!: string;
-
-  @NodeId()
-  get nodeId(): string {
-    return toGlobalId('Dataset', this.id);
-  }
-
-  @Column('uuid')
-  teamId!: string;
-
-  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
-  @JoinColumn({ name: 'team_id' })
-  team?: Team;
-
+export class Dataset extends TeamOwnedEntity implements Node {
   @Field()
   @Column({ type: 'text' })
   name!: string;
@@ -42,12 +28,4 @@ export class Dataset implements Node {
   @Field(() => Classification)
   @Column({ type: 'enum', enum: Classification, enumName: 'classification' })
   classification!: Classification;
-
-  @Field()
-  @Column({ type: 'text' })
-  createdBy!: string;
-
-  @Field()
-  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
-  createdAt!: Date;
 }

@@ -2,27 +2,13 @@ import { Field, ObjectType } from 'type-graphql';
 import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
 import { Team } from '../access/team.entity';
 import { toGlobalId } from '../core/global-id';
-import { Node, NodeId } from '../core/node';
+import { Node } from '../core/node';
+import { TeamOwnedEntity } from '../core/team-owned.entity';
 
 @ObjectType({ implements: Node, description: 'Where a run executed: runtime, locked dependencies, image, hardware' })
 @Entity()
 @Index(['teamId', 'sha256'], { unique: true })
-export class Environment implements Node {
-  @PrimaryGeneratedColumn('uuid')
-  id!: string;
-
-  @NodeId()
-  get nodeId(): string {
-    return toGlobalId('Environment', this.id);
-  }
-
-  @Column('uuid')
-  teamId!: string;
-
-  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
-  @JoinColumn({ name: 'team_id' })
-  team?: Team;
-
+export class Environment extends TeamOwnedEntity implements Node {
   @Field({ description: 'sha256 of the canonical JSON of the other fields' })
   @Column({ type: 'char', length: 64 })
   sha256!: string;
@@ -42,12 +28,4 @@ export class Environment implements Node {
   @Field({ description: 'For example "cpu x2" or "1x NVIDIA H100"' })
   @Column({ type: 'text' })
   hardware!: string;
-
-  @Field()
-  @Column({ type: 'text' })
-  createdBy!: string;
-
-  @Field()
-  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
-  createdAt!: Date;
 }

@@ -2,7 +2,8 @@ import { Field, ObjectType, registerEnumType } from 'type-graphql';
 import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { Team } from '../access/team.entity';
 import { toGlobalId } from '../core/global-id';
-import { Node, NodeId } from '../core/node';
+import { Node } from '../core/node';
+import { TeamOwnedEntity } from '../core/team-owned.entity';
 import { JSONObjectScalar } from '../core/scalars';
 import { CodeVersion } from './code-version.entity';
 import { Config } from './config.entity';
@@ -29,22 +30,7 @@ registerEnumType(DatasetRole, { name: 'DatasetRole', description: 'What a run us
 @ObjectType({ implements: Node, description: 'The activity that turned data, code, config, seeds and an environment into model versions' })
 @Entity()
 @Index(['teamId', 'createdAt'])
-export class TrainingRun implements Node {
-  @PrimaryGeneratedColumn('uuid')
-  id!: string;
-
-  @NodeId()
-  get nodeId(): string {
-    return toGlobalId('TrainingRun', this.id);
-  }
-
-  @Column('uuid')
-  teamId!: string;
-
-  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
-  @JoinColumn({ name: 'team_id' })
-  team?: Team;
-
+export class TrainingRun extends TeamOwnedEntity implements Node {
   @Field(() => String, { nullable: true })
   @Column({ type: 'text', nullable: true })
   name!: string | null;
@@ -96,14 +82,6 @@ export class TrainingRun implements Node {
   @Field(() => JSONObjectScalar, { description: 'Metric name → number' })
   @Column({ type: 'jsonb', default: () => "'{}'" })
   metrics!: Record<string, number>;
-
-  @Field()
-  @Column({ type: 'text' })
-  createdBy!: string;
-
-  @Field()
-  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
-  createdAt!: Date;
 }
 
 /** A dataset version a run used, and for what. */

@@ -2,7 +2,8 @@ import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { Team } from '../access/team.entity';
 import { toGlobalId } from '../core/global-id';
-import { Node, NodeId } from '../core/node';
+import { Node } from '../core/node';
+import { TeamOwnedEntity } from '../core/team-owned.entity';
 import { bigintAsNumber, JSONObjectScalar, JSONScalar } from '../core/scalars';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { Artifact } from './artifact.entity';
@@ -55,28 +56,13 @@ export class ModelSignature {
 @Index(['modelId', 'version'], { unique: true })
 @Index(['teamId', 'createdAt'])
 @Index(['trainingRunId'])
-export class ModelVersion implements Node {
-  @PrimaryGeneratedColumn('uuid')
-  id!: string;
-
-  @NodeId()
-  get nodeId(): string {
-    return toGlobalId('ModelVersion', this.id);
-  }
-
+export class ModelVersion extends TeamOwnedEntity implements Node {
   @Column('uuid')
   modelId!: string;
 
   @ManyToOne(() => Model, { onDelete: 'RESTRICT' })
   @JoinColumn({ name: 'model_id' })
   model?: Model;
-
-  @Column('uuid')
-  teamId!: string;
-
-  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
-  @JoinColumn({ name: 'team_id' })
-  team?: Team;
 
   @Field(() => Int, { description: 'Numbered from 1 within its model' })
   @Column({ type: 'int' })
@@ -121,13 +107,6 @@ export class ModelVersion implements Node {
   @Column({ type: 'enum', enum: ModelVersionStatus, enumName: 'model_version_status' })
   status!: ModelVersionStatus;
 
-  @Field()
-  @Column({ type: 'text' })
-  createdBy!: string;
-
-  @Field()
-  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
-  createdAt!: Date;
 
   @Field()
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })

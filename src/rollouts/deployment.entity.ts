@@ -2,7 +2,8 @@ import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Check, Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { Team } from '../access/team.entity';
 import { toGlobalId } from '../core/global-id';
-import { Node, NodeId } from '../core/node';
+import { Node } from '../core/node';
+import { TeamOwnedEntity } from '../core/team-owned.entity';
 import { JSONObjectScalar } from '../core/scalars';
 import { ModelVersion } from '../registry/model-version.entity';
 
@@ -16,22 +17,7 @@ registerEnumType(DeploymentEnvironment, { name: 'DeploymentEnvironment' });
 @ObjectType({ implements: Node, description: 'A named serving endpoint and the model versions it routes traffic to' })
 @Entity()
 @Index(['teamId', 'name'], { unique: true })
-export class Deployment implements Node {
-  @PrimaryGeneratedColumn('uuid')
-  id!: string;
-
-  @NodeId()
-  get nodeId(): string {
-    return toGlobalId('Deployment', this.id);
-  }
-
-  @Column('uuid')
-  teamId!: string;
-
-  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
-  @JoinColumn({ name: 'team_id' })
-  team?: Team;
-
+export class Deployment extends TeamOwnedEntity implements Node {
   @Field()
   @Column({ type: 'text' })
   name!: string;
@@ -48,13 +34,6 @@ export class Deployment implements Node {
   @Column({ type: 'jsonb', default: () => "'{}'" })
   slos!: Record<string, number>;
 
-  @Field()
-  @Column({ type: 'text' })
-  createdBy!: string;
-
-  @Field()
-  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
-  createdAt!: Date;
 
   @Field()
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })

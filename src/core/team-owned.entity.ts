@@ -1,0 +1,36 @@
+import { Field, ObjectType } from 'type-graphql';
+import { Column, CreateDateColumn, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
+import { Team } from '../access/team.entity';
+import { toGlobalId } from './global-id';
+import { NodeId } from './node';
+
+/**
+ * The columns every team-owned record has: a uuid, its team (the attribute team-scoped rules test),
+ * who registered it and when. The global ID's type is the subclass's name.
+ */
+// Not itself in the schema: no resolver returns it; its fields are inherited by each subclass.
+@ObjectType()
+export abstract class TeamOwnedEntity {
+  @PrimaryGeneratedColumn('uuid')
+  id!: string;
+
+  @NodeId()
+  get nodeId(): string {
+    return toGlobalId(this.constructor.name, this.id);
+  }
+
+  @Column('uuid')
+  teamId!: string;
+
+  @ManyToOne(() => Team, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'team_id' })
+  team?: Team;
+
+  @Field({ description: 'The principal that registered it' })
+  @Column({ type: 'text' })
+  createdBy!: string;
+
+  @Field()
+  @CreateDateColumn({ type: 'timestamptz', precision: 3 })
+  createdAt!: Date;
+}
