@@ -23,16 +23,13 @@ import { AppError, ErrorCode, toClientError } from './core/errors';
 import { Loaders } from './core/loaders';
 import { createLogger, type Logger } from './core/logger';
 import { rootFieldPolicies } from './core/policy';
+import { TeamOwnedFieldResolver } from './core/team-owned.resolver';
 import { queryLimitsPlugin } from './core/query-limits';
 import {
-  CodeVersionFieldResolver,
-  ConfigFieldResolver,
   DatasetFieldResolver,
   DatasetVersionFieldResolver,
-  EnvironmentFieldResolver,
   LineageMutationResolver,
   LineageQueryResolver,
-  SeedSetFieldResolver,
   TrainingRunFieldResolver,
 } from './lineage/lineage.resolver';
 import { ArtifactStore } from './registry/artifact-store';
@@ -52,12 +49,9 @@ export const RESOLVERS = [
   AuditResolver,
   LineageQueryResolver,
   LineageMutationResolver,
+  TeamOwnedFieldResolver,
   DatasetFieldResolver,
   DatasetVersionFieldResolver,
-  CodeVersionFieldResolver,
-  ConfigFieldResolver,
-  SeedSetFieldResolver,
-  EnvironmentFieldResolver,
   TrainingRunFieldResolver,
   RegistryQueryResolver,
   RegistryMutationResolver,

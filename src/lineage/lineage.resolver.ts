@@ -1,6 +1,5 @@
 import { Arg, Args, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import { subjectOf } from '../access/ability';
-import { Team } from '../access/team.entity';
 import type { RequestContext } from '../core/context';
 import { expectId } from '../core/global-id';
 import { listConnection, whereTeam } from '../core/list';
@@ -38,9 +37,6 @@ export const ConfigConnection = Connection(Config);
 export const SeedSetConnection = Connection(SeedSet);
 export const EnvironmentConnection = Connection(Environment);
 export const TrainingRunConnection = Connection(TrainingRun);
-
-/** The team of any team-owned row, through the request's loader. */
-export const teamOf = (ctx: RequestContext, row: { teamId: string }) => ctx.loaders.byId(Team, 'Team').load(row.teamId);
 
 @ObjectType({ description: 'A dataset version a run used, and for what' })
 export class TrainingRunDatasetUse {
@@ -175,11 +171,6 @@ export class LineageMutationResolver {
 
 @Resolver(() => Dataset)
 export class DatasetFieldResolver {
-  @FieldResolver(() => Team, { nullable: true })
-  team(@Root() r: Dataset, @Ctx() ctx: RequestContext) {
-    return teamOf(ctx, r);
-  }
-
   @FieldResolver(() => [DatasetVersion], { description: 'Versions the caller may read, newest first' })
   versions(@Root() r: Dataset, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byColumn(DatasetVersion, 'DatasetVersion', 'dataset_id', { version: 'DESC' }).load(r.id);
@@ -188,11 +179,6 @@ export class DatasetFieldResolver {
 
 @Resolver(() => DatasetVersion)
 export class DatasetVersionFieldResolver {
-  @FieldResolver(() => Team, { nullable: true })
-  team(@Root() r: DatasetVersion, @Ctx() ctx: RequestContext) {
-    return teamOf(ctx, r);
-  }
-
   @FieldResolver(() => Dataset, { nullable: true })
   dataset(@Root() r: DatasetVersion, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Dataset, 'Dataset').load(r.datasetId);
@@ -224,45 +210,8 @@ export class DatasetVersionFieldResolver {
   }
 }
 
-@Resolver(() => CodeVersion)
-export class CodeVersionFieldResolver {
-  @FieldResolver(() => Team, { nullable: true })
-  team(@Root() r: CodeVersion, @Ctx() ctx: RequestContext) {
-    return teamOf(ctx, r);
-  }
-}
-
-@Resolver(() => Config)
-export class ConfigFieldResolver {
-  @FieldResolver(() => Team, { nullable: true })
-  team(@Root() r: Config, @Ctx() ctx: RequestContext) {
-    return teamOf(ctx, r);
-  }
-}
-
-@Resolver(() => SeedSet)
-export class SeedSetFieldResolver {
-  @FieldResolver(() => Team, { nullable: true })
-  team(@Root() r: SeedSet, @Ctx() ctx: RequestContext) {
-    return teamOf(ctx, r);
-  }
-}
-
-@Resolver(() => Environment)
-export class EnvironmentFieldResolver {
-  @FieldResolver(() => Team, { nullable: true })
-  team(@Root() r: Environment, @Ctx() ctx: RequestContext) {
-    return teamOf(ctx, r);
-  }
-}
-
 @Resolver(() => TrainingRun)
 export class TrainingRunFieldResolver {
-  @FieldResolver(() => Team, { nullable: true })
-  team(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
-    return teamOf(ctx, r);
-  }
-
   @FieldResolver(() => [TrainingRunDatasetUse], { description: 'Dataset versions used, those the caller may read' })
   async datasets(@Root() r: TrainingRun, @Ctx() ctx: RequestContext): Promise<TrainingRunDatasetUse[]> {
     const links = await runDatasetLinks(ctx).load(r.id);

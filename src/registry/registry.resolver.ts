@@ -1,12 +1,10 @@
 import { Arg, Args, Ctx, Field, FieldResolver, ID, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import { Team } from '../access/team.entity';
 import type { RequestContext } from '../core/context';
 import { notFound } from '../core/errors';
 import { expectId } from '../core/global-id';
 import { listConnection, whereTeam } from '../core/list';
 import { Connection, PageArgs } from '../core/pagination';
 import { Policy } from '../core/policy';
-import { teamOf } from '../lineage/lineage.resolver';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { Deployment } from '../rollouts/deployment.entity';
 import { Approval } from './approval.entity';
@@ -124,11 +122,6 @@ export class RegistryMutationResolver {
 
 @Resolver(() => Model)
 export class ModelFieldResolver {
-  @FieldResolver(() => Team, { nullable: true })
-  team(@Root() r: Model, @Ctx() ctx: RequestContext) {
-    return teamOf(ctx, r);
-  }
-
   @FieldResolver(() => [ModelVersion], { description: 'Versions the caller may read, newest first' })
   versions(@Root() r: Model, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byColumn(ModelVersion, 'ModelVersion', 'model_id', { version: 'DESC' }).load(r.id);
@@ -151,11 +144,6 @@ export class ModelFieldResolver {
 
 @Resolver(() => ModelVersion)
 export class ModelVersionFieldResolver {
-  @FieldResolver(() => Team, { nullable: true })
-  team(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
-    return teamOf(ctx, r);
-  }
-
   @FieldResolver(() => Model, { nullable: true })
   model(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Model, 'Model').load(r.modelId);

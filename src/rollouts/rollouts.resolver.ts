@@ -1,11 +1,9 @@
 import { Arg, Args, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from 'type-graphql';
-import { Team } from '../access/team.entity';
 import type { RequestContext } from '../core/context';
 import { expectId } from '../core/global-id';
 import { listConnection, whereTeam } from '../core/list';
 import { Connection, PageArgs } from '../core/pagination';
 import { Policy } from '../core/policy';
-import { teamOf } from '../lineage/lineage.resolver';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment, TrafficShare } from './deployment.entity';
 import * as deployments from './deployment.service';
@@ -44,11 +42,6 @@ export class RolloutsResolver {
 
 @Resolver(() => Deployment)
 export class DeploymentFieldResolver {
-  @FieldResolver(() => Team, { nullable: true })
-  team(@Root() r: Deployment, @Ctx() ctx: RequestContext) {
-    return teamOf(ctx, r);
-  }
-
   @FieldResolver(() => [TrafficShare], { description: 'Current split, largest share first' })
   trafficSplit(@Root() r: Deployment, @Ctx() ctx: RequestContext) {
     return ctx.loaders
