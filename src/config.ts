@@ -33,7 +33,7 @@ const schema = z.object({
   ARTIFACT_MAX_BYTES: int(1024, 8 * 1024 ** 3).default(256 * 1024 * 1024),
   BODY_LIMIT_BYTES: int(1024, 64 * 1024 ** 2).default(1024 * 1024),
   MAX_QUERY_DEPTH: int(2, 100).default(12),
-  MAX_QUERY_COST: int(10, 10_000_000).default(20_000),
+  MAX_QUERY_COST: int(10, 100_000_000).default(250_000),
   MAX_QUERY_ALIASES: int(1, 10_000).default(30),
   MAX_LINEAGE_DEPTH: int(1, 100).default(20),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

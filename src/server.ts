@@ -8,7 +8,7 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import type { GraphQLSchema } from 'graphql';
+import { getOperationAST, GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import Redis from 'ioredis';
 import { buildSchema } from 'type-graphql';
@@ -19,12 +19,12 @@ import { AuditResolver } from './audit/audit.resolver';
 import type { Config } from './config';
 import type { AppServices, RequestContext } from './core/context';
 import { openDatabase, StatementCounter } from './core/database';
-import { AppError, ErrorCode, toClientError } from './core/errors';
+import { AppError, badInput, ErrorCode, toClientError, unauthenticated } from './core/errors';
 import { Loaders } from './core/loaders';
 import { createLogger, type Logger } from './core/logger';
 import { rootFieldPolicies } from './core/policy';
 import { TeamOwnedFieldResolver } from './core/team-owned.resolver';
-import { queryLimitsPlugin } from './core/query-limits';
+import { checkQueryLimits, queryLimitsPlugin } from './core/query-limits';
 import {
   DatasetFieldResolver,
   DatasetVersionFieldResolver,
@@ -164,7 +164,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     }
     wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req));
   });
-  const wsCleanup = useServer<Record<string, unknown>, { ctx?: RequestContext }>(
+  const limits = { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxAliases: config.maxQueryAliases };
+  const wsCleanup = useServer<Record<string, unknown>, { authorization?: string }>(
     {
       schema,
       // Authenticated at connection_init: a refused or missing credential closes the socket (4403).
@@ -173,16 +174,43 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         const header = typeof params.authorization === 'string' ? params.authorization : typeof params.Authorization === 'string' ? params.Authorization : undefined;
         const ctx = await contextFor(app, header, randomUUID());
         if (!ctx.principal) return false;
-        socket.extra.ctx = ctx;
+        socket.extra.authorization = header;
         return true;
       },
-      context: (socket) => {
-        const base = socket.extra.ctx!;
-        // Fresh loaders per operation: a long-lived socket must not serve stale rows.
-        return { ...base, requestId: randomUUID(), loaders: new Loaders(db, base.ability), auditEvents: 0 };
+      // Every operation is treated like an HTTP request: the credential is checked again (a key
+      // revoked or a token expired while the socket was open stops working), then the same
+      // validation and limits, with the caller's own context and fresh loaders.
+      onSubscribe: async (socket, _id, payload) => {
+        const ctx = await contextFor(app, socket.extra.authorization, randomUUID());
+        const refuse = (e: GraphQLError) => [new GraphQLError(e.message, { extensions: toClientError(e.toJSON(), ctx.requestId).extensions })];
+        if (!ctx.principal) return refuse(ctx.authError ?? unauthenticated());
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query);
+        } catch (e) {
+          return refuse(badInput((e as Error).message, { reason: 'GRAPHQL_PARSE_FAILED' }));
+        }
+        const invalid = validate(schema, document);
+        if (invalid.length) return invalid.map((e) => new GraphQLError(e.message, { extensions: { code: ErrorCode.BAD_USER_INPUT, reason: 'GRAPHQL_VALIDATION_FAILED', requestId: ctx.requestId } }));
+        const operation = getOperationAST(document, payload.operationName);
+        if (!operation) return refuse(badInput('No operation to run', { reason: 'GRAPHQL_VALIDATION_FAILED' }));
+        try {
+          checkQueryLimits(schema, document, operation, payload.variables ?? undefined, limits);
+        } catch (e) {
+          return refuse(e as GraphQLError);
+        }
+        return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: ctx };
+      },
+      onNext: (_socket, _id, _payload, args, result) => {
+        if (!result.errors?.length) return;
+        const ctx = args.contextValue as RequestContext;
+        for (const e of result.errors) {
+          if (!(e.originalError instanceof AppError) && !e.extensions?.code) ctx.log.error({ err: e.originalError ?? e, path: e.path }, 'unexpected error');
+        }
+        return { ...result, errors: result.errors.map((e) => toClientError(e.toJSON(), ctx.requestId)) };
       },
       onError: (_ctx, _id, _payload, errors) => {
-        log.warn({ errors: errors.map((e) => e.message) }, 'websocket operation failed');
+        log.warn({ errors: errors.map((e) => e.message) }, 'websocket operation refused');
       },
     },
     wsServer,
@@ -204,7 +232,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           };
         },
       },
-      queryLimitsPlugin(schema, { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxAliases: config.maxQueryAliases }),
+      queryLimitsPlugin(schema, limits),
       errorPlugin(log),
       config.isProduction ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
     ],

@@ -54,6 +54,7 @@ export function toClientError(formatted: GraphQLFormattedError, requestId: strin
   const ext = { ...(formatted.extensions ?? {}) } as Record<string, unknown>;
   delete ext.stacktrace;
   delete ext.exception;
+  delete ext.http;
   let code = typeof ext.code === 'string' ? ext.code : undefined;
   // type-graphql's argument validation reports BAD_USER_INPUT with class-validator details.
   if (code === 'BAD_USER_INPUT' || (code && PASS_THROUGH_CODES.has(code))) {

@@ -3,7 +3,7 @@ import type { GraphQLSchema } from 'graphql';
 import type { ActionName, SubjectName } from '../access/policy-rules';
 import { auditDenied } from '../audit/audit.service';
 import type { RequestContext } from './context';
-import { AppError, ErrorCode, forbidden, unauthenticated } from './errors';
+import { AppError, badInput, ErrorCode, forbidden, unauthenticated } from './errors';
 
 /**
  * What a root field requires:
@@ -32,7 +32,7 @@ function typeLevelAllowed(ctx: RequestContext, spec: { action: ActionName; subje
 }
 
 function guard(spec: PolicySpec): MiddlewareFn<RequestContext> {
-  return async ({ context: ctx, info }, next) => {
+  return async ({ context: ctx, info, args }, next) => {
     if ('public' in spec) return next();
     if (!ctx.principal) throw ctx.authError ?? unauthenticated();
     const isMutation = info.parentType.name === 'Mutation';
@@ -40,6 +40,7 @@ function guard(spec: PolicySpec): MiddlewareFn<RequestContext> {
       if (!('authenticated' in spec) && !typeLevelAllowed(ctx, spec)) {
         throw forbidden(`Not allowed to ${spec.action} ${spec.subject === 'any' ? 'this' : spec.subject}`);
       }
+      assertStorableStrings(args, info.fieldName);
       return await next();
     } catch (e) {
       // NOT_FOUND marked `denied` hides an object the caller may not read: still a refused attempt.
@@ -54,6 +55,25 @@ function guard(spec: PolicySpec): MiddlewareFn<RequestContext> {
       throw e;
     }
   };
+}
+
+/**
+ * PostgreSQL cannot store NUL characters or unpaired UTF-16 surrogates in text or JSON: refuse them
+ * as bad input everywhere, rather than let the database fail the statement.
+ */
+function assertStorableStrings(value: unknown, path: string): void {
+  if (typeof value === 'string') {
+    if (value.includes('\u0000') || !(value as string & { isWellFormed(): boolean }).isWellFormed()) {
+      throw badInput(`${path} contains a NUL character or malformed Unicode`, { field: path, reason: 'MALFORMED_STRING' });
+    }
+  } else if (Array.isArray(value)) {
+    value.forEach((v, i) => assertStorableStrings(v, `${path}.${i}`));
+  } else if (value && typeof value === 'object' && !(value instanceof Date)) {
+    for (const [k, v] of Object.entries(value)) {
+      assertStorableStrings(k, path);
+      assertStorableStrings(v, `${path}.${k}`);
+    }
+  }
 }
 
 /** Declares the policy of a Query, Mutation or Subscription field, and enforces it before anything else runs. */

@@ -1,7 +1,8 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
-import { Kind, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
+import { getNamedType, getNullableType, isListType, Kind, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
 import { badInput } from './errors';
+import { DEFAULT_PAGE } from './pagination';
 
 export interface QueryLimits {
   maxDepth: number;
@@ -40,9 +41,19 @@ function aliasesOf(document: DocumentNode): number {
   return n;
 }
 
-/** Lists multiply their children's cost by their page size (`first`, default 50). */
-const pageEstimator: ComplexityEstimator = ({ args, childComplexity }) => {
-  if ('first' in args || 'after' in args) return 1 + childComplexity * Math.max(1, Number(args.first ?? 50));
+/** Nested lists without paging are counted as this many items each. */
+export const UNPAGED_LIST_ITEMS = 10;
+
+/**
+ * Connections multiply their children's cost by their page size (`first`, default 50) — their
+ * `edges` and `nodes` are that page, not a further multiple; other lists (nested relations,
+ * lineage nodes) by {@link UNPAGED_LIST_ITEMS}.
+ */
+const pageEstimator: ComplexityEstimator = ({ type, args, childComplexity, field }) => {
+  const returns = getNamedType(field.type);
+  if (returns.name.endsWith('Connection')) return 1 + childComplexity * Math.max(1, Number(args.first ?? DEFAULT_PAGE));
+  if (type.name.endsWith('Connection')) return 1 + childComplexity;
+  if (isListType(getNullableType(field.type))) return 1 + childComplexity * UNPAGED_LIST_ITEMS;
   return undefined;
 };
 
@@ -51,35 +62,46 @@ const pageEstimator: ComplexityEstimator = ({ args, childComplexity }) => {
 const refuse = (message: string, details: Record<string, unknown>) => badInput(message, { ...details, http: { status: 400 } });
 
 /**
- * Refuses, before execution, operations that are too deep, use too many aliases, or would cost
- * too much (each field 1, lists × their page size): BAD_USER_INPUT with a `reason`.
+ * Throws BAD_USER_INPUT (with a `reason`) when an operation is too deep, uses too many aliases or
+ * would cost too much. Shared by HTTP (an Apollo plugin) and WebSocket (graphql-ws onSubscribe).
  */
+export function checkQueryLimits(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  variables: Record<string, unknown> | undefined,
+  limits: QueryLimits,
+): void {
+  const fragments = new Map(
+    document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((f) => [f.name.value, f]),
+  );
+  const depth = depthOf(operation.selectionSet, fragments, new Set());
+  if (depth > limits.maxDepth) {
+    throw refuse(`Query depth ${depth} exceeds the limit of ${limits.maxDepth}`, { reason: 'QUERY_TOO_DEEP', depth, limit: limits.maxDepth });
+  }
+  const aliases = aliasesOf(document);
+  if (aliases > limits.maxAliases) {
+    throw refuse(`Query uses ${aliases} aliases; the limit is ${limits.maxAliases}`, { reason: 'TOO_MANY_ALIASES', aliases, limit: limits.maxAliases });
+  }
+  const cost = getComplexity({
+    schema,
+    query: document,
+    operationName: operation.name?.value,
+    variables: variables ?? {},
+    estimators: [pageEstimator, simpleEstimator({ defaultComplexity: 1 })],
+  });
+  if (cost > limits.maxCost) {
+    throw refuse(`Query cost ${cost} exceeds the limit of ${limits.maxCost}`, { reason: 'QUERY_TOO_COSTLY', cost, limit: limits.maxCost });
+  }
+}
+
+/** The limits as an Apollo plugin: refused before execution. */
 export function queryLimitsPlugin(schema: GraphQLSchema, limits: QueryLimits): ApolloServerPlugin {
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ document, operation, request }) {
-          const fragments = new Map(
-            document.definitions.filter((d): d is FragmentDefinitionNode => d.kind === Kind.FRAGMENT_DEFINITION).map((f) => [f.name.value, f]),
-          );
-          const depth = depthOf((operation as OperationDefinitionNode).selectionSet, fragments, new Set());
-          if (depth > limits.maxDepth) {
-            throw refuse(`Query depth ${depth} exceeds the limit of ${limits.maxDepth}`, { reason: 'QUERY_TOO_DEEP', depth, limit: limits.maxDepth });
-          }
-          const aliases = aliasesOf(document);
-          if (aliases > limits.maxAliases) {
-            throw refuse(`Query uses ${aliases} aliases; the limit is ${limits.maxAliases}`, { reason: 'TOO_MANY_ALIASES', aliases, limit: limits.maxAliases });
-          }
-          const cost = getComplexity({
-            schema,
-            query: document,
-            operationName: request.operationName ?? undefined,
-            variables: request.variables ?? {},
-            estimators: [pageEstimator, simpleEstimator({ defaultComplexity: 1 })],
-          });
-          if (cost > limits.maxCost) {
-            throw refuse(`Query cost ${cost} exceeds the limit of ${limits.maxCost}`, { reason: 'QUERY_TOO_COSTLY', cost, limit: limits.maxCost });
-          }
+          checkQueryLimits(schema, document, operation as OperationDefinitionNode, request.variables ?? undefined, limits);
         },
       };
     },

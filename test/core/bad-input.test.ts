@@ -305,7 +305,8 @@ describe('Bad inputs get the right code and change nothing', () => {
     });
 
     it('refuses a query whose lists would cost more than MAX_QUERY_COST (QUERY_TOO_COSTLY)', async () => {
-      const page = 'modelVersions(first: 200) { nodes { id version status createdAt metrics model { name } } }';
+      // 20 pages of 200 versions, each with its approvals and deployments' splits: far past the default limit.
+      const page = 'modelVersions(first: 200) { nodes { id version status createdAt metrics model { name } approvals { actor reason } deployments { name trafficSplit { weight } } } }';
       const query = `{ ${Array.from({ length: 20 }, (_, i) => `p${i}: ${page}`).join(' ')} }`;
       const r = await refused(admin, query, {}, 'BAD_USER_INPUT', 'QUERY_TOO_COSTLY');
       assert.equal(r.status, 400);

@@ -169,6 +169,51 @@ describe('the running server', () => {
       }
     });
 
+    it('holds every operation to the HTTP rules: limits, validation, clean errors', async () => {
+      const client = wsClient(t.url, admin);
+      try {
+        const deep = "{ models { nodes { versions { model { versions { model { versions { model { versions { model { versions { model { id } } } } } } } } } } } } }";
+        const tooDeep = await runOnce(client, deep).then(
+          () => assert.fail('a too deep query ran over WebSocket'),
+          (errors: Array<{ extensions: { code: string; reason: string; requestId: string } }>) => errors,
+        );
+        assert.equal(tooDeep[0].extensions.code, 'BAD_USER_INPUT');
+        assert.equal(tooDeep[0].extensions.reason, 'QUERY_TOO_DEEP');
+        assert.ok(tooDeep[0].extensions.requestId);
+        const unknown = await runOnce(client, '{ nope }').then(
+          () => assert.fail('an invalid query ran'),
+          (errors: Array<{ extensions: { code: string; reason: string } }>) => errors,
+        );
+        assert.equal(unknown[0].extensions.reason, 'GRAPHQL_VALIDATION_FAILED');
+        const nul = await runOnce(client, 'mutation { createTeam(input: { name: "nul-team", description: "a\\u0000b" }) { id } }');
+        assert.equal(nul.errors?.[0].extensions.code, 'BAD_USER_INPUT', JSON.stringify(nul));
+        assertNoStackTrace(JSON.stringify(nul));
+      } finally {
+        await client.dispose();
+      }
+    });
+
+    it('checks the credential again on every operation: a key revoked mid-socket stops working', async () => {
+      const created = await t.gql(admin, 'mutation { createApiKey(input: { name: "ws", roles: ["admin"], teams: [] }) { key apiKey { id } } }');
+      assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+      const { key, apiKey } = created.data.createApiKey;
+      const client = createClient({ url: t.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `ApiKey ${key}` }, retryAttempts: 0, lazy: false });
+      try {
+        const before = await runOnce(client, '{ viewer { kind } }');
+        assert.deepEqual(before.data, { viewer: { kind: 'service' } });
+        await t.gql(admin, 'mutation($id: ID!) { revokeApiKey(input: { apiKey: $id }) { revokedAt } }', { id: apiKey.id });
+        const afterRevoke = await runOnce(client, 'mutation { createTeam(input: { name: "after-revoke" }) { id } }').then(
+          () => assert.fail('a revoked key still ran a mutation'),
+          (errors: Array<{ extensions: { code: string } }>) => errors,
+        );
+        assert.equal(afterRevoke[0].extensions.code, 'UNAUTHENTICATED');
+        const [{ n }] = await t.sql(`SELECT count(*)::int AS n FROM team WHERE name = 'after-revoke'`);
+        assert.equal(n, 0);
+      } finally {
+        await client.dispose();
+      }
+    });
+
     it('closes the socket with 4403 for a forged token', async () => {
       const client = wsClient(t.url, admin.slice(0, -3) + 'abc');
       try {
