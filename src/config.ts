@@ -31,6 +31,8 @@ const schema = z.object({
   DATA_DIR: z.string().min(1).default('.modelgov'),
   ARTIFACT_ROOT: z.string().min(1).optional(),
   ARTIFACT_MAX_BYTES: int(1024, 8 * 1024 ** 3).default(256 * 1024 * 1024),
+  ARTIFACT_PARSE_HEAP_MB: int(16, 16_384).default(512),
+  ARTIFACT_PARSE_TIMEOUT_MS: int(100, 600_000).default(30_000),
   BODY_LIMIT_BYTES: int(1024, 64 * 1024 ** 2).default(1024 * 1024),
   MAX_QUERY_DEPTH: int(2, 100).default(12),
   MAX_QUERY_COST: int(10, 100_000_000).default(250_000),
@@ -54,6 +56,9 @@ export interface Config {
   dataDir: string;
   artifactRoot: string;
   artifactMaxBytes: number;
+  /** Heap of the worker that parses an uploaded model; a file that needs more is refused. */
+  artifactParseHeapMb: number;
+  artifactParseTimeoutMs: number;
   bodyLimitBytes: number;
   maxQueryDepth: number;
   maxQueryCost: number;
@@ -104,6 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     artifactRoot: path.resolve(c.ARTIFACT_ROOT ?? path.join(dataDir, 'artifacts')),
     artifactMaxBytes: c.ARTIFACT_MAX_BYTES,
+    artifactParseHeapMb: c.ARTIFACT_PARSE_HEAP_MB,
+    artifactParseTimeoutMs: c.ARTIFACT_PARSE_TIMEOUT_MS,
     bodyLimitBytes: c.BODY_LIMIT_BYTES,
     maxQueryDepth: c.MAX_QUERY_DEPTH,
     maxQueryCost: c.MAX_QUERY_COST,

@@ -1,11 +1,11 @@
 import type { Readable } from 'node:stream';
-import { readFile } from 'node:fs/promises';
 import { audit } from '../audit/audit.service';
 import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { Artifact } from './artifact.entity';
 import { ArtifactTooLargeError } from './artifact-store';
-import { OnnxParseError, readOnnxSignature, type OnnxSignature } from './onnx';
+import { OnnxParseError, type OnnxSignature } from './onnx';
+import { parseOnnxFile } from './onnx-parse';
 
 export interface UploadedArtifact {
   sha256: string;
@@ -45,25 +45,31 @@ export async function uploadArtifact(ctx: RequestContext, body: Readable): Promi
     if (received.sizeBytes === 0) throw badInput('The upload is empty', { reason: 'ARTIFACT_EMPTY' });
     let signature: OnnxSignature;
     try {
-      signature = readOnnxSignature(await readFile(received.tempPath));
+      signature = await parseOnnxFile(received.tempPath, { heapMb: ctx.app.config.artifactParseHeapMb, timeoutMs: ctx.app.config.artifactParseTimeoutMs });
     } catch (e) {
       if (e instanceof OnnxParseError) throw badInput(`Not a valid ONNX model: ${e.message}`, { reason: 'ARTIFACT_NOT_ONNX' });
       throw e;
     }
     return await inTransaction(ctx, async (em) => {
-      const existing = await em.findOne(Artifact, { where: { sha256: received.sha256 } });
       await store.commit(received.tempPath, received.sha256);
-      if (!existing) {
-        await em.insert(Artifact, { sha256: received.sha256, sizeBytes: received.sizeBytes, format: 'ONNX', signature, createdBy: ctx.principal!.id });
-      }
+      // ON CONFLICT: two uploads of the same bytes at once both succeed; one of them creates the row.
+      const inserted = await em
+        .createQueryBuilder()
+        .insert()
+        .into(Artifact)
+        .values({ sha256: received.sha256, sizeBytes: received.sizeBytes, format: 'ONNX', signature, createdBy: ctx.principal!.id })
+        .orIgnore()
+        .returning('sha256')
+        .execute();
+      const created = inserted.raw.length > 0;
       await audit(ctx, {
         action: 'uploadArtifact',
         subjectType: 'Artifact',
         subjectId: received.sha256,
-        reason: existing ? 'identical content already stored' : null,
+        reason: created ? null : 'identical content already stored',
         after: { sha256: received.sha256, sizeBytes: received.sizeBytes, format: 'ONNX', signature },
       });
-      return { sha256: received.sha256, sizeBytes: received.sizeBytes, format: 'ONNX' as const, signature, created: !existing };
+      return { sha256: received.sha256, sizeBytes: received.sizeBytes, format: 'ONNX' as const, signature, created };
     });
   } finally {
     await store.discard(received.tempPath);

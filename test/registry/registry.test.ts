@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { onnx } from 'onnx-proto';
 import { buildLogisticRegressionOnnx, buildMlpOnnx } from '../../src/registry/onnx';
 import { startTestServer, type TestServer } from '../support/harness';
 import { assertNoStackTrace, snapshotDatabase, uploadArtifact } from '../support/http';
@@ -19,6 +20,28 @@ async function tmpEntries(root: string): Promise<string[]> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw e;
   }
+}
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n >>>= 7;
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/** A well-formed model whose graph also holds `n` empty nodes: tiny on disk, huge once decoded. */
+function modelOfEmptyNodes(n: number): Buffer {
+  const model = onnx.ModelProto.decode(buildLogisticRegressionOnnx({ weights: [1, 2], bias: 0 }));
+  const graph = Buffer.from(onnx.GraphProto.encode(model.graph!).finish());
+  model.graph = null;
+  const head = Buffer.from(onnx.ModelProto.encode(model).finish());
+  const nodes = Buffer.alloc(2 * n);
+  for (let i = 0; i < n; i++) nodes[2 * i] = 0x0a; // field 1 (node), length 0
+  const body = Buffer.concat([graph, nodes]);
+  return Buffer.concat([head, Buffer.from([0x3a]), varint(body.length), body]); // field 7 (graph)
 }
 
 const VERSION_FIELDS = `id version status createdBy aliases metrics artifactSha256 artifactSizeBytes format
@@ -40,7 +63,7 @@ describe('artifacts and the registry lifecycle', () => {
   let production: string;
 
   before(async () => {
-    t = await startTestServer({ demo: true });
+    t = await startTestServer({ demo: true, env: { ARTIFACT_PARSE_HEAP_MB: '64' } });
     limited = await startTestServer({ env: { ARTIFACT_MAX_BYTES: '2048' } });
     rita = t.token(['ml-engineer'], ['fraud'], 'rita');
     ritaReviewer = t.token(['ml-engineer', 'reviewer'], ['fraud'], 'rita');
@@ -114,6 +137,14 @@ describe('artifacts and the registry lifecycle', () => {
       assert.equal(ok.status, 201, ok.text);
     });
 
+    it('refuses a model crafted to exhaust memory while parsing, and stays up (400 ARTIFACT_NOT_ONNX)', async () => {
+      const bomb = modelOfEmptyNodes(2_000_000);
+      const r = await refusedUpload(t, rita, bomb, 400, 'BAD_USER_INPUT', 'ARTIFACT_NOT_ONNX');
+      assert.match(r.json.errors[0].message, /more than 64 MB/);
+      const health = await fetch(`${t.url}/healthz`);
+      assert.equal(health.status, 200);
+    });
+
     it('refuses an upload without a token (401 UNAUTHENTICATED)', async () => {
       await refusedUpload(t, null, buildLogisticRegressionOnnx({ weights: [9, 9], bias: 9 }), 401, 'UNAUTHENTICATED');
     });
@@ -155,6 +186,15 @@ describe('artifacts and the registry lifecycle', () => {
       const [{ n: afterCount }] = await t.sql(`SELECT count(*)::int AS n FROM artifact`);
       assert.equal(afterCount, before);
       assert.deepEqual(await readFile(storedPath(t.config.artifactRoot, sha)), bytes);
+    });
+
+    it('answers concurrent uploads of the same new bytes alike: one creates, the others find it', async () => {
+      const bytes = buildLogisticRegressionOnnx({ weights: [0.5, 0.25, 0.125], bias: 0.0625 });
+      const answers = await Promise.all(Array.from({ length: 6 }, () => uploadArtifact(t.url, rita, bytes)));
+      assert.deepEqual(answers.map((a) => a.status).sort(), [200, 200, 200, 200, 200, 201], answers.map((a) => a.text).join('\n'));
+      assert.ok(answers.every((a) => a.json.sha256 === sha256(bytes)));
+      const rows = await t.sql('SELECT count(*)::int AS n FROM artifact WHERE sha256 = $1', [sha256(bytes)]);
+      assert.equal(rows[0].n, 1);
     });
 
     it('registers the artifact as the next version, REGISTERED, with its signature and lineage', async () => {
