@@ -28,9 +28,19 @@ import type {
 import { SeedSet } from './seed-set.entity';
 import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from './training-run.entity';
 
+/** NOT_FOUND for a row the caller may not read: answered like a missing one, recorded as refused. */
+export function hiddenRowError(subjectName: SubjectName, key: string, id: string) {
+  const err = notFound(`${subjectName} ${id}`);
+  Object.assign(err.details, { denied: true, subjectType: subjectName, subjectId: toGlobalId(subjectName, key) });
+  return err;
+}
+
+export type RowLock = 'none' | 'update' | 'share';
+
 /**
  * Loads a row the caller refers to by global ID, inside the transaction. A row the caller may not
- * read is reported exactly like a missing one.
+ * read is reported exactly like a missing one. The row is locked (FOR UPDATE or FOR SHARE) only
+ * once the caller is known to be allowed to see it, and read again under the lock.
  */
 export async function loadReadable<T extends ObjectLiteral>(
   ctx: RequestContext,
@@ -39,18 +49,17 @@ export async function loadReadable<T extends ObjectLiteral>(
   subjectName: SubjectName,
   id: string,
   argument: string,
-  lock = false,
+  lock: RowLock = 'none',
 ): Promise<T> {
   const key = expectId(id, subjectName, argument);
-  const row = await em.getRepository(entity).findOne({ where: { id: key } as never, lock: lock ? { mode: 'pessimistic_write' } : undefined });
+  const repo = em.getRepository(entity);
+  const row = await repo.findOne({ where: { id: key } as never });
   if (!row) throw notFound(`${subjectName} ${id}`);
-  if (!ctx.ability.can('read', subjectOf(subjectName, row))) {
-    // Answered like a missing row, so existence does not leak, but recorded as a refused attempt.
-    const err = notFound(`${subjectName} ${id}`);
-    Object.assign(err.details, { denied: true, subjectType: subjectName, subjectId: toGlobalId(subjectName, key) });
-    throw err;
-  }
-  return row;
+  if (!ctx.ability.can('read', subjectOf(subjectName, row))) throw hiddenRowError(subjectName, key, id);
+  if (lock === 'none') return row;
+  const locked = await repo.findOne({ where: { id: key } as never, lock: { mode: lock === 'update' ? 'pessimistic_write' : 'pessimistic_read' } });
+  if (!locked) throw notFound(`${subjectName} ${id}`);
+  return locked;
 }
 
 export async function createTeam(ctx: RequestContext, input: CreateTeamInput): Promise<Team> {
@@ -83,7 +92,7 @@ export async function createDataset(ctx: RequestContext, input: CreateDatasetInp
 export async function registerDatasetVersion(ctx: RequestContext, input: RegisterDatasetVersionInput): Promise<DatasetVersion> {
   return inTransaction(ctx, async (em) => {
     // The dataset row is locked so that concurrent registrations number their versions in turn.
-    const dataset = await loadReadable(ctx, em, Dataset, 'Dataset', input.dataset, 'dataset', true);
+    const dataset = await loadReadable(ctx, em, Dataset, 'Dataset', input.dataset, 'dataset', 'update');
     const names = new Set<string>();
     for (const c of input.columns) {
       if (names.has(c.name)) throw badInput(`columns: "${c.name}" appears twice`, { field: 'columns' });
@@ -217,7 +226,8 @@ export async function recordTrainingRun(ctx: RequestContext, input: RecordTraini
     for (const d of input.datasets) {
       const key = expectId(d.datasetVersion, 'DatasetVersion');
       const row = found.find((f) => f.id === key);
-      if (!row || !ctx.ability.can('read', subjectOf('DatasetVersion', row))) throw notFound(`DatasetVersion ${d.datasetVersion}`);
+      if (!row) throw notFound(`DatasetVersion ${d.datasetVersion}`);
+      if (!ctx.ability.can('read', subjectOf('DatasetVersion', row))) throw hiddenRowError('DatasetVersion', key, d.datasetVersion);
     }
     const code = await loadReadable(ctx, em, CodeVersion, 'CodeVersion', input.codeVersion, 'codeVersion');
     const config = await loadReadable(ctx, em, Config, 'Config', input.config, 'config');

@@ -29,7 +29,9 @@ export async function registerModelVersion(ctx: RequestContext, input: RegisterM
   const metrics = validateMetrics(input.metrics);
   return inTransaction(ctx, async (em) => {
     // Locked so that concurrent registrations number their versions in turn.
-    const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model', true);
+    const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model', 'update');
+    // Allowed to add a version to this model at all? Asked before anything else is looked up.
+    assertCan(ctx, 'create', 'ModelVersion', { teamId: model.teamId, modelId: model.id, status: ModelVersionStatus.REGISTERED, createdBy: ctx.principal!.id });
     const artifact = await em.findOne(Artifact, { where: { sha256: input.artifactSha256 } });
     if (!artifact) {
       throw registryError(RegistryReason.UNKNOWN_ARTIFACT, 'No artifact with this sha256 was uploaded; POST it to /artifacts first', { field: 'artifactSha256' });
@@ -75,7 +77,7 @@ async function transition(
   reason: string | null,
 ): Promise<ModelVersion> {
   return inTransaction(ctx, async (em) => {
-    const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', id, 'modelVersion', true);
+    const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', id, 'modelVersion', 'update');
     const permission = to === ModelVersionStatus.APPROVED ? 'approve' : to === ModelVersionStatus.REJECTED ? 'reject' : 'update';
     assertCan(ctx, permission, 'ModelVersion', version);
     if (!TRANSITIONS[version.status].includes(to)) {
@@ -130,8 +132,10 @@ export const GUARDED_ALIASES = new Set(['champion', 'production']);
 
 export async function setModelVersionAlias(ctx: RequestContext, input: SetAliasInput): Promise<ModelVersion> {
   return inTransaction(ctx, async (em) => {
-    const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', input.modelVersion, 'modelVersion', true);
+    const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', input.modelVersion, 'modelVersion', 'update');
     assertCan(ctx, 'update', 'ModelVersion', version);
+    // The model row serialises alias moves, including the first assignment of a new alias.
+    await em.findOne(Model, { where: { id: version.modelId }, lock: { mode: 'pessimistic_write' } });
     if (version.status === ModelVersionStatus.ARCHIVED || version.status === ModelVersionStatus.REJECTED) {
       throw registryError(RegistryReason.INVALID_TRANSITION, `A ${version.status} version cannot hold an alias`);
     }
@@ -139,7 +143,7 @@ export async function setModelVersionAlias(ctx: RequestContext, input: SetAliasI
       throw registryError(RegistryReason.ALIAS_REQUIRES_APPROVAL, `Only an APPROVED version may be "${input.alias}"`);
     }
     // Lock the model's alias rows so that two moves of one alias serialise.
-    const previous = await em.findOne(ModelVersionAlias, { where: { modelId: version.modelId, alias: input.alias }, lock: { mode: 'pessimistic_write' } });
+    const previous = await em.findOne(ModelVersionAlias, { where: { modelId: version.modelId, alias: input.alias } });
     await em.upsert(
       ModelVersionAlias,
       { modelId: version.modelId, alias: input.alias, modelVersionId: version.id, updatedBy: ctx.principal!.id },
@@ -158,8 +162,8 @@ export async function setModelVersionAlias(ctx: RequestContext, input: SetAliasI
 
 export async function removeModelVersionAlias(ctx: RequestContext, input: RemoveAliasInput): Promise<Model> {
   return inTransaction(ctx, async (em) => {
-    const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model');
-    const existing = await em.findOne(ModelVersionAlias, { where: { modelId: model.id, alias: input.alias }, lock: { mode: 'pessimistic_write' } });
+    const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model', 'update');
+    const existing = await em.findOne(ModelVersionAlias, { where: { modelId: model.id, alias: input.alias } });
     if (!existing) throw notFound(`Alias "${input.alias}" of model ${model.name}`);
     const version = await em.findOneByOrFail(ModelVersion, { id: existing.modelVersionId });
     assertCan(ctx, 'update', 'ModelVersion', version);

@@ -17,8 +17,11 @@ async function checkSplit(ctx: RequestContext, em: EntityManager, deployment: De
   const ids = split.map((s) => expectId(s.modelVersion, 'ModelVersion', 'trafficSplit.modelVersion'));
   if (new Set(ids).size !== ids.length) throw badInput('trafficSplit names a model version twice', { field: 'trafficSplit' });
   const shares: TrafficShare[] = [];
-  for (const s of split) {
-    const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', s.modelVersion, 'trafficSplit.modelVersion');
+  // In id order, so that concurrent splits lock the same versions in the same order.
+  const ordered = [...split].sort((a, b) => expectId(a.modelVersion, 'ModelVersion').localeCompare(expectId(b.modelVersion, 'ModelVersion')));
+  for (const s of ordered) {
+    // FOR SHARE: an archive of this version waits for this split to commit (and then sees it).
+    const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', s.modelVersion, 'trafficSplit.modelVersion', 'share');
     if (version.teamId !== deployment.teamId) {
       throw badInput(`model version ${s.modelVersion} belongs to another team than the deployment`, { field: 'trafficSplit', reason: 'ROLLOUT_FOREIGN_VERSION' });
     }
@@ -64,7 +67,7 @@ export async function createDeployment(ctx: RequestContext, input: CreateDeploym
 
 export async function setTrafficSplit(ctx: RequestContext, input: SetTrafficSplitInput): Promise<Deployment> {
   return inTransaction(ctx, async (em) => {
-    const deployment = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment', true);
+    const deployment = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment', 'update');
     assertCan(ctx, 'update', 'Deployment', deployment);
     const shares = await checkSplit(ctx, em, deployment, input.trafficSplit);
     const before = await em.find(TrafficShare, { where: { deploymentId: deployment.id } });
