@@ -38,6 +38,7 @@ const schema = z.object({
   MAX_QUERY_COST: int(10, 100_000_000).default(250_000),
   MAX_QUERY_ALIASES: int(1, 10_000).default(30),
   MAX_LINEAGE_DEPTH: int(1, 100).default(20),
+  MAX_LINEAGE_NODES: int(10, 1_000_000).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
 });
@@ -64,6 +65,8 @@ export interface Config {
   maxQueryCost: number;
   maxQueryAliases: number;
   maxLineageDepth: number;
+  /** A lineage answer stops (truncated: true) at this many nodes, and at five times as many edges. */
+  maxLineageNodes: number;
   logLevel: string;
   shutdownGraceMs: number;
 }
@@ -116,6 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxQueryCost: c.MAX_QUERY_COST,
     maxQueryAliases: c.MAX_QUERY_ALIASES,
     maxLineageDepth: c.MAX_LINEAGE_DEPTH,
+    maxLineageNodes: c.MAX_LINEAGE_NODES,
     logLevel: c.LOG_LEVEL,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
   };

@@ -2,7 +2,7 @@ import { In } from 'typeorm';
 import { audit } from '../audit/audit.service';
 import { assertCan } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
-import { badInput, conflict, notFound } from '../core/errors';
+import { badInput, conflict, forbidden, notFound } from '../core/errors';
 import { expectId, toGlobalId } from '../core/global-id';
 import { parseTime } from '../core/validation';
 import { validateRules } from './ability';
@@ -63,6 +63,16 @@ export async function createApiKey(ctx: RequestContext, input: CreateApiKeyInput
       expiresAt: parseTime(input.expiresAt, 'expiresAt'),
     });
     assertCan(ctx, 'create', 'ApiKey', row);
+    // A key never carries more than its creator: roles and teams it holds itself (admins excepted).
+    if (!ctx.ability.can('manage', 'all')) {
+      const extraRoles = row.roles.filter((r) => !ctx.principal!.roles.includes(r));
+      const extraTeams = row.teams.filter((t) => !ctx.principal!.teams.includes(t));
+      if (extraRoles.length || extraTeams.length) {
+        const err = forbidden(`A key cannot carry roles or teams its creator lacks (${[...extraRoles, ...extraTeams].join(', ')})`);
+        Object.assign(err.details, { subjectType: 'ApiKey', subjectId: toGlobalId('ApiKey', row.id) });
+        throw err;
+      }
+    }
     if (row.expiresAt && row.expiresAt.getTime() <= Date.now()) throw badInput('expiresAt is in the past', { field: 'expiresAt' });
     const roles = await em.find(Role, { where: { name: In(row.roles) } });
     const unknownRoles = row.roles.filter((r) => !roles.some((x) => x.name === r));

@@ -50,6 +50,6 @@ export class AuditResolver {
     if (filter?.subjectType) qb.andWhere('x.subject_type = :st', { st: filter.subjectType });
     if (filter?.decision) qb.andWhere('x.decision = :decision', { decision: filter.decision });
     ctx.loaders.scope(qb, 'AuditEvent', 'x');
-    return paginate(AuditEventConnection, qb, page, { alias: 'x', timeColumn: 'seq', idColumn: 'seq' }, (e) => [e.seq, String(e.seq)]);
+    return paginate(AuditEventConnection, qb, page, { alias: 'x', timeColumn: 'seq', idColumn: 'seq', numeric: true }, (e) => [e.seq, String(e.seq)]);
   }
 }

@@ -75,7 +75,11 @@ export interface KeysetOrder {
   idColumn: string;
   /** Newest first unless 'ASC'. */
   direction?: 'ASC' | 'DESC';
+  /** The ordering column holds whole numbers (a sequence), not times. */
+  numeric?: boolean;
 }
+
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$/;
 
 function encodeCursor(time: Date | string | number, id: string): string {
   const t = time instanceof Date ? time.toISOString() : String(time);
@@ -113,11 +117,13 @@ export async function paginate<T extends ObjectLiteral, C extends ConnectionShap
   const countQb = qb.clone();
   const pageQb = qb.clone();
   if (args.after) {
-    const [time, id] = decodeCursor(args.after);
+    const [key, id] = decodeCursor(args.after);
     const cmp = dir === 'DESC' ? '<' : '>';
-    const isNumeric = /^\d+$/.test(time);
-    if (!isNumeric && Number.isNaN(Date.parse(time))) throw badInput('after is not a cursor this server issued', { field: 'after', reason: 'MALFORMED_CURSOR' });
-    pageQb.andWhere(`(${t}, ${i}::text) ${cmp} (:cursorTime, :cursorId)`, { cursorTime: isNumeric ? Number(time) : new Date(time), cursorId: id });
+    // A cursor must fit the column it continues: whole numbers for sequences, ISO times otherwise.
+    const numeric = order.numeric === true;
+    const valid = numeric ? /^\d{1,15}$/.test(key) : ISO_TIME.test(key) && !Number.isNaN(Date.parse(key));
+    if (!valid || id.length > 100) throw badInput('after is not a cursor this server issued', { field: 'after', reason: 'MALFORMED_CURSOR' });
+    pageQb.andWhere(`(${t}, ${i}::text) ${cmp} (:cursorKey, :cursorId)`, { cursorKey: numeric ? Number(key) : new Date(key), cursorId: id });
   }
   pageQb.orderBy(t, dir).addOrderBy(`${i}`, dir).take(undefined).limit(first + 1);
   const rows = await pageQb.getMany();

@@ -130,8 +130,10 @@ export async function traverseLineage(
   id: string,
   direction: LineageDirection,
   depth: number,
-  maxNodes = 10_000,
+  maxNodes = ctx.app.config.maxLineageNodes,
 ): Promise<Lineage> {
+  // Edges are bounded too: each level reads at most what is left of this budget (+1 to notice).
+  const maxEdges = maxNodes * 5;
   if (!Number.isInteger(depth) || depth < 0 || depth > ctx.app.config.maxLineageDepth) {
     throw badInput(`depth must be between 0 and ${ctx.app.config.maxLineageDepth}`, { field: 'depth' });
   }
@@ -192,7 +194,12 @@ export async function traverseLineage(
       }
     }
     if (branches.length === 0) break;
-    const found: Found[] = await db.query(branches.join('\nUNION ALL\n'), params);
+    const budget = maxEdges - edges.size;
+    const found: Found[] = await db.query(`SELECT * FROM (${branches.join('\nUNION ALL\n')}) level LIMIT ${budget + 1}`, params);
+    if (found.length > budget) {
+      truncated = true;
+      found.length = budget;
+    }
     const next = new Map<NodeType, string[]>();
     for (const f of found) {
       const edgeKey = `${f.from_id}>${f.to_id}>${f.relation}`;

@@ -131,7 +131,10 @@ export class ModelFieldResolver {
   async aliases(@Root() r: Model, @Ctx() ctx: RequestContext): Promise<ModelAlias[]> {
     const rows = await aliasesBy(ctx, 'model_id').load(r.id);
     const versions = await ctx.loaders.byId(ModelVersion, 'ModelVersion').loadMany(rows.map((a) => a.modelVersionId));
-    return rows.map((a, i) => ({ alias: a.alias, modelVersion: (versions[i] as ModelVersion | null) ?? null }));
+    // Aliases of versions the caller may not read are left out, like the versions themselves.
+    return rows
+      .map((a, i) => ({ alias: a.alias, modelVersion: versions[i] instanceof ModelVersion ? versions[i] : null }))
+      .filter((a): a is ModelAlias => a.modelVersion !== null);
   }
 
   @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version holding `alias`, e.g. champion' })

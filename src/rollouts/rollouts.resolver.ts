@@ -42,11 +42,17 @@ export class RolloutsResolver {
 
 @Resolver(() => Deployment)
 export class DeploymentFieldResolver {
-  @FieldResolver(() => [TrafficShare], { description: 'Current split, largest share first' })
+  @FieldResolver(() => [TrafficShare], { description: 'Current split, largest share first; shares of versions the caller may not read are left out' })
   trafficSplit(@Root() r: Deployment, @Ctx() ctx: RequestContext) {
     return ctx.loaders
       .get<TrafficShare[]>('trafficByDeployment', async (ids) => {
-        const rows = await ctx.app.db.getRepository(TrafficShare).createQueryBuilder('s').where('s.deployment_id IN (:...ids)', { ids }).orderBy('s.weight', 'DESC').getMany();
+        const qb = ctx.app.db
+          .getRepository(TrafficShare)
+          .createQueryBuilder('s')
+          .innerJoin('model_version', 'v', 'v.id = s.model_version_id')
+          .where('s.deployment_id IN (:...ids)', { ids })
+          .orderBy('s.weight', 'DESC');
+        const rows = await ctx.loaders.scope(qb, 'ModelVersion', 'v').getMany();
         return ids.map((id) => rows.filter((x) => x.deploymentId === id));
       })
       .load(r.id);

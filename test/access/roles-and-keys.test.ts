@@ -179,4 +179,44 @@ describe('policies are data: roles and API keys', () => {
     const [{ n }] = await t.sql(`SELECT count(*)::int AS n FROM api_key WHERE name IN ('k1', 'k2', 'k3')`);
     assert.equal(n, 0);
   });
+
+  it('never lets a key carry more than its creator', async () => {
+    dataOf(await t.gql(admin, UPSERT, { input: { name: 'key-manager', rules: [{ action: 'create', subject: 'ApiKey' }] } }));
+    const manager = t.token(['key-manager'], ['fraud'], 'kim-keys');
+    const before = await t.sql(`SELECT count(*)::int AS n FROM api_key`);
+    const escalate = await t.gql(manager, CREATE_KEY, { input: { name: 'root', roles: ['admin'], teams: ['fraud'] } });
+    assert.equal(codeOf(escalate), 'FORBIDDEN');
+    const otherTeam = await t.gql(manager, CREATE_KEY, { input: { name: 'vision', roles: ['key-manager'], teams: ['vision'] } });
+    assert.equal(codeOf(otherTeam), 'FORBIDDEN');
+    const denied = await t.sql(`SELECT count(*)::int AS n FROM audit_event WHERE actor_id = 'kim-keys' AND decision = 'DENIED' AND action = 'createApiKey'`);
+    assert.equal(denied[0].n, 2);
+    const own = await t.gql(manager, CREATE_KEY, { input: { name: 'own', roles: ['key-manager'], teams: ['fraud'] } });
+    assert.equal(own.errors, undefined, JSON.stringify(own.errors));
+    const after = await t.sql(`SELECT count(*)::int AS n FROM api_key`);
+    assert.equal(after[0].n, before[0].n + 1);
+  });
+
+  it('shows aliases and traffic shares only of versions the caller may read', async () => {
+    dataOf(
+      await t.gql(admin, UPSERT, {
+        input: {
+          name: 'approved-reader',
+          rules: [
+            { action: 'read', subject: ['Model', 'Deployment'], conditions: { teamId: { $in: '${user.teamIds}' } } },
+            { action: 'read', subject: 'ModelVersion', conditions: { teamId: { $in: '${user.teamIds}' }, status: 'APPROVED' } },
+          ],
+        },
+      }),
+    );
+    const reader = t.token(['approved-reader'], ['fraud'], 'amy-approved');
+    const r = dataOf(
+      await t.gql(reader, `{
+        deployments(filter: { environment: STAGING }) { nodes { trafficSplit { weight modelVersion { version status } } } }
+        models { nodes { aliases { alias modelVersion { status } } } }
+      }`),
+    );
+    // The demo's staging split is 90 % v1 (APPROVED) and 10 % v2 (CANDIDATE): only the first is shown.
+    assert.deepEqual(r.deployments.nodes[0].trafficSplit, [{ weight: 90, modelVersion: { version: 1, status: 'APPROVED' } }]);
+    for (const m of r.models.nodes) for (const a of m.aliases) assert.equal(a.modelVersion.status, 'APPROVED');
+  });
 });

@@ -296,6 +296,18 @@ describe('Bad inputs get the right code and change nothing', () => {
       assert.equal(r.status, 400);
     });
 
+    it('refuses a cursor that does not fit the list it continues (MALFORMED_CURSOR)', async () => {
+      const cursor = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+      const auditor = t.token(['auditor'], []);
+      for (const [token, query, after] of [
+        [admin, 'query($a: String) { teams(after: $a) { totalCount } }', cursor(['99999', 'x'])],
+        [admin, 'query($a: String) { teams(after: $a) { totalCount } }', 'not-a-cursor'],
+        [auditor, 'query($a: String) { auditEvents(after: $a) { totalCount } }', cursor(['2026-01-01T00:00:00.000Z', '1'])],
+      ] as const) {
+        await refused(token, query, { a: after }, 'BAD_USER_INPUT', 'MALFORMED_CURSOR');
+      }
+    });
+
     it('refuses more aliases than MAX_QUERY_ALIASES (TOO_MANY_ALIASES)', async () => {
       const n = t.config.maxQueryAliases + 1;
       const query = `{ ${Array.from({ length: n }, (_, i) => `a${i}: viewer { id }`).join(' ')} }`;

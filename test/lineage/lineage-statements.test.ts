@@ -71,4 +71,21 @@ describe('lineage statement budget', () => {
     const wrong = await t.gql(token, QUERY, { id: team, direction: 'BOTH', depth: 2 });
     assert.equal(wrong.errors?.[0].extensions.code, 'BAD_USER_INPUT');
   });
+
+  it('stops at MAX_LINEAGE_NODES and says so', async () => {
+    const capped = await startTestServer({ env: { MAX_LINEAGE_NODES: '50' } });
+    try {
+      const fx = await writeLineageFixture(capped.server.app.db, { team: 'capped', width: 30, layers: 4 });
+      const r = await capped.gql(capped.token(['viewer'], ['capped']), QUERY, { id: fx.midDatasetVersion, direction: 'BOTH', depth: 20 });
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      assert.equal(r.data.lineage.truncated, true);
+      assert.equal(r.data.lineage.nodes.length, 50);
+      const ids = new Set(r.data.lineage.nodes.map((n: { id: string }) => n.id));
+      for (const e of r.data.lineage.edges) assert.ok(ids.has(e.from) && ids.has(e.to), 'no edge points outside the answer');
+      const whole = await t.gql(token, QUERY, { id: large.midDatasetVersion, direction: 'BOTH', depth: 20 });
+      assert.equal(whole.data.lineage.truncated, false, 'an answer under the limit is not marked truncated');
+    } finally {
+      await capped.stop();
+    }
+  });
 });
