@@ -1,5 +1,6 @@
 import { Init1795298121489 } from './1795298121489-Init';
 import { AuditAppendOnly1795298200000 } from './1795298200000-AuditAppendOnly';
+import { RoleUpdatedAtMilliseconds1795299480121 } from './1795299480121-RoleUpdatedAtMilliseconds';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
-export const MIGRATIONS: Function[] = [Init1795298121489, AuditAppendOnly1795298200000];
+export const MIGRATIONS: Function[] = [Init1795298121489, AuditAppendOnly1795298200000, RoleUpdatedAtMilliseconds1795299480121];

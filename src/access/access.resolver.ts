@@ -1,11 +1,11 @@
-import { Arg, Args, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Args, Ctx, Field, ID, InputType, Mutation, Query, Resolver } from 'type-graphql';
 import { AuditEvent } from '../audit/audit-event.entity';
 import type { RequestContext } from '../core/context';
 import { badInput } from '../core/errors';
 import { fromGlobalId, isUuid } from '../core/global-id';
 import { listConnection } from '../core/list';
 import { Node } from '../core/node';
-import { Connection, PageArgs } from '../core/pagination';
+import { Connection, PageArgs, paginate } from '../core/pagination';
 import { Policy } from '../core/policy';
 import { CreateTeamInput, TeamFilter } from '../lineage/lineage.inputs';
 import { createTeam } from '../lineage/lineage.service';
@@ -28,6 +28,16 @@ import { Team } from './team.entity';
 
 export const TeamConnection = Connection(Team);
 export const ApiKeyConnection = Connection(ApiKey);
+export const RoleConnection = Connection(Role);
+
+@InputType()
+export class RoleFilter {
+  @Field(() => String, { nullable: true })
+  name?: string | null;
+
+  @Field(() => Boolean, { nullable: true })
+  builtIn?: boolean | null;
+}
 
 const NODE_TYPES: Partial<Record<string, { entity: Function; subject: SubjectName; key: 'id' | 'name' | 'seq' }>> = {
   Team: { entity: Team, subject: 'Team', key: 'id' },
@@ -74,11 +84,14 @@ export class AccessResolver {
     });
   }
 
-  @Query(() => [Role], { description: 'Roles and their rules' })
+  @Query(() => RoleConnection, { description: 'Roles and their rules, most recently changed first' })
   @Policy({ action: 'read', subject: 'Role' })
-  roles(@Ctx() ctx: RequestContext) {
-    const qb = ctx.app.db.getRepository(Role).createQueryBuilder('x').where('TRUE').orderBy('x.name');
-    return ctx.loaders.scope(qb, 'Role', 'x').getMany();
+  roles(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => RoleFilter, { nullable: true }) filter?: RoleFilter) {
+    const qb = ctx.app.db.getRepository(Role).createQueryBuilder('x').where('TRUE');
+    if (filter?.name) qb.andWhere('x.name = :n', { n: filter.name });
+    if (filter?.builtIn !== undefined && filter?.builtIn !== null) qb.andWhere('x.built_in = :b', { b: filter.builtIn });
+    ctx.loaders.scope(qb, 'Role', 'x');
+    return paginate(RoleConnection, qb, page, { alias: 'x', timeColumn: 'updated_at', idColumn: 'name' }, (r) => [r.updatedAt, r.name]);
   }
 
   @Query(() => ApiKeyConnection)

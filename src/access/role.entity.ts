@@ -30,6 +30,6 @@ export class Role implements Node {
   builtIn!: boolean;
 
   @Field()
-  @UpdateDateColumn({ type: 'timestamptz' })
+  @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
   updatedAt!: Date;
 }

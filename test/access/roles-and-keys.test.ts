@@ -219,4 +219,14 @@ describe('policies are data: roles and API keys', () => {
     assert.deepEqual(r.deployments.nodes[0].trafficSplit, [{ weight: 90, modelVersion: { version: 1, status: 'APPROVED' } }]);
     for (const m of r.models.nodes) for (const a of m.aliases) assert.equal(a.modelVersion.status, 'APPROVED');
   });
+
+  it('lists roles as a connection, filtered, to those who may read them', async () => {
+    const builtIn = dataOf(await t.gql(admin, '{ roles(filter: { builtIn: true }, first: 3) { totalCount nodes { name builtIn } pageInfo { hasNextPage endCursor } } }'));
+    assert.equal(builtIn.roles.totalCount, DEFAULT_ROLES.length);
+    assert.equal(builtIn.roles.nodes.length, 3);
+    const rest = dataOf(await t.gql(admin, 'query($a: String) { roles(filter: { builtIn: true }, after: $a) { nodes { name } } }', { a: builtIn.roles.pageInfo.endCursor }));
+    const names = [...builtIn.roles.nodes.map((r: { name: string }) => r.name), ...rest.roles.nodes.map((r: { name: string }) => r.name)].sort();
+    assert.deepEqual(names, DEFAULT_ROLES.map((r) => r.name).sort());
+    assert.equal(codeOf(await t.gql(t.token(['viewer'], ['fraud']), '{ roles { totalCount } }')), 'FORBIDDEN');
+  });
 });
