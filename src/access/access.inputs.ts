@@ -19,6 +19,15 @@ export class UpsertRoleInput {
 }
 
 @InputType()
+export class RoleFilter {
+  @Field(() => String, { nullable: true })
+  name?: string | null;
+
+  @Field(() => Boolean, { nullable: true })
+  builtIn?: boolean | null;
+}
+
+@InputType()
 export class CreateApiKeyInput {
   @Field()
   @Length(1, 100)

@@ -1,4 +1,4 @@
-import { Arg, Args, Ctx, Field, ID, InputType, Mutation, Query, Resolver } from 'type-graphql';
+import { Arg, Args, Ctx, ID, Mutation, Query, Resolver } from 'type-graphql';
 import { AuditEvent } from '../audit/audit-event.entity';
 import type { RequestContext } from '../core/context';
 import { badInput } from '../core/errors';
@@ -19,7 +19,7 @@ import { TrainingRun } from '../lineage/training-run.entity';
 import { Model } from '../registry/model.entity';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from '../rollouts/deployment.entity';
-import { CreateApiKeyInput, CreatedApiKey, RevokeApiKeyInput, UpsertRoleInput, Viewer } from './access.inputs';
+import { CreateApiKeyInput, CreatedApiKey, RevokeApiKeyInput, RoleFilter, UpsertRoleInput, Viewer } from './access.inputs';
 import * as access from './access.service';
 import { ApiKey } from './api-key.entity';
 import type { SubjectName } from './policy-rules';
@@ -29,15 +29,6 @@ import { Team } from './team.entity';
 export const TeamConnection = Connection(Team);
 export const ApiKeyConnection = Connection(ApiKey);
 export const RoleConnection = Connection(Role);
-
-@InputType()
-export class RoleFilter {
-  @Field(() => String, { nullable: true })
-  name?: string | null;
-
-  @Field(() => Boolean, { nullable: true })
-  builtIn?: boolean | null;
-}
 
 const NODE_TYPES: Partial<Record<string, { entity: Function; subject: SubjectName; key: 'id' | 'name' | 'seq' }>> = {
   Team: { entity: Team, subject: 'Team', key: 'id' },
