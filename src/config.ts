@@ -39,6 +39,13 @@ const schema = z.object({
   MAX_QUERY_ALIASES: int(1, 10_000).default(30),
   MAX_LINEAGE_DEPTH: int(1, 100).default(20),
   MAX_LINEAGE_NODES: int(10, 1_000_000).default(10_000),
+  WORKERS_IN_PROCESS: bool.optional(),
+  WORKER_CONCURRENCY: int(1, 64).default(1),
+  TRAINING_TIMEOUT_MS: int(1000, 7 * 24 * 3600 * 1000).default(30 * 60 * 1000),
+  TRAINING_MAX_OUTPUT_BYTES: int(1024, 1024 ** 3).default(10 * 1024 * 1024),
+  TRAINING_ATTEMPTS: int(1, 20).default(3),
+  TRAINER_REPOSITORIES: z.string().optional(),
+  DATASET_MAX_BYTES: int(1024, 64 * 1024 ** 3).default(1024 ** 3),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   SHUTDOWN_GRACE_MS: int(0, 600_000).default(10_000),
 });
@@ -69,7 +76,19 @@ export interface Config {
   maxLineageNodes: number;
   logLevel: string;
   shutdownGraceMs: number;
+  /** Run the queue workers inside the API process (default); `npm run worker` runs them alone. */
+  workersInProcess: boolean;
+  workerConcurrency: number;
+  trainingTimeoutMs: number;
+  trainingMaxOutputBytes: number;
+  trainingAttempts: number;
+  /** Repository URL → local directory holding its trainers; entrypoints resolve inside it. */
+  trainerRepositories: Record<string, string>;
+  datasetMaxBytes: number;
 }
+
+/** The repository URL under which the trainers shipped with the server are registered. */
+export const BUILTIN_TRAINERS_REPOSITORY = 'builtin://modelgov/trainers';
 
 /** Names of the variables whose values must never be logged or echoed. */
 export const SECRET_VARIABLES = ['AUTH_JWT_SECRET', 'DATABASE_URL', 'REDIS_URL'] as const;
@@ -122,7 +141,30 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     maxLineageNodes: c.MAX_LINEAGE_NODES,
     logLevel: c.LOG_LEVEL,
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
+    workersInProcess: c.WORKERS_IN_PROCESS ?? true,
+    workerConcurrency: c.WORKER_CONCURRENCY,
+    trainingTimeoutMs: c.TRAINING_TIMEOUT_MS,
+    trainingMaxOutputBytes: c.TRAINING_MAX_OUTPUT_BYTES,
+    trainingAttempts: c.TRAINING_ATTEMPTS,
+    trainerRepositories: trainerRepositories(c.TRAINER_REPOSITORIES),
+    datasetMaxBytes: c.DATASET_MAX_BYTES,
   };
+}
+
+function trainerRepositories(raw: string | undefined): Record<string, string> {
+  // The built-in trainers are compiled next to this file: dist/src/config.js → dist/jobs/trainers.
+  const map: Record<string, string> = { [BUILTIN_TRAINERS_REPOSITORY]: path.resolve(__dirname, '../jobs/trainers') };
+  if (!raw) return map;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw new ConfigError('invalid TRAINER_REPOSITORIES: must be a JSON object of repository URL → directory');
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed) || Object.values(parsed).some((v) => typeof v !== 'string' || !path.isAbsolute(v))) {
+    throw new ConfigError('invalid TRAINER_REPOSITORIES: must map repository URLs to absolute directories');
+  }
+  return { ...map, ...(parsed as Record<string, string>) };
 }
 
 function developmentSecret(dataDir: string): string {

@@ -43,12 +43,20 @@ import {
 } from './registry/registry.resolver';
 import { DeploymentFieldResolver, RolloutsResolver, TrafficShareFieldResolver } from './rollouts/rollouts.resolver';
 import { seedBaseline } from './seed/baseline';
+import { LocalProcessExecutor } from './lineage/executor';
+import { TrainingResolver } from './lineage/training.resolver';
+import { uploadDatasetContent } from './lineage/dataset-content.service';
+import { OutboxDispatcher } from './queue/dispatcher';
+import { Queues } from './queue/queues';
+import { createEventBus, createPubSub, type PubSub } from './core/events';
+import { startWorkers } from '../jobs';
 
 export const RESOLVERS = [
   AccessResolver,
   AuditResolver,
   LineageQueryResolver,
   LineageMutationResolver,
+  TrainingResolver,
   TeamOwnedFieldResolver,
   DatasetFieldResolver,
   DatasetVersionFieldResolver,
@@ -63,19 +71,29 @@ export const RESOLVERS = [
   TrafficShareFieldResolver,
 ] as const;
 
-let schemaPromise: Promise<GraphQLSchema> | undefined;
+const schemas = new WeakMap<PubSub, Promise<GraphQLSchema>>();
+const schemaOnly = createPubSub();
 
-/** The executable schema; refuses (throws) when any root field has no declared policy. */
-export function buildAppSchema(): Promise<GraphQLSchema> {
-  schemaPromise ??= (async () => {
-    const schema = await buildSchema({
-      resolvers: RESOLVERS as unknown as [Function, ...Function[]],
-      validate: { forbidUnknownValues: false, whitelist: false },
-    });
-    rootFieldPolicies(schema);
-    return schema;
-  })();
-  return schemaPromise;
+/**
+ * The executable schema, bound to an event bus for its subscriptions (one per server; without
+ * one, a process-local bus, for emitting the SDL). Refuses (throws) when any root field has no
+ * declared policy.
+ */
+export function buildAppSchema(pubSub: PubSub = schemaOnly): Promise<GraphQLSchema> {
+  let built = schemas.get(pubSub);
+  if (!built) {
+    built = (async () => {
+      const schema = await buildSchema({
+        resolvers: RESOLVERS as unknown as [Function, ...Function[]],
+        validate: { forbidUnknownValues: false, whitelist: false },
+        pubSub,
+      });
+      rootFieldPolicies(schema);
+      return schema;
+    })();
+    schemas.set(pubSub, built);
+  }
+  return built;
 }
 
 export interface RunningServer {
@@ -141,16 +159,55 @@ function errorPlugin(log: Logger): ApolloServerPlugin<RequestContext> {
  * Starts the whole server: database (migrated), Redis, GraphQL over HTTP and WebSocket at
  * /graphql, /artifacts, /healthz and /readyz.
  */
-export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+export interface OpenAppServices extends AppServices {
+  statements: StatementCounter;
+  /** Stops the dispatcher and closes every connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * The long-lived parts a process needs, API or worker: the database (migrated), Redis, the
+ * artifact store, the training executor, the queues and the outbox dispatcher, the event bus.
+ */
+export async function openAppServices(config: Config, log: Logger): Promise<OpenAppServices> {
   const statements = new StatementCounter();
   const db = await openDatabase(config.databaseUrl, statements);
   const redis = new Redis(config.redisUrl, { keyPrefix: config.redisPrefix, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
   redis.on('error', (e) => log.warn({ err: e.message }, 'redis error'));
   await redis.connect().catch((e) => log.warn({ err: (e as Error).message }, 'redis not reachable at start'));
-  const app: AppServices = { config, db, redis, log, artifacts: new ArtifactStore(config.artifactRoot, config.artifactMaxBytes) };
+  const queues = new Queues(config);
+  const dispatcher = new OutboxDispatcher(config.databaseUrl, queues, log, { jobAttempts: config.trainingAttempts });
+  const bus = createEventBus(config, log);
+  const app: OpenAppServices = {
+    config,
+    db,
+    redis,
+    log,
+    artifacts: new ArtifactStore(config.artifactRoot, config.artifactMaxBytes),
+    executor: new LocalProcessExecutor(),
+    queues,
+    dispatcher,
+    events: bus,
+    statements,
+    async close() {
+      await dispatcher.stop();
+      await queues.close();
+      bus.close();
+      await db.destroy();
+      redis.disconnect();
+    },
+  };
   await seedBaseline(app);
+  await dispatcher.start();
+  return app;
+}
 
-  const schema = await buildAppSchema();
+export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  const app = await openAppServices(config, log);
+  const { db, statements } = app;
+  const workers = config.workersInProcess ? startWorkers(app) : null;
+
+  const schema = await buildAppSchema(app.events!.pubSub);
   const expressApp = express();
   expressApp.disable('x-powered-by');
   const httpServer = createServer(expressApp);
@@ -263,7 +320,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         return `down: ${(e as Error).message}`;
       }
     };
-    const [postgres, redisState] = await Promise.all([check(() => db.query('SELECT 1')), check(() => redis.ping())]);
+    const [postgres, redisState] = await Promise.all([check(() => db.query('SELECT 1')), check(() => app.redis.ping())]);
     const ready = postgres === 'ok' && redisState === 'ok';
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', postgres, redis: redisState });
   });
@@ -272,6 +329,16 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     try {
       const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
       const result = await uploadArtifact(ctx, req);
+      res.status(result.created ? 201 : 200).json(result);
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  expressApp.post('/datasets/content', async (req, res, next) => {
+    try {
+      const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+      const result = await uploadDatasetContent(ctx, req);
       res.status(result.created ? 201 : 200).json(result);
     } catch (e) {
       next(e);
@@ -333,8 +400,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       (stopping ??= (async () => {
         await apollo.stop();
         await new Promise<void>((resolve) => wsServer.close(() => resolve()));
-        await db.destroy();
-        redis.disconnect();
+        await workers?.close();
+        await app.close();
       })()),
   };
 }

@@ -3,9 +3,18 @@ import type Redis from 'ioredis';
 import type { AppAbility, Principal } from '../access/ability';
 import type { Config } from '../config';
 import type { AppError } from './errors';
+import type { EventBus } from './events';
 import type { Logger } from './logger';
 import type { Loaders } from './loaders';
 import type { ArtifactStore } from '../registry/artifact-store';
+import type { TrainingExecutor } from '../lineage/executor';
+import type { OutboxDispatcher } from '../queue/dispatcher';
+import type { Queues } from '../queue/queues';
+
+/** Publishes change notifications to subscribers on every instance. */
+export interface EventPublisher {
+  publish(topic: string, payload: { id: string }): void;
+}
 
 /** The long-lived parts every request and job shares. */
 export interface AppServices {
@@ -14,6 +23,11 @@ export interface AppServices {
   redis: Redis;
   log: Logger;
   artifacts: ArtifactStore;
+  executor: TrainingExecutor;
+  /** Present where this process hands queued work to BullMQ. */
+  queues?: Queues;
+  dispatcher?: OutboxDispatcher;
+  events?: EventBus;
 }
 
 /**

@@ -14,6 +14,8 @@ import { Artifact } from '../registry/artifact.entity';
 import { Model } from '../registry/model.entity';
 import { ModelVersion, ModelVersionAlias } from '../registry/model-version.entity';
 import { Deployment, TrafficShare } from '../rollouts/deployment.entity';
+import { OutboxEntry } from '../queue/outbox.entity';
+import { DatasetBlob } from '../lineage/dataset-blob.entity';
 
 /** Every persisted entity; the migrations must produce exactly their schema. */
 export const ENTITIES = [
@@ -38,4 +40,6 @@ export const ENTITIES = [
   TrafficShare,
   AuditEvent,
   AuditHead,
+  OutboxEntry,
+  DatasetBlob,
 ];

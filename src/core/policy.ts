@@ -31,6 +31,15 @@ function typeLevelAllowed(ctx: RequestContext, spec: { action: ActionName; subje
   return ctx.ability.rules.some((r) => !r.inverted && (r.action === 'manage' || ([] as string[]).concat(r.action).includes(spec.action)));
 }
 
+/** The policy check on its own, for code paths middleware does not wrap (a subscription's start). */
+export function authorizeField(ctx: RequestContext, spec: PolicySpec): void {
+  if ('public' in spec) return;
+  if (!ctx.principal) throw ctx.authError ?? unauthenticated();
+  if (!('authenticated' in spec) && !typeLevelAllowed(ctx, spec)) {
+    throw forbidden(`Not allowed to ${spec.action} ${spec.subject === 'any' ? 'this' : spec.subject}`);
+  }
+}
+
 function guard(spec: PolicySpec): MiddlewareFn<RequestContext> {
   return async ({ context: ctx, info, args }, next) => {
     if ('public' in spec) return next();

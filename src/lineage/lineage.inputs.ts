@@ -97,7 +97,7 @@ export class RegisterCodeVersionInput {
   team?: string | null;
 
   @Field()
-  @IsUrl({ protocols: ['https', 'http', 'ssh', 'git'], require_tld: false, require_protocol: true }, { message: 'repositoryUrl must be an https, ssh or git URL' })
+  @IsUrl({ protocols: ['https', 'http', 'ssh', 'git', 'builtin'], require_tld: false, require_protocol: true }, { message: 'repositoryUrl must be an https, ssh or git URL (or builtin://modelgov/trainers)' })
   @MaxLength(2000)
   repositoryUrl!: string;
 

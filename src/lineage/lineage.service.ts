@@ -139,6 +139,7 @@ async function registerContent<T extends ObjectLiteral & { id: string; teamId: s
   teamName: string | null | undefined,
   identity: Record<string, unknown>,
   build: (team: Team, sha256: string) => Partial<T>,
+  audited = true,
 ): Promise<T> {
   return inTransaction(ctx, async (em) => {
     const team = await resolveTeam(ctx, teamName);
@@ -155,6 +156,8 @@ async function registerContent<T extends ObjectLiteral & { id: string; teamId: s
       .execute();
     const created = inserted.raw.length > 0;
     const row = await em.getRepository(entity).findOneOrFail({ where: { teamId: team.id, sha256 } as never });
+    // Registered inline by another mutation: that mutation's one audit event names it.
+    if (!audited) return row;
     await audit(ctx, {
       action,
       subjectType: subjectName,
@@ -166,15 +169,16 @@ async function registerContent<T extends ObjectLiteral & { id: string; teamId: s
   });
 }
 
-export function registerConfig(ctx: RequestContext, input: RegisterConfigInput): Promise<Config> {
+/** `audited: false` when another mutation registers it inline and records it in its own event. */
+export function registerConfig(ctx: RequestContext, input: RegisterConfigInput, audited = true): Promise<Config> {
   if (input.content === null || typeof input.content !== 'object' || Array.isArray(input.content)) {
     throw badInput('content must be a JSON object', { field: 'content' });
   }
   const canonicalJson = boundedCanonicalJson(input.content, 'content');
-  return registerContent(ctx, Config, 'Config', 'registerConfig', input.team, input.content as Record<string, unknown>, () => ({ canonicalJson }));
+  return registerContent(ctx, Config, 'Config', 'registerConfig', input.team, input.content as Record<string, unknown>, () => ({ canonicalJson }), audited);
 }
 
-export function registerSeedSet(ctx: RequestContext, input: RegisterSeedSetInput): Promise<SeedSet> {
+export function registerSeedSet(ctx: RequestContext, input: RegisterSeedSetInput, audited = true): Promise<SeedSet> {
   const entries = Object.entries(input.seeds ?? {});
   if (entries.length === 0 || entries.length > 100) throw badInput('seeds must name 1 to 100 seeds', { field: 'seeds' });
   for (const [name, value] of entries) {
@@ -184,7 +188,7 @@ export function registerSeedSet(ctx: RequestContext, input: RegisterSeedSetInput
     }
   }
   const canonicalJson = boundedCanonicalJson(input.seeds, 'seeds');
-  return registerContent(ctx, SeedSet, 'SeedSet', 'registerSeedSet', input.team, input.seeds, () => ({ canonicalJson }));
+  return registerContent(ctx, SeedSet, 'SeedSet', 'registerSeedSet', input.team, input.seeds, () => ({ canonicalJson }), audited);
 }
 
 export function registerEnvironment(ctx: RequestContext, input: RegisterEnvironmentInput): Promise<Environment> {

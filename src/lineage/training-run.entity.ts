@@ -1,4 +1,4 @@
-import { Field, ObjectType, registerEnumType } from 'type-graphql';
+import { Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import { Team } from '../access/team.entity';
 import { toGlobalId } from '../core/global-id';
@@ -82,6 +82,26 @@ export class TrainingRun extends TeamOwnedEntity implements Node {
   @Field(() => JSONObjectScalar, { description: 'Metric name → number' })
   @Column({ type: 'jsonb', default: () => "'{}'" })
   metrics!: Record<string, number>;
+
+  /** For runs the server executes: the model its output is registered under. */
+  @Column('uuid', { nullable: true })
+  targetModelId!: string | null;
+
+  @Field(() => Float, { description: 'Share of the work done, 0–1 (runs the server executes)' })
+  @Column({ type: 'double precision', default: 0 })
+  progress!: number;
+
+  @Field(() => String, { nullable: true, description: 'The last lines the trainer printed' })
+  @Column({ type: 'text', nullable: true })
+  logTail!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'Why the run failed or was cancelled' })
+  @Column({ type: 'text', nullable: true })
+  failureReason!: string | null;
+
+  @Field(() => Int, { description: 'Executions started so far (retries included)' })
+  @Column({ type: 'int', default: 0 })
+  attempts!: number;
 }
 
 /** A dataset version a run used, and for what. */

@@ -32,13 +32,13 @@ export class ArtifactStore {
   }
 
   /** Streams `source` into a temporary file, hashing and counting; refuses past `maxBytes`. */
-  async receive(source: Readable): Promise<{ tempPath: string; sha256: string; sizeBytes: number }> {
+  async receive(source: Readable, maxBytes = this.maxBytes): Promise<{ tempPath: string; sha256: string; sizeBytes: number }> {
     const tmpDir = path.join(this.root, 'tmp');
     await mkdir(tmpDir, { recursive: true });
     const tempPath = path.join(tmpDir, randomUUID());
     const hash = createHash('sha256');
     let size = 0;
-    const max = this.maxBytes;
+    const max = maxBytes;
     const meter = new Transform({
       transform(chunk: Buffer, _enc, done) {
         size += chunk.length;

@@ -107,6 +107,14 @@ export class ModelVersion extends TeamOwnedEntity implements Node {
   @Column({ type: 'enum', enum: ModelVersionStatus, enumName: 'model_version_status' })
   status!: ModelVersionStatus;
 
+  @Field(() => JSONScalar, { nullable: true, description: 'Per-feature histograms and frequencies of the training data (and of predictions): the drift reference' })
+  @Column({ type: 'jsonb', nullable: true })
+  referenceProfile!: object | null;
+
+  @Field(() => JSONScalar, { nullable: true, description: 'The evaluation gate: { passed, checks: [{ metric, rule, threshold, value, passed }] }' })
+  @Column({ type: 'jsonb', nullable: true })
+  evaluation!: object | null;
+
 
   @Field()
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })

@@ -346,3 +346,109 @@ export function buildMlpOnnx(opts: { layers: number[]; seed: number }): Buffer {
   };
   return encodeModel(graph);
 }
+
+/** One fully connected layer of {@link buildDenseBinaryClassifierOnnx}: `weights[i][j]` connects input `i` to output `j`. */
+export interface DenseLayer {
+  /** `[fanIn][fanOut]`. */
+  weights: number[][];
+  /** `[fanOut]`. */
+  bias: number[];
+}
+
+/** Options of {@link buildDenseBinaryClassifierOnnx}. */
+export interface DenseBinaryClassifierOptions {
+  /** Applied in order; the first layer's fanIn is the number of features, the last layer's fanOut must be 1. */
+  layers: DenseLayer[];
+  /** When given, subtracted from the raw features (`Sub`) before the first layer; one entry per feature. */
+  featureMean?: number[];
+  /** When given, the (centred) features are divided by it (`Div`) before the first layer; one positive entry per feature. */
+  featureStd?: number[];
+  docString?: string;
+}
+
+function checkVector(values: unknown, length: number, what: string): number[] {
+  if (!Array.isArray(values) || values.length !== length) throw new RangeError(`${what} must have ${length} entries`);
+  assertFinite(values, what);
+  return values;
+}
+
+/**
+ * Builds a feed-forward binary classifier with explicit parameters: input
+ * `features` float32 `['batch', nFeatures]`, then optionally `Sub` of
+ * `feature_mean` and `Div` by `feature_std` (both `[nFeatures]`), then per layer
+ * a `Gemm` with initializers `layer{k}.weight` `[fanIn, fanOut]` and
+ * `layer{k}.bias` `[fanOut]` (k from 1), `Relu` between layers and `Sigmoid`
+ * after the last; output `probability` float32 `['batch', 1]`. IR 8, opset 17,
+ * producer `modelgov`. Parameters are stored as float32.
+ *
+ * The same arguments always yield the same bytes.
+ *
+ * @throws RangeError when there are no layers, shapes do not chain, the last
+ *   layer's fanOut is not 1, a value is not finite, or a `featureStd` entry is not positive.
+ */
+export function buildDenseBinaryClassifierOnnx(opts: DenseBinaryClassifierOptions): Buffer {
+  const { layers } = opts;
+  if (!Array.isArray(layers) || layers.length === 0) throw new RangeError('layers must be a non-empty array');
+
+  const nodes: onnx.INodeProto[] = [];
+  const initializers: onnx.ITensorProto[] = [];
+  let current = 'features';
+  let nFeatures = 0;
+
+  layers.forEach((layer, index) => {
+    const k = index + 1;
+    const rows = layer?.weights;
+    if (!Array.isArray(rows) || rows.length === 0) throw new RangeError(`layer ${k} weights must be a non-empty [fanIn][fanOut] array`);
+    const fanIn = rows.length;
+    const fanOut = Array.isArray(rows[0]) ? rows[0].length : 0;
+    if (fanOut === 0) throw new RangeError(`layer ${k} weights must be a non-empty [fanIn][fanOut] array`);
+    if (index === 0) nFeatures = fanIn;
+    else if (fanIn !== layers[index - 1].bias.length) {
+      throw new RangeError(`layer ${k} fanIn ${fanIn} does not match layer ${index} fanOut ${layers[index - 1].bias.length}`);
+    }
+    const flat: number[] = [];
+    for (const row of rows) flat.push(...checkVector(row, fanOut, `layer ${k} weight rows`));
+    const bias = checkVector(layer.bias, fanOut, `layer ${k} bias`);
+    if (index === layers.length - 1 && fanOut !== 1) throw new RangeError('the last layer must have fanOut 1');
+
+    const weightName = `layer${k}.weight`;
+    const biasName = `layer${k}.bias`;
+    initializers.push(floatTensor(weightName, [fanIn, fanOut], flat), floatTensor(biasName, [fanOut], bias));
+    const linear = `layer${k}.linear`;
+    nodes.push({ name: `layer${k}.gemm`, opType: 'Gemm', input: [current, weightName, biasName], output: [linear] });
+    current = linear;
+    if (index < layers.length - 1) {
+      const relu = `layer${k}.relu`;
+      nodes.push({ name: relu, opType: 'Relu', input: [current], output: [relu] });
+      current = relu;
+    }
+  });
+  nodes.push({ name: 'sigmoid', opType: 'Sigmoid', input: [current], output: ['probability'] });
+
+  // Standardisation runs before the first Gemm, so it is prepended once nFeatures is known.
+  const prelude: onnx.INodeProto[] = [];
+  const preludeInit: onnx.ITensorProto[] = [];
+  let input = 'features';
+  if (opts.featureMean !== undefined) {
+    preludeInit.push(floatTensor('feature_mean', [nFeatures], checkVector(opts.featureMean, nFeatures, 'featureMean')));
+    prelude.push({ name: 'standardize.sub', opType: 'Sub', input: [input, 'feature_mean'], output: ['features_centered'] });
+    input = 'features_centered';
+  }
+  if (opts.featureStd !== undefined) {
+    const std = checkVector(opts.featureStd, nFeatures, 'featureStd');
+    if (std.some((s) => !(Math.fround(s) > 0))) throw new RangeError('featureStd entries must be positive');
+    preludeInit.push(floatTensor('feature_std', [nFeatures], std));
+    prelude.push({ name: 'standardize.div', opType: 'Div', input: [input, 'feature_std'], output: ['features_scaled'] });
+    input = 'features_scaled';
+  }
+  nodes[0].input = [input, ...(nodes[0].input ?? []).slice(1)];
+
+  const graph: onnx.IGraphProto = {
+    name: 'dense_binary_classifier',
+    node: [...prelude, ...nodes],
+    initializer: [...preludeInit, ...initializers],
+    input: [floatValueInfo('features', ['batch', nFeatures])],
+    output: [floatValueInfo('probability', ['batch', 1])],
+  };
+  return encodeModel(graph, opts.docString);
+}

@@ -1,0 +1,38 @@
+import { Worker, type ConnectionOptions } from 'bullmq';
+import type { AppServices } from '../src/core/context';
+import { withTimeout } from '../src/queue/dispatcher';
+import { bullPrefix, QUEUES, redisFor } from '../src/queue/queues';
+import { trainingProcessor } from './training.processor';
+
+export interface RunningWorkers {
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a BullMQ worker per queue. Several processes (API instances, `npm run worker`) may run
+ * them against one Redis: each job runs on one of them at a time; a job whose worker died is
+ * taken over after the stalled-job interval.
+ */
+export function startWorkers(app: AppServices): RunningWorkers {
+  const connection = redisFor(app.config, 'worker');
+  connection.on('error', (e) => app.log.warn({ err: e.message }, 'worker redis error'));
+  const training = new Worker(QUEUES.training, trainingProcessor(app), {
+    connection: connection as unknown as ConnectionOptions,
+    prefix: bullPrefix(app.config),
+    concurrency: app.config.workerConcurrency,
+    // A training process can hold its worker for long: renew the lock often, detect a dead worker within a minute.
+    lockDuration: 30_000,
+    stalledInterval: 15_000,
+    maxStalledCount: 5,
+  });
+  training.on('failed', (job, err) => app.log.warn({ queue: QUEUES.training, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
+  training.on('error', (e) => app.log.warn({ err: e.message }, 'worker error'));
+  return {
+    async close() {
+      // Lets a running job finish within the grace period; a worker without Redis is not waited for.
+      const grace = connection.status === 'ready' ? app.config.shutdownGraceMs : 0;
+      await withTimeout(training.close(grace === 0), Math.max(grace, 1000)).catch(() => undefined);
+      connection.disconnect();
+    },
+  };
+}

@@ -1,0 +1,47 @@
+import { Arg, Ctx, ID, Mutation, Resolver, Root, Subscription } from 'type-graphql';
+import { subjectOf } from '../access/ability';
+import type { RequestContext } from '../core/context';
+import { notFound } from '../core/errors';
+import { TOPICS } from '../core/events';
+import { expectId } from '../core/global-id';
+import { authorizeField, Policy } from '../core/policy';
+import { TrainingRun } from './training-run.entity';
+import { StartTrainingRunInput } from './training.inputs';
+import * as training from './training.service';
+
+const RUN_READ = { action: 'read', subject: 'TrainingRun' } as const;
+
+@Resolver()
+export class TrainingResolver {
+  @Mutation(() => TrainingRun, { description: 'Queues a training run on the server; its model version is registered and gated when it finishes' })
+  @Policy({ action: 'create', subject: 'TrainingRun' })
+  startTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => StartTrainingRunInput) input: StartTrainingRunInput) {
+    return training.startTrainingRun(ctx, input);
+  }
+
+  @Mutation(() => TrainingRun, { description: 'Stops a queued or running run (the process is killed)' })
+  @Policy({ action: 'update', subject: 'TrainingRun' })
+  cancelTrainingRun(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string, @Arg('reason', () => String, { nullable: true }) reason?: string | null) {
+    return training.cancelTrainingRun(ctx, id, reason ?? null);
+  }
+
+  @Subscription(() => TrainingRun, {
+    description: 'The run each time its status, progress or log changes',
+    // Checked when the subscription starts, and again for every event (rights may change meanwhile).
+    subscribe: async ({ args, context }) => {
+      const ctx = context as RequestContext;
+      authorizeField(ctx, RUN_READ);
+      const key = expectId(args.id as string, 'TrainingRun');
+      const run = await ctx.loaders.byId(TrainingRun, 'TrainingRun').load(key);
+      if (!run) throw notFound(`TrainingRun ${args.id as string}`);
+      return ctx.app.events!.subscribe(TOPICS.trainingRunUpdated, key);
+    },
+  })
+  @Policy(RUN_READ)
+  async trainingRunUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('id', () => ID) _id: string): Promise<TrainingRun> {
+    // Fresh row, through a fresh scoped read: never a cached or unauthorised one.
+    const run = await ctx.app.db.getRepository(TrainingRun).findOne({ where: { id: event.id } });
+    if (!run || !ctx.ability.can('read', subjectOf('TrainingRun', run))) throw notFound(`TrainingRun ${_id}`);
+    return run;
+  }
+}

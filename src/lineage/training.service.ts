@@ -1,0 +1,354 @@
+import { mkdir, readFile, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { UnrecoverableError } from 'bullmq';
+import { In } from 'typeorm';
+import { subjectOf } from '../access/ability';
+import { audit } from '../audit/audit.service';
+import { assertCan } from '../core/authz';
+import { inTransaction, type RequestContext } from '../core/context';
+import { badInput, conflict, notFound } from '../core/errors';
+import { TOPICS } from '../core/events';
+import { expectId, toGlobalId } from '../core/global-id';
+import { validateMetrics } from '../core/validation';
+import { enqueue } from '../queue/outbox';
+import { QUEUES, type TrainingJob } from '../queue/queues';
+import { Artifact } from '../registry/artifact.entity';
+import { Model } from '../registry/model.entity';
+import { ModelVersion, ModelVersionAlias, ModelVersionStatus, ArtifactFormat } from '../registry/model-version.entity';
+import { OnnxParseError } from '../registry/onnx';
+import { parseOnnxFile } from '../registry/onnx-parse';
+import { CodeVersion } from './code-version.entity';
+import { Config } from './config.entity';
+import { DatasetBlob } from './dataset-blob.entity';
+import { DatasetVersion } from './dataset-version.entity';
+import { Environment } from './environment.entity';
+import { EntrypointError, resolveEntrypoint } from './executor';
+import { evaluateGate, type GateSpec } from './gate';
+import { hiddenRowError, loadReadable, registerConfig, registerSeedSet } from './lineage.service';
+import { SeedSet } from './seed-set.entity';
+import type { StartTrainingRunInput } from './training.inputs';
+import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from './training-run.entity';
+
+const FINAL = [TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];
+
+/**
+ * Queues a training run: the run (QUEUED), its inputs and an outbox entry commit together, with one
+ * audit event; the dispatcher hands the job to BullMQ (job id = run id) once Redis takes it.
+ */
+export async function startTrainingRun(ctx: RequestContext, input: StartTrainingRunInput): Promise<TrainingRun> {
+  if (!!input.config === !!input.configContent) throw badInput('give exactly one of config and configContent', { field: 'config' });
+  if (!!input.seedSet === !!input.seeds) throw badInput('give exactly one of seedSet and seeds', { field: 'seedSet' });
+  const run = await inTransaction(ctx, async (em) => {
+    const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model');
+    assertCan(ctx, 'create', 'ModelVersion', { teamId: model.teamId, modelId: model.id, status: ModelVersionStatus.REGISTERED, createdBy: ctx.principal!.id });
+    const teamName = (await em.query('SELECT name FROM team WHERE id = $1', [model.teamId]))[0].name as string;
+
+    const ids = input.datasets.map((d) => expectId(d.datasetVersion, 'DatasetVersion', 'datasets.datasetVersion'));
+    if (new Set(ids).size !== ids.length) throw badInput('datasets names a dataset version twice', { field: 'datasets' });
+    const versions = await em.getRepository(DatasetVersion).findBy({ id: In(ids) });
+    for (const [i, id] of ids.entries()) {
+      const row = versions.find((v) => v.id === id);
+      if (!row) throw notFound(`DatasetVersion ${input.datasets[i].datasetVersion}`);
+      if (!ctx.ability.can('read', subjectOf('DatasetVersion', row))) throw hiddenRowError('DatasetVersion', id, input.datasets[i].datasetVersion);
+    }
+    const stored = await em.getRepository(DatasetBlob).findBy({ sha256: In(versions.map((v) => v.sha256)) });
+    const missing = versions.filter((v) => !stored.some((b) => b.sha256 === v.sha256));
+    if (missing.length) {
+      throw badInput(`the server holds no content for dataset version(s) ${missing.map((v) => toGlobalId('DatasetVersion', v.id)).join(', ')}: upload it to POST /datasets/content`, {
+        field: 'datasets',
+        reason: 'TRAINING_DATA_NOT_STORED',
+      });
+    }
+    const code = await loadReadable(ctx, em, CodeVersion, 'CodeVersion', input.codeVersion, 'codeVersion');
+    try {
+      await resolveEntrypoint(ctx.app.config.trainerRepositories, code.repositoryUrl, code.entrypoint);
+    } catch (e) {
+      if (e instanceof EntrypointError) throw badInput(e.message, { field: 'codeVersion', reason: 'TRAINING_CODE_NOT_RUNNABLE' });
+      throw e;
+    }
+    const env = await loadReadable(ctx, em, Environment, 'Environment', input.environment, 'environment');
+    const config = input.config
+      ? await loadReadable(ctx, em, Config, 'Config', input.config, 'config')
+      : await registerConfig(ctx, { content: input.configContent, team: teamName }, false);
+    const seeds = input.seedSet
+      ? await loadReadable(ctx, em, SeedSet, 'SeedSet', input.seedSet, 'seedSet')
+      : await registerSeedSet(ctx, { seeds: input.seeds!, team: teamName }, false);
+    const base = input.baseModelVersion ? await loadReadable(ctx, em, ModelVersion, 'ModelVersion', input.baseModelVersion, 'baseModelVersion') : null;
+
+    const run = em.create(TrainingRun, {
+      teamId: model.teamId,
+      name: input.name ?? null,
+      status: TrainingRunStatus.QUEUED,
+      codeVersionId: code.id,
+      configId: config.id,
+      seedSetId: seeds.id,
+      environmentId: env.id,
+      baseModelVersionId: base?.id ?? null,
+      targetModelId: model.id,
+      startedAt: null,
+      finishedAt: null,
+      metrics: {},
+      createdBy: ctx.principal!.id,
+    });
+    assertCan(ctx, 'create', 'TrainingRun', run);
+    await em.insert(TrainingRun, run);
+    await em.insert(
+      TrainingRunDataset,
+      input.datasets.map((d, i) => ({ trainingRunId: run.id, datasetVersionId: ids[i], role: d.role })),
+    );
+    const job: TrainingJob = { runId: run.id, requestId: ctx.requestId };
+    await enqueue(em, { queue: QUEUES.training, name: 'train', jobId: run.id, payload: job });
+    await audit(ctx, {
+      action: 'startTrainingRun',
+      subjectType: 'TrainingRun',
+      subjectId: toGlobalId('TrainingRun', run.id),
+      after: { ...run, datasets: input.datasets, config: toGlobalId('Config', config.id), seedSet: toGlobalId('SeedSet', seeds.id) },
+    });
+    return run;
+  });
+  ctx.app.dispatcher?.kick();
+  return run;
+}
+
+export async function cancelTrainingRun(ctx: RequestContext, id: string, reason: string | null): Promise<TrainingRun> {
+  const run = await inTransaction(ctx, async (em) => {
+    const run = await loadReadable(ctx, em, TrainingRun, 'TrainingRun', id, 'trainingRun', 'update');
+    assertCan(ctx, 'update', 'TrainingRun', run);
+    if (FINAL.includes(run.status)) throw conflict(`The run is already ${run.status}`, { reason: 'TRAINING_RUN_FINISHED' });
+    const before = { status: run.status };
+    run.status = TrainingRunStatus.CANCELLED;
+    run.finishedAt = new Date();
+    run.failureReason = reason ?? `cancelled by ${ctx.principal!.id}`;
+    await em.update(TrainingRun, { id: run.id }, { status: run.status, finishedAt: run.finishedAt, failureReason: run.failureReason });
+    await audit(ctx, { action: 'cancelTrainingRun', subjectType: 'TrainingRun', subjectId: toGlobalId('TrainingRun', run.id), reason, before, after: { status: run.status } });
+    return run;
+  });
+  await publishRun(ctx, run.id);
+  return run;
+}
+
+/** Tells subscribers that a run changed (they reload it through their own read scope). */
+export async function publishRun(ctx: RequestContext, runId: string): Promise<void> {
+  ctx.app.events?.publish(TOPICS.trainingRunUpdated, { id: runId });
+}
+
+export interface Attempt {
+  number: number;
+  final: boolean;
+}
+
+const TAIL_LINES = 40;
+
+/**
+ * Executes one attempt of a queued run (the training job's whole work). Idempotent: a run that
+ * is finished, or that already produced its model version, is not executed again; the model version
+ * is registered under a lock on the run, so a retried or duplicated job registers it at most once.
+ * Throws UnrecoverableError for failures a retry cannot fix, any other error to be retried.
+ */
+export async function executeTrainingRun(ctx: RequestContext, runId: string, attempt: Attempt): Promise<void> {
+  const db = ctx.app.db;
+  const run = await db.getRepository(TrainingRun).findOne({ where: { id: runId } });
+  if (!run) throw new UnrecoverableError(`training run ${runId} does not exist`);
+  if (FINAL.includes(run.status)) return;
+  if (await db.getRepository(ModelVersion).exists({ where: { trainingRunId: run.id } })) {
+    await finishRun(ctx, run.id, TrainingRunStatus.SUCCEEDED, null);
+    return;
+  }
+  await db.query(
+    `UPDATE training_run SET status = 'RUNNING', started_at = COALESCE(started_at, now()), attempts = attempts + 1, progress = 0, failure_reason = NULL
+     WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')`,
+    [run.id],
+  );
+  await publishRun(ctx, run.id);
+
+  const fail = async (reason: string): Promise<never> => {
+    await finishRun(ctx, run.id, TrainingRunStatus.FAILED, reason);
+    throw new UnrecoverableError(reason);
+  };
+  const code = await db.getRepository(CodeVersion).findOneByOrFail({ id: run.codeVersionId });
+  let argv: string[];
+  try {
+    argv = await resolveEntrypoint(ctx.app.config.trainerRepositories, code.repositoryUrl, code.entrypoint);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  const config = await db.getRepository(Config).findOneByOrFail({ id: run.configId });
+  const seeds = await db.getRepository(SeedSet).findOneByOrFail({ id: run.seedSetId });
+  const links: Array<{ role: string; sha256: string }> = await db.query(
+    `SELECT l.role, v.sha256 FROM training_run_dataset l JOIN dataset_version v ON v.id = l.dataset_version_id WHERE l.training_run_id = $1 ORDER BY l.role, v.sha256`,
+    [run.id],
+  );
+  const workDir = path.join(ctx.app.config.dataDir, 'runs', run.id, `attempt-${attempt.number}`);
+  const outputDir = path.join(workDir, 'output');
+  await rm(workDir, { recursive: true, force: true });
+  await mkdir(outputDir, { recursive: true });
+
+  const tail: string[] = [];
+  let progress = 0;
+  let lastWrite = 0;
+  const record = async (force = false) => {
+    if (!force && Date.now() - lastWrite < 500) return;
+    lastWrite = Date.now();
+    await db.query(`UPDATE training_run SET progress = $2, log_tail = $3 WHERE id = $1`, [run.id, progress, tail.join('\n')]);
+    await publishRun(ctx, run.id);
+  };
+  const abort = new AbortController();
+  // Cancellation is a row change made by any API instance: look for it while the process runs.
+  const watch = setInterval(() => {
+    db.query(`SELECT status FROM training_run WHERE id = $1`, [run.id])
+      .then((rows: Array<{ status: string }>) => {
+        if (rows[0]?.status === TrainingRunStatus.CANCELLED) abort.abort();
+      })
+      .catch(() => undefined);
+  }, 1000);
+  let outcome;
+  try {
+    outcome = await ctx.app.executor.run(
+      {
+        argv,
+        cwd: workDir,
+        env: {
+          MODELGOV_DATASETS: JSON.stringify(links.map((l) => ({ role: l.role, path: ctx.app.artifacts.pathFor(l.sha256), sha256: l.sha256 }))),
+          MODELGOV_CONFIG: config.canonicalJson,
+          MODELGOV_SEEDS: seeds.canonicalJson,
+          MODELGOV_OUTPUT_DIR: outputDir,
+          MODELGOV_RUN_ID: run.id,
+        },
+        timeoutMs: ctx.app.config.trainingTimeoutMs,
+        maxOutputBytes: ctx.app.config.trainingMaxOutputBytes,
+      },
+      (line: string, stream: 'stdout' | 'stderr') => {
+        if (stream === 'stdout' && line.startsWith('{')) {
+          try {
+            const p = JSON.parse(line) as { progress?: unknown; message?: unknown };
+            if (typeof p.progress === 'number' && p.progress >= 0 && p.progress <= 1) progress = p.progress;
+            if (typeof p.message === 'string') line = p.message;
+          } catch {
+            // not a progress line: kept as log
+          }
+        }
+        tail.push(line.slice(0, 500));
+        if (tail.length > TAIL_LINES) tail.shift();
+        void record();
+      },
+      abort.signal,
+    );
+  } finally {
+    clearInterval(watch);
+  }
+  await record(true);
+  switch (outcome.kind) {
+    case 'cancelled':
+      return;
+    case 'timeout':
+      return fail(`the trainer ran longer than ${ctx.app.config.trainingTimeoutMs} ms`);
+    case 'output-limit':
+      return fail(`the trainer printed more than ${ctx.app.config.trainingMaxOutputBytes} bytes`);
+    case 'spawn-failed':
+      if (attempt.final) await finishRun(ctx, run.id, TrainingRunStatus.FAILED, outcome.message);
+      throw new Error(`the trainer could not start: ${outcome.message}`);
+    case 'exited':
+      if (outcome.code === 2) return fail(`the trainer refused its input: ${tail[tail.length - 1] ?? 'no message'}`);
+      if (outcome.code !== 0) {
+        const reason = `the trainer exited with code ${outcome.code}: ${tail[tail.length - 1] ?? ''}`;
+        if (attempt.final) await finishRun(ctx, run.id, TrainingRunStatus.FAILED, reason);
+        throw new Error(reason);
+      }
+  }
+  await registerOutput(ctx, run, outputDir).catch(async (e) => {
+    if (e instanceof OnnxParseError || e instanceof OutputError) return fail(e.message);
+    throw e;
+  });
+  await publishRun(ctx, run.id);
+}
+
+class OutputError extends Error {}
+
+async function readJson(file: string, what: string): Promise<unknown> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8'));
+  } catch {
+    throw new OutputError(`the trainer wrote no valid ${what}`);
+  }
+}
+
+/** Stores the artifact and registers the gated model version with its lineage, once per run. */
+async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: string): Promise<void> {
+  const modelFile = path.join(outputDir, 'model.onnx');
+  const signature = await parseOnnxFile(modelFile, { heapMb: ctx.app.config.artifactParseHeapMb, timeoutMs: ctx.app.config.artifactParseTimeoutMs });
+  let metrics: Record<string, number>;
+  try {
+    metrics = validateMetrics(await readJson(path.join(outputDir, 'metrics.json'), 'metrics.json'));
+  } catch (e) {
+    throw new OutputError(e instanceof OutputError ? e.message : `metrics.json: ${(e as Error).message}`);
+  }
+  const profile = (await readJson(path.join(outputDir, 'profile.json'), 'profile.json').catch(() => null)) as object | null;
+  const blob = await ctx.app.artifacts.put(await readFile(modelFile));
+  const config = await ctx.app.db.getRepository(Config).findOneByOrFail({ id: run.configId });
+  await inTransaction(ctx, async (em) => {
+    const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
+    if (!locked || FINAL.includes(locked.status)) return;
+    if (await em.exists(ModelVersion, { where: { trainingRunId: run.id } })) return;
+    await em
+      .createQueryBuilder()
+      .insert()
+      .into(Artifact)
+      .values({ sha256: blob.sha256, sizeBytes: blob.sizeBytes, format: 'ONNX', signature, createdBy: ctx.principal!.id })
+      .orIgnore()
+      .execute();
+    await em.findOne(Model, { where: { id: run.targetModelId! }, lock: { mode: 'pessimistic_write' } });
+    const champion = await em.findOne(ModelVersionAlias, { where: { modelId: run.targetModelId!, alias: 'champion' } });
+    const championVersion = champion ? await em.findOneBy(ModelVersion, { id: champion.modelVersionId }) : null;
+    const evaluation = evaluateGate((config.content as { gate?: GateSpec }).gate, metrics, championVersion ? { version: championVersion.version, metrics: championVersion.metrics } : null);
+    const [{ next }] = await em.query('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM model_version WHERE model_id = $1', [run.targetModelId]);
+    const version = em.create(ModelVersion, {
+      modelId: run.targetModelId!,
+      teamId: run.teamId,
+      version: Number(next),
+      trainingRunId: run.id,
+      artifactSha256: blob.sha256,
+      artifactSizeBytes: blob.sizeBytes,
+      format: ArtifactFormat.ONNX,
+      signatureJson: signature,
+      metrics,
+      status: evaluation.passed ? ModelVersionStatus.CANDIDATE : ModelVersionStatus.REJECTED,
+      referenceProfile: profile,
+      evaluation,
+      createdBy: run.createdBy,
+    });
+    await em.insert(ModelVersion, version);
+    await audit(ctx, {
+      action: 'registerModelVersion',
+      subjectType: 'ModelVersion',
+      subjectId: toGlobalId('ModelVersion', version.id),
+      reason: evaluation.passed ? 'trained by the server; passed its evaluation gate' : `trained by the server; rejected by its gate: ${evaluation.reasons.join('; ')}`,
+      after: { ...version, referenceProfile: undefined, trainingRun: toGlobalId('TrainingRun', run.id) },
+    });
+    await em.update(TrainingRun, { id: run.id }, { status: TrainingRunStatus.SUCCEEDED, finishedAt: new Date(), progress: 1, metrics });
+    await audit(ctx, {
+      action: 'completeTrainingRun',
+      subjectType: 'TrainingRun',
+      subjectId: toGlobalId('TrainingRun', run.id),
+      before: { status: locked.status },
+      after: { status: TrainingRunStatus.SUCCEEDED, metrics, modelVersion: toGlobalId('ModelVersion', version.id) },
+    });
+  });
+}
+
+/** Ends a run that is not finished yet, with one audit event; a finished run is left as it is. */
+async function finishRun(ctx: RequestContext, runId: string, status: TrainingRunStatus, reason: string | null): Promise<void> {
+  await inTransaction(ctx, async (em) => {
+    const run = await em.findOne(TrainingRun, { where: { id: runId }, lock: { mode: 'pessimistic_write' } });
+    if (!run || FINAL.includes(run.status)) return;
+    await em.update(TrainingRun, { id: runId }, { status, finishedAt: new Date(), failureReason: reason });
+    await audit(ctx, {
+      action: status === TrainingRunStatus.FAILED ? 'failTrainingRun' : 'completeTrainingRun',
+      subjectType: 'TrainingRun',
+      subjectId: toGlobalId('TrainingRun', runId),
+      reason,
+      before: { status: run.status },
+      after: { status },
+    });
+  });
+  await publishRun(ctx, runId);
+}
