@@ -1,7 +1,8 @@
 import 'reflect-metadata';
 import { lineageBench } from './lineage.bench';
+import { queueBench } from './queue.bench';
 
-const BENCHES: Record<string, () => Promise<void>> = { lineage: lineageBench };
+const BENCHES: Record<string, () => Promise<void>> = { lineage: lineageBench, queue: queueBench };
 
 async function main(): Promise<void> {
   const names = process.argv.slice(2);

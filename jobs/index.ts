@@ -20,9 +20,10 @@ export function startWorkers(app: AppServices): RunningWorkers {
     connection: connection as unknown as ConnectionOptions,
     prefix: bullPrefix(app.config),
     concurrency: app.config.workerConcurrency,
-    // A training process can hold its worker for long: renew the lock often, detect a dead worker within a minute.
-    lockDuration: 30_000,
-    stalledInterval: 15_000,
+    // The lock is renewed while the job runs; a worker that died (kill -9) stops renewing it, and
+    // the job is taken over once the lock has expired and the stalled check has seen it.
+    lockDuration: app.config.workerLockMs,
+    stalledInterval: Math.max(500, Math.floor(app.config.workerLockMs / 2)),
     maxStalledCount: 5,
   });
   training.on('failed', (job, err) => app.log.warn({ queue: QUEUES.training, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));

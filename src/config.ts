@@ -41,6 +41,7 @@ const schema = z.object({
   MAX_LINEAGE_NODES: int(10, 1_000_000).default(10_000),
   WORKERS_IN_PROCESS: bool.optional(),
   WORKER_CONCURRENCY: int(1, 64).default(1),
+  WORKER_LOCK_MS: int(1000, 3_600_000).default(30_000),
   TRAINING_TIMEOUT_MS: int(1000, 7 * 24 * 3600 * 1000).default(30 * 60 * 1000),
   TRAINING_MAX_OUTPUT_BYTES: int(1024, 1024 ** 3).default(10 * 1024 * 1024),
   TRAINING_ATTEMPTS: int(1, 20).default(3),
@@ -79,6 +80,8 @@ export interface Config {
   /** Run the queue workers inside the API process (default); `npm run worker` runs them alone. */
   workersInProcess: boolean;
   workerConcurrency: number;
+  /** A job whose worker stopped renewing its lock this long ago is handed to another worker. */
+  workerLockMs: number;
   trainingTimeoutMs: number;
   trainingMaxOutputBytes: number;
   trainingAttempts: number;
@@ -143,6 +146,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     shutdownGraceMs: c.SHUTDOWN_GRACE_MS,
     workersInProcess: c.WORKERS_IN_PROCESS ?? true,
     workerConcurrency: c.WORKER_CONCURRENCY,
+    workerLockMs: c.WORKER_LOCK_MS,
     trainingTimeoutMs: c.TRAINING_TIMEOUT_MS,
     trainingMaxOutputBytes: c.TRAINING_MAX_OUTPUT_BYTES,
     trainingAttempts: c.TRAINING_ATTEMPTS,

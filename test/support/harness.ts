@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import Redis from 'ioredis';
 import { Client } from 'pg';
 import { signToken } from '../../src/access/authenticate';
 import { loadConfig, type Config } from '../../src/config';
@@ -88,10 +89,30 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
     sql: (text, params) => server.app.db.query(text, params),
     async stop() {
       await server.stop();
+      await removeRedisKeys(config.redisUrl, config.redisPrefix);
       await dropDatabase(dbName);
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+/** Deletes every key under `prefix` (queues, jobs) from a Redis the test shared with others. */
+async function removeRedisKeys(url: string, prefix: string): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } catch {
+    // A Redis the test stopped on purpose has nothing left to clean.
+  } finally {
+    redis.disconnect();
+  }
 }
 
 /** The first error's code, or 'none'. */
