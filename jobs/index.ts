@@ -2,6 +2,7 @@ import { Worker, type ConnectionOptions } from 'bullmq';
 import type { AppServices } from '../src/core/context';
 import { withTimeout } from '../src/queue/dispatcher';
 import { bullPrefix, QUEUES, redisFor } from '../src/queue/queues';
+import { rolloutProcessor } from './rollout.processor';
 import { trainingProcessor } from './training.processor';
 
 export interface RunningWorkers {
@@ -26,13 +27,23 @@ export function startWorkers(app: AppServices): RunningWorkers {
     stalledInterval: Math.max(500, Math.floor(app.config.workerLockMs / 2)),
     maxStalledCount: 5,
   });
-  training.on('failed', (job, err) => app.log.warn({ queue: QUEUES.training, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
-  training.on('error', (e) => app.log.warn({ err: e.message }, 'worker error'));
+  const rollouts = new Worker(QUEUES.rollouts, rolloutProcessor(app), {
+    connection: connection as unknown as ConnectionOptions,
+    prefix: bullPrefix(app.config),
+    concurrency: 4,
+    lockDuration: app.config.workerLockMs,
+    stalledInterval: Math.max(500, Math.floor(app.config.workerLockMs / 2)),
+  });
+  const workers = [training, rollouts];
+  for (const w of workers) {
+    w.on('failed', (job, err) => app.log.warn({ queue: w.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
+    w.on('error', (e) => app.log.warn({ err: e.message }, 'worker error'));
+  }
   return {
     async close() {
       // Lets a running job finish within the grace period; a worker without Redis is not waited for.
       const grace = connection.status === 'ready' ? app.config.shutdownGraceMs : 0;
-      await withTimeout(training.close(grace === 0), Math.max(grace, 1000)).catch(() => undefined);
+      await Promise.all(workers.map((w) => withTimeout(w.close(grace === 0), Math.max(grace, 1000)).catch(() => undefined)));
       connection.disconnect();
     },
   };

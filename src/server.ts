@@ -41,7 +41,7 @@ import {
   RegistryMutationResolver,
   RegistryQueryResolver,
 } from './registry/registry.resolver';
-import { DeploymentFieldResolver, RolloutsResolver, TrafficShareFieldResolver } from './rollouts/rollouts.resolver';
+import { DeploymentFieldResolver, RolloutFieldResolver, RolloutResolver, RolloutsResolver, TrafficShareFieldResolver } from './rollouts/rollouts.resolver';
 import { seedBaseline } from './seed/baseline';
 import { LocalProcessExecutor } from './lineage/executor';
 import { TrainingResolver } from './lineage/training.resolver';
@@ -67,6 +67,8 @@ export const RESOLVERS = [
   ModelVersionFieldResolver,
   ApprovalFieldResolver,
   RolloutsResolver,
+  RolloutResolver,
+  RolloutFieldResolver,
   DeploymentFieldResolver,
   TrafficShareFieldResolver,
 ] as const;

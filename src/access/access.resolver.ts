@@ -19,6 +19,7 @@ import { TrainingRun } from '../lineage/training-run.entity';
 import { Model } from '../registry/model.entity';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from '../rollouts/deployment.entity';
+import { Rollout } from '../rollouts/rollout.entity';
 import { CreateApiKeyInput, CreatedApiKey, RevokeApiKeyInput, RoleFilter, UpsertRoleInput, Viewer } from './access.inputs';
 import * as access from './access.service';
 import { ApiKey } from './api-key.entity';
@@ -42,6 +43,7 @@ const NODE_TYPES: Partial<Record<string, { entity: Function; subject: SubjectNam
   Model: { entity: Model, subject: 'Model', key: 'id' },
   ModelVersion: { entity: ModelVersion, subject: 'ModelVersion', key: 'id' },
   Deployment: { entity: Deployment, subject: 'Deployment', key: 'id' },
+  Rollout: { entity: Rollout, subject: 'Rollout', key: 'id' },
   Role: { entity: Role, subject: 'Role', key: 'name' },
   ApiKey: { entity: ApiKey, subject: 'ApiKey', key: 'id' },
   AuditEvent: { entity: AuditEvent, subject: 'AuditEvent', key: 'seq' },

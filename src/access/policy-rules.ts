@@ -11,6 +11,7 @@ export const SUBJECTS = [
   'Model',
   'ModelVersion',
   'Deployment',
+  'Rollout',
   'Artifact',
   'AuditEvent',
   'Role',
@@ -35,6 +36,7 @@ export const POLICY_ATTRIBUTES: Record<SubjectName, readonly string[]> = {
   Model: ['id', 'teamId', 'createdBy'],
   ModelVersion: ['id', 'teamId', 'modelId', 'status', 'createdBy'],
   Deployment: ['id', 'teamId', 'environment', 'createdBy'],
+  Rollout: ['id', 'teamId', 'status', 'createdBy'],
   Artifact: ['createdBy'],
   AuditEvent: ['actorId', 'action', 'subjectType', 'decision'],
   Role: ['name', 'builtIn'],
@@ -77,6 +79,7 @@ const teamOwned: SubjectName[] = [
   'Model',
   'ModelVersion',
   'Deployment',
+  'Rollout',
 ];
 const hideConfidentialFields: PolicyRule = {
   action: 'read',

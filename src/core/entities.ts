@@ -15,6 +15,7 @@ import { Model } from '../registry/model.entity';
 import { ModelVersion, ModelVersionAlias } from '../registry/model-version.entity';
 import { Deployment, TrafficShare } from '../rollouts/deployment.entity';
 import { OutboxEntry } from '../queue/outbox.entity';
+import { PredictionWindow, Rollout, ShadowShare } from '../rollouts/rollout.entity';
 import { DatasetBlob } from '../lineage/dataset-blob.entity';
 
 /** Every persisted entity; the migrations must produce exactly their schema. */
@@ -42,4 +43,7 @@ export const ENTITIES = [
   AuditHead,
   OutboxEntry,
   DatasetBlob,
+  Rollout,
+  ShadowShare,
+  PredictionWindow,
 ];

@@ -16,6 +16,7 @@ export function createPubSub(): PubSub {
 /** Topics, named in one place. Payloads carry only ids: subscribers reload through their own read scope. */
 export const TOPICS = {
   trainingRunUpdated: 'TRAINING_RUN_UPDATED',
+  rolloutUpdated: 'ROLLOUT_UPDATED',
 } as const;
 
 export interface EventBus extends EventPublisher {

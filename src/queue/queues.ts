@@ -6,6 +6,7 @@ import { withTimeout } from './dispatcher';
 /** Every queue, named in one place. */
 export const QUEUES = {
   training: 'training',
+  rollouts: 'rollouts',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -13,6 +14,13 @@ export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 export interface TrainingJob {
   runId: string;
   /** The request that queued it, so that logs and audit events can be followed across processes. */
+  requestId: string;
+}
+
+/** The payload of a rollout step: check the step that began `generation` schedules ago, then advance or roll back. */
+export interface RolloutJob {
+  rolloutId: string;
+  generation: number;
   requestId: string;
 }
 

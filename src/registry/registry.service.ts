@@ -7,6 +7,7 @@ import { validateMetrics } from '../core/validation';
 import { loadReadable } from '../lineage/lineage.service';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { TrafficShare } from '../rollouts/deployment.entity';
+import { ShadowShare } from '../rollouts/rollout.entity';
 import { Approval, ReviewDecision } from './approval.entity';
 import { Artifact } from './artifact.entity';
 import { Model } from './model.entity';
@@ -92,7 +93,8 @@ async function transition(
     const before: Record<string, unknown> = { status: version.status };
     const after: Record<string, unknown> = { status: to };
     if (to === ModelVersionStatus.ARCHIVED) {
-      const serving = await em.count(TrafficShare, { where: { modelVersionId: version.id } });
+      const serving =
+        (await em.count(TrafficShare, { where: { modelVersionId: version.id } })) + (await em.count(ShadowShare, { where: { modelVersionId: version.id } }));
       if (serving > 0) throw registryError(RegistryReason.VERSION_SERVING, 'The version still receives traffic; take it out of every deployment first');
       const aliases = await em.find(ModelVersionAlias, { where: { modelVersionId: version.id } });
       if (aliases.length) {

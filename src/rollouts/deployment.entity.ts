@@ -38,6 +38,10 @@ export class Deployment extends TeamOwnedEntity implements Node {
   @Field()
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
   updatedAt!: Date;
+
+  /** The last version that held 100 % of the traffic: where rollbackDeployment returns to. */
+  @Column('uuid', { nullable: true })
+  lastStableVersionId!: string | null;
 }
 
 /** One share of a deployment's traffic; a deployment's shares sum to 100. */

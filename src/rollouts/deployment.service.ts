@@ -9,6 +9,7 @@ import { loadReadable } from '../lineage/lineage.service';
 import { ModelVersion, ModelVersionStatus } from '../registry/model-version.entity';
 import { Deployment, DeploymentEnvironment, TrafficShare } from './deployment.entity';
 import type { CreateDeploymentInput, SetTrafficSplitInput, TrafficShareInput } from './rollouts.inputs';
+import { applySplit, conflictIfRolling } from './rollout.service';
 
 /** Validates a split against its deployment; returns the shares to store. */
 async function checkSplit(ctx: RequestContext, em: EntityManager, deployment: Deployment, split: TrafficShareInput[]): Promise<TrafficShare[]> {
@@ -54,7 +55,7 @@ export async function createDeployment(ctx: RequestContext, input: CreateDeploym
     assertCan(ctx, 'create', 'Deployment', deployment);
     await em.insert(Deployment, deployment).catch((e) => mapDbError(e, `Deployment "${input.name}" in team ${team.name}`));
     const shares = input.trafficSplit?.length ? await checkSplit(ctx, em, deployment, input.trafficSplit) : [];
-    if (shares.length) await em.insert(TrafficShare, shares);
+    if (shares.length) await applySplit(em, deployment, shares);
     await audit(ctx, {
       action: 'createDeployment',
       subjectType: 'Deployment',
@@ -69,11 +70,10 @@ export async function setTrafficSplit(ctx: RequestContext, input: SetTrafficSpli
   return inTransaction(ctx, async (em) => {
     const deployment = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment', 'update');
     assertCan(ctx, 'update', 'Deployment', deployment);
+    await conflictIfRolling(em, deployment.id);
     const shares = await checkSplit(ctx, em, deployment, input.trafficSplit);
     const before = await em.find(TrafficShare, { where: { deploymentId: deployment.id } });
-    await em.delete(TrafficShare, { deploymentId: deployment.id });
-    await em.insert(TrafficShare, shares);
-    await em.update(Deployment, { id: deployment.id }, { updatedAt: new Date() });
+    await applySplit(em, deployment, shares);
     await audit(ctx, {
       action: 'setTrafficSplit',
       subjectType: 'Deployment',

@@ -1,8 +1,9 @@
-import { ArrayMaxSize, IsInt, IsOptional, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
+import { ArrayMaxSize, ArrayMinSize, IsInt, IsOptional, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { Field, ID, InputType, Int } from 'type-graphql';
 import { JSONObjectScalar } from '../core/scalars';
 import { NAME } from '../lineage/lineage.inputs';
 import { DeploymentEnvironment } from './deployment.entity';
+import { RolloutStatus, RolloutStrategy } from './rollout.entity';
 
 @InputType()
 export class TrafficShareInput {
@@ -72,4 +73,66 @@ export class DeploymentFilter {
 
   @Field(() => ID, { nullable: true, description: 'Only deployments routing traffic to this model version' })
   modelVersion?: string | null;
+}
+
+@InputType()
+export class StartRolloutInput {
+  @Field(() => ID)
+  deployment!: string;
+
+  @Field(() => ID, { description: 'The version to roll out' })
+  modelVersion!: string;
+
+  @Field(() => RolloutStrategy)
+  strategy!: RolloutStrategy;
+
+  @Field(() => [Int], { nullable: true, description: 'CANARY steps in percent, increasing, ending at 100 (default 5, 25, 50, 100)' })
+  @IsOptional()
+  @ArrayMinSize(1)
+  @ArrayMaxSize(20)
+  @IsInt({ each: true })
+  @Min(1, { each: true })
+  @Max(100, { each: true })
+  steps?: number[] | null;
+
+  @Field(() => Int, { nullable: true, description: 'Seconds each step runs before its health check (default 300)' })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(7 * 24 * 3600)
+  bakeSeconds?: number | null;
+}
+
+@InputType()
+export class RolloutActionInput {
+  @Field(() => ID)
+  rollout!: string;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @MaxLength(2000)
+  reason?: string | null;
+}
+
+@InputType()
+export class RollbackDeploymentInput {
+  @Field(() => ID)
+  deployment!: string;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @MaxLength(2000)
+  reason?: string | null;
+}
+
+@InputType()
+export class RolloutFilter {
+  @Field(() => ID, { nullable: true })
+  deployment?: string | null;
+
+  @Field(() => RolloutStatus, { nullable: true })
+  status?: RolloutStatus | null;
+
+  @Field(() => String, { nullable: true })
+  team?: string | null;
 }

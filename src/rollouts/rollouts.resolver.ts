@@ -1,15 +1,23 @@
-import { Arg, Args, Ctx, FieldResolver, Mutation, Query, Resolver, Root } from 'type-graphql';
+import { Arg, Args, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { subjectOf } from '../access/ability';
+import { notFound } from '../core/errors';
+import { TOPICS } from '../core/events';
+import { authorizeField, Policy } from '../core/policy';
+import { Rollout, RolloutStatus, RolloutStrategy } from './rollout.entity';
+import * as rollouts from './rollout.service';
 import type { RequestContext } from '../core/context';
 import { expectId } from '../core/global-id';
 import { listConnection, whereTeam } from '../core/list';
 import { Connection, PageArgs } from '../core/pagination';
-import { Policy } from '../core/policy';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment, TrafficShare } from './deployment.entity';
 import * as deployments from './deployment.service';
-import { CreateDeploymentInput, DeploymentFilter, SetTrafficSplitInput } from './rollouts.inputs';
+import { CreateDeploymentInput, DeploymentFilter, RollbackDeploymentInput, RolloutActionInput, RolloutFilter, SetTrafficSplitInput, StartRolloutInput } from './rollouts.inputs';
 
 export const DeploymentConnection = Connection(Deployment);
+export const RolloutConnection = Connection(Rollout);
+
+const ROLLOUT_READ = { action: 'read', subject: 'Rollout' } as const;
 
 @Resolver()
 export class RolloutsResolver {
@@ -40,8 +48,120 @@ export class RolloutsResolver {
   }
 }
 
+@Resolver()
+export class RolloutResolver {
+  @Query(() => RolloutConnection, { description: 'Rollouts, newest first' })
+  @Policy(ROLLOUT_READ)
+  rollouts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => RolloutFilter, { nullable: true }) filter?: RolloutFilter) {
+    return listConnection(ctx, RolloutConnection, Rollout, 'Rollout', page, (qb) => {
+      whereTeam(qb, filter?.team);
+      if (filter?.deployment) qb.andWhere('x.deployment_id = :d', { d: expectId(filter.deployment, 'Deployment', 'filter.deployment') });
+      if (filter?.status) qb.andWhere('x.status = :s', { s: filter.status });
+    });
+  }
+
+  @Mutation(() => Rollout, { description: 'Starts moving a deployment to a model version (CANARY, SHADOW or BLUE_GREEN); steps advance after their bake time if healthy' })
+  @Policy({ action: 'create', subject: 'Rollout' })
+  startRollout(@Ctx() ctx: RequestContext, @Arg('input', () => StartRolloutInput) input: StartRolloutInput) {
+    return rollouts.startRollout(ctx, input);
+  }
+
+  @Mutation(() => Rollout, { description: 'Moves to the next step now (or completes), without waiting for the bake time' })
+  @Policy({ action: 'update', subject: 'Rollout' })
+  promoteRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
+    return rollouts.promoteRollout(ctx, input);
+  }
+
+  @Mutation(() => Rollout, { description: 'Holds the current step: no automatic advance until resumed or promoted' })
+  @Policy({ action: 'update', subject: 'Rollout' })
+  pauseRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
+    return rollouts.pauseRollout(ctx, input);
+  }
+
+  @Mutation(() => Rollout, { description: 'Restarts the bake time of the current step of a paused rollout' })
+  @Policy({ action: 'update', subject: 'Rollout' })
+  resumeRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
+    return rollouts.resumeRollout(ctx, input);
+  }
+
+  @Mutation(() => Rollout, { description: 'Stops the rollout and restores the split it started from' })
+  @Policy({ action: 'update', subject: 'Rollout' })
+  abortRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
+    return rollouts.abortRollout(ctx, input);
+  }
+
+  @Mutation(() => Deployment, { description: 'Rolls back the rollout in flight, or returns all traffic to the last version that held 100 %' })
+  @Policy({ action: 'update', subject: 'Deployment' })
+  rollbackDeployment(@Ctx() ctx: RequestContext, @Arg('input', () => RollbackDeploymentInput) input: RollbackDeploymentInput) {
+    return rollouts.rollbackDeployment(ctx, input);
+  }
+
+  @Subscription(() => Rollout, {
+    description: "The deployment's most recent rollout, each time it or the deployment's traffic changes",
+    // Checked when the subscription starts, and again for every event.
+    subscribe: async ({ args, context }) => {
+      const ctx = context as RequestContext;
+      authorizeField(ctx, ROLLOUT_READ);
+      const key = expectId(args.deployment as string, 'Deployment', 'deployment');
+      if (!(await ctx.loaders.byId(Deployment, 'Deployment').load(key))) throw notFound(`Deployment ${args.deployment as string}`);
+      return ctx.app.events!.subscribe(TOPICS.rolloutUpdated, key);
+    },
+  })
+  @Policy(ROLLOUT_READ)
+  async rolloutUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string): Promise<Rollout> {
+    const latest = await ctx.app.db.getRepository(Rollout).findOne({ where: { deploymentId: event.id }, order: { createdAt: 'DESC' } });
+    if (!latest || !ctx.ability.can('read', subjectOf('Rollout', latest))) throw notFound(`Rollout of deployment ${deployment}`);
+    return latest;
+  }
+}
+
+@Resolver(() => Rollout)
+export class RolloutFieldResolver {
+  @FieldResolver(() => Deployment, { nullable: true })
+  deployment(@Root() r: Rollout, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byId(Deployment, 'Deployment').load(r.deploymentId);
+  }
+
+  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version being rolled out' })
+  modelVersion(@Root() r: Rollout, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byId(ModelVersion, 'ModelVersion').load(r.modelVersionId);
+  }
+
+  @FieldResolver(() => Int, { description: 'Percent of traffic the new version has now' })
+  percent(@Root() r: Rollout) {
+    if (r.strategy === RolloutStrategy.SHADOW || r.status === RolloutStatus.ABORTED || r.status === RolloutStatus.ROLLED_BACK) return 0;
+    return r.status === RolloutStatus.SUCCEEDED ? 100 : r.steps[r.currentStep];
+  }
+
+  @FieldResolver(() => [TrafficShare], { description: 'The split before the rollout began (what a rollback restores)' })
+  baselineSplit(@Root() r: Rollout) {
+    return r.baselineSplit.map((s) => Object.assign(new TrafficShare(), { deploymentId: r.deploymentId, modelVersionId: s.modelVersionId, weight: s.weight }));
+  }
+}
+
 @Resolver(() => Deployment)
 export class DeploymentFieldResolver {
+  @FieldResolver(() => [Rollout], { description: 'Rollouts of this deployment, newest first' })
+  rollouts(@Root() r: Deployment, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byColumn(Rollout, 'Rollout', 'deployment_id', { created_at: 'DESC' }).load(r.id);
+  }
+
+  @FieldResolver(() => Rollout, { nullable: true, description: 'The rollout in progress or paused, if any' })
+  async activeRollout(@Root() r: Deployment, @Ctx() ctx: RequestContext) {
+    const all = await ctx.loaders.byColumn(Rollout, 'Rollout', 'deployment_id', { created_at: 'DESC' }).load(r.id);
+    return all.find((x) => x.status === RolloutStatus.IN_PROGRESS || x.status === RolloutStatus.PAUSED) ?? null;
+  }
+
+  @FieldResolver(() => [ModelVersion], { description: 'Versions receiving mirrored traffic (never served)' })
+  shadowVersions(@Root() r: Deployment, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.through(ModelVersion, 'ModelVersion', { table: 'shadow_share', from: 'deployment_id', to: 'model_version_id' }).load(r.id);
+  }
+
+  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The last version that held 100 % of the traffic (where rollbackDeployment returns)' })
+  lastStableVersion(@Root() r: Deployment, @Ctx() ctx: RequestContext) {
+    return r.lastStableVersionId ? ctx.loaders.byId(ModelVersion, 'ModelVersion').load(r.lastStableVersionId) : null;
+  }
+
   @FieldResolver(() => [TrafficShare], { description: 'Current split, largest share first; shares of versions the caller may not read are left out' })
   trafficSplit(@Root() r: Deployment, @Ctx() ctx: RequestContext) {
     return ctx.loaders

@@ -1,0 +1,148 @@
+import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { Node } from '../core/node';
+import { TeamOwnedEntity } from '../core/team-owned.entity';
+import { ModelVersion } from '../registry/model-version.entity';
+import { Deployment } from './deployment.entity';
+
+export enum RolloutStrategy {
+  CANARY = 'CANARY',
+  SHADOW = 'SHADOW',
+  BLUE_GREEN = 'BLUE_GREEN',
+}
+registerEnumType(RolloutStrategy, {
+  name: 'RolloutStrategy',
+  description: 'CANARY: traffic in steps; SHADOW: mirrored traffic, never served; BLUE_GREEN: all at once, the old version kept for instant rollback',
+});
+
+export enum RolloutStatus {
+  IN_PROGRESS = 'IN_PROGRESS',
+  PAUSED = 'PAUSED',
+  SUCCEEDED = 'SUCCEEDED',
+  ABORTED = 'ABORTED',
+  ROLLED_BACK = 'ROLLED_BACK',
+}
+registerEnumType(RolloutStatus, { name: 'RolloutStatus' });
+
+export interface SplitEntry {
+  modelVersionId: string;
+  weight: number;
+}
+
+@ObjectType({ implements: Node, description: 'Moving a deployment to a new model version, step by step, with health checks and automatic rollback' })
+@Entity()
+@Index(['deploymentId', 'createdAt'])
+// At most one rollout in flight per deployment.
+@Index(['deploymentId'], { unique: true, where: `"status" IN ('IN_PROGRESS', 'PAUSED')` })
+export class Rollout extends TeamOwnedEntity implements Node {
+  @Column('uuid')
+  deploymentId!: string;
+
+  @ManyToOne(() => Deployment, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'deployment_id' })
+  deployment?: Deployment;
+
+  @Column('uuid')
+  modelVersionId!: string;
+
+  @ManyToOne(() => ModelVersion, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'model_version_id' })
+  modelVersion?: ModelVersion;
+
+  @Field(() => RolloutStrategy)
+  @Column({ type: 'enum', enum: RolloutStrategy, enumName: 'rollout_strategy' })
+  strategy!: RolloutStrategy;
+
+  @Field(() => RolloutStatus)
+  @Column({ type: 'enum', enum: RolloutStatus, enumName: 'rollout_status' })
+  status!: RolloutStatus;
+
+  @Field(() => [Int], { description: 'Percent of traffic the new version gets at each step (CANARY); [100] otherwise' })
+  @Column({ type: 'int', array: true })
+  steps!: number[];
+
+  @Field(() => Int, { description: 'Index into steps' })
+  @Column({ type: 'int', default: 0 })
+  currentStep!: number;
+
+  @Field(() => Int, { description: 'How long each step runs before its health check' })
+  @Column({ type: 'int' })
+  bakeSeconds!: number;
+
+  /** The split before the rollout began: what a rollback restores. */
+  @Column({ type: 'jsonb' })
+  baselineSplit!: SplitEntry[];
+
+  /** Bumped whenever a step is (re)scheduled; a job for an older generation does nothing. */
+  @Column({ type: 'int', default: 0 })
+  generation!: number;
+
+  @Field()
+  @Column({ type: 'timestamptz', precision: 3 })
+  stepStartedAt!: Date;
+
+  @Field(() => Date, { nullable: true })
+  @Column({ type: 'timestamptz', precision: 3, nullable: true })
+  finishedAt!: Date | null;
+
+  @Field(() => String, { nullable: true, description: 'Why it ended as it did (who, or which check)' })
+  @Column({ type: 'text', nullable: true })
+  reason!: string | null;
+
+  @Field()
+  @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
+  updatedAt!: Date;
+}
+
+/** A version receiving a mirrored copy of a deployment's traffic; its answers are never served. */
+@Entity()
+export class ShadowShare {
+  @PrimaryColumn('uuid')
+  deploymentId!: string;
+
+  @PrimaryColumn('uuid')
+  modelVersionId!: string;
+
+  @ManyToOne(() => Deployment, { onDelete: 'CASCADE' })
+  @JoinColumn({ name: 'deployment_id' })
+  deployment?: Deployment;
+
+  @ManyToOne(() => ModelVersion, { onDelete: 'RESTRICT' })
+  @JoinColumn({ name: 'model_version_id' })
+  modelVersion?: ModelVersion;
+}
+
+/**
+ * Serving statistics of one version of a deployment over one window, as recorded by the inference
+ * path (and, until it exists, by whoever records them): what rollout health checks read.
+ */
+@Entity()
+@Index(['deploymentId', 'modelVersionId', 'windowStart'])
+export class PredictionWindow {
+  @PrimaryGeneratedColumn({ type: 'bigint' })
+  id!: string;
+
+  @Column('uuid')
+  deploymentId!: string;
+
+  @Column('uuid')
+  modelVersionId!: string;
+
+  @Column({ type: 'timestamptz', precision: 3 })
+  windowStart!: Date;
+
+  @Column({ type: 'int' })
+  windowSeconds!: number;
+
+  @Column({ type: 'int' })
+  requests!: number;
+
+  @Column({ type: 'int' })
+  errors!: number;
+
+  @Column({ type: 'double precision', nullable: true })
+  latencyP95Ms!: number | null;
+
+  @Column({ type: 'double precision', nullable: true })
+  driftScore!: number | null;
+}

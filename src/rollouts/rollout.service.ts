@@ -1,0 +1,333 @@
+import type { EntityManager } from 'typeorm';
+import { In } from 'typeorm';
+import { audit } from '../audit/audit.service';
+import { assertCan } from '../core/authz';
+import { inTransaction, type RequestContext } from '../core/context';
+import { AppError, badInput, conflict, ErrorCode } from '../core/errors';
+import { TOPICS } from '../core/events';
+import { toGlobalId } from '../core/global-id';
+import { loadReadable } from '../lineage/lineage.service';
+import { enqueue } from '../queue/outbox';
+import { QUEUES, type RolloutJob } from '../queue/queues';
+import { ModelVersion, ModelVersionStatus } from '../registry/model-version.entity';
+import { Deployment, DeploymentEnvironment, TrafficShare } from './deployment.entity';
+import { PredictionWindow, Rollout, RolloutStatus, RolloutStrategy, ShadowShare, type SplitEntry } from './rollout.entity';
+import { canarySplit } from './rollouts-split';
+import type { RollbackDeploymentInput, RolloutActionInput, StartRolloutInput } from './rollouts.inputs';
+
+export const DEFAULT_CANARY_STEPS = [5, 25, 50, 100];
+export const DEFAULT_BAKE_SECONDS = 300;
+const ACTIVE = [RolloutStatus.IN_PROGRESS, RolloutStatus.PAUSED];
+
+const gid = (id: string) => toGlobalId('ModelVersion', id);
+const describe = (split: SplitEntry[]) => split.map((s) => ({ modelVersion: gid(s.modelVersionId), weight: s.weight }));
+
+export async function currentSplit(em: EntityManager, deploymentId: string): Promise<SplitEntry[]> {
+  const rows = await em.find(TrafficShare, { where: { deploymentId }, order: { weight: 'DESC', modelVersionId: 'ASC' } });
+  return rows.map((r) => ({ modelVersionId: r.modelVersionId, weight: r.weight }));
+}
+
+/** Replaces a deployment's split; a split where one version holds 100 % makes it the last stable one. */
+export async function applySplit(em: EntityManager, deployment: Deployment, split: SplitEntry[], stable = true): Promise<void> {
+  await em.delete(TrafficShare, { deploymentId: deployment.id });
+  if (split.length) await em.insert(TrafficShare, split.map((s) => ({ deploymentId: deployment.id, modelVersionId: s.modelVersionId, weight: s.weight })));
+  const single = split.length === 1 && split[0].weight === 100 ? split[0].modelVersionId : null;
+  await em.update(Deployment, { id: deployment.id }, { updatedAt: new Date(), ...(stable && single ? { lastStableVersionId: single } : {}) });
+}
+
+function publish(ctx: RequestContext, deploymentId: string): void {
+  ctx.app.events?.publish(TOPICS.rolloutUpdated, { id: deploymentId });
+}
+
+/** Schedules the health check of the current step after its bake time (a new generation voids older jobs). */
+async function scheduleStep(em: EntityManager, ctx: RequestContext, rollout: Rollout): Promise<void> {
+  rollout.generation += 1;
+  await em.update(Rollout, { id: rollout.id }, { generation: rollout.generation, stepStartedAt: rollout.stepStartedAt });
+  const job: RolloutJob = { rolloutId: rollout.id, generation: rollout.generation, requestId: ctx.requestId };
+  await enqueue(em, { queue: QUEUES.rollouts, name: 'step', jobId: `${rollout.id}-g${rollout.generation}`, payload: job, delayMs: rollout.bakeSeconds * 1000 });
+}
+
+function rolloutError(reason: string, message: string): AppError {
+  return new AppError(ErrorCode.CONFLICT, message, { reason });
+}
+
+export async function startRollout(ctx: RequestContext, input: StartRolloutInput): Promise<Rollout> {
+  const rollout = await inTransaction(ctx, async (em) => {
+    const deployment = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment', 'update');
+    assertCan(ctx, 'update', 'Deployment', deployment);
+    const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', input.modelVersion, 'modelVersion', 'share');
+    if (version.teamId !== deployment.teamId) throw badInput('the model version belongs to another team than the deployment', { field: 'modelVersion', reason: 'ROLLOUT_FOREIGN_VERSION' });
+    if (version.status === ModelVersionStatus.ARCHIVED || version.status === ModelVersionStatus.REJECTED) {
+      throw rolloutError('ROLLOUT_VERSION_NOT_SERVABLE', `a ${version.status} version cannot serve`);
+    }
+    // Shadow traffic is never served, so a version still under review may be shadowed in production.
+    if (deployment.environment === DeploymentEnvironment.PRODUCTION && input.strategy !== RolloutStrategy.SHADOW && version.status !== ModelVersionStatus.APPROVED) {
+      throw rolloutError('ROLLOUT_VERSION_NOT_APPROVED', `only APPROVED versions may serve PRODUCTION (this one is ${version.status})`);
+    }
+    if (await em.exists(Rollout, { where: { deploymentId: deployment.id, status: In(ACTIVE) } })) {
+      throw rolloutError('ROLLOUT_IN_PROGRESS', 'the deployment already has a rollout in progress or paused');
+    }
+    const baseline = await currentSplit(em, deployment.id);
+    let steps: number[];
+    if (input.strategy === RolloutStrategy.CANARY) {
+      steps = input.steps ?? DEFAULT_CANARY_STEPS;
+      if (steps.some((s, i) => i > 0 && s <= steps[i - 1]) || steps[steps.length - 1] !== 100) {
+        throw badInput('steps must increase and end at 100', { field: 'steps' });
+      }
+      if (!baseline.some((s) => s.modelVersionId !== version.id)) {
+        throw badInput('a canary needs traffic to take from: the deployment serves no other version (use BLUE_GREEN)', { field: 'strategy', reason: 'ROLLOUT_NOTHING_TO_SHIFT' });
+      }
+    } else {
+      if (input.steps) throw badInput('steps apply to CANARY rollouts only', { field: 'steps' });
+      steps = input.strategy === RolloutStrategy.SHADOW ? [0] : [100];
+    }
+    if (input.strategy !== RolloutStrategy.SHADOW && baseline.length === 1 && baseline[0].modelVersionId === version.id) {
+      throw rolloutError('ROLLOUT_NOTHING_TO_DO', 'the version already serves all of the traffic');
+    }
+    const rollout = em.create(Rollout, {
+      teamId: deployment.teamId,
+      deploymentId: deployment.id,
+      modelVersionId: version.id,
+      strategy: input.strategy,
+      status: RolloutStatus.IN_PROGRESS,
+      steps,
+      currentStep: 0,
+      bakeSeconds: input.bakeSeconds ?? DEFAULT_BAKE_SECONDS,
+      baselineSplit: baseline,
+      generation: 0,
+      stepStartedAt: new Date(),
+      finishedAt: null,
+      reason: null,
+      createdBy: ctx.principal!.id,
+    });
+    assertCan(ctx, 'create', 'Rollout', rollout);
+    await em.insert(Rollout, rollout);
+    let split = baseline;
+    if (input.strategy === RolloutStrategy.SHADOW) await em.insert(ShadowShare, { deploymentId: deployment.id, modelVersionId: version.id });
+    else {
+      split = input.strategy === RolloutStrategy.CANARY ? canarySplit(baseline, version.id, steps[0]) : [{ modelVersionId: version.id, weight: 100 }];
+      await applySplit(em, deployment, split, false);
+    }
+    await scheduleStep(em, ctx, rollout);
+    await audit(ctx, {
+      action: 'startRollout',
+      subjectType: 'Rollout',
+      subjectId: toGlobalId('Rollout', rollout.id),
+      before: { trafficSplit: describe(baseline) },
+      after: { strategy: rollout.strategy, steps, bakeSeconds: rollout.bakeSeconds, modelVersion: gid(version.id), trafficSplit: describe(split), shadow: input.strategy === RolloutStrategy.SHADOW },
+    });
+    return rollout;
+  });
+  ctx.app.dispatcher?.kick();
+  publish(ctx, rollout.deploymentId);
+  return rollout;
+}
+
+export interface HealthVerdict {
+  healthy: boolean;
+  reasons: string[];
+  observed: { requests: number; errors: number; errorRate: number | null; p95LatencyMs: number | null; driftScore: number | null };
+}
+
+/** The new version's recorded serving statistics since its step began, against the deployment's SLOs. */
+export async function checkHealth(em: EntityManager, rollout: Rollout, deployment: Deployment): Promise<HealthVerdict> {
+  const [row] = await em
+    .getRepository(PredictionWindow)
+    .createQueryBuilder('w')
+    .select('COALESCE(SUM(w.requests), 0)', 'requests')
+    .addSelect('COALESCE(SUM(w.errors), 0)', 'errors')
+    .addSelect('MAX(w.latency_p95_ms)', 'p95')
+    .addSelect('MAX(w.drift_score)', 'drift')
+    .where('w.deployment_id = :d AND w.model_version_id = :v', { d: deployment.id, v: rollout.modelVersionId })
+    .andWhere(`w.window_start + make_interval(secs => w.window_seconds) > :since`, { since: rollout.stepStartedAt })
+    .getRawMany();
+  const requests = Number(row.requests);
+  const errors = Number(row.errors);
+  const observed = {
+    requests,
+    errors,
+    errorRate: requests > 0 ? errors / requests : null,
+    p95LatencyMs: row.p95 === null ? null : Number(row.p95),
+    driftScore: row.drift === null ? null : Number(row.drift),
+  };
+  const slo = deployment.slos ?? {};
+  const reasons: string[] = [];
+  if (typeof slo.errorRate === 'number' && observed.errorRate !== null && observed.errorRate > slo.errorRate) {
+    reasons.push(`error rate ${observed.errorRate.toFixed(4)} > SLO ${slo.errorRate}`);
+  }
+  if (typeof slo.p95LatencyMs === 'number' && observed.p95LatencyMs !== null && observed.p95LatencyMs > slo.p95LatencyMs) {
+    reasons.push(`p95 latency ${observed.p95LatencyMs} ms > SLO ${slo.p95LatencyMs} ms`);
+  }
+  if (typeof slo.drift === 'number' && observed.driftScore !== null && observed.driftScore > slo.drift) {
+    reasons.push(`drift ${observed.driftScore} > SLO ${slo.drift}`);
+  }
+  return { healthy: reasons.length === 0, reasons, observed };
+}
+
+/** Ends an active rollout and puts the traffic back where it was before it began. */
+async function unwind(em: EntityManager, rollout: Rollout, deployment: Deployment, status: RolloutStatus.ABORTED | RolloutStatus.ROLLED_BACK, reason: string): Promise<void> {
+  if (rollout.strategy === RolloutStrategy.SHADOW) await em.delete(ShadowShare, { deploymentId: deployment.id, modelVersionId: rollout.modelVersionId });
+  else await applySplit(em, deployment, rollout.baselineSplit, false);
+  await em.update(Rollout, { id: rollout.id }, { status, finishedAt: new Date(), reason, generation: rollout.generation + 1 });
+}
+
+async function lockActive(ctx: RequestContext, em: EntityManager, id: string): Promise<{ rollout: Rollout; deployment: Deployment }> {
+  const rollout = await loadReadable(ctx, em, Rollout, 'Rollout', id, 'rollout', 'update');
+  assertCan(ctx, 'update', 'Rollout', rollout);
+  if (!ACTIVE.includes(rollout.status)) throw rolloutError('ROLLOUT_FINISHED', `the rollout is ${rollout.status}`);
+  const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });
+  return { rollout, deployment };
+}
+
+/**
+ * Moves an in-progress rollout on: to its next step, or to completion. Called by the step job
+ * after the bake time (which first checks health and rolls back on a breach), and by
+ * promoteRollout (which skips the wait). Idempotent per (rollout, generation).
+ */
+async function advance(ctx: RequestContext, em: EntityManager, rollout: Rollout, deployment: Deployment, action: string, reason: string): Promise<void> {
+  const next = rollout.currentStep + 1;
+  if (next >= rollout.steps.length) {
+    if (rollout.strategy === RolloutStrategy.SHADOW) {
+      await em.delete(ShadowShare, { deploymentId: deployment.id, modelVersionId: rollout.modelVersionId });
+    } else {
+      await applySplit(em, deployment, [{ modelVersionId: rollout.modelVersionId, weight: 100 }], true);
+    }
+    await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.SUCCEEDED, finishedAt: new Date(), reason, generation: rollout.generation + 1 });
+    await audit(ctx, { action, subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, before: { step: rollout.currentStep }, after: { status: RolloutStatus.SUCCEEDED, trafficSplit: describe(await currentSplit(em, deployment.id)) } });
+    return;
+  }
+  const split = canarySplit(rollout.baselineSplit, rollout.modelVersionId, rollout.steps[next]);
+  await applySplit(em, deployment, split, false);
+  rollout.currentStep = next;
+  rollout.stepStartedAt = new Date();
+  await em.update(Rollout, { id: rollout.id }, { currentStep: next });
+  await scheduleStep(em, ctx, rollout);
+  await audit(ctx, { action, subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, before: { step: next - 1 }, after: { step: next, percent: rollout.steps[next], trafficSplit: describe(split) } });
+}
+
+/** The step job: after the bake time, check the step's health; roll back on a breach, advance otherwise. */
+export async function runRolloutStep(ctx: RequestContext, rolloutId: string, generation: number): Promise<void> {
+  const deploymentId = await inTransaction(ctx, async (em) => {
+    const rollout = await em.findOne(Rollout, { where: { id: rolloutId }, lock: { mode: 'pessimistic_write' } });
+    // A paused, finished, promoted or rescheduled rollout has moved on: this job is stale.
+    if (!rollout || rollout.status !== RolloutStatus.IN_PROGRESS || rollout.generation !== generation) return null;
+    const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });
+    const health = await checkHealth(em, rollout, deployment);
+    if (!health.healthy) {
+      const reason = `automatic rollback at step ${rollout.currentStep + 1} (${rollout.steps[rollout.currentStep]} %): ${health.reasons.join('; ')}`;
+      await unwind(em, rollout, deployment, RolloutStatus.ROLLED_BACK, reason);
+      await audit(ctx, { action: 'rollbackRollout', subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, after: { status: RolloutStatus.ROLLED_BACK, observed: health.observed, trafficSplit: describe(rollout.baselineSplit) } });
+      return deployment.id;
+    }
+    const observed = health.observed.requests > 0 ? `healthy over ${health.observed.requests} requests` : 'no traffic recorded for the step';
+    await advance(ctx, em, rollout, deployment, 'advanceRollout', `health check passed: ${observed}`);
+    return deployment.id;
+  });
+  if (deploymentId) {
+    ctx.app.dispatcher?.kick();
+    publish(ctx, deploymentId);
+  }
+}
+
+export async function promoteRollout(ctx: RequestContext, input: RolloutActionInput): Promise<Rollout> {
+  const rollout = await inTransaction(ctx, async (em) => {
+    const { rollout, deployment } = await lockActive(ctx, em, input.rollout);
+    if (rollout.status === RolloutStatus.PAUSED) await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.IN_PROGRESS });
+    await advance(ctx, em, rollout, deployment, 'promoteRollout', input.reason ?? `promoted by ${ctx.principal!.id}`);
+    return em.findOneByOrFail(Rollout, { id: rollout.id });
+  });
+  ctx.app.dispatcher?.kick();
+  publish(ctx, rollout.deploymentId);
+  return rollout;
+}
+
+export async function pauseRollout(ctx: RequestContext, input: RolloutActionInput): Promise<Rollout> {
+  return transition(ctx, input, 'pauseRollout', async (em, rollout) => {
+    if (rollout.status === RolloutStatus.PAUSED) throw rolloutError('ROLLOUT_PAUSED', 'the rollout is already paused');
+    await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.PAUSED, generation: rollout.generation + 1 });
+  });
+}
+
+export async function resumeRollout(ctx: RequestContext, input: RolloutActionInput): Promise<Rollout> {
+  return transition(ctx, input, 'resumeRollout', async (em, rollout) => {
+    if (rollout.status !== RolloutStatus.PAUSED) throw rolloutError('ROLLOUT_NOT_PAUSED', 'only a paused rollout can be resumed');
+    await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.IN_PROGRESS });
+    rollout.stepStartedAt = new Date();
+    await scheduleStep(em, ctx, rollout);
+  });
+}
+
+export async function abortRollout(ctx: RequestContext, input: RolloutActionInput): Promise<Rollout> {
+  return transition(ctx, input, 'abortRollout', async (em, rollout, deployment) => {
+    await unwind(em, rollout, deployment, RolloutStatus.ABORTED, input.reason ?? `aborted by ${ctx.principal!.id}`);
+  });
+}
+
+async function transition(
+  ctx: RequestContext,
+  input: RolloutActionInput,
+  action: string,
+  change: (em: EntityManager, rollout: Rollout, deployment: Deployment) => Promise<void>,
+): Promise<Rollout> {
+  const rollout = await inTransaction(ctx, async (em) => {
+    const { rollout, deployment } = await lockActive(ctx, em, input.rollout);
+    const before = { status: rollout.status, trafficSplit: describe(await currentSplit(em, deployment.id)) };
+    await change(em, rollout, deployment);
+    const after = await em.findOneByOrFail(Rollout, { id: rollout.id });
+    await audit(ctx, {
+      action,
+      subjectType: 'Rollout',
+      subjectId: toGlobalId('Rollout', rollout.id),
+      reason: input.reason ?? null,
+      before,
+      after: { status: after.status, trafficSplit: describe(await currentSplit(em, deployment.id)) },
+    });
+    return after;
+  });
+  ctx.app.dispatcher?.kick();
+  publish(ctx, rollout.deploymentId);
+  return rollout;
+}
+
+/**
+ * Puts a deployment back: an active rollout is rolled back to the split it started from;
+ * otherwise the last version that held 100 % of the traffic gets it again.
+ */
+export async function rollbackDeployment(ctx: RequestContext, input: RollbackDeploymentInput): Promise<Deployment> {
+  const deployment = await inTransaction(ctx, async (em) => {
+    const deployment = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment', 'update');
+    assertCan(ctx, 'update', 'Deployment', deployment);
+    const before = await currentSplit(em, deployment.id);
+    const reason = input.reason ?? `rolled back by ${ctx.principal!.id}`;
+    const active = await em.findOne(Rollout, { where: { deploymentId: deployment.id, status: In(ACTIVE) }, lock: { mode: 'pessimistic_write' } });
+    if (active) {
+      await unwind(em, active, deployment, RolloutStatus.ROLLED_BACK, reason);
+    } else {
+      const target = deployment.lastStableVersionId;
+      if (!target) throw rolloutError('ROLLOUT_NOTHING_TO_ROLL_BACK', 'no version has held all of this deployment\'s traffic yet');
+      if (before.length === 1 && before[0].modelVersionId === target) throw rolloutError('ROLLOUT_NOTHING_TO_ROLL_BACK', 'the last stable version already serves all of the traffic');
+      const version = await em.findOneOrFail(ModelVersion, { where: { id: target }, lock: { mode: 'pessimistic_read' } });
+      if (version.status === ModelVersionStatus.ARCHIVED || version.status === ModelVersionStatus.REJECTED) {
+        throw rolloutError('ROLLOUT_VERSION_NOT_SERVABLE', `the last stable version is now ${version.status}`);
+      }
+      await applySplit(em, deployment, [{ modelVersionId: target, weight: 100 }], true);
+    }
+    await audit(ctx, {
+      action: 'rollbackDeployment',
+      subjectType: 'Deployment',
+      subjectId: toGlobalId('Deployment', deployment.id),
+      reason,
+      before: { trafficSplit: describe(before) },
+      after: { trafficSplit: describe(await currentSplit(em, deployment.id)), rollout: active ? toGlobalId('Rollout', active.id) : null },
+    });
+    return em.findOneByOrFail(Deployment, { id: deployment.id });
+  });
+  publish(ctx, deployment.id);
+  return deployment;
+}
+
+export function conflictIfRolling(em: EntityManager, deploymentId: string): Promise<void> {
+  return em.exists(Rollout, { where: { deploymentId, status: In(ACTIVE) } }).then((yes) => {
+    if (yes) throw conflict('the deployment has a rollout in progress: promote, abort or roll it back instead', { reason: 'ROLLOUT_IN_PROGRESS' });
+  });
+}

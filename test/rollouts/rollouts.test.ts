@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { createClient, type Client } from 'graphql-ws';
+import WebSocket from 'ws';
+import { startTestServer, type TestServer } from '../support/harness';
+import { eventually } from '../support/processes';
+
+const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
+const ROLLOUT = 'id status strategy steps currentStep percent reason';
+const SPLIT = 'trafficSplit { weight modelVersion { version } }';
+
+describe('rollouts', () => {
+  let t: TestServer;
+  let engineer: string;
+  let staging: string;
+  let production: string;
+  let v1: string;
+  let v2: string;
+  const sockets: Client[] = [];
+
+  before(async () => {
+    t = await startTestServer({ demo: true });
+    engineer = t.token(['ml-engineer'], ['fraud'], 'rolf');
+    const r = await t.gql(engineer, `{
+      models(filter: { name: "fraud-detector" }) { nodes { versions { id version } } }
+      deployments(filter: { team: "fraud" }) { nodes { id environment } }
+    }`);
+    const versions = r.data.models.nodes[0].versions;
+    v1 = versions.find((v: { version: number }) => v.version === 1).id;
+    v2 = versions.find((v: { version: number }) => v.version === 2).id;
+    staging = r.data.deployments.nodes.find((d: { environment: string }) => d.environment === 'STAGING').id;
+    production = r.data.deployments.nodes.find((d: { environment: string }) => d.environment === 'PRODUCTION').id;
+  });
+  after(async () => {
+    for (const s of sockets) await s.dispose();
+    await t?.stop();
+  });
+
+  const split = async (deployment: string) => {
+    const r = await t.gql(engineer, `query($id: ID!) { node(id: $id) { ... on Deployment { ${SPLIT} activeRollout { id } lastStableVersion { version } } } }`, { id: deployment });
+    return r.data.node;
+  };
+  const start = (input: Record<string, unknown>, token = engineer) => t.gql(token, `mutation($i: StartRolloutInput!) { startRollout(input: $i) { ${ROLLOUT} } }`, { i: input });
+  const rolloutStatus = (id: string) =>
+    t.gql(engineer, `query($id: ID!) { node(id: $id) { ... on Rollout { ${ROLLOUT} } } }`, { id }).then((r) => r.data.node);
+  const finished = (id: string, ms = 30_000) =>
+    eventually(`rollout ${id} to finish`, async () => {
+      const r = await rolloutStatus(id);
+      return ['SUCCEEDED', 'ROLLED_BACK', 'ABORTED'].includes(r.status) ? r : undefined;
+    }, ms);
+
+  it('walks a canary through its steps; the split, the audit trail and the subscription show each one', async () => {
+    const client = createClient({ url: t.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${engineer}` }, retryAttempts: 0, lazy: false });
+    sockets.push(client);
+    const seen: Array<{ status: string; percent: number }> = [];
+    const subscribed = new Promise<void>((resolve, reject) => {
+      client.subscribe(
+        { query: `subscription($d: ID!) { rolloutUpdated(deployment: $d) { status percent } }`, variables: { d: staging } },
+        { next: (m) => seen.push(m.data!.rolloutUpdated as { status: string; percent: number }), error: reject, complete: () => undefined },
+      );
+      setTimeout(resolve, 300);
+    });
+    await subscribed;
+
+    const started = await start({ deployment: staging, modelVersion: v2, strategy: 'CANARY', steps: [20, 60, 100], bakeSeconds: 1 });
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    assert.equal(started.data.startRollout.percent, 20);
+    const first = await split(staging);
+    assert.deepEqual(first.trafficSplit, [{ weight: 80, modelVersion: { version: 1 } }, { weight: 20, modelVersion: { version: 2 } }]);
+
+    const blocked = await t.gql(engineer, `mutation($d: ID!, $v: ID!) { setTrafficSplit(input: { deployment: $d, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { d: staging, v: v1 });
+    assert.equal(blocked.errors?.[0].extensions.reason, 'ROLLOUT_IN_PROGRESS', 'no manual split while a rollout runs');
+
+    const done = await finished(started.data.startRollout.id);
+    assert.equal(done.status, 'SUCCEEDED', JSON.stringify(done));
+    const last = await split(staging);
+    assert.deepEqual(last.trafficSplit, [{ weight: 100, modelVersion: { version: 2 } }]);
+    assert.equal(last.activeRollout, null);
+    assert.equal(last.lastStableVersion.version, 2);
+
+    const events = await t.sql(`SELECT action, reason, after FROM audit_event WHERE subject_id = $1 ORDER BY seq`, [started.data.startRollout.id]);
+    assert.deepEqual(events.map((e: { action: string }) => e.action), ['startRollout', 'advanceRollout', 'advanceRollout', 'advanceRollout']);
+    assert.deepEqual(events.slice(1, 3).map((e: { after: { percent: number } }) => e.after.percent), [60, 100]);
+    assert.match(events[1].reason, /health check passed/);
+    await eventually('the subscriber to see the end', async () => (seen.some((s) => s.status === 'SUCCEEDED') ? true : undefined), 10_000);
+    const percents = seen.filter((s) => s.status === 'IN_PROGRESS').map((s) => s.percent);
+    for (const p of [20, 60, 100]) assert.ok(percents.includes(p) || (p === 100 && seen.some((s) => s.percent === 100)), `saw ${p} % (${JSON.stringify(seen)})`);
+  });
+
+  it('rolls back automatically when the new version breaches an SLO, and says which', async () => {
+    const reviewer = t.token(['reviewer'], ['fraud'], 'rita-reviewer');
+    const approved = await t.gql(reviewer, `mutation($v: ID!) { approveModelVersion(input: { modelVersion: $v, reason: "ready for canary" }) { status } }`, { v: v2 });
+    assert.equal(approved.errors, undefined, JSON.stringify(approved.errors));
+    const started = await start({ deployment: production, modelVersion: v2, strategy: 'CANARY', steps: [10, 50, 100], bakeSeconds: 2 });
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    // What the inference path will record: 30 errors in 100 requests against an SLO of 1 %.
+    await t.sql(
+      `INSERT INTO prediction_window (deployment_id, model_version_id, window_start, window_seconds, requests, errors, latency_p95_ms) VALUES ($1, $2, now(), 60, 100, 30, 12)`,
+      [uuidOf(production), uuidOf(v2)],
+    );
+    const done = await finished(started.data.startRollout.id);
+    assert.equal(done.status, 'ROLLED_BACK');
+    assert.match(done.reason, /automatic rollback at step 1 \(10 %\): error rate 0\.3000 > SLO 0\.01/);
+    assert.deepEqual((await split(production)).trafficSplit, [{ weight: 100, modelVersion: { version: 1 } }]);
+    const [event] = await t.sql(`SELECT actor_id, reason FROM audit_event WHERE action = 'rollbackRollout' AND subject_id = $1`, [started.data.startRollout.id]);
+    assert.equal(event.actor_id, 'worker:rollouts');
+    assert.match(event.reason, /error rate/);
+  });
+
+  it('switches blue-green at once and rolls the deployment back on request', async () => {
+    const started = await start({ deployment: staging, modelVersion: v1, strategy: 'BLUE_GREEN', bakeSeconds: 600 });
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    assert.deepEqual((await split(staging)).trafficSplit, [{ weight: 100, modelVersion: { version: 1 } }]);
+    const back = await t.gql(engineer, `mutation($d: ID!) { rollbackDeployment(input: { deployment: $d, reason: "bad dashboards" }) { ${SPLIT} } }`, { d: staging });
+    assert.equal(back.errors, undefined, JSON.stringify(back.errors));
+    assert.deepEqual(back.data.rollbackDeployment.trafficSplit, [{ weight: 100, modelVersion: { version: 2 } }]);
+    const r = await rolloutStatus(started.data.startRollout.id);
+    assert.equal(r.status, 'ROLLED_BACK');
+    assert.equal(r.reason, 'bad dashboards');
+  });
+
+  it('mirrors traffic to a shadow without serving it; pause holds a step, promote moves it', async () => {
+    const shadow = await start({ deployment: production, modelVersion: v2, strategy: 'SHADOW', bakeSeconds: 600 });
+    assert.equal(shadow.errors, undefined, JSON.stringify(shadow.errors));
+    const p = await t.gql(engineer, `query($id: ID!) { node(id: $id) { ... on Deployment { ${SPLIT} shadowVersions { version } } } }`, { id: production });
+    assert.deepEqual(p.data.node.trafficSplit, [{ weight: 100, modelVersion: { version: 1 } }]);
+    assert.deepEqual(p.data.node.shadowVersions, [{ version: 2 }]);
+    const aborted = await t.gql(engineer, `mutation($r: ID!) { abortRollout(input: { rollout: $r }) { status } }`, { r: shadow.data.startRollout.id });
+    assert.equal(aborted.data.abortRollout.status, 'ABORTED');
+    const after = await t.gql(engineer, `query($id: ID!) { node(id: $id) { ... on Deployment { shadowVersions { version } } } }`, { id: production });
+    assert.deepEqual(after.data.node.shadowVersions, []);
+
+    const canary = await start({ deployment: production, modelVersion: v2, strategy: 'CANARY', steps: [25, 100], bakeSeconds: 1 });
+    const id = canary.data.startRollout.id;
+    const paused = await t.gql(engineer, `mutation($r: ID!) { pauseRollout(input: { rollout: $r }) { status } }`, { r: id });
+    assert.equal(paused.data.pauseRollout.status, 'PAUSED');
+    await new Promise((r) => setTimeout(r, 2500));
+    assert.equal((await rolloutStatus(id)).percent, 25, 'a paused rollout does not advance');
+    const PROMOTE = `mutation($r: ID!) { promoteRollout(input: { rollout: $r, reason: "looks good" }) { status percent } }`;
+    // The last step (100 %) bakes too; promoting again completes it at once.
+    const promoted = await t.gql(engineer, PROMOTE, { r: id });
+    assert.deepEqual(promoted.data.promoteRollout, { status: 'IN_PROGRESS', percent: 100 });
+    const completed = await t.gql(engineer, PROMOTE, { r: id });
+    assert.deepEqual(completed.data.promoteRollout, { status: 'SUCCEEDED', percent: 100 });
+    assert.deepEqual((await split(production)).trafficSplit, [{ weight: 100, modelVersion: { version: 2 } }]);
+  });
+
+  it('refuses rollouts to those without rights, and records the attempts', async () => {
+    const viewer = t.token(['viewer'], ['fraud'], 'vince');
+    const r1 = await start({ deployment: staging, modelVersion: v1, strategy: 'BLUE_GREEN' }, viewer);
+    assert.equal(r1.errors?.[0].extensions.code, 'FORBIDDEN');
+    const r2 = await t.gql(viewer, `mutation($d: ID!) { rollbackDeployment(input: { deployment: $d }) { id } }`, { d: staging });
+    assert.equal(r2.errors?.[0].extensions.code, 'FORBIDDEN');
+    const vision = t.token(['ml-engineer'], ['vision'], 'vic');
+    const r3 = await start({ deployment: staging, modelVersion: v1, strategy: 'BLUE_GREEN' }, vision);
+    assert.ok(['FORBIDDEN', 'NOT_FOUND'].includes(r3.errors?.[0].extensions.code as string), JSON.stringify(r3.errors));
+    const denied = await t.sql(`SELECT actor_id, action FROM audit_event WHERE decision = 'DENIED' AND actor_id IN ('vince', 'vic') ORDER BY seq`);
+    assert.deepEqual(denied, [
+      { actor_id: 'vince', action: 'startRollout' },
+      { actor_id: 'vince', action: 'rollbackDeployment' },
+      { actor_id: 'vic', action: 'startRollout' },
+    ]);
+  });
+});
