@@ -1,6 +1,7 @@
 import { Arg, Ctx, ID, Mutation, Resolver, Root, Subscription } from 'type-graphql';
 import { subjectOf } from '../access/ability';
 import type { RequestContext } from '../core/context';
+import { Loaders } from '../core/loaders';
 import { notFound } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { expectId } from '../core/global-id';
@@ -39,6 +40,8 @@ export class TrainingResolver {
   })
   @Policy(RUN_READ)
   async trainingRunUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('id', () => ID) _id: string): Promise<TrainingRun> {
+    // Each event is a new read: nested fields must not be answered from the previous event's loaders.
+    ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
     // Fresh row, through a fresh scoped read: never a cached or unauthorised one.
     const run = await ctx.app.db.getRepository(TrainingRun).findOne({ where: { id: event.id } });
     if (!run || !ctx.ability.can('read', subjectOf('TrainingRun', run))) throw notFound(`TrainingRun ${_id}`);

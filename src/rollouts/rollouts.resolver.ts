@@ -6,6 +6,7 @@ import { authorizeField, Policy } from '../core/policy';
 import { Rollout, RolloutStatus, RolloutStrategy } from './rollout.entity';
 import * as rollouts from './rollout.service';
 import type { RequestContext } from '../core/context';
+import { Loaders } from '../core/loaders';
 import { expectId } from '../core/global-id';
 import { listConnection, whereTeam } from '../core/list';
 import { Connection, PageArgs } from '../core/pagination';
@@ -109,6 +110,8 @@ export class RolloutResolver {
   })
   @Policy(ROLLOUT_READ)
   async rolloutUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string): Promise<Rollout> {
+    // Each event is a new read: nested fields must not be answered from the previous event's loaders.
+    ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
     const latest = await ctx.app.db.getRepository(Rollout).findOne({ where: { deploymentId: event.id }, order: { createdAt: 'DESC' } });
     if (!latest || !ctx.ability.can('read', subjectOf('Rollout', latest))) throw notFound(`Rollout of deployment ${deployment}`);
     return latest;

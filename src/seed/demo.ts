@@ -5,11 +5,14 @@ import type { AppServices } from '../core/context';
 import { sha256Hex } from '../core/canonical-json';
 import { Classification } from '../lineage/dataset.entity';
 import * as lineage from '../lineage/lineage.service';
-import { DatasetRole, TrainingRunStatus } from '../lineage/training-run.entity';
+import { DatasetRole, TrainingRun, TrainingRunStatus } from '../lineage/training-run.entity';
+import { DatasetBlob } from '../lineage/dataset-blob.entity';
+import * as training from '../lineage/training.service';
+import { ModelVersion } from '../registry/model-version.entity';
+import { syntheticCsv } from '../../jobs/trainers/synthetic-data';
+import { BUILTIN_TRAINERS_REPOSITORY } from '../config';
 import { inTransaction } from '../core/context';
 import { audit } from '../audit/audit.service';
-import { Artifact } from '../registry/artifact.entity';
-import { buildLogisticRegressionOnnx, readOnnxSignature } from '../registry/onnx';
 import * as registry from '../registry/registry.service';
 import { DeploymentEnvironment } from '../rollouts/deployment.entity';
 import * as deployments from '../rollouts/deployment.service';
@@ -21,8 +24,6 @@ interface DemoTeam {
   classification: Classification;
   columns: string[];
   model: string;
-  repo: string;
-  weights: [number[], number[]];
 }
 
 const TEAMS: DemoTeam[] = [
@@ -32,11 +33,6 @@ const TEAMS: DemoTeam[] = [
     classification: Classification.CONFIDENTIAL,
     columns: ['amount', 'hour', 'merchant_risk', 'distance_km'],
     model: 'fraud-detector',
-    repo: 'https://git.example.com/fraud/detector',
-    weights: [
-      [0.8, -0.1, 1.2, 0.3],
-      [0.9, -0.15, 1.4, 0.35],
-    ],
   },
   {
     team: 'vision',
@@ -44,116 +40,122 @@ const TEAMS: DemoTeam[] = [
     classification: Classification.INTERNAL,
     columns: ['brightness', 'sharpness', 'edge_density'],
     model: 'defect-classifier',
-    repo: 'https://git.example.com/vision/defects',
-    weights: [
-      [0.5, 1.1, -0.7],
-      [0.6, 1.3, -0.8],
-    ],
   },
 ];
 
 const hex = (s: string) => sha256Hex(s);
 
-/** Stores a model the server generated itself as an artifact (same path as an upload, minus HTTP). */
-async function storeModel(app: AppServices, bytes: Buffer, actor: string): Promise<string> {
+/** Stores generated CSV content the way POST /datasets/content does (server-chosen path, one audit event). */
+async function storeCsv(app: AppServices, csv: string, actor: string): Promise<{ sha256: string; rowCount: number; columns: string[] }> {
   const ctx = systemContext(app, { id: actor }, 'seed-demo');
-  const blob = await app.artifacts.put(bytes);
-  const signature = readOnnxSignature(bytes);
+  const blob = await app.artifacts.put(Buffer.from(csv));
+  const lines = csv.trimEnd().split('\n');
+  const columns = lines[0].split(',');
+  const rowCount = lines.length - 1;
   await inTransaction(ctx, async (em) => {
-    if (await em.findOne(Artifact, { where: { sha256: blob.sha256 } })) return;
-    await em.insert(Artifact, { sha256: blob.sha256, sizeBytes: blob.sizeBytes, format: 'ONNX', signature, createdBy: actor });
-    await audit(ctx, { action: 'uploadArtifact', subjectType: 'Artifact', subjectId: blob.sha256, after: { sha256: blob.sha256, sizeBytes: blob.sizeBytes } });
+    if (await em.findOne(DatasetBlob, { where: { sha256: blob.sha256 } })) return;
+    await em.insert(DatasetBlob, { sha256: blob.sha256, sizeBytes: blob.sizeBytes, rowCount, columns, createdBy: actor });
+    await audit(ctx, { action: 'uploadDatasetContent', subjectType: 'DatasetContent', subjectId: blob.sha256, after: { sha256: blob.sha256, rowCount, columns } });
   });
-  return blob.sha256;
+  return { sha256: blob.sha256, rowCount, columns };
+}
+
+/** Waits for a queued run to finish (the demo needs a worker: the API's own, by default). */
+async function trained(app: AppServices, runId: string): Promise<ModelVersion> {
+  const until = Date.now() + 120_000;
+  for (;;) {
+    const run = await app.db.getRepository(TrainingRun).findOneByOrFail({ id: runId });
+    if (run.status === TrainingRunStatus.SUCCEEDED) return app.db.getRepository(ModelVersion).findOneByOrFail({ trainingRunId: runId });
+    if (run.status === TrainingRunStatus.FAILED || run.status === TrainingRunStatus.CANCELLED) {
+      throw new Error(`demo training run ${runId} ended ${run.status}: ${run.failureReason}`);
+    }
+    if (Date.now() > until) throw new Error('demo training did not finish within 120 s: is a worker running? (WORKERS_IN_PROCESS or npm run worker)');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /**
- * On an empty database: two teams, each with a complete chain (data, code, config, seeds,
- * environment, run, a model with two versions of which one is APPROVED and `champion`,
- * a STAGING and a PRODUCTION deployment). Everything goes through the services, so every step is
- * authorised and audited like a client's. Returns false when the database already had teams.
+ * On an empty database: two teams, each with a complete chain — generated CSV data (stored, so it
+ * can be trained on), the built-in trainer as code version, configs, seeds, an environment, two
+ * runs really trained through the queue, a model whose v1 is APPROVED and `champion`, and a STAGING
+ * and a PRODUCTION deployment. Everything goes through the services, so every step is authorised
+ * and audited like a client's. Returns false when the database already had teams.
  */
 export async function seedDemo(app: AppServices): Promise<boolean> {
   if ((await app.db.getRepository(Team).count()) > 0) return false;
   const engineer = (team: string) => systemContext(app, { id: `demo:${team}-engineer` }, 'seed-demo');
   const reviewer = (team: string) => systemContext(app, { id: `demo:${team}-reviewer` }, 'seed-demo');
-  for (const t of TEAMS) {
+  for (const [teamIndex, t] of TEAMS.entries()) {
     const admin = systemContext(app, { id: 'demo:admin' }, 'seed-demo');
     await lineage.createTeam(admin, { name: t.team, description: `Demo team ${t.team}` });
     const ctx = engineer(t.team);
     const dataset = await lineage.createDataset(ctx, { team: t.team, name: t.dataset, classification: t.classification, description: `Demo ${t.dataset}` });
     const columns = [...t.columns.map((name) => ({ name, type: 'float64', nullable: false })), { name: 'label', type: 'int64', nullable: false }];
+    const seed = 100 * (teamIndex + 1);
+    const rawCsv = await storeCsv(app, syntheticCsv({ rows: 1500, seed, features: t.columns }), ctx.principal!.id);
     const raw = await lineage.registerDatasetVersion(ctx, {
       dataset: dataset.nodeId,
-      uri: `s3://modelgov-demo/${t.team}/${t.dataset}/raw-2026-10.parquet`,
-      sha256: hex(`${t.team}-raw`),
-      rowCount: 1_200_000,
+      uri: `s3://modelgov-demo/${t.team}/${t.dataset}/raw-2026-10.csv`,
+      sha256: rawCsv.sha256,
+      rowCount: rawCsv.rowCount,
       columns,
       sourceQuery: `SELECT * FROM ${t.team}.events WHERE day < '2026-11-01'`,
     });
+    // "Cleaning" keeps the first 1,200 rows: a derived version, content of its own.
+    const cleanCsv = await storeCsv(app, syntheticCsv({ rows: 1200, seed, features: t.columns }), ctx.principal!.id);
     const clean = await lineage.registerDatasetVersion(ctx, {
       dataset: dataset.nodeId,
-      uri: `s3://modelgov-demo/${t.team}/${t.dataset}/clean-2026-10.parquet`,
-      sha256: hex(`${t.team}-clean`),
-      rowCount: 1_150_000,
+      uri: `s3://modelgov-demo/${t.team}/${t.dataset}/clean-2026-10.csv`,
+      sha256: cleanCsv.sha256,
+      rowCount: cleanCsv.rowCount,
       columns,
       sourceQuery: `SELECT * FROM ${t.team}.events_clean WHERE day < '2026-11-01'`,
       derivedFrom: [raw.nodeId],
     });
+    const holdoutCsv = await storeCsv(app, syntheticCsv({ rows: 400, seed: seed + 1, features: t.columns }), ctx.principal!.id);
     const holdout = await lineage.registerDatasetVersion(ctx, {
       dataset: dataset.nodeId,
-      uri: `s3://modelgov-demo/${t.team}/${t.dataset}/holdout-2026-11.parquet`,
-      sha256: hex(`${t.team}-holdout`),
-      rowCount: 120_000,
+      uri: `s3://modelgov-demo/${t.team}/${t.dataset}/holdout-2026-11.csv`,
+      sha256: holdoutCsv.sha256,
+      rowCount: holdoutCsv.rowCount,
       columns,
       derivedFrom: [raw.nodeId],
     });
     const env = await lineage.registerEnvironment(ctx, {
       team: t.team,
-      runtime: 'python 3.11.7',
+      runtime: `node ${process.versions.node}`,
       lockfileSha256: hex(`${t.team}-lock`),
       imageDigest: `sha256:${hex(`${t.team}-image`)}`,
-      hardware: 'cpu x8',
+      hardware: 'cpu x2',
     });
-    const seeds = await lineage.registerSeedSet(ctx, { team: t.team, seeds: { split: 7, init: 42, shuffle: 1234 } });
-    const versions: Array<{ nodeId: string }> = [];
+    const code = await lineage.registerCodeVersion(ctx, {
+      team: t.team,
+      repositoryUrl: BUILTIN_TRAINERS_REPOSITORY,
+      commitSha: hex(`${t.team}-trainer`).slice(0, 40),
+      branch: 'main',
+      dirty: false,
+      entrypoint: 'tabular-trainer.js',
+    });
+    const model = await registry.createModel(ctx, { team: t.team, name: t.model, description: `Demo ${t.model}` });
+    const versions: ModelVersion[] = [];
     for (let i = 0; i < 2; i++) {
-      const code = await lineage.registerCodeVersion(ctx, {
-        team: t.team,
-        repositoryUrl: t.repo,
-        commitSha: hex(`${t.team}-commit-${i}`).slice(0, 40),
-        branch: 'main',
-        dirty: false,
-        entrypoint: 'train.py',
-      });
-      const config = await lineage.registerConfig(ctx, { team: t.team, content: { model: 'logistic_regression', lr: i === 0 ? 0.05 : 0.02, epochs: 20 + i * 10, l2: 0.001 } });
-      const metrics = { accuracy: 0.91 + i * 0.015, auc: 0.89 + i * 0.02, logLoss: 0.26 - i * 0.03 };
-      const run = await lineage.recordTrainingRun(ctx, {
-        team: t.team,
+      const run = await training.startTrainingRun(ctx, {
+        model: model.nodeId,
         name: `${t.model}-train-${i + 1}`,
         datasets: [
           { datasetVersion: clean.nodeId, role: DatasetRole.TRAIN },
           { datasetVersion: holdout.nodeId, role: DatasetRole.TEST },
         ],
         codeVersion: code.nodeId,
-        config: config.nodeId,
-        seedSet: seeds.nodeId,
+        configContent: { model: 'logistic_regression', lr: i === 0 ? 0.05 : 0.1, epochs: 20 + i * 20, l2: 0.001, gate: { accuracy: { min: 0.7 }, auc: { minDeltaVsChampion: -0.02 } } },
+        seeds: { split: 7, init: 42, shuffle: 1234 },
         environment: env.nodeId,
-        status: TrainingRunStatus.SUCCEEDED,
-        startedAt: new Date(Date.UTC(2026, 10, 1 + i * 7, 9)).toISOString(),
-        finishedAt: new Date(Date.UTC(2026, 10, 1 + i * 7, 10, 30)).toISOString(),
-        metrics,
       });
-      const artifact = await storeModel(app, buildLogisticRegressionOnnx({ weights: t.weights[i], bias: -1.5, docString: `${t.model} v${i + 1}` }), ctx.principal!.id);
-      if (i === 0) versions.push(await registry.createModel(ctx, { team: t.team, name: t.model, description: `Demo ${t.model}` }));
-      const model = versions[0];
-      versions.push(await registry.registerModelVersion(ctx, { model: model.nodeId, artifactSha256: artifact, trainingRun: run.nodeId }));
+      versions.push(await trained(app, run.id));
     }
-    const [, v1, v2] = versions as [unknown, { nodeId: string }, { nodeId: string }];
-    await registry.submitModelVersion(ctx, v1.nodeId);
+    const [v1, v2] = versions;
     await registry.approveModelVersion(reviewer(t.team), { modelVersion: v1.nodeId, reason: 'Offline metrics above the gate; holdout checked' });
     await registry.setModelVersionAlias(ctx, { modelVersion: v1.nodeId, alias: 'champion' });
-    await registry.submitModelVersion(ctx, v2.nodeId);
     await deployments.createDeployment(ctx, {
       team: t.team,
       name: `${t.model}-staging`,

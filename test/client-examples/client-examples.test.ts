@@ -31,7 +31,7 @@ describe('client examples run against a real server', () => {
     assert.match(stdout, /fraud\/fraud-detector-production/);
     assert.match(stdout, /100% → fraud-detector v1 \[APPROVED, champion\]/);
     assert.match(stdout, /approved by demo:fraud-reviewer/);
-    assert.match(stdout, /train: card-transactions v2 \(CONFIDENTIAL, 1150000 rows, sha256 [0-9a-f]{12}, uri withheld\)/);
+    assert.match(stdout, /train: card-transactions v2 \(CONFIDENTIAL, 1200 rows, sha256 [0-9a-f]{12}, uri withheld\)/);
     assert.doesNotMatch(stdout, /vision/);
   });
 

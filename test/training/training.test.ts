@@ -96,8 +96,12 @@ describe('training through the queue', () => {
       { c: { team: 'fraud', repositoryUrl: 'builtin://modelgov/trainers', commitSha: 'd'.repeat(40), dirty: false, entrypoint: 'synthetic-data.js/../../../src/cli.js' } },
     );
     assert.equal(escape.errors?.[0].extensions.code, 'BAD_USER_INPUT', 'an entrypoint cannot climb out of its repository');
-    const demo = await t.gql(engineer, '{ datasetVersions(filter: { team: "fraud" }) { nodes { id sha256 } } }');
-    const notStored = demo.data.datasetVersions.nodes.find((d: { id: string }) => d.id !== dataset).id;
+    // A version registered by its hash only: the server holds no content for it.
+    const ds = await t.gql(engineer, '{ datasets(filter: { name: "synthetic-fraud" }) { nodes { id } } }');
+    const registered = await t.gql(engineer, 'mutation($i: RegisterDatasetVersionInput!) { registerDatasetVersion(input: $i) { id } }', {
+      i: { dataset: ds.data.datasets.nodes[0].id, uri: 's3://elsewhere/data.parquet', sha256: 'e'.repeat(64), rowCount: 10, columns: [{ name: 'x', type: 'float64', nullable: false }] },
+    });
+    const notStored = registered.data.registerDatasetVersion.id;
     const r2 = await t.gql(engineer, START, { i: input({ datasets: [{ datasetVersion: notStored, role: 'TRAIN' }] }) });
     assert.equal(r2.errors?.[0].extensions.reason, 'TRAINING_DATA_NOT_STORED');
     const viewer = await t.gql(t.token(['viewer'], ['fraud'], 'vera'), START, { i: input() });

@@ -1,0 +1,282 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { EntrypointError, LocalProcessExecutor, resolveEntrypoint, type ExecutionOutcome, type ExecutionRequest } from '../../src/lineage/executor';
+
+interface Ran {
+  outcome: ExecutionOutcome;
+  lines: Array<{ line: string; stream: 'stdout' | 'stderr' }>;
+  stdout: string[];
+}
+
+/** Whether `pid` is still a live process (a zombie waiting for its reaper counts as dead). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+async function gone(pid: number, ms = 10_000): Promise<boolean> {
+  const until = Date.now() + ms;
+  while (alive(pid)) {
+    if (Date.now() > until) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
+
+/** A shell that starts two sleeping grandchildren (not holding its pipes), prints "<own pid> <pid> <pid>" and waits. */
+const TREE = 'sleep 30 </dev/null >/dev/null 2>&1 &\na=$!\nsleep 30 </dev/null >/dev/null 2>&1 &\nb=$!\necho "$$ $a $b"\nwait';
+
+describe('LocalProcessExecutor', () => {
+  const executor = new LocalProcessExecutor();
+  let dir: string;
+  let work: string;
+  const started = new Set<number>();
+  const strayFiles: string[] = [];
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'modelgov-executor-'));
+    work = path.join(dir, 'work');
+    await mkdir(work);
+  });
+  after(async () => {
+    for (const pid of started) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    for (const f of strayFiles) await rm(f, { force: true });
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const script = async (name: string, body: string): Promise<string> => {
+    const file = path.join(dir, name);
+    await writeFile(file, `#!/bin/sh\n${body}\n`);
+    await chmod(file, 0o755);
+    return file;
+  };
+
+  const run = async (request: Partial<ExecutionRequest> & { argv: string[] }, signal = new AbortController().signal, onLine?: (line: string) => void): Promise<Ran> => {
+    const lines: Ran['lines'] = [];
+    const outcome = await executor.run(
+      { cwd: work, env: {}, timeoutMs: 20_000, maxOutputBytes: 1_000_000, ...request },
+      (line, stream) => {
+        lines.push({ line, stream });
+        onLine?.(line);
+      },
+      signal,
+    );
+    return { outcome, lines, stdout: lines.filter((l) => l.stream === 'stdout').map((l) => l.line) };
+  };
+
+  it('passes every argument literally: no shell ever sees them', async () => {
+    const echo = await script('echo-argv.sh', 'for a in "$@"; do printf "%s\\n" "$a"; done');
+    const marker = path.join(os.tmpdir(), `pwned-${randomBytes(6).toString('hex')}`);
+    strayFiles.push(marker, `${marker}-2`, `${marker}-3`, `${marker}-4`, `${marker}-5`);
+    const args = [`; touch ${marker}`, `$(touch ${marker}-2)`, `\`touch ${marker}-3\``, `| touch ${marker}-4`, `&& touch ${marker}-5`, '*', '$HOME', "it's \"quoted\""];
+    const r = await run({ argv: [echo, ...args] });
+    assert.deepEqual(r.outcome, { kind: 'exited', code: 0 });
+    assert.deepEqual(r.stdout, args);
+    for (const f of [marker, `${marker}-2`, `${marker}-3`, `${marker}-4`, `${marker}-5`]) assert.equal(existsSync(f), false, `${f} was not created`);
+
+    // The program name is not parsed either: a "command line" in argv[0] is just a file that does not exist.
+    const asProgram = await run({ argv: [`true; touch ${marker}`] });
+    assert.equal(asProgram.outcome.kind, 'spawn-failed');
+    assert.equal(existsSync(marker), false);
+  });
+
+  it('gives the process only the given environment and PATH', async () => {
+    const secret = `MODELGOV_EXECUTOR_TEST_SECRET_${randomBytes(4).toString('hex').toUpperCase()}`;
+    process.env[secret] = 'do-not-pass-me';
+    try {
+      const r = await run({ argv: [process.execPath, '-e', 'process.stdout.write(JSON.stringify(process.env) + "\\n")'], env: { MODELGOV_RUN_ID: 'run-1', WITH_SPACES: 'a b; c' } });
+      assert.deepEqual(r.outcome, { kind: 'exited', code: 0 });
+      const env = JSON.parse(r.stdout.join('\n')) as Record<string, string>;
+      assert.deepEqual(Object.keys(env).sort(), ['MODELGOV_RUN_ID', 'PATH', 'WITH_SPACES']);
+      assert.equal(env.PATH, process.env.PATH);
+      assert.equal(env.MODELGOV_RUN_ID, 'run-1');
+      assert.equal(env.WITH_SPACES, 'a b; c');
+      assert.ok(!JSON.stringify(env).includes('do-not-pass-me'));
+    } finally {
+      delete process.env[secret];
+    }
+  });
+
+  it('starts the process in the given work directory', async () => {
+    const r = await run({ argv: [process.execPath, '-e', 'console.log(process.cwd())'] });
+    assert.deepEqual(r.outcome, { kind: 'exited', code: 0 });
+    assert.deepEqual(r.stdout, [await realpath(work)]);
+    const other = path.join(dir, 'other');
+    await mkdir(other, { recursive: true });
+    const r2 = await run({ argv: [process.execPath, '-e', 'console.log(process.cwd())'], cwd: other });
+    assert.deepEqual(r2.stdout, [await realpath(other)]);
+  });
+
+  it('passes exit codes through, and reports lines by stream', async () => {
+    for (const code of [0, 1, 2, 7, 255]) {
+      const r = await run({ argv: [process.execPath, '-e', `process.exit(${code})`] });
+      assert.deepEqual(r.outcome, { kind: 'exited', code });
+    }
+    const r = await run({ argv: [process.execPath, '-e', 'process.stdout.write("one\\ntwo\\nlast-without-newline"); process.stderr.write("warn\\n"); process.exitCode = 3'] });
+    assert.deepEqual(r.outcome, { kind: 'exited', code: 3 });
+    assert.deepEqual(r.stdout, ['one', 'two', 'last-without-newline']);
+    assert.deepEqual(r.lines.filter((l) => l.stream === 'stderr').map((l) => l.line), ['warn']);
+  });
+
+  it('kills the whole process group on timeout, grandchildren included', { timeout: 25_000 }, async () => {
+    // The grandchildren let go of the pipes: the outcome comes as soon as the child dies, and only
+    // the group kill (not a closed pipe, nor their own end) can have ended them by then.
+    const tree = await script('tree.sh', TREE);
+    let pids: number[] = [];
+    const r = await run({ argv: [tree], timeoutMs: 1500 }, undefined, (line) => {
+      pids = line.split(' ').map(Number);
+      pids.forEach((p) => started.add(p));
+    });
+    assert.deepEqual(r.outcome, { kind: 'timeout' });
+    assert.equal(pids.length, 3, JSON.stringify(r.lines));
+    const [child, ...grandchildren] = pids;
+    assert.ok(await gone(child), `the child ${child} is gone`);
+    for (const g of grandchildren) assert.ok(await gone(g), `the grandchild ${g} is gone`);
+  });
+
+  it('stops a process that prints more than maxOutputBytes', async () => {
+    const flood = await script('flood.sh', 'echo "$$"\nexec yes 0123456789abcdef');
+    let pid = 0;
+    const r = await run({ argv: [flood], maxOutputBytes: 64 * 1024 }, undefined, (line) => {
+      if (!pid) {
+        pid = Number(line);
+        started.add(pid);
+      }
+    });
+    assert.deepEqual(r.outcome, { kind: 'output-limit' });
+    assert.ok(pid > 0);
+    assert.ok(await gone(pid), 'the flooding process is gone');
+    const delivered = r.lines.reduce((n, l) => n + Buffer.byteLength(l.line) + 1, 0);
+    assert.ok(delivered <= 64 * 1024 + 1, `no more than the limit reached onLine: ${delivered}`);
+  });
+
+  it('cancels on abort, killing the group; an already aborted signal cancels at once', { timeout: 25_000 }, async () => {
+    const sleeper = await script('sleeper.sh', TREE);
+    const abort = new AbortController();
+    let pids: number[] = [];
+    const r = await run({ argv: [sleeper] }, abort.signal, (line) => {
+      pids = line.split(' ').map(Number);
+      pids.forEach((p) => started.add(p));
+      abort.abort();
+    });
+    assert.deepEqual(r.outcome, { kind: 'cancelled' });
+    assert.equal(pids.length, 3);
+    for (const pid of pids) assert.ok(await gone(pid), `${pid} is gone`);
+
+    const pre = new AbortController();
+    pre.abort();
+    const marker = path.join(dir, 'ran-anyway');
+    const r2 = await run({ argv: [await script('late.sh', `sleep 1\ntouch ${marker}`)] }, pre.signal);
+    assert.deepEqual(r2.outcome, { kind: 'cancelled' });
+    await new Promise((res) => setTimeout(res, 1500));
+    assert.equal(existsSync(marker), false, 'the process was killed before it could do its work');
+  });
+
+  it('reports a program that cannot start as spawn-failed', async () => {
+    const missing = await run({ argv: [path.join(dir, `no-such-program-${randomBytes(4).toString('hex')}`)] });
+    assert.equal(missing.outcome.kind, 'spawn-failed');
+    assert.match((missing.outcome as { message: string }).message, /ENOENT/);
+    const empty = await run({ argv: [] });
+    assert.equal(empty.outcome.kind, 'spawn-failed');
+    const noCwd = await run({ argv: [process.execPath, '-e', ''], cwd: path.join(dir, 'no-such-dir') });
+    assert.equal(noCwd.outcome.kind, 'spawn-failed');
+    const notExecutable = path.join(dir, 'plain.sh');
+    await writeFile(notExecutable, '#!/bin/sh\necho hi\n');
+    const noExec = await run({ argv: [notExecutable] });
+    assert.equal(noExec.outcome.kind, 'spawn-failed');
+  });
+});
+
+describe('resolveEntrypoint', () => {
+  let dir: string;
+  let repo: string;
+  let realRepo: string;
+  const URL = 'https://git.example.com/team/trainers';
+  let repos: Record<string, string>;
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'modelgov-entrypoint-'));
+    repo = path.join(dir, 'repo');
+    await mkdir(path.join(repo, 'sub', 'dir.js'), { recursive: true });
+    realRepo = await realpath(repo);
+    await writeFile(path.join(repo, 'train.js'), 'console.log(1)\n', { mode: 0o644 });
+    await writeFile(path.join(repo, 'sub', 'train.mjs'), 'console.log(1)\n', { mode: 0o644 });
+    await writeFile(path.join(repo, 'run.sh'), '#!/bin/sh\necho hi\n', { mode: 0o755 });
+    await writeFile(path.join(repo, 'notes.txt'), 'not a program\n', { mode: 0o644 });
+    await writeFile(path.join(repo, 'train.py'), 'print(1)\n', { mode: 0o644 });
+    // Outside the repository: a sibling whose name starts like it, and an unrelated directory.
+    await mkdir(path.join(dir, 'repo-evil'));
+    await writeFile(path.join(dir, 'repo-evil', 'steal.js'), 'console.log(1)\n');
+    await writeFile(path.join(dir, 'outside.sh'), '#!/bin/sh\necho out\n', { mode: 0o755 });
+    await symlink(path.join(dir, 'outside.sh'), path.join(repo, 'escape.sh'));
+    await symlink('../repo-evil/steal.js', path.join(repo, 'sibling.js'));
+    await symlink(path.join(dir, 'repo-evil'), path.join(repo, 'linked-dir'));
+    await symlink('run.sh', path.join(repo, 'alias.sh'));
+    repos = { [URL]: repo };
+  });
+  after(async () => rm(dir, { recursive: true, force: true }));
+
+  const refused = (entrypoint: string, pattern: RegExp, repositories = repos, url = URL) =>
+    assert.rejects(resolveEntrypoint(repositories, url, entrypoint), (e: unknown) => {
+      assert.ok(e instanceof EntrypointError, `an EntrypointError for ${entrypoint}, got ${String(e)}`);
+      assert.match((e as Error).message, pattern);
+      return true;
+    });
+
+  it('runs .js files with this Node and executable files directly', async () => {
+    assert.deepEqual(await resolveEntrypoint(repos, URL, 'train.js'), [process.execPath, path.join(realRepo, 'train.js')]);
+    assert.deepEqual(await resolveEntrypoint(repos, URL, 'sub/train.mjs'), [process.execPath, path.join(realRepo, 'sub', 'train.mjs')]);
+    assert.deepEqual(await resolveEntrypoint(repos, URL, './train.js'), [process.execPath, path.join(realRepo, 'train.js')]);
+    assert.deepEqual(await resolveEntrypoint(repos, URL, 'run.sh'), [path.join(realRepo, 'run.sh')]);
+    // A link that stays inside the repository is followed to its target.
+    assert.deepEqual(await resolveEntrypoint(repos, URL, 'alias.sh'), [path.join(realRepo, 'run.sh')]);
+  });
+
+  it('refuses a repository the server does not know', async () => {
+    await refused('train.js', /not one this server can run/, repos, 'https://git.example.com/other');
+    await refused('train.js', /not one this server can run/, {}, URL);
+    // Names of Object.prototype members are no repositories either (refused, whatever the message says).
+    await refused('train.js', /./, repos, 'constructor');
+    await refused('train.js', /./, repos, '__proto__');
+  });
+
+  it('refuses paths that are absolute or climb', async () => {
+    await refused(path.join(repo, 'train.js'), /relative path inside/);
+    await refused('/etc/passwd', /relative path inside/);
+    await refused('../repo-evil/steal.js', /relative path inside/);
+    await refused('sub/../train.js', /relative path inside/);
+    await refused('sub\\..\\..\\outside.sh', /relative path inside/);
+    await refused('train.js\nrm -rf /', /relative path inside/);
+  });
+
+  it('refuses links that lead outside the repository, even to a look-alike sibling', async () => {
+    await refused('escape.sh', /outside its repository/);
+    await refused('sibling.js', /outside its repository/);
+    await refused('linked-dir/steal.js', /outside its repository/);
+  });
+
+  it('refuses what is not a runnable file', async () => {
+    await refused('sub', /not a file/);
+    await refused('sub/dir.js', /not a file/);
+    await refused('.', /outside its repository|not a file/);
+    await refused('', /outside its repository|not a file|relative path/);
+    await refused('notes.txt', /not executable/);
+    await refused('train.py', /not executable/);
+    await refused('missing.js', /does not exist/);
+  });
+});
