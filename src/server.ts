@@ -258,6 +258,12 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         } catch (e) {
           return refuse(e as GraphQLError);
         }
+        const credential = socket.extra.authorization;
+        ctx.reauthenticate = async () => {
+          const fresh = await contextFor(app, credential, ctx.requestId);
+          if (!fresh.principal) throw fresh.authError ?? unauthenticated();
+          Object.assign(ctx, { principal: fresh.principal, ability: fresh.ability, loaders: fresh.loaders });
+        };
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: ctx };
       },
       onNext: (_socket, _id, _payload, args, result) => {

@@ -47,6 +47,11 @@ export interface RequestContext {
   em?: EntityManager;
   /** Audit events written for this request (each mutation must write exactly one). */
   auditEvents: number;
+  /**
+   * For long-lived operations (subscriptions): checks the credential again and refreshes the
+   * principal, its ability and the loaders, or throws UNAUTHENTICATED.
+   */
+  reauthenticate?: () => Promise<void>;
 }
 
 /** Runs `work` in one transaction; audit events written through `ctx` join it. */

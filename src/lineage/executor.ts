@@ -86,6 +86,12 @@ export class LocalProcessExecutor implements TrainingExecutor {
       });
       child.once('close', (code) => {
         clearTimeout(timer);
+        // Whatever the trainer left running in its group (background processes) ends with it.
+        try {
+          if (child.pid) process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // the group is already gone
+        }
         signal.removeEventListener('abort', onAbort);
         resolve(outcome ?? { kind: 'exited', code: code ?? -1 });
       });
@@ -103,7 +109,7 @@ export class EntrypointError extends Error {}
  * files run with this Node; anything else must itself be executable.
  */
 export async function resolveEntrypoint(repositories: Record<string, string>, repositoryUrl: string, entrypoint: string): Promise<string[]> {
-  const root = repositories[repositoryUrl];
+  const root = Object.hasOwn(repositories, repositoryUrl) ? repositories[repositoryUrl] : undefined;
   if (!root) throw new EntrypointError(`repository ${repositoryUrl} is not one this server can run (see TRAINER_REPOSITORIES)`);
   if (path.isAbsolute(entrypoint) || entrypoint.split(/[\\/]/).includes('..') || /[\0\n]/.test(entrypoint)) {
     throw new EntrypointError('entrypoint must be a relative path inside the repository');

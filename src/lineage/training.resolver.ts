@@ -40,8 +40,10 @@ export class TrainingResolver {
   })
   @Policy(RUN_READ)
   async trainingRunUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('id', () => ID) _id: string): Promise<TrainingRun> {
-    // Each event is a new read: nested fields must not be answered from the previous event's loaders.
-    ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
+    // Each event is checked like a new request: the credential again (revoked keys stop here), then
+    // fresh loaders, so nested fields are not answered from the previous event's reads.
+    if (ctx.reauthenticate) await ctx.reauthenticate();
+    else ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
     // Fresh row, through a fresh scoped read: never a cached or unauthorised one.
     const run = await ctx.app.db.getRepository(TrainingRun).findOne({ where: { id: event.id } });
     if (!run || !ctx.ability.can('read', subjectOf('TrainingRun', run))) throw notFound(`TrainingRun ${_id}`);

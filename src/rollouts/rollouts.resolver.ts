@@ -110,8 +110,10 @@ export class RolloutResolver {
   })
   @Policy(ROLLOUT_READ)
   async rolloutUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string): Promise<Rollout> {
-    // Each event is a new read: nested fields must not be answered from the previous event's loaders.
-    ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
+    // Each event is checked like a new request: the credential again (revoked keys stop here), then
+    // fresh loaders, so nested fields are not answered from the previous event's reads.
+    if (ctx.reauthenticate) await ctx.reauthenticate();
+    else ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
     const latest = await ctx.app.db.getRepository(Rollout).findOne({ where: { deploymentId: event.id }, order: { createdAt: 'DESC' } });
     if (!latest || !ctx.ability.can('read', subjectOf('Rollout', latest))) throw notFound(`Rollout of deployment ${deployment}`);
     return latest;

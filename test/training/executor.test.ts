@@ -149,6 +149,18 @@ describe('LocalProcessExecutor', () => {
     for (const g of grandchildren) assert.ok(await gone(g), `the grandchild ${g} is gone`);
   });
 
+  it('ends what a trainer left running in the background when it exits normally', { timeout: 25_000 }, async () => {
+    const leaver = await script('leaver.sh', 'sleep 30 </dev/null >/dev/null 2>&1 &\necho "$!"\nexit 0');
+    let pid = 0;
+    const r = await run({ argv: [leaver] }, undefined, (line) => {
+      pid = Number(line);
+      started.add(pid);
+    });
+    assert.deepEqual(r.outcome, { kind: 'exited', code: 0 });
+    assert.ok(pid > 0, JSON.stringify(r.lines));
+    assert.ok(await gone(pid), `the background process ${pid} is gone`);
+  });
+
   it('stops a process that prints more than maxOutputBytes', async () => {
     const flood = await script('flood.sh', 'echo "$$"\nexec yes 0123456789abcdef');
     let pid = 0;

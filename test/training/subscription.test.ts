@@ -197,6 +197,29 @@ describe('training run updates over graphql-ws', () => {
     other.stop();
   });
 
+  it('stops sending a run to a subscriber whose key was revoked mid-stream', async () => {
+    const admin = t.token(['admin'], ['fraud']);
+    const created = await t.gql(admin, 'mutation { createApiKey(input: { name: "dashboard", roles: ["ml-engineer"], teams: ["fraud"] }) { key apiKey { id } } }');
+    assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+    const { key, apiKey } = created.data.createApiKey;
+    const keyClient = createClient({ url: t.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `ApiKey ${key}` }, retryAttempts: 0 });
+    clients.push(keyClient);
+    const id = await start({ model: 'mlp', hidden: [64, 64], epochs: 400, lr: 0.1 });
+    const w = watchRun(keyClient, id);
+    await w.until('a RUNNING event', (x) => x.events.some((e) => e.status === 'RUNNING'), 60_000);
+    const revoked = await t.gql(admin, 'mutation($id: ID!) { revokeApiKey(input: { apiKey: $id }) { revokedAt } }', { id: apiKey.id });
+    assert.equal(revoked.errors, undefined, JSON.stringify(revoked.errors));
+    const seenBefore = w.events.length;
+    await waitForRun(t, engineer, id, 120_000);
+    await w.until('a refused event', (x) => x.errored.length > 0, 30_000);
+    w.stop();
+    assert.equal(w.errored[0].errors[0].extensions.code, 'UNAUTHENTICATED');
+    assert.equal(w.errored[0].data, null);
+    // Events already in flight when the key was revoked may arrive; nothing after the refusal does.
+    assert.ok(w.events.length <= seenBefore + 1, `events after revocation: ${w.events.length - seenBefore}`);
+    assert.ok(!w.events.some((e) => e.status === 'SUCCEEDED'), 'the end of the run was not sent to the revoked key');
+  });
+
   it('closes an anonymous socket with 4403 before it can subscribe', async () => {
     const id = await start({ model: 'logistic_regression', epochs: 5 });
     let closedWith: number | undefined;
