@@ -191,12 +191,12 @@ export function registerSeedSet(ctx: RequestContext, input: RegisterSeedSetInput
   return registerContent(ctx, SeedSet, 'SeedSet', 'registerSeedSet', input.team, input.seeds, () => ({ canonicalJson }), audited);
 }
 
-export function registerEnvironment(ctx: RequestContext, input: RegisterEnvironmentInput): Promise<Environment> {
+export function registerEnvironment(ctx: RequestContext, input: RegisterEnvironmentInput, audited = true): Promise<Environment> {
   const identity = { runtime: input.runtime, lockfileSha256: input.lockfileSha256, imageDigest: input.imageDigest ?? null, hardware: input.hardware };
-  return registerContent(ctx, Environment, 'Environment', 'registerEnvironment', input.team, identity, () => identity);
+  return registerContent(ctx, Environment, 'Environment', 'registerEnvironment', input.team, identity, () => identity, audited);
 }
 
-export function registerCodeVersion(ctx: RequestContext, input: RegisterCodeVersionInput): Promise<CodeVersion> {
+export function registerCodeVersion(ctx: RequestContext, input: RegisterCodeVersionInput, audited = true): Promise<CodeVersion> {
   if (input.dirty && !input.diffSha256) throw badInput('diffSha256 is required when dirty is true', { field: 'diffSha256' });
   if (!input.dirty && input.diffSha256) throw badInput('diffSha256 is only meaningful when dirty is true', { field: 'diffSha256' });
   if (input.entrypoint.split(/[\\/]/).includes('..') || input.entrypoint.startsWith('/')) {
@@ -210,7 +210,7 @@ export function registerCodeVersion(ctx: RequestContext, input: RegisterCodeVers
     diffSha256: input.diffSha256 ?? null,
     entrypoint: input.entrypoint,
   };
-  return registerContent(ctx, CodeVersion, 'CodeVersion', 'registerCodeVersion', input.team, identity, () => identity);
+  return registerContent(ctx, CodeVersion, 'CodeVersion', 'registerCodeVersion', input.team, identity, () => identity, audited);
 }
 
 const FINISHED = [TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];

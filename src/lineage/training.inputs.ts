@@ -1,9 +1,9 @@
 import { ArrayMaxSize, ArrayMinSize, IsOptional, MaxLength, ValidateNested } from 'class-validator';
 import { Field, ID, InputType } from 'type-graphql';
 import { JSONObjectScalar } from '../core/scalars';
-import { RunDatasetInput } from './lineage.inputs';
+import { RegisterCodeVersionInput, RegisterEnvironmentInput, RunDatasetInput } from './lineage.inputs';
 
-@InputType({ description: 'Train a model version on the server: the inputs of the run, by ID, or config and seeds inline' })
+@InputType({ description: 'Train a model version on the server: the inputs of the run by ID, or registered inline (config, seeds, code version, environment)' })
 export class StartTrainingRunInput {
   @Field(() => ID, { description: 'The model the resulting version is registered under' })
   model!: string;
@@ -19,8 +19,14 @@ export class StartTrainingRunInput {
   @ValidateNested({ each: true })
   datasets!: RunDatasetInput[];
 
-  @Field(() => ID, { description: 'A code version of a repository the server can run (TRAINER_REPOSITORIES)' })
-  codeVersion!: string;
+  @Field(() => ID, { nullable: true, description: 'A code version of a repository the server can run (TRAINER_REPOSITORIES), or give newCodeVersion' })
+  @IsOptional()
+  codeVersion?: string | null;
+
+  @Field(() => RegisterCodeVersionInput, { nullable: true, description: 'A code version registered inline (same as registerCodeVersion)' })
+  @IsOptional()
+  @ValidateNested()
+  newCodeVersion?: RegisterCodeVersionInput | null;
 
   @Field(() => ID, { nullable: true, description: 'An existing config, or give configContent' })
   @IsOptional()
@@ -38,8 +44,14 @@ export class StartTrainingRunInput {
   @IsOptional()
   seeds?: Record<string, unknown> | null;
 
-  @Field(() => ID)
-  environment!: string;
+  @Field(() => ID, { nullable: true, description: 'An existing environment, or give newEnvironment' })
+  @IsOptional()
+  environment?: string | null;
+
+  @Field(() => RegisterEnvironmentInput, { nullable: true, description: 'An environment registered inline (same as registerEnvironment)' })
+  @IsOptional()
+  @ValidateNested()
+  newEnvironment?: RegisterEnvironmentInput | null;
 
   @Field(() => ID, { nullable: true, description: 'A model version to start from' })
   @IsOptional()

@@ -24,7 +24,7 @@ import { DatasetVersion } from './dataset-version.entity';
 import { Environment } from './environment.entity';
 import { EntrypointError, resolveEntrypoint } from './executor';
 import { evaluateGate, type GateSpec } from './gate';
-import { hiddenRowError, loadReadable, registerConfig, registerSeedSet } from './lineage.service';
+import { hiddenRowError, loadReadable, registerCodeVersion, registerConfig, registerEnvironment, registerSeedSet } from './lineage.service';
 import { SeedSet } from './seed-set.entity';
 import type { StartTrainingRunInput } from './training.inputs';
 import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from './training-run.entity';
@@ -38,6 +38,8 @@ const FINAL = [TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED, TrainingRu
 export async function startTrainingRun(ctx: RequestContext, input: StartTrainingRunInput): Promise<TrainingRun> {
   if (!!input.config === !!input.configContent) throw badInput('give exactly one of config and configContent', { field: 'config' });
   if (!!input.seedSet === !!input.seeds) throw badInput('give exactly one of seedSet and seeds', { field: 'seedSet' });
+  if (!!input.codeVersion === !!input.newCodeVersion) throw badInput('give exactly one of codeVersion and newCodeVersion', { field: 'codeVersion' });
+  if (!!input.environment === !!input.newEnvironment) throw badInput('give exactly one of environment and newEnvironment', { field: 'environment' });
   const run = await inTransaction(ctx, async (em) => {
     const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model');
     assertCan(ctx, 'create', 'ModelVersion', { teamId: model.teamId, modelId: model.id, status: ModelVersionStatus.REGISTERED, createdBy: ctx.principal!.id });
@@ -59,14 +61,18 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
         reason: 'TRAINING_DATA_NOT_STORED',
       });
     }
-    const code = await loadReadable(ctx, em, CodeVersion, 'CodeVersion', input.codeVersion, 'codeVersion');
+    const code = input.codeVersion
+      ? await loadReadable(ctx, em, CodeVersion, 'CodeVersion', input.codeVersion, 'codeVersion')
+      : await registerCodeVersion(ctx, { ...input.newCodeVersion!, team: teamName }, false);
     try {
       await resolveEntrypoint(ctx.app.config.trainerRepositories, code.repositoryUrl, code.entrypoint);
     } catch (e) {
       if (e instanceof EntrypointError) throw badInput(e.message, { field: 'codeVersion', reason: 'TRAINING_CODE_NOT_RUNNABLE' });
       throw e;
     }
-    const env = await loadReadable(ctx, em, Environment, 'Environment', input.environment, 'environment');
+    const env = input.environment
+      ? await loadReadable(ctx, em, Environment, 'Environment', input.environment, 'environment')
+      : await registerEnvironment(ctx, { ...input.newEnvironment!, team: teamName }, false);
     const config = input.config
       ? await loadReadable(ctx, em, Config, 'Config', input.config, 'config')
       : await registerConfig(ctx, { content: input.configContent, team: teamName }, false);
@@ -102,7 +108,14 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
       action: 'startTrainingRun',
       subjectType: 'TrainingRun',
       subjectId: toGlobalId('TrainingRun', run.id),
-      after: { ...run, datasets: input.datasets, config: toGlobalId('Config', config.id), seedSet: toGlobalId('SeedSet', seeds.id) },
+      after: {
+        ...run,
+        datasets: input.datasets,
+        codeVersion: toGlobalId('CodeVersion', code.id),
+        config: toGlobalId('Config', config.id),
+        seedSet: toGlobalId('SeedSet', seeds.id),
+        environment: toGlobalId('Environment', env.id),
+      },
     });
     return run;
   });

@@ -151,6 +151,11 @@ describe('rollouts', () => {
     assert.equal(r1.errors?.[0].extensions.code, 'FORBIDDEN');
     const r2 = await t.gql(viewer, `mutation($d: ID!) { rollbackDeployment(input: { deployment: $d }) { id } }`, { d: staging });
     assert.equal(r2.errors?.[0].extensions.code, 'FORBIDDEN');
+    const open = await start({ deployment: staging, modelVersion: v1, strategy: 'CANARY', steps: [50, 100], bakeSeconds: 600 });
+    assert.equal(open.errors, undefined, JSON.stringify(open.errors));
+    const r4 = await t.gql(viewer, `mutation($r: ID!) { promoteRollout(input: { rollout: $r }) { id } }`, { r: open.data.startRollout.id });
+    assert.equal(r4.errors?.[0].extensions.code, 'FORBIDDEN');
+    await t.gql(engineer, `mutation($r: ID!) { abortRollout(input: { rollout: $r }) { id } }`, { r: open.data.startRollout.id });
     const vision = t.token(['ml-engineer'], ['vision'], 'vic');
     const r3 = await start({ deployment: staging, modelVersion: v1, strategy: 'BLUE_GREEN' }, vision);
     assert.ok(['FORBIDDEN', 'NOT_FOUND'].includes(r3.errors?.[0].extensions.code as string), JSON.stringify(r3.errors));
@@ -158,6 +163,7 @@ describe('rollouts', () => {
     assert.deepEqual(denied, [
       { actor_id: 'vince', action: 'startRollout' },
       { actor_id: 'vince', action: 'rollbackDeployment' },
+      { actor_id: 'vince', action: 'promoteRollout' },
       { actor_id: 'vic', action: 'startRollout' },
     ]);
   });

@@ -60,6 +60,23 @@ describe('training through the queue', () => {
     assert.notEqual(again.outputs[0].id, v.id);
   });
 
+  it('trained the demo through the queue: its versions come from real runs on the demo data', async () => {
+    const r = await t.gql(engineer, `{ models(filter: { name: "fraud-detector" }) { nodes { versions {
+      version status evaluation artifactSizeBytes
+      trainingRun { status attempts codeVersion { repositoryUrl entrypoint } datasets { role datasetVersion { dataset { name } } } }
+    } } } }`);
+    const versions = r.data.models.nodes[0].versions.filter((v: { version: number }) => v.version <= 2);
+    assert.equal(versions.length, 2);
+    for (const v of versions) {
+      assert.equal(v.trainingRun.status, 'SUCCEEDED');
+      assert.equal(v.trainingRun.attempts, 1);
+      assert.deepEqual(v.trainingRun.codeVersion, { repositoryUrl: 'builtin://modelgov/trainers', entrypoint: 'tabular-trainer.js' });
+      assert.deepEqual(v.trainingRun.datasets.map((d: { role: string }) => d.role).sort(), ['TEST', 'TRAIN']);
+      assert.equal(v.evaluation.passed, true);
+      assert.ok(v.artifactSizeBytes > 0);
+    }
+  });
+
   it('rejects at the gate a version that misses its thresholds, with the reasons recorded', async () => {
     const r = await t.gql(engineer, START, { i: input({ configContent: { model: 'logistic_regression', epochs: 5, gate: { accuracy: { min: 0.999 } } } }) });
     const run = await waitForRun(t, engineer, r.data.startTrainingRun.id);
@@ -70,6 +87,29 @@ describe('training through the queue', () => {
     assert.match(v.evaluation.reasons[0], /accuracy .* fails min 0.999/);
     const events = await t.sql(`SELECT reason FROM audit_event WHERE action = 'registerModelVersion' AND subject_id = $1`, [v.id]);
     assert.match(events[0].reason, /rejected by its gate/);
+  });
+
+  it('registers config, seeds, code version and environment inline, within the one audit event of the run', async () => {
+    const [{ n: before }] = await t.sql(`SELECT count(*)::int AS n FROM audit_event`);
+    const r = await t.gql(engineer, START, {
+      i: input({
+        codeVersion: null,
+        environment: null,
+        newCodeVersion: { repositoryUrl: 'builtin://modelgov/trainers', commitSha: 'f'.repeat(40), dirty: false, entrypoint: 'tabular-trainer.js' },
+        newEnvironment: { runtime: 'node 20', lockfileSha256: 'c'.repeat(64), hardware: 'cpu x2' },
+        configContent: { model: 'logistic_regression', epochs: 7 },
+        seeds: { split: 99 },
+      }),
+    });
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    const [{ n: after }] = await t.sql(`SELECT count(*)::int AS n FROM audit_event`);
+    assert.equal(after, before + 1, 'one event for the mutation, naming what it registered');
+    const [event] = await t.sql(`SELECT after FROM audit_event WHERE action = 'startTrainingRun' ORDER BY seq DESC LIMIT 1`);
+    for (const k of ['codeVersion', 'config', 'seedSet', 'environment']) assert.ok(event.after[k], k);
+    const run = await waitForRun(t, engineer, r.data.startTrainingRun.id);
+    assert.equal(run.status, 'SUCCEEDED', JSON.stringify(run));
+    const both = await t.gql(engineer, START, { i: input({ newEnvironment: { runtime: 'x', lockfileSha256: 'c'.repeat(64), hardware: 'cpu' } }) });
+    assert.equal(both.errors?.[0].extensions.code, 'BAD_USER_INPUT', 'an environment by ID and inline at once is refused');
   });
 
   it('fails permanently, without retries, when the trainer refuses its config', async () => {
