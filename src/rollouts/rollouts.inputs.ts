@@ -68,6 +68,9 @@ export class DeploymentFilter {
   @Field(() => String, { nullable: true })
   team?: string | null;
 
+  @Field(() => String, { nullable: true })
+  name?: string | null;
+
   @Field(() => DeploymentEnvironment, { nullable: true })
   environment?: DeploymentEnvironment | null;
 

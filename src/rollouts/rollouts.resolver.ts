@@ -28,6 +28,7 @@ export class RolloutsResolver {
     return listConnection(ctx, DeploymentConnection, Deployment, 'Deployment', page, (qb) => {
       whereTeam(qb, filter?.team);
       if (filter?.environment) qb.andWhere('x.environment = :env', { env: filter.environment });
+      if (filter?.name) qb.andWhere('x.name = :name', { name: filter.name });
       if (filter?.modelVersion) {
         qb.andWhere('x.id IN (SELECT s.deployment_id FROM traffic_share s WHERE s.model_version_id = :mv)', {
           mv: expectId(filter.modelVersion, 'ModelVersion', 'filter.modelVersion'),

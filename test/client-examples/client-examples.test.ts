@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../support/harness';
 import { repoRoot } from '../support/repo';
+import { syntheticCsv } from '../../jobs/trainers/synthetic-data';
 
 const run = promisify(execFile);
 
@@ -57,5 +58,19 @@ describe('client examples run against a real server', () => {
     assert.match(stdout, /registerModelVersion ModelVersion ALLOWED/);
     assert.match(stdout, /approveModelVersion ModelVersion ALLOWED/);
     await assert.rejects(example('audit-trail.mjs', t.token(['viewer'], ['fraud']), [id]), /FORBIDDEN/);
+  });
+
+  it('train-and-roll-out trains a version from a CSV, follows it live and rolls it out step by step', async () => {
+    const file = path.join(dir, 'train.csv');
+    await writeFile(file, syntheticCsv({ rows: 800, seed: 5, features: ['amount', 'hour', 'merchant_risk', 'distance_km'] }));
+    const { stdout } = await example('train-and-roll-out.mjs', t.token(['ml-engineer'], ['fraud']), [file, 'fraud-detector', 'fraud-detector-staging', '1']);
+    assert.match(stdout, /data: 800 rows, columns amount, hour, merchant_risk, distance_km, label/);
+    assert.match(stdout, /SUCCEEDED 100 %/);
+    const trained = Number(/fraud-detector v(\d+) CANDIDATE/.exec(stdout)?.[1]);
+    assert.ok(trained >= 3, stdout);
+    assert.match(stdout, /IN_PROGRESS 50 %/);
+    assert.match(stdout, /rollout SUCCEEDED/);
+    const r = await t.gql(t.token(['viewer'], ['fraud']), '{ deployments(filter: { environment: STAGING }) { nodes { trafficSplit { weight modelVersion { version } } } } }');
+    assert.deepEqual(r.data.deployments.nodes[0].trafficSplit, [{ weight: 100, modelVersion: { version: trained } }]);
   });
 });
