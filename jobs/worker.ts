@@ -1,21 +1,12 @@
 import 'reflect-metadata';
-import { ConfigError, loadConfig } from '../src/config';
+import { loadConfigOrExit } from '../src/config';
 import { createLogger } from '../src/core/logger';
 import { openAppServices } from '../src/server';
 import { startWorkers } from './index';
 
 // `npm run worker`: queue workers (and an outbox dispatcher) without the HTTP API, to scale out.
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`modelgov worker: ${e.message}\n`);
-      process.exit(1);
-    }
-    throw e;
-  }
+  const config = loadConfigOrExit('modelgov worker');
   const log = createLogger(config.logLevel);
   const app = await openAppServices(config, log);
   const workers = startWorkers(app);

@@ -155,6 +155,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   };
 }
 
+/** For entry points: the config, or one line on stderr naming the bad variable and exit code 1. */
+export function loadConfigOrExit(program: string): Config {
+  try {
+    return loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      process.stderr.write(`${program}: ${e.message}\n`);
+      process.exit(1);
+    }
+    throw e;
+  }
+}
+
 function trainerRepositories(raw: string | undefined): Record<string, string> {
   // The built-in trainers are compiled next to this file: dist/src/config.js → dist/jobs/trainers.
   const map: Record<string, string> = { [BUILTIN_TRAINERS_REPOSITORY]: path.resolve(__dirname, '../jobs/trainers') };

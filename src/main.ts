@@ -1,20 +1,11 @@
 import 'reflect-metadata';
-import { ConfigError, loadConfig } from './config';
+import { loadConfigOrExit } from './config';
 import { createLogger } from './core/logger';
 import { startServer } from './server';
 import { demoTokens, seedDemo } from './seed/demo';
 
 async function main(): Promise<void> {
-  let config;
-  try {
-    config = loadConfig();
-  } catch (e) {
-    if (e instanceof ConfigError) {
-      process.stderr.write(`modelgov: ${e.message}\n`);
-      process.exit(1);
-    }
-    throw e;
-  }
+  const config = loadConfigOrExit('modelgov');
   const log = createLogger(config.logLevel);
   const server = await startServer(config, log);
   if (config.seedDemo) {

@@ -1,3 +1,5 @@
+import { mulberry32 } from '../../src/core/prng';
+
 // Deterministic synthetic tabular data for exercising the trainers and drift monitoring.
 
 // Fixed pattern the label depends on; cycled and rescaled so any feature count
@@ -6,16 +8,6 @@ const PATTERN = [1.5, -1.0, 0.8, -0.6, 1.2, -0.4, 0.9, -1.1];
 // Standard deviation of the true logit over standard-normal features: strong
 // enough for ~0.85 accuracy while leaving label noise for calibration to matter.
 const LOGIT_SCALE = 3.5;
-
-function mulberry32(seed: number): () => number {
-  let state = seed | 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The coefficients of the true logit `sum(w[j] * x[j])` (no intercept) that
@@ -47,7 +39,7 @@ export function syntheticCsv(opts: { rows: number; seed: number; features: strin
   if (!Number.isFinite(shift)) throw new RangeError('shift must be finite');
 
   const coefficients = syntheticCoefficients(features.length);
-  const random = mulberry32(seed ^ Math.imul(Math.floor(seed / 4294967296), 0x9e3779b1));
+  const random = mulberry32(seed);
   // Box-Muller; 1 - u keeps the logarithm's argument in (0, 1].
   const normal = (): number => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
 

@@ -3,6 +3,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { mulberry32 } from '../../src/core/prng';
 import { buildDenseBinaryClassifierOnnx, type DenseLayer } from '../../src/registry/onnx';
 
 /** `MODELGOV_CONFIG` accepted by the tabular trainer; unknown keys are refused. */
@@ -76,7 +77,6 @@ const SERVER_KEYS = new Set(['gate']);
 const ROLES = new Set(['TRAIN', 'VALIDATION', 'TEST']);
 const HOLDOUT_FRACTION = 0.2;
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
-
 
 interface DatasetRef {
   role: string;
@@ -213,7 +213,6 @@ function readSettings(env: NodeJS.ProcessEnv): Settings {
     hidden,
   };
 }
-
 
 interface Table {
   columns: string[];
@@ -370,18 +369,6 @@ function toMatrix(table: Table, rows: number[], features: string[], label: strin
   return { x, y, n: rows.length };
 }
 
-
-function mulberry32(seed: number, salt: number): () => number {
-  // Seeds are safe integers; fold the high half in so seeds 2^32 apart differ.
-  let state = (seed ^ Math.imul(Math.floor(seed / 4294967296), 0x9e3779b1) ^ salt) | 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function shuffleInPlace(values: number[], random: () => number): void {
   for (let i = values.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1));
@@ -390,7 +377,6 @@ function shuffleInPlace(values: number[], random: () => number): void {
     values[j] = t;
   }
 }
-
 
 interface Layer {
   fanIn: number;
@@ -556,7 +542,6 @@ function predict(model: ExportedModel, data: Matrix, d: number): Float64Array {
   return out;
 }
 
-
 function auc(p: Float64Array, y: Float64Array): number | null {
   const n = p.length;
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => p[a] - p[b] || a - b);
@@ -650,7 +635,6 @@ function columnKind(table: Table, column: number, rows: number[]): 'numeric' | '
   if (numbers > 0 && strings === 0) return 'numeric';
   return numbers > 0 ? 'mixed' : 'categorical';
 }
-
 
 function emitProgress(fraction: number, message: string): void {
   process.stdout.write(JSON.stringify({ progress: Math.round(fraction * 10000) / 10000, message }) + '\n');

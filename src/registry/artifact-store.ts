@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
+import { once } from 'node:events';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
@@ -47,9 +48,12 @@ export class ArtifactStore {
         done(null, chunk);
       },
     });
+    const out = createWriteStream(tempPath, { flags: 'wx', mode: 0o600 });
     try {
-      await pipeline(source, meter, createWriteStream(tempPath, { flags: 'wx', mode: 0o600 }));
+      await pipeline(source, meter, out);
     } catch (e) {
+      // The file may still be opening when the upload fails: remove it only once the stream has closed.
+      if (!out.closed) await once(out, 'close').catch(() => undefined);
       await rm(tempPath, { force: true });
       throw e;
     }

@@ -1,4 +1,5 @@
 import { onnx } from 'onnx-proto';
+import { mulberry32 } from '../core/prng';
 
 /** Names of ONNX `TensorProto.DataType` element types, as reported in {@link OnnxTensorSignature.elemType}. */
 export type OnnxElemType =
@@ -276,16 +277,6 @@ export function buildLogisticRegressionOnnx(opts: { weights: number[]; bias: num
     output: [floatValueInfo('probability', ['batch', 1])],
   };
   return encodeModel(graph, opts.docString);
-}
-
-function mulberry32(seed: number): () => number {
-  let state = seed | 0;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /**
