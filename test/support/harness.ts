@@ -91,7 +91,7 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
       await server.stop();
       await removeRedisKeys(config.redisUrl, config.redisPrefix);
       // Says what keeps a test file's process alive if it does not exit (never fires otherwise).
-      setTimeout(() => {
+      if (process.env.NODE_TEST_CONTEXT) setTimeout(() => {
         const handles = (process as unknown as { _getActiveHandles(): object[] })._getActiveHandles().map((h) => h.constructor.name);
         process.stderr.write(`test process still alive 30 s after stop; handles: ${handles.join(', ')}\n`);
       }, 30_000).unref();
