@@ -54,15 +54,28 @@ export interface RequestContext {
   reauthenticate?: () => Promise<void>;
 }
 
-/** Runs `work` in one transaction; audit events written through `ctx` join it. */
+// Deadlock and serialization failures: PostgreSQL rolled everything back, so the work can run again.
+const RETRYABLE = new Set(['40P01', '40001']);
+
+/**
+ * Runs `work` in one transaction; audit events written through `ctx` join it. A transaction that
+ * PostgreSQL aborted as a deadlock victim is run again (up to three times in all).
+ */
 export async function inTransaction<T>(ctx: RequestContext, work: (em: EntityManager) => Promise<T>): Promise<T> {
   if (ctx.em) return work(ctx.em);
-  return ctx.app.db.transaction(async (em) => {
-    ctx.em = em;
+  for (let attempt = 1; ; attempt++) {
     try {
-      return await work(em);
-    } finally {
-      ctx.em = undefined;
+      return await ctx.app.db.transaction(async (em) => {
+        ctx.em = em;
+        try {
+          return await work(em);
+        } finally {
+          ctx.em = undefined;
+        }
+      });
+    } catch (e) {
+      const code = (e as { driverError?: { code?: string }; code?: string }).driverError?.code ?? (e as { code?: string }).code;
+      if (attempt >= 3 || !code || !RETRYABLE.has(code)) throw e;
     }
-  });
+  }
 }

@@ -167,11 +167,23 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
     await finishRun(ctx, run.id, TrainingRunStatus.SUCCEEDED, null);
     return;
   }
-  await db.query(
-    `UPDATE training_run SET status = 'RUNNING', started_at = COALESCE(started_at, now()), attempts = attempts + 1, progress = 0, failure_reason = NULL
-     WHERE id = $1 AND status IN ('QUEUED', 'RUNNING')`,
-    [run.id],
-  );
+  // Each execution is recorded (and numbered) under a lock on the run; a run finished meanwhile is left alone.
+  const execution = await inTransaction(ctx, async (em) => {
+    const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
+    if (!locked || FINAL.includes(locked.status)) return null;
+    const number = locked.attempts + 1;
+    await em.update(TrainingRun, { id: run.id }, { status: TrainingRunStatus.RUNNING, startedAt: locked.startedAt ?? new Date(), attempts: number, progress: 0, failureReason: null });
+    await audit(ctx, {
+      action: 'beginTrainingRun',
+      subjectType: 'TrainingRun',
+      subjectId: toGlobalId('TrainingRun', run.id),
+      reason: number > 1 ? `execution ${number} (job attempt ${attempt.number})` : null,
+      before: { status: locked.status },
+      after: { status: TrainingRunStatus.RUNNING, execution: number },
+    });
+    return number;
+  });
+  if (execution === null) return;
   await publishRun(ctx, run.id);
 
   const fail = async (reason: string): Promise<never> => {
@@ -191,7 +203,8 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
     `SELECT l.role, v.sha256 FROM training_run_dataset l JOIN dataset_version v ON v.id = l.dataset_version_id WHERE l.training_run_id = $1 ORDER BY l.role, v.sha256`,
     [run.id],
   );
-  const workDir = path.join(ctx.app.config.dataDir, 'runs', run.id, `attempt-${attempt.number}`);
+  // One directory per execution: a job taken over from a stalled worker never shares one with it.
+  const workDir = path.join(ctx.app.config.dataDir, 'runs', run.id, `execution-${execution}`);
   const outputDir = path.join(workDir, 'output');
   await rm(workDir, { recursive: true, force: true });
   await mkdir(outputDir, { recursive: true });
@@ -349,7 +362,7 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: 
 }
 
 /** Ends a run that is not finished yet, with one audit event; a finished run is left as it is. */
-async function finishRun(ctx: RequestContext, runId: string, status: TrainingRunStatus, reason: string | null): Promise<void> {
+export async function finishRun(ctx: RequestContext, runId: string, status: TrainingRunStatus, reason: string | null): Promise<void> {
   await inTransaction(ctx, async (em) => {
     const run = await em.findOne(TrainingRun, { where: { id: runId }, lock: { mode: 'pessimistic_write' } });
     if (!run || FINAL.includes(run.status)) return;

@@ -104,7 +104,15 @@ export class OutboxDispatcher {
     this.timer.unref();
   }
 
+  private passes = 0;
+
   private async drain(): Promise<void> {
+    // Dispatched entries are kept a week (to answer "was it handed over?"), then removed in batches.
+    if (this.passes++ % 600 === 0) {
+      await this.pool
+        .query(`DELETE FROM outbox_entry WHERE id IN (SELECT id FROM outbox_entry WHERE dispatched_at < now() - interval '7 days' LIMIT 5000)`)
+        .catch((e) => this.log.warn({ err: (e as Error).message }, 'outbox pruning failed'));
+    }
     const batch = this.opts.batchSize ?? 100;
     for (;;) {
       const moved = await this.inTransaction(async (em) => {

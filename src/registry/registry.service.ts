@@ -96,6 +96,12 @@ async function transition(
       const serving =
         (await em.count(TrafficShare, { where: { modelVersionId: version.id } })) + (await em.count(ShadowShare, { where: { modelVersionId: version.id } }));
       if (serving > 0) throw registryError(RegistryReason.VERSION_SERVING, 'The version still receives traffic; take it out of every deployment first');
+      const [{ pending }] = await em.query(
+        `SELECT count(*)::int AS pending FROM rollout WHERE status IN ('IN_PROGRESS', 'PAUSED')
+           AND (model_version_id = $1 OR baseline_split @> jsonb_build_array(jsonb_build_object('modelVersionId', $1::text)))`,
+        [version.id],
+      );
+      if (pending > 0) throw registryError(RegistryReason.VERSION_SERVING, 'A rollout in flight may return traffic to this version; finish or abort it first');
       const aliases = await em.find(ModelVersionAlias, { where: { modelVersionId: version.id } });
       if (aliases.length) {
         before.aliases = aliases.map((a) => a.alias);

@@ -68,6 +68,8 @@ export async function startRollout(ctx: RequestContext, input: StartRolloutInput
       throw rolloutError('ROLLOUT_IN_PROGRESS', 'the deployment already has a rollout in progress or paused');
     }
     const baseline = await currentSplit(em, deployment.id);
+    // The versions a rollback may return to stay servable while the rollout runs (archive checks them).
+    if (baseline.length) await em.query(`SELECT id FROM model_version WHERE id = ANY($1::uuid[]) ORDER BY id FOR SHARE`, [baseline.map((b) => b.modelVersionId)]);
     let steps: number[];
     if (input.strategy === RolloutStrategy.CANARY) {
       steps = input.steps ?? DEFAULT_CANARY_STEPS;
@@ -295,11 +297,15 @@ async function transition(
  */
 export async function rollbackDeployment(ctx: RequestContext, input: RollbackDeploymentInput): Promise<Deployment> {
   const deployment = await inTransaction(ctx, async (em) => {
-    const deployment = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment', 'update');
-    assertCan(ctx, 'update', 'Deployment', deployment);
+    const visible = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment');
+    assertCan(ctx, 'update', 'Deployment', visible);
+    // Same lock order as every rollout transition: the rollout first, then its deployment.
+    const candidate = await em.findOne(Rollout, { where: { deploymentId: visible.id, status: In(ACTIVE) } });
+    let active = candidate ? await em.findOne(Rollout, { where: { id: candidate.id }, lock: { mode: 'pessimistic_write' } }) : null;
+    if (active && !ACTIVE.includes(active.status)) active = null;
+    const deployment = await em.findOneOrFail(Deployment, { where: { id: visible.id }, lock: { mode: 'pessimistic_write' } });
     const before = await currentSplit(em, deployment.id);
     const reason = input.reason ?? `rolled back by ${ctx.principal!.id}`;
-    const active = await em.findOne(Rollout, { where: { deploymentId: deployment.id, status: In(ACTIVE) }, lock: { mode: 'pessimistic_write' } });
     if (active) {
       await unwind(em, active, deployment, RolloutStatus.ROLLED_BACK, reason);
     } else {
@@ -330,4 +336,18 @@ export function conflictIfRolling(em: EntityManager, deploymentId: string): Prom
   return em.exists(Rollout, { where: { deploymentId, status: In(ACTIVE) } }).then((yes) => {
     if (yes) throw conflict('the deployment has a rollout in progress: promote, abort or roll it back instead', { reason: 'ROLLOUT_IN_PROGRESS' });
   });
+}
+
+/** A step whose check could not run after every retry: the rollout is rolled back rather than left half-way. */
+export async function abandonRolloutStep(ctx: RequestContext, rolloutId: string, generation: number, error: string): Promise<void> {
+  const deploymentId = await inTransaction(ctx, async (em) => {
+    const rollout = await em.findOne(Rollout, { where: { id: rolloutId }, lock: { mode: 'pessimistic_write' } });
+    if (!rollout || rollout.status !== RolloutStatus.IN_PROGRESS || rollout.generation !== generation) return null;
+    const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });
+    const reason = `automatic rollback: the health check of step ${rollout.currentStep + 1} could not run (${error.slice(0, 300)})`;
+    await unwind(em, rollout, deployment, RolloutStatus.ROLLED_BACK, reason);
+    await audit(ctx, { action: 'rollbackRollout', subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, after: { status: RolloutStatus.ROLLED_BACK, trafficSplit: describe(rollout.baselineSplit) } });
+    return deployment.id;
+  });
+  if (deploymentId) publish(ctx, deploymentId);
 }

@@ -4,6 +4,8 @@ import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
+import { uploadArtifact } from '../support/http';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
 
 const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
 const ROLLOUT = 'id status strategy steps currentStep percent reason';
@@ -143,6 +145,32 @@ describe('rollouts', () => {
     const completed = await t.gql(engineer, PROMOTE, { r: id });
     assert.deepEqual(completed.data.promoteRollout, { status: 'SUCCEEDED', percent: 100 });
     assert.deepEqual((await split(production)).trafficSplit, [{ weight: 100, modelVersion: { version: 2 } }]);
+  });
+
+  it('keeps the versions a rollback may return to: they cannot be archived while the rollout runs', async () => {
+    // A version that serves one development deployment only, replaced there by a canary of v1.
+    const bytes = buildLogisticRegressionOnnx({ weights: [0.3, 0.2, 0.1, 0.4], bias: 0.5 });
+    const up = await uploadArtifact(t.url, engineer, bytes);
+    const models = await t.gql(engineer, '{ models(filter: { name: "fraud-detector" }) { nodes { id } } }');
+    const reg = await t.gql(engineer, 'mutation($m: ID!, $a: String!) { registerModelVersion(input: { model: $m, artifactSha256: $a }) { id } }', {
+      m: models.data.models.nodes[0].id,
+      a: up.json.sha256,
+    });
+    const only = reg.data.registerModelVersion.id;
+    const dev = await t.gql(engineer, `mutation($v: ID!) { createDeployment(input: { team: "fraud", name: "fraud-dev", environment: DEVELOPMENT, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { v: only });
+    const devId = dev.data.createDeployment.id;
+    const r = await start({ deployment: devId, modelVersion: v1, strategy: 'CANARY', steps: [99, 100], bakeSeconds: 600 });
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    const promoted = await t.gql(engineer, `mutation($r: ID!) { promoteRollout(input: { rollout: $r }) { percent } }`, { r: r.data.startRollout.id });
+    assert.equal(promoted.data.promoteRollout.percent, 100);
+    const archived = await t.gql(engineer, `mutation($v: ID!) { archiveModelVersion(input: { modelVersion: $v, reason: "unused?" }) { status } }`, { v: only });
+    assert.equal(archived.errors?.[0].extensions.reason, 'REGISTRY_VERSION_SERVING', 'the replaced version is where an abort sends the traffic');
+    const aborted = await t.gql(engineer, `mutation($r: ID!) { abortRollout(input: { rollout: $r }) { status } }`, { r: r.data.startRollout.id });
+    assert.equal(aborted.data.abortRollout.status, 'ABORTED');
+    const back = (await split(devId)).trafficSplit;
+    assert.equal(back.length, 1);
+    assert.equal(back[0].weight, 100);
+    assert.notEqual(back[0].modelVersion.version, 1);
   });
 
   it('refuses rollouts to those without rights, and records the attempts', async () => {

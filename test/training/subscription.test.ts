@@ -239,7 +239,7 @@ describe('training run updates over graphql-ws', () => {
     const w = watchRun(client(engineer), id);
     await w.until('training progress', (x) => x.events.some((e) => e.status === 'RUNNING' && e.progress > 0.05), 60_000);
 
-    const workDir = path.join(t.config.dataDir, 'runs', runUuid, 'attempt-1');
+    const workDir = path.join(t.config.dataDir, 'runs', runUuid, 'execution-1');
     const realWorkDir = await realpath(workDir);
     const before = await eventually('the trainer process', async () => {
       const pids = await processesIn(realWorkDir);

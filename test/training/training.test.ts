@@ -41,6 +41,12 @@ describe('training through the queue', () => {
     assert.equal(run.status, 'SUCCEEDED', JSON.stringify(run));
     assert.equal(run.progress, 1);
     assert.equal(run.outputs.length, 1);
+    const trail = await t.sql(`SELECT action, actor_id FROM audit_event WHERE subject_id = $1 ORDER BY seq`, [run.id]);
+    assert.deepEqual(trail, [
+      { action: 'startTrainingRun', actor_id: 'tina-trainer' },
+      { action: 'beginTrainingRun', actor_id: 'worker:training' },
+      { action: 'completeTrainingRun', actor_id: 'worker:training' },
+    ]);
     const v = run.outputs[0];
     assert.equal(v.status, 'CANDIDATE', JSON.stringify(v.evaluation));
     assert.equal(v.model.name, 'fraud-detector');
