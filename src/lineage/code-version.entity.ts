@@ -1,7 +1,5 @@
 import { Field, ObjectType } from 'type-graphql';
-import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
-import { Team } from '../access/team.entity';
-import { toGlobalId } from '../core/global-id';
+import { Column, Entity, Index } from 'typeorm';
 import { Node } from '../core/node';
 import { TeamOwnedEntity } from '../core/team-owned.entity';
 

@@ -1,7 +1,5 @@
 import { Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
-import { Team } from '../access/team.entity';
-import { toGlobalId } from '../core/global-id';
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
 import { Node } from '../core/node';
 import { TeamOwnedEntity } from '../core/team-owned.entity';
 import { JSONObjectScalar } from '../core/scalars';

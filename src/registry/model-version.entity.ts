@@ -1,7 +1,5 @@
 import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-import { Team } from '../access/team.entity';
-import { toGlobalId } from '../core/global-id';
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 import { Node } from '../core/node';
 import { TeamOwnedEntity } from '../core/team-owned.entity';
 import { bigintAsNumber, JSONObjectScalar, JSONScalar } from '../core/scalars';
