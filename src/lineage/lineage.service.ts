@@ -215,24 +215,32 @@ export function registerCodeVersion(ctx: RequestContext, input: RegisterCodeVers
 
 const FINISHED = [TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];
 
+/**
+ * The dataset versions a run names, in the order given: each once, each readable by the caller
+ * (one that is not is answered like a missing one, and recorded as refused).
+ */
+export async function loadRunDatasets(ctx: RequestContext, em: EntityManager, datasets: Array<{ datasetVersion: string }>): Promise<DatasetVersion[]> {
+  if (datasets.length === 0) throw badInput('datasets must name at least one dataset version', { field: 'datasets' });
+  const ids = datasets.map((d) => expectId(d.datasetVersion, 'DatasetVersion', 'datasets.datasetVersion'));
+  if (new Set(ids).size !== ids.length) throw badInput('datasets names a dataset version twice', { field: 'datasets' });
+  const found = await em.getRepository(DatasetVersion).findBy({ id: In(ids) });
+  return ids.map((id, i) => {
+    const row = found.find((f) => f.id === id);
+    if (!row) throw notFound(`DatasetVersion ${datasets[i].datasetVersion}`);
+    if (!ctx.ability.can('read', subjectOf('DatasetVersion', row))) throw hiddenRowError('DatasetVersion', id, datasets[i].datasetVersion);
+    return row;
+  });
+}
+
 export async function recordTrainingRun(ctx: RequestContext, input: RecordTrainingRunInput): Promise<TrainingRun> {
   if (!FINISHED.includes(input.status)) throw badInput('a recorded run must be SUCCEEDED, FAILED or CANCELLED', { field: 'status' });
-  if (input.datasets.length === 0) throw badInput('datasets must name at least one dataset version', { field: 'datasets' });
   const metrics = validateMetrics(input.metrics);
   const startedAt = parseTime(input.startedAt, 'startedAt');
   const finishedAt = parseTime(input.finishedAt, 'finishedAt');
   if (startedAt && finishedAt && finishedAt < startedAt) throw badInput('finishedAt is before startedAt', { field: 'finishedAt' });
   return inTransaction(ctx, async (em) => {
     const team = await resolveTeam(ctx, input.team);
-    const datasetIds = input.datasets.map((d) => expectId(d.datasetVersion, 'DatasetVersion', 'datasets.datasetVersion'));
-    if (new Set(datasetIds).size !== datasetIds.length) throw badInput('datasets names a dataset version twice', { field: 'datasets' });
-    const found = await em.getRepository(DatasetVersion).findBy({ id: In(datasetIds) });
-    for (const d of input.datasets) {
-      const key = expectId(d.datasetVersion, 'DatasetVersion');
-      const row = found.find((f) => f.id === key);
-      if (!row) throw notFound(`DatasetVersion ${d.datasetVersion}`);
-      if (!ctx.ability.can('read', subjectOf('DatasetVersion', row))) throw hiddenRowError('DatasetVersion', key, d.datasetVersion);
-    }
+    const datasets = await loadRunDatasets(ctx, em, input.datasets);
     const code = await loadReadable(ctx, em, CodeVersion, 'CodeVersion', input.codeVersion, 'codeVersion');
     const config = await loadReadable(ctx, em, Config, 'Config', input.config, 'config');
     const seeds = await loadReadable(ctx, em, SeedSet, 'SeedSet', input.seedSet, 'seedSet');
@@ -256,7 +264,7 @@ export async function recordTrainingRun(ctx: RequestContext, input: RecordTraini
     await em.insert(TrainingRun, run);
     await em.insert(
       TrainingRunDataset,
-      input.datasets.map((d) => ({ trainingRunId: run.id, datasetVersionId: expectId(d.datasetVersion, 'DatasetVersion'), role: d.role })),
+      input.datasets.map((d, i) => ({ trainingRunId: run.id, datasetVersionId: datasets[i].id, role: d.role })),
     );
     await audit(ctx, {
       action: 'recordTrainingRun',

@@ -2,13 +2,12 @@ import { mkdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { UnrecoverableError } from 'bullmq';
 import { In } from 'typeorm';
-import { subjectOf } from '../access/ability';
 import { audit } from '../audit/audit.service';
 import { assertCan } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
-import { badInput, conflict, notFound } from '../core/errors';
+import { badInput, conflict } from '../core/errors';
 import { TOPICS } from '../core/events';
-import { expectId, toGlobalId } from '../core/global-id';
+import { toGlobalId } from '../core/global-id';
 import { validateMetrics } from '../core/validation';
 import { enqueue } from '../queue/outbox';
 import { QUEUES, type TrainingJob } from '../queue/queues';
@@ -20,11 +19,10 @@ import { parseOnnxFile } from '../registry/onnx-parse';
 import { CodeVersion } from './code-version.entity';
 import { Config } from './config.entity';
 import { DatasetBlob } from './dataset-blob.entity';
-import { DatasetVersion } from './dataset-version.entity';
 import { Environment } from './environment.entity';
 import { EntrypointError, resolveEntrypoint } from './executor';
 import { evaluateGate, type GateSpec } from './gate';
-import { hiddenRowError, loadReadable, registerCodeVersion, registerConfig, registerEnvironment, registerSeedSet } from './lineage.service';
+import { loadReadable, loadRunDatasets, registerCodeVersion, registerConfig, registerEnvironment, registerSeedSet } from './lineage.service';
 import { SeedSet } from './seed-set.entity';
 import type { StartTrainingRunInput } from './training.inputs';
 import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from './training-run.entity';
@@ -45,14 +43,7 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
     assertCan(ctx, 'create', 'ModelVersion', { teamId: model.teamId, modelId: model.id, status: ModelVersionStatus.REGISTERED, createdBy: ctx.principal!.id });
     const teamName = (await em.query('SELECT name FROM team WHERE id = $1', [model.teamId]))[0].name as string;
 
-    const ids = input.datasets.map((d) => expectId(d.datasetVersion, 'DatasetVersion', 'datasets.datasetVersion'));
-    if (new Set(ids).size !== ids.length) throw badInput('datasets names a dataset version twice', { field: 'datasets' });
-    const versions = await em.getRepository(DatasetVersion).findBy({ id: In(ids) });
-    for (const [i, id] of ids.entries()) {
-      const row = versions.find((v) => v.id === id);
-      if (!row) throw notFound(`DatasetVersion ${input.datasets[i].datasetVersion}`);
-      if (!ctx.ability.can('read', subjectOf('DatasetVersion', row))) throw hiddenRowError('DatasetVersion', id, input.datasets[i].datasetVersion);
-    }
+    const versions = await loadRunDatasets(ctx, em, input.datasets);
     const stored = await em.getRepository(DatasetBlob).findBy({ sha256: In(versions.map((v) => v.sha256)) });
     const missing = versions.filter((v) => !stored.some((b) => b.sha256 === v.sha256));
     if (missing.length) {
@@ -100,7 +91,7 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
     await em.insert(TrainingRun, run);
     await em.insert(
       TrainingRunDataset,
-      input.datasets.map((d, i) => ({ trainingRunId: run.id, datasetVersionId: ids[i], role: d.role })),
+      input.datasets.map((d, i) => ({ trainingRunId: run.id, datasetVersionId: versions[i].id, role: d.role })),
     );
     const job: TrainingJob = { runId: run.id, requestId: ctx.requestId };
     await enqueue(em, { queue: QUEUES.training, name: 'train', jobId: run.id, payload: job });
