@@ -105,7 +105,8 @@ export class ModelVersion extends TeamOwnedEntity implements Node {
   @Column({ type: 'enum', enum: ModelVersionStatus, enumName: 'model_version_status' })
   status!: ModelVersionStatus;
 
-  @Field(() => JSONScalar, { nullable: true, description: 'Per-feature histograms and frequencies of the training data (and of predictions): the drift reference' })
+  // Computed from the training data: exposed through a field resolver that withholds it like the
+  // protected fields of the dataset versions it was trained on.
   @Column({ type: 'jsonb', nullable: true })
   referenceProfile!: object | null;
 
