@@ -110,6 +110,11 @@ export class ModelVersion extends TeamOwnedEntity implements Node {
   @Column({ type: 'jsonb', nullable: true })
   referenceProfile!: object | null;
 
+  // The sorted sample of the model's outputs on its training rows, for the exact statistics of
+  // prediction drift; kept apart from the profile and never exposed.
+  @Column({ type: 'jsonb', nullable: true })
+  predictionReferenceSample!: number[] | null;
+
   @Field(() => JSONScalar, { nullable: true, description: 'The evaluation gate: { passed, checks: [{ metric, rule, threshold, value, passed }] }' })
   @Column({ type: 'jsonb', nullable: true })
   evaluation!: object | null;

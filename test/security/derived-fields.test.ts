@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
+import { ReferenceProfileAggregates1795312407731 } from '../../migrations/1795312407731-ReferenceProfileAggregates';
 import { fromGlobalId, toGlobalId } from '../../src/core/global-id';
+import { numericReference, referenceSample } from '../../src/monitoring/reference-profile';
 import { dataOf } from '../support/access';
 import { startTestServer, type TestServer } from '../support/harness';
 import { writeLineageFixture } from '../support/lineage-fixture';
@@ -23,6 +26,23 @@ function profilesIn(value: unknown, out: unknown[] = []): unknown[] {
       else profilesIn(v, out);
     }
   }
+  return out;
+}
+
+/** The distinct values of every feature column of a stored CSV. */
+async function trainingValues(t: TestServer, sha256: string): Promise<{ columns: Record<string, number[]>; values: Set<number> }> {
+  const [header, ...lines] = (await readFile(t.server.app.artifacts.pathFor(sha256), 'utf8')).trimEnd().split('\n');
+  const names = header.split(',');
+  const columns: Record<string, number[]> = Object.fromEntries(names.filter((n) => n !== 'label').map((n) => [n, []]));
+  for (const line of lines) line.split(',').forEach((cell, i) => columns[names[i]]?.push(Number(cell)));
+  return { columns, values: new Set(Object.values(columns).flat()) };
+}
+
+/** Every number in a JSON value. */
+function numbersIn(value: unknown, out: number[] = []): number[] {
+  if (typeof value === 'number') out.push(value);
+  else if (Array.isArray(value)) for (const v of value) numbersIn(v, out);
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) numbersIn(v, out);
   return out;
 }
 
@@ -100,7 +120,7 @@ describe('fields computed from training data follow the data they derive from', 
     for (const p of profiles) {
       assert.ok(p && typeof p === 'object', JSON.stringify(r));
       const profile = p as { profileVersion: number; inputColumns: string[]; features: Record<string, { count: number; quantileBins: { counts: number[] } }> };
-      assert.equal(profile.profileVersion, 2);
+      assert.equal(profile.profileVersion, 3);
       assert.deepEqual(profile.inputColumns, ['amount', 'hour', 'merchant_risk', 'distance_km']);
       assert.equal(profile.features.amount.count, 1200);
       assert.equal(profile.features.amount.quantileBins.counts.reduce((s, n) => s + n, 0), 1200);
@@ -131,13 +151,77 @@ describe('fields computed from training data follow the data they derive from', 
       assert.deepEqual(asViewer.node, { referenceProfile: null, withheldFields: ['referenceProfile'] });
       const asEngineer = dataOf(await t.gql(fraudEngineer, query, { id: fraudId }), 'fraud engineer');
       assert.deepEqual(asEngineer.node.withheldFields, []);
-      assert.equal(asEngineer.node.referenceProfile.profileVersion, 2);
+      assert.equal(asEngineer.node.referenceProfile.profileVersion, 3);
       // INTERNAL vision data was readable to the fraud engineer; without lineage it no longer is.
       const other = dataOf(await t.gql(fraudEngineer, query, { id: visionId }), 'other team');
       assert.deepEqual(other.node, { referenceProfile: null, withheldFields: ['referenceProfile'] });
     } finally {
       for (const r of runs) await t.sql(`UPDATE model_version SET training_run_id = $2 WHERE id = $1`, [r.id, r.training_run_id]);
     }
+  });
+
+  it('no stored profile holds the training values: at most the decile edges of each column, and no sample', async () => {
+    const rows: Array<{ id: string; team: string; profile: unknown; training_run_id: string }> = await t.sql(
+      `SELECT mv.id, tm.name AS team, mv.reference_profile AS profile, mv.training_run_id FROM model_version mv JOIN team tm ON tm.id = mv.team_id ORDER BY tm.name, mv.version`,
+    );
+    assert.equal(rows.length, 4);
+    for (const row of rows) {
+      const [blob] = await t.sql(
+        `SELECT v.sha256 FROM training_run_dataset l JOIN dataset_version v ON v.id = l.dataset_version_id WHERE l.training_run_id = $1 AND l.role = 'TRAIN'`,
+        [row.training_run_id],
+      );
+      const { values } = await trainingValues(t, blob.sha256);
+      assert.ok(values.size > 3000, `${row.team}: the training data has ${values.size} distinct values`);
+
+      const profile = row.profile as { features: Record<string, { quantileBins: { edges: number[] } }> };
+      const text = JSON.stringify(profile);
+      for (const key of ['"sample"', '"min"', '"max"', '"quantiles"', '"bins"']) assert.ok(!text.includes(key), `${row.team} ${row.id}: the profile keeps ${key}`);
+      const edges = new Set(Object.values(profile.features).flatMap((f) => f.quantileBins.edges));
+      const found = numbersIn(profile).filter((v) => values.has(v));
+      assert.deepEqual(found.filter((v) => !edges.has(v)), [], `${row.team} ${row.id}: training values in the profile beyond its decile edges`);
+      assert.ok(found.length <= 9 * Object.keys(profile.features).length, `${row.team} ${row.id}: ${found.length} training values in the profile`);
+    }
+  });
+
+  it('the migration strips the raw values from a profile stored before it, keeping the model outputs\' sample apart', async () => {
+    const [version] = await t.sql(
+      `SELECT mv.id, v.sha256 FROM model_version mv JOIN team tm ON tm.id = mv.team_id JOIN training_run_dataset l ON l.training_run_id = mv.training_run_id
+         JOIN dataset_version v ON v.id = l.dataset_version_id WHERE tm.name = 'fraud' AND l.role = 'TRAIN' ORDER BY mv.version LIMIT 1`,
+    );
+    const { columns, values } = await trainingValues(t, version.sha256);
+    // A profile as the trainer's version 2 wrote it and the server stored it: every training value, sorted, per column.
+    const v2 = (xs: number[]) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      return { ...numericReference(xs), min: sorted[0], max: sorted[sorted.length - 1], quantiles: [sorted[sorted.length - 1]], bins: { edges: [sorted[0]], counts: [xs.length] }, sample: referenceSample(xs) };
+    };
+    const outputs = columns.amount.map((_, i) => (i % 997) / 997);
+    const stored = {
+      profileVersion: 2,
+      inputName: 'features',
+      outputName: 'probability',
+      inputColumns: Object.keys(columns),
+      features: Object.fromEntries(Object.entries(columns).map(([name, xs]) => [name, v2(xs)])),
+      prediction: v2(outputs),
+    };
+    const before = JSON.stringify(stored);
+    assert.ok(numbersIn(stored).filter((v) => values.has(v)).length >= 4800, 'the old profile held every training value');
+
+    const runner = t.server.app.db.createQueryRunner();
+    try {
+      await runner.query(`ALTER TABLE model_version DROP COLUMN prediction_reference_sample`);
+      await runner.query(`UPDATE model_version SET reference_profile = $2 WHERE id = $1`, [version.id, before]);
+      await new ReferenceProfileAggregates1795312407731().up(runner);
+    } finally {
+      await runner.release();
+    }
+    const [row] = await t.sql(`SELECT reference_profile AS profile, prediction_reference_sample AS sample FROM model_version WHERE id = $1`, [version.id]);
+    assert.equal(row.profile.profileVersion, 3);
+    assert.deepEqual(row.profile.inputColumns, stored.inputColumns);
+    for (const [name, xs] of Object.entries(columns)) assert.deepEqual(row.profile.features[name], numericReference(xs), name);
+    assert.deepEqual(row.profile.prediction, numericReference(outputs));
+    assert.deepEqual(row.sample, referenceSample(outputs));
+    const edges = new Set(Object.values(row.profile.features as Record<string, { quantileBins: { edges: number[] } }>).flatMap((f) => f.quantileBins.edges));
+    assert.deepEqual(numbersIn(row.profile).filter((v) => values.has(v) && !edges.has(v)), []);
   });
 
   it('decides for a whole page in one batch: as many SQL statements for 60 versions as for 3', async () => {
