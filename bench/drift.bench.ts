@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { mulberry32 } from '../src/core/prng';
 import { computeDriftReport, type DriftReport, type Queryable } from '../src/monitoring/drift.service';
-import { numericReference, type ReferenceProfileV2 } from '../src/monitoring/reference-profile';
+import { numericReference, referenceSample, type ReferenceProfile, type ReferenceSamples } from '../src/monitoring/reference-profile';
 import { startTestServer } from '../test/support/harness';
 import { percentile, printTable } from './stats';
 
@@ -37,14 +37,17 @@ export async function driftBench(): Promise<void> {
     const versionId = randomUUID();
     const random = mulberry32(2024, 7);
     const columns = Array.from({ length: FEATURES }, (_, j) => `f${j}`);
-    const profile: ReferenceProfileV2 = {
-      profileVersion: 2,
+    const reference = Object.fromEntries(columns.map((c, j) => [c, normals(50_000, j * 0.1, random)]));
+    const outputs = Float64Array.from({ length: 50_000 }, () => random());
+    const profile: ReferenceProfile = {
+      profileVersion: 3,
       inputName: 'features',
       outputName: 'probability',
       inputColumns: columns,
-      features: Object.fromEntries(columns.map((c, j) => [c, numericReference(normals(50_000, j * 0.1, random))])),
-      prediction: numericReference(Float64Array.from({ length: 50_000 }, () => random())),
+      features: Object.fromEntries(columns.map((c) => [c, numericReference(reference[c])])),
+      prediction: numericReference(outputs),
     };
+    const samples: ReferenceSamples = { features: Object.fromEntries(columns.map((c) => [c, referenceSample(reference[c])])), prediction: referenceSample(outputs) };
 
     const start = new Date('2030-01-01T00:00:00Z');
     const t0 = performance.now();
@@ -83,7 +86,7 @@ export async function driftBench(): Promise<void> {
     const traced: Queryable = { ...tracedOf(db), transaction: (run) => db.transaction((em) => run(tracedOf(em))) };
     const scan = await timed(() => {
       statements = [];
-      return computeDriftReport(traced, { deploymentId, modelVersionId: versionId, windowStart: start, windowEnd: end, profile });
+      return computeDriftReport(traced, { deploymentId, modelVersionId: versionId, windowStart: start, windowEnd: end, profile, samples });
     }, runs);
     const floor = Math.min(percentile(elements.times, 50), percentile(indexed.times, 50));
     const report: DriftReport = scan.last;

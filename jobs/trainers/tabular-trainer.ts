@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { mulberry32 } from '../../src/core/prng';
 import { buildDenseBinaryClassifierOnnx, type DenseLayer } from '../../src/registry/onnx';
-import { numericReference, type NumericReference } from '../../src/monitoring/reference-profile';
+import { numericReference, referenceSample, type NumericReference } from '../../src/monitoring/reference-profile';
 
 /** `MODELGOV_CONFIG` accepted by the tabular trainer; unknown keys are refused. */
 export interface TabularTrainerConfig {
@@ -65,17 +65,18 @@ export interface CategoricalProfile {
 
 /**
  * `profile.json`: every non-label column of the training rows, and the model's predicted
- * probability on them. It is also a drift reference (`ReferenceProfileV2` in
- * src/monitoring/reference-profile.ts): numeric profiles carry `quantileBins` and a sorted
- * `sample`, and the model's input and output names and input column order are named.
+ * probability on them. It is also a drift reference, version 2: numeric profiles carry
+ * `quantileBins`, the prediction also the sorted `sample` of the outputs (see `ReferenceSample`
+ * in src/monitoring/reference-profile.ts), and the model's input and output names and input
+ * column order are named. The server stores only its aggregates (`storableReference`).
  */
 export interface TabularTrainerProfile {
   profileVersion: 2;
   inputName: 'features';
   outputName: 'probability';
   inputColumns: string[];
-  features: Record<string, (NumericProfile & Pick<NumericReference, 'quantileBins' | 'sample'>) | CategoricalProfile>;
-  prediction: NumericProfile & Pick<NumericReference, 'quantileBins' | 'sample'>;
+  features: Record<string, (NumericProfile & Pick<NumericReference, 'quantileBins'>) | CategoricalProfile>;
+  prediction: NumericProfile & Pick<NumericReference, 'quantileBins'> & { sample: number[] };
 }
 
 // Bad input: reported as one stderr line and exit code 2.
@@ -589,9 +590,14 @@ function metricsOf(p: Float64Array, y: Float64Array, trainRows: number): Tabular
 }
 
 // The older profile's fields, then what drift needs of the same values.
-function driftProfile(values: ArrayLike<number>): NumericProfile & Pick<NumericReference, 'quantileBins' | 'sample'> {
-  const { quantileBins, sample } = numericReference(values);
-  return { ...numericProfile(values), quantileBins, sample };
+function driftProfile(values: ArrayLike<number>): NumericProfile & Pick<NumericReference, 'quantileBins'> {
+  return { ...numericProfile(values), quantileBins: numericReference(values).quantileBins };
+}
+
+// The model's outputs are not training data, and the server cannot recompute them without
+// running the model: their sample travels to the server, which keeps it apart from the profile.
+function predictionProfile(values: ArrayLike<number>): TabularTrainerProfile['prediction'] {
+  return { ...driftProfile(values), sample: referenceSample(values) };
 }
 
 function numericProfile(values: ArrayLike<number>): NumericProfile {
@@ -748,7 +754,7 @@ function run(env: NodeJS.ProcessEnv): void {
     outputName: 'probability',
     inputColumns: features,
     features: {},
-    prediction: driftProfile(predict(model, trainData, d)),
+    prediction: predictionProfile(predict(model, trainData, d)),
   };
   trainTable.columns.forEach((name, c) => {
     if (name === label) return;

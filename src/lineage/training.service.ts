@@ -16,6 +16,7 @@ import { Model } from '../registry/model.entity';
 import { ModelVersion, ModelVersionAlias, ModelVersionStatus, ArtifactFormat } from '../registry/model-version.entity';
 import { OnnxParseError } from '../registry/onnx';
 import { parseOnnxFile } from '../registry/onnx-parse';
+import { storableReference } from '../monitoring/reference-profile';
 import { CodeVersion } from './code-version.entity';
 import { Config } from './config.entity';
 import { DatasetBlob } from './dataset-blob.entity';
@@ -299,7 +300,8 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: 
   } catch (e) {
     throw new OutputError(e instanceof OutputError ? e.message : `metrics.json: ${(e as Error).message}`);
   }
-  const profile = (await readJson(path.join(outputDir, 'profile.json'), 'profile.json').catch(() => null)) as object | null;
+  // Only the profile's aggregates are stored; the model outputs' sample is kept apart for drift.
+  const reference = storableReference(await readJson(path.join(outputDir, 'profile.json'), 'profile.json').catch(() => null));
   const blob = await ctx.app.artifacts.put(await readFile(modelFile));
   const config = await ctx.app.db.getRepository(Config).findOneByOrFail({ id: run.configId });
   await inTransaction(ctx, async (em) => {
@@ -329,7 +331,8 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: 
       signatureJson: signature,
       metrics,
       status: evaluation.passed ? ModelVersionStatus.CANDIDATE : ModelVersionStatus.REJECTED,
-      referenceProfile: profile,
+      referenceProfile: reference.profile,
+      predictionReferenceSample: reference.predictionSample,
       evaluation,
       createdBy: run.createdBy,
     });
@@ -339,7 +342,7 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: 
       subjectType: 'ModelVersion',
       subjectId: toGlobalId('ModelVersion', version.id),
       reason: evaluation.passed ? 'trained by the server; passed its evaluation gate' : `trained by the server; rejected by its gate: ${evaluation.reasons.join('; ')}`,
-      after: { ...version, referenceProfile: undefined, trainingRun: toGlobalId('TrainingRun', run.id) },
+      after: { ...version, referenceProfile: undefined, predictionReferenceSample: undefined, trainingRun: toGlobalId('TrainingRun', run.id) },
     });
     await em.update(TrainingRun, { id: run.id }, { status: TrainingRunStatus.SUCCEEDED, finishedAt: new Date(), progress: 1, metrics });
     await audit(ctx, {

@@ -3,8 +3,8 @@ import { ModelVersion } from '../registry/model-version.entity';
 import { AlertKind, AlertSeverity } from './alert.entity';
 import { computeDriftReport, type DriftReport, type DriftThresholds, type FeatureDrift } from './drift.service';
 import type { Condition } from './monitor.service';
-import { computeReferenceProfile } from './reference-profile.service';
-import { isReferenceProfileV2, type ReferenceProfileV2 } from './reference-profile';
+import { computeReference, ReferenceProfileUnavailableError } from './reference-profile.service';
+import { isReferenceProfile, type ReferenceProfile, type ReferenceSamples } from './reference-profile';
 
 /** Drift of one serving version over a window. */
 export interface VersionDrift {
@@ -13,27 +13,42 @@ export interface VersionDrift {
   report: DriftReport;
 }
 
-// Profiles computed on demand for versions registered without one (from their training data).
-const computed = new WeakMap<AppServices, Map<string, ReferenceProfileV2 | null>>();
-
-async function profileOf(app: AppServices, versionId: string): Promise<ReferenceProfileV2 | null> {
-  const version = await app.db.getRepository(ModelVersion).findOneBy({ id: versionId });
-  if (!version) return null;
-  if (isReferenceProfileV2(version.referenceProfile)) return version.referenceProfile;
-  let cache = computed.get(app);
-  if (!cache) computed.set(app, (cache = new Map()));
-  if (!cache.has(versionId)) {
-    try {
-      cache.set(versionId, await computeReferenceProfile(app.db, app.artifacts, versionId));
-    } catch (e) {
-      app.log.warn({ modelVersion: versionId, err: (e as Error).message }, 'no reference profile: drift is not judged for this version');
-      cache.set(versionId, null);
-    }
-  }
-  return cache.get(versionId) ?? null;
+interface Reference {
+  profile: ReferenceProfile;
+  samples: ReferenceSamples;
 }
 
-/** The drift report of a version over a window against its reference profile; null without one. */
+// References by version, built once per process: a version's training data and stored profile
+// never change (dataset content is addressed by its hash).
+const references = new WeakMap<AppServices, Map<string, Reference | null>>();
+
+// The input columns are judged against the stored TRAIN content (every row, with the samples the
+// exact statistics need, read here and never stored with the profile); the prediction against the
+// trainer's profile of the model's outputs and the sample kept beside it.
+async function referenceOf(app: AppServices, versionId: string): Promise<Reference | null> {
+  let cache = references.get(app);
+  if (!cache) references.set(app, (cache = new Map()));
+  if (cache.has(versionId)) return cache.get(versionId) ?? null;
+  const version = await app.db.getRepository(ModelVersion).findOneBy({ id: versionId });
+  if (!version) return null;
+  const stored = isReferenceProfile(version.referenceProfile) ? version.referenceProfile : null;
+  let reference: Reference | null = null;
+  try {
+    const data = await computeReference(app.db, app.artifacts, versionId, stored ? { inputColumns: stored.inputColumns } : {});
+    reference = {
+      profile: stored ? { ...data.profile, inputName: stored.inputName, outputName: stored.outputName, prediction: stored.prediction } : data.profile,
+      samples: { features: data.samples, prediction: version.predictionReferenceSample },
+    };
+  } catch (e) {
+    app.log.warn({ modelVersion: versionId, err: (e as Error).message }, 'no reference: drift is not judged for this version');
+    // Only a missing reference is final; anything else is tried again on the next pass.
+    if (!(e instanceof ReferenceProfileUnavailableError)) return null;
+  }
+  cache.set(versionId, reference);
+  return reference;
+}
+
+/** The drift report of a version over a window against its reference; null without one. */
 export async function driftForVersion(
   app: AppServices,
   deploymentId: string,
@@ -43,9 +58,16 @@ export async function driftForVersion(
   end: Date,
   thresholds: Record<string, number>,
 ): Promise<VersionDrift | null> {
-  const profile = await profileOf(app, versionId);
-  if (!profile) return null;
-  const report = await computeDriftReport(app.db, { deploymentId, modelVersionId: versionId, windowStart: start, windowEnd: end, profile, thresholds: thresholds as Partial<DriftThresholds> });
+  const reference = await referenceOf(app, versionId);
+  if (!reference) return null;
+  const report = await computeDriftReport(app.db, {
+    deploymentId,
+    modelVersionId: versionId,
+    windowStart: start,
+    windowEnd: end,
+    ...reference,
+    thresholds: thresholds as Partial<DriftThresholds>,
+  });
   if (report.rows === 0) return null;
   return { modelVersionId: versionId, shadow, report };
 }

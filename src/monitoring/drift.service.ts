@@ -9,7 +9,7 @@ import {
   wasserstein,
   type SampleBuckets,
 } from './drift-stats';
-import { binOf, type CategoricalReference, type NumericReference, type ReferenceProfileV2 } from './reference-profile';
+import { binOf, type CategoricalReference, type NumericReference, type ReferenceProfile, type ReferenceSample, type ReferenceSamples } from './reference-profile';
 
 /** Anything with `query` (a pg Pool or client, a TypeORM DataSource or EntityManager). */
 export interface Queryable {
@@ -61,7 +61,8 @@ export interface DriftStatistics {
  * set for tests (ks, chi2) and `adjustedPValue` after the multiple-testing correction;
  * `severity`: CRITICAL when drifted and PSI ≥ psiCritical, WARNING when drifted or PSI ≥
  * psiWarning, INFO otherwise. `currentCount` counts the logged values in the window;
- * `referenceCount` the reference's rows (the KS and Wasserstein use its sample).
+ * `referenceCount` the reference's rows (the KS and Wasserstein use its sample, which no report
+ * contains).
  */
 export interface FeatureDrift {
   feature: string;
@@ -102,13 +103,17 @@ export interface DriftReportArgs {
   windowStart: Date;
   /** Exclusive. */
   windowEnd: Date;
-  profile: ReferenceProfileV2;
+  profile: ReferenceProfile;
+  /** The reference samples of the profile's numeric input columns and prediction (server side only). */
+  samples: ReferenceSamples;
   thresholds?: Partial<DriftThresholds>;
 }
 
 interface NumericSlot {
   name: string;
   ref: NumericReference;
+  /** The reference sample's size. */
+  sampleSize: number;
   /** Distinct sample values and #{sample ≤ value}. */
   values: number[];
   cumulative: number[];
@@ -129,8 +134,9 @@ interface NumericSlot {
  *
  * Logged rows are used when `shadow` is false, `inputs` were kept (not only their hash) and
  * `outputs` exist (a failed request without an answer is left out). Values that are missing or
- * null in a row are left out of that column. Throws when the profile's numeric references lack
- * a sample.
+ * null in a row are left out of that column. The prediction is judged when the profile and the
+ * samples both have its reference. Throws when a numeric input column has no sample. The
+ * samples only shape the statistics: no report holds a reference value.
  */
 export async function computeDriftReport(q: Queryable, args: DriftReportArgs): Promise<DriftReport> {
   const t: DriftThresholds = { ...DEFAULT_DRIFT_THRESHOLDS, ...args.thresholds };
@@ -140,10 +146,14 @@ export async function computeDriftReport(q: Queryable, args: DriftReportArgs): P
   profile.inputColumns.forEach((name, col) => {
     const ref = profile.features[name];
     if (!ref) return;
-    if (ref.type === 'numeric') numeric.push(numericSlot(name, ref, `(r.v ->> ${col})::float8`));
+    if (ref.type === 'numeric') numeric.push(numericSlot(name, ref, args.samples.features[name], `(r.v ->> ${col})::float8`));
     else categorical.push({ name, ref, expr: `(r.v ->> ${col})` });
   });
-  const prediction = profile.prediction && profile.prediction.count > 0 ? numericSlot('prediction', profile.prediction, `((p.outputs -> $6::text) -> (r.i::int - 1) ->> 0)::float8`) : null;
+  const predictionSample = args.samples.prediction;
+  const prediction =
+    profile.prediction && profile.prediction.count > 0 && predictionSample?.length
+      ? numericSlot('prediction', profile.prediction, predictionSample, `((p.outputs -> $6::text) -> (r.i::int - 1) ->> 0)::float8`)
+      : null;
   const slots = prediction ? [...numeric, prediction] : numeric;
 
   const base: unknown[] = [args.deploymentId, args.modelVersionId, args.windowStart, args.windowEnd, profile.inputName];
@@ -172,7 +182,7 @@ export async function computeDriftReport(q: Queryable, args: DriftReportArgs): P
       `e AS NOT MATERIALIZED (SELECT u.s, u.b, u.x, u.o FROM v, LATERAL (VALUES ${slots
         .map((s, i) => `(${i}, width_bucket(v.x${i}, ${param(thresholdsOf(s.values), 'float8[]')}), v.x${i}, ${offsets[i]})`)
         .join(', ')}) AS u(s, b, x, o) WHERE u.x IS NOT NULL)`,
-      `ref(s, cum, l, k) AS (VALUES ${slots.map((s, i) => `(${i}, ${param(s.cumulative, 'int8[]')}, ${s.ref.sample.length}::int8, ${s.values.length})`).join(', ')})`,
+      `ref(s, cum, l, k) AS (VALUES ${slots.map((s, i) => `(${i}, ${param(s.cumulative, 'int8[]')}, ${s.sampleSize}::int8, ${s.values.length})`).join(', ')})`,
       // Every bucket is present (empty ones with n = 0), so the crossing map below is dense.
       `agg AS MATERIALIZED (SELECT s, b, sum(n)::int8 AS n, sum(sx) AS sx FROM (
          SELECT s, b, count(*) AS n, sum(x) AS sx FROM e GROUP BY s, b
@@ -243,7 +253,7 @@ export async function computeDriftReport(q: Queryable, args: DriftReportArgs): P
       psi: psi(ref.quantileBins.counts, current),
       jensenShannon: jensenShannon(ref.quantileBins.counts, current),
       ks: d,
-      ksPValue: ksPValue(d, ref.sample.length, m),
+      ksPValue: ksPValue(d, slot.sampleSize, m),
       // A constant reference has no spread to norm by: any movement is infinite drift, none is zero.
       wassersteinNormed: std > 0 ? w / std : w > 0 ? Infinity : 0,
       chi2: null,
@@ -320,18 +330,18 @@ function decide(f: FeatureDrift, adjusted: number | null, t: DriftThresholds): v
   f.severity = f.drifted && f.psi >= t.psiCritical ? 'CRITICAL' : f.drifted || f.psi >= t.psiWarning ? 'WARNING' : 'INFO';
 }
 
-function numericSlot(name: string, ref: NumericReference, expr: string): NumericSlot {
-  if (!Array.isArray(ref.sample) || ref.sample.length === 0 || !ref.quantileBins) throw new Error(`reference of '${name}' has no sample: not a version 2 profile`);
+function numericSlot(name: string, ref: NumericReference, sample: ReferenceSample | undefined, expr: string): NumericSlot {
+  if (!Array.isArray(sample) || sample.length === 0 || !ref.quantileBins) throw new Error(`reference of '${name}' has no sample`);
   const values: number[] = [];
   const cumulative: number[] = [];
-  ref.sample.forEach((v, i) => {
+  sample.forEach((v, i) => {
     if (values.length && values[values.length - 1] === v) cumulative[cumulative.length - 1] = i + 1;
     else {
       values.push(v);
       cumulative.push(i + 1);
     }
   });
-  return { name, ref, values, cumulative, expr };
+  return { name, ref, sampleSize: sample.length, values, cumulative, expr };
 }
 
 // [u1, next(u1), u2, next(u2), …]: the bucket [u_k, next(u_k)) holds exactly the values equal to u_k.
@@ -354,7 +364,7 @@ function emptyBuckets(s: NumericSlot): SampleBuckets {
   return {
     values: s.values,
     cumulative: s.cumulative,
-    sampleSize: s.ref.sample.length,
+    sampleSize: s.sampleSize,
     below: 0,
     belowSum: 0,
     equal: new Array<number>(K).fill(0),

@@ -1,7 +1,16 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Queryable } from './drift.service';
-import { categoricalReference, numericReference, type CategoricalReference, type NumericReference, type ReferenceProfileV2 } from './reference-profile';
+import {
+  categoricalReference,
+  numericReference,
+  REFERENCE_PROFILE_VERSION,
+  referenceSample,
+  type CategoricalReference,
+  type NumericReference,
+  type ReferenceProfile,
+  type ReferenceSample,
+} from './reference-profile';
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
@@ -14,23 +23,18 @@ export interface ComputeReferenceProfileOptions {
   inputColumns?: string[];
 }
 
-/**
- * Computes the drift reference of a model version registered without one, from the stored CSV
- * content of its training run's TRAIN dataset versions (rows of several files are pooled; they
- * must share their header). Input and output names come from the version's ONNX signature
- * (first input, first output). `prediction` is null: the reference of the model's outputs needs
- * the model run over the data, which the trainer does and this function does not.
- *
- * Throws `ReferenceProfileUnavailableError` when the version does not exist, has no training run
- * or no TRAIN dataset, when a dataset's content is not stored, or when an input column is missing.
- */
-export async function computeReferenceProfile(
-  q: Queryable,
-  artifacts: { pathFor(sha256: string): string },
-  modelVersionId: string,
-  opts: ComputeReferenceProfileOptions = {},
-): Promise<ReferenceProfileV2> {
-  const [version]: Array<{ signature_json: { inputs: Array<{ name: string }>; outputs: Array<{ name: string }> }; training_run_id: string | null }> = await q.query(
+type Artifacts = { pathFor(sha256: string): string };
+
+interface TrainingColumns {
+  signature: { inputs: Array<{ name: string }>; outputs: Array<{ name: string }> };
+  header: string[];
+  /** Non-empty cells per column, pooled over the TRAIN files. */
+  cells: string[][];
+}
+
+// The stored CSV content of a version's training run's TRAIN dataset versions, pooled by column.
+async function trainingColumns(q: Queryable, artifacts: Artifacts, modelVersionId: string): Promise<TrainingColumns> {
+  const [version]: Array<{ signature_json: TrainingColumns['signature']; training_run_id: string | null }> = await q.query(
     `SELECT signature_json, training_run_id FROM model_version WHERE id = $1`,
     [modelVersionId],
   );
@@ -57,25 +61,63 @@ export async function computeReferenceProfile(
     if (cells.length === 0) header.forEach(() => cells.push([]));
     for (const row of file.rows) row.forEach((v, i) => v !== '' && cells[i].push(v));
   }
+  return { signature: version.signature_json, header: header!, cells };
+}
+
+const isNumericColumn = (cells: string[]) => cells.length > 0 && cells.every((v) => NUMBER.test(v) && Number.isFinite(Number(v)));
+
+/**
+ * Computes the drift reference of a model version from the stored CSV content of its training
+ * run's TRAIN dataset versions (rows of several files are pooled; they must share their header).
+ * Input and output names come from the version's ONNX signature (first input, first output).
+ * `prediction` is null: the reference of the model's outputs needs the model run over the data,
+ * which the trainer does and this function does not.
+ *
+ * Throws `ReferenceProfileUnavailableError` when the version does not exist, has no training run
+ * or no TRAIN dataset, when a dataset's content is not stored, or when an input column is missing.
+ */
+export async function computeReferenceProfile(q: Queryable, artifacts: Artifacts, modelVersionId: string, opts: ComputeReferenceProfileOptions = {}): Promise<ReferenceProfile> {
+  return (await computeReference(q, artifacts, modelVersionId, opts)).profile;
+}
+
+/**
+ * {@link computeReferenceProfile}, with the reference samples of its numeric input columns from
+ * the same rows: what the exact statistics compare logged values with. The samples are training
+ * data: for the server's own use, never stored in a profile nor returned to a client.
+ */
+export async function computeReference(
+  q: Queryable,
+  artifacts: Artifacts,
+  modelVersionId: string,
+  opts: ComputeReferenceProfileOptions = {},
+): Promise<{ profile: ReferenceProfile; samples: Record<string, ReferenceSample> }> {
+  const { signature, header, cells } = await trainingColumns(q, artifacts, modelVersionId);
   const label = opts.label ?? 'label';
   const features: Record<string, NumericReference | CategoricalReference> = {};
   const numeric: string[] = [];
-  header!.forEach((name, i) => {
+  header.forEach((name, i) => {
     if (name === label) return;
-    if (cells[i].length > 0 && cells[i].every((v) => NUMBER.test(v) && Number.isFinite(Number(v)))) {
+    if (isNumericColumn(cells[i])) {
       features[name] = numericReference(cells[i].map(Number));
       numeric.push(name);
     } else features[name] = categoricalReference(cells[i]);
   });
   const inputColumns = opts.inputColumns ?? numeric;
-  for (const c of inputColumns) if (!features[c]) throw new ReferenceProfileUnavailableError(`the TRAIN data has no column '${c}'`);
+  const samples: Record<string, ReferenceSample> = {};
+  for (const c of inputColumns) {
+    if (!features[c]) throw new ReferenceProfileUnavailableError(`the TRAIN data has no column '${c}'`);
+    if (features[c].type === 'numeric') samples[c] = referenceSample(cells[header.indexOf(c)].map(Number));
+  }
   return {
-    profileVersion: 2,
-    inputName: version.signature_json.inputs[0]?.name ?? 'features',
-    outputName: version.signature_json.outputs[0]?.name ?? 'probability',
-    inputColumns,
-    features,
-    prediction: null,
+    profile: {
+      profileVersion: REFERENCE_PROFILE_VERSION,
+      inputName: signature.inputs[0]?.name ?? 'features',
+      outputName: signature.outputs[0]?.name ?? 'probability',
+      inputColumns,
+      features,
+      prediction: null,
+    },
+    samples,
   };
 }
 

@@ -105,9 +105,15 @@ export class ModelVersion extends TeamOwnedEntity implements Node {
   @Column({ type: 'enum', enum: ModelVersionStatus, enumName: 'model_version_status' })
   status!: ModelVersionStatus;
 
-  @Field(() => JSONScalar, { nullable: true, description: 'Per-feature histograms and frequencies of the training data (and of predictions): the drift reference' })
+  // Computed from the training data: exposed through a field resolver that withholds it like the
+  // protected fields of the dataset versions it was trained on.
   @Column({ type: 'jsonb', nullable: true })
   referenceProfile!: object | null;
+
+  // The sorted sample of the model's outputs on its training rows, for the exact statistics of
+  // prediction drift; kept apart from the profile and never exposed.
+  @Column({ type: 'jsonb', nullable: true })
+  predictionReferenceSample!: number[] | null;
 
   @Field(() => JSONScalar, { nullable: true, description: 'The evaluation gate: { passed, checks: [{ metric, rule, threshold, value, passed }] }' })
   @Column({ type: 'jsonb', nullable: true })

@@ -5,6 +5,8 @@ import { expectId } from '../core/global-id';
 import { listConnection, whereTeam } from '../core/list';
 import { Connection, PageArgs } from '../core/pagination';
 import { Policy } from '../core/policy';
+import { JSONScalar } from '../core/scalars';
+import { mayReadTrainingData } from '../lineage/training-data-access';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { Deployment } from '../rollouts/deployment.entity';
 import { Approval } from './approval.entity';
@@ -155,6 +157,20 @@ export class ModelVersionFieldResolver {
   @FieldResolver(() => TrainingRun, { nullable: true, description: 'The run that produced it: its data, code, config, seeds and environment' })
   trainingRun(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
     return r.trainingRunId ? ctx.loaders.byId(TrainingRun, 'TrainingRun').load(r.trainingRunId) : null;
+  }
+
+  @FieldResolver(() => JSONScalar, {
+    nullable: true,
+    description:
+      'Counts, moments and quantile bins of the training data (and of predictions), no raw values: the drift reference. Withheld (null) unless the caller may read the protected fields of every dataset version the version was trained on (without recorded training data: as RESTRICTED data)',
+  })
+  async referenceProfile(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    return (await mayReadTrainingData(ctx, r)) ? r.referenceProfile : null;
+  }
+
+  @FieldResolver(() => [String], { description: 'Fields withheld from the caller on this version' })
+  async withheldFields(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    return (await mayReadTrainingData(ctx, r)) ? [] : ['referenceProfile'];
   }
 
   @FieldResolver(() => [String])

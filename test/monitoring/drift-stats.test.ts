@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { computeDriftReport, type FeatureDrift } from '../../src/monitoring/drift.service';
-import { categoricalReference, numericReference, type ReferenceProfileV2 } from '../../src/monitoring/reference-profile';
+import { categoricalReference, numericReference, referenceSample, type ReferenceProfile, type ReferenceSamples } from '../../src/monitoring/reference-profile';
 import { startTestServer, type TestServer } from '../support/harness';
 import { repoRoot } from '../support/repo';
 
@@ -39,9 +39,15 @@ async function logValues(t: TestServer, deploymentId: string, versionId: string,
   );
 }
 
-function profileFor(c: Case): ReferenceProfileV2 {
-  const ref = c.kind === 'numeric' ? numericReference(c.reference as number[]) : categoricalReference(c.reference as string[]);
-  return { profileVersion: 2, inputName: 'features', outputName: 'probability', inputColumns: ['x'], features: { x: ref }, prediction: null };
+// The profile holds aggregates only; the sample the exact statistics need is handed in beside it,
+// as the monitor does from the stored training data.
+function referenceFor(c: Case): { profile: ReferenceProfile; samples: ReferenceSamples } {
+  const numeric = c.kind === 'numeric';
+  const ref = numeric ? numericReference(c.reference as number[]) : categoricalReference(c.reference as string[]);
+  return {
+    profile: { profileVersion: 3, inputName: 'features', outputName: 'probability', inputColumns: ['x'], features: { x: ref }, prediction: null },
+    samples: { features: numeric ? { x: referenceSample(c.reference as number[]) } : {}, prediction: null },
+  };
 }
 
 describe('drift statistics computed in PostgreSQL match scipy', () => {
@@ -57,7 +63,7 @@ describe('drift statistics computed in PostgreSQL match scipy', () => {
       await logValues(t, deploymentId, versionId, c.current.slice(0, 50), { shadow: true });
       await logValues(t, deploymentId, versionId, c.current.slice(0, 50), { hashOnly: true });
       await logValues(t, deploymentId, versionId, c.current.slice(0, 50), { noOutputs: true });
-      const report = await computeDriftReport(t.server.app.db, { deploymentId, modelVersionId: versionId, windowStart: WINDOW_START, windowEnd: WINDOW_END, profile: profileFor(c) });
+      const report = await computeDriftReport(t.server.app.db, { deploymentId, modelVersionId: versionId, windowStart: WINDOW_START, windowEnd: WINDOW_END, ...referenceFor(c) });
       assert.equal(report.rows, c.current.length, `${c.name}: rows`);
       assert.equal(report.features.length, 1);
       reports.set(c.name, report.features[0]);
