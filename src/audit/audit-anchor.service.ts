@@ -185,6 +185,7 @@ export async function verifyAnchors(db: DataSource, files: string[], publicKeyPe
   );
   if (!identity.id) problems.get('rewritten')!.push('the audit chain identity of this database is missing (audit_chain_identity was emptied)');
   const valid: LocatedAnchor[] = [];
+  const foreign: LocatedAnchor[] = [];
   for (const file of files) {
     let text: string;
     try {
@@ -201,10 +202,14 @@ export async function verifyAnchors(db: DataSource, files: string[], publicKeyPe
       if (!r.ok) problems.get('refused')!.push(`line ${i + 1} of ${file} is refused: it ${r.problem}`);
       else if (identity.id && r.anchor.database.id !== identity.id) {
         problems.get('otherDatabase')!.push(`line ${i + 1} of ${file} is an anchor of another database (${describeDatabase(r.anchor.database)}), not of this one (${describeDatabase({ id: identity.id, name: identity.name })})`);
+        foreign.push({ file, line: i + 1, anchor: r.anchor });
       } else valid.push({ file, line: i + 1, anchor: r.anchor });
     });
     if (count === 0) problems.get('refused')!.push(`${file} holds no anchor`);
   }
+  // Another database's chain cannot hold the same hash at the same position: if this one does, its identity was changed.
+  const sameChain = (await compareWithChain(db, foreign, lastSeq)).matched;
+  if (sameChain) problems.get('rewritten')!.push(`the audit chain identity of this database was changed: ${sameChain} anchor(s) of "another database" vouch for events this chain holds`);
   const { findings, matched, rolledUp } = await compareWithChain(db, valid, lastSeq);
   // The anchor furthest past the end says how much was removed; the earliest rewritten one, where rewriting began.
   const truncated = findings.filter((f) => f.kind === 'truncated').sort((a, b) => b.at.anchor.seq - a.at.anchor.seq);

@@ -82,14 +82,26 @@ describe('audit chain anchors: truncation with a rewritten head is caught', () =
   });
 
   describe('an attacker with the database', () => {
+    const setIdentity = async (id: string) => {
+      await t.sql('ALTER TABLE audit_chain_identity DISABLE TRIGGER USER');
+      try {
+        await t.sql('UPDATE audit_chain_identity SET database_id = $1', [id]);
+      } finally {
+        await t.sql('ALTER TABLE audit_chain_identity ENABLE TRIGGER USER');
+      }
+    };
+    let identity: string;
+
     before(async () => {
       await t.sql('CREATE TABLE audit_event_pristine AS SELECT * FROM audit_event');
       await t.sql('CREATE TABLE audit_head_pristine AS SELECT * FROM audit_head');
+      [{ identity }] = await t.sql<{ identity: string }>('SELECT database_id::text AS identity FROM audit_chain_identity');
     });
     // Each case starts from the untouched chain.
     afterEach(async () => {
       await asDatabaseOwner(t, 'DELETE FROM audit_event', 'INSERT INTO audit_event SELECT * FROM audit_event_pristine');
       await t.sql('UPDATE audit_head h SET seq = p.seq, hash = p.hash FROM audit_head_pristine p WHERE h.id = p.id');
+      await setIdentity(identity);
       assert.equal((await verify(file)).code, 0);
     });
 
@@ -125,6 +137,17 @@ describe('audit chain anchors: truncation with a rewritten head is caught', () =
       const r = await verify(file);
       assert.equal(r.code, 6, r.stdout + r.stderr);
       assert.match(r.stdout, new RegExp(`the history was rewritten: event ${anchored} has hash [0-9a-f]{64} in the database, but the anchor on line 2 of \\S+ \\(anchored [^)]+\\) vouches for hash ${anchors.at(-1)!.hash}`));
+    });
+
+    it('also changes the database identity, so that the anchors look foreign: verify --anchor says the identity was changed', async () => {
+      const anchored = (await anchorLines(file)).at(-1)!.seq;
+      await truncateChainTo(t, anchored - 4);
+      await setIdentity('00000000-0000-4000-8000-000000000000');
+
+      const r = await verify(file);
+      assert.equal(r.code, 6, r.stdout + r.stderr);
+      assert.match(r.stdout, /the audit chain identity of this database was changed: 1 anchor\(s\) of "another database" vouch for events this chain holds/);
+      assert.match(r.stdout, /line 2 of \S+ is an anchor of another database/);
     });
   });
 
