@@ -43,7 +43,7 @@ export async function publishAnchor(
     const line = await publisher.latest();
     if (line !== null) {
       const last = readAnchor(line, publicKeyPem);
-      if (!last.ok) throw new AnchorRefusedError(`the newest anchor in ${publisher.target} ${last.problem}; a new audit key starts a new anchor file`);
+      if (!last.ok) throw new AnchorRefusedError(`the newest anchor in ${publisher.target} ${last.problem}; after a change of audit key, move the file aside`);
       if (last.anchor.database.id !== head.database.id) {
         throw new AnchorRefusedError(`${publisher.target} holds anchors of another database (${describeDatabase(last.anchor.database)}), not of this one (${describeDatabase(head.database)})`);
       }
