@@ -2,6 +2,7 @@ import { Worker, type ConnectionOptions, type Processor, type WorkerOptions } fr
 import type { AppServices } from '../src/core/context';
 import { withTimeout } from '../src/queue/dispatcher';
 import { bullPrefix, QUEUES, redisFor, type QueueName } from '../src/queue/queues';
+import { auditAnchorProcessor } from './audit-anchor.processor';
 import { auditExportProcessor } from './audit-export.processor';
 import { auditRetentionProcessor } from './audit-retention.processor';
 import { rolloutProcessor } from './rollout.processor';
@@ -31,19 +32,25 @@ export function startWorkers(app: AppServices): RunningWorkers {
   const rollouts = worker(QUEUES.rollouts, rolloutProcessor(app), { concurrency: 4, ...locked });
   const auditExports = worker(QUEUES.auditExports, auditExportProcessor(app), { concurrency: 1, ...locked });
   const auditRetention = worker(QUEUES.auditRetention, auditRetentionProcessor(app), { concurrency: 1 });
+  const auditAnchor = worker(QUEUES.auditAnchor, auditAnchorProcessor(app), { concurrency: 1 });
   const monitors = worker(QUEUES.monitors, monitorProcessor(app), { concurrency: 2, ...locked });
   // Once a day, from whichever process starts first (the scheduler is one per Redis, by id).
   app.queues
     ?.get(QUEUES.auditRetention)
     .upsertJobScheduler('audit-retention-daily', { every: 24 * 3600 * 1000 }, { name: 'apply-retention', opts: { removeOnComplete: 30, removeOnFail: 30 } })
     .catch((e: Error) => app.log.warn({ err: e.message }, 'audit retention not scheduled (Redis unavailable); `audit retention` runs it by hand'));
+  // The chain head, signed, published outside the database (one scheduler per Redis, by id; the new interval wins).
+  app.queues
+    ?.get(QUEUES.auditAnchor)
+    .upsertJobScheduler('audit-anchor', { every: app.config.auditAnchorEverySeconds * 1000 }, { name: 'publish-anchor', opts: { removeOnComplete: 30, removeOnFail: 30 } })
+    .catch((e: Error) => app.log.warn({ err: e.message }, 'audit anchoring not scheduled (Redis unavailable); `audit anchor` publishes by hand'));
   // Every deployment's repeatable monitor job (upserted by id: idempotent across processes).
   void app.db
     .getRepository(Deployment)
     .find()
     .then((all) => Promise.all(all.map((d) => scheduleMonitor(app, d))))
     .catch((e: Error) => app.log.warn({ err: e.message }, 'monitor schedules not reconciled (Redis unavailable?)'));
-  const workers = [training, rollouts, auditExports, auditRetention, monitors];
+  const workers = [training, rollouts, auditExports, auditRetention, auditAnchor, monitors];
   for (const w of workers) {
     w.on('failed', (job, err) => app.log.warn({ queue: w.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
     w.on('error', (e) => app.log.warn({ err: e.message }, 'worker error'));

@@ -5,6 +5,8 @@ import { printSchema, lexicographicSortSchema } from 'graphql';
 import { signToken } from './access/authenticate';
 import { verifyChain } from './audit/audit.service';
 import { applyRetention } from './audit/audit-retention.service';
+import { AnchorRefusedError, publishAnchor, verifyAnchors } from './audit/audit-anchor.service';
+import { anchorPublishers } from './audit/audit-anchor.publisher';
 import type { AppServices } from './core/context';
 import { createLogger } from './core/logger';
 import { systemContext } from './seed/system-context';
@@ -15,7 +17,13 @@ import { buildAppSchema } from './server';
 
 const USAGE = `usage: npm run cli -- <command>
   migrate                          apply pending migrations to DATABASE_URL
-  audit verify                     walk the audit chain; exit 1 and name the first broken link
+  audit verify [--anchor <file>]...
+                                   walk the audit chain; exit 1 and name the first broken link.
+                                   With anchor files, also check each anchor's signature and that the
+                                   chain still holds what it vouches for: exit 3 a refused (forged,
+                                   edited) anchor, 4 another database's, 5 truncated, 6 rewritten
+  audit anchor                     sign the chain head and append it to AUDIT_ANCHOR_FILE, unless it is
+                                   already there (the worker also does it every AUDIT_ANCHOR_EVERY_SECONDS)
   audit verify-export <file> [--manifest <file>] [--public-key <file>]
                                    check an export offline (chain, counts, digest, signature);
                                    exit 1 and name the first bad line
@@ -46,15 +54,58 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (cmd === 'audit' && sub === 'verify') {
+    const anchorFiles: string[] = [];
+    for (let i = 0; i < rest.length; i += 2) {
+      if (rest[i] !== '--anchor' || !rest[i + 1]) return usage();
+      anchorFiles.push(rest[i + 1]);
+    }
     const db = await openDatabase(config.databaseUrl);
     try {
-      const r = await verifyChain(db, 5000, publicKeyOf(config.auditSigningKeyPem).pem);
-      if (r.ok) {
-        process.stdout.write(`audit chain intact: ${r.checked} events, last hash ${r.lastHash}\n`);
+      const publicKeyPem = publicKeyOf(config.auditSigningKeyPem).pem;
+      const r = await verifyChain(db, 5000, publicKeyPem);
+      if (!r.ok) {
+        process.stdout.write(`audit chain BROKEN at event ${r.firstBreak!.seq}: ${r.firstBreak!.problem} (${r.checked} events verified before it)\n`);
+        return 1;
+      }
+      process.stdout.write(`audit chain intact: ${r.checked} events, last hash ${r.lastHash}\n`);
+      if (anchorFiles.length === 0) return 0;
+      const a = await verifyAnchors(db, anchorFiles, publicKeyPem, r.lastSeq);
+      if (a.exitCode === 0) {
+        const newest = a.newest!;
+        process.stdout.write(
+          `anchors verified: ${a.anchors} signed by the audit key; ${a.matched} held by the chain, ${a.rolledUp} inside retention checkpoints; ` +
+            `the newest vouches for event ${newest.seq} (anchored ${newest.anchoredAt})\n`,
+        );
         return 0;
       }
-      process.stdout.write(`audit chain BROKEN at event ${r.firstBreak!.seq}: ${r.firstBreak!.problem} (${r.checked} events verified before it)\n`);
-      return 1;
+      process.stdout.write(`anchors FAILED:\n${a.problems.map((p) => `- ${p}\n`).join('')}`);
+      return a.exitCode;
+    } finally {
+      await db.destroy();
+    }
+  }
+  if (cmd === 'audit' && sub === 'anchor') {
+    if (rest.length) return usage();
+    const db = await openDatabase(config.databaseUrl);
+    try {
+      let refused = false;
+      for (const publisher of anchorPublishers(config)) {
+        try {
+          const p = await publishAnchor({ db, config }, publisher);
+          process.stdout.write(
+            !p.anchor
+              ? `nothing to anchor: the audit chain is empty\n`
+              : p.published
+                ? `anchored event ${p.anchor.seq} (${p.anchor.hash}) to ${p.target}\n`
+                : `already anchored: event ${p.anchor.seq} is the newest anchor in ${p.target}\n`,
+          );
+        } catch (e) {
+          if (!(e instanceof AnchorRefusedError)) throw e;
+          process.stdout.write(`NOT anchored to ${publisher.target}: ${e.message}\n`);
+          refused = true;
+        }
+      }
+      return refused ? 1 : 0;
     } finally {
       await db.destroy();
     }

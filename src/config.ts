@@ -87,6 +87,8 @@ const schema = z.object({
     .default(400),
   AUDIT_EXPORT_PAGE_ROWS: int(100, 100_000).default(5000),
   AUDIT_EXPORT_LINK_TTL_SECONDS: int(10, 7 * 24 * 3600).default(3600),
+  AUDIT_ANCHOR_FILE: z.string().min(1).optional(),
+  AUDIT_ANCHOR_EVERY_SECONDS: int(1, 24 * 3600).default(300),
 });
 
 export interface Config {
@@ -134,6 +136,10 @@ export interface Config {
   auditExportPageRows: number;
   /** Lifetime of the signed download link of a finished export file. */
   auditExportLinkTtlSeconds: number;
+  /** Append-only NDJSON file that signed anchors of the audit chain head are published to; keep it off the database host. */
+  auditAnchorFile: string;
+  /** How often the worker publishes an anchor (only when the chain head has moved). */
+  auditAnchorEverySeconds: number;
   inference: InferenceConfig;
   monitoring: { windowSeconds: number; everySeconds: number; minRequests: number; cooldownSeconds: number };
   /** A WebSocket client with more than this waiting to be sent is disconnected (a slow consumer). */
@@ -270,6 +276,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditRetentionDays: c.AUDIT_RETENTION_DAYS,
     auditExportPageRows: c.AUDIT_EXPORT_PAGE_ROWS,
     auditExportLinkTtlSeconds: c.AUDIT_EXPORT_LINK_TTL_SECONDS,
+    auditAnchorFile: path.resolve(c.AUDIT_ANCHOR_FILE ?? path.join(dataDir, 'audit-anchors.ndjson')),
+    auditAnchorEverySeconds: c.AUDIT_ANCHOR_EVERY_SECONDS,
   };
 }
 

@@ -97,3 +97,20 @@ export class AuditHead {
   @Column({ type: 'char', length: 64 })
   hash!: string;
 }
+
+/**
+ * Names this database's audit chain (one row, written by the migration that created it, kept
+ * through dump and restore): an anchor records it, so that it is never compared with another
+ * database's chain.
+ */
+@Entity()
+export class AuditChainIdentity {
+  @PrimaryColumn({ type: 'smallint' })
+  id!: number;
+
+  @Column({ type: 'uuid' })
+  databaseId!: string;
+
+  @Column({ type: 'timestamptz', precision: 3 })
+  createdAt!: Date;
+}

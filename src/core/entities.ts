@@ -1,7 +1,7 @@
 import { ApiKey } from '../access/api-key.entity';
 import { Role } from '../access/role.entity';
 import { Team } from '../access/team.entity';
-import { AuditEvent, AuditHead } from '../audit/audit-event.entity';
+import { AuditChainIdentity, AuditEvent, AuditHead } from '../audit/audit-event.entity';
 import { AuditCheckpoint, AuditExport } from '../audit/audit-export.entity';
 import { CodeVersion } from '../lineage/code-version.entity';
 import { Config } from '../lineage/config.entity';
@@ -44,6 +44,7 @@ export const ENTITIES = [
   TrafficShare,
   AuditEvent,
   AuditHead,
+  AuditChainIdentity,
   AuditExport,
   AuditCheckpoint,
   OutboxEntry,

@@ -9,6 +9,7 @@ export const QUEUES = {
   rollouts: 'rollouts',
   auditExports: 'audit-exports',
   auditRetention: 'audit-retention',
+  auditAnchor: 'audit-anchor',
   monitors: 'monitors',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
