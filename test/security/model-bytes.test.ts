@@ -1,0 +1,164 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { onnx } from 'onnx-proto';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import {
+  constantNodeLeak,
+  duplicateFieldLeak,
+  functionLeak,
+  halfMarkedLeak,
+  ifBranchLeak,
+  initializerLeak,
+  loopBodyLeak,
+  nestedSubgraphBomb,
+  sparseInitializerLeak,
+  trainingInfoLeak,
+} from '../support/external-data-models';
+import { startTestServer, type TestServer } from '../support/harness';
+import { assertNoStackTrace, uploadArtifact } from '../support/http';
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+// What the attacker is after, laid out as a development server started from its own directory
+// left it before secrets moved out of DATA_DIR: `.modelgov/jwt-secret`, relative to the process's
+// working directory; and a file of the working directory itself.
+const SECRET_FILE = '.modelgov/jwt-secret';
+const CWD_FILE = '.env';
+
+describe('a model is only its own bytes', () => {
+  let t: TestServer;
+  let work: string;
+  let previousCwd: string;
+  let secret: string;
+  let cwdSecret: string;
+  let engineer: string;
+  let fraudModel: string;
+
+  before(async () => {
+    // The server runs in this process: its working directory is this test's.
+    work = await mkdtemp(path.join(os.tmpdir(), 'modelgov-cwd-'));
+    secret = randomBytes(36).toString('base64url');
+    cwdSecret = `DATABASE_PASSWORD=${randomBytes(12).toString('hex')}`;
+    await mkdir(path.join(work, '.modelgov'), { recursive: true });
+    await writeFile(path.join(work, SECRET_FILE), secret);
+    await writeFile(path.join(work, CWD_FILE), cwdSecret);
+    previousCwd = process.cwd();
+    process.chdir(work);
+    t = await startTestServer({ demo: true });
+    engineer = t.token(['ml-engineer'], ['fraud'], 'mallory');
+    const r = await t.gql(engineer, `{ models(filter: { name: "fraud-detector" }) { nodes { id } } }`);
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    fraudModel = r.data.models.nodes[0].id;
+  });
+  after(async () => {
+    await t?.stop();
+    if (previousCwd) process.chdir(previousCwd);
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  async function deniedUploads(sha: string): Promise<Array<{ actor_id: string; reason: string }>> {
+    return t.sql(`SELECT actor_id, reason FROM audit_event WHERE action = 'uploadArtifact' AND decision = 'DENIED' AND subject_id = $1`, [sha]);
+  }
+
+  /** Uploads `bytes` as the engineer; asserts the refusal a client sees and that nothing was kept. */
+  async function refusedUpload(bytes: Buffer, what: string, reason = 'MODEL_EXTERNAL_DATA') {
+    const r = await uploadArtifact(t.url, engineer, bytes);
+    assert.equal(r.status, 400, `${what}: ${r.text}`);
+    assert.equal(r.json.errors[0].extensions.code, 'BAD_USER_INPUT', `${what}: ${r.text}`);
+    assert.equal(r.json.errors[0].extensions.reason, reason, `${what}: ${r.text}`);
+    assertNoStackTrace(r.text);
+    const sha = sha256(bytes);
+    assert.equal(existsSync(path.join(t.config.artifactRoot, 'sha256', sha.slice(0, 2), sha.slice(2, 4), sha)), false, `${what}: the refused bytes are not stored`);
+    assert.deepEqual(await t.sql(`SELECT sha256 FROM artifact WHERE sha256 = $1`, [sha]), [], `${what}: no artifact row`);
+    return r;
+  }
+
+  describe('uploads refuse any reference to data outside the model', () => {
+    it('refuses an initializer naming the JWT secret under DATA_DIR, a file of the working directory, or etc/passwd (400 MODEL_EXTERNAL_DATA, audited as denied)', async () => {
+      for (const [location, length] of [
+        [SECRET_FILE, secret.length],
+        [CWD_FILE, cwdSecret.length],
+        ['etc/passwd', 32],
+      ] as const) {
+        const bytes = initializerLeak(location, length);
+        const r = await refusedUpload(bytes, location);
+        assert.match(r.json.errors[0].message, /outside/);
+        assert.match(r.json.errors[0].message, /graph\.initializer\[0\]/, 'says where the reference is');
+        assert.match(r.json.errors[0].message, /embedded/, 'says what to do instead');
+        const denied = await deniedUploads(sha256(bytes));
+        assert.equal(denied.length, 1, `${location}: one DENIED audit event`);
+        assert.equal(denied[0].actor_id, 'mallory');
+        assert.ok(denied[0].reason.includes(location));
+      }
+    });
+
+    it('refuses the same reference in a Constant attribute, an If branch, a Loop body, a model-local function, a sparse initializer and training info', async () => {
+      const hidden: Array<[string, Buffer, RegExp]> = [
+        ['Constant attribute', constantNodeLeak(SECRET_FILE, secret.length), /graph\.node\[0\]\.attribute\[0\]\.t/],
+        ['If branch', ifBranchLeak(SECRET_FILE, secret.length), /graph\.node\[1\]\.attribute\[0\]\.g\.initializer\[0\]/],
+        ['Loop body', loopBodyLeak(SECRET_FILE, secret.length), /graph\.node\[1\]\.attribute\[0\]\.g\.node\[0\]\.attribute\[0\]\.t/],
+        ['model-local function', functionLeak(SECRET_FILE, secret.length), /functions\[0\]\.node\[0\]\.attribute\[0\]\.t/],
+        ['sparse initializer', sparseInitializerLeak(SECRET_FILE, secret.length), /graph\.sparse_initializer\[0\]\.values/],
+        ['training info', trainingInfoLeak(SECRET_FILE, secret.length), /training_info\[0\]\.initialization\.initializer\[0\]/],
+      ];
+      for (const [what, bytes, where] of hidden) {
+        // Each one is a well-formed model: only its external data is refused.
+        onnx.ModelProto.decode(bytes);
+        const r = await refusedUpload(bytes, what);
+        assert.match(r.json.errors[0].message, where, what);
+      }
+    });
+
+    it('refuses a tensor marked EXTERNAL without entries, and external_data entries without the mark', async () => {
+      await refusedUpload(halfMarkedLeak('location-only', SECRET_FILE, secret.length), 'EXTERNAL mark only');
+      await refusedUpload(halfMarkedLeak('entries-only', SECRET_FILE, secret.length), 'entries only');
+    });
+
+    it('refuses a tensor sent twice on the wire, external first (the runtime merges both; a decoder that keeps the last would see only embedded data)', async () => {
+      const bytes = duplicateFieldLeak(SECRET_FILE, secret.length);
+      const decoded = onnx.ModelProto.decode(bytes);
+      const constant = decoded.graph!.node!.find((n) => n.opType === 'Constant')!;
+      assert.equal(constant.attribute![0].t!.externalData!.length, 0, 'the decoded view shows no external data');
+      await refusedUpload(bytes, 'duplicated tensor field');
+    });
+
+    it("refuses onnxruntime's in-memory address location (*/_ORT_MEM_ADDR_/*)", async () => {
+      const r = await refusedUpload(initializerLeak('*/_ORT_MEM_ADDR_/*', 64, 0x7fff_0000_0000), '_ORT_MEM_ADDR_');
+      assert.match(r.json.errors[0].message, /_ORT_MEM_ADDR_/);
+    });
+
+    it('refuses a nested-subgraph bomb with a clear error, without exhausting the stack, and keeps serving', async () => {
+      const bomb = nestedSubgraphBomb(1_000_000);
+      const deep = await refusedUpload(nestedSubgraphBomb(200), 'subgraphs 200 deep', 'ARTIFACT_NOT_ONNX');
+      assert.match(deep.json.errors[0].message, /more than 100 levels deep/);
+      const huge = await refusedUpload(bomb, 'subgraphs a million deep', 'ARTIFACT_NOT_ONNX');
+      assert.match(huge.json.errors[0].message, /more than 100 levels deep/);
+      const ok = await uploadArtifact(t.url, engineer, buildLogisticRegressionOnnx({ weights: [0.3, 0.1, -0.2, 0.05], bias: 0.5 }));
+      assert.equal(ok.status, 201, ok.text);
+    });
+
+    it('registerModelVersion refuses a stored artifact that reads outside its bytes (BAD_USER_INPUT MODEL_EXTERNAL_DATA), writes nothing, and audits the denial', async () => {
+      // Bytes that reached the store without the upload check (stored before it existed, or by hand).
+      const bytes = initializerLeak(SECRET_FILE, secret.length);
+      const blob = await t.server.app.artifacts.put(bytes);
+      const signature = { inputs: [{ name: 'features', elemType: 'FLOAT', shape: ['batch', 4] }], outputs: [], irVersion: 8, opsetVersion: 17, producerName: null };
+      await t.sql(`INSERT INTO artifact (sha256, size_bytes, format, signature, created_by) VALUES ($1, $2, 'ONNX', $3, 'mallory') ON CONFLICT DO NOTHING`, [blob.sha256, blob.sizeBytes, signature]);
+      const [{ n: versionsBefore }] = await t.sql(`SELECT count(*)::int AS n FROM model_version`);
+      const r = await t.gql(engineer, 'mutation($m: ID!, $a: String!) { registerModelVersion(input: { model: $m, artifactSha256: $a }) { id } }', { m: fraudModel, a: blob.sha256 });
+      assert.equal(r.data, null);
+      assert.equal(r.errors?.[0].extensions.code, 'BAD_USER_INPUT', JSON.stringify(r.errors));
+      assert.equal(r.errors?.[0].extensions.reason, 'MODEL_EXTERNAL_DATA');
+      assert.equal(r.errors?.[0].extensions.field, 'artifactSha256');
+      assert.match(r.errors![0].message, /outside/);
+      const [{ n: versionsAfter }] = await t.sql(`SELECT count(*)::int AS n FROM model_version`);
+      assert.equal(versionsAfter, versionsBefore, 'no model version was written');
+      const events = await t.sql(`SELECT actor_id, subject_type, subject_id FROM audit_event WHERE action = 'registerModelVersion' AND decision = 'DENIED'`);
+      assert.deepEqual(events, [{ actor_id: 'mallory', subject_type: 'Artifact', subject_id: blob.sha256 }]);
+    });
+  });
+});
