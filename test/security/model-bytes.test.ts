@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
+import { createExternalDataSandbox, removeExternalDataSandbox, sandboxedSessionConfig } from '../../src/inference/external-data-sandbox';
 import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
 import {
   constantNodeLeak,
@@ -20,15 +22,25 @@ import {
   trainingInfoLeak,
 } from '../support/external-data-models';
 import { startTestServer, type TestServer } from '../support/harness';
-import { assertNoStackTrace, uploadArtifact } from '../support/http';
+import { assertNoStackTrace, request, uploadArtifact } from '../support/http';
+import { PREDICT } from '../support/inference';
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
 
 // What the attacker is after, laid out as a development server started from its own directory
 // left it before secrets moved out of DATA_DIR: `.modelgov/jwt-secret`, relative to the process's
 // working directory; and a file of the working directory itself.
 const SECRET_FILE = '.modelgov/jwt-secret';
 const CWD_FILE = '.env';
+
+/** Whether `text` holds `secret`, as text or as the run of its character codes a cast tensor prints. */
+function carries(text: string, secret: string): boolean {
+  if (text.includes(secret)) return true;
+  const codes = (text.match(/-?\d+(?:\.\d+)?(?:e[+-]?\d+)?/gi) ?? []).map(Number);
+  const asText = codes.map((n) => (Number.isInteger(n) && n >= 0 && n < 256 ? String.fromCharCode(n) : '\u0000')).join('');
+  return asText.includes(secret);
+}
 
 describe('a model is only its own bytes', () => {
   let t: TestServer;
@@ -37,6 +49,7 @@ describe('a model is only its own bytes', () => {
   let secret: string;
   let cwdSecret: string;
   let engineer: string;
+  let service: string;
   let fraudModel: string;
 
   before(async () => {
@@ -51,6 +64,7 @@ describe('a model is only its own bytes', () => {
     process.chdir(work);
     t = await startTestServer({ demo: true });
     engineer = t.token(['ml-engineer'], ['fraud'], 'mallory');
+    service = t.token(['service'], ['fraud'], 'svc');
     const r = await t.gql(engineer, `{ models(filter: { name: "fraud-detector" }) { nodes { id } } }`);
     assert.equal(r.errors, undefined, JSON.stringify(r.errors));
     fraudModel = r.data.models.nodes[0].id;
@@ -159,6 +173,88 @@ describe('a model is only its own bytes', () => {
       assert.equal(versionsAfter, versionsBefore, 'no model version was written');
       const events = await t.sql(`SELECT actor_id, subject_type, subject_id FROM audit_event WHERE action = 'registerModelVersion' AND decision = 'DENIED'`);
       assert.deepEqual(events, [{ actor_id: 'mallory', subject_type: 'Artifact', subject_id: blob.sha256 }]);
+    });
+  });
+
+  describe('the inference engine', () => {
+    it('does not load a model with external data put into the store and the database by hand: FAILED with the reason, predict fails, no answer carries the file', async () => {
+      const bytes = initializerLeak(SECRET_FILE, secret.length);
+      const blob = await t.server.app.artifacts.put(bytes);
+      const signature = {
+        inputs: [{ name: 'features', elemType: 'FLOAT', shape: ['batch', 4] }],
+        outputs: [
+          { name: 'leaked', elemType: 'FLOAT', shape: [secret.length] },
+          { name: 'echo', elemType: 'FLOAT', shape: ['batch', 4] },
+        ],
+        irVersion: 8,
+        opsetVersion: 17,
+        producerName: 'modelgov-tests',
+      };
+      await t.sql(`INSERT INTO artifact (sha256, size_bytes, format, signature, created_by) VALUES ($1, $2, 'ONNX', $3, 'mallory') ON CONFLICT DO NOTHING`, [blob.sha256, blob.sizeBytes, signature]);
+      const [team] = await t.sql(`SELECT team_id FROM model WHERE id = $1`, [uuidOf(fraudModel)]);
+      const [version] = await t.sql(
+        `INSERT INTO model_version (model_id, team_id, version, artifact_sha256, artifact_size_bytes, format, signature_json, status, created_by)
+         VALUES ($1, $2, 1000, $3, $4, 'ONNX', $5, 'REGISTERED', 'mallory') RETURNING id`,
+        [uuidOf(fraudModel), team.team_id, blob.sha256, blob.sizeBytes, signature],
+      );
+      const versionId = Buffer.from(`ModelVersion:${version.id}`).toString('base64url');
+      const created = await t.gql(
+        engineer,
+        `mutation($v: ID!) { createDeployment(input: { team: "fraud", name: "fraud-leak", environment: STAGING, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`,
+        { v: versionId },
+      );
+      assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+      const d = created.data.createDeployment.id;
+      await t.server.app.inference!.reconcile();
+
+      // Every way an answer could come back: GraphQL, the Open Inference Protocol, the prediction log.
+      const viaGraphql = await t.gql(service, PREDICT, { d, inputs: { features: [[0, 0, 0, 0]] } });
+      const viaOip = await request(`${t.url}/v2/models/fraud:fraud-leak/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${service}` },
+        body: JSON.stringify({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [0, 0, 0, 0] }] }),
+      });
+      await t.server.app.inference!.log.flush();
+      const logged = await t.sql(`SELECT outputs, error FROM prediction_log WHERE deployment_id = $1`, [uuidOf(d)]);
+      const serving = await t.gql(engineer, `query($d: ID!) { node(id: $d) { ... on Deployment { serving { modelVersionId role state error } } } }`, { d });
+      for (const answer of [JSON.stringify(viaGraphql), viaOip.text, JSON.stringify(logged), JSON.stringify(serving)]) {
+        assert.ok(!carries(answer, secret), `an answer carries the secret file: ${answer.slice(0, 1000)}`);
+      }
+
+      assert.equal(viaGraphql.errors?.[0].extensions.code, 'UNAVAILABLE', JSON.stringify(viaGraphql).slice(0, 2000));
+      assert.equal(viaGraphql.errors?.[0].extensions.reason, 'INFERENCE_FAILED');
+      assertNoStackTrace(JSON.stringify(viaGraphql));
+      assert.equal(viaOip.status, 503, viaOip.text.slice(0, 2000));
+      assert.equal(viaOip.json.reason, 'INFERENCE_FAILED', viaOip.text);
+      assert.ok(logged.length >= 2 && logged.every((l: { outputs: unknown }) => l.outputs === null), JSON.stringify(logged).slice(0, 1000));
+      assert.ok(logged.every((l: { error: string }) => /keeps its data outside the model/.test(l.error)), 'the log says why');
+      // The serving status shows the version as failed, and why.
+      assert.equal(serving.errors, undefined, JSON.stringify(serving.errors));
+      const [entry] = serving.data.node.serving;
+      assert.equal(entry.state, 'FAILED', JSON.stringify(serving.data));
+      assert.match(entry.error, /keeps its data outside the model \(location "\.modelgov\/jwt-secret"\); weights must be embedded/);
+    });
+
+    it('resolves external data inside an empty directory, never the working directory, even for a model loaded without the check', async () => {
+      const bytes = initializerLeak(SECRET_FILE, secret.length);
+      const features = new ort.Tensor('float32', new Float32Array(4), [1, 4]);
+      // Control: with onnxruntime's defaults the reference reads the file next to the working directory.
+      const plain = await ort.InferenceSession.create(bytes);
+      const leaked = (await plain.run({ features })).leaked.data as Float32Array;
+      await plain.release();
+      assert.equal(String.fromCharCode(...leaked), secret, 'the model reads the file when nothing stops it');
+      // With the session configuration every inference thread uses, it resolves inside the sandbox.
+      const dir = createExternalDataSandbox();
+      try {
+        assert.equal(statSync(dir).mode & 0o777, 0o700);
+        await assert.rejects(ort.InferenceSession.create(bytes, { extra: sandboxedSessionConfig(dir) }), (e: Error) => {
+          assert.ok(e.message.includes(dir), e.message);
+          assert.ok(!e.message.includes(secret));
+          return true;
+        });
+      } finally {
+        removeExternalDataSandbox(dir);
+      }
     });
   });
 });
