@@ -1,12 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
+import { signToken } from '../../src/access/authenticate';
+import { loadConfig } from '../../src/config';
 import { createExternalDataSandbox, removeExternalDataSandbox, sandboxedSessionConfig } from '../../src/inference/external-data-sandbox';
 import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
 import {
@@ -256,5 +258,62 @@ describe('a model is only its own bytes', () => {
         removeExternalDataSandbox(dir);
       }
     });
+  });
+});
+
+describe('development secrets are kept out of DATA_DIR and the working directory', () => {
+  let root: string;
+  before(async () => {
+    root = await mkdtemp(path.join(os.tmpdir(), 'modelgov-secrets-'));
+  });
+  after(async () => {
+    if (root) await rm(root, { recursive: true, force: true });
+  });
+
+  it('generates them in SECRETS_DIR, by default under the user config directory keyed by DATA_DIR (directory 0700, files 0600)', async () => {
+    const dataDir = path.join(root, 'a', 'data');
+    const configHome = path.join(root, 'a', 'config');
+    const env = { NODE_ENV: 'development', DATA_DIR: dataDir, XDG_CONFIG_HOME: configHome };
+    const config = loadConfig(env);
+    assert.ok(config.secretsDir.startsWith(path.join(configHome, 'modelgov', 'secrets') + path.sep), config.secretsDir);
+    assert.ok(!config.secretsDir.startsWith(dataDir), 'not inside DATA_DIR');
+    assert.equal(existsSync(path.join(dataDir, 'jwt-secret')), false);
+    assert.equal(existsSync(path.join(dataDir, 'audit-signing-key.pem')), false);
+    assert.equal(statSync(config.secretsDir).mode & 0o777, 0o700);
+    for (const name of ['jwt-secret', 'audit-signing-key.pem']) assert.equal(statSync(path.join(config.secretsDir, name)).mode & 0o777, 0o600, name);
+    assert.equal((await readFile(path.join(config.secretsDir, 'jwt-secret'), 'utf8')).trim(), config.jwtSecret);
+    // Kept: the next start signs with the same secret and key.
+    const again = loadConfig(env);
+    assert.equal(again.jwtSecret, config.jwtSecret);
+    assert.equal(again.auditSigningKeyPem, config.auditSigningKeyPem);
+    // Another data directory gets secrets of its own.
+    const other = loadConfig({ ...env, DATA_DIR: path.join(root, 'a', 'other-data') });
+    assert.notEqual(other.secretsDir, config.secretsDir);
+    assert.notEqual(other.jwtSecret, config.jwtSecret);
+    // SECRETS_DIR chooses the place.
+    const chosen = path.join(root, 'a', 'chosen');
+    assert.equal(loadConfig({ ...env, SECRETS_DIR: chosen }).secretsDir, chosen);
+    assert.ok(existsSync(path.join(chosen, 'jwt-secret')));
+  });
+
+  it('moves a secret an earlier release kept under DATA_DIR, so that tokens signed with it stay valid', async () => {
+    const dataDir = path.join(root, 'b', 'data');
+    await mkdir(dataDir, { recursive: true });
+    const old = randomBytes(48).toString('base64url');
+    await writeFile(path.join(dataDir, 'jwt-secret'), old + '\n', { mode: 0o600 });
+    const token = signToken(old, { sub: 'ada', roles: ['admin'], teams: [] });
+    const config = loadConfig({ NODE_ENV: 'development', DATA_DIR: dataDir, XDG_CONFIG_HOME: path.join(root, 'b', 'config') });
+    assert.equal(config.jwtSecret, old);
+    assert.equal(existsSync(path.join(dataDir, 'jwt-secret')), false, 'no longer under DATA_DIR');
+    assert.equal((await readFile(path.join(config.secretsDir, 'jwt-secret'), 'utf8')).trim(), old);
+    assert.equal(statSync(path.join(config.secretsDir, 'jwt-secret')).mode & 0o777, 0o600);
+
+    const t = await startTestServer({ env: { NODE_ENV: 'development', SEED_DEMO: 'false', AUTH_JWT_SECRET: '', DATA_DIR: dataDir, SECRETS_DIR: config.secretsDir } });
+    try {
+      const r = await t.gql(token, '{ viewer { id } }');
+      assert.deepEqual(r.data, { viewer: { id: 'ada' } }, JSON.stringify(r.errors));
+    } finally {
+      await t.stop();
+    }
   });
 });
