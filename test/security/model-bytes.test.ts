@@ -5,8 +5,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { createClient } from 'graphql-ws';
 import * as ort from 'onnxruntime-node';
 import { onnx } from 'onnx-proto';
+import WebSocket from 'ws';
 import { signToken } from '../../src/access/authenticate';
 import { loadConfig } from '../../src/config';
 import { createExternalDataSandbox, removeExternalDataSandbox, sandboxedSessionConfig } from '../../src/inference/external-data-sandbox';
@@ -158,23 +160,35 @@ describe('a model is only its own bytes', () => {
       assert.equal(ok.status, 201, ok.text);
     });
 
-    it('registerModelVersion refuses a stored artifact that reads outside its bytes (BAD_USER_INPUT MODEL_EXTERNAL_DATA), writes nothing, and audits the denial', async () => {
+    it('registerModelVersion refuses a stored artifact that reads outside its bytes (BAD_USER_INPUT MODEL_EXTERNAL_DATA, over HTTP and WebSocket), writes nothing, and audits the denial', async () => {
       // Bytes that reached the store without the upload check (stored before it existed, or by hand).
       const bytes = initializerLeak(SECRET_FILE, secret.length);
       const blob = await t.server.app.artifacts.put(bytes);
       const signature = { inputs: [{ name: 'features', elemType: 'FLOAT', shape: ['batch', 4] }], outputs: [], irVersion: 8, opsetVersion: 17, producerName: null };
       await t.sql(`INSERT INTO artifact (sha256, size_bytes, format, signature, created_by) VALUES ($1, $2, 'ONNX', $3, 'mallory') ON CONFLICT DO NOTHING`, [blob.sha256, blob.sizeBytes, signature]);
       const [{ n: versionsBefore }] = await t.sql(`SELECT count(*)::int AS n FROM model_version`);
-      const r = await t.gql(engineer, 'mutation($m: ID!, $a: String!) { registerModelVersion(input: { model: $m, artifactSha256: $a }) { id } }', { m: fraudModel, a: blob.sha256 });
-      assert.equal(r.data, null);
-      assert.equal(r.errors?.[0].extensions.code, 'BAD_USER_INPUT', JSON.stringify(r.errors));
-      assert.equal(r.errors?.[0].extensions.reason, 'MODEL_EXTERNAL_DATA');
-      assert.equal(r.errors?.[0].extensions.field, 'artifactSha256');
-      assert.match(r.errors![0].message, /outside/);
+      const register = 'mutation($m: ID!, $a: String!) { registerModelVersion(input: { model: $m, artifactSha256: $a }) { id } }';
+      const variables = { m: fraudModel, a: blob.sha256 };
+      const viaHttp = await t.gql(engineer, register, variables);
+      // The same mutation over the WebSocket transport.
+      const ws = createClient({ url: `${t.url.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${engineer}` }, retryAttempts: 0 });
+      const viaWs = await new Promise<{ data?: any; errors?: any[] }>((resolve, reject) => {
+        let result: { data?: any; errors?: any[] } = {};
+        ws.subscribe({ query: register, variables }, { next: (r) => (result = r as typeof result), error: reject, complete: () => resolve(result) });
+      }).finally(() => ws.dispose());
+      for (const r of [viaHttp, viaWs]) {
+        assert.equal(r.data, null);
+        assert.equal(r.errors?.[0].extensions.code, 'BAD_USER_INPUT', JSON.stringify(r.errors));
+        assert.equal(r.errors?.[0].extensions.reason, 'MODEL_EXTERNAL_DATA');
+        assert.equal(r.errors?.[0].extensions.field, 'artifactSha256');
+        assert.match(r.errors![0].message, /outside/);
+        assertNoStackTrace(JSON.stringify(r));
+      }
       const [{ n: versionsAfter }] = await t.sql(`SELECT count(*)::int AS n FROM model_version`);
       assert.equal(versionsAfter, versionsBefore, 'no model version was written');
       const events = await t.sql(`SELECT actor_id, subject_type, subject_id FROM audit_event WHERE action = 'registerModelVersion' AND decision = 'DENIED'`);
-      assert.deepEqual(events, [{ actor_id: 'mallory', subject_type: 'Artifact', subject_id: blob.sha256 }]);
+      const denial = { actor_id: 'mallory', subject_type: 'Artifact', subject_id: blob.sha256 };
+      assert.deepEqual(events, [denial, denial], 'each refusal is audited');
     });
   });
 
