@@ -1,6 +1,6 @@
-import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { createHash, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, homedir } from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -30,6 +30,7 @@ const schema = z.object({
   AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   SEED_DEMO: bool.optional(),
   DATA_DIR: z.string().min(1).default('.modelgov'),
+  SECRETS_DIR: z.string().min(1).optional(),
   ARTIFACT_ROOT: z.string().min(1).optional(),
   ARTIFACT_MAX_BYTES: int(1024, 8 * 1024 ** 3).default(256 * 1024 * 1024),
   ARTIFACT_PARSE_HEAP_MB: int(16, 16_384).default(512),
@@ -103,6 +104,11 @@ export interface Config {
   jwtSecret: string;
   seedDemo: boolean;
   dataDir: string;
+  /**
+   * Where development secrets (a generated JWT secret and audit signing key) are kept: outside
+   * DATA_DIR and the working directory, so that nothing that reads files relative to either reaches them.
+   */
+  secretsDir: string;
   artifactRoot: string;
   artifactMaxBytes: number;
   /** Heap of the worker that parses an uploaded model; a file that needs more is refused. */
@@ -183,7 +189,9 @@ export const SECRET_VARIABLES = ['AUTH_JWT_SECRET', 'AUDIT_SIGNING_KEY', 'DATABA
 /**
  * Reads and validates the environment once. Throws {@link ConfigError} naming the first bad
  * variable. In development an unset AUTH_JWT_SECRET or AUDIT_SIGNING_KEY is generated once and kept
- * under DATA_DIR.
+ * in SECRETS_DIR (by default `$XDG_CONFIG_HOME/modelgov/secrets/<hash of DATA_DIR>`, or under
+ * `~/.config` when XDG_CONFIG_HOME is unset); one kept under DATA_DIR by an earlier release is
+ * moved there.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, string> = {};
@@ -201,15 +209,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const c = parsed.data;
   const isProduction = c.NODE_ENV === 'production';
   const dataDir = path.resolve(c.DATA_DIR);
+  const secretsDir = path.resolve(c.SECRETS_DIR ?? defaultSecretsDir(env, dataDir));
   let jwtSecret = c.AUTH_JWT_SECRET;
   if (!jwtSecret) {
     if (isProduction) throw new ConfigError('missing AUTH_JWT_SECRET: required when NODE_ENV=production');
-    jwtSecret = developmentSecret(dataDir);
+    jwtSecret = developmentSecret(secretsDir, dataDir);
   }
   let auditSigningKeyPem = c.AUDIT_SIGNING_KEY;
   if (!auditSigningKeyPem) {
     if (isProduction) throw new ConfigError('missing AUDIT_SIGNING_KEY: required when NODE_ENV=production');
-    auditSigningKeyPem = developmentSigningKey(dataDir);
+    auditSigningKeyPem = developmentSigningKey(secretsDir, dataDir);
   }
   auditSigningKeyPem = ed25519PrivateKey(auditSigningKeyPem);
   return {
@@ -223,6 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     jwtSecret,
     seedDemo: c.SEED_DEMO ?? c.NODE_ENV === 'development',
     dataDir,
+    secretsDir,
     artifactRoot: path.resolve(c.ARTIFACT_ROOT ?? path.join(dataDir, 'artifacts')),
     artifactMaxBytes: c.ARTIFACT_MAX_BYTES,
     artifactParseHeapMb: c.ARTIFACT_PARSE_HEAP_MB,
@@ -310,12 +320,19 @@ function trainerRepositories(raw: string | undefined): Record<string, string> {
   return { ...map, ...(parsed as Record<string, string>) };
 }
 
-function developmentSecret(dataDir: string): string {
-  return keptSecret(path.join(dataDir, 'jwt-secret'), () => randomBytes(48).toString('base64url'));
+// One directory per data directory, so that two installations of one user keep their own secrets.
+function defaultSecretsDir(env: NodeJS.ProcessEnv, dataDir: string): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  const configHome = xdg && path.isAbsolute(xdg) ? xdg : path.join(env.HOME || homedir(), '.config');
+  return path.join(configHome, 'modelgov', 'secrets', createHash('sha256').update(dataDir).digest('hex').slice(0, 16));
 }
 
-function developmentSigningKey(dataDir: string): string {
-  return keptSecret(path.join(dataDir, 'audit-signing-key.pem'), () =>
+function developmentSecret(secretsDir: string, dataDir: string): string {
+  return keptSecret(secretsDir, 'jwt-secret', dataDir, () => randomBytes(48).toString('base64url'));
+}
+
+function developmentSigningKey(secretsDir: string, dataDir: string): string {
+  return keptSecret(secretsDir, 'audit-signing-key.pem', dataDir, () =>
     generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString().trim(),
   );
 }
@@ -332,15 +349,34 @@ function ed25519PrivateKey(value: string): string {
   }
 }
 
-function keptSecret(file: string, generate: () => string): string {
-  if (existsSync(file)) return readFileSync(file, 'utf8').trim();
-  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
-  const secret = generate();
-  // 'wx' so that two processes starting together keep the first one's secret.
+function keptSecret(secretsDir: string, name: string, legacyDir: string, generate: () => string): string {
+  const file = path.join(secretsDir, name);
   try {
-    writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
-  } catch {
-    return readFileSync(file, 'utf8').trim();
+    mkdirSync(secretsDir, { recursive: true, mode: 0o700 });
+    if (!existsSync(file)) moveLegacySecret(path.join(legacyDir, name), file);
+    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+    const secret = generate();
+    // 'wx' so that two processes starting together keep the first one's secret.
+    try {
+      writeFileSync(file, secret + '\n', { mode: 0o600, flag: 'wx' });
+    } catch {
+      return readFileSync(file, 'utf8').trim();
+    }
+    return secret;
+  } catch (e) {
+    throw new ConfigError(`invalid SECRETS_DIR: cannot keep the development ${name} in ${secretsDir} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return secret;
+}
+
+// Earlier releases kept development secrets under DATA_DIR. Moved (copied with mode 0600, then
+// removed) rather than regenerated, so that tokens already issued stay valid.
+function moveLegacySecret(legacy: string, file: string): void {
+  if (legacy === file || !existsSync(legacy)) return;
+  try {
+    writeFileSync(file, readFileSync(legacy), { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    // Another process starting at the same time moved it first.
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+  }
+  rmSync(legacy, { force: true });
 }

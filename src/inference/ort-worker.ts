@@ -3,6 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
+import { scanForExternalData } from '../registry/onnx-external-data';
+import { createExternalDataSandbox, removeExternalDataSandbox, sandboxedSessionConfig } from './external-data-sandbox';
 import type { TensorData, WireTensor } from './tensors';
 
 export interface OrtWorkerOptions {
@@ -28,6 +30,8 @@ const port = parentPort!;
 const sessions = new Map<string, ort.InferenceSession>();
 // The provider library's own failure message goes to stderr before the exception we handle.
 ort.env.logLevel = 'fatal';
+// External-data references resolve in this empty directory, never against the working directory.
+const externalDataDir = createExternalDataSandbox();
 
 async function createSession(bytes: Uint8Array): Promise<{ session: ort.InferenceSession; provider: string; fellBack: string[] }> {
   const fellBack: string[] = [];
@@ -39,6 +43,7 @@ async function createSession(bytes: Uint8Array): Promise<{ session: ort.Inferenc
         intraOpNumThreads: options.intraOpNumThreads,
         interOpNumThreads: 1,
         graphOptimizationLevel: 'all',
+        extra: sandboxedSessionConfig(externalDataDir),
       });
       return { session, provider: providers[0], fellBack };
     } catch (e) {
@@ -62,7 +67,11 @@ function fromOrt(name: string, t: ort.Tensor): WireTensor {
 port.on('message', async (msg: WorkerRequest) => {
   if (msg.op === 'load') {
     try {
-      const { session, provider, fellBack } = await createSession(readFileSync(msg.modelPath));
+      const bytes = readFileSync(msg.modelPath);
+      // Checked again here: the store may hold bytes that never went through an upload.
+      const finding = scanForExternalData(bytes);
+      if (finding) throw new Error(finding.message);
+      const { session, provider, fellBack } = await createSession(bytes);
       const feeds = Object.fromEntries(msg.warmup.map((t) => [t.name, toOrt(t)]));
       await session.run(feeds);
       const previous = sessions.get(msg.versionId);
@@ -79,6 +88,7 @@ port.on('message', async (msg: WorkerRequest) => {
     // thread inside a run aborts the whole process).
     for (const session of sessions.values()) await session.release();
     sessions.clear();
+    removeExternalDataSandbox(externalDataDir);
     process.exit(0);
   }
   if (msg.op === 'unload') {

@@ -109,7 +109,7 @@ export class InferencePool {
 
   private spawn(): Slot {
     const workerData: OrtWorkerOptions = { providers: this.opts.providers, intraOpNumThreads: this.opts.intraOpNumThreads };
-    const slot: Slot = { n: ++this.spawned, worker: new Worker(WORKER_SCRIPT, { workerData }), ready: true, retired: false, batch: null, loads: new Map() };
+    const slot: Slot = { n: ++this.spawned, worker: new Worker(WORKER_SCRIPT, { workerData, env: {} }), ready: true, retired: false, batch: null, loads: new Map() };
     slot.worker.unref();
     slot.worker.on('message', (msg: WorkerReply) => this.onReply(slot, msg));
     slot.worker.on('error', (e) => this.onCrash(slot, e));

@@ -1,11 +1,12 @@
 import type { Readable } from 'node:stream';
-import { audit } from '../audit/audit.service';
+import { audit, auditDenied } from '../audit/audit.service';
 import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { Artifact } from './artifact.entity';
 import { ArtifactTooLargeError } from './artifact-store';
-import { OnnxParseError, type OnnxSignature } from './onnx';
+import { OnnxExternalDataError, OnnxParseError, type OnnxSignature } from './onnx';
 import { parseOnnxFile } from './onnx-parse';
+import { RegistryReason, registryError } from './registry.errors';
 
 export interface UploadedArtifact {
   sha256: string;
@@ -47,6 +48,11 @@ export async function uploadArtifact(ctx: RequestContext, body: Readable): Promi
     try {
       signature = await parseOnnxFile(received.tempPath, { heapMb: ctx.app.config.artifactParseHeapMb, timeoutMs: ctx.app.config.artifactParseTimeoutMs });
     } catch (e) {
+      if (e instanceof OnnxExternalDataError) {
+        // A model that names a file to read is an attempt on the server's files: recorded as refused.
+        await auditDenied(ctx.app.db, ctx, { action: 'uploadArtifact', subjectType: 'Artifact', subjectId: received.sha256, reason: e.message });
+        throw externalDataError(e);
+      }
       if (e instanceof OnnxParseError) throw badInput(`Not a valid ONNX model: ${e.message}`, { reason: 'ARTIFACT_NOT_ONNX' });
       throw e;
     }
@@ -73,5 +79,31 @@ export async function uploadArtifact(ctx: RequestContext, body: Readable): Promi
     });
   } finally {
     await store.discard(received.tempPath);
+  }
+}
+
+function externalDataError(e: OnnxExternalDataError, details: Record<string, unknown> = {}) {
+  return registryError(RegistryReason.EXTERNAL_DATA, `The model reads data from outside its own bytes: ${e.message}`, details);
+}
+
+/**
+ * Reads a stored artifact again before a model version is made of it, so that bytes stored before
+ * uploads were checked, or put into the store by other means, are held to the same rules: a model
+ * that keeps tensor data outside its own bytes is refused with `MODEL_EXTERNAL_DATA` (and the
+ * refusal audited as denied by the caller's policy gate), one that no longer parses with
+ * `ARTIFACT_NOT_ONNX`.
+ */
+export async function checkStoredArtifact(ctx: RequestContext, sha256: string): Promise<void> {
+  const limits = { heapMb: ctx.app.config.artifactParseHeapMb, timeoutMs: ctx.app.config.artifactParseTimeoutMs };
+  try {
+    await parseOnnxFile(ctx.app.artifacts.pathFor(sha256), limits);
+  } catch (e) {
+    if (e instanceof OnnxExternalDataError) {
+      throw externalDataError(e, { field: 'artifactSha256', denied: true, subjectType: 'Artifact', subjectId: sha256 });
+    }
+    if (e instanceof OnnxParseError) {
+      throw badInput(`The stored artifact is not a valid ONNX model: ${e.message}`, { reason: 'ARTIFACT_NOT_ONNX', field: 'artifactSha256' });
+    }
+    throw e;
   }
 }

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { OnnxParseError, type OnnxSignature } from './onnx';
+import { OnnxExternalDataError, OnnxParseError, type OnnxSignature } from './onnx';
 
 export interface ParseLimits {
   heapMb: number;
@@ -10,7 +10,8 @@ export interface ParseLimits {
 /**
  * Reads an ONNX file's signature in a worker thread with a bounded heap and a deadline, so that
  * parsing never blocks the event loop and a file crafted to exhaust memory fails alone.
- * Throws {@link OnnxParseError} for anything that is not a parsable ONNX model within the limits.
+ * Throws {@link OnnxParseError} for anything that is not a parsable ONNX model within the limits,
+ * {@link OnnxExternalDataError} for a model that keeps tensor data outside its own bytes.
  */
 export function parseOnnxFile(file: string, limits: ParseLimits): Promise<OnnxSignature> {
   return new Promise((resolve, reject) => {
@@ -27,8 +28,8 @@ export function parseOnnxFile(file: string, limits: ParseLimits): Promise<OnnxSi
       f();
     };
     const timer = setTimeout(() => settle(() => reject(new OnnxParseError(`parsing took longer than ${limits.timeoutMs} ms`))), limits.timeoutMs);
-    worker.once('message', (m: { ok: true; signature: OnnxSignature } | { ok: false; message: string }) =>
-      settle(() => (m.ok ? resolve(m.signature) : reject(new OnnxParseError(m.message)))),
+    worker.once('message', (m: { ok: true; signature: OnnxSignature } | { ok: false; message: string; externalData: boolean }) =>
+      settle(() => (m.ok ? resolve(m.signature) : reject(m.externalData ? new OnnxExternalDataError(m.message) : new OnnxParseError(m.message)))),
     );
     worker.once('error', (e: Error & { code?: string }) =>
       settle(() =>

@@ -1,5 +1,6 @@
 import { onnx } from 'onnx-proto';
 import { mulberry32 } from '../core/prng';
+import { scanForExternalData } from './onnx-external-data';
 
 /** Names of ONNX `TensorProto.DataType` element types, as reported in {@link OnnxTensorSignature.elemType}. */
 export type OnnxElemType =
@@ -57,6 +58,17 @@ export class OnnxParseError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'OnnxParseError';
+  }
+}
+
+/**
+ * Raised by {@link readOnnxSignature} when a tensor of the model keeps its data outside the model's
+ * own bytes (`external_data`): such a model would make the runtime read a file of the server.
+ */
+export class OnnxExternalDataError extends OnnxParseError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OnnxExternalDataError';
   }
 }
 
@@ -154,6 +166,9 @@ function readSignatures(list: onnx.IValueInfoProto[], kind: string): OnnxTensorS
 function decodeModel(bytes: Uint8Array): OnnxSignature {
   if (!(bytes instanceof Uint8Array)) throw new OnnxParseError('model bytes must be a Uint8Array');
   if (bytes.length === 0) throw new OnnxParseError('file is empty');
+  const finding = scanForExternalData(bytes);
+  if (finding?.kind === 'external-data') throw new OnnxExternalDataError(finding.message);
+  if (finding) throw new OnnxParseError(finding.message);
 
   let model: onnx.ModelProto;
   try {
@@ -199,9 +214,10 @@ function decodeModel(bytes: Uint8Array): OnnxSignature {
  * Graph inputs that are also initializers are excluded. Anything that is not a
  * valid ONNX model (empty buffer, protobuf decode failure, missing graph, no
  * inputs or outputs, ir_version outside 1..20, no default-domain opset_import,
- * inputs/outputs without a name or tensor type) is refused.
+ * inputs/outputs without a name or tensor type) is refused. A model any of whose tensors keeps its
+ * data outside these bytes is refused with {@link OnnxExternalDataError}: a model is only its own bytes.
  *
- * @throws {@link OnnxParseError} and nothing else.
+ * @throws {@link OnnxParseError} (or its {@link OnnxExternalDataError}) and nothing else.
  */
 export function readOnnxSignature(bytes: Uint8Array): OnnxSignature {
   try {

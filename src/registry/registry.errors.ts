@@ -7,6 +7,8 @@ export enum RegistryReason {
   ALIAS_REQUIRES_APPROVAL = 'REGISTRY_ALIAS_REQUIRES_APPROVAL',
   VERSION_SERVING = 'REGISTRY_VERSION_SERVING',
   UNKNOWN_ARTIFACT = 'REGISTRY_UNKNOWN_ARTIFACT',
+  /** A tensor of the model keeps its data outside the model's bytes (ONNX external data): weights must be embedded. */
+  EXTERNAL_DATA = 'MODEL_EXTERNAL_DATA',
 }
 
 const CODES: Record<RegistryReason, ErrorCode> = {
@@ -15,6 +17,7 @@ const CODES: Record<RegistryReason, ErrorCode> = {
   [RegistryReason.ALIAS_REQUIRES_APPROVAL]: ErrorCode.CONFLICT,
   [RegistryReason.VERSION_SERVING]: ErrorCode.CONFLICT,
   [RegistryReason.UNKNOWN_ARTIFACT]: ErrorCode.BAD_USER_INPUT,
+  [RegistryReason.EXTERNAL_DATA]: ErrorCode.BAD_USER_INPUT,
 };
 
 export function registryError(reason: RegistryReason, message: string, details: Record<string, unknown> = {}): AppError {

@@ -10,6 +10,7 @@ import { TrafficShare } from '../rollouts/deployment.entity';
 import { ShadowShare } from '../rollouts/rollout.entity';
 import { Approval, ReviewDecision } from './approval.entity';
 import { Artifact } from './artifact.entity';
+import { checkStoredArtifact } from './artifact.service';
 import { Model } from './model.entity';
 import { ArtifactFormat, ModelVersion, ModelVersionAlias, ModelVersionStatus } from './model-version.entity';
 import type { CreateModelInput, RegisterModelVersionInput, RemoveAliasInput, ReviewInput, SetAliasInput } from './registry.inputs';
@@ -37,6 +38,7 @@ export async function registerModelVersion(ctx: RequestContext, input: RegisterM
     if (!artifact) {
       throw registryError(RegistryReason.UNKNOWN_ARTIFACT, 'No artifact with this sha256 was uploaded; POST it to /artifacts first', { field: 'artifactSha256' });
     }
+    await checkStoredArtifact(ctx, artifact.sha256);
     let run: TrainingRun | null = null;
     if (input.trainingRun) {
       run = await loadReadable(ctx, em, TrainingRun, 'TrainingRun', input.trainingRun, 'trainingRun');

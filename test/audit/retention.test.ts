@@ -22,7 +22,7 @@ describe('audit retention', () => {
 
   it('refuses a retention below six months at boot, and defaults to 400 days', () => {
     assert.throws(() => loadConfig({ NODE_ENV: 'test', AUDIT_RETENTION_DAYS: '182' }), (e: Error) => e instanceof ConfigError && /AUDIT_RETENTION_DAYS: must be at least 183 days/.test(e.message));
-    assert.equal(loadConfig({ NODE_ENV: 'test', DATA_DIR: t.config.dataDir }).auditRetentionDays, 400);
+    assert.equal(loadConfig({ NODE_ENV: 'test', DATA_DIR: t.config.dataDir, SECRETS_DIR: t.config.secretsDir }).auditRetentionDays, 400);
   });
 
   it('rolls old events into a signed checkpoint; the rest of the chain and its exports still verify', async () => {

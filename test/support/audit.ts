@@ -74,6 +74,7 @@ export function runAuditVerify(t: TestServer): Promise<CliResult> {
     DATABASE_URL: t.databaseUrl,
     AUTH_JWT_SECRET: JWT_SECRET,
     DATA_DIR: t.config.dataDir,
+    SECRETS_DIR: t.config.secretsDir,
     LOG_LEVEL: 'silent',
   };
   return new Promise((resolve, reject) => {

@@ -55,6 +55,8 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
   const suffix = randomBytes(5).toString('hex');
   const dbName = `modelgov_test_${suffix}`;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modelgov-test-'));
+  // Outside the data directory, as by default; never the developer's own config directory.
+  const secretsDir = `${dataDir}-secrets`;
   const databaseUrl = databaseUrlFor(dbName);
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -65,6 +67,7 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
     REDIS_PREFIX: `modelgov-test:${suffix}:`,
     AUTH_JWT_SECRET: JWT_SECRET,
     DATA_DIR: dataDir,
+    SECRETS_DIR: secretsDir,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     // One inference thread unless a test asks for more: most files never predict.
     INFERENCE_THREADS: '1',
@@ -101,6 +104,7 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
       }, 30_000).unref();
       await dropDatabase(dbName);
       await rm(dataDir, { recursive: true, force: true });
+      await rm(secretsDir, { recursive: true, force: true });
     },
   };
 }

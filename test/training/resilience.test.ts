@@ -81,6 +81,7 @@ describe('training survives its infrastructure failing', () => {
       REDIS_PREFIX: t.config.redisPrefix,
       AUTH_JWT_SECRET: JWT_SECRET,
       DATA_DIR: t.config.dataDir,
+      SECRETS_DIR: t.config.secretsDir,
       WORKER_LOCK_MS: '3000',
       LOG_LEVEL: 'warn',
     };
