@@ -1,34 +1,5 @@
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import type { CliResult } from './audit';
-import { JWT_SECRET, type TestServer } from './harness';
-
-/**
- * Runs the compiled CLI (`audit verify`, `audit anchor`, …) against the test server's database
- * with its audit key, as an operator would; `env` adds or overrides variables (AUDIT_ANCHOR_FILE).
- */
-export function runAuditCli(t: TestServer, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const cli = path.resolve(__dirname, '../../src/cli.js');
-  const childEnv = {
-    ...process.env,
-    NODE_ENV: 'test',
-    DATABASE_URL: t.databaseUrl,
-    AUTH_JWT_SECRET: JWT_SECRET,
-    DATA_DIR: t.config.dataDir,
-    LOG_LEVEL: 'silent',
-    ...env,
-  };
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+import type { TestServer } from './harness';
 
 /** The lines of an anchor file, parsed (none when it does not exist). */
 export async function anchorLines(file: string): Promise<Array<{ seq: number; hash: string; keyId: string; database: { id: string; name: string }; [k: string]: unknown }>> {

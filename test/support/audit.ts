@@ -65,10 +65,13 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Runs the compiled `audit verify` command against the test server's database, as an operator would. */
-export function runAuditVerify(t: TestServer): Promise<CliResult> {
+/**
+ * Runs the compiled CLI (`audit verify`, `audit anchor`, …) against the test server's database
+ * with its keys, as an operator would; `env` adds or overrides variables (AUDIT_ANCHOR_FILE).
+ */
+export function runAuditCli(t: Pick<TestServer, 'databaseUrl' | 'config'>, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   const cli = path.resolve(__dirname, '../../src/cli.js');
-  const env = {
+  const childEnv = {
     ...process.env,
     NODE_ENV: 'test',
     DATABASE_URL: t.databaseUrl,
@@ -76,9 +79,10 @@ export function runAuditVerify(t: TestServer): Promise<CliResult> {
     DATA_DIR: t.config.dataDir,
     SECRETS_DIR: t.config.secretsDir,
     LOG_LEVEL: 'silent',
+    ...env,
   };
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [cli, 'audit', 'verify'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [cli, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));
@@ -86,6 +90,11 @@ export function runAuditVerify(t: TestServer): Promise<CliResult> {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Runs the compiled `audit verify` command against the test server's database, as an operator would. */
+export function runAuditVerify(t: Pick<TestServer, 'databaseUrl' | 'config'>): Promise<CliResult> {
+  return runAuditCli(t, ['audit', 'verify']);
 }
 
 /** Uploads artifact bytes through POST /artifacts, as a client would; returns the server's answer. */
