@@ -4,6 +4,7 @@ import { auditDenied } from '../audit/audit.service';
 import type { AppServices, RequestContext } from '../core/context';
 import { AppError, badInput, ErrorCode, forbidden, HTTP_STATUS, notFound, unauthenticated } from '../core/errors';
 import { fromGlobalId, toGlobalId } from '../core/global-id';
+import { readiness } from '../core/readiness';
 import { assertStorable, MAX_KEY_LENGTH } from '../core/validation';
 import type { InferenceEngine, Route } from './inference.engine';
 import { predict } from './inference.service';
@@ -31,10 +32,14 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
   router.get('/health/live', (_req, res) => {
     res.json({ live: true });
   });
-  router.get('/health/ready', (_req, res) => {
-    const ready = app.inference?.ready ?? false;
-    res.status(ready ? 200 : 503).json({ ready });
-  });
+  // The same readiness as /readyz (one function), in the protocol's shape.
+  router.get(
+    '/health/ready',
+    wrap(async (req, res) => {
+      const r = await readiness(app, () => contextFor(req.header('authorization'), res.locals.requestId));
+      res.status(r.ready ? 200 : 503).json({ ready: r.ready, ...r.details });
+    }),
+  );
   router.get('/', (_req, res) => {
     res.json({ name: 'modelgov', version: '2', extensions: [] });
   });
