@@ -6,7 +6,7 @@ import { Rollouts1795301340176 } from './1795301340176-Rollouts';
 import { AuditExports1795305382290 } from './1795305382290-AuditExports';
 import { PredictionLog1795305680891 } from './1795305680891-PredictionLog';
 import { Monitoring1795308532369 } from './1795308532369-Monitoring';
-import { PredictionLogQuarantine1795309800000 } from './1795309800000-PredictionLogQuarantine';
+import { PredictionLogQuarantine1795312600000 } from './1795312600000-PredictionLogQuarantine';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
 export const MIGRATIONS: Function[] = [
@@ -18,5 +18,5 @@ export const MIGRATIONS: Function[] = [
   AuditExports1795305382290,
   PredictionLog1795305680891,
   Monitoring1795308532369,
-  PredictionLogQuarantine1795309800000,
+  PredictionLogQuarantine1795312600000,
 ];
