@@ -85,13 +85,13 @@ class RecordEncodingError extends Error {}
 
 /**
  * Whether a failed write is the rows' fault, so that splitting the batch isolates them: a value
- * PostgreSQL refuses (SQLSTATE class 22, data exception; 23, integrity constraint) or one that
- * cannot be encoded. Anything else (connection lost, server shutting down, out of resources, a
+ * PostgreSQL refuses (SQLSTATE class 22, data exception; 23, integrity constraint; 54, a limit such
+ * as a value too large) or one that cannot be encoded. Anything else (connection lost, server shutting down, out of resources, a
  * missing table) is the database's, and the same rows are written once it recovers.
  */
 function isDataError(e: unknown): boolean {
   if (e instanceof RecordEncodingError) return true;
-  return e instanceof DatabaseError && typeof e.code === 'string' && (e.code.startsWith('22') || e.code.startsWith('23'));
+  return e instanceof DatabaseError && typeof e.code === 'string' && ['22', '23', '54'].includes(e.code.slice(0, 2));
 }
 
 /** Text PostgreSQL always stores: NUL written as the escape `\u0000`, unpaired surrogates as U+FFFD. */
