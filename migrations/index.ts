@@ -8,6 +8,7 @@ import { PredictionLog1795305680891 } from './1795305680891-PredictionLog';
 import { Monitoring1795308532369 } from './1795308532369-Monitoring';
 import { AuditChainIdentity1795309200000 } from './1795309200000-AuditChainIdentity';
 import { ReferenceProfileAggregates1795312407731 } from './1795312407731-ReferenceProfileAggregates';
+import { PredictionLogQuarantine1795312600000 } from './1795312600000-PredictionLogQuarantine';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
 export const MIGRATIONS: Function[] = [
@@ -21,4 +22,5 @@ export const MIGRATIONS: Function[] = [
   Monitoring1795308532369,
   AuditChainIdentity1795309200000,
   ReferenceProfileAggregates1795312407731,
+  PredictionLogQuarantine1795312600000,
 ];

@@ -25,6 +25,7 @@ import { AppError, badInput, ErrorCode, HTTP_STATUS, toClientError, unauthentica
 import { Loaders } from './core/loaders';
 import { createLogger, type Logger } from './core/logger';
 import { rootFieldPolicies } from './core/policy';
+import { readiness } from './core/readiness';
 import { TeamOwnedFieldResolver } from './core/team-owned.resolver';
 import { checkQueryLimits, queryLimitsPlugin } from './core/query-limits';
 import {
@@ -222,7 +223,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
 
 export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
   const app = await openAppServices(config, log);
-  const { db, statements } = app;
+  const { statements } = app;
   const workers = config.workersInProcess ? startWorkers(app) : null;
   // Every routed model version is loaded and warmed up before the server listens.
   const inference = config.inference.enabled ? new InferenceEngine(config.databaseUrl, app.artifacts, config.inference, log) : null;
@@ -349,19 +350,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     res.json({ status: 'ok' });
   });
 
-  expressApp.get('/readyz', async (_req, res) => {
-    const check = async (f: () => Promise<unknown>) => {
-      try {
-        await Promise.race([f(), new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000))]);
-        return 'ok';
-      } catch (e) {
-        return `down: ${(e as Error).message}`;
-      }
-    };
-    const [postgres, redisState] = await Promise.all([check(() => db.query('SELECT 1')), check(() => app.redis.ping())]);
-    const serving = inference?.status();
-    const ready = postgres === 'ok' && redisState === 'ok' && (serving?.ready ?? true);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', postgres, redis: redisState, ...(serving ? { inference: serving } : {}) });
+  expressApp.get('/readyz', async (req, res) => {
+    const r = await readiness(app, () => contextFor(app, req.header('authorization'), res.locals.requestId));
+    res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r.details });
   });
 
   // Prometheus metrics of this process; the scraper authenticates like any client and needs

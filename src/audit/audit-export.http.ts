@@ -8,7 +8,7 @@ import { AppError, badInput, ErrorCode, notFound } from '../core/errors';
 import { authorizeField } from '../core/policy';
 import { auditDenied } from './audit.service';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
-import { beginExport, exportById, exportChunks, exportPublicKey, finishExport, loadExport, parseExportQuery, scopeSubjects } from './audit-export.service';
+import { beginExport, exportById, exportChunks, exportPublicKey, finishExport, loadExport, parsedOrRefused, parseExportQuery, scopeSubjects } from './audit-export.service';
 
 type ContextFor = (app: AppServices, authorization: string | undefined, requestId: string) => Promise<RequestContext>;
 
@@ -64,7 +64,7 @@ export function mountAuditExportRoutes(expressApp: Express, app: AppServices, co
     let scopeIds: string[] | null = null;
     try {
       ctx = await exporter(app, contextFor, req, res);
-      const { format, filter } = parseExportQuery(req.query as Record<string, unknown>);
+      const { format, filter } = await parsedOrRefused(ctx, 'exportAuditEvents', () => parseExportQuery(req.query as Record<string, unknown>));
       if (filter.scope) scopeIds = await scopeSubjects(ctx, filter.scope);
       exp = await beginExport(ctx, format, filter, false);
     } catch (e) {
@@ -84,8 +84,9 @@ export function mountAuditExportRoutes(expressApp: Express, app: AppServices, co
       await pipeline(Readable.from(exportChunks(ctx, exp, scopeIds), { objectMode: false, highWaterMark: 1 }), res);
     } catch (e) {
       // The client went away (the response closed early) or reading failed: either way nothing is
-      // left behind: the page queries are over, the generator has been returned.
-      const gone = res.destroyed && !res.writableFinished;
+      // left behind: the page queries are over, the generator has been returned. Only a premature
+      // close of the response is the client's doing; an error of the source is the server's.
+      const gone = (e as NodeJS.ErrnoException).code === 'ERR_STREAM_PREMATURE_CLOSE';
       status = gone ? AuditExportStatus.ABORTED : AuditExportStatus.FAILED;
       error = gone ? 'the client closed the connection before the end' : 'the export failed on the server';
       if (!gone) ctx.log.error({ err: e, exportId: exp.nodeId }, 'audit export failed');

@@ -10,11 +10,12 @@ import { enqueue } from '../queue/outbox';
 import { QUEUES, type AuditExportJob } from '../queue/queues';
 import { positional, type Bind } from '../access/casl-sql';
 import { inTransaction, type AppServices, type RequestContext } from '../core/context';
-import { badInput, notFound } from '../core/errors';
+import { AppError, badInput, ErrorCode, notFound } from '../core/errors';
 import { fromGlobalId, isUuid, toGlobalId } from '../core/global-id';
 import { Node } from '../core/node';
+import { assertStorable, MAX_KEY_LENGTH } from '../core/validation';
 import { LineageDirection, traverseLineage } from '../lineage/lineage-graph';
-import { audit } from './audit.service';
+import { audit, auditDenied } from './audit.service';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
 import { CSV_HEADER, omittedLine, publicKeyOf, signManifest, type ExportManifest } from './audit-export.format';
 import { Col, CopyRows, csvEvent, LineWriter, ndjsonEvent } from './audit-export.render';
@@ -40,21 +41,24 @@ export const WITHHELD_RESTRICTED = 'restricted dataset fields';
  */
 export function normaliseFilter(raw: Record<string, unknown>): AuditExportFilter {
   const out: AuditExportFilter = {};
+  // Names and values are echoed in errors and stored with the export: the shared check first.
+  assertStorable(raw, '', MAX_KEY_LENGTH);
   for (const [k, v] of Object.entries(raw)) {
     if (!(FILTER_KEYS as readonly string[]).includes(k)) throw badInput(`unknown filter ${k}`, { field: k, reason: 'UNKNOWN_PARAMETER' });
     if (v === undefined || v === null || v === '') continue;
-    if (typeof v !== 'string' && !(v instanceof Date)) throw badInput(`${k} must be given once, as text`, { field: k });
-    const value = v instanceof Date ? v.toISOString() : v;
-    if (value.length > 200 || value.includes('\u0000')) throw badInput(`${k} is too long or malformed`, { field: k });
-    out[k as (typeof FILTER_KEYS)[number]] = value;
+    if (typeof v !== 'string' && !(v instanceof Date)) throw badInput(`${k} must be given once, as text`, { field: k, reason: 'REPEATED_PARAMETER' });
+    out[k as (typeof FILTER_KEYS)[number]] = v instanceof Date ? v.toISOString() : v;
   }
   for (const k of ['from', 'to'] as const) {
     if (out[k] === undefined) continue;
     const d = new Date(out[k]!);
-    if (!/^\d{4}-\d{2}-\d{2}/.test(out[k]!) || Number.isNaN(d.getTime())) throw badInput(`${k} must be an ISO 8601 date or time`, { field: k });
+    if (!/^\d{4}-\d{2}-\d{2}/.test(out[k]!) || Number.isNaN(d.getTime())) throw badInput(`${k} must be an ISO 8601 date or time`, { field: k, reason: 'MALFORMED_TIME' });
+    // PostgreSQL has no year 0, and JavaScript writes years past 9999 in a form it does not read.
+    const year = d.getUTCFullYear();
+    if (year < 1 || year > 9999) throw badInput(`${k} must lie between 0001-01-01 and 9999-12-31 (UTC)`, { field: k, reason: 'TIME_OUT_OF_RANGE' });
     out[k] = d.toISOString();
   }
-  if (out.from && out.to && out.from > out.to) throw badInput('from is after to', { field: 'from' });
+  if (out.from && out.to && out.from > out.to) throw badInput('from is after to', { field: 'from', reason: 'TIME_RANGE_REVERSED' });
   if (out.subject) fromGlobalId(out.subject, 'subject');
   if (out.scope) {
     const { type, key } = fromGlobalId(out.scope, 'scope');
@@ -66,8 +70,29 @@ export function normaliseFilter(raw: Record<string, unknown>): AuditExportFilter
 /** format=ndjson|csv plus the filter, from an HTTP query string. */
 export function parseExportQuery(query: Record<string, unknown>): { format: AuditExportFormat; filter: AuditExportFilter } {
   const { format = 'ndjson', ...rest } = query;
-  if (format !== 'ndjson' && format !== 'csv') throw badInput('format must be ndjson or csv', { field: 'format' });
+  if (format !== 'ndjson' && format !== 'csv') throw badInput('format must be ndjson or csv', { field: 'format', reason: 'UNKNOWN_FORMAT' });
   return { format: format === 'csv' ? AuditExportFormat.CSV : AuditExportFormat.NDJSON, filter: normaliseFilter(rest) };
+}
+
+/**
+ * Runs `parse` over an export request's parameters; when it refuses them (BAD_USER_INPUT), the
+ * refused attempt is audited (DENIED, with the reason) in a transaction of its own, and the error
+ * goes on to the client. Nothing else is written.
+ */
+export async function parsedOrRefused<T>(ctx: RequestContext, action: string, parse: () => T): Promise<T> {
+  try {
+    return parse();
+  } catch (e) {
+    if (e instanceof AppError && e.code === ErrorCode.BAD_USER_INPUT) {
+      await auditDenied(ctx.app.db, ctx, {
+        action,
+        subjectType: 'AuditExport',
+        reason: e.message,
+        after: { refused: e.details.reason ?? ErrorCode.BAD_USER_INPUT, field: e.details.field ?? null },
+      });
+    }
+    throw e;
+  }
 }
 
 /**
@@ -421,7 +446,7 @@ export function exportPublicKey(app: AppServices): { pem: string; keyId: string 
  * outbox entry commit together. Bad filters and unknown scopes are refused before anything is written.
  */
 export async function requestFileExport(ctx: RequestContext, format: AuditExportFormat, rawFilter: Record<string, unknown>): Promise<AuditExport> {
-  const filter = normaliseFilter(rawFilter);
+  const filter = await parsedOrRefused(ctx, 'requestAuditExport', () => normaliseFilter(rawFilter));
   if (filter.scope) await scopeSubjects(ctx, filter.scope);
   const p = ctx.principal!;
   const exp = await inTransaction(ctx, async (em) => {

@@ -3,7 +3,8 @@ import type { GraphQLSchema } from 'graphql';
 import type { ActionName, SubjectName } from '../access/policy-rules';
 import { auditDenied } from '../audit/audit.service';
 import type { RequestContext } from './context';
-import { AppError, badInput, ErrorCode, forbidden, unauthenticated } from './errors';
+import { AppError, ErrorCode, forbidden, unauthenticated } from './errors';
+import { assertStorable } from './validation';
 
 /**
  * What a root field requires:
@@ -49,7 +50,7 @@ function guard(spec: PolicySpec): MiddlewareFn<RequestContext> {
       if (!('authenticated' in spec) && !typeLevelAllowed(ctx, spec)) {
         throw forbidden(`Not allowed to ${spec.action} ${spec.subject === 'any' ? 'this' : spec.subject}`);
       }
-      assertStorableStrings(args, info.fieldName);
+      assertStorable(args, info.fieldName);
       return await next();
     } catch (e) {
       // NOT_FOUND marked `denied` hides an object the caller may not read: still a refused attempt.
@@ -64,42 +65,6 @@ function guard(spec: PolicySpec): MiddlewareFn<RequestContext> {
       throw e;
     }
   };
-}
-
-/**
- * PostgreSQL cannot store NUL characters or unpaired UTF-16 surrogates in text or JSON: refuse them
- * as bad input everywhere, rather than let the database fail the statement.
- */
-function assertStorableStrings(value: unknown, path: string): void {
-  const bad = findUnstorable(value);
-  if (bad !== null) {
-    const at = bad.length ? `${path}.${bad.join('.')}` : path;
-    throw badInput(`${at} contains a NUL character or malformed Unicode`, { field: at, reason: 'MALFORMED_STRING' });
-  }
-}
-
-const storable = (s: string) => !s.includes('\u0000') && (s as string & { isWellFormed(): boolean }).isWellFormed();
-
-// The path to the first unstorable string, or null. Paths are built only on failure: arguments
-// can hold tens of thousands of numbers (prediction inputs).
-function findUnstorable(value: unknown): Array<string | number> | null {
-  if (typeof value === 'string') return storable(value) ? null : [];
-  if (value === null || typeof value !== 'object' || value instanceof Date) return null;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const v = value[i];
-      if (v === null || typeof v === 'number' || typeof v === 'boolean') continue;
-      const bad = findUnstorable(v);
-      if (bad) return [i, ...bad];
-    }
-    return null;
-  }
-  for (const k of Object.keys(value)) {
-    if (!storable(k)) return [];
-    const bad = findUnstorable((value as Record<string, unknown>)[k]);
-    if (bad) return [k, ...bad];
-  }
-  return null;
 }
 
 /** Declares the policy of a Query, Mutation or Subscription field, and enforces it before anything else runs. */

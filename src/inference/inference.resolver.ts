@@ -1,12 +1,12 @@
 import { Arg, Ctx, Field, FieldResolver, Float, ID, Int, Mutation, ObjectType, Resolver, Root, registerEnumType } from 'type-graphql';
 import type { RequestContext } from '../core/context';
-import { badInput } from '../core/errors';
 import { toGlobalId } from '../core/global-id';
 import { Policy } from '../core/policy';
 import { JSONObjectScalar } from '../core/scalars';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from '../rollouts/deployment.entity';
 import { predict } from './inference.service';
+import { checkRequestKey } from './request-key';
 import { feedsFromRows, rowsOf } from './tensors';
 
 export enum ServingRoleEnum {
@@ -94,9 +94,7 @@ export class InferenceResolver {
     @Arg('requestKey', () => String, { nullable: true, description: 'Requests with the same key go to the same version while the split holds' })
     requestKey?: string | null,
   ): Promise<Prediction> {
-    if (requestKey != null && (requestKey.length === 0 || requestKey.length > 200)) {
-      throw badInput('requestKey must have 1 to 200 characters', { field: 'requestKey' });
-    }
+    if (requestKey != null) checkRequestKey(requestKey, 'requestKey');
     const result = await predict(ctx, {
       deploymentId: deployment,
       requestKey: requestKey ?? null,

@@ -4,8 +4,11 @@ import { auditDenied } from '../audit/audit.service';
 import type { AppServices, RequestContext } from '../core/context';
 import { AppError, badInput, ErrorCode, forbidden, HTTP_STATUS, notFound, unauthenticated } from '../core/errors';
 import { fromGlobalId, toGlobalId } from '../core/global-id';
+import { readiness } from '../core/readiness';
+import { assertStorable, MAX_KEY_LENGTH } from '../core/validation';
 import type { InferenceEngine, Route } from './inference.engine';
 import { predict } from './inference.service';
+import { checkRequestKey } from './request-key';
 import { feedsFromOip, OIP_DATATYPE, tensorToFlat, tensorToRows, type OipTensor, type TensorSpec } from './tensors';
 
 /**
@@ -29,10 +32,14 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
   router.get('/health/live', (_req, res) => {
     res.json({ live: true });
   });
-  router.get('/health/ready', (_req, res) => {
-    const ready = app.inference?.ready ?? false;
-    res.status(ready ? 200 : 503).json({ ready });
-  });
+  // The same readiness as /readyz (one function), in the protocol's shape.
+  router.get(
+    '/health/ready',
+    wrap(async (req, res) => {
+      const r = await readiness(app, () => contextFor(req.header('authorization'), res.locals.requestId));
+      res.status(r.ready ? 200 : 503).json({ ready: r.ready, ...r.details });
+    }),
+  );
   router.get('/', (_req, res) => {
     res.json({ name: 'modelgov', version: '2', extensions: [] });
   });
@@ -70,6 +77,7 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
     express.json({ limit: app.config.bodyLimitBytes }),
     wrap(async (req, res) => {
       const ctx = await authed(req, res);
+      assertStorable(String(req.params.name), 'model', MAX_KEY_LENGTH);
       let route: Route;
       try {
         route = resolve(ctx, engine(), String(req.params.name), 'predict');
@@ -83,9 +91,8 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
       const body = req.body as { id?: unknown; inputs?: OipTensor[]; outputs?: Array<{ name?: unknown }>; parameters?: Record<string, unknown> };
       if (!body || typeof body !== 'object' || !Array.isArray(body.inputs)) throw badInput('The body must be a JSON object with an "inputs" array', { field: 'inputs', reason: 'INFERENCE_INPUT_SHAPE' });
       const requestKey = body.parameters?.request_key;
-      if (requestKey !== undefined && (typeof requestKey !== 'string' || requestKey.length === 0 || requestKey.length > 200)) {
-        throw badInput('parameters.request_key must be a string of 1 to 200 characters', { field: 'parameters.request_key' });
-      }
+      if (requestKey !== undefined) checkRequestKey(requestKey, 'parameters.request_key');
+      checkStorableBody(body);
       let logged: Record<string, unknown> | null = null;
       const result = await predict(ctx, {
         deploymentId: toGlobalId('Deployment', route.deploymentId),
@@ -132,6 +139,18 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
     next(err);
   });
   return router;
+}
+
+/**
+ * The body passes the same storable-input check as every transport before anything runs or is
+ * logged: identifiers (id, tensor names) at most {@link MAX_KEY_LENGTH} characters, any other
+ * string (parameters included) at most the general limit.
+ */
+function checkStorableBody(body: { id?: unknown; inputs?: OipTensor[]; outputs?: Array<{ name?: unknown }> }): void {
+  if (typeof body.id === 'string') assertStorable(body.id, 'id', MAX_KEY_LENGTH);
+  body.inputs?.forEach((t, i) => assertStorable(t?.name, `inputs.${i}.name`, MAX_KEY_LENGTH));
+  if (Array.isArray(body.outputs)) body.outputs.forEach((o, i) => assertStorable(o?.name, `outputs.${i}.name`, MAX_KEY_LENGTH));
+  assertStorable(body, '');
 }
 
 /** The deployment a model name designates, among those the caller may `action`. */

@@ -1,4 +1,4 @@
-import type { Pool } from 'pg';
+import { DatabaseError, type Pool } from 'pg';
 import type { Logger } from '../core/logger';
 import type { ServingMetrics } from './serving-metrics';
 
@@ -31,6 +31,25 @@ export interface PredictionLogOptions {
   flushIntervalMs: number;
   /** Records buffered at most: past this, `append` waits for a write (back-pressure, bounded memory). */
   maxBuffered: number;
+  /** How long writes may fail (or one write may hang) before the log reports that it cannot write. Default 5 s. */
+  unhealthyAfterMs?: number;
+  /** Longest pause between attempts after a failed write (the pause doubles from `flushIntervalMs`). Default 5 s. */
+  maxRetryDelayMs?: number;
+}
+
+/** Whether the log can write, and why not: what readiness reports. */
+export interface PredictionLogState {
+  /** False while the buffer is full, or while writes have failed (or hung) for longer than `unhealthyAfterMs`. */
+  writable: boolean;
+  /** Why the log cannot write, or null. */
+  reason: string | null;
+  buffered: number;
+  maxBuffered: number;
+  /** When the current run of failed writes began (ISO 8601), or null. */
+  failingSince: string | null;
+  lastError: string | null;
+  /** Records quarantined since the process started. */
+  quarantined: number;
 }
 
 const COLUMNS = [
@@ -59,10 +78,44 @@ const COLUMNS = [
 const INSERT = `INSERT INTO prediction_log (${COLUMNS.map(([c]) => c).join(', ')})
   SELECT * FROM unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')})`;
 
+const QUARANTINE = `INSERT INTO prediction_log_quarantine (deployment_id, team_id, request_id, error, record) VALUES ($1, $2, $3, $4, $5)`;
+
+/** A record that could not even be turned into statement parameters (an invalid date, a value JSON cannot hold). */
+class RecordEncodingError extends Error {}
+
+/**
+ * Whether a failed write is the rows' fault, so that splitting the batch isolates them: a value
+ * PostgreSQL refuses (SQLSTATE class 22, data exception; 23, integrity constraint; 54, a limit such
+ * as a value too large) or one that cannot be encoded. Anything else (connection lost, server shutting down, out of resources, a
+ * missing table) is the database's, and the same rows are written once it recovers.
+ */
+function isDataError(e: unknown): boolean {
+  if (e instanceof RecordEncodingError) return true;
+  return e instanceof DatabaseError && typeof e.code === 'string' && ['22', '23', '54'].includes(e.code.slice(0, 2));
+}
+
+/** Text PostgreSQL always stores: NUL written as the escape `\u0000`, unpaired surrogates as U+FFFD. */
+const storableText = (s: unknown): string =>
+  (String(s).replace(/\u0000/g, '\\u0000') as string & { toWellFormed(): string }).toWellFormed();
+
+/** The whole record as JSON text; JSON escapes NUL and unpaired surrogates, so the text itself is storable. */
+function encodeRecord(entry: PredictionEntry): string {
+  try {
+    return JSON.stringify(entry, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+  } catch (e) {
+    return JSON.stringify({ unencodable: (e as Error).message, requestId: storableText(entry.requestId) });
+  }
+}
+
 /**
  * Buffers prediction records and writes them in batches. Memory is bounded: when `maxBuffered`
- * records wait, `append` waits too. A failed write keeps the records and is retried on the next
- * tick; `close` writes what is left.
+ * records wait, `append` waits too.
+ *
+ * A batch PostgreSQL refuses because of its data is split in halves until the offending records
+ * are alone; those are quarantined (`prediction_log_quarantine`, the record as escaped JSON text,
+ * counted in `modelgov_prediction_log_quarantined_total` and logged) and every other record is
+ * written. Any other failure keeps the records and is retried with a doubling pause; `state()`
+ * says when the log cannot write. `close` writes what is left.
  */
 export class PredictionLog {
   private buffer: PredictionEntry[] = [];
@@ -70,6 +123,12 @@ export class PredictionLog {
   private timer: NodeJS.Timeout;
   private waiters: Array<() => void> = [];
   private closed = false;
+  private failures = 0;
+  private failingSince: number | null = null;
+  private lastError: string | null = null;
+  private retryAt = 0;
+  private statementSince: number | null = null;
+  private quarantined = 0;
 
   constructor(
     private readonly db: Pool,
@@ -95,22 +154,19 @@ export class PredictionLog {
     if (this.buffer.length >= this.opts.batchSize) void this.flush();
   }
 
-  /** Writes everything buffered now (one statement per batch); resolves when written or failed. */
-  flush(): Promise<void> {
+  /**
+   * Writes everything buffered now (one statement per batch); resolves when written or failed.
+   * After a failure, does nothing until the retry pause is over, unless `force`.
+   */
+  flush(force = false): Promise<void> {
     if (this.writing) return this.writing;
     if (this.buffer.length === 0) return Promise.resolve();
+    if (!force && Date.now() < this.retryAt) return Promise.resolve();
     this.writing = (async () => {
       try {
-        while (this.buffer.length) {
-          const batch = this.buffer.slice(0, this.opts.batchSize);
-          await this.db.query(INSERT, columnsOf(batch));
-          this.buffer.splice(0, batch.length);
-          this.metrics?.logWritten.inc(batch.length);
-          this.release();
-        }
+        while (this.buffer.length) await this.writeBatch(this.buffer.slice(0, this.opts.batchSize));
       } catch (e) {
-        this.metrics?.logWriteFailures.inc();
-        this.log.error({ err: (e as Error).message, buffered: this.buffer.length }, 'prediction log write failed; records kept for the next attempt');
+        this.failed(e);
       } finally {
         this.writing = null;
         this.release();
@@ -119,17 +175,114 @@ export class PredictionLog {
     return this.writing;
   }
 
+  /** Whether the log can write now, and why not. */
+  state(): PredictionLogState {
+    const now = Date.now();
+    const limit = this.opts.unhealthyAfterMs ?? 5000;
+    const full = this.buffer.length >= this.opts.maxBuffered;
+    const failingFor = this.failingSince === null ? 0 : now - this.failingSince;
+    const hungFor = this.statementSince === null ? 0 : now - this.statementSince;
+    let reason: string | null = null;
+    if (full) reason = `the buffer is full (${this.buffer.length} records): predictions wait for the log`;
+    else if (failingFor > limit) reason = `writes have failed for ${Math.round(failingFor / 1000)} s: ${this.lastError}`;
+    else if (hungFor > limit) reason = `a write has not answered for ${Math.round(hungFor / 1000)} s`;
+    return {
+      writable: reason === null,
+      reason,
+      buffered: this.buffer.length,
+      maxBuffered: this.opts.maxBuffered,
+      failingSince: this.failingSince === null ? null : new Date(this.failingSince).toISOString(),
+      lastError: this.lastError,
+      quarantined: this.quarantined,
+    };
+  }
+
+  // Writes `batch` (the oldest buffered records, in order) and takes it off the buffer. A data
+  // error splits it; each half is written or split in turn, left before right, so what is taken
+  // off is always the front of the buffer. Any other error is thrown with the rest kept.
+  private async writeBatch(batch: PredictionEntry[]): Promise<void> {
+    try {
+      await this.insert(batch);
+    } catch (e) {
+      if (!isDataError(e)) throw e;
+      if (batch.length === 1) return this.quarantine(batch[0], e);
+      const half = Math.ceil(batch.length / 2);
+      await this.writeBatch(batch.slice(0, half));
+      await this.writeBatch(batch.slice(half));
+      return;
+    }
+    this.takeOff(batch.length);
+    this.metrics?.logWritten.inc(batch.length);
+    this.recovered();
+  }
+
+  private async insert(batch: PredictionEntry[]): Promise<void> {
+    let params: unknown[][];
+    try {
+      params = columnsOf(batch);
+    } catch (e) {
+      throw new RecordEncodingError((e as Error).message);
+    }
+    this.statementSince = Date.now();
+    try {
+      await this.db.query(INSERT, params);
+    } finally {
+      this.statementSince = null;
+    }
+  }
+
+  private async quarantine(entry: PredictionEntry, cause: unknown): Promise<void> {
+    const error = storableText((cause as Error).message);
+    try {
+      await this.db.query(QUARANTINE, [storableText(entry.deploymentId), storableText(entry.teamId), storableText(entry.requestId), error, encodeRecord(entry)]);
+    } catch (e) {
+      // The database is away: keep the record (it is split out again on the next attempt).
+      if (!isDataError(e)) throw e;
+      this.log.error({ err: (e as Error).message, requestId: storableText(entry.requestId) }, 'prediction log record dropped: it could not be quarantined either');
+    }
+    this.takeOff(1);
+    this.quarantined += 1;
+    this.metrics?.logQuarantined.inc();
+    this.log.error(
+      { err: error, requestId: storableText(entry.requestId), deploymentId: storableText(entry.deploymentId) },
+      'prediction log record refused by the database: quarantined in prediction_log_quarantine, the rest of its batch written',
+    );
+  }
+
+  private takeOff(n: number): void {
+    this.buffer.splice(0, n);
+    this.release();
+  }
+
+  private failed(e: unknown): void {
+    this.failures += 1;
+    this.failingSince ??= Date.now();
+    this.lastError = storableText((e as Error).message);
+    const delay = Math.min(this.opts.maxRetryDelayMs ?? 5000, this.opts.flushIntervalMs * 2 ** Math.min(this.failures - 1, 16));
+    this.retryAt = Date.now() + delay;
+    this.metrics?.logWriteFailures.inc();
+    this.log.error({ err: this.lastError, buffered: this.buffer.length, retryInMs: delay }, 'prediction log write failed; records kept for the next attempt');
+  }
+
+  private recovered(): void {
+    if (this.failingSince !== null) this.log.warn({ failingSince: new Date(this.failingSince).toISOString() }, 'prediction log writes again');
+    this.failures = 0;
+    this.failingSince = null;
+    this.lastError = null;
+    this.retryAt = 0;
+  }
+
   private release(): void {
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();
   }
 
-  /** Writes what is buffered and stops the timer. */
+  /** Writes what is buffered (at once, whatever the retry pause) and stops the timer. */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.flush();
-    if (this.buffer.length) await this.flush();
+    await this.flush(true);
+    if (this.buffer.length) await this.flush(true);
     this.closed = true;
     this.release();
     if (this.buffer.length) this.log.error({ lost: this.buffer.length }, 'prediction log records could not be written before shutdown');

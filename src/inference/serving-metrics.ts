@@ -59,6 +59,12 @@ export class ServingMetrics {
     registers: [this.registry],
   });
 
+  readonly logQuarantined = new Counter({
+    name: 'modelgov_prediction_log_quarantined_total',
+    help: 'Prediction log records the database refused (their data), moved to prediction_log_quarantine',
+    registers: [this.registry],
+  });
+
   readonly logWriteFailures = new Counter({
     name: 'modelgov_prediction_log_write_failures_total',
     help: 'Failed prediction log writes (the records stay buffered and are retried)',

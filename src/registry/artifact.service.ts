@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { audit, auditDenied } from '../audit/audit.service';
 import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
+import { assertStorable } from '../core/validation';
 import { Artifact } from './artifact.entity';
 import { ArtifactTooLargeError } from './artifact-store';
 import { OnnxExternalDataError, OnnxParseError, type OnnxSignature } from './onnx';
@@ -56,6 +57,8 @@ export async function uploadArtifact(ctx: RequestContext, body: Readable): Promi
       if (e instanceof OnnxParseError) throw badInput(`Not a valid ONNX model: ${e.message}`, { reason: 'ARTIFACT_NOT_ONNX' });
       throw e;
     }
+    // The signature's names are stored with the artifact and key every logged prediction.
+    assertStorable(signature, 'signature');
     return await inTransaction(ctx, async (em) => {
       await store.commit(received.tempPath, received.sha256);
       // ON CONFLICT: two uploads of the same bytes at once both succeed; one of them creates the row.

@@ -90,14 +90,22 @@ describe('the running server', () => {
       assert.deepEqual(r.json, { status: 'ok' });
     });
 
-    it('answers /readyz with 200 when PostgreSQL and Redis answer', async () => {
+    it('answers /readyz with 200 when PostgreSQL and Redis answer: the status alone, the details for an operator', async () => {
       const r = await request(`${t.url}/readyz`);
       assert.equal(r.status, 200, r.text);
-      assert.deepEqual(r.json, { status: 'ready', postgres: 'ok', redis: 'ok', inference: { ready: true, threads: 1, providers: [], versions: {}, failed: {} } });
+      assert.deepEqual(r.json, { status: 'ready' });
+      const detailed = await request(`${t.url}/readyz`, { headers: { authorization: `Bearer ${admin}` } });
+      assert.equal(detailed.status, 200, detailed.text);
+      const { predictionLog, ...rest } = detailed.json;
+      assert.deepEqual(rest, { status: 'ready', reasons: [], postgres: 'ok', redis: 'ok', inference: { ready: true, threads: 1, providers: [], versions: {}, failed: {} } });
+      assert.equal(predictionLog.writable, true);
     });
 
     it('answers /readyz with 503 naming Redis when Redis is down, and still serves GraphQL', async () => {
-      const r = await request(`${noRedis.url}/readyz`);
+      const anonymous = await request(`${noRedis.url}/readyz`);
+      assert.equal(anonymous.status, 503, anonymous.text);
+      assert.deepEqual(anonymous.json, { status: 'not ready' });
+      const r = await request(`${noRedis.url}/readyz`, { headers: { authorization: `Bearer ${noRedis.token(['admin'], [], 'ada-admin')}` } });
       assert.equal(r.status, 503, r.text);
       assert.equal(r.json.status, 'not ready');
       assert.equal(r.json.postgres, 'ok');

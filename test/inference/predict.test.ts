@@ -170,7 +170,7 @@ describe('predict', () => {
     assert.equal(serving[0].state, 'LOADED');
     assert.equal(serving[0].provider, 'cpu');
     assert.match(serving[0].providerFallbacks[0], /^cuda: /);
-    const ready = await request(`${t.url}/readyz`);
+    const ready = await request(`${t.url}/readyz`, { headers: { authorization: `Bearer ${t.token(['auditor'], [])}` } });
     assert.equal(ready.status, 200);
     assert.deepEqual(ready.json.inference.providers, ['cpu']);
     assert.equal(ready.json.inference.versions[v1.id], 'cpu');

@@ -93,7 +93,7 @@ describe('serving: routing, shadow and rollout health', () => {
     assert.equal(aborted.data.abortRollout.status, 'ABORTED');
     await served();
     assert.equal((await serving()).find((s) => s.modelVersionId === shadow), undefined, 'no longer routed: unloaded');
-    const ready = (await fetch(`${t.url}/readyz`).then((x) => x.json())) as { inference: { versions: Record<string, string> } };
+    const ready = (await fetch(`${t.url}/readyz`, { headers: { authorization: `Bearer ${t.token(['auditor'], [])}` } }).then((x) => x.json())) as { inference: { versions: Record<string, string> } };
     assert.equal(ready.inference.versions[shadow], undefined);
   });
 
