@@ -154,9 +154,12 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
   const run = await db.getRepository(TrainingRun).findOne({ where: { id: runId } });
   if (!run) throw new UnrecoverableError(`training run ${runId} does not exist`);
   if (FINAL.includes(run.status)) return;
-  if (await db.getRepository(ModelVersion).exists({ where: { trainingRunId: run.id } })) {
-    await finishRun(ctx, run.id, TrainingRunStatus.SUCCEEDED, null);
-    return;
+  // A run that is not finished has no version of its own: one naming it was registered by someone else.
+  const claimed = await db.getRepository(ModelVersion).findOne({ where: { trainingRunId: run.id } });
+  if (claimed) {
+    const reason = `the run's output slot is taken by model version ${toGlobalId('ModelVersion', claimed.id)}, registered by ${claimed.createdBy}`;
+    await finishRun(ctx, run.id, TrainingRunStatus.FAILED, reason);
+    throw new UnrecoverableError(reason);
   }
   // Each execution is recorded (and numbered) under a lock on the run; a run finished meanwhile is left alone.
   const execution = await inTransaction(ctx, async (em) => {
@@ -272,7 +275,7 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
         throw new Error(reason);
       }
   }
-  await registerOutput(ctx, run, outputDir).catch(async (e) => {
+  await registerOutput(ctx, run, execution, outputDir).catch(async (e) => {
     if (e instanceof OnnxParseError || e instanceof OutputError) return fail(e.message);
     throw e;
   });
@@ -289,8 +292,11 @@ async function readJson(file: string, what: string): Promise<unknown> {
   }
 }
 
-/** Stores the artifact and registers the gated model version with its lineage, once per run. */
-async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: string): Promise<void> {
+/**
+ * Stores the artifact and registers the gated model version with its lineage, once per run, and only
+ * from the run's current execution: one that was taken over leaves the output to its successor.
+ */
+async function registerOutput(ctx: RequestContext, run: TrainingRun, execution: number, outputDir: string): Promise<void> {
   const modelFile = path.join(outputDir, 'model.onnx');
   const signature = await parseOnnxFile(modelFile, { heapMb: ctx.app.config.artifactParseHeapMb, timeoutMs: ctx.app.config.artifactParseTimeoutMs });
   let metrics: Record<string, number>;
@@ -304,8 +310,9 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: 
   const config = await ctx.app.db.getRepository(Config).findOneByOrFail({ id: run.configId });
   await inTransaction(ctx, async (em) => {
     const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
-    if (!locked || FINAL.includes(locked.status)) return;
-    if (await em.exists(ModelVersion, { where: { trainingRunId: run.id } })) return;
+    if (!locked || locked.status !== TrainingRunStatus.RUNNING || locked.attempts !== execution) return;
+    const claimed = await em.findOne(ModelVersion, { where: { trainingRunId: run.id } });
+    if (claimed) throw new OutputError(`the run's output slot is taken by model version ${toGlobalId('ModelVersion', claimed.id)}, registered by ${claimed.createdBy}`);
     await em
       .createQueryBuilder()
       .insert()
@@ -333,7 +340,10 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: 
       evaluation,
       createdBy: run.createdBy,
     });
-    await em.insert(ModelVersion, version);
+    await em.insert(ModelVersion, version).catch((e) => {
+      if ((e as { driverError?: { code?: string } }).driverError?.code === '23505') throw new OutputError("the run's output slot was taken while it was being registered");
+      throw e;
+    });
     await audit(ctx, {
       action: 'registerModelVersion',
       subjectType: 'ModelVersion',
