@@ -114,6 +114,11 @@ function runRefusal(reason: RegistryReason, message: string, run: TrainingRun): 
 
 const isUniqueViolation = (e: unknown) => ((e as { driverError?: { code?: string } }).driverError?.code ?? (e as { code?: string }).code) === '23505';
 
+// Identity providers differ on the case (and Unicode form) of one person's id: "Rita" and "rita" are
+// the same author for the four-eyes rule.
+const principalKey = (id: string) => id.normalize('NFKC').trim().toLowerCase();
+const samePrincipal = (a: string, b: string) => principalKey(a) === principalKey(b);
+
 const TRANSITIONS: Record<ModelVersionStatus, ModelVersionStatus[]> = {
   [ModelVersionStatus.REGISTERED]: [ModelVersionStatus.CANDIDATE, ModelVersionStatus.ARCHIVED],
   [ModelVersionStatus.CANDIDATE]: [ModelVersionStatus.APPROVED, ModelVersionStatus.REJECTED, ModelVersionStatus.ARCHIVED],
@@ -136,7 +141,7 @@ async function transition(
     if (!TRANSITIONS[version.status].includes(to)) {
       throw registryError(RegistryReason.INVALID_TRANSITION, `A ${version.status} version cannot become ${to}`, { from: version.status, to });
     }
-    if ((to === ModelVersionStatus.APPROVED || to === ModelVersionStatus.REJECTED) && version.createdBy === ctx.principal!.id) {
+    if ((to === ModelVersionStatus.APPROVED || to === ModelVersionStatus.REJECTED) && samePrincipal(version.createdBy, ctx.principal!.id)) {
       const err = registryError(RegistryReason.SELF_APPROVAL, 'A version must be reviewed by someone other than who registered it');
       err.details.subjectType = 'ModelVersion';
       err.details.subjectId = toGlobalId('ModelVersion', version.id);
