@@ -7,6 +7,7 @@ import { AuditExports1795305382290 } from './1795305382290-AuditExports';
 import { PredictionLog1795305680891 } from './1795305680891-PredictionLog';
 import { Monitoring1795308532369 } from './1795308532369-Monitoring';
 import { OneOutputPerTrainingRun1795310000000 } from './1795310000000-OneOutputPerTrainingRun';
+import { TrainingExecutionHandle1795310100000 } from './1795310100000-TrainingExecutionHandle';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
 export const MIGRATIONS: Function[] = [
@@ -19,4 +20,5 @@ export const MIGRATIONS: Function[] = [
   PredictionLog1795305680891,
   Monitoring1795308532369,
   OneOutputPerTrainingRun1795310000000,
+  TrainingExecutionHandle1795310100000,
 ];

@@ -20,7 +20,7 @@ import { CodeVersion } from './code-version.entity';
 import { Config } from './config.entity';
 import { DatasetBlob } from './dataset-blob.entity';
 import { Environment } from './environment.entity';
-import { EntrypointError, resolveEntrypoint } from './executor';
+import { EntrypointError, resolveEntrypoint, type ExecutionHandle } from './executor';
 import { evaluateGate, type GateSpec } from './gate';
 import { loadReadable, loadRunDatasets, registerCodeVersion, registerConfig, registerEnvironment, registerSeedSet } from './lineage.service';
 import { SeedSet } from './seed-set.entity';
@@ -162,11 +162,19 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
     throw new UnrecoverableError(reason);
   }
   // Each execution is recorded (and numbered) under a lock on the run; a run finished meanwhile is left alone.
-  const execution = await inTransaction(ctx, async (em) => {
+  // The number is the run's ownership: only the execution holding it records its process or registers the output.
+  const begun = await inTransaction(ctx, async (em) => {
     const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
     if (!locked || FINAL.includes(locked.status)) return null;
     const number = locked.attempts + 1;
-    await em.update(TrainingRun, { id: run.id }, { status: TrainingRunStatus.RUNNING, startedAt: locked.startedAt ?? new Date(), attempts: number, progress: 0, failureReason: null });
+    await em.update(TrainingRun, { id: run.id }, {
+      status: TrainingRunStatus.RUNNING,
+      startedAt: locked.startedAt ?? new Date(),
+      attempts: number,
+      progress: 0,
+      failureReason: null,
+      executionHandle: null,
+    });
     await audit(ctx, {
       action: 'beginTrainingRun',
       subjectType: 'TrainingRun',
@@ -175,10 +183,16 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
       before: { status: locked.status },
       after: { status: TrainingRunStatus.RUNNING, execution: number },
     });
-    return number;
+    return { number, previous: locked.executionHandle };
   });
-  if (execution === null) return;
+  if (begun === null) return;
+  const execution = begun.number;
   await publishRun(ctx, run.id);
+  if (begun.previous) {
+    // Taken over from an execution whose worker died or lost the job: its trainer must not run on beside this one.
+    const stale = await ctx.app.executor.stopStale(begun.previous);
+    ctx.app.log.warn({ runId: run.id, execution, previous: begun.previous, stale }, 'training run taken over from an earlier execution');
+  }
 
   const fail = async (reason: string): Promise<never> => {
     await finishRun(ctx, run.id, TrainingRunStatus.FAILED, reason);
@@ -209,18 +223,32 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
   const record = async (force = false) => {
     if (!force && Date.now() - lastWrite < 500) return;
     lastWrite = Date.now();
-    await db.query(`UPDATE training_run SET progress = $2, log_tail = $3 WHERE id = $1`, [run.id, progress, tail.join('\n')]);
+    // A taken-over execution does not write over its successor's progress.
+    await db.query(`UPDATE training_run SET progress = $2, log_tail = $3 WHERE id = $1 AND attempts = $4`, [run.id, progress, tail.join('\n'), execution]);
     await publishRun(ctx, run.id);
   };
   const abort = new AbortController();
-  // Cancellation is a row change made by any API instance: look for it while the process runs.
+  // Cancellation is a row change made by any API instance, and so is a takeover by another worker
+  // (a later execution number): look for both while the process runs.
   const watch = setInterval(() => {
-    db.query(`SELECT status FROM training_run WHERE id = $1`, [run.id])
-      .then((rows: Array<{ status: string }>) => {
-        if (rows[0]?.status === TrainingRunStatus.CANCELLED) abort.abort();
+    db.query(`SELECT status, attempts FROM training_run WHERE id = $1`, [run.id])
+      .then((rows: Array<{ status: string; attempts: number }>) => {
+        if (rows[0]?.status === TrainingRunStatus.CANCELLED || (rows[0] && rows[0].attempts !== execution)) abort.abort();
       })
       .catch(() => undefined);
   }, 1000);
+  // Recorded only while this is still the current execution; otherwise it was taken over before it began.
+  const onStarted = (handle: ExecutionHandle) => {
+    db.createQueryBuilder()
+      .update(TrainingRun)
+      .set({ executionHandle: handle })
+      .where('id = :id AND attempts = :execution', { id: run.id, execution })
+      .execute()
+      .then((r) => {
+        if (r.affected === 0) abort.abort();
+      })
+      .catch((e: Error) => ctx.app.log.warn({ runId: run.id, err: e.message }, 'execution handle not recorded'));
+  };
   let outcome;
   try {
     outcome = await ctx.app.executor.run(
@@ -252,6 +280,7 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
         void record();
       },
       abort.signal,
+      onStarted,
     );
   } finally {
     clearInterval(watch);
