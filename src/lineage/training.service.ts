@@ -180,7 +180,8 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
       subjectType: 'TrainingRun',
       subjectId: toGlobalId('TrainingRun', run.id),
       reason: number > 1 ? `execution ${number} (job attempt ${attempt.number})` : null,
-      before: { status: locked.status },
+      // An execution left behind by a worker that died is named: this one stops it before it starts.
+      before: locked.executionHandle ? { status: locked.status, execution: locked.executionHandle } : { status: locked.status },
       after: { status: TrainingRunStatus.RUNNING, execution: number },
     });
     return { number, previous: locked.executionHandle };
@@ -285,6 +286,8 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
   } finally {
     clearInterval(watch);
   }
+  // The process has ended: a retry has nothing left to stop (only a worker that died leaves a handle behind).
+  await db.query(`UPDATE training_run SET execution_handle = NULL WHERE id = $1 AND attempts = $2`, [run.id, execution]);
   await record(true);
   switch (outcome.kind) {
     case 'cancelled':

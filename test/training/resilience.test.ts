@@ -209,5 +209,10 @@ describe('training survives its infrastructure failing', () => {
     assert.equal(n, 1, 'exactly one model version for the run');
     const [{ completed }] = await t.sql(`SELECT count(*)::int AS completed FROM audit_event WHERE action = 'completeTrainingRun' AND subject_id = $1`, [r.data.startTrainingRun.id]);
     assert.equal(completed, 1, 'the run completed once');
+    // The execution that took over named the one it stopped; nothing is left to stop once the run is over.
+    const begins = await t.sql(`SELECT before FROM audit_event WHERE action = 'beginTrainingRun' AND subject_id = $1 ORDER BY seq`, [r.data.startTrainingRun.id]);
+    assert.equal(begins[1].before.execution.pid, handle.pid, JSON.stringify(begins));
+    const [{ left }] = await t.sql(`SELECT execution_handle AS left FROM training_run WHERE id = $1`, [runId]);
+    assert.equal(left, null);
   });
 });
