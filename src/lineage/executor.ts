@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -87,14 +87,23 @@ export class LocalProcessExecutor implements TrainingExecutor {
       child.channel?.unref();
       if (child.pid && onStarted) onStarted(localHandle(child.pid));
       let bytes = 0;
+      let lastResort: NodeJS.Timeout | undefined;
       const stop = (why: ExecutionOutcome) => {
         if (outcome) return;
         outcome = why;
-        try {
-          if (child.pid) process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          child.kill('SIGKILL');
+        if (!child.pid) return void child.kill('SIGKILL');
+        // The guard's fellow members first: the guard then reaps its trainer and exits, and this
+        // process reaps the guard, leaving nothing for PID 1 to reap. 'close' kills what is left.
+        const others = groupMembers(child.pid).filter((pid) => pid !== child.pid);
+        if (others.length === 0) return killGroup(child.pid, child);
+        for (const pid of others) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // ended meanwhile
+          }
         }
+        lastResort = setTimeout(() => killGroup(child.pid!, child), 10_000);
       };
       const timer = setTimeout(() => stop({ kind: 'timeout' }), request.timeoutMs);
       const onAbort = () => stop({ kind: 'cancelled' });
@@ -125,12 +134,9 @@ export class LocalProcessExecutor implements TrainingExecutor {
       });
       child.once('close', (code) => {
         clearTimeout(timer);
+        clearTimeout(lastResort);
         // Whatever the trainer left running in its group (background processes) ends with it.
-        try {
-          if (child.pid) process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // the group is already gone
-        }
+        if (child.pid) killGroup(child.pid, null);
         signal.removeEventListener('abort', onAbort);
         resolve(outcome ?? { kind: 'exited', code: code ?? -1 });
       });
@@ -145,15 +151,24 @@ export class LocalProcessExecutor implements TrainingExecutor {
     const leaderStart = startTicks(pgid);
     if (leaderStart !== null && leaderStart !== handle.startTicks) return 'gone';
     // Without its leader the group lives on in its members (a pid is not reused while its group exists).
-    if ((await groupMembers(pgid)).length === 0) return 'gone';
+    if (groupMembers(pgid).length === 0) return 'gone';
     try {
       process.kill(-pgid, 'SIGKILL');
     } catch {
       return 'gone';
     }
     const until = Date.now() + 30_000;
-    while ((await groupMembers(pgid)).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+    while (groupMembers(pgid).length > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
     return 'stopped';
+  }
+}
+
+/** SIGKILL to a whole process group; when the group is already gone, to `child` alone if given. */
+function killGroup(pgid: number, child: { kill(signal: NodeJS.Signals): boolean } | null): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    child?.kill('SIGKILL');
   }
 }
 
@@ -185,11 +200,11 @@ function startTicks(pid: number): string | null {
   return procStat(pid)?.[19] ?? null;
 }
 
-/** Live (not zombie) processes of a process group. */
-async function groupMembers(pgid: number): Promise<number[]> {
+/** Live (not zombie) processes of a process group; none where /proc cannot be read. */
+function groupMembers(pgid: number): number[] {
   let entries: string[];
   try {
-    entries = await readdir('/proc');
+    entries = readdirSync('/proc');
   } catch {
     return [];
   }

@@ -189,6 +189,7 @@ describe('LocalProcessExecutor', () => {
     });
     assert.deepEqual(r.outcome, { kind: 'cancelled' });
     assert.equal(pids.length, 3);
+    assert.throws(() => process.kill(pids[0], 0), { code: 'ESRCH' }, 'the trainer was reaped by its guard before the outcome came, not left to PID 1');
     for (const pid of pids) assert.ok(await gone(pid), `${pid} is gone`);
 
     const pre = new AbortController();
