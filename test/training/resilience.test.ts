@@ -29,13 +29,13 @@ function processGroupOf(pid: number): number {
   return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
 }
 
-// A trainer with a helper process beside it: it starts `sleep` (holding none of its output), runs the
+// A trainer with a sidecar process beside it: it starts `sleep` (holding none of its output), runs the
 // built-in trainer as its own child, prints the three pids, and exits as the built-in trainer does,
-// leaving the helper behind: nothing but the server ends it.
-const TRAINER_WITH_HELPER = `const { spawn } = require('node:child_process');
-const helper = spawn('sleep', ['600'], { stdio: 'ignore' });
+// leaving the sidecar behind: nothing but the server ends it.
+const TRAINER_WITH_SIDECAR = `const { spawn } = require('node:child_process');
+const sidecar = spawn('sleep', ['600'], { stdio: 'ignore' });
 const trainer = spawn(process.execPath, [${JSON.stringify(TABULAR_TRAINER)}], { stdio: ['ignore', 'inherit', 'inherit'] });
-process.stdout.write('pids ' + process.pid + ' ' + helper.pid + ' ' + trainer.pid + '\\n');
+process.stdout.write('pids ' + process.pid + ' ' + sidecar.pid + ' ' + trainer.pid + '\\n');
 trainer.on('exit', (code) => process.exit(code ?? 1));
 `;
 
@@ -146,15 +146,15 @@ describe('training survives its infrastructure failing', () => {
     cleanup.push(() => redis.stop());
     const repo = await mkdtemp(path.join(os.tmpdir(), 'modelgov-trainers-'));
     cleanup.push(() => rm(repo, { recursive: true, force: true }));
-    await writeFile(path.join(repo, 'train-with-helper.js'), TRAINER_WITH_HELPER);
-    const repositories = JSON.stringify({ 'https://git.example.com/helpers': repo });
+    await writeFile(path.join(repo, 'train-with-sidecar.js'), TRAINER_WITH_SIDECAR);
+    const repositories = JSON.stringify({ 'https://git.example.com/sidecars': repo });
     const env = { REDIS_URL: redis.url, WORKERS_IN_PROCESS: 'false', WORKER_LOCK_MS: '3000', TRAINER_REPOSITORIES: repositories };
     const t = await startTestServer({ env });
     cleanup.push(() => t.stop());
     const token = t.token(['ml-engineer'], ['orphan-team'], 'olga');
     const input = await prepare(t, token, 'orphan-team');
     const code = await t.gql(token, 'mutation($c: RegisterCodeVersionInput!) { registerCodeVersion(input: $c) { id } }', {
-      c: { team: 'orphan-team', repositoryUrl: 'https://git.example.com/helpers', commitSha: 'c'.repeat(40), branch: 'main', dirty: false, entrypoint: 'train-with-helper.js' },
+      c: { team: 'orphan-team', repositoryUrl: 'https://git.example.com/sidecars', commitSha: 'c'.repeat(40), branch: 'main', dirty: false, entrypoint: 'train-with-sidecar.js' },
     });
     assert.equal(code.errors, undefined, JSON.stringify(code.errors));
     const workerEnv = {
@@ -180,7 +180,7 @@ describe('training survives its infrastructure failing', () => {
     const r = await t.gql(token, START, { i: { ...input({ model: 'mlp', hidden: [64, 64], epochs: 400 }), codeVersion: code.data.registerCodeVersion.id } });
     assert.equal(r.errors, undefined, JSON.stringify(r.errors));
     const runId = uuidOf(r.data.startTrainingRun.id);
-    const pids = await eventually('the trainer and its helper to be running', async () => {
+    const pids = await eventually('the trainer and its sidecar to be running', async () => {
       const [row] = await t.sql(`SELECT status, progress, log_tail FROM training_run WHERE id = $1`, [runId]);
       const line = /pids (\d+) (\d+) (\d+)/.exec(row.log_tail ?? '');
       return row.status === 'RUNNING' && row.progress > 0.05 && line ? line.slice(1).map(Number) : undefined;
@@ -188,7 +188,7 @@ describe('training survives its infrastructure failing', () => {
     cleanup.push(async () => {
       for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
     });
-    assert.ok(pids.every(alive), `trainer ${pids[0]}, helper ${pids[1]} and built-in trainer ${pids[2]} are running`);
+    assert.ok(pids.every(alive), `trainer ${pids[0]}, sidecar ${pids[1]} and built-in trainer ${pids[2]} are running`);
     // The run records where its execution runs: the process group all three belong to.
     const [{ handle }] = await t.sql(`SELECT execution_handle AS handle FROM training_run WHERE id = $1`, [runId]);
     assert.equal(handle.host, os.hostname());
