@@ -7,6 +7,8 @@ import { AuditExports1795305382290 } from './1795305382290-AuditExports';
 import { PredictionLog1795305680891 } from './1795305680891-PredictionLog';
 import { Monitoring1795308532369 } from './1795308532369-Monitoring';
 import { AuditChainIdentity1795309200000 } from './1795309200000-AuditChainIdentity';
+import { OneOutputPerTrainingRun1795310000000 } from './1795310000000-OneOutputPerTrainingRun';
+import { TrainingExecutionHandle1795310100000 } from './1795310100000-TrainingExecutionHandle';
 import { ReferenceProfileAggregates1795312407731 } from './1795312407731-ReferenceProfileAggregates';
 import { PredictionLogQuarantine1795312600000 } from './1795312600000-PredictionLogQuarantine';
 
@@ -21,6 +23,8 @@ export const MIGRATIONS: Function[] = [
   PredictionLog1795305680891,
   Monitoring1795308532369,
   AuditChainIdentity1795309200000,
+  OneOutputPerTrainingRun1795310000000,
+  TrainingExecutionHandle1795310100000,
   ReferenceProfileAggregates1795312407731,
   PredictionLogQuarantine1795312600000,
 ];

@@ -100,6 +100,10 @@ export class TrainingRun extends TeamOwnedEntity implements Node {
   @Field(() => Int, { description: 'Executions started so far (retries included)' })
   @Column({ type: 'int', default: 0 })
   attempts!: number;
+
+  /** The executor's handle on the current execution (host, process group…), so that a takeover can stop it. */
+  @Column({ type: 'jsonb', nullable: true })
+  executionHandle!: Record<string, string | number | null> | null;
 }
 
 /** A dataset version a run used, and for what. */

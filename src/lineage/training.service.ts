@@ -21,7 +21,7 @@ import { CodeVersion } from './code-version.entity';
 import { Config } from './config.entity';
 import { DatasetBlob } from './dataset-blob.entity';
 import { Environment } from './environment.entity';
-import { EntrypointError, resolveEntrypoint } from './executor';
+import { EntrypointError, resolveEntrypoint, type ExecutionHandle } from './executor';
 import { evaluateGate, type GateSpec } from './gate';
 import { loadReadable, loadRunDatasets, registerCodeVersion, registerConfig, registerEnvironment, registerSeedSet } from './lineage.service';
 import { SeedSet } from './seed-set.entity';
@@ -155,28 +155,46 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
   const run = await db.getRepository(TrainingRun).findOne({ where: { id: runId } });
   if (!run) throw new UnrecoverableError(`training run ${runId} does not exist`);
   if (FINAL.includes(run.status)) return;
-  if (await db.getRepository(ModelVersion).exists({ where: { trainingRunId: run.id } })) {
-    await finishRun(ctx, run.id, TrainingRunStatus.SUCCEEDED, null);
-    return;
+  // A run that is not finished has no version of its own: one naming it was registered by someone else.
+  const claimed = await db.getRepository(ModelVersion).findOne({ where: { trainingRunId: run.id } });
+  if (claimed) {
+    const reason = `the run's output slot is taken by model version ${toGlobalId('ModelVersion', claimed.id)}, registered by ${claimed.createdBy}`;
+    await finishRun(ctx, run.id, TrainingRunStatus.FAILED, reason);
+    throw new UnrecoverableError(reason);
   }
   // Each execution is recorded (and numbered) under a lock on the run; a run finished meanwhile is left alone.
-  const execution = await inTransaction(ctx, async (em) => {
+  // The number is the run's ownership: only the execution holding it records its process or registers the output.
+  const begun = await inTransaction(ctx, async (em) => {
     const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
     if (!locked || FINAL.includes(locked.status)) return null;
     const number = locked.attempts + 1;
-    await em.update(TrainingRun, { id: run.id }, { status: TrainingRunStatus.RUNNING, startedAt: locked.startedAt ?? new Date(), attempts: number, progress: 0, failureReason: null });
+    await em.update(TrainingRun, { id: run.id }, {
+      status: TrainingRunStatus.RUNNING,
+      startedAt: locked.startedAt ?? new Date(),
+      attempts: number,
+      progress: 0,
+      failureReason: null,
+      executionHandle: null,
+    });
     await audit(ctx, {
       action: 'beginTrainingRun',
       subjectType: 'TrainingRun',
       subjectId: toGlobalId('TrainingRun', run.id),
       reason: number > 1 ? `execution ${number} (job attempt ${attempt.number})` : null,
-      before: { status: locked.status },
+      // An execution left behind by a worker that died is named: this one stops it before it starts.
+      before: locked.executionHandle ? { status: locked.status, execution: locked.executionHandle } : { status: locked.status },
       after: { status: TrainingRunStatus.RUNNING, execution: number },
     });
-    return number;
+    return { number, previous: locked.executionHandle };
   });
-  if (execution === null) return;
+  if (begun === null) return;
+  const execution = begun.number;
   await publishRun(ctx, run.id);
+  if (begun.previous) {
+    // Taken over from an execution whose worker died or lost the job: its trainer must not run on beside this one.
+    const stale = await ctx.app.executor.stopStale(begun.previous);
+    ctx.app.log.warn({ runId: run.id, execution, previous: begun.previous, stale }, 'training run taken over from an earlier execution');
+  }
 
   const fail = async (reason: string): Promise<never> => {
     await finishRun(ctx, run.id, TrainingRunStatus.FAILED, reason);
@@ -207,18 +225,32 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
   const record = async (force = false) => {
     if (!force && Date.now() - lastWrite < 500) return;
     lastWrite = Date.now();
-    await db.query(`UPDATE training_run SET progress = $2, log_tail = $3 WHERE id = $1`, [run.id, progress, tail.join('\n')]);
+    // A taken-over execution does not write over its successor's progress.
+    await db.query(`UPDATE training_run SET progress = $2, log_tail = $3 WHERE id = $1 AND attempts = $4`, [run.id, progress, tail.join('\n'), execution]);
     await publishRun(ctx, run.id);
   };
   const abort = new AbortController();
-  // Cancellation is a row change made by any API instance: look for it while the process runs.
+  // Cancellation is a row change made by any API instance, and so is a takeover by another worker
+  // (a later execution number): look for both while the process runs.
   const watch = setInterval(() => {
-    db.query(`SELECT status FROM training_run WHERE id = $1`, [run.id])
-      .then((rows: Array<{ status: string }>) => {
-        if (rows[0]?.status === TrainingRunStatus.CANCELLED) abort.abort();
+    db.query(`SELECT status, attempts FROM training_run WHERE id = $1`, [run.id])
+      .then((rows: Array<{ status: string; attempts: number }>) => {
+        if (rows[0]?.status === TrainingRunStatus.CANCELLED || (rows[0] && rows[0].attempts !== execution)) abort.abort();
       })
       .catch(() => undefined);
   }, 1000);
+  // Recorded only while this is still the current execution; otherwise it was taken over before it began.
+  const onStarted = (handle: ExecutionHandle) => {
+    db.createQueryBuilder()
+      .update(TrainingRun)
+      .set({ executionHandle: handle })
+      .where('id = :id AND attempts = :execution', { id: run.id, execution })
+      .execute()
+      .then((r) => {
+        if (r.affected === 0) abort.abort();
+      })
+      .catch((e: Error) => ctx.app.log.warn({ runId: run.id, err: e.message }, 'execution handle not recorded'));
+  };
   let outcome;
   try {
     outcome = await ctx.app.executor.run(
@@ -250,10 +282,13 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
         void record();
       },
       abort.signal,
+      onStarted,
     );
   } finally {
     clearInterval(watch);
   }
+  // The process has ended: a retry has nothing left to stop (only a worker that died leaves a handle behind).
+  await db.query(`UPDATE training_run SET execution_handle = NULL WHERE id = $1 AND attempts = $2`, [run.id, execution]);
   await record(true);
   switch (outcome.kind) {
     case 'cancelled':
@@ -273,7 +308,7 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
         throw new Error(reason);
       }
   }
-  await registerOutput(ctx, run, outputDir).catch(async (e) => {
+  await registerOutput(ctx, run, execution, outputDir).catch(async (e) => {
     if (e instanceof OnnxParseError || e instanceof OutputError) return fail(e.message);
     throw e;
   });
@@ -290,8 +325,11 @@ async function readJson(file: string, what: string): Promise<unknown> {
   }
 }
 
-/** Stores the artifact and registers the gated model version with its lineage, once per run. */
-async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: string): Promise<void> {
+/**
+ * Stores the artifact and registers the gated model version with its lineage, once per run, and only
+ * from the run's current execution: one that was taken over leaves the output to its successor.
+ */
+async function registerOutput(ctx: RequestContext, run: TrainingRun, execution: number, outputDir: string): Promise<void> {
   const modelFile = path.join(outputDir, 'model.onnx');
   const signature = await parseOnnxFile(modelFile, { heapMb: ctx.app.config.artifactParseHeapMb, timeoutMs: ctx.app.config.artifactParseTimeoutMs });
   let metrics: Record<string, number>;
@@ -306,8 +344,9 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: 
   const config = await ctx.app.db.getRepository(Config).findOneByOrFail({ id: run.configId });
   await inTransaction(ctx, async (em) => {
     const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
-    if (!locked || FINAL.includes(locked.status)) return;
-    if (await em.exists(ModelVersion, { where: { trainingRunId: run.id } })) return;
+    if (!locked || locked.status !== TrainingRunStatus.RUNNING || locked.attempts !== execution) return;
+    const claimed = await em.findOne(ModelVersion, { where: { trainingRunId: run.id } });
+    if (claimed) throw new OutputError(`the run's output slot is taken by model version ${toGlobalId('ModelVersion', claimed.id)}, registered by ${claimed.createdBy}`);
     await em
       .createQueryBuilder()
       .insert()
@@ -336,7 +375,10 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, outputDir: 
       evaluation,
       createdBy: run.createdBy,
     });
-    await em.insert(ModelVersion, version);
+    await em.insert(ModelVersion, version).catch((e) => {
+      if ((e as { driverError?: { code?: string } }).driverError?.code === '23505') throw new OutputError("the run's output slot was taken while it was being registered");
+      throw e;
+    });
     await audit(ctx, {
       action: 'registerModelVersion',
       subjectType: 'ModelVersion',

@@ -53,7 +53,7 @@ export class ModelSignature {
 @Entity()
 @Index(['modelId', 'version'], { unique: true })
 @Index(['teamId', 'createdAt'])
-@Index(['trainingRunId'])
+@Index(['trainingRunId'], { unique: true })
 export class ModelVersion extends TeamOwnedEntity implements Node {
   @Column('uuid')
   modelId!: string;

@@ -1,11 +1,13 @@
+import type { EntityManager } from 'typeorm';
+import { subjectOf } from '../access/ability';
 import { audit } from '../audit/audit.service';
 import { assertCan, mapDbError, resolveTeam } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
-import { notFound } from '../core/errors';
+import { notFound, type AppError } from '../core/errors';
 import { toGlobalId } from '../core/global-id';
 import { validateMetrics } from '../core/validation';
 import { loadReadable } from '../lineage/lineage.service';
-import { TrainingRun } from '../lineage/training-run.entity';
+import { TrainingRun, TrainingRunStatus } from '../lineage/training-run.entity';
 import { TrafficShare } from '../rollouts/deployment.entity';
 import { ShadowShare } from '../rollouts/rollout.entity';
 import { Approval, ReviewDecision } from './approval.entity';
@@ -42,6 +44,10 @@ export async function registerModelVersion(ctx: RequestContext, input: RegisterM
     let run: TrainingRun | null = null;
     if (input.trainingRun) {
       run = await loadReadable(ctx, em, TrainingRun, 'TrainingRun', input.trainingRun, 'trainingRun');
+      assertRunOfModel(run, model);
+      // Locked (only once it is known to be the model's own): concurrent claims on one run take turns.
+      run = await em.findOneOrFail(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
+      await assertRunOutputClaimable(ctx, em, run);
     }
     const [{ next }] = await em.query('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM model_version WHERE model_id = $1', [model.id]);
     const version = em.create(ModelVersion, {
@@ -58,11 +64,62 @@ export async function registerModelVersion(ctx: RequestContext, input: RegisterM
       createdBy: ctx.principal!.id,
     });
     assertCan(ctx, 'create', 'ModelVersion', version);
-    await em.insert(ModelVersion, version);
+    await em.insert(ModelVersion, version).catch((e) => {
+      // The unique index on the run is the last word if anything got past the lock.
+      if (run && isUniqueViolation(e)) throw runRefusal(RegistryReason.RUN_OUTPUT_TAKEN, 'The training run already has its model version', run);
+      throw e;
+    });
     await audit(ctx, { action: 'registerModelVersion', subjectType: 'ModelVersion', subjectId: toGlobalId('ModelVersion', version.id), after: version });
     return version;
   });
 }
+
+const FINISHED_WITHOUT_OUTPUT = [TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];
+
+/**
+ * A registration names the run that produced its artifact: a run of the model's own team, started
+ * for this model when the server trained it. Refusals name the run as their subject (audited as DENIED).
+ */
+function assertRunOfModel(run: TrainingRun, model: Model): void {
+  if (run.teamId !== model.teamId) {
+    throw runRefusal(RegistryReason.RUN_FOREIGN_TEAM, "The training run belongs to another team than the model: a version can only name its own team's runs", run);
+  }
+  if (run.targetModelId && run.targetModelId !== model.id) {
+    throw runRefusal(RegistryReason.RUN_FOREIGN_MODEL, 'The training run was started for another model', run);
+  }
+}
+
+/**
+ * The run (locked) takes this version as its output only from a caller who may update it, once it
+ * has finished successfully, and only while its output slot is empty: a run in progress has its
+ * output registered by its own worker, and a run produces one model version.
+ */
+async function assertRunOutputClaimable(ctx: RequestContext, em: EntityManager, run: TrainingRun): Promise<void> {
+  if (!ctx.ability.can('update', subjectOf('TrainingRun', run))) {
+    throw runRefusal(RegistryReason.RUN_NOT_UPDATABLE, 'Not allowed to update this TrainingRun, so not allowed to register its output', run);
+  }
+  if (await em.exists(ModelVersion, { where: { trainingRunId: run.id } })) {
+    throw runRefusal(RegistryReason.RUN_OUTPUT_TAKEN, 'The training run already has its model version', run);
+  }
+  if (FINISHED_WITHOUT_OUTPUT.includes(run.status)) {
+    throw runRefusal(RegistryReason.RUN_NO_OUTPUT, `The training run is ${run.status}: it has no output to register`, run);
+  }
+  if (run.status !== TrainingRunStatus.SUCCEEDED) {
+    throw runRefusal(RegistryReason.RUN_IN_PROGRESS, `The training run is ${run.status}: the server registers its model version when it finishes`, run);
+  }
+}
+
+function runRefusal(reason: RegistryReason, message: string, run: TrainingRun): AppError {
+  // `denied` makes the policy gate record CONFLICT refusals too, not only FORBIDDEN ones.
+  return registryError(reason, message, { denied: true, subjectType: 'TrainingRun', subjectId: toGlobalId('TrainingRun', run.id) });
+}
+
+const isUniqueViolation = (e: unknown) => ((e as { driverError?: { code?: string } }).driverError?.code ?? (e as { code?: string }).code) === '23505';
+
+// Identity providers differ on the case (and Unicode form) of one person's id: "Rita" and "rita" are
+// the same author for the four-eyes rule.
+const principalKey = (id: string) => id.normalize('NFKC').trim().toLowerCase();
+const samePrincipal = (a: string, b: string) => principalKey(a) === principalKey(b);
 
 const TRANSITIONS: Record<ModelVersionStatus, ModelVersionStatus[]> = {
   [ModelVersionStatus.REGISTERED]: [ModelVersionStatus.CANDIDATE, ModelVersionStatus.ARCHIVED],
@@ -86,7 +143,7 @@ async function transition(
     if (!TRANSITIONS[version.status].includes(to)) {
       throw registryError(RegistryReason.INVALID_TRANSITION, `A ${version.status} version cannot become ${to}`, { from: version.status, to });
     }
-    if ((to === ModelVersionStatus.APPROVED || to === ModelVersionStatus.REJECTED) && version.createdBy === ctx.principal!.id) {
+    if ((to === ModelVersionStatus.APPROVED || to === ModelVersionStatus.REJECTED) && samePrincipal(version.createdBy, ctx.principal!.id)) {
       const err = registryError(RegistryReason.SELF_APPROVAL, 'A version must be reviewed by someone other than who registered it');
       err.details.subjectType = 'ModelVersion';
       err.details.subjectId = toGlobalId('ModelVersion', version.id);

@@ -117,9 +117,10 @@ describe('audit trail', () => {
     assert.equal(upload.value.status, 201);
     assert.deepEqual(pickEvent(upload.event), { action: 'uploadArtifact', actor_id: E, subject_id: upload.value.body.sha256, decision: 'ALLOWED' });
 
-    const registerVersion = () =>
-      audited(engineer, E, 'registerModelVersion', { model: model.id, artifactSha256: upload.value.body.sha256, trainingRun: run.id }, (d) => d.registerModelVersion.id);
-    const v1 = (await registerVersion()).data.registerModelVersion;
+    // A run produces one version: the first names the run, a later one is registered on its own.
+    const registerVersion = (trainingRun?: string) =>
+      audited(engineer, E, 'registerModelVersion', { model: model.id, artifactSha256: upload.value.body.sha256, trainingRun }, (d) => d.registerModelVersion.id);
+    const v1 = (await registerVersion(run.id)).data.registerModelVersion;
     await audited(engineer, E, 'submitModelVersion', { id: v1.id }, (d) => d.submitModelVersion.id);
     const approval = await audited(reviewer, 'rita-reviewer', 'approveModelVersion', { modelVersion: v1.id, reason: 'Holdout AUC above the gate' }, (d) => d.approveModelVersion.id);
     assert.equal(approval.data.approveModelVersion.status, 'APPROVED');

@@ -268,6 +268,19 @@ describe('artifacts and the registry lifecycle', () => {
       assert.deepEqual(denied, [{ decision: 'DENIED' }]);
     });
 
+    it('refuses approval by the same principal whose id differs only in case', async () => {
+      for (const sub of ['RITA', 'Rita']) {
+        const same = t.token(['reviewer'], ['fraud'], sub);
+        const r = await t.gql(same, `mutation ($v: ID!) { rejectModelVersion(input: { modelVersion: $v, reason: "not mine, honestly" }) { status } }`, { v: v3 });
+        assert.equal(r.errors?.[0].extensions.code, 'FORBIDDEN', JSON.stringify(r.errors ?? r.data));
+        assert.equal(r.errors?.[0].extensions.reason, 'REGISTRY_SELF_APPROVAL');
+        const denied = await t.sql(`SELECT decision FROM audit_event WHERE action = 'rejectModelVersion' AND actor_id = $1`, [sub]);
+        assert.deepEqual(denied, [{ decision: 'DENIED' }]);
+      }
+      const now = await t.gql(rita, `query ($v: ID!) { node(id: $v) { ... on ModelVersion { status approvals { decision } } } }`, { v: v3 });
+      assert.deepEqual(now.data.node, { status: 'CANDIDATE', approvals: [] });
+    });
+
     it('is approved by a reviewer of the team, with the reason on record', async () => {
       const r = await t.gql(reviewer, `mutation ($v: ID!) { approveModelVersion(input: { modelVersion: $v, reason: "AUC up on the holdout; latency unchanged" }) { ${VERSION_FIELDS} } }`, { v: v3 });
       assert.equal(r.errors, undefined, JSON.stringify(r.errors));

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { EntrypointError, LocalProcessExecutor, resolveEntrypoint, type ExecutionOutcome, type ExecutionRequest } from '../../src/lineage/executor';
+import { EntrypointError, LocalProcessExecutor, resolveEntrypoint, type ExecutionHandle, type ExecutionOutcome, type ExecutionRequest } from '../../src/lineage/executor';
 
 interface Ran {
   outcome: ExecutionOutcome;
@@ -188,6 +189,7 @@ describe('LocalProcessExecutor', () => {
     });
     assert.deepEqual(r.outcome, { kind: 'cancelled' });
     assert.equal(pids.length, 3);
+    assert.throws(() => process.kill(pids[0], 0), { code: 'ESRCH' }, 'the trainer was reaped by its guard before the outcome came, not left to PID 1');
     for (const pid of pids) assert.ok(await gone(pid), `${pid} is gone`);
 
     const pre = new AbortController();
@@ -197,6 +199,71 @@ describe('LocalProcessExecutor', () => {
     assert.deepEqual(r2.outcome, { kind: 'cancelled' });
     await new Promise((res) => setTimeout(res, 1500));
     assert.equal(existsSync(marker), false, 'the process was killed before it could do its work');
+  });
+
+  it('ends the whole group by itself when the process that started it dies', { timeout: 30_000 }, async () => {
+    // A stand-in worker: it starts the tree through the executor, reports the pids, and is then killed.
+    const tree = await script('orphan-tree.sh', TREE);
+    const parentCode = `const { LocalProcessExecutor } = require(${JSON.stringify(require.resolve('../../src/lineage/executor'))});
+      new LocalProcessExecutor().run({ argv: [${JSON.stringify(tree)}], cwd: ${JSON.stringify(work)}, env: {}, timeoutMs: 60000, maxOutputBytes: 100000 },
+        (line) => process.stdout.write(line + '\\n'), new AbortController().signal, (h) => process.stdout.write('leader ' + h.pid + '\\n'));`;
+    const parent = spawn(process.execPath, ['-e', parentCode], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    const pids = await new Promise<number[]>((resolve, reject) => {
+      parent.stdout!.on('data', (c: Buffer) => {
+        out += c.toString();
+        const leader = /leader (\d+)/.exec(out);
+        const tree = /^(\d+) (\d+) (\d+)$/m.exec(out);
+        if (leader && tree) resolve([Number(leader[1]), ...tree.slice(1).map(Number)]);
+      });
+      parent.once('exit', () => reject(new Error(`the stand-in worker exited first: ${out}`)));
+    });
+    pids.forEach((p) => started.add(p));
+    assert.ok(pids.every(alive), 'the group is running');
+    parent.kill('SIGKILL');
+    for (const pid of pids) assert.ok(await gone(pid), `${pid} is gone once its worker is`);
+  });
+
+  it('stops, from another executor, the group an earlier execution left running; a reused pid is left alone', { timeout: 30_000 }, async () => {
+    const tree = await script('stale-tree.sh', TREE);
+    let handle: ExecutionHandle | null = null;
+    let pids: number[] = [];
+    const running = run({ argv: [tree], timeoutMs: 60_000 }, new AbortController().signal, (line) => {
+      pids = line.split(' ').map(Number);
+      pids.forEach((p) => started.add(p));
+    });
+    // The handle comes through `onStarted`; `run` above has no hook for it, so start a second one that does.
+    let stalePids: number[] = [];
+    const second = executor.run(
+      { argv: [tree], cwd: work, env: {}, timeoutMs: 60_000, maxOutputBytes: 100_000 },
+      (line) => {
+        stalePids = line.split(' ').map(Number);
+        stalePids.forEach((p) => started.add(p));
+      },
+      new AbortController().signal,
+      (h) => (handle = h),
+    );
+    assert.ok(handle, 'the handle is given as soon as the process exists');
+    const h = handle as ExecutionHandle;
+    assert.equal(h.host, os.hostname());
+    started.add(h.pid as number);
+    while (stalePids.length < 3 || pids.length < 3) await new Promise((r) => setTimeout(r, 50));
+    const other = new LocalProcessExecutor();
+
+    assert.equal(await other.stopStale({ ...h, host: `not-${os.hostname()}` }), 'unreachable');
+    assert.equal(await other.stopStale({ ...h, startTicks: '1' }), 'gone', 'a leader that started at another time is another process');
+    assert.ok(alive(h.pid as number), 'and is left running');
+
+    assert.equal(await other.stopStale(h), 'stopped');
+    for (const pid of [h.pid as number, ...stalePids]) assert.ok(!alive(pid), `${pid} is gone when stopStale returns`);
+    assert.deepEqual(await second, { kind: 'exited', code: -1 });
+    assert.equal(await other.stopStale(h), 'gone');
+
+    // The first run was never handed over: stopping someone else's group did not touch it.
+    await new Promise((r) => setTimeout(r, 200));
+    assert.ok(pids.length === 3 && pids.every(alive), JSON.stringify(pids));
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    assert.equal((await running).outcome.kind, 'exited');
   });
 
   it('reports a program that cannot start as spawn-failed', async () => {

@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
@@ -9,6 +12,32 @@ import { storedDatasetVersion, trainerInputs, waitForRun } from '../support/trai
 const START = `mutation($i: StartTrainingRunInput!) { startTrainingRun(input: $i) { id status } }`;
 const WORKER = path.resolve(__dirname, '../../jobs/worker.js');
 const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
+const TABULAR_TRAINER = path.resolve(__dirname, '../../jobs/trainers/tabular-trainer.js');
+
+/** Whether `pid` is a live process (a zombie waiting for its reaper counts as dead). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function processGroupOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+}
+
+// A trainer with a sidecar process beside it: it starts `sleep` (holding none of its output), runs the
+// built-in trainer as its own child, prints the three pids, and exits as the built-in trainer does,
+// leaving the sidecar behind: nothing but the server ends it.
+const TRAINER_WITH_SIDECAR = `const { spawn } = require('node:child_process');
+const sidecar = spawn('sleep', ['600'], { stdio: 'ignore' });
+const trainer = spawn(process.execPath, [${JSON.stringify(TABULAR_TRAINER)}], { stdio: ['ignore', 'inherit', 'inherit'] });
+process.stdout.write('pids ' + process.pid + ' ' + sidecar.pid + ' ' + trainer.pid + '\\n');
+trainer.on('exit', (code) => process.exit(code ?? 1));
+`;
 
 async function prepare(t: TestServer, token: string, team: string) {
   await t.gql(t.token(['admin'], []), 'mutation($n: String!) { createTeam(input: { name: $n }) { id } }', { n: team });
@@ -111,5 +140,80 @@ describe('training survives its infrastructure failing', () => {
     assert.ok(run.attempts >= 2, `executed again after the kill (attempts ${run.attempts})`);
     const [{ n }] = await t.sql(`SELECT count(*)::int AS n FROM model_version WHERE training_run_id = $1`, [runId]);
     assert.equal(n, 1, 'exactly one model version for the run');
+  });
+
+  it('ends the killed worker’s trainer and the processes it started once another worker takes over; the run finishes once', async () => {
+    const redis = await startRedis();
+    cleanup.push(() => redis.stop());
+    const repo = await mkdtemp(path.join(os.tmpdir(), 'modelgov-trainers-'));
+    cleanup.push(() => rm(repo, { recursive: true, force: true }));
+    await writeFile(path.join(repo, 'train-with-sidecar.js'), TRAINER_WITH_SIDECAR);
+    const repositories = JSON.stringify({ 'https://git.example.com/sidecars': repo });
+    const env = { REDIS_URL: redis.url, WORKERS_IN_PROCESS: 'false', WORKER_LOCK_MS: '3000', TRAINER_REPOSITORIES: repositories };
+    const t = await startTestServer({ env });
+    cleanup.push(() => t.stop());
+    const token = t.token(['ml-engineer'], ['orphan-team'], 'olga');
+    const input = await prepare(t, token, 'orphan-team');
+    const code = await t.gql(token, 'mutation($c: RegisterCodeVersionInput!) { registerCodeVersion(input: $c) { id } }', {
+      c: { team: 'orphan-team', repositoryUrl: 'https://git.example.com/sidecars', commitSha: 'c'.repeat(40), branch: 'main', dirty: false, entrypoint: 'train-with-sidecar.js' },
+    });
+    assert.equal(code.errors, undefined, JSON.stringify(code.errors));
+    const workerEnv = {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'test',
+      DATABASE_URL: t.databaseUrl,
+      REDIS_URL: redis.url,
+      REDIS_PREFIX: t.config.redisPrefix,
+      AUTH_JWT_SECRET: JWT_SECRET,
+      DATA_DIR: t.config.dataDir,
+      WORKER_LOCK_MS: '3000',
+      TRAINER_REPOSITORIES: repositories,
+      LOG_LEVEL: 'warn',
+    };
+    const startWorker = () => {
+      const child: ChildProcess = spawn(process.execPath, [WORKER], { env: workerEnv, stdio: 'ignore' });
+      cleanup.push(async () => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      });
+      return child;
+    };
+    const first = startWorker();
+    const r = await t.gql(token, START, { i: { ...input({ model: 'mlp', hidden: [64, 64], epochs: 400 }), codeVersion: code.data.registerCodeVersion.id } });
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    const runId = uuidOf(r.data.startTrainingRun.id);
+    const pids = await eventually('the trainer and its sidecar to be running', async () => {
+      const [row] = await t.sql(`SELECT status, progress, log_tail FROM training_run WHERE id = $1`, [runId]);
+      const line = /pids (\d+) (\d+) (\d+)/.exec(row.log_tail ?? '');
+      return row.status === 'RUNNING' && row.progress > 0.05 && line ? line.slice(1).map(Number) : undefined;
+    }, 60_000, 50);
+    cleanup.push(async () => {
+      for (const pid of pids) if (alive(pid)) process.kill(pid, 'SIGKILL');
+    });
+    assert.ok(pids.every(alive), `trainer ${pids[0]}, sidecar ${pids[1]} and built-in trainer ${pids[2]} are running`);
+    // The run records where its execution runs: the process group all three belong to.
+    const [{ handle }] = await t.sql(`SELECT execution_handle AS handle FROM training_run WHERE id = $1`, [runId]);
+    assert.equal(handle.host, os.hostname());
+    for (const pid of pids) assert.equal(processGroupOf(pid), handle.pid, `${pid} is in the recorded group`);
+    first.kill('SIGKILL');
+    await new Promise((resolve) => first.once('exit', resolve));
+
+    startWorker();
+    await eventually('another worker to take the run over', async () => {
+      const [row] = await t.sql(`SELECT attempts FROM training_run WHERE id = $1`, [runId]);
+      return row.attempts >= 2 ? true : undefined;
+    }, 120_000);
+    await eventually('the first execution’s processes to be gone', async () => (pids.some(alive) ? undefined : true), 30_000);
+
+    const run = await waitForRun(t, token, r.data.startTrainingRun.id, 180_000);
+    assert.equal(run.status, 'SUCCEEDED', JSON.stringify(run));
+    const [{ n }] = await t.sql(`SELECT count(*)::int AS n FROM model_version WHERE training_run_id = $1`, [runId]);
+    assert.equal(n, 1, 'exactly one model version for the run');
+    const [{ completed }] = await t.sql(`SELECT count(*)::int AS completed FROM audit_event WHERE action = 'completeTrainingRun' AND subject_id = $1`, [r.data.startTrainingRun.id]);
+    assert.equal(completed, 1, 'the run completed once');
+    // The execution that took over named the one it stopped; nothing is left to stop once the run is over.
+    const begins = await t.sql(`SELECT before FROM audit_event WHERE action = 'beginTrainingRun' AND subject_id = $1 ORDER BY seq`, [r.data.startTrainingRun.id]);
+    assert.equal(begins[1].before.execution.pid, handle.pid, JSON.stringify(begins));
+    const [{ left }] = await t.sql(`SELECT execution_handle AS left FROM training_run WHERE id = $1`, [runId]);
+    assert.equal(left, null);
   });
 });
