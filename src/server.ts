@@ -26,7 +26,7 @@ import { Loaders } from './core/loaders';
 import { createLogger, type Logger } from './core/logger';
 import { rootFieldPolicies } from './core/policy';
 import { TeamOwnedFieldResolver } from './core/team-owned.resolver';
-import { checkQueryLimits, queryLimitsPlugin } from './core/query-limits';
+import { checkQueryLimits, queryLimitsPlugin, withoutSuggestions } from './core/query-limits';
 import {
   DatasetFieldResolver,
   DatasetVersionFieldResolver,
@@ -246,7 +246,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     }
     wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req));
   });
-  const limits = { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxAliases: config.maxQueryAliases };
+  const limits = { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxAliases: config.maxQueryAliases, hideSchemaDetails: config.isProduction };
   const wsCleanup = useServer<Record<string, unknown>, { authorization?: string }>(
     {
       schema,
@@ -273,7 +273,14 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           return refuse(badInput((e as Error).message, { reason: 'GRAPHQL_PARSE_FAILED' }));
         }
         const invalid = validate(schema, document);
-        if (invalid.length) return invalid.map((e) => new GraphQLError(e.message, { extensions: { code: ErrorCode.BAD_USER_INPUT, reason: 'GRAPHQL_VALIDATION_FAILED', requestId: ctx.requestId } }));
+        if (invalid.length) {
+          return invalid.map(
+            (e) =>
+              new GraphQLError(config.isProduction ? withoutSuggestions(e.message) : e.message, {
+                extensions: { code: ErrorCode.BAD_USER_INPUT, reason: typeof e.extensions.reason === 'string' ? e.extensions.reason : 'GRAPHQL_VALIDATION_FAILED', requestId: ctx.requestId },
+              }),
+          );
+        }
         const operation = getOperationAST(document, payload.operationName);
         if (!operation) return refuse(badInput('No operation to run', { reason: 'GRAPHQL_VALIDATION_FAILED' }));
         try {
@@ -314,6 +321,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const apollo = new ApolloServer<RequestContext>({
     schema,
     introspection: !config.isProduction,
+    hideSchemaDetailsFromClientErrors: config.isProduction,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
     plugins: [
