@@ -8,7 +8,7 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { getOperationAST, GraphQLError, parse, validate, type DocumentNode, type GraphQLSchema } from 'graphql';
+import { getOperationAST, GraphQLError, parse, validate, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import Redis from 'ioredis';
 import { buildSchema } from 'type-graphql';
@@ -27,7 +27,8 @@ import { createLogger, type Logger } from './core/logger';
 import { rootFieldPolicies } from './core/policy';
 import { readiness } from './core/readiness';
 import { TeamOwnedFieldResolver } from './core/team-owned.resolver';
-import { checkQueryLimits, queryLimitsPlugin } from './core/query-limits';
+import { checkQueryLimits, queryLimitsPlugin, withoutSuggestions } from './core/query-limits';
+import { SubscriptionGuard, type LiveSocket } from './core/subscription-guard';
 import {
   DatasetFieldResolver,
   DatasetVersionFieldResolver,
@@ -247,18 +248,25 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     }
     wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req));
   });
-  const limits = { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxAliases: config.maxQueryAliases };
-  const wsCleanup = useServer<Record<string, unknown>, { authorization?: string }>(
+  const limits = { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxAliases: config.maxQueryAliases, hideSchemaDetails: config.isProduction };
+  // Live subscriptions end when their credential or rights do (see SubscriptionGuard).
+  const guard = new SubscriptionGuard({ authenticate: (authorization) => authenticate(authorization, app.db, config.jwtSecret), log });
+  guard.follow(app.events!);
+  const wsCleanup = useServer<Record<string, unknown>, { authorization?: string; live?: LiveSocket }>(
     {
       schema,
       // Authenticated at connection_init: a refused or missing credential closes the socket (4403).
       onConnect: async (socket) => {
         const params = socket.connectionParams ?? {};
         const header = typeof params.authorization === 'string' ? params.authorization : typeof params.Authorization === 'string' ? params.Authorization : undefined;
-        const ctx = await contextFor(app, header, randomUUID());
-        if (!ctx.principal) return false;
+        const live = await guard.connect(header, (code, reason) => socket.extra.socket.close(code, reason));
+        if (!live) return false;
         socket.extra.authorization = header;
+        socket.extra.live = live;
         return true;
+      },
+      onClose: (socket) => {
+        if (socket.extra.live) guard.disconnected(socket.extra.live);
       },
       // Every operation is treated like an HTTP request: the credential is checked again (a key
       // revoked or a token expired while the socket was open stops working), then the same
@@ -274,7 +282,14 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           return refuse(badInput((e as Error).message, { reason: 'GRAPHQL_PARSE_FAILED' }));
         }
         const invalid = validate(schema, document);
-        if (invalid.length) return invalid.map((e) => new GraphQLError(e.message, { extensions: { code: ErrorCode.BAD_USER_INPUT, reason: 'GRAPHQL_VALIDATION_FAILED', requestId: ctx.requestId } }));
+        if (invalid.length) {
+          return invalid.map(
+            (e) =>
+              new GraphQLError(config.isProduction ? withoutSuggestions(e.message) : e.message, {
+                extensions: { code: ErrorCode.BAD_USER_INPUT, reason: typeof e.extensions.reason === 'string' ? e.extensions.reason : 'GRAPHQL_VALIDATION_FAILED', requestId: ctx.requestId },
+              }),
+          );
+        }
         const operation = getOperationAST(document, payload.operationName);
         if (!operation) return refuse(badInput('No operation to run', { reason: 'GRAPHQL_VALIDATION_FAILED' }));
         try {
@@ -282,14 +297,14 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         } catch (e) {
           return refuse(e as GraphQLError);
         }
-        const credential = socket.extra.authorization;
-        ctx.reauthenticate = async () => {
-          const fresh = await contextFor(app, credential, ctx.requestId);
-          if (!fresh.principal) throw fresh.authError ?? unauthenticated();
-          Object.assign(ctx, { principal: fresh.principal, ability: fresh.ability, loaders: fresh.loaders });
-        };
+        const live = socket.extra.live!;
+        ctx.reauthenticate = () => guard.reauthenticate(live, ctx);
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: ctx };
       },
+      onOperation: (socket, _id, _payload, args, result) =>
+        typeof (result as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function'
+          ? guard.track(socket.extra.live!, args.contextValue as RequestContext, args.document, args.operationName, result as AsyncIterable<ExecutionResult>)
+          : undefined,
       onNext: (socket, _id, _payload, args, result) => {
         // A client that does not read its socket is disconnected before its backlog grows unbounded.
         const ws = socket.extra.socket;
@@ -315,6 +330,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const apollo = new ApolloServer<RequestContext>({
     schema,
     introspection: !config.isProduction,
+    hideSchemaDetailsFromClientErrors: config.isProduction,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
     plugins: [
@@ -455,6 +471,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         await workers?.close();
         await inference?.close();
         stopFollowingAccess();
+        guard.close();
         await app.close();
       })()),
   };

@@ -31,7 +31,13 @@ export const TeamConnection = Connection(Team);
 export const ApiKeyConnection = Connection(ApiKey);
 export const RoleConnection = Connection(Role);
 
-const NODE_TYPES: Partial<Record<string, { entity: Function; subject: SubjectName; key: 'id' | 'name' | 'seq' }>> = {
+// A Map: the type part of an id is client text, and must never find `constructor` or `__proto__`.
+interface NodeSpec {
+  entity: Function;
+  subject: SubjectName;
+  key: 'id' | 'name' | 'seq';
+}
+const NODE_TYPES = new Map(Object.entries<NodeSpec>({
   Team: { entity: Team, subject: 'Team', key: 'id' },
   Dataset: { entity: Dataset, subject: 'Dataset', key: 'id' },
   DatasetVersion: { entity: DatasetVersion, subject: 'DatasetVersion', key: 'id' },
@@ -47,7 +53,7 @@ const NODE_TYPES: Partial<Record<string, { entity: Function; subject: SubjectNam
   Role: { entity: Role, subject: 'Role', key: 'name' },
   ApiKey: { entity: ApiKey, subject: 'ApiKey', key: 'id' },
   AuditEvent: { entity: AuditEvent, subject: 'AuditEvent', key: 'seq' },
-};
+}));
 
 @Resolver()
 export class AccessResolver {
@@ -62,7 +68,7 @@ export class AccessResolver {
   @Policy({ action: 'read', subject: 'any' })
   async node(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
     const { type, key } = fromGlobalId(id);
-    const spec = NODE_TYPES[type];
+    const spec = NODE_TYPES.get(type);
     if (!spec) throw badInput(`id is not the ID of an object this API serves`, { field: 'id', reason: 'WRONG_ID_TYPE' });
     if (spec.key === 'id' && !isUuid(key)) throw badInput('id is not a valid ID', { field: 'id', reason: 'MALFORMED_ID' });
     if (spec.key === 'seq' && !/^\d{1,15}$/.test(key)) throw badInput('id is not a valid ID', { field: 'id', reason: 'MALFORMED_ID' });

@@ -1,7 +1,7 @@
 import { createHash, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
 import type { DataSource } from 'typeorm';
-import { AppError, unauthenticated } from '../core/errors';
+import { AppError, ErrorCode, unauthenticated } from '../core/errors';
 import { buildAbility, type AppAbility, type Principal } from './ability';
 import type { PolicyRule } from './policy-rules';
 
@@ -9,6 +9,8 @@ export interface Authentication {
   principal: Principal | null;
   ability: AppAbility;
   error: AppError | null;
+  /** When the credential stops being valid on its own (a token's `exp`, a key's expiry); null when never. */
+  expiresAt: Date | null;
 }
 
 const API_KEY = /^mgk_([0-9a-f]{32})_([A-Za-z0-9_-]{43})$/;
@@ -36,7 +38,20 @@ interface RawPrincipal {
   kind: Principal['kind'];
   roles: string[];
   teams: string[];
+  expiresAt: Date | null;
 }
+
+/** Bounds on what a token may claim: the principal id, its roles and its teams travel into logs, audit rows and SQL. */
+export const CLAIM_LIMITS = { maxLength: 200, maxEntries: 100 } as const;
+
+// A claim is stored and logged as it is: no control characters, no malformed Unicode (PostgreSQL refuses NUL).
+const claimString = (v: unknown, allowEmpty: boolean): v is string =>
+  typeof v === 'string' &&
+  (allowEmpty || v.length > 0) &&
+  v.length <= CLAIM_LIMITS.maxLength &&
+  !/[\u0000-\u001f\u007f]/.test(v) &&
+  (v as string & { isWellFormed(): boolean }).isWellFormed();
+const claimList = (v: unknown): v is string[] => Array.isArray(v) && v.length <= CLAIM_LIMITS.maxEntries && v.every((x) => claimString(x, true));
 
 // jsonwebtoken turns a string secret into a key on every call, first trying (and failing) to read
 // it as a PEM public key: that dominated a request's CPU time. One KeyObject per secret instead.
@@ -59,11 +74,14 @@ function fromJwt(token: string, secret: string): RawPrincipal {
   } catch {
     throw unauthenticated('Invalid or expired token');
   }
-  const strings = (v: unknown) => Array.isArray(v) && v.length <= 100 && v.every((x) => typeof x === 'string' && x.length <= 200);
-  if (typeof claims.sub !== 'string' || !claims.sub || typeof claims.exp !== 'number' || !strings(claims.roles) || !strings(claims.teams)) {
-    throw unauthenticated('Token must carry sub, exp, roles[] and teams[]');
+  if (!claimString(claims.sub, false) || typeof claims.exp !== 'number' || !claimList(claims.roles) || !claimList(claims.teams)) {
+    throw new AppError(
+      ErrorCode.UNAUTHENTICATED,
+      `Token must carry sub (1 to ${CLAIM_LIMITS.maxLength} printable characters), exp, and roles[] and teams[] of at most ${CLAIM_LIMITS.maxEntries} such names each`,
+      { reason: 'TOKEN_CLAIMS_INVALID' },
+    );
   }
-  return { id: claims.sub, kind: 'user', roles: claims.roles as string[], teams: claims.teams as string[] };
+  return { id: claims.sub, kind: 'user', roles: claims.roles, teams: claims.teams, expiresAt: new Date(claims.exp * 1000) };
 }
 
 async function fromApiKey(key: string, db: DataSource): Promise<RawPrincipal> {
@@ -82,7 +100,7 @@ async function fromApiKey(key: string, db: DataSource): Promise<RawPrincipal> {
   if (!matches || row.revoked_at || (row.expires_at && row.expires_at.getTime() < Date.now())) {
     throw unauthenticated('Invalid, revoked or expired API key');
   }
-  return { id: `apikey:${id}`, kind: 'service', roles: row.roles, teams: row.teams };
+  return { id: `apikey:${id}`, kind: 'service', roles: row.roles, teams: row.teams, expiresAt: row.expires_at };
 }
 
 /**
@@ -92,7 +110,7 @@ async function fromApiKey(key: string, db: DataSource): Promise<RawPrincipal> {
  * principal's roles and team ids.
  */
 export async function authenticate(header: string | undefined, db: DataSource, jwtSecret: string): Promise<Authentication> {
-  if (!header) return { principal: null, ability: buildAbility(null, []), error: null };
+  if (!header) return { principal: null, ability: buildAbility(null, []), error: null, expiresAt: null };
   let raw: RawPrincipal;
   try {
     const [scheme, value] = header.split(/\s+/, 2);
@@ -100,7 +118,7 @@ export async function authenticate(header: string | undefined, db: DataSource, j
     else if (/^apikey$/i.test(scheme) && value) raw = await fromApiKey(value, db);
     else throw unauthenticated('Authorization must be "Bearer <token>" or "ApiKey <key>"');
   } catch (e) {
-    if (e instanceof AppError) return { principal: null, ability: buildAbility(null, []), error: e };
+    if (e instanceof AppError) return { principal: null, ability: buildAbility(null, []), error: e, expiresAt: null };
     throw e;
   }
   const [row]: Array<{ rules: PolicyRule[][] | null; team_ids: string[] | null }> = await db.query(
@@ -108,6 +126,7 @@ export async function authenticate(header: string | undefined, db: DataSource, j
             (SELECT array_agg(t.id ORDER BY t.name) FROM team t WHERE t.name = ANY($2)) AS team_ids`,
     [raw.roles, raw.teams],
   );
-  const principal: Principal = { ...raw, teamIds: row.team_ids ?? [] };
-  return { principal, ability: buildAbility(principal, row.rules ?? []), error: null };
+  const { expiresAt, ...identity } = raw;
+  const principal: Principal = { ...identity, teamIds: row.team_ids ?? [] };
+  return { principal, ability: buildAbility(principal, row.rules ?? []), error: null, expiresAt };
 }

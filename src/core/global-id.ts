@@ -22,7 +22,9 @@ export function fromGlobalId(id: string, argument = 'id'): DecodedId {
   if (sep <= 0) throw badInput(`${argument} is not a valid ID`, { field: argument, reason: 'MALFORMED_ID' });
   const type = text.slice(0, sep);
   const key = text.slice(sep + 1);
-  if (!/^[A-Za-z]+$/.test(type) || key.length === 0) {
+  // The type part is a GraphQL type name; whether this API serves it is the caller's question,
+  // answered from own-property lookups only (never `constructor` or `__proto__` off a prototype).
+  if (!/^[A-Za-z_][A-Za-z0-9_]{0,99}$/.test(type) || key.length === 0) {
     throw badInput(`${argument} is not a valid ID`, { field: argument, reason: 'MALFORMED_ID' });
   }
   return { type, key };

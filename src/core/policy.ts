@@ -114,3 +114,9 @@ export function rootFieldPolicies(schema: GraphQLSchema): RootFieldPolicy[] {
   if (missing.length) throw new Error(`refusing to start: root fields without a policy: ${missing.join(', ')}`);
   return out.sort((a, b) => a.field.localeCompare(b.field));
 }
+
+/** The declared policy of a Subscription root field (by its schema name), for checks made while it runs. */
+export function subscriptionPolicy(field: string): PolicySpec | undefined {
+  const handler = getMetadataStorage().subscriptions.find((h) => h.schemaName === field);
+  return handler ? policies.get(handler.target)?.get(handler.methodName) : undefined;
+}

@@ -1,13 +1,20 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
-import { getNamedType, GraphQLError, getNullableType, isListType, Kind, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
-import { badInput } from './errors';
+import { getNamedType, GraphQLError, getNullableType, isListType, Kind, OperationTypeNode, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
+import { badInput, ErrorCode } from './errors';
 import { DEFAULT_PAGE } from './pagination';
 
 export interface QueryLimits {
   maxDepth: number;
   maxCost: number;
   maxAliases: number;
+  /** Production: messages name nothing of the schema the caller did not write ("Did you mean …?"). */
+  hideSchemaDetails?: boolean;
+}
+
+/** graphql-js suggests schema names to a caller who misspelt one; production keeps its schema to itself. */
+export function withoutSuggestions(message: string): string {
+  return message.replace(/ ?Did you mean(.+?)\?$/, '');
 }
 
 /** Depth of the deepest field path, following fragments (introspection's own fields count too). */
@@ -93,8 +100,12 @@ export function checkQueryLimits(
       estimators: [pageEstimator, simpleEstimator({ defaultComplexity: 1 })],
     });
   } catch (e) {
-    // Costing coerces the variables first: a variable of the wrong type is the client's error.
-    if (e instanceof GraphQLError && !e.extensions?.code) throw badInput(e.message, { reason: 'BAD_VARIABLE' });
+    // Costing coerces the variables first (the first walk of them, bounded by the scalars): a
+    // variable of the wrong type, or a JSON value past its limits, is the client's error.
+    if (e instanceof GraphQLError && (!e.extensions?.code || e.extensions.code === ErrorCode.BAD_USER_INPUT)) {
+      const message = limits.hideSchemaDetails ? withoutSuggestions(e.message) : e.message;
+      throw refuse(message, { reason: typeof e.extensions?.reason === 'string' ? e.extensions.reason : 'BAD_VARIABLE' });
+    }
     throw e;
   }
   if (cost > limits.maxCost) {
@@ -102,12 +113,18 @@ export function checkQueryLimits(
   }
 }
 
-/** The limits as an Apollo plugin: refused before execution. */
+/**
+ * The limits as an Apollo plugin: refused before execution. A subscription is refused here too:
+ * over HTTP it has no event stream to run on (it is served over WebSocket).
+ */
 export function queryLimitsPlugin(schema: GraphQLSchema, limits: QueryLimits): ApolloServerPlugin {
   return {
     async requestDidStart() {
       return {
         async didResolveOperation({ document, operation, request }) {
+          if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
+            throw refuse('Subscriptions are served over WebSocket (graphql-transport-ws) at /graphql, not over HTTP', { reason: 'SUBSCRIPTION_OVER_HTTP' });
+          }
           checkQueryLimits(schema, document, operation as OperationDefinitionNode, request.variables ?? undefined, limits);
         },
       };
