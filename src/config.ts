@@ -87,6 +87,9 @@ const schema = z.object({
     .default(400),
   AUDIT_EXPORT_PAGE_ROWS: int(100, 100_000).default(5000),
   AUDIT_EXPORT_LINK_TTL_SECONDS: int(10, 7 * 24 * 3600).default(3600),
+  AUDIT_DENIAL_RATE_PER_SECOND: int(1, 1_000_000).default(2),
+  AUDIT_DENIAL_BURST: int(1, 1_000_000).default(60),
+  AUDIT_DENIAL_FOLD_SECONDS: int(1, 3600).default(60),
 });
 
 export interface Config {
@@ -134,6 +137,8 @@ export interface Config {
   auditExportPageRows: number;
   /** Lifetime of the signed download link of a finished export file. */
   auditExportLinkTtlSeconds: number;
+  /** Refused attempts: per-principal rate (then RATE_LIMITED) and the window identical ones are folded in. */
+  auditDenials: { perSecond: number; burst: number; foldSeconds: number };
   inference: InferenceConfig;
   monitoring: { windowSeconds: number; everySeconds: number; minRequests: number; cooldownSeconds: number };
   /** A WebSocket client with more than this waiting to be sent is disconnected (a slow consumer). */
@@ -270,6 +275,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditRetentionDays: c.AUDIT_RETENTION_DAYS,
     auditExportPageRows: c.AUDIT_EXPORT_PAGE_ROWS,
     auditExportLinkTtlSeconds: c.AUDIT_EXPORT_LINK_TTL_SECONDS,
+    auditDenials: { perSecond: c.AUDIT_DENIAL_RATE_PER_SECOND, burst: c.AUDIT_DENIAL_BURST, foldSeconds: c.AUDIT_DENIAL_FOLD_SECONDS },
   };
 }
 

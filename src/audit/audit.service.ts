@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import type { AppError } from '../core/errors';
 import { canonicalJson, sha256Hex } from '../core/canonical-json';
 import type { RequestContext } from '../core/context';
 import { AuditDecision, AuditEvent, AuditHead } from './audit-event.entity';
@@ -78,10 +79,16 @@ export async function audit(ctx: RequestContext, entry: AuditEntry): Promise<Aud
   return event;
 }
 
-/** Records a refused attempt in a transaction of its own (the attempt itself changed nothing). */
-export async function auditDenied(db: DataSource, ctx: RequestContext, entry: AuditEntry): Promise<void> {
-  await db.transaction((em) => appendAudit(em, ctx, { ...entry, decision: AuditDecision.DENIED }));
-  ctx.auditEvents += 1;
+/**
+ * Records a refused attempt (in a transaction of its own: the attempt itself changed nothing) and
+ * returns the error to answer with: `error`, or RATE_LIMITED when the principal is refused too
+ * often. Repeated identical refusals are folded into one counted event (see DenialRecorder).
+ */
+export async function recordDenial(ctx: RequestContext, entry: Omit<AuditEntry, 'decision' | 'reason'> & { reason: string }, error: AppError): Promise<AppError> {
+  const attempt = { action: entry.action, subjectType: entry.subjectType, subjectId: entry.subjectId ?? null, reason: entry.reason };
+  if (ctx.app.denials) return ctx.app.denials.record(ctx, attempt, error);
+  await ctx.app.db.transaction((em) => appendAudit(em, ctx, { ...attempt, decision: AuditDecision.DENIED }));
+  return error;
 }
 
 function toPlainJson(value: unknown): object | null {

@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { subjectOf } from '../access/ability';
-import { auditDenied } from '../audit/audit.service';
+import { recordDenial } from '../audit/audit.service';
 import type { AppServices, RequestContext } from '../core/context';
 import { AppError, badInput, ErrorCode, forbidden, HTTP_STATUS, notFound, unauthenticated } from '../core/errors';
 import { fromGlobalId, toGlobalId } from '../core/global-id';
@@ -74,9 +74,9 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
       try {
         route = resolve(ctx, engine(), String(req.params.name), 'predict');
       } catch (e) {
-        // Refusals are audited here as the GraphQL guard audits them for `predict`.
-        if (e instanceof AppError && e.code === ErrorCode.FORBIDDEN) {
-          await auditDenied(app.db, ctx, { action: 'predict', subjectType: 'Deployment', subjectId: String(req.params.name), reason: e.message });
+        // Refusals (a model the caller cannot see included) are audited here as the GraphQL guard audits them for `predict`.
+        if (e instanceof AppError && (e.code === ErrorCode.FORBIDDEN || e.code === ErrorCode.NOT_FOUND)) {
+          throw await recordDenial(ctx, { action: 'predict', subjectType: 'Deployment', subjectId: String(req.params.name), reason: e.message }, e);
         }
         throw e;
       }
@@ -126,6 +126,7 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
       return;
     }
     if (err instanceof AppError) {
+      if (typeof err.details.retryAfterSeconds === 'number') res.setHeader('retry-after', String(err.details.retryAfterSeconds));
       res.status(HTTP_STATUS[err.code]).json({ error: err.message, code: err.code, ...(err.details.reason ? { reason: err.details.reason } : {}), ...(err.details.field ? { field: err.details.field } : {}), requestId });
       return;
     }

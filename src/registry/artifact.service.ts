@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { audit } from '../audit/audit.service';
+import { audit, recordDenial } from '../audit/audit.service';
 import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { Artifact } from './artifact.entity';
@@ -32,7 +32,10 @@ export class ArtifactRejectedError extends Error {
  */
 export async function uploadArtifact(ctx: RequestContext, body: Readable): Promise<UploadedArtifact> {
   if (!ctx.principal) throw ctx.authError ?? unauthenticated();
-  if (!ctx.ability.can('create', 'Artifact')) throw forbidden('Not allowed to upload artifacts');
+  if (!ctx.ability.can('create', 'Artifact')) {
+    const refused = forbidden('Not allowed to upload artifacts');
+    throw await recordDenial(ctx, { action: 'uploadArtifact', subjectType: 'Artifact', reason: refused.message }, refused);
+  }
   const store = ctx.app.artifacts;
   let received: Awaited<ReturnType<typeof store.receive>>;
   try {
