@@ -135,10 +135,16 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
   return router;
 }
 
-/** The deployment a model name designates, among those the caller may `action`. */
+/**
+ * The deployment a model name designates, among those the caller may `action`. A deployment the
+ * caller may not read is answered exactly like a missing one (NOT_FOUND); FORBIDDEN is for one it
+ * may read but not `action`.
+ */
 function resolve(ctx: RequestContext, engine: InferenceEngine, name: string, action: 'read' | 'predict'): Route {
-  const allowed = (r: Route) =>
-    ctx.ability.can(action, subjectOf('Deployment', { id: r.deploymentId, teamId: r.teamId, environment: r.environment, createdBy: r.createdBy }) as never);
+  const may = (a: 'read' | 'predict') => (r: Route) =>
+    ctx.ability.can(a, subjectOf('Deployment', { id: r.deploymentId, teamId: r.teamId, environment: r.environment, createdBy: r.createdBy }) as never);
+  const allowed = may(action);
+  const readable = may('read');
   let route: Route | undefined;
   try {
     const decoded = fromGlobalId(name, 'model');
@@ -151,9 +157,9 @@ function resolve(ctx: RequestContext, engine: InferenceEngine, name: string, act
     const candidates = engine.routes().filter((r) => (sep > 0 ? r.teamName === name.slice(0, sep) && r.name === name.slice(sep + 1) : r.name === name));
     const visible = candidates.filter(allowed);
     if (visible.length > 1) throw badInput(`"${name}" names deployments of several teams: use team:deployment`, { reason: 'INFERENCE_AMBIGUOUS_MODEL' });
-    route = visible[0] ?? candidates[0];
+    route = visible[0] ?? candidates.find(readable);
   }
-  if (!route) throw notFound(`Model "${name}"`);
+  if (!route || !readable(route)) throw notFound(`Model "${name}"`);
   if (!allowed(route)) throw forbidden(`Not allowed to ${action} on this deployment`);
   return route;
 }
