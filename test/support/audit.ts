@@ -45,7 +45,7 @@ export async function rowCounts(t: TestServer): Promise<Record<string, number>> 
  * without gaps, each prev_hash is the previous row's hash, and the chain head names the last row.
  * Returns the problems found (none when intact).
  */
-export async function chainProblems(t: TestServer): Promise<string[]> {
+export async function chainProblems(t: Pick<TestServer, 'sql'>): Promise<string[]> {
   const rows = await t.sql<{ seq: number; prev_hash: string; hash: string }>('SELECT seq::int AS seq, prev_hash, hash FROM audit_event ORDER BY seq');
   const problems: string[] = [];
   let prevHash = '0'.repeat(64);
@@ -66,7 +66,7 @@ export interface CliResult {
 }
 
 /** Runs the compiled `audit verify` command against the test server's database, as an operator would. */
-export function runAuditVerify(t: TestServer): Promise<CliResult> {
+export function runAuditVerify(t: Pick<TestServer, 'databaseUrl' | 'config'>): Promise<CliResult> {
   const cli = path.resolve(__dirname, '../../src/cli.js');
   const env = {
     ...process.env,
