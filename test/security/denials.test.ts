@@ -77,6 +77,25 @@ describe('refused attempts', () => {
       }
     });
 
+    it('over GraphQL: revoking another principal\'s API key answers like revoking one that does not exist', async () => {
+      const role = await t.gql(admin, 'mutation ($input: UpsertRoleInput!) { upsertRole(input: $input) { name } }', {
+        input: { name: 'own-key-keeper', rules: [{ action: ['read', 'update'], subject: 'ApiKey', conditions: { createdBy: '${user.id}' } }] },
+      });
+      assert.equal(role.errors, undefined, JSON.stringify(role.errors));
+      const created = await t.gql(admin, 'mutation ($input: CreateApiKeyInput!) { createApiKey(input: $input) { apiKey { id } } }', { input: { name: 'admins-key', roles: ['viewer'], teams: ['fraud'] } });
+      assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+      const adminsKey = created.data.createApiKey.apiKey.id;
+      const keeper = t.token(['own-key-keeper'], [], 'key-keeper');
+      const revoke = 'mutation ($id: ID!) { revokeApiKey(input: { apiKey: $id }) { id revokedAt } }';
+      const missingKey = toGlobalId('ApiKey', randomUUID());
+      const hidden = await t.gql(keeper, revoke, { id: adminsKey });
+      const missing = await t.gql(keeper, revoke, { id: missingKey });
+      assert.equal(hidden.errors?.[0].extensions.code, 'NOT_FOUND', JSON.stringify(hidden.errors));
+      assert.deepEqual(seen(hidden, adminsKey), seen(missing, missingKey));
+      const [{ revoked }] = await t.sql(`SELECT revoked_at IS NOT NULL AS revoked FROM api_key WHERE name = 'admins-key'`);
+      assert.equal(revoked, false);
+    });
+
     it('over the Open Inference Protocol: another team\'s model is a 404 exactly like a missing one', async () => {
       const visionService = t.token(['service'], ['vision'], 'svc-vision-oip');
       const pairs: Array<[string, string]> = [
