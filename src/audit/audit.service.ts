@@ -1,5 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type { AppError } from '../core/errors';
+import type { DeniedAttempt } from './audit-denials';
 import { canonicalJson, sha256Hex } from '../core/canonical-json';
 import type { RequestContext } from '../core/context';
 import { AuditDecision, AuditEvent, AuditHead } from './audit-event.entity';
@@ -84,8 +85,7 @@ export async function audit(ctx: RequestContext, entry: AuditEntry): Promise<Aud
  * returns the error to answer with: `error`, or RATE_LIMITED when the principal is refused too
  * often. Repeated identical refusals are folded into one counted event (see DenialRecorder).
  */
-export async function recordDenial(ctx: RequestContext, entry: Omit<AuditEntry, 'decision' | 'reason'> & { reason: string }, error: AppError): Promise<AppError> {
-  const attempt = { action: entry.action, subjectType: entry.subjectType, subjectId: entry.subjectId ?? null, reason: entry.reason };
+export async function recordDenial(ctx: RequestContext, attempt: DeniedAttempt, error: AppError): Promise<AppError> {
   if (ctx.app.denials) return ctx.app.denials.record(ctx, attempt, error);
   await ctx.app.db.transaction((em) => appendAudit(em, ctx, { ...attempt, decision: AuditDecision.DENIED }));
   return error;
