@@ -1,7 +1,6 @@
 import type { DataSource } from 'typeorm';
 import type { Principal } from '../access/ability';
 import type { Logger } from '../core/logger';
-import { AppError, ErrorCode } from '../core/errors';
 import { AuditDecision } from './audit-event.entity';
 import { appendAudit, type AuditEntry } from './audit.service';
 
@@ -81,26 +80,25 @@ export class DenialRecorder {
   }
 
   /**
-   * Records one refused attempt and returns the error its caller is to receive: `error` itself,
-   * or RATE_LIMITED when the principal has been refused too often.
+   * Records one refused attempt. Returns 0, or the whole seconds the principal is to wait when it
+   * has been refused too often (then it is answered RATE_LIMITED).
    */
-  async record(who: Who, attempt: DeniedAttempt, error: AppError): Promise<AppError> {
+  async record(who: Who, attempt: DeniedAttempt): Promise<number> {
     const now = Date.now();
     const principalKey = who.principal ? `${who.principal.kind}:${who.principal.id}` : 'anonymous';
     const wait = this.take(principalKey, now);
-    const answer = wait === 0 ? error : rateLimited(wait);
     const key = JSON.stringify([principalKey, attempt.action, attempt.subjectType, attempt.subjectId ?? null, attempt.reason]);
     const open = this.openFold(key, now);
     if (open) {
       this.count(open, who, wait > 0);
-      return answer;
+      return wait;
     }
     if (wait > 0) {
       // Past the rate nothing is written now: the refusal is counted under its principal and action.
       const limitedKey = JSON.stringify([principalKey, attempt.action, attempt.subjectType, 'RATE_LIMITED']);
       const fold = this.openFold(limitedKey, now) ?? this.startFold(limitedKey, who, { action: attempt.action, subjectType: attempt.subjectType, subjectId: null, reason: RATE_LIMITED_REASON }, now);
       this.count(fold, who, true);
-      return answer;
+      return wait;
     }
     const closed = this.takeClosed(key);
     const fold = this.startFold(key, who, attempt, now);
@@ -115,7 +113,7 @@ export class DenialRecorder {
       if (closed) this.folds.set(`${key}#${closed.firstAt.getTime()}`, { ...closed, closesAt: 0 });
       throw e;
     }
-    return answer;
+    return 0;
   }
 
   /** Writes the summary of every window that has closed (`all`: of every window, at shutdown). */
@@ -210,9 +208,4 @@ function summaryOf(fold: Fold): AuditEntry {
       lastAt: fold.lastAt.toISOString(),
     },
   };
-}
-
-/** The answer to a principal refused too often: retry after `seconds`. */
-export function rateLimited(seconds: number): AppError {
-  return new AppError(ErrorCode.RATE_LIMITED, `Too many refused requests; retry in ${seconds} s`, { reason: 'DENIALS_RATE_LIMITED', retryAfterSeconds: seconds });
 }
