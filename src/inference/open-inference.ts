@@ -135,12 +135,10 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
   return router;
 }
 
-/**
- * The deployment a model name designates, among those the caller may `action`. A deployment the
- * caller may not read is answered exactly like a missing one (NOT_FOUND); FORBIDDEN is for one it
- * may read but not `action`.
- */
+/** The deployment a model name designates, among those the caller may `action`. */
 function resolve(ctx: RequestContext, engine: InferenceEngine, name: string, action: 'read' | 'predict'): Route {
+  // A deployment the caller may not read is answered exactly like a missing one (NOT_FOUND);
+  // FORBIDDEN is for one it may read but not `action`.
   const may = (a: 'read' | 'predict') => (r: Route) =>
     ctx.ability.can(a, subjectOf('Deployment', { id: r.deploymentId, teamId: r.teamId, environment: r.environment, createdBy: r.createdBy }) as never);
   const allowed = may(action);

@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream';
-import { audit, recordDenial } from '../audit/audit.service';
+import { audit } from '../audit/audit.service';
 import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
+import { recordDenial } from '../audit/audit.service';
 import { Artifact } from './artifact.entity';
 import { ArtifactTooLargeError } from './artifact-store';
 import { OnnxParseError, type OnnxSignature } from './onnx';
