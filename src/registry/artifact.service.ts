@@ -1,8 +1,8 @@
 import type { Readable } from 'node:stream';
 import { audit } from '../audit/audit.service';
 import { inTransaction, type RequestContext } from '../core/context';
-import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { recordDenial } from '../audit/audit.service';
+import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { Artifact } from './artifact.entity';
 import { ArtifactTooLargeError } from './artifact-store';
 import { OnnxParseError, type OnnxSignature } from './onnx';
