@@ -79,6 +79,9 @@ const schema = z.object({
   MONITOR_MIN_REQUESTS: int(1, 1_000_000).default(20),
   ALERT_COOLDOWN_SECONDS: int(0, 30 * 24 * 3600).default(900),
   WS_MAX_BUFFERED_BYTES: int(1024, 1024 ** 3).default(1024 * 1024),
+  AUDIT_DENIAL_RATE_PER_SECOND: int(1, 1_000_000).default(2),
+  AUDIT_DENIAL_BURST: int(1, 1_000_000).default(60),
+  AUDIT_DENIAL_FOLD_SECONDS: int(1, 3600).default(60),
   AUDIT_SIGNING_KEY: z.string().min(1).optional(),
   AUDIT_RETENTION_DAYS: z
     .string()
@@ -150,6 +153,8 @@ export interface Config {
   monitoring: { windowSeconds: number; everySeconds: number; minRequests: number; cooldownSeconds: number };
   /** A WebSocket client with more than this waiting to be sent is disconnected (a slow consumer). */
   wsMaxBufferedBytes: number;
+  /** Refused attempts: per-principal rate (then RATE_LIMITED) and the window identical ones are folded in. */
+  auditDenials: { perSecond: number; burst: number; foldSeconds: number };
 }
 
 /** The embedded inference engine's settings (see the README's inference section). */
@@ -282,6 +287,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cooldownSeconds: c.ALERT_COOLDOWN_SECONDS,
     },
     wsMaxBufferedBytes: c.WS_MAX_BUFFERED_BYTES,
+    auditDenials: { perSecond: c.AUDIT_DENIAL_RATE_PER_SECOND, burst: c.AUDIT_DENIAL_BURST, foldSeconds: c.AUDIT_DENIAL_FOLD_SECONDS },
     auditSigningKeyPem,
     auditRetentionDays: c.AUDIT_RETENTION_DAYS,
     auditExportPageRows: c.AUDIT_EXPORT_PAGE_ROWS,

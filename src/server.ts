@@ -16,6 +16,7 @@ import { WebSocketServer } from 'ws';
 import { AccessResolver } from './access/access.resolver';
 import { authenticate } from './access/authenticate';
 import { AuditResolver } from './audit/audit.resolver';
+import { DenialRecorder } from './audit/audit-denials';
 import { mountAuditExportRoutes } from './audit/audit-export.http';
 import { AuditExportResolver } from './audit/audit-export.resolver';
 import type { Config } from './config';
@@ -198,6 +199,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
   const queues = new Queues(config);
   const dispatcher = new OutboxDispatcher(config.databaseUrl, queues, log, { jobAttempts: config.trainingAttempts });
   const bus = createEventBus(config, log);
+  const denials = new DenialRecorder(db, log, config.auditDenials);
   const app: OpenAppServices = {
     config,
     db,
@@ -208,8 +210,11 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     queues,
     dispatcher,
     events: bus,
+    denials,
     statements,
     async close() {
+      // Folded refusals still being counted are written before the database closes.
+      await denials.close().catch((e) => log.error({ err: e }, 'could not write folded audit events at shutdown'));
       await dispatcher.stop();
       await queues.close();
       bus.close();
@@ -444,6 +449,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     }
     if (err instanceof AppError) {
       const status = HTTP_STATUS[err.code];
+      if (typeof err.details.retryAfterSeconds === 'number') res.setHeader('retry-after', String(err.details.retryAfterSeconds));
       res.status(status).json(errorBody(err.code, err.message, requestId, err.details.reason as string | undefined));
       return;
     }

@@ -97,8 +97,13 @@ export async function createApiKey(ctx: RequestContext, input: CreateApiKeyInput
 export async function revokeApiKey(ctx: RequestContext, input: RevokeApiKeyInput): Promise<ApiKey> {
   return accessChanged(ctx, await inTransaction(ctx, async (em) => {
     const id = expectId(input.apiKey, 'ApiKey', 'apiKey');
-    const row = await em.findOne(ApiKey, { where: { id }, lock: { mode: 'pessimistic_write' } });
-    if (!row) throw notFound(`ApiKey ${input.apiKey}`);
+    // Through the caller's read scope: a key it may not see is answered, and costs, like a missing one.
+    const row = await ctx.loaders.scope(em.getRepository(ApiKey).createQueryBuilder('x').where('x.id = :id', { id }), 'ApiKey', 'x').setLock('pessimistic_write').getOne();
+    if (!row) {
+      const hidden = notFound(`ApiKey ${input.apiKey}`);
+      Object.assign(hidden.details, { denied: true, subjectType: 'ApiKey', subjectId: toGlobalId('ApiKey', id) });
+      throw hidden;
+    }
     assertCan(ctx, 'update', 'ApiKey', row);
     if (row.revokedAt) throw conflict('The key is already revoked', { reason: 'ACCESS_ALREADY_REVOKED' });
     row.revokedAt = new Date();

@@ -6,7 +6,7 @@ import type { Express, Request, Response } from 'express';
 import type { AppServices, RequestContext } from '../core/context';
 import { AppError, badInput, ErrorCode, notFound } from '../core/errors';
 import { authorizeField } from '../core/policy';
-import { auditDenied } from './audit.service';
+import { recordDenial } from './audit.service';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
 import { beginExport, exportById, exportChunks, exportPublicKey, finishExport, loadExport, parsedOrRefused, parseExportQuery, scopeSubjects } from './audit-export.service';
 
@@ -34,7 +34,7 @@ async function exporter(app: AppServices, contextFor: ContextFor, req: Request, 
     authorizeField(ctx, EXPORT);
   } catch (e) {
     if (e instanceof AppError && e.code === ErrorCode.FORBIDDEN) {
-      await auditDenied(app.db, ctx, { action: 'exportAuditEvents', subjectType: 'AuditEvent', reason: e.message });
+      throw await recordDenial(ctx, { action: 'exportAuditEvents', subjectType: 'AuditEvent', reason: e.message }, e);
     }
     throw e;
   }

@@ -1,4 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { AppError, ErrorCode } from '../core/errors';
+import type { DeniedAttempt } from './audit-denials';
 import { canonicalJson, sha256Hex } from '../core/canonical-json';
 import type { RequestContext } from '../core/context';
 import { AuditDecision, AuditEvent, AuditHead } from './audit-event.entity';
@@ -78,10 +80,34 @@ export async function audit(ctx: RequestContext, entry: AuditEntry): Promise<Aud
   return event;
 }
 
-/** Records a refused attempt in a transaction of its own (the attempt itself changed nothing). */
+/**
+ * Records a refused attempt (in a transaction of its own: the attempt itself changed nothing) and
+ * returns the error to answer with: `error`, or RATE_LIMITED when the principal is refused too
+ * often. Repeated identical refusals are folded into one counted event (see DenialRecorder).
+ */
+export async function recordDenial(ctx: RequestContext, attempt: DeniedAttempt, error: AppError): Promise<AppError> {
+  const wait = await denied(ctx.app.db, ctx, attempt);
+  return wait > 0 ? rateLimited(wait) : error;
+}
+
+/**
+ * Records a refused attempt whose answer is already decided, through the same rate and folding as
+ * {@link recordDenial}.
+ */
 export async function auditDenied(db: DataSource, ctx: RequestContext, entry: AuditEntry): Promise<void> {
-  await db.transaction((em) => appendAudit(em, ctx, { ...entry, decision: AuditDecision.DENIED }));
+  await denied(db, ctx, { action: entry.action, subjectType: entry.subjectType, subjectId: entry.subjectId ?? null, reason: entry.reason ?? '' });
   ctx.auditEvents += 1;
+}
+
+async function denied(db: DataSource, ctx: RequestContext, attempt: DeniedAttempt): Promise<number> {
+  if (ctx.app.denials) return ctx.app.denials.record(ctx, attempt);
+  await db.transaction((em) => appendAudit(em, ctx, { ...attempt, decision: AuditDecision.DENIED }));
+  return 0;
+}
+
+/** The answer to a principal refused too often: retry after `seconds`. */
+export function rateLimited(seconds: number): AppError {
+  return new AppError(ErrorCode.RATE_LIMITED, `Too many refused requests; retry in ${seconds} s`, { reason: 'DENIALS_RATE_LIMITED', retryAfterSeconds: seconds });
 }
 
 function toPlainJson(value: unknown): object | null {

@@ -11,6 +11,7 @@ import type { TrainingExecutor } from '../lineage/executor';
 import type { OutboxDispatcher } from '../queue/dispatcher';
 import type { Queues } from '../queue/queues';
 import type { InferenceEngine } from '../inference/inference.engine';
+import type { DenialRecorder } from '../audit/audit-denials';
 
 /** Publishes change notifications to subscribers on every instance. */
 export interface EventPublisher {
@@ -31,6 +32,8 @@ export interface AppServices {
   events?: EventBus;
   /** Present in API processes that serve predictions. */
   inference?: InferenceEngine;
+  /** Records refused attempts (rate-limited, folded); without one, each is written as it happens. */
+  denials?: DenialRecorder;
 }
 
 /**

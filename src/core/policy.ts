@@ -1,7 +1,7 @@
 import { getMetadataStorage, UseMiddleware, type MiddlewareFn } from 'type-graphql';
 import type { GraphQLSchema } from 'graphql';
 import type { ActionName, SubjectName } from '../access/policy-rules';
-import { auditDenied } from '../audit/audit.service';
+import { recordDenial } from '../audit/audit.service';
 import type { RequestContext } from './context';
 import { AppError, ErrorCode, forbidden, unauthenticated } from './errors';
 import { assertStorable } from './validation';
@@ -53,14 +53,18 @@ function guard(spec: PolicySpec): MiddlewareFn<RequestContext> {
       assertStorable(args, info.fieldName);
       return await next();
     } catch (e) {
-      // NOT_FOUND marked `denied` hides an object the caller may not read: still a refused attempt.
+      // NOT_FOUND marked `denied` (an id the caller cannot see, whether hidden or missing) is a refused attempt too.
       if (isMutation && e instanceof AppError && (e.code === ErrorCode.FORBIDDEN || e.details.denied === true)) {
-        await auditDenied(ctx.app.db, ctx, {
-          action: info.fieldName,
-          subjectType: (e.details.subjectType as string) ?? ('subject' in spec ? spec.subject : 'Mutation'),
-          subjectId: (e.details.subjectId as string) ?? null,
-          reason: e.message,
-        });
+        throw await recordDenial(
+          ctx,
+          {
+            action: info.fieldName,
+            subjectType: (e.details.subjectType as string) ?? ('subject' in spec ? spec.subject : 'Mutation'),
+            subjectId: (e.details.subjectId as string) ?? null,
+            reason: e.message,
+          },
+          e,
+        );
       }
       throw e;
     }

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { subjectOf } from '../access/ability';
 import type { RequestContext } from '../core/context';
-import { AppError, ErrorCode, forbidden, notFound } from '../core/errors';
+import { AppError, ErrorCode, forbidden } from '../core/errors';
+import { hiddenRowError } from '../lineage/lineage.service';
+import { Deployment } from '../rollouts/deployment.entity';
 import { expectId, toGlobalId } from '../core/global-id';
 import type { InferenceEngine, Route, ServedVersion } from './inference.engine';
 import type { PredictionEntry } from './prediction-log';
@@ -61,15 +63,20 @@ function engineOf(ctx: RequestContext): InferenceEngine {
   return engine;
 }
 
-/** The route of a deployment the caller may predict on; FORBIDDEN (audited by the guard) otherwise. */
-async function authorizedRoute(ctx: RequestContext, engine: InferenceEngine, deploymentId: string): Promise<Route> {
+/**
+ * The route of a deployment the caller may predict on. A deployment the caller may not read is
+ * answered like a missing one (NOT_FOUND, recorded as refused by the guard), and both are looked up
+ * with the caller's read scope in SQL; FORBIDDEN is for a deployment it may read but not predict on.
+ */
+async function authorizedRoute(ctx: RequestContext, engine: InferenceEngine, deploymentId: string, given: string): Promise<Route> {
   const route = engine.route(deploymentId);
-  const row = route
-    ? { id: route.deploymentId, teamId: route.teamId, environment: route.environment, createdBy: route.createdBy }
-    : (
-        await ctx.app.db.query(`SELECT id, team_id AS "teamId", environment, created_by AS "createdBy" FROM deployment WHERE id = $1`, [deploymentId])
-      )[0];
-  if (!row) throw notFound('Deployment');
+  let row: object | null = route ? { id: route.deploymentId, teamId: route.teamId, environment: route.environment, createdBy: route.createdBy } : null;
+  if (!row || !ctx.ability.can('read', subjectOf('Deployment', row) as never)) {
+    row = await ctx.loaders
+      .scope(ctx.app.db.getRepository(Deployment).createQueryBuilder('x').select(['x.id', 'x.teamId', 'x.environment', 'x.createdBy']).where('x.id = :id', { id: deploymentId }), 'Deployment', 'x')
+      .getOne();
+    if (!row) throw hiddenRowError('Deployment', deploymentId, given);
+  }
   if (!ctx.ability.can('predict', subjectOf('Deployment', row) as never)) {
     const e = forbidden('Not allowed to predict on this deployment');
     Object.assign(e.details, { subjectType: 'Deployment', subjectId: toGlobalId('Deployment', deploymentId) });
@@ -109,7 +116,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     engine.metrics.rateLimited.inc();
     throw new AppError(ErrorCode.RATE_LIMITED, `More than ${engine.config.rateLimitPerSecond} predictions per second`, { reason: 'INFERENCE_RATE_LIMITED' });
   }
-  const route = await authorizedRoute(ctx, engine, deploymentId);
+  const route = await authorizedRoute(ctx, engine, deploymentId, req.deploymentId);
   const started = performance.now();
   const limits: InputLimits = { maxRows: engine.config.maxRows, maxElements: engine.config.maxElements, allowNonFinite: engine.config.allowNonFinite };
   const primaryId = engine.pick(route, req.requestKey);

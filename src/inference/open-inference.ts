@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { subjectOf } from '../access/ability';
-import { auditDenied } from '../audit/audit.service';
+import { recordDenial } from '../audit/audit.service';
 import type { AppServices, RequestContext } from '../core/context';
 import { AppError, badInput, ErrorCode, forbidden, HTTP_STATUS, notFound, unauthenticated } from '../core/errors';
 import { fromGlobalId, toGlobalId } from '../core/global-id';
@@ -82,9 +82,9 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
       try {
         route = resolve(ctx, engine(), String(req.params.name), 'predict');
       } catch (e) {
-        // Refusals are audited here as the GraphQL guard audits them for `predict`.
-        if (e instanceof AppError && e.code === ErrorCode.FORBIDDEN) {
-          await auditDenied(app.db, ctx, { action: 'predict', subjectType: 'Deployment', subjectId: String(req.params.name), reason: e.message });
+        // Refusals (a model the caller cannot see included) are audited here as the GraphQL guard audits them for `predict`.
+        if (e instanceof AppError && (e.code === ErrorCode.FORBIDDEN || e.code === ErrorCode.NOT_FOUND)) {
+          throw await recordDenial(ctx, { action: 'predict', subjectType: 'Deployment', subjectId: String(req.params.name), reason: e.message }, e);
         }
         throw e;
       }
@@ -133,6 +133,7 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
       return;
     }
     if (err instanceof AppError) {
+      if (typeof err.details.retryAfterSeconds === 'number') res.setHeader('retry-after', String(err.details.retryAfterSeconds));
       res.status(HTTP_STATUS[err.code]).json({ error: err.message, code: err.code, ...(err.details.reason ? { reason: err.details.reason } : {}), ...(err.details.field ? { field: err.details.field } : {}), requestId });
       return;
     }
@@ -155,8 +156,12 @@ function checkStorableBody(body: { id?: unknown; inputs?: OipTensor[]; outputs?:
 
 /** The deployment a model name designates, among those the caller may `action`. */
 function resolve(ctx: RequestContext, engine: InferenceEngine, name: string, action: 'read' | 'predict'): Route {
-  const allowed = (r: Route) =>
-    ctx.ability.can(action, subjectOf('Deployment', { id: r.deploymentId, teamId: r.teamId, environment: r.environment, createdBy: r.createdBy }) as never);
+  // A deployment the caller may not read is answered exactly like a missing one (NOT_FOUND);
+  // FORBIDDEN is for one it may read but not `action`.
+  const may = (a: 'read' | 'predict') => (r: Route) =>
+    ctx.ability.can(a, subjectOf('Deployment', { id: r.deploymentId, teamId: r.teamId, environment: r.environment, createdBy: r.createdBy }) as never);
+  const allowed = may(action);
+  const readable = may('read');
   let route: Route | undefined;
   try {
     const decoded = fromGlobalId(name, 'model');
@@ -169,9 +174,9 @@ function resolve(ctx: RequestContext, engine: InferenceEngine, name: string, act
     const candidates = engine.routes().filter((r) => (sep > 0 ? r.teamName === name.slice(0, sep) && r.name === name.slice(sep + 1) : r.name === name));
     const visible = candidates.filter(allowed);
     if (visible.length > 1) throw badInput(`"${name}" names deployments of several teams: use team:deployment`, { reason: 'INFERENCE_AMBIGUOUS_MODEL' });
-    route = visible[0] ?? candidates[0];
+    route = visible[0] ?? candidates.find(readable);
   }
-  if (!route) throw notFound(`Model "${name}"`);
+  if (!route || !readable(route)) throw notFound(`Model "${name}"`);
   if (!allowed(route)) throw forbidden(`Not allowed to ${action} on this deployment`);
   return route;
 }

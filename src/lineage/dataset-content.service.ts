@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
-import { audit } from '../audit/audit.service';
+import { audit, recordDenial } from '../audit/audit.service';
 import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { ArtifactTooLargeError } from '../registry/artifact-store';
@@ -49,7 +49,10 @@ async function inspectCsv(file: string): Promise<{ columns: string[]; rowCount: 
  */
 export async function uploadDatasetContent(ctx: RequestContext, body: Readable): Promise<StoredDatasetContent> {
   if (!ctx.principal) throw ctx.authError ?? unauthenticated();
-  if (!ctx.ability.can('create', 'DatasetVersion')) throw forbidden('Not allowed to upload dataset content');
+  if (!ctx.ability.can('create', 'DatasetVersion')) {
+    const refused = forbidden('Not allowed to upload dataset content');
+    throw await recordDenial(ctx, { action: 'uploadDatasetContent', subjectType: 'DatasetContent', reason: refused.message }, refused);
+  }
   const store = ctx.app.artifacts;
   let received: Awaited<ReturnType<typeof store.receive>>;
   try {

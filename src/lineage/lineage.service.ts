@@ -1,4 +1,4 @@
-import { In, type EntityManager, type EntityTarget, type ObjectLiteral } from 'typeorm';
+import type { EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
 import { Team } from '../access/team.entity';
 import { audit } from '../audit/audit.service';
 import { sha256Hex } from '../core/canonical-json';
@@ -8,7 +8,6 @@ import { badInput, notFound } from '../core/errors';
 import { expectId, toGlobalId } from '../core/global-id';
 import { boundedCanonicalJson, parseTime, validateMetrics } from '../core/validation';
 import type { SubjectName } from '../access/policy-rules';
-import { subjectOf } from '../access/ability';
 import { ModelVersion } from '../registry/model-version.entity';
 import { CodeVersion } from './code-version.entity';
 import { Config } from './config.entity';
@@ -28,7 +27,10 @@ import type {
 import { SeedSet } from './seed-set.entity';
 import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from './training-run.entity';
 
-/** NOT_FOUND for a row the caller may not read: answered like a missing one, recorded as refused. */
+/**
+ * NOT_FOUND for an id the caller cannot see: a row it may not read is answered exactly like a
+ * missing one, and either is recorded as a refused attempt when a mutation named it.
+ */
 export function hiddenRowError(subjectName: SubjectName, key: string, id: string) {
   const err = notFound(`${subjectName} ${id}`);
   Object.assign(err.details, { denied: true, subjectType: subjectName, subjectId: toGlobalId(subjectName, key) });
@@ -38,9 +40,9 @@ export function hiddenRowError(subjectName: SubjectName, key: string, id: string
 export type RowLock = 'none' | 'update' | 'share';
 
 /**
- * Loads a row the caller refers to by global ID, inside the transaction. A row the caller may not
- * read is reported exactly like a missing one. The row is locked (FOR UPDATE or FOR SHARE) only
- * once the caller is known to be allowed to see it, and read again under the lock.
+ * Loads a row the caller refers to by global ID, inside the transaction, through the caller's read
+ * scope in SQL: a row it may not read and a missing one take the same statement and get the same
+ * answer. The row is locked (FOR UPDATE or FOR SHARE) only once found, and read again under the lock.
  */
 export async function loadReadable<T extends ObjectLiteral>(
   ctx: RequestContext,
@@ -52,13 +54,12 @@ export async function loadReadable<T extends ObjectLiteral>(
   lock: RowLock = 'none',
 ): Promise<T> {
   const key = expectId(id, subjectName, argument);
-  const repo = em.getRepository(entity);
-  const row = await repo.findOne({ where: { id: key } as never });
-  if (!row) throw notFound(`${subjectName} ${id}`);
-  if (!ctx.ability.can('read', subjectOf(subjectName, row))) throw hiddenRowError(subjectName, key, id);
+  const readable = () => ctx.loaders.scope(em.getRepository(entity).createQueryBuilder('x').where('x.id = :key', { key }), subjectName, 'x');
+  const row = await readable().getOne();
+  if (!row) throw hiddenRowError(subjectName, key, id);
   if (lock === 'none') return row;
-  const locked = await repo.findOne({ where: { id: key } as never, lock: { mode: lock === 'update' ? 'pessimistic_write' : 'pessimistic_read' } });
-  if (!locked) throw notFound(`${subjectName} ${id}`);
+  const locked = await readable().setLock(lock === 'update' ? 'pessimistic_write' : 'pessimistic_read').getOne();
+  if (!locked) throw hiddenRowError(subjectName, key, id);
   return locked;
 }
 
@@ -223,11 +224,10 @@ export async function loadRunDatasets(ctx: RequestContext, em: EntityManager, da
   if (datasets.length === 0) throw badInput('datasets must name at least one dataset version', { field: 'datasets' });
   const ids = datasets.map((d) => expectId(d.datasetVersion, 'DatasetVersion', 'datasets.datasetVersion'));
   if (new Set(ids).size !== ids.length) throw badInput('datasets names a dataset version twice', { field: 'datasets' });
-  const found = await em.getRepository(DatasetVersion).findBy({ id: In(ids) });
+  const found = await ctx.loaders.scope(em.getRepository(DatasetVersion).createQueryBuilder('x').where('x.id IN (:...ids)', { ids }), 'DatasetVersion', 'x').getMany();
   return ids.map((id, i) => {
     const row = found.find((f) => f.id === id);
-    if (!row) throw notFound(`DatasetVersion ${datasets[i].datasetVersion}`);
-    if (!ctx.ability.can('read', subjectOf('DatasetVersion', row))) throw hiddenRowError('DatasetVersion', id, datasets[i].datasetVersion);
+    if (!row) throw hiddenRowError('DatasetVersion', id, datasets[i].datasetVersion);
     return row;
   });
 }

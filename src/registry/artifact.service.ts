@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { audit, auditDenied } from '../audit/audit.service';
 import { inTransaction, type RequestContext } from '../core/context';
+import { recordDenial } from '../audit/audit.service';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { assertStorable } from '../core/validation';
 import { Artifact } from './artifact.entity';
@@ -34,7 +35,10 @@ export class ArtifactRejectedError extends Error {
  */
 export async function uploadArtifact(ctx: RequestContext, body: Readable): Promise<UploadedArtifact> {
   if (!ctx.principal) throw ctx.authError ?? unauthenticated();
-  if (!ctx.ability.can('create', 'Artifact')) throw forbidden('Not allowed to upload artifacts');
+  if (!ctx.ability.can('create', 'Artifact')) {
+    const refused = forbidden('Not allowed to upload artifacts');
+    throw await recordDenial(ctx, { action: 'uploadArtifact', subjectType: 'Artifact', reason: refused.message }, refused);
+  }
   const store = ctx.app.artifacts;
   let received: Awaited<ReturnType<typeof store.receive>>;
   try {

@@ -232,7 +232,8 @@ describe('audit trail', () => {
       ...Array.from({ length: 5 }, (_, i) => t.gql(admin, Q.registerSeedSet, { input: { team: 'vision', seeds: { split: i, init: 1000 + i } } })),
       ...Array.from({ length: 2 }, (_, i) => t.gql(admin, Q.upsertRole, { input: { name: `parallel-role-${i}`, rules: [{ action: 'read', subject: 'Team' }] } })),
     ];
-    const forbidden = Array.from({ length: 3 }, (_, i) => t.gql(viewer, Q.createModel, { input: { name: `nope-${i}` } }));
+    // Three viewers: identical refusals by one principal are folded into one event.
+    const forbidden = Array.from({ length: 3 }, (_, i) => t.gql(t.token(['viewer'], ['fraud'], `vera-viewer-${i}`), Q.createModel, { input: { name: `nope-${i}` } }));
     const [ok, no] = await Promise.all([Promise.all(allowed), Promise.all(forbidden)]);
 
     for (const r of ok) assert.equal(r.errors, undefined, JSON.stringify(r.errors));

@@ -54,7 +54,7 @@ describe('client examples run against a real server', () => {
     assert.ok(v2 && graphql, stdout);
     assert.deepEqual(JSON.parse(v2[1]), (JSON.parse(graphql[1]) as number[][]).flat());
     assert.match(stdout, /graphql answered 2 rows by fraud-detector v1 in [\d.]+ ms/);
-    await assert.rejects(example('predict.mjs', t.token(['service'], ['vision']), ['fraud:fraud-detector-production', file]), /HTTP 403/);
+    await assert.rejects(example('predict.mjs', t.token(['service'], ['vision']), ['fraud:fraud-detector-production', file]), /HTTP 404/, 'another team\'s model is answered like a missing one');
   });
 
   it('lineage prints the edges around a model version', async () => {

@@ -82,18 +82,18 @@ describe('predict', () => {
     assert.equal(ready.status, 200);
   });
 
-  it('refuses another team (FORBIDDEN, audited) and anonymous callers', async () => {
+  it('refuses another team as if the deployment did not exist (NOT_FOUND, audited) and anonymous callers', async () => {
     const before = await t.sql(`SELECT count(*)::int AS n FROM audit_event WHERE decision = 'DENIED' AND action = 'predict'`);
     const r = await t.gql(visionService, PREDICT, { d: production, inputs: { features: rowsOf(1) } });
-    assert.equal(r.errors?.[0].extensions.code, 'FORBIDDEN');
+    assert.equal(r.errors?.[0].extensions.code, 'NOT_FOUND');
     assert.equal(r.data, null);
     const oip = await request(`${t.url}/v2/models/${production}/infer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${visionService}` },
       body: JSON.stringify({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }] }),
     });
-    assert.equal(oip.status, 403);
-    assert.equal(oip.json.code, 'FORBIDDEN');
+    assert.equal(oip.status, 404);
+    assert.equal(oip.json.code, 'NOT_FOUND');
     const afterCount = await t.sql(`SELECT count(*)::int AS n FROM audit_event WHERE decision = 'DENIED' AND action = 'predict'`);
     assert.equal(afterCount[0].n - before[0].n, 2);
     const anon = await t.gql(null, PREDICT, { d: production, inputs: { features: rowsOf(1) } });

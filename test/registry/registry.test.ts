@@ -87,7 +87,8 @@ describe('artifacts and the registry lifecycle', () => {
   });
 
   describe('POST /artifacts refuses what it must not keep', () => {
-    async function refusedUpload(server: TestServer, token: string | null, bytes: Uint8Array, status: number, code: string, reason?: string) {
+    /** `deniedTo`: the refusal is a denied attempt by that principal, recorded as one DENIED event (and nothing else changes). */
+    async function refusedUpload(server: TestServer, token: string | null, bytes: Uint8Array, status: number, code: string, reason?: string, deniedTo?: string) {
       const before = await snapshotDatabase(server);
       const r = await uploadArtifact(server.url, token, bytes);
       assert.equal(r.status, status, r.text);
@@ -98,7 +99,17 @@ describe('artifacts and the registry lifecycle', () => {
       const root = server.config.artifactRoot;
       assert.equal(existsSync(storedPath(root, sha256(bytes))), false, 'no file with the refused content');
       assert.deepEqual(await tmpEntries(root), [], 'no temporary file left behind');
-      assert.deepEqual(await snapshotDatabase(server), before, 'no artifact row, no audit event');
+      const after = await snapshotDatabase(server);
+      if (deniedTo) {
+        const { audit_event: eventsBefore, audit_head: _headBefore, ...restBefore } = before;
+        const { audit_event: eventsAfter, audit_head: _headAfter, ...restAfter } = after;
+        assert.deepEqual(restAfter, restBefore, 'no artifact row');
+        assert.equal(eventsAfter.rows, eventsBefore.rows + 1, 'one audit event');
+        const [event] = await server.sql(`SELECT action, actor_id, decision::text AS decision FROM audit_event ORDER BY seq DESC LIMIT 1`);
+        assert.deepEqual(event, { action: 'uploadArtifact', actor_id: deniedTo, decision: 'DENIED' });
+      } else {
+        assert.deepEqual(after, before, 'no artifact row, no audit event');
+      }
       return r;
     }
 
@@ -149,8 +160,8 @@ describe('artifacts and the registry lifecycle', () => {
       await refusedUpload(t, null, buildLogisticRegressionOnnx({ weights: [9, 9], bias: 9 }), 401, 'UNAUTHENTICATED');
     });
 
-    it('refuses an upload by a viewer (403 FORBIDDEN)', async () => {
-      await refusedUpload(t, viewer, buildLogisticRegressionOnnx({ weights: [8, 8], bias: 8 }), 403, 'FORBIDDEN');
+    it('refuses an upload by a viewer (403 FORBIDDEN, recorded as denied)', async () => {
+      await refusedUpload(t, viewer, buildLogisticRegressionOnnx({ weights: [8, 8], bias: 8 }), 403, 'FORBIDDEN', undefined, 'vic-viewer');
     });
   });
 

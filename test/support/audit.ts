@@ -45,7 +45,7 @@ export async function rowCounts(t: TestServer): Promise<Record<string, number>> 
  * without gaps, each prev_hash is the previous row's hash, and the chain head names the last row.
  * Returns the problems found (none when intact).
  */
-export async function chainProblems(t: TestServer): Promise<string[]> {
+export async function chainProblems(t: Pick<TestServer, 'sql'>): Promise<string[]> {
   const rows = await t.sql<{ seq: number; prev_hash: string; hash: string }>('SELECT seq::int AS seq, prev_hash, hash FROM audit_event ORDER BY seq');
   const problems: string[] = [];
   let prevHash = '0'.repeat(64);
