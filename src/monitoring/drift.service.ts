@@ -144,9 +144,10 @@ export async function computeDriftReport(q: Queryable, args: DriftReportArgs): P
   const numeric: NumericSlot[] = [];
   const categorical: Array<{ name: string; ref: CategoricalReference; expr: string }> = [];
   profile.inputColumns.forEach((name, col) => {
-    const ref = profile.features[name];
+    // Own properties only: a column named like an Object.prototype member is not a reference.
+    const ref = Object.hasOwn(profile.features, name) ? profile.features[name] : undefined;
     if (!ref) return;
-    if (ref.type === 'numeric') numeric.push(numericSlot(name, ref, args.samples.features[name], `(r.v ->> ${col})::float8`));
+    if (ref.type === 'numeric') numeric.push(numericSlot(name, ref, Object.hasOwn(args.samples.features, name) ? args.samples.features[name] : undefined, `(r.v ->> ${col})::float8`));
     else categorical.push({ name, ref, expr: `(r.v ->> ${col})` });
   });
   const predictionSample = args.samples.prediction;
