@@ -66,8 +66,9 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
     AUTH_JWT_SECRET: JWT_SECRET,
     DATA_DIR: dataDir,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    // One inference thread unless a test asks for more: most files never predict.
+    // One inference thread per pool unless a test asks for more: most files never predict.
     INFERENCE_THREADS: '1',
+    INFERENCE_PRODUCTION_THREADS: '1',
     ...opts.env,
   });
   const server = await startServer(config, createLogger(config.logLevel));
