@@ -6,6 +6,7 @@ import { Rollouts1795301340176 } from './1795301340176-Rollouts';
 import { AuditExports1795305382290 } from './1795305382290-AuditExports';
 import { PredictionLog1795305680891 } from './1795305680891-PredictionLog';
 import { Monitoring1795308532369 } from './1795308532369-Monitoring';
+import { RunBudgetAlert1795312000000 } from './1795312000000-RunBudgetAlert';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
 export const MIGRATIONS: Function[] = [
@@ -17,4 +18,5 @@ export const MIGRATIONS: Function[] = [
   AuditExports1795305382290,
   PredictionLog1795305680891,
   Monitoring1795308532369,
+  RunBudgetAlert1795312000000,
 ];

@@ -9,10 +9,13 @@ export enum AlertKind {
   PREDICTION_DRIFT = 'PREDICTION_DRIFT',
   LATENCY = 'LATENCY',
   ERROR_RATE = 'ERROR_RATE',
+  RUN_BUDGET = 'RUN_BUDGET',
 }
 registerEnumType(AlertKind, {
   name: 'AlertKind',
-  description: 'DRIFT: an input feature drifted from the reference; PREDICTION_DRIFT: the model outputs did; LATENCY / ERROR_RATE: a serving SLO is breached',
+  description:
+    'DRIFT: an input feature drifted from the reference; PREDICTION_DRIFT: the model outputs did; LATENCY / ERROR_RATE: a serving SLO is breached; ' +
+    'RUN_BUDGET: the version\'s runs kept overrunning the inference run budget and it was unloaded',
 });
 
 export enum AlertSeverity {
@@ -64,7 +67,7 @@ export class Alert extends TeamOwnedEntity implements Node {
   @Column({ type: 'text', default: '' })
   feature!: string;
 
-  @Field({ description: 'The statistic compared: ks, chi2, psi, wasserstein, jensen_shannon, p95LatencyMs, p99LatencyMs, errorRate' })
+  @Field({ description: 'The statistic compared: ks, chi2, psi, wasserstein, jensen_shannon, p95LatencyMs, p99LatencyMs, errorRate, budgetOverruns' })
   @Column({ type: 'text' })
   statistic!: string;
 
