@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
 import { startTestServer, type TestServer } from '../support/harness';
 import { PREDICT, fraudRow, registerOnnx } from '../support/inference';
 import { buildHeavyOnnx } from '../support/onnx-models';
+import { eventually } from '../support/processes';
 
 const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -80,6 +83,14 @@ describe('inference isolation: a slow unapproved STAGING version cannot degrade 
       }
     });
 
+    // fraud's on-call tooling listens for the alert.
+    const pushed: Array<{ kind: string; deployment: { id: string }; modelVersion: { id: string } }> = [];
+    const ws = createClient({ url: t.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${fraudEngineer}` }, retryAttempts: 0, lazy: false });
+    ws.subscribe(
+      { query: `subscription($d: ID!) { alerts(filter: { deployment: $d, kinds: [RUN_BUDGET] }) { kind deployment { id } modelVersion { id } } }`, variables: { d: fraudStaging } },
+      { next: (m) => m.data && pushed.push((m.data as { alerts: (typeof pushed)[number] }).alerts), error: () => undefined, complete: () => undefined },
+    );
+
     // The unapproved version goes to fraud's STAGING (allowed there) and is warmed up.
     const split = await t.gql(fraudEngineer, `mutation($d: ID!, $v: ID!) { setTrafficSplit(input: { deployment: $d, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { d: fraudStaging, v: heavy });
     assert.equal(split.errors, undefined, JSON.stringify(split.errors));
@@ -139,6 +150,9 @@ describe('inference isolation: a slow unapproved STAGING version cannot degrade 
     const visionAlerts = await t.gql(t.token(['viewer'], ['vision'], 'vic'), `{ alerts(filter: { kinds: [RUN_BUDGET] }) { nodes { id } } }`);
     assert.equal(visionAlerts.errors, undefined, JSON.stringify(visionAlerts.errors));
     assert.deepEqual(visionAlerts.data.alerts.nodes, [], 'another team does not see it');
+    const event = await eventually('the alert pushed to the subscription', async () => pushed[0], 10_000);
+    await ws.dispose();
+    assert.deepEqual(event, { kind: 'RUN_BUDGET', deployment: { id: fraudStaging }, modelVersion: { id: heavy } });
     const audited = await t.sql(`SELECT actor_id FROM audit_event WHERE action = 'unloadOverBudget' AND subject_id = $1`, [fraudStaging]);
     assert.deepEqual(audited.map((a) => a.actor_id), ['system:inference']);
 
