@@ -35,12 +35,12 @@ export enum AlertStatus {
 registerEnumType(AlertStatus, { name: 'AlertStatus' });
 
 /**
- * A condition a monitor found on a deployment's model version. At most one alert per deployment,
- * version, kind and feature is open (or acknowledged) at a time: a persisting condition updates it
- * (`occurrences`, `lastSeenAt`, severity only upward); after it is resolved, the same condition
- * opens a new alert only once the cool-down has passed.
+ * A condition a monitor (or, for RUN_BUDGET, the inference engine) found on a deployment's model
+ * version. At most one alert per deployment, version, kind and feature is open (or acknowledged) at
+ * a time: a persisting condition updates it (`occurrences`, `lastSeenAt`, severity only upward);
+ * after it is resolved, the same condition opens a new alert only once the cool-down has passed.
  */
-@ObjectType({ implements: Node, description: 'A drift, latency or error-rate condition on a deployment, with its statistic and threshold' })
+@ObjectType({ implements: Node, description: 'A drift, latency, error-rate or run-budget condition on a deployment, with its statistic and threshold' })
 @Entity()
 @Index(['deploymentId', 'createdAt'])
 @Index(['deploymentId', 'modelVersionId', 'kind', 'feature'], { unique: true, where: `"status" IN ('OPEN', 'ACKNOWLEDGED')` })
