@@ -545,7 +545,8 @@ export class InferenceEngine {
   status(): {
     ready: boolean;
     threads: number;
-    pools: Record<PoolName, number>;
+    /** Per pool: its size, the threads alive (retired ones still in a run included), and how many were replaced. */
+    pools: Record<PoolName, { threads: number; running: number; replaced: number }>;
     providers: string[];
     versions: Record<string, string>;
     failed: Record<string, string>;
@@ -557,8 +558,9 @@ export class InferenceEngine {
     for (const [id, why] of this.failures) failed[toGlobalId('ModelVersion', id)] = why;
     const unloaded: Record<string, string> = {};
     for (const [id, b] of this.breakers) if (b.unloadedUntil) unloaded[toGlobalId('ModelVersion', id)] = b.reason!;
-    const pools = { production: this.pools.production.size, shared: this.pools.shared.size };
-    return { ready: this.ready, threads: pools.production + pools.shared, pools, providers: [...new Set(Object.values(versions))], versions, failed, unloaded };
+    const of = (p: InferencePool) => ({ threads: p.size, running: p.running, replaced: p.replacedThreads });
+    const pools = { production: of(this.pools.production), shared: of(this.pools.shared) };
+    return { ready: this.ready, threads: pools.production.threads + pools.shared.threads, pools, providers: [...new Set(Object.values(versions))], versions, failed, unloaded };
   }
 
   /** Stops listening, writes the prediction log and the open windows, stops the threads. */

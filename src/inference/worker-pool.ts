@@ -121,6 +121,11 @@ export class InferencePool {
     return this.opts.size;
   }
 
+  /** Threads alive: serving, starting, or retired and still finishing a run (at most twice the size). */
+  get running(): number {
+    return this.slots.filter((s) => !s.retired).length + this.draining.size;
+  }
+
   /** Requests waiting for a thread. */
   get queued(): number {
     let n = 0;
@@ -358,9 +363,8 @@ export class InferencePool {
     if (this.closed) return;
     for (let i = 0; i < this.slots.length; i++) {
       if (!this.slots[i].retired) continue;
-      const live = this.slots.filter((s) => !s.retired).length;
       // A retired thread still in its run holds a core: it counts until it exits.
-      if (live + this.draining.size >= 2 * this.opts.size) return;
+      if (this.running >= 2 * this.opts.size) return;
       const fresh = this.spawn();
       fresh.ready = false;
       this.slots[i] = fresh;

@@ -107,8 +107,18 @@ describe('inference isolation: a slow unapproved STAGING version cannot degrade 
         await t.gql(fraudService, PREDICT, { d: fraudStaging, inputs: { features: [fraudRow(c * 1000 + i)] } });
       }
     });
+    // What the pools run, as /readyz reports it, sampled through the attack.
+    const threads = { shared: 0, production: 0, productionReplaced: 0 };
+    const sample = async () => {
+      const ready = (await fetch(`${t.url}/readyz`).then((x) => x.json())) as { inference?: { pools?: Record<string, { running: number; replaced: number }> } };
+      const pools = ready.inference?.pools;
+      threads.shared = Math.max(threads.shared, pools?.shared?.running ?? Infinity);
+      threads.production = Math.max(threads.production, pools?.production?.running ?? Infinity);
+      threads.productionReplaced = Math.max(threads.productionReplaced, pools?.production?.replaced ?? Infinity);
+    };
     const deadline = Date.now() + 150_000;
     while (Date.now() < deadline) {
+      await sample();
       const s = (await servingOf(fraudStaging)).find((x) => x.modelVersionId === heavy);
       if (s?.state === 'UNLOADED') {
         unloadedAt = Date.now();
@@ -117,7 +127,10 @@ describe('inference isolation: a slow unapproved STAGING version cannot degrade 
       await sleep(500);
     }
     // The attacker keeps at it for a while after the unload, and production is watched after that too.
-    await sleep(5000);
+    for (let i = 0; i < 10; i++) {
+      await sample();
+      await sleep(500);
+    }
     flooding = false;
     await Promise.all(flooders);
     await sleep(5000);
@@ -125,10 +138,15 @@ describe('inference isolation: a slow unapproved STAGING version cannot degrade 
     await Promise.all(callers);
 
     const total = production.ok + production.failed;
-    tc.diagnostic(`production: ${production.ok}/${total} answered; staging flood: ${flood.sent} requests; unloaded ${unloadedAt ? `${Math.round((unloadedAt - floodStarted) / 1000)} s into the flood` : 'never'}`);
+    tc.diagnostic(`production: ${production.ok}/${total} answered; staging flood: ${flood.sent} requests; unloaded ${unloadedAt ? `${Math.round((unloadedAt - floodStarted) / 1000)} s into the flood` : 'never'}; threads seen: ${JSON.stringify(threads)}`);
     assert.ok(total >= 100, `enough production requests to judge (${total})`);
     assert.ok(flood.sent >= 50, `the staging version was flooded (${flood.sent} requests)`);
     assert.ok(production.ok / total >= 0.99, `PRODUCTION answered ${production.ok} of ${total}; failures: ${JSON.stringify([...production.errors])}`);
+    assert.deepEqual(
+      { production: threads.production, productionReplaced: threads.productionReplaced, sharedWithinTwiceItsSize: threads.shared <= 4 },
+      { production: 1, productionReplaced: 0, sharedWithinTwiceItsSize: true },
+      `threads seen: ${JSON.stringify(threads)}`,
+    );
 
     assert.ok(unloadedAt > 0, 'the slow version was unloaded by its breaker');
     const entry = (await servingOf(fraudStaging)).find((x) => x.modelVersionId === heavy)!;
