@@ -19,10 +19,17 @@ export interface BenchServerReady {
 
 async function main(): Promise<void> {
   const env = JSON.parse(process.env.BENCH_SERVER_ENV ?? '{}') as Record<string, string>;
-  // Production defaults (one inference thread per core), not the test harness's single thread.
+  // One inference thread per core in each pool (the LR on PRODUCTION, the MLP on DEVELOPMENT), not
+  // the test harness's single thread.
   const t = await startTestServer({
     demo: true,
-    env: { INFERENCE_THREADS: String(availableParallelism()), INFERENCE_RATE_LIMIT_PER_SECOND: '10000000', LOG_LEVEL: 'error', ...env },
+    env: {
+      INFERENCE_THREADS: String(availableParallelism()),
+      INFERENCE_PRODUCTION_THREADS: String(availableParallelism()),
+      INFERENCE_RATE_LIMIT_PER_SECOND: '10000000',
+      LOG_LEVEL: 'error',
+      ...env,
+    },
   });
   const admin = t.token(['admin'], [], 'bench-admin');
   const service = t.token(['service'], ['fraud'], 'bench-service');

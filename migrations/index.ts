@@ -9,6 +9,7 @@ import { Monitoring1795308532369 } from './1795308532369-Monitoring';
 import { AuditChainIdentity1795309200000 } from './1795309200000-AuditChainIdentity';
 import { OneOutputPerTrainingRun1795310000000 } from './1795310000000-OneOutputPerTrainingRun';
 import { TrainingExecutionHandle1795310100000 } from './1795310100000-TrainingExecutionHandle';
+import { RunBudgetAlert1795312000000 } from './1795312000000-RunBudgetAlert';
 import { ReferenceProfileAggregates1795312407731 } from './1795312407731-ReferenceProfileAggregates';
 import { PredictionLogQuarantine1795312600000 } from './1795312600000-PredictionLogQuarantine';
 
@@ -25,6 +26,7 @@ export const MIGRATIONS: Function[] = [
   AuditChainIdentity1795309200000,
   OneOutputPerTrainingRun1795310000000,
   TrainingExecutionHandle1795310100000,
+  RunBudgetAlert1795312000000,
   ReferenceProfileAggregates1795312407731,
   PredictionLogQuarantine1795312600000,
 ];

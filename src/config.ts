@@ -57,6 +57,7 @@ const schema = z.object({
     .regex(/^(cuda|tensorrt|cpu)(,(cuda|tensorrt|cpu))*$/, 'a comma-separated list of cuda, tensorrt, cpu')
     .default('cuda,cpu'),
   INFERENCE_THREADS: int(1, 256).optional(),
+  INFERENCE_PRODUCTION_THREADS: int(1, 256).optional(),
   INFERENCE_INTRA_OP_THREADS: int(1, 256).default(1),
   INFERENCE_MAX_BATCH_ROWS: int(1, 65_536).default(256),
   INFERENCE_BATCH_WAIT_US: int(0, 1_000_000).default(0),
@@ -70,6 +71,9 @@ const schema = z.object({
   INFERENCE_RECONCILE_MS: int(100, 3_600_000).default(15_000),
   INFERENCE_BREAKER_FAILURES: int(0, 1_000_000).default(5),
   INFERENCE_BREAKER_COOLDOWN_MS: int(1, 3_600_000).default(10_000),
+  INFERENCE_RUN_BUDGET_MS: int(1, 600_000).optional(),
+  INFERENCE_BUDGET_OVERRUNS: int(0, 1_000_000).default(3),
+  INFERENCE_BUDGET_COOLDOWN_MS: int(1, 7 * 24 * 3600 * 1000).default(300_000),
   PREDICTION_LOG_BATCH: int(1, 100_000).default(500),
   PREDICTION_LOG_FLUSH_MS: int(10, 60_000).default(250),
   PREDICTION_LOG_MAX_BUFFERED: int(1, 10_000_000).default(20_000),
@@ -163,7 +167,10 @@ export interface InferenceConfig {
   enabled: boolean;
   /** Execution providers to try in order; a provider whose library is missing falls back to the next. */
   providers: string[];
+  /** Threads of the pool that serves everything but PRODUCTION traffic (staging, development, shadows). */
   threads: number;
+  /** Threads of the pool that serves only versions routed by PRODUCTION deployments (traffic and fallback). */
+  productionThreads: number;
   intraOpNumThreads: number;
   maxBatchRows: number;
   batchWaitUs: number;
@@ -179,6 +186,11 @@ export interface InferenceConfig {
   /** Consecutive failures (errors or timeouts) after which a version is skipped for `breakerCooldownMs` (0: never). */
   breakerFailures: number;
   breakerCooldownMs: number;
+  /** How long one run may hold a thread; past it the run is abandoned and its thread replaced. */
+  runBudgetMs: number;
+  /** Consecutive runs over budget after which a version is unloaded for `budgetCooldownMs` (0: never). */
+  budgetOverruns: number;
+  budgetCooldownMs: number;
   logBatch: number;
   logFlushMs: number;
   logMaxBuffered: number;
@@ -261,7 +273,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     inference: {
       enabled: c.INFERENCE_ENABLED ?? true,
       providers: [...new Set(c.INFERENCE_PROVIDERS.split(','))],
-      threads: c.INFERENCE_THREADS ?? Math.max(1, availableParallelism()),
+      // The cores are split between the two pools, production taking the odd one.
+      threads: c.INFERENCE_THREADS ?? Math.max(1, Math.floor(availableParallelism() / 2)),
+      productionThreads: c.INFERENCE_PRODUCTION_THREADS ?? Math.max(1, Math.ceil(availableParallelism() / 2)),
       intraOpNumThreads: c.INFERENCE_INTRA_OP_THREADS,
       maxBatchRows: c.INFERENCE_MAX_BATCH_ROWS,
       batchWaitUs: c.INFERENCE_BATCH_WAIT_US,
@@ -275,6 +289,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       reconcileMs: c.INFERENCE_RECONCILE_MS,
       breakerFailures: c.INFERENCE_BREAKER_FAILURES,
       breakerCooldownMs: c.INFERENCE_BREAKER_COOLDOWN_MS,
+      runBudgetMs: c.INFERENCE_RUN_BUDGET_MS ?? c.INFERENCE_TIMEOUT_MS,
+      budgetOverruns: c.INFERENCE_BUDGET_OVERRUNS,
+      budgetCooldownMs: c.INFERENCE_BUDGET_COOLDOWN_MS,
       logBatch: c.PREDICTION_LOG_BATCH,
       logFlushMs: c.PREDICTION_LOG_FLUSH_MS,
       logMaxBuffered: c.PREDICTION_LOG_MAX_BUFFERED,

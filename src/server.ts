@@ -59,6 +59,7 @@ import { InferenceEngine } from './inference/inference.engine';
 import { DeploymentServingResolver, InferenceResolver, PredictionFieldResolver, ServingVersionFieldResolver } from './inference/inference.resolver';
 import { openInferenceRouter } from './inference/open-inference';
 import { AlertFieldResolver, DeploymentMonitoringResolver, MonitoringResolver, MonitorRunFieldResolver } from './monitoring/monitoring.resolver';
+import { followRunBudgets } from './monitoring/run-budget-alert.service';
 import { followAccessChanges } from './monitoring/subscription-stream';
 
 export const RESOLVERS = [
@@ -235,6 +236,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const inference = config.inference.enabled ? new InferenceEngine(config.databaseUrl, app.artifacts, config.inference, log) : null;
   if (inference) {
     app.inference = inference;
+    followRunBudgets(app, inference);
     await inference.start();
   }
 

@@ -16,7 +16,29 @@ export const SERVING_CHANNEL = 'modelgov_serving';
 
 const CLASSIFICATION_ORDER = ['NONE', 'PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'RESTRICTED'];
 
-/** A model version loaded into every inference thread. */
+/**
+ * The two thread pools. `production` serves only the versions PRODUCTION deployments route traffic
+ * to (and their fallbacks): versions that had to be APPROVED to get there. `shared` serves the rest:
+ * STAGING and DEVELOPMENT deployments, and every shadow (a PRODUCTION shadow may be unapproved).
+ */
+export type PoolName = 'production' | 'shared';
+
+/** What the engine reports when a version's runs overran the run budget repeatedly and it was unloaded. */
+export interface BudgetTrip {
+  versionId: string;
+  /** The version's own team. */
+  teamId: string;
+  /** Every deployment that routes to the version (traffic, shadow or fallback), with its team. */
+  deployments: Array<{ deploymentId: string; teamId: string; environment: string }>;
+  budgetMs: number;
+  /** Consecutive runs over the budget. */
+  overruns: number;
+  firstOverrunAt: Date;
+  unloadedUntil: Date;
+  reason: string;
+}
+
+/** A model version loaded into the inference threads of the pools that serve it. */
 export interface ServedVersion {
   id: string;
   nodeId: string;
@@ -34,13 +56,18 @@ export interface ServedVersion {
 
 export type ServingRole = 'TRAFFIC' | 'SHADOW' | 'FALLBACK';
 
-/** A version a deployment routes to on this instance: loaded (`version`), failed (`error`) or still loading. */
+/**
+ * A version a deployment routes to on this instance: loaded (`version`), failed (`error`),
+ * unloaded by its breaker (`unloaded`, until `unloadedUntil`) or still loading.
+ */
 export interface ServingEntry {
   versionId: string;
   role: ServingRole;
   weight: number;
   version?: ServedVersion;
   error?: string;
+  unloaded?: string;
+  unloadedUntil?: Date;
 }
 
 /** What one deployment routes to, as this instance serves it. */
@@ -81,14 +108,52 @@ interface VersionRow {
   has_lineage: boolean;
 }
 
+const routesTo = (r: Route, versionId: string) => r.shares.some((s) => s.versionId === versionId) || r.shadows.includes(versionId) || r.fallbackVersionId === versionId;
+
+/** What every deployment routing to `versionId` routes, in one string: it changes when any of them does. */
+function fingerprint(table: Map<string, Route>, versionId: string): string {
+  return JSON.stringify(
+    [...table.values()]
+      .filter((r) => routesTo(r, versionId))
+      .sort((a, b) => a.deploymentId.localeCompare(b.deploymentId))
+      .map((r) => [r.deploymentId, r.environment, r.shares, r.shadows, r.fallbackVersionId]),
+  );
+}
+
 /** Where the request key's hash lands, 0–9999; the same key on the same deployment always lands the same. */
 export function stickyBucket(deploymentId: string, key: string): number {
   return createHash('sha256').update(deploymentId).update('\u0000').update(key).digest().readUInt32BE(0) % 10_000;
 }
 
 /**
- * The inference engine of one API process: the worker-thread pool, the routing table of every
+ * One breaker per version, for two conditions. Errors and timeouts (`failures`) make requests skip
+ * the version for a cool-down while it stays loaded. Runs over the run budget (`overruns`) mean the
+ * version holds threads it should not: it is unloaded until `unloadedUntil`, or until a deployment
+ * that routes to it changes (`routes` is what they were when it tripped).
+ */
+interface Breaker {
+  failures: number;
+  openUntil: number;
+  overruns: number;
+  firstOverrunAt: number;
+  unloadedUntil: number;
+  reason: string | null;
+  routes: string;
+}
+
+/**
+ * The inference engine of one API process: the worker-thread pools, the routing table of every
  * deployment, the prediction log and the serving statistics.
+ *
+ * Isolation: PRODUCTION traffic runs on threads of its own (see {@link PoolName}); nothing routed
+ * by a STAGING or DEVELOPMENT deployment, and no shadow, is ever loaded into them, so production
+ * requests never queue behind those versions, never wait for their warm-ups, and lose no thread
+ * when one of theirs is stuck and replaced. Pools rather than per-environment queues on one set
+ * of threads, because a native run cannot be interrupted: with queues alone, a slow version could
+ * still occupy every thread. Each pool bounds its own threads, retired ones included, so a stuck
+ * version costs at most its pool's share of the cores. Within a pool, teams
+ * take turns (see {@link InferencePool}). A version whose runs keep overrunning the run budget is
+ * unloaded, and reported to the `onBudgetTrip` listeners.
  *
  * The routing table follows the database: a trigger notifies on commit whenever a traffic split,
  * a shadow or a deployment changes, and every instance then reconciles (also every
@@ -96,15 +161,18 @@ export function stickyBucket(deploymentId: string, key: string): number {
  * route may reach them, and unloaded once no route does.
  */
 export class InferenceEngine {
-  readonly pool: InferencePool;
+  readonly pools: Record<PoolName, InferencePool>;
   readonly metrics: ServingMetrics;
   readonly log: PredictionLog;
   readonly windows: ServingWindows;
   private table = new Map<string, Route>();
   private readonly versions = new Map<string, ServedVersion>();
+  /** The pools each served version is loaded into. */
+  private readonly placed = new Map<string, Set<PoolName>>();
+  private readonly tripListeners: Array<(trip: BudgetTrip) => void> = [];
   /** Versions that could not be loaded, with why (retried on the next reconcile). */
   readonly failures = new Map<string, string>();
-  private readonly breakers = new Map<string, { failures: number; openUntil: number }>();
+  private readonly breakers = new Map<string, Breaker>();
   private reconciling: Promise<void> | null = null;
   private again = false;
   private listener: Client | null = null;
@@ -124,21 +192,27 @@ export class InferenceEngine {
   ) {
     this.sql = new Pool({ connectionString: withDefaultUser(databaseUrl), max: 3, application_name: 'modelgov-inference' });
     this.sql.on('error', (e) => logger.warn({ err: e.message }, 'inference database connection error'));
+    const both = <T>(f: (p: InferencePool) => T): T[] => [f(this.pools.production), f(this.pools.shared)];
     this.metrics = new ServingMetrics({
-      queued: () => this.pool.queued,
+      queued: () => both((p) => p.queued).reduce((a, b) => a + b),
       logBuffered: () => this.log.buffered,
-      threads: () => this.pool.size,
-      replacedThreads: () => this.pool.replacedThreads,
+      threads: () => both((p) => p.size).reduce((a, b) => a + b),
+      replacedThreads: () => both((p) => p.replacedThreads).reduce((a, b) => a + b),
     });
-    this.pool = new InferencePool({
-      size: config.threads,
-      providers: config.providers,
-      intraOpNumThreads: config.intraOpNumThreads,
-      maxBatchRows: config.maxBatchRows,
-      batchWaitUs: config.batchWaitUs,
-      log: logger,
-      onBatch: (versionId, requests) => this.metrics.batchRequests.observe({ model_version: versionId }, requests),
-    });
+    const pool = (name: PoolName, size: number) =>
+      new InferencePool({
+        name,
+        size,
+        providers: config.providers,
+        intraOpNumThreads: config.intraOpNumThreads,
+        maxBatchRows: config.maxBatchRows,
+        batchWaitUs: config.batchWaitUs,
+        runBudgetMs: config.runBudgetMs,
+        log: logger,
+        onBatch: (versionId, requests) => this.metrics.batchRequests.observe({ model_version: versionId }, requests),
+        onRun: (versionId, ms, overran) => this.ran(versionId, ms, overran),
+      });
+    this.pools = { production: pool('production', config.productionThreads), shared: pool('shared', config.threads) };
     this.log = new PredictionLog(this.sql, { batchSize: config.logBatch, flushIntervalMs: config.logFlushMs, maxBuffered: config.logMaxBuffered }, logger, this.metrics);
     this.windows = new ServingWindows(this.sql, config.windowSeconds, logger);
   }
@@ -216,6 +290,7 @@ export class InferenceEngine {
     );
     const routes = new Map<string, Route>();
     const needed = new Set<string>();
+    const wanted: Record<PoolName, Set<string>> = { production: new Set(), shared: new Set() };
     for (const r of rows) {
       if (r.shares.length === 0 && r.shadows.length === 0) continue;
       const route: Route = {
@@ -230,24 +305,58 @@ export class InferenceEngine {
         fallbackVersionId: r.last_stable_version_id,
       };
       routes.set(r.id, route);
-      for (const s of route.shares) needed.add(s.versionId);
-      for (const s of route.shadows) needed.add(s);
-      if (route.fallbackVersionId) needed.add(route.fallbackVersionId);
+      const serves = wanted[this.poolFor(route, 'TRAFFIC')];
+      for (const s of route.shares) serves.add(s.versionId);
+      if (route.fallbackVersionId) serves.add(route.fallbackVersionId);
+      for (const s of route.shadows) wanted[this.poolFor(route, 'SHADOW')].add(s);
     }
-    const missing = [...needed].filter((id) => !this.versions.has(id));
+    for (const set of Object.values(wanted)) for (const id of set) needed.add(id);
+    const now = performance.now();
+    for (const id of needed) {
+      const b = this.breakers.get(id);
+      if (!b?.unloadedUntil) continue;
+      if (fingerprint(routes, id) !== b.routes) {
+        // A deployment that routes to it changed: the version starts afresh.
+        this.breakers.delete(id);
+      } else if (now >= b.unloadedUntil) {
+        // Cool-down over: back, half-open (one more run over budget unloads it again).
+        Object.assign(b, { unloadedUntil: 0, reason: null, overruns: Math.max(0, this.config.budgetOverruns - 1) });
+      } else {
+        wanted.production.delete(id);
+        wanted.shared.delete(id);
+      }
+    }
+    const missing: Array<{ id: string; pools: PoolName[] }> = [];
+    for (const id of new Set([...wanted.production, ...wanted.shared])) {
+      const pools = (['production', 'shared'] as const).filter((p) => wanted[p].has(id) && !this.placed.get(id)?.has(p));
+      if (pools.length) missing.push({ id, pools });
+    }
     if (missing.length) await this.loadVersions(missing);
     // Only now may requests reach the new versions: they are loaded and warm.
     this.table = routes;
-    for (const id of [...this.versions.keys()]) {
-      if (!needed.has(id)) {
+    for (const [id, pools] of [...this.placed]) {
+      for (const p of [...pools]) {
+        if (wanted[p].has(id)) continue;
+        pools.delete(p);
+        this.pools[p].unload(id);
+      }
+      if (!pools.size) {
+        this.placed.delete(id);
         this.versions.delete(id);
-        this.pool.unload(id);
       }
     }
     for (const id of [...this.failures.keys()]) if (!needed.has(id)) this.failures.delete(id);
+    for (const id of [...this.breakers.keys()]) if (!needed.has(id)) this.breakers.delete(id);
   }
 
-  private async loadVersions(ids: string[]): Promise<void> {
+  /** The pool a deployment's requests run on: PRODUCTION traffic and fallback on its own threads, the rest shared. */
+  poolFor(route: Pick<Route, 'environment'>, role: ServingRole): PoolName {
+    return route.environment === 'PRODUCTION' && role !== 'SHADOW' ? 'production' : 'shared';
+  }
+
+  private async loadVersions(wanted: Array<{ id: string; pools: PoolName[] }>): Promise<void> {
+    const ids = wanted.map((w) => w.id);
+    const poolsOf = new Map(wanted.map((w) => [w.id, w.pools]));
     const { rows } = await this.sql.query<VersionRow>(
       `SELECT mv.id, mv.model_id, mv.team_id, mv.version, mv.artifact_sha256, mv.signature_json,
               (SELECT max(dv.classification)::text FROM training_run_dataset trd JOIN dataset_version dv ON dv.id = trd.dataset_version_id
@@ -260,7 +369,15 @@ export class InferenceEngine {
       rows.map(async (r) => {
         try {
           const spec = modelSpec(r.signature_json);
-          const loaded = await this.pool.load(r.id, this.artifacts.pathFor(r.artifact_sha256), warmupFeeds(spec), spec.batchable);
+          const pools = poolsOf.get(r.id)!;
+          const results = await Promise.allSettled(pools.map((p) => this.pools[p].load(r.id, r.team_id, this.artifacts.pathFor(r.artifact_sha256), warmupFeeds(spec), spec.batchable)));
+          let placed = this.placed.get(r.id);
+          if (!placed) this.placed.set(r.id, (placed = new Set()));
+          // Where it loaded it stays (and is unloaded like any other); the next reconcile retries the rest.
+          pools.forEach((p, i) => results[i].status === 'fulfilled' && placed.add(p));
+          const failed = results.find((x) => x.status === 'rejected');
+          if (failed) throw failed.reason;
+          const loaded = (results[0] as PromiseFulfilledResult<{ provider: string; fellBack: string[] }>).value;
           // Without recorded training data the classification is unknown: treated as the highest.
           const classification = r.classification ?? 'RESTRICTED';
           this.versions.set(r.id, {
@@ -327,11 +444,11 @@ export class InferenceEngine {
   outcome(versionId: string, ok: boolean): void {
     if (this.config.breakerFailures === 0) return;
     if (ok) {
-      this.breakers.delete(versionId);
+      const b = this.breakers.get(versionId);
+      if (b) Object.assign(b, { failures: 0, openUntil: 0 });
       return;
     }
-    let b = this.breakers.get(versionId);
-    if (!b) this.breakers.set(versionId, (b = { failures: 0, openUntil: 0 }));
+    const b = this.breaker(versionId);
     b.failures += 1;
     if (b.failures >= this.config.breakerFailures && b.openUntil === 0) {
       b.openUntil = performance.now() + this.config.breakerCooldownMs;
@@ -339,8 +456,73 @@ export class InferenceEngine {
     }
   }
 
-  run(versionId: string, feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
-    return this.pool.run(versionId, feeds, rows, this.config.timeoutMs);
+  private breaker(versionId: string): Breaker {
+    let b = this.breakers.get(versionId);
+    if (!b) this.breakers.set(versionId, (b = { failures: 0, openUntil: 0, overruns: 0, firstOverrunAt: 0, unloadedUntil: 0, reason: null, routes: '' }));
+    return b;
+  }
+
+  /**
+   * Counts a run toward its version's breaker: a run within the budget clears the count; the
+   * `budgetOverruns`-th consecutive run over it unloads the version from every pool until the
+   * cool-down ends or a deployment routing to it changes, and tells the `onBudgetTrip` listeners.
+   */
+  private ran(versionId: string, ms: number, overran: boolean): void {
+    if (!overran) {
+      const b = this.breakers.get(versionId);
+      if (b && !b.unloadedUntil) b.overruns = 0;
+      return;
+    }
+    const b = this.breaker(versionId);
+    if (b.unloadedUntil || this.config.budgetOverruns === 0) return;
+    if (b.overruns === 0) b.firstOverrunAt = Date.now();
+    b.overruns += 1;
+    this.logger.warn({ modelVersion: versionId, ms: Math.round(ms), budgetMs: this.config.runBudgetMs, overruns: b.overruns }, 'model version run over its time budget');
+    if (b.overruns < this.config.budgetOverruns) return;
+    const version = this.versions.get(versionId);
+    const until = Date.now() + this.config.budgetCooldownMs;
+    b.unloadedUntil = performance.now() + this.config.budgetCooldownMs;
+    b.reason = `${b.overruns} runs in a row took longer than the ${this.config.runBudgetMs} ms run budget; unloaded until ${new Date(until).toISOString()} or until a deployment routing to it changes`;
+    b.routes = fingerprint(this.table, versionId);
+    for (const p of this.placed.get(versionId) ?? []) this.pools[p].unload(versionId, 'unloaded: its runs kept overrunning the run budget');
+    this.placed.delete(versionId);
+    this.versions.delete(versionId);
+    this.logger.error({ modelVersion: versionId, overruns: b.overruns, budgetMs: this.config.runBudgetMs, cooldownMs: this.config.budgetCooldownMs }, 'model version unloaded: its runs keep overrunning the run budget');
+    setTimeout(() => void this.reconcile(), this.config.budgetCooldownMs + 10).unref();
+    const trip: BudgetTrip = {
+      versionId,
+      teamId: version?.teamId ?? '',
+      deployments: [...this.table.values()]
+        .filter((r) => routesTo(r, versionId))
+        .map((r) => ({ deploymentId: r.deploymentId, teamId: r.teamId, environment: r.environment })),
+      budgetMs: this.config.runBudgetMs,
+      overruns: b.overruns,
+      firstOverrunAt: new Date(b.firstOverrunAt),
+      unloadedUntil: new Date(until),
+      reason: b.reason,
+    };
+    for (const listener of this.tripListeners) {
+      try {
+        listener(trip);
+      } catch (e) {
+        this.logger.error({ err: (e as Error).message }, 'run budget listener failed');
+      }
+    }
+  }
+
+  /** Calls `listener` each time a version is unloaded for overrunning the run budget. */
+  onBudgetTrip(listener: (trip: BudgetTrip) => void): void {
+    this.tripListeners.push(listener);
+  }
+
+  /** Why a routed version cannot answer here: unloaded by its breaker, failed to load, or still loading. */
+  unavailable(versionId: string): string {
+    return this.breakers.get(versionId)?.reason ?? this.failures.get(versionId) ?? 'loading';
+  }
+
+  /** Runs on `pool` (see {@link poolFor}); rejects with InferenceTimeoutError or InferenceRunError. */
+  run(versionId: string, feeds: WireTensor[], rows: number, pool: PoolName): Promise<WireTensor[]> {
+    return this.pools[pool].run(versionId, feeds, rows, this.config.timeoutMs);
   }
 
   /** Every version this instance serves for a deployment, with its role and state. */
@@ -348,8 +530,11 @@ export class InferenceEngine {
     const route = this.table.get(deploymentId);
     if (!route) return [];
     const out: ServingEntry[] = [];
-    const add = (versionId: string, role: ServingRole, weight: number) =>
-      out.push({ versionId, role, weight, version: this.versions.get(versionId), error: this.failures.get(versionId) });
+    const add = (versionId: string, role: ServingRole, weight: number) => {
+      const b = this.breakers.get(versionId);
+      const unloaded = b?.unloadedUntil ? { unloaded: b.reason!, unloadedUntil: new Date(Date.now() + b.unloadedUntil - performance.now()) } : {};
+      out.push({ versionId, role, weight, version: this.versions.get(versionId), error: this.failures.get(versionId), ...unloaded });
+    };
     for (const s of route.shares) add(s.versionId, 'TRAFFIC', s.weight);
     for (const s of route.shadows) add(s, 'SHADOW', 0);
     if (route.fallbackVersionId && !route.shares.some((s) => s.versionId === route.fallbackVersionId)) add(route.fallbackVersionId, 'FALLBACK', 0);
@@ -357,12 +542,25 @@ export class InferenceEngine {
   }
 
   /** For /readyz: providers in use and every loaded version's provider. */
-  status(): { ready: boolean; threads: number; providers: string[]; versions: Record<string, string>; failed: Record<string, string> } {
+  status(): {
+    ready: boolean;
+    threads: number;
+    /** Per pool: its size, the threads alive (retired ones still in a run included), and how many were replaced. */
+    pools: Record<PoolName, { threads: number; running: number; replaced: number }>;
+    providers: string[];
+    versions: Record<string, string>;
+    failed: Record<string, string>;
+    unloaded: Record<string, string>;
+  } {
     const versions: Record<string, string> = {};
     for (const v of this.versions.values()) versions[v.nodeId] = v.provider;
     const failed: Record<string, string> = {};
     for (const [id, why] of this.failures) failed[toGlobalId('ModelVersion', id)] = why;
-    return { ready: this.ready, threads: this.pool.size, providers: [...new Set(Object.values(versions))], versions, failed };
+    const unloaded: Record<string, string> = {};
+    for (const [id, b] of this.breakers) if (b.unloadedUntil) unloaded[toGlobalId('ModelVersion', id)] = b.reason!;
+    const of = (p: InferencePool) => ({ threads: p.size, running: p.running, replaced: p.replacedThreads });
+    const pools = { production: of(this.pools.production), shared: of(this.pools.shared) };
+    return { ready: this.ready, threads: pools.production.threads + pools.shared.threads, pools, providers: [...new Set(Object.values(versions))], versions, failed, unloaded };
   }
 
   /** Stops listening, writes the prediction log and the open windows, stops the threads. */
@@ -375,7 +573,7 @@ export class InferenceEngine {
     await this.reconciling;
     await this.log.close();
     await this.windows.close();
-    await this.pool.close();
+    await Promise.all([this.pools.production.close(), this.pools.shared.close()]);
     await this.sql.end();
   }
 }

@@ -23,8 +23,12 @@ export enum ServingState {
   LOADED = 'LOADED',
   LOADING = 'LOADING',
   FAILED = 'FAILED',
+  UNLOADED = 'UNLOADED',
 }
-registerEnumType(ServingState, { name: 'ServingState' });
+registerEnumType(ServingState, {
+  name: 'ServingState',
+  description: 'UNLOADED: its runs kept overrunning the run budget; back after the cool-down (`unloadedUntil`) or when a deployment routing to it changes',
+});
 
 @ObjectType({ description: 'The answer to a prediction request' })
 export class Prediction {
@@ -75,8 +79,11 @@ export class ServingVersion {
   @Field(() => Date, { nullable: true })
   loadedAt!: Date | null;
 
-  @Field(() => String, { nullable: true, description: 'Why the version could not be loaded' })
+  @Field(() => String, { nullable: true, description: 'Why the version could not be loaded, or why it was unloaded' })
   error!: string | null;
+
+  @Field(() => Date, { nullable: true, description: 'UNLOADED: when the cool-down ends and the version is loaded again' })
+  unloadedUntil!: Date | null;
 }
 
 @Resolver()
@@ -142,11 +149,12 @@ export class DeploymentServingResolver {
         versionUuid: s.versionId,
         role: s.role as ServingRoleEnum,
         weight: s.weight,
-        state: s.version ? ServingState.LOADED : s.error ? ServingState.FAILED : ServingState.LOADING,
+        state: s.unloaded ? ServingState.UNLOADED : s.version ? ServingState.LOADED : s.error ? ServingState.FAILED : ServingState.LOADING,
         provider: s.version?.provider ?? null,
         providerFallbacks: s.version?.fellBack ?? [],
         loadedAt: s.version?.loadedAt ?? null,
-        error: s.error ?? null,
+        error: s.unloaded ?? s.error ?? null,
+        unloadedUntil: s.unloadedUntil ?? null,
       }),
     );
   }

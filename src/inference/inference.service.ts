@@ -121,6 +121,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   const limits: InputLimits = { maxRows: engine.config.maxRows, maxElements: engine.config.maxElements, allowNonFinite: engine.config.allowNonFinite };
   const primaryId = engine.pick(route, req.requestKey);
   const primary = engine.version(primaryId);
+  const pool = engine.poolFor(route, 'TRAFFIC');
 
   let failure: Error | null = null;
   let served: ServedVersion | undefined;
@@ -138,7 +139,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
       failure = new InferenceRunError(`model version ${primaryId} is failing repeatedly; skipped during its cool-down`);
     } else {
       try {
-        outputs = await engine.run(primary.id, built.feeds, built.rows);
+        outputs = await engine.run(primary.id, built.feeds, built.rows, pool);
         served = primary;
         engine.outcome(primary.id, true);
       } catch (e) {
@@ -148,7 +149,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
       }
     }
   } else {
-    failure = new InferenceRunError(`model version ${primaryId} is not loaded: ${engine.failures.get(primaryId) ?? 'loading'}`);
+    failure = new InferenceRunError(`model version ${primaryId} is not loaded: ${engine.unavailable(primaryId)}`);
   }
   const afterPrimary = performance.now();
   const labels = { deployment: deploymentId, model_version: primaryId };
@@ -168,7 +169,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
         rows = built.rows;
         if (!inputsSha256) inputsSha256 = hashFeeds(built.feeds);
         const fbStarted = performance.now();
-        outputs = await engine.run(fb.id, built.feeds, built.rows);
+        outputs = await engine.run(fb.id, built.feeds, built.rows, pool);
         served = fb;
         fallback = true;
         engine.windows.record(deploymentId, fb.id, performance.now() - fbStarted, true);
@@ -219,10 +220,10 @@ async function mirror(engine: InferenceEngine, route: Route, req: PredictRequest
     let error: string | null = null;
     let rows = served.rows;
     try {
-      if (!version) throw new InferenceRunError(`model version ${shadowId} is not loaded`);
+      if (!version) throw new InferenceRunError(`model version ${shadowId} is not loaded: ${engine.unavailable(shadowId)}`);
       const built = req.feeds(version.spec, limits);
       rows = built.rows;
-      outputs = await engine.run(shadowId, built.feeds, built.rows);
+      outputs = await engine.run(shadowId, built.feeds, built.rows, engine.poolFor(route, 'SHADOW'));
     } catch (e) {
       error = (e as Error).message;
     }

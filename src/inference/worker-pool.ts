@@ -21,6 +21,8 @@ export class InferenceRunError extends Error {
 }
 
 export interface PoolOptions {
+  /** Names the pool in logs. */
+  name: string;
   /** Inference threads. */
   size: number;
   providers: string[];
@@ -29,9 +31,16 @@ export interface PoolOptions {
   maxBatchRows: number;
   /** How long a request may wait for others to join its batch when a thread is free (0: never wait). */
   batchWaitUs: number;
+  /**
+   * How long one run may take on its thread, from the moment the thread takes it. Past it the run
+   * is abandoned: its requests fail with InferenceTimeoutError and its thread is replaced.
+   */
+  runBudgetMs: number;
   log: Logger;
   /** Called once per run, for the metrics. */
   onBatch?: (versionId: string, requests: number, rows: number) => void;
+  /** Called once per run when it returns (`overran` false) or is abandoned past its budget (true). */
+  onRun?: (versionId: string, ms: number, overran: boolean) => void;
 }
 
 interface Pending {
@@ -39,7 +48,6 @@ interface Pending {
   feeds: WireTensor[];
   rows: number;
   enqueuedAt: number;
-  deadline: number;
   timeoutMs: number;
   settled: boolean;
   timer: NodeJS.Timeout;
@@ -52,6 +60,7 @@ interface Batch {
   versionId: string;
   requests: Pending[];
   slot: Slot;
+  startedAt: number;
   timer: NodeJS.Timeout;
 }
 
@@ -65,6 +74,7 @@ interface Slot {
 }
 
 interface LoadedModel {
+  teamId: string;
   modelPath: string;
   warmup: WireTensor[];
   batchable: boolean;
@@ -73,11 +83,17 @@ interface LoadedModel {
 const WORKER_SCRIPT = path.join(__dirname, 'ort-worker.js');
 
 /**
- * A fixed set of inference threads, each holding a session of every loaded model version, and
- * one queue per version in front of them. A free thread takes the oldest waiting request and, when
- * the model allows it, every request for the same version queued behind it (micro-batching: under
- * load requests stack into one run; at rest a request runs alone at once). A run past its time
- * limit fails its requests and its thread is replaced, so a stuck model cannot hold a thread.
+ * A fixed set of inference threads, each holding a session of every model version loaded into
+ * this pool, and one queue per version in front of them. A free thread serves the teams in turn
+ * (round-robin over the teams with work waiting, so one team's flood cannot starve another) and,
+ * within the team, the version whose oldest request has waited longest; when the model allows it,
+ * every request for that version queued behind it joins the run (micro-batching: under load
+ * requests stack into one run; at rest a request runs alone at once).
+ *
+ * A run past the pool's run budget fails its requests and its thread is replaced. A thread inside
+ * a native run cannot be stopped, only left to finish, so a retired thread still holds a core until
+ * its run returns: replacements are started only while live and retired threads together stay
+ * within twice the pool's size. Whatever its models do, a pool never runs more threads than that.
  */
 export class InferencePool {
   private readonly slots: Slot[] = [];
@@ -89,6 +105,11 @@ export class InferencePool {
   private waitTimer: NodeJS.Timeout | null = null;
   /** Retired threads still finishing a run. */
   private readonly draining = new Set<Worker>();
+  private readonly exited = new WeakSet<Worker>();
+  /** Team served last: the next free thread looks at the teams after it first. */
+  private lastTeam = '';
+  /** Loads waiting for a thread while every one is retired. */
+  private spawnWaiters: Array<() => void> = [];
   /** Threads replaced after a stuck run or a crash. */
   replacedThreads = 0;
 
@@ -98,6 +119,11 @@ export class InferencePool {
 
   get size(): number {
     return this.opts.size;
+  }
+
+  /** Threads alive: serving, starting, or retired and still finishing a run (at most twice the size). */
+  get running(): number {
+    return this.slots.filter((s) => !s.retired).length + this.draining.size;
   }
 
   /** Requests waiting for a thread. */
@@ -114,7 +140,9 @@ export class InferencePool {
     slot.worker.on('message', (msg: WorkerReply) => this.onReply(slot, msg));
     slot.worker.on('error', (e) => this.onCrash(slot, e));
     slot.worker.on('exit', (code) => {
+      this.exited.add(slot.worker);
       if (!slot.retired && !this.closed) this.onCrash(slot, new Error(`inference thread exited with code ${code}`));
+      else if (this.draining.delete(slot.worker)) this.refill();
     });
     return slot;
   }
@@ -136,16 +164,25 @@ export class InferencePool {
    * Loads a model version into every thread and runs it once (warm-up); resolves with the
    * execution provider in use once all threads can serve it.
    */
-  async load(versionId: string, modelPath: string, warmup: WireTensor[], batchable: boolean): Promise<{ provider: string; fellBack: string[] }> {
-    const model = { modelPath, warmup, batchable };
-    const live = this.slots.filter((s) => !s.retired);
+  async load(versionId: string, teamId: string, modelPath: string, warmup: WireTensor[], batchable: boolean): Promise<{ provider: string; fellBack: string[] }> {
+    const model = { teamId, modelPath, warmup, batchable };
+    let live = this.slots.filter((s) => !s.retired);
+    while (!live.length && !this.closed) {
+      await new Promise<void>((resolve) => this.spawnWaiters.push(resolve));
+      live = this.slots.filter((s) => !s.retired);
+    }
+    if (this.closed) throw new InferenceRunError('the inference engine is shut down');
     const results = await Promise.all(live.map((s) => this.loadInto(s, versionId, model)));
     this.models.set(versionId, model);
     return results[0];
   }
 
-  unload(versionId: string): void {
+  /** Drops a version from every thread; its waiting requests fail with InferenceRunError. */
+  unload(versionId: string, why = 'unloaded'): void {
     this.models.delete(versionId);
+    const q = this.queues.get(versionId);
+    this.queues.delete(versionId);
+    for (const p of q ?? []) this.settle(p, new InferenceRunError(`model version ${versionId} was ${why}`));
     for (const s of this.slots) if (!s.retired) this.send(s, { op: 'unload', versionId });
   }
 
@@ -160,7 +197,6 @@ export class InferencePool {
         feeds,
         rows,
         enqueuedAt: now,
-        deadline: now + timeoutMs,
         timeoutMs,
         settled: false,
         timer: setTimeout(() => this.settle(p, new InferenceTimeoutError(timeoutMs)), timeoutMs),
@@ -184,11 +220,12 @@ export class InferencePool {
 
   private pump(): void {
     for (;;) {
-      const slot = this.slots.find((s) => s.ready && !s.retired && s.batch === null);
+      // A thread warming a version up is busy: a run sent now would wait behind the warm-up.
+      const slot = this.slots.find((s) => s.ready && !s.retired && s.batch === null && s.loads.size === 0);
       if (!slot) return;
       const now = performance.now();
-      // The version whose oldest live request has waited longest goes first.
-      let chosen: Pending[] | undefined;
+      // Per team, the version whose oldest live request has waited longest.
+      const byTeam = new Map<string, Pending[]>();
       let wakeAt = Infinity;
       for (const q of this.queues.values()) {
         while (q.length && q[0].settled) q.shift();
@@ -203,9 +240,11 @@ export class InferencePool {
             continue;
           }
         }
-        if (!chosen || q[0].enqueuedAt < chosen[0].enqueuedAt) chosen = q;
+        const team = model?.teamId ?? '';
+        const best = byTeam.get(team);
+        if (!best || q[0].enqueuedAt < best[0].enqueuedAt) byTeam.set(team, q);
       }
-      if (!chosen) {
+      if (!byTeam.size) {
         if (wakeAt !== Infinity && !this.waitTimer) {
           this.waitTimer = setTimeout(() => {
             this.waitTimer = null;
@@ -214,6 +253,11 @@ export class InferencePool {
         }
         return;
       }
+      // Round-robin: the first team after the one served last, in a fixed (id) order.
+      const teams = [...byTeam.keys()].sort();
+      const team = teams.find((t) => t > this.lastTeam) ?? teams[0];
+      this.lastTeam = team;
+      const chosen = byTeam.get(team)!;
       const model = this.models.get(chosen[0].versionId);
       const requests = [chosen.shift()!];
       let rows = requests[0].rows;
@@ -237,14 +281,14 @@ export class InferencePool {
     const versionId = requests[0].versionId;
     const feeds = stack(requests.map((r) => r.feeds));
     const id = this.nextId++;
-    const latest = Math.max(...requests.map((r) => r.deadline));
     const batch: Batch = {
       id,
       versionId,
       requests,
       slot,
-      // Past the last request's deadline the run is stuck: give up on the thread.
-      timer: setTimeout(() => this.onStuck(batch), Math.max(1, latest - performance.now()) + 5),
+      startedAt: performance.now(),
+      // Past its budget the run is stuck (or too slow to serve): give up on the thread.
+      timer: setTimeout(() => this.onOverrun(batch), this.opts.runBudgetMs),
     };
     slot.batch = batch;
     const rows = requests.reduce((n, r) => n + r.rows, 0);
@@ -260,12 +304,15 @@ export class InferencePool {
       slot.loads.delete(msg.id);
       if (msg.op === 'loaded') waiter?.resolve({ provider: msg.provider, fellBack: msg.fellBack });
       else waiter?.reject(new InferenceRunError(`loading model version ${msg.versionId} failed: ${msg.error}`));
+      // The thread is free again once its last load is done.
+      if (slot.loads.size === 0) this.pump();
       return;
     }
     const batch = slot.batch;
     if (!batch || batch.id !== msg.id) return;
     clearTimeout(batch.timer);
     slot.batch = null;
+    this.opts.onRun?.(batch.versionId, performance.now() - batch.startedAt, false);
     if (msg.op === 'result') {
       const parts = unstack(msg.outputs, batch.requests.map((r) => r.rows));
       batch.requests.forEach((r, i) => this.settle(r, parts[i]));
@@ -275,11 +322,13 @@ export class InferencePool {
     this.pump();
   }
 
-  private onStuck(batch: Batch): void {
+  private onOverrun(batch: Batch): void {
     if (batch.slot.batch !== batch) return;
-    for (const r of batch.requests) this.settle(r, new InferenceTimeoutError(r.timeoutMs));
-    this.opts.log.warn({ versionId: batch.versionId, thread: batch.slot.n }, 'inference run past its time limit: replacing the thread');
+    const budget = this.opts.runBudgetMs;
+    for (const r of batch.requests) this.settle(r, new InferenceTimeoutError(Math.min(budget, r.timeoutMs)));
+    this.opts.log.warn({ pool: this.opts.name, versionId: batch.versionId, thread: batch.slot.n, budgetMs: budget }, 'inference run past its time budget: replacing the thread');
     this.replace(batch.slot);
+    this.opts.onRun?.(batch.versionId, performance.now() - batch.startedAt, true);
   }
 
   private onCrash(slot: Slot, e: Error): void {
@@ -302,24 +351,39 @@ export class InferencePool {
     if (slot.batch) clearTimeout(slot.batch.timer);
     slot.batch = null;
     for (const w of slot.loads.values()) w.reject(new InferenceRunError('inference thread replaced'));
+    slot.loads.clear();
     this.send(slot, { op: 'close' });
-    this.draining.add(slot.worker);
-    slot.worker.once('exit', () => this.draining.delete(slot.worker));
+    if (!this.exited.has(slot.worker)) this.draining.add(slot.worker);
     this.replacedThreads += 1;
+    this.refill();
+  }
+
+  /** Starts threads in place of retired ones while live and draining threads stay within twice the size. */
+  private refill(): void {
     if (this.closed) return;
-    const fresh = this.spawn();
-    fresh.ready = false;
-    this.slots[this.slots.indexOf(slot)] = fresh;
-    void Promise.allSettled([...this.models].map(([versionId, model]) => this.loadInto(fresh, versionId, model))).then(() => {
-      fresh.ready = true;
-      this.pump();
-    });
+    for (let i = 0; i < this.slots.length; i++) {
+      if (!this.slots[i].retired) continue;
+      // A retired thread still in its run holds a core: it counts until it exits.
+      if (this.running >= 2 * this.opts.size) return;
+      const fresh = this.spawn();
+      fresh.ready = false;
+      this.slots[i] = fresh;
+      const waiters = this.spawnWaiters;
+      this.spawnWaiters = [];
+      void Promise.allSettled([...this.models].map(([versionId, model]) => this.loadInto(fresh, versionId, model))).then(() => {
+        fresh.ready = true;
+        for (const w of waiters) w();
+        this.pump();
+      });
+    }
   }
 
   /** Fails what waits, and lets every thread finish its run and exit. */
   async close(graceMs = 10_000): Promise<void> {
     this.closed = true;
     if (this.waitTimer) clearTimeout(this.waitTimer);
+    for (const w of this.spawnWaiters) w();
+    this.spawnWaiters = [];
     for (const q of this.queues.values()) for (const p of q) this.settle(p, new InferenceRunError('the inference engine is shut down'));
     this.queues.clear();
     const exits: Array<Promise<unknown>> = [];

@@ -9,10 +9,13 @@ export enum AlertKind {
   PREDICTION_DRIFT = 'PREDICTION_DRIFT',
   LATENCY = 'LATENCY',
   ERROR_RATE = 'ERROR_RATE',
+  RUN_BUDGET = 'RUN_BUDGET',
 }
 registerEnumType(AlertKind, {
   name: 'AlertKind',
-  description: 'DRIFT: an input feature drifted from the reference; PREDICTION_DRIFT: the model outputs did; LATENCY / ERROR_RATE: a serving SLO is breached',
+  description:
+    'DRIFT: an input feature drifted from the reference; PREDICTION_DRIFT: the model outputs did; LATENCY / ERROR_RATE: a serving SLO is breached; ' +
+    'RUN_BUDGET: the version\'s runs kept overrunning the inference run budget and it was unloaded',
 });
 
 export enum AlertSeverity {
@@ -32,12 +35,12 @@ export enum AlertStatus {
 registerEnumType(AlertStatus, { name: 'AlertStatus' });
 
 /**
- * A condition a monitor found on a deployment's model version. At most one alert per deployment,
- * version, kind and feature is open (or acknowledged) at a time: a persisting condition updates it
- * (`occurrences`, `lastSeenAt`, severity only upward); after it is resolved, the same condition
- * opens a new alert only once the cool-down has passed.
+ * A condition a monitor (or, for RUN_BUDGET, the inference engine) found on a deployment's model
+ * version. At most one alert per deployment, version, kind and feature is open (or acknowledged) at
+ * a time: a persisting condition updates it (`occurrences`, `lastSeenAt`, severity only upward);
+ * after it is resolved, the same condition opens a new alert only once the cool-down has passed.
  */
-@ObjectType({ implements: Node, description: 'A drift, latency or error-rate condition on a deployment, with its statistic and threshold' })
+@ObjectType({ implements: Node, description: 'A drift, latency, error-rate or run-budget condition on a deployment, with its statistic and threshold' })
 @Entity()
 @Index(['deploymentId', 'createdAt'])
 @Index(['deploymentId', 'modelVersionId', 'kind', 'feature'], { unique: true, where: `"status" IN ('OPEN', 'ACKNOWLEDGED')` })
@@ -64,7 +67,7 @@ export class Alert extends TeamOwnedEntity implements Node {
   @Column({ type: 'text', default: '' })
   feature!: string;
 
-  @Field({ description: 'The statistic compared: ks, chi2, psi, wasserstein, jensen_shannon, p95LatencyMs, p99LatencyMs, errorRate' })
+  @Field({ description: 'The statistic compared: ks, chi2, psi, wasserstein, jensen_shannon, p95LatencyMs, p99LatencyMs, errorRate, budgetOverruns' })
   @Column({ type: 'text' })
   statistic!: string;
 

@@ -69,8 +69,9 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
     DATA_DIR: dataDir,
     SECRETS_DIR: secretsDir,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
-    // One inference thread unless a test asks for more: most files never predict.
+    // One inference thread per pool unless a test asks for more: most files never predict.
     INFERENCE_THREADS: '1',
+    INFERENCE_PRODUCTION_THREADS: '1',
     ...opts.env,
   });
   const server = await startServer(config, createLogger(config.logLevel));

@@ -64,3 +64,40 @@ export function buildFaultyOnnx(): Buffer {
     output: [io('probability', 1)],
   });
 }
+
+/**
+ * Valid, quick to load, slow to run: the batch's `size`×`size` Gram matrix (so nothing can be
+ * folded away before the inputs arrive) squared through `steps` MatMul + Sigmoid layers. A run
+ * costs `steps` dense `size`³ products whatever the rows; `probability` is the plain logistic part.
+ */
+export function buildHeavyOnnx(steps: number, size = 1024): Buffer {
+  const nodes: onnx.INodeProto[] = [
+    { opType: 'MatMul', input: ['features', 'w_in'], output: ['x'] },
+    { opType: 'Transpose', input: ['x'], output: ['xt'], attribute: [{ name: 'perm', type: onnx.AttributeProto.AttributeType.INTS, ints: [1, 0] }] },
+    { opType: 'MatMul', input: ['xt', 'x'], output: ['g'] },
+    { opType: 'Sigmoid', input: ['g'], output: ['h0'] },
+  ];
+  for (let k = 1; k <= steps; k++) {
+    nodes.push({ opType: 'MatMul', input: [`h${k - 1}`, 'w'], output: [`m${k}`] });
+    nodes.push({ opType: 'Sigmoid', input: [`m${k}`], output: [`h${k}`] });
+  }
+  nodes.push(
+    { opType: 'ReduceSum', input: [`h${steps}`], output: ['total'], attribute: [{ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] },
+    { opType: 'Mul', input: ['total', 'zero'], output: ['nothing'] },
+    { opType: 'MatMul', input: ['x', 'w_out'], output: ['logit0'] },
+    { opType: 'Add', input: ['logit0', 'nothing'], output: ['logit'] },
+    { opType: 'Sigmoid', input: ['logit'], output: ['probability'] },
+  );
+  return encode({
+    name: 'heavy',
+    node: nodes,
+    initializer: [
+      floats('w_in', [4, size], (i) => ((i % 7) - 3) / 1000),
+      floats('w', [size, size], (i) => ((i % 5) - 2) / size),
+      floats('w_out', [size, 1], () => 0.01),
+      floats('zero', [], () => 0),
+    ],
+    input: [io('features', 4)],
+    output: [io('probability', 1)],
+  });
+}
