@@ -20,6 +20,8 @@ export interface DeniedAttempt {
   subjectType: string;
   subjectId?: string | null;
   reason: string;
+  /** What was refused, when the reason alone does not say (kept on the written event). */
+  after?: Record<string, unknown> | null;
 }
 
 interface Who {
@@ -87,7 +89,7 @@ export class DenialRecorder {
     const now = Date.now();
     const principalKey = who.principal ? `${who.principal.kind}:${who.principal.id}` : 'anonymous';
     const wait = this.take(principalKey, now);
-    const key = JSON.stringify([principalKey, attempt.action, attempt.subjectType, attempt.subjectId ?? null, attempt.reason]);
+    const key = JSON.stringify([principalKey, attempt.action, attempt.subjectType, attempt.subjectId ?? null, attempt.reason, attempt.after ?? null]);
     const open = this.openFold(key, now);
     if (open) {
       this.count(open, who, wait > 0);
@@ -202,6 +204,7 @@ function summaryOf(fold: Fold): AuditEntry {
     ...fold.attempt,
     decision: AuditDecision.DENIED,
     after: {
+      ...fold.attempt.after,
       count: fold.count,
       rateLimited: fold.rateLimited,
       firstAt: fold.firstAt.toISOString(),

@@ -95,7 +95,7 @@ export async function recordDenial(ctx: RequestContext, attempt: DeniedAttempt, 
  * {@link recordDenial}.
  */
 export async function auditDenied(db: DataSource, ctx: RequestContext, entry: AuditEntry): Promise<void> {
-  await denied(db, ctx, { action: entry.action, subjectType: entry.subjectType, subjectId: entry.subjectId ?? null, reason: entry.reason ?? '' });
+  await denied(db, ctx, { action: entry.action, subjectType: entry.subjectType, subjectId: entry.subjectId ?? null, reason: entry.reason ?? '', after: (entry.after as Record<string, unknown> | null | undefined) ?? null });
   ctx.auditEvents += 1;
 }
 

@@ -97,7 +97,21 @@ describe('the running server', () => {
       const detailed = await request(`${t.url}/readyz`, { headers: { authorization: `Bearer ${admin}` } });
       assert.equal(detailed.status, 200, detailed.text);
       const { predictionLog, ...rest } = detailed.json;
-      assert.deepEqual(rest, { status: 'ready', reasons: [], postgres: 'ok', redis: 'ok', inference: { ready: true, threads: 1, providers: [], versions: {}, failed: {} } });
+      assert.deepEqual(rest, {
+        status: 'ready',
+        reasons: [],
+        postgres: 'ok',
+        redis: 'ok',
+        inference: {
+          ready: true,
+          threads: 2,
+          pools: { production: { threads: 1, running: 1, replaced: 0 }, shared: { threads: 1, running: 1, replaced: 0 } },
+          providers: [],
+          versions: {},
+          failed: {},
+          unloaded: {},
+        },
+      });
       assert.equal(predictionLog.writable, true);
     });
 

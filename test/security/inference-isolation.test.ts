@@ -108,9 +108,11 @@ describe('inference isolation: a slow unapproved STAGING version cannot degrade 
       }
     });
     // What the pools run, as /readyz reports it, sampled through the attack.
+    // The pools' figures are details of readiness, shown to a credential that may read metrics.
+    const operator = t.token(['auditor'], [], 'olga-operator');
     const threads = { shared: 0, production: 0, productionReplaced: 0 };
     const sample = async () => {
-      const ready = (await fetch(`${t.url}/readyz`).then((x) => x.json())) as { inference?: { pools?: Record<string, { running: number; replaced: number }> } };
+      const ready = (await fetch(`${t.url}/readyz`, { headers: { authorization: `Bearer ${operator}` } }).then((x) => x.json())) as { inference?: { pools?: Record<string, { running: number; replaced: number }> } };
       const pools = ready.inference?.pools;
       threads.shared = Math.max(threads.shared, pools?.shared?.running ?? Infinity);
       threads.production = Math.max(threads.production, pools?.production?.running ?? Infinity);
