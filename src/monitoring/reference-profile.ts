@@ -5,7 +5,7 @@
 export const REFERENCE_SAMPLE_SIZE = 2000;
 /** Quantile bins (PSI, Jensen–Shannon) per numeric reference. */
 export const QUANTILE_BINS = 10;
-/** The version of the stored profile format: aggregates only, no raw values. */
+/** The version of the stored profile format: aggregates only (no rows, no samples). */
 export const REFERENCE_PROFILE_VERSION = 3;
 
 /**
@@ -44,7 +44,8 @@ export interface CategoricalReference {
 
 /**
  * The drift reference of a model version (`ModelVersion.referenceProfile`, `profileVersion: 3`):
- * counts, moments and quantile bins; no raw values.
+ * counts, moments, decile edges and category frequencies; no rows and no samples. The decile edges
+ * and the category labels are values of the data: the profile is withheld like the data itself.
  *
  * `inputColumns` names the columns of the model input `inputName` in tensor order: logged
  * inputs are `{ [inputName]: [[v0, v1, …], …] }` and column i is `inputColumns[i]`.

@@ -162,7 +162,7 @@ export class ModelVersionFieldResolver {
   @FieldResolver(() => JSONScalar, {
     nullable: true,
     description:
-      'Counts, moments and quantile bins of the training data (and of predictions), no raw values: the drift reference. Withheld (null) unless the caller may read the protected fields of every dataset version the version was trained on (without recorded training data: as RESTRICTED data)',
+      'Counts, moments, decile edges and category frequencies of the training data (and of predictions), no rows or samples: the drift reference. Withheld (null) unless the caller may read the protected fields of every dataset version the version was trained on (without recorded training data: as RESTRICTED data)',
   })
   async referenceProfile(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
     return (await mayReadTrainingData(ctx, r)) ? r.referenceProfile : null;
