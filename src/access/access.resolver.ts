@@ -16,6 +16,7 @@ import { DatasetVersion } from '../lineage/dataset-version.entity';
 import { Environment } from '../lineage/environment.entity';
 import { SeedSet } from '../lineage/seed-set.entity';
 import { TrainingRun } from '../lineage/training-run.entity';
+import { Alert } from '../monitoring/alert.entity';
 import { Model } from '../registry/model.entity';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from '../rollouts/deployment.entity';
@@ -50,6 +51,7 @@ const NODE_TYPES = new Map(Object.entries<NodeSpec>({
   ModelVersion: { entity: ModelVersion, subject: 'ModelVersion', key: 'id' },
   Deployment: { entity: Deployment, subject: 'Deployment', key: 'id' },
   Rollout: { entity: Rollout, subject: 'Rollout', key: 'id' },
+  Alert: { entity: Alert, subject: 'Alert', key: 'id' },
   Role: { entity: Role, subject: 'Role', key: 'name' },
   ApiKey: { entity: ApiKey, subject: 'ApiKey', key: 'id' },
   AuditEvent: { entity: AuditEvent, subject: 'AuditEvent', key: 'seq' },

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ROLES } from '../../src/access/policy-rules';
+import { toGlobalId } from '../../src/core/global-id';
 import { dataOf, gqlWithAuthorization, owningTeams } from '../support/access';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
 
@@ -146,6 +147,8 @@ describe('policies are data: roles and API keys', () => {
     assert.deepEqual(who, { id: `apikey:${Buffer.from(created.apiKey.id, 'base64url').toString().split(':')[1]}`, kind: 'service', roles: ['viewer'], teams: ['fraud'] });
     const models = dataOf(await asKey(MODELS)).models;
     assert.equal(models.totalCount, await teamModelCount('fraud'));
+    assert.ok(models.nodes.length > 0, 'the key sees fraud models');
+    assert.equal(models.nodes.length, models.totalCount, 'every model it counts is listed');
     for (const mdl of models.nodes) assert.equal(mdl.team?.name, 'fraud');
     const dv = dataOf(await asKey('{ datasetVersions(first: 1) { nodes { uri withheldFields } } }')).datasetVersions.nodes[0];
     assert.deepEqual(dv, { uri: null, withheldFields: ['uri', 'sourceQuery'] }, 'the viewer role withholds confidential fields from the key too');
@@ -197,6 +200,18 @@ describe('policies are data: roles and API keys', () => {
   });
 
   it('shows aliases and traffic shares only of versions the caller may read', async () => {
+    // An alias on the fraud candidate (v2) beside the demo's champion (v1): one to show, one to hide.
+    const [candidate] = await t.sql(
+      `SELECT mv.id::text AS id FROM model_version mv JOIN model m ON m.id = mv.model_id JOIN team tm ON tm.id = m.team_id
+        WHERE tm.name = 'fraud' AND mv.status = 'CANDIDATE' ORDER BY mv.version LIMIT 1`,
+    );
+    assert.ok(candidate, 'the demo has a fraud candidate version');
+    dataOf(
+      await t.gql(admin, 'mutation ($input: SetAliasInput!) { setModelVersionAlias(input: $input) { id } }', {
+        input: { modelVersion: toGlobalId('ModelVersion', candidate.id), alias: 'challenger' },
+      }),
+      'alias on the candidate',
+    );
     dataOf(
       await t.gql(admin, UPSERT, {
         input: {
@@ -217,7 +232,13 @@ describe('policies are data: roles and API keys', () => {
     );
     // The demo's staging split is 90 % v1 (APPROVED) and 10 % v2 (CANDIDATE): only the first is shown.
     assert.deepEqual(r.deployments.nodes[0].trafficSplit, [{ weight: 90, modelVersion: { version: 1, status: 'APPROVED' } }]);
-    for (const m of r.models.nodes) for (const a of m.aliases) assert.equal(a.modelVersion.status, 'APPROVED');
+    const aliases = r.models.nodes.flatMap((m: { aliases: Array<{ alias: string; modelVersion: { status: string } }> }) => m.aliases);
+    assert.ok(aliases.some((a: { alias: string }) => a.alias === 'champion'), `the approved champion is shown: ${JSON.stringify(aliases)}`);
+    for (const a of aliases) assert.equal(a.modelVersion.status, 'APPROVED', `alias ${a.alias}`);
+    // The hidden alias exists: the admin sees it on the candidate.
+    const all = dataOf(await t.gql(admin, '{ models(filter: { team: "fraud" }) { nodes { aliases { alias modelVersion { status } } } } }'));
+    const allAliases = all.models.nodes.flatMap((m: { aliases: unknown[] }) => m.aliases);
+    assert.ok(allAliases.some((a: any) => a.alias === 'challenger' && a.modelVersion.status === 'CANDIDATE'), JSON.stringify(allAliases));
   });
 
   it('lists roles as a connection, filtered, to those who may read them', async () => {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { toGlobalId } from '../../src/core/global-id';
+import { fromGlobalId, toGlobalId } from '../../src/core/global-id';
+import { Alert, AlertKind, AlertSeverity, AlertStatus } from '../../src/monitoring/alert.entity';
 import { TEAM_TABLES, dataOf, objectsWithId, owningTeams } from '../support/access';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
 
@@ -16,6 +17,8 @@ const LISTS: Array<{ field: string; type: string }> = [
   { field: 'models', type: 'Model' },
   { field: 'modelVersions', type: 'ModelVersion' },
   { field: 'deployments', type: 'Deployment' },
+  { field: 'rollouts', type: 'Rollout' },
+  { field: 'alerts', type: 'Alert' },
 ];
 
 const OWNER = `fragment owner on Node {
@@ -72,7 +75,35 @@ const NESTED = [
     }
   }`,
   `{ modelVersions(first: 20) { nodes { id team { name } trainingRun { id team { name } outputs { id team { name } } } } } }`,
-  `{ deployments(first: 20) { nodes { id team { name } trafficSplit { weight modelVersion { id team { name } model { id team { name } } } } } } }`,
+  `{
+    deployments(first: 20) {
+      nodes {
+        id team { name }
+        trafficSplit { weight modelVersion { id team { name } model { id team { name } } } }
+        rollouts { id team { name } } activeRollout { id team { name } } openAlerts { id team { name } }
+      }
+    }
+  }`,
+  `{
+    rollouts(first: 20) {
+      nodes {
+        id team { name }
+        deployment { id team { name } rollouts { id team { name } } }
+        modelVersion { id team { name } }
+        baselineSplit { modelVersion { id team { name } } }
+      }
+    }
+  }`,
+  `{
+    alerts(first: 20) {
+      nodes {
+        id team { name }
+        deployment { id team { name } openAlerts { id team { name } } }
+        modelVersion { id team { name } }
+        retrainRun { id team { name } }
+      }
+    }
+  }`,
 ];
 
 const hex = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -111,6 +142,7 @@ describe('team isolation: a viewer of fraud never sees a vision row', () => {
             trainingRuns(filter: { team: $team }) { nodes { id name } }
             models(filter: { team: $team }) { nodes { id } }
             modelVersions(filter: { team: $team }) { nodes { id version artifactSha256 } }
+            deployments(filter: { team: $team }) { nodes { id environment } }
           }`,
           { team },
         ),
@@ -129,6 +161,8 @@ describe('team isolation: a viewer of fraud never sees a vision row', () => {
         ids[`v${v.version}`] = v.id;
         ids.artifact = v.artifactSha256;
       }
+      const staging = d.deployments.nodes.find((x: { environment: string }) => x.environment === 'STAGING');
+      if (staging) ids.staging = staging.id;
     }
     const f = demo.fraud;
     const v = demo.vision;
@@ -162,12 +196,12 @@ describe('team isolation: a viewer of fraud never sees a vision row', () => {
       status: 'SUCCEEDED',
     });
     cross.visionVersionOfVisionRun = await version('vision version of the cross run', { model: v.model, artifactSha256: v.artifact, trainingRun: cross.visionRun });
-    dataOf(
+    v.staging = dataOf(
       await t.gql(admin, 'mutation ($input: CreateDeploymentInput!) { createDeployment(input: $input) { id } }', {
         input: { team: 'vision', name: 'vision-cross-staging', environment: 'STAGING', trafficSplit: [{ modelVersion: cross.visionVersionOfVisionRun, weight: 100 }] },
       }),
       'vision deployment',
-    );
+    ).createDeployment.id;
     cross.visionDerivedFromFraud = await datasetVersion('vision version derived from fraud', {
       dataset: v.dataset,
       uri: 's3://vision/derived-from-fraud.parquet',
@@ -200,6 +234,40 @@ describe('team isolation: a viewer of fraud never sees a vision row', () => {
       baseModelVersion: v.v1,
       status: 'SUCCEEDED',
     });
+
+    // A rollout and an open alert on each team's staging deployment. The rollouts bake for an hour,
+    // so they stay in progress (and the deployments' activeRollout set) while the tests read them.
+    assert.ok(f.staging && v.staging, 'each team has a staging deployment');
+    for (const [team, deployment, from, to] of [
+      ['fraud', f.staging, f.v1, f.v2],
+      ['vision', v.staging, cross.visionVersionOfVisionRun, v.v1],
+    ] as const) {
+      dataOf(
+        await t.gql(admin, 'mutation ($input: StartRolloutInput!) { startRollout(input: $input) { id } }', {
+          input: { deployment, modelVersion: to, strategy: 'CANARY', steps: [50, 100], bakeSeconds: 3600 },
+        }),
+        `${team} rollout`,
+      );
+      const [{ id: teamId }] = await t.sql(`SELECT id::text AS id FROM team WHERE name = $1`, [team]);
+      const now = new Date();
+      await t.server.app.db.getRepository(Alert).save(
+        Object.assign(new Alert(), {
+          teamId,
+          createdBy: 'monitor',
+          deploymentId: fromGlobalId(deployment).key,
+          modelVersionId: fromGlobalId(from).key,
+          kind: AlertKind.LATENCY,
+          severity: AlertSeverity.WARNING,
+          status: AlertStatus.OPEN,
+          statistic: 'p95_ms',
+          value: 250,
+          threshold: 100,
+          windowStart: new Date(now.getTime() - 60_000),
+          windowEnd: now,
+          lastSeenAt: now,
+        }),
+      );
+    }
   });
 
   after(async () => t?.stop());
@@ -286,9 +354,13 @@ describe('team isolation: a viewer of fraud never sees a vision row', () => {
     ];
     let adminSawVision = 0;
     for (const [what, id] of starts) {
+      // The checks below loop over nodes and edges: each start must reach some, or they check nothing.
+      let edgesSeen = 0;
       for (const direction of ['DOWNSTREAM', 'UPSTREAM', 'BOTH']) {
         const l = dataOf(await t.gql(viewer, LINEAGE, { id, direction, depth }), `viewer lineage ${what} ${direction}`).lineage;
         assert.equal(l.root.id, id);
+        assert.ok(l.nodes.some((n: { id: string }) => n.id === id), `${what} ${direction}: the root is among the nodes`);
+        edgesSeen += l.edges.length;
         const owners = await owningTeams(t, [...l.nodes.map((n: { id: string }) => n.id), ...l.edges.flatMap((e: { from: string; to: string }) => [e.from, e.to])]);
         for (const n of l.nodes) {
           assert.equal(owners.get(n.id), 'fraud', `${what} ${direction}: ${n.__typename} ${n.id} is not fraud's`);
@@ -304,6 +376,7 @@ describe('team isolation: a viewer of fraud never sees a vision row', () => {
         );
         if ([...adminOwners.values()].includes('vision')) adminSawVision++;
       }
+      assert.ok(edgesSeen > 0, `${what}: the viewer's lineage has fraud edges`);
     }
     assert.ok(adminSawVision >= 10, `the admin's lineage reaches vision nodes (${adminSawVision} of 15 traversals)`);
 

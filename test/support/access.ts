@@ -14,6 +14,8 @@ export const TEAM_TABLES: Record<string, string> = {
   Model: 'model',
   ModelVersion: 'model_version',
   Deployment: 'deployment',
+  Rollout: 'rollout',
+  Alert: 'alert',
 };
 
 /** The `data` of a result that must have no errors. */
