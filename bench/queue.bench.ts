@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import Redis from 'ioredis';
 import { fromGlobalId } from '../src/core/global-id';
 import { QUEUES } from '../src/queue/queues';
 import { startTestServer, type TestServer } from '../test/support/harness';
@@ -15,22 +14,12 @@ const TEAM = 'queue-bench';
 const START = `mutation($i: StartTrainingRunInput!) { startTrainingRun(input: $i) { id status } }`;
 const FINAL = `('SUCCEEDED', 'FAILED', 'CANCELLED')`;
 // Exit 2 is the trainer refusing its input: the run fails at once and the job is not retried.
-const NOOP_TRAINER = `process.stderr.write('noop trainer: refusing input (queue bench)\\n');\nprocess.exitCode = 2;\n`;
-
-// The harness's stop() leaves its Redis prefix behind, and this bench fills it with ~700 failed jobs.
-async function dropRedisPrefix(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1 });
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length) await redis.unlink(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
+// Before refusing, it appends its run id to `executions` (one short O_APPEND write, whole even when
+// executions overlap): the trainer's own record of how often each run was executed, independent of
+// what the server counts.
+const noopTrainer = (executions: string) =>
+  `require('node:fs').appendFileSync(${JSON.stringify(executions)}, process.env.MODELGOV_RUN_ID + '\\n');\n` +
+  `process.stderr.write('noop trainer: refusing input (queue bench)\\n');\nprocess.exitCode = 2;\n`;
 
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
@@ -167,7 +156,15 @@ async function latencyPhase(t: TestServer, s: Setup, n: number, cores: number, c
   );
 }
 
-async function throughputPhase(t: TestServer, s: Setup, m: number, inFlight: number, cores: number, concurrency: number): Promise<void> {
+/** How many times the trainer itself ran each run, from the lines it appended to `executions`. */
+async function executionsByRun(executions: string): Promise<Map<string, number>> {
+  const text = await readFile(executions, 'utf8').catch(() => '');
+  const counts = new Map<string, number>();
+  for (const id of text.split('\n').filter(Boolean)) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return counts;
+}
+
+async function throughputPhase(t: TestServer, s: Setup, m: number, inFlight: number, cores: number, concurrency: number, executions: string): Promise<void> {
   let refused = 0;
   let firstError = '';
   const t0 = performance.now();
@@ -202,6 +199,15 @@ async function throughputPhase(t: TestServer, s: Setup, m: number, inFlight: num
             (SELECT count(*)::int FROM outbox_entry WHERE dispatch_attempts = 1 AND dispatched_at IS NOT NULL) AS dispatched_first_try,
             (SELECT count(*)::int FROM outbox_entry WHERE last_error IS NOT NULL) AS with_error`,
   );
+  // Exactly once, as the trainer saw it: every run of the database executed once, and no execution of a run it does not hold.
+  const ran = await executionsByRun(executions);
+  const runIds: string[] = (await t.sql(`SELECT id::text AS id FROM training_run`)).map((r: { id: string }) => r.id);
+  const known = new Set(runIds);
+  const once = runIds.filter((id) => ran.get(id) === 1).length;
+  const more = runIds.filter((id) => (ran.get(id) ?? 0) > 1);
+  const never = runIds.filter((id) => !ran.has(id));
+  const strangers = [...ran.keys()].filter((id) => !known.has(id));
+  const executed = [...ran.values()].reduce((a, b) => a + b, 0);
   const queues = t.server.app.queues;
   if (!queues) throw new Error('queue bench: the server has no queues');
   const jobs = await queues.get(QUEUES.training).getJobCounts('completed', 'failed', 'active', 'waiting', 'delayed');
@@ -221,11 +227,17 @@ async function throughputPhase(t: TestServer, s: Setup, m: number, inFlight: num
     { check: 'outbox entries dispatched / created', value: `${all.dispatched} / ${all.created}` },
     { check: 'dispatched on the first attempt', value: all.dispatched_first_try },
     { check: 'entries with a dispatch error', value: all.with_error },
-    { check: 'runs executed once (attempts = 1) / all', value: `${all.once} / ${all.runs}` },
-    { check: 'runs executed more than once / never', value: `${all.more} / ${all.never}` },
+    { check: 'trainer executions recorded by the trainer / runs', value: `${executed} / ${runIds.length}` },
+    { check: 'runs the trainer executed once / all (trainer\'s record)', value: `${once} / ${runIds.length}` },
+    { check: 'runs the trainer executed more than once / never / unknown to the database', value: `${more.length} / ${never.length} / ${strangers.length}` },
+    { check: 'server\'s own count: runs with attempts = 1 / > 1 / = 0', value: `${all.once} / ${all.more} / ${all.never}` },
     { check: 'BullMQ jobs failed / completed / active+waiting+delayed', value: `${jobs.failed} / ${jobs.completed} / ${jobs.active + jobs.waiting + jobs.delayed}` },
   ]);
   if (refused) console.log(`note: ${refused} mutation(s) refused; first: ${firstError}`);
+  if (once !== runIds.length || strangers.length)
+    throw new Error(
+      `queue bench: not exactly once from the trainer's side: executed more than once ${more.slice(0, 5).join(', ') || '-'}; never ${never.slice(0, 5).join(', ') || '-'}; unknown ${strangers.slice(0, 5).join(', ') || '-'}`,
+    );
 }
 
 /**
@@ -241,18 +253,17 @@ export async function queueBench(): Promise<void> {
   const cores = os.cpus().length;
   const trainers = await mkdtemp(path.join(os.tmpdir(), 'modelgov-queue-bench-'));
   let t: TestServer | null = null;
+  const executions = path.join(trainers, 'executions.log');
   try {
-    await writeFile(path.join(trainers, 'noop.js'), NOOP_TRAINER);
+    await writeFile(path.join(trainers, 'noop.js'), noopTrainer(executions));
     t = await startTestServer({ env: { TRAINER_REPOSITORIES: JSON.stringify({ [REPOSITORY]: trainers }), WORKER_CONCURRENCY: String(concurrency) } });
     const s = await setUp(t);
     await latencyPhase(t, s, n, cores, concurrency);
-    await throughputPhase(t, s, m, inFlight, cores, concurrency);
+    await throughputPhase(t, s, m, inFlight, cores, concurrency, executions);
   } finally {
     try {
-      if (t) {
-        await t.stop();
-        await dropRedisPrefix(t.config.redisUrl, t.config.redisPrefix);
-      }
+      // stop() removes the server's database and Redis prefix (with the bench's ~700 failed jobs).
+      if (t) await t.stop();
     } finally {
       await rm(trainers, { recursive: true, force: true });
     }

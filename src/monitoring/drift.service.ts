@@ -122,6 +122,13 @@ interface NumericSlot {
 }
 
 /**
+ * The settings of the transaction the drift scan runs in: JIT compiling its large expression tree
+ * costs more than it saves; the extracted values and the sort of the crossing buckets fit in
+ * memory at a few million values.
+ */
+export const DRIFT_SCAN_SETTINGS: readonly string[] = [`SET LOCAL jit = off`, `SET LOCAL work_mem = '256MB'`];
+
+/**
  * Computes the drift of one deployment's model version over [windowStart, windowEnd) against
  * the version's reference profile, in the database, in one statement: the logged values are
  * extracted once (materialized CTE); every numeric value is bucketed against its reference sample
@@ -207,12 +214,9 @@ export async function computeDriftReport(q: Queryable, args: DriftReportArgs): P
     );
   const sql = `WITH ${ctes.join(',\n')}\n${parts.join('\nUNION ALL ')}`;
   type Row = { kind: 'r' | 'n' | 'o' | 'c'; s: number | null; b: string | null; n: string | null; x: number | null; below: number | null; c: string | null };
-  // JIT compiling this large expression tree costs more than it saves; the extracted values and
-  // the sort of the crossing buckets fit in memory at a few million values.
   const result: Row[] = q.transaction
     ? await q.transaction(async (tx) => {
-        await tx.query(`SET LOCAL jit = off`);
-        await tx.query(`SET LOCAL work_mem = '256MB'`);
+        for (const setting of DRIFT_SCAN_SETTINGS) await tx.query(setting);
         return tx.query(sql, params);
       })
     : await q.query(sql, params);

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
 import { buildAbility, subjectOf, validateRules, type AppAbility, type Principal } from '../../src/access/ability';
 import { accessibleSql, positional } from '../../src/access/casl-sql';
 import { POLICY_ATTRIBUTES, type PolicyRule } from '../../src/access/policy-rules';
-import { databaseUrlFor, dropDatabase } from '../support/harness';
+import { databaseUrlFor, dropDatabase, testDatabaseName } from '../support/harness';
 
 // mulberry32, seeded: a failure names a rule set that reproduces on every run.
 function prng(seed: number): () => number {
@@ -30,7 +29,7 @@ const STRAYS = ['DRAFT', 'approved'];
 const TEXT_PIVOTS = ['A', 'APPROVED', 'B', 'CANDIDATE', 'M', 'R', 'REJECTED', 'Z', 'a', 'bob', 'carol', 'm', 'z', ''];
 
 describe('CASL rules as SQL select exactly the rows CASL allows', () => {
-  const dbName = `modelgov_test_casl_${randomBytes(5).toString('hex')}`;
+  const dbName = testDatabaseName('casl');
   let db: Client;
   const rand = prng(20261101);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];

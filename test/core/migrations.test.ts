@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import type { DataSource } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
 import { openDatabase } from '../../src/core/database';
-import { databaseUrlFor, dropDatabase } from '../support/harness';
+import { databaseUrlFor, dropDatabase, testDatabaseName } from '../support/harness';
 
 describe('the schema comes only from the migrations', () => {
-  const dbName = `modelgov_test_migrations_${randomBytes(5).toString('hex')}`;
+  const dbName = testDatabaseName('migrations');
   let db: DataSource;
   before(async () => {
     db = await openDatabase(databaseUrlFor(dbName));

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { signToken } from '../../src/access/authenticate';
-import { databaseUrlFor, dropDatabase, JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
+import { databaseUrlFor, dropDatabase, JWT_SECRET, removeRedisKeys, startTestServer, TEST_REDIS_URL, testDatabaseName, testRedisPrefix, type TestServer } from '../support/harness';
 import { assertNoStackTrace, freePort, postGraphql, request, waitUntil } from '../support/http';
 
 const MAIN = path.resolve(__dirname, '../../src/main.js');
@@ -70,10 +69,15 @@ describe('the running server', () => {
     admin = t.token(['admin'], [], 'ada-admin');
   });
   after(async () => {
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    const running = children.filter((c) => c.exitCode === null && c.signalCode === null);
+    await Promise.all(running.map((c) => new Promise((resolve) => (c.once('exit', resolve), c.kill('SIGKILL')))));
     await t?.stop();
     await noRedis?.stop();
-    for (const db of databases) await dropDatabase(db);
+    // Every spawned server has exited: nothing writes under their names any more.
+    for (const db of databases) {
+      await removeRedisKeys(TEST_REDIS_URL, testRedisPrefix(db));
+      await dropDatabase(db);
+    }
     for (const d of dirs) await rm(d, { recursive: true, force: true });
   });
 
@@ -293,7 +297,7 @@ describe('the running server', () => {
 
   describe('graceful shutdown', () => {
     it('drains and exits 0 on SIGTERM, with a WebSocket client still connected', async () => {
-      const dbName = `modelgov_test_main_${randomBytes(5).toString('hex')}`;
+      const dbName = testDatabaseName('main');
       databases.push(dbName);
       const cwd = await scratchDir();
       const port = await freePort();
@@ -304,8 +308,8 @@ describe('the running server', () => {
           PORT: String(port),
           HOST: '127.0.0.1',
           DATABASE_URL: databaseUrlFor(dbName),
-          REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
-          REDIS_PREFIX: `modelgov-test:${dbName}:`,
+          REDIS_URL: TEST_REDIS_URL,
+          REDIS_PREFIX: testRedisPrefix(dbName),
           AUTH_JWT_SECRET: JWT_SECRET,
           SEED_DEMO: 'false',
           DATA_DIR: cwd,

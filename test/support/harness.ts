@@ -1,18 +1,16 @@
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import Redis from 'ioredis';
-import { Client } from 'pg';
 import { signToken } from '../../src/access/authenticate';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/core/logger';
-import { withDefaultUser } from '../../src/core/database';
 import { startServer, type RunningServer } from '../../src/server';
 import { seedDemo } from '../../src/seed/demo';
+import { databaseUrlFor, dropDatabase, removeRedisKeys, TEST_REDIS_URL, testDatabaseName, testRedisPrefix } from './test-run';
+
+export { databaseUrlFor, dropDatabase, PG_BASE, removeRedisKeys, TEST_REDIS_URL, testDatabaseName, testRedisPrefix } from './test-run';
 
 export const JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
-export const PG_BASE = process.env.TEST_DATABASE_URL ?? 'postgres://127.0.0.1:5432/postgres';
 
 export interface GqlResult<T = any> {
   data?: T;
@@ -31,29 +29,12 @@ export interface TestServer {
   stop(): Promise<void>;
 }
 
-export function databaseUrlFor(name: string): string {
-  const u = new URL(withDefaultUser(PG_BASE));
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
-export async function dropDatabase(name: string): Promise<void> {
-  const client = new Client({ connectionString: databaseUrlFor('postgres') });
-  await client.connect();
-  try {
-    await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
-  } finally {
-    await client.end();
-  }
-}
-
 /**
  * Starts the real server on a free port against its own new database (built by the migrations),
  * its own Redis key prefix and its own artifact directory; `stop` removes all three.
  */
 export async function startTestServer(opts: { demo?: boolean; env?: Record<string, string> } = {}): Promise<TestServer> {
-  const suffix = randomBytes(5).toString('hex');
-  const dbName = `modelgov_test_${suffix}`;
+  const dbName = testDatabaseName();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modelgov-test-'));
   // Outside the data directory, as by default; never the developer's own config directory.
   const secretsDir = `${dataDir}-secrets`;
@@ -63,8 +44,8 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
     PORT: '0',
     HOST: '127.0.0.1',
     DATABASE_URL: databaseUrl,
-    REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
-    REDIS_PREFIX: `modelgov-test:${suffix}:`,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_PREFIX: testRedisPrefix(dbName),
     AUTH_JWT_SECRET: JWT_SECRET,
     DATA_DIR: dataDir,
     SECRETS_DIR: secretsDir,
@@ -108,25 +89,6 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
       await rm(secretsDir, { recursive: true, force: true });
     },
   };
-}
-
-/** Deletes every key under `prefix` (queues, jobs) from a Redis the test shared with others. */
-async function removeRedisKeys(url: string, prefix: string): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } catch {
-    // A Redis the test stopped on purpose has nothing left to clean.
-  } finally {
-    redis.disconnect();
-  }
 }
 
 /** The first error's code, or 'none'. */
