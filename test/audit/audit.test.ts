@@ -294,6 +294,8 @@ describe('audit trail', () => {
 
       const configs = await events({ actor: Q_ACTOR, action: 'registerConfig' });
       assert.equal(configs.totalCount, 5);
+      // The page itself, not only the count: `every` holds for an empty page.
+      assert.equal(configs.nodes.length, 5);
       assert.ok(configs.nodes.every((n) => n.actorId === Q_ACTOR && n.action === 'registerConfig'));
 
       const subject = await events({ subject: datasetId });

@@ -3,6 +3,7 @@ import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { Pool } from 'pg';
 import { verifyExport } from '../../src/audit/audit-export.format';
+import { fromGlobalId } from '../../src/core/global-id';
 import { appendGeneratedEvents } from '../support/audit-chain';
 import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
@@ -38,7 +39,9 @@ describe('a client that leaves in the middle of an export', () => {
           // Read a little, then go away without a word, the way a crashed client does.
           if (received > 256 * 1024) {
             req.destroy();
-            resolve(String(res.headers['x-audit-export-id']));
+            const id = res.headers['x-audit-export-id'];
+            if (typeof id === 'string' && id !== '') resolve(id);
+            else reject(new Error('the response does not name its export (X-Audit-Export-Id)'));
           }
         });
         res.on('error', () => undefined);
@@ -46,12 +49,14 @@ describe('a client that leaves in the middle of an export', () => {
       req.on('error', () => undefined);
       setTimeout(() => reject(new Error('no data')), 30_000).unref();
     });
+    // This export's own row, by the id the response gave: not whichever export is newest.
+    const { type, key } = fromGlobalId(exportId);
+    assert.equal(type, 'AuditExport');
     const [row] = await eventually('the export to be recorded as aborted', async () => {
-      const rows = await t.sql<{ status: string; error: string }>(`SELECT status::text AS status, error FROM audit_export WHERE id = (SELECT id FROM audit_export ORDER BY created_at DESC LIMIT 1)`);
+      const rows = await t.sql<{ status: string; error: string }>(`SELECT status::text AS status, error FROM audit_export WHERE id = $1`, [key]);
       return rows[0]?.status === 'ABORTED' ? rows : undefined;
     });
     assert.match(row.error, /client closed the connection/);
-    assert.ok(exportId);
     // Every connection the export used is back in the pool, idle; nothing runs in the database.
     await eventually('the pool to be idle again', async () => (pool().idleCount === pool().totalCount ? true : undefined));
     assert.ok(pool().totalCount <= Math.max(totalBefore, 10), `pool grew to ${pool().totalCount}`);

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import { createClient, type Client } from 'graphql-ws';
+import { Client as PgClient } from 'pg';
 import WebSocket from 'ws';
 import { verifyExport } from '../../src/audit/audit-export.format';
 import { downloadSignature } from '../../src/audit/audit-export.http';
+import { TOPICS } from '../../src/core/events';
 import { fromGlobalId } from '../../src/core/global-id';
+import { QUEUES } from '../../src/queue/queues';
 import { appendGeneratedEvents } from '../support/audit-chain';
 import { codeOf, JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
@@ -22,35 +25,114 @@ describe('exports written to a file by a job', () => {
     auditor = t.token(['auditor'], [], 'audrey-auditor');
     await appendGeneratedEvents(t.server.app.db, 5000);
   });
+  // A test that stopped half way leaves neither the queue paused nor the export row locked.
+  afterEach(async () => {
+    for (const c of lockers.splice(0)) await c.end().catch(() => undefined);
+    await t.server.app.queues?.get(QUEUES.auditExports).resume();
+  });
   after(async () => {
     for (const s of sockets) await s.dispose();
     await t?.stop();
   });
 
+  const lockers: PgClient[] = [];
+  interface RowLock {
+    release(): Promise<void>;
+  }
+
+  /**
+   * Takes the export row's lock (FOR UPDATE) in a transaction of its own. With `after`, the lock is
+   * first queued behind the job's waiting write and `after` is then released: the job's write goes
+   * through, and its next write waits for this lock.
+   */
+  async function lockRow(key: string, opts: { after?: RowLock } = {}): Promise<RowLock> {
+    const c = new PgClient({ connectionString: t.databaseUrl });
+    lockers.push(c);
+    await c.connect();
+    const { rows } = await c.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+    await c.query('BEGIN');
+    const locked = c.query('SELECT 1 FROM audit_export WHERE id = $1 FOR UPDATE', [key]);
+    locked.catch(() => undefined); // awaited below
+    if (opts.after) {
+      await eventually('the next lock to queue behind the job', async () => ((await t.sql(`SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'`, [rows[0].pid])).length ? true : undefined), 60_000, 20);
+      await opts.after.release();
+    }
+    await locked;
+    return {
+      async release() {
+        await c.query('COMMIT');
+        await c.end();
+      },
+    };
+  }
+
+  /** Whether a write to an export row waits for a lock (the job's, since nothing else writes it). */
+  const jobWaitingForRow = async () =>
+    (await t.sql<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE 'UPDATE%audit_export%'`))[0].n > 0;
+
   it('queues the export, reports progress live, and offers an expiring link to a file that verifies', async () => {
     const client = createClient({ url: t.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${auditor}` }, retryAttempts: 0, lazy: false });
     sockets.push(client);
+    // The queue holds the job until the subscription is known to be live.
+    const queue = t.server.app.queues!.get(QUEUES.auditExports);
+    await queue.pause();
     const requested = await t.gql(auditor, REQUEST, { f: { actor: 'bench:fraud-engineer' }, format: 'NDJSON' });
     assert.equal(requested.errors, undefined, JSON.stringify(requested.errors));
     const id = requested.data.requestAuditExport.id;
     assert.equal(requested.data.requestAuditExport.status, 'QUEUED');
+    const key = fromGlobalId(id).key;
     const seen: Array<{ status: string; progress: number }> = [];
     const done = new Promise<void>((resolve, reject) => {
       client.subscribe(
         { query: `subscription($id: ID!) { auditExportUpdated(id: $id) { status progress } }`, variables: { id } },
         {
           next: (m) => {
+            if (m.errors) return reject(new Error(JSON.stringify(m.errors)));
             const e = m.data!.auditExportUpdated as { status: string; progress: number };
             seen.push(e);
             if (e.status === 'SUCCEEDED' || e.status === 'FAILED') resolve();
           },
           error: reject,
-          complete: () => undefined,
+          complete: () => reject(new Error('the subscription ended before the export did')),
         },
       );
     });
-    // The job may already have run before the subscription started: the query says so as well.
-    await Promise.race([done, eventually('the export to finish', async () => ((await t.gql(auditor, STATUS, { id })).data.auditExport.status === 'SUCCEEDED' ? true : undefined))]);
+    done.catch(() => undefined); // awaited below, once the job runs
+    // The subscription is live once an event about this export reaches it; the job has not begun.
+    await eventually('the subscription to be live', async () => {
+      t.server.app.events!.publish(TOPICS.auditExportUpdated, { id: key });
+      return seen.length ? true : undefined;
+    });
+    assert.deepEqual(seen[0], { status: 'QUEUED', progress: 0 });
+    // Each write of the job to its row waits for the row lock held here, so the state a published
+    // event is read in is known: the lock passes to the job one write at a time, until an event
+    // has shown the export part done.
+    const locker = await lockRow(key);
+    await queue.resume();
+    let holder = locker;
+    let partial: number | undefined;
+    while (partial === undefined) {
+      await eventually('the job to wait for its next write', async () => ((await jobWaitingForRow()) ? true : undefined), 60_000, 20);
+      const [row] = await t.sql<{ status: string; progress: number }>('SELECT status::text AS status, progress FROM audit_export WHERE id = $1', [key]);
+      if (row.status === 'RUNNING' && row.progress > 0 && row.progress < 1) {
+        partial = row.progress;
+        break;
+      }
+      holder = await lockRow(key, { after: holder });
+    }
+    // Published before the job reached the write it waits on: the subscriber reads exactly that state.
+    await eventually('the part-done progress to be heard', async () => (seen.some((e) => e.status === 'RUNNING' && e.progress === partial) ? true : undefined));
+    await holder.release();
+    await Promise.race([done, eventually('the finished state to be heard', async () => (seen.some((e) => e.status === 'SUCCEEDED' || e.status === 'FAILED') ? true : undefined))]);
+    // Events in order: queued, running with progress that never goes back, then finished at 1.
+    const rank = { QUEUED: 0, RUNNING: 1, SUCCEEDED: 2 } as Record<string, number>;
+    for (let i = 1; i < seen.length; i++) {
+      assert.ok(seen[i].status in rank, `unexpected status ${seen[i].status}`);
+      assert.ok(rank[seen[i].status] >= rank[seen[i - 1].status], `status went back: ${JSON.stringify(seen)}`);
+      assert.ok(seen[i].progress >= seen[i - 1].progress, `progress went back: ${JSON.stringify(seen)}`);
+    }
+    assert.ok(seen.some((e) => e.status === 'RUNNING'));
+    assert.deepEqual(seen[seen.length - 1], { status: 'SUCCEEDED', progress: 1 });
     const r = await t.gql(auditor, STATUS, { id });
     const exp = r.data.auditExport;
     assert.equal(exp.status, 'SUCCEEDED');
@@ -58,7 +140,6 @@ describe('exports written to a file by a job', () => {
     assert.equal(exp.asFile, true);
     assert.ok(exp.download.url.startsWith(`/audit/exports/${id}/file?expires=`));
     assert.ok(new Date(exp.download.expiresAt).getTime() > Date.now());
-    if (seen.length) assert.ok(seen.some((e) => e.status === 'RUNNING' || e.status === 'SUCCEEDED'));
     // The link works without a credential: it is the credential.
     const file = await fetch(`${t.url}${exp.download.url}`);
     assert.equal(file.status, 200);
@@ -71,7 +152,6 @@ describe('exports written to a file by a job', () => {
     const manifest = await fetch(`${t.url}${exp.download.manifestUrl}`);
     assert.deepEqual(await manifest.json(), exp.manifest);
     // A link past its time, or with a forged signature, is refused.
-    const key = fromGlobalId(id).key;
     const past = Math.floor(Date.now() / 1000) - 10;
     const expired = await fetch(`${t.url}/audit/exports/${id}/file?expires=${past}&signature=${downloadSignature(JWT_SECRET, key, past)}`);
     assert.equal(expired.status, 403);

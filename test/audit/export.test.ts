@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { verifyExport } from '../../src/audit/audit-export.format';
+import { eventHash, signManifest, verifyExport, type ExportManifest, type UnsignedManifest } from '../../src/audit/audit-export.format';
 import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
 
@@ -171,12 +172,92 @@ describe('audit exports', () => {
         }
       }
       assert.ok(cases >= 20);
-      // A forged manifest (counts changed, signed with another key) is refused too.
+      // A manifest with its counts changed (and its signature kept) is refused too; one re-signed
+      // with another key is the next test.
       const forged = { ...manifest, events: manifest.events + 1 };
       const rf = format === 'csv' ? verifyExport(text, { manifest: forged }) : verifyExport(text.replace(/\{"type":"manifest".*\n$/, JSON.stringify(forged) + '\n'));
       assert.equal(rf.ok, false);
     });
   }
+
+  it("an export rewritten and re-signed with another key, its public key embedded, is refused once the server's key is pinned", async () => {
+    const serverKey = await publicKey();
+    const { text, manifest } = await exportOf('format=ndjson');
+    // The forger's own Ed25519 key pair.
+    const foreign = generateKeyPairSync('ed25519');
+    const foreignPrivate = foreign.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const foreignPublic = foreign.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    const unsigned = (m: ExportManifest): UnsignedManifest => {
+      const { type, version, algorithm, keyId, publicKey: embedded, signature, ...rest } = m;
+      void [type, version, algorithm, keyId, embedded, signature];
+      return rest;
+    };
+    // The whole attack: one event edited, every hash from it on recomputed, the digest and the
+    // manifest's last hash updated, the manifest signed with the forger's key and carrying it.
+    const lines = text.trimEnd().split('\n').slice(0, -1).map((l) => JSON.parse(l) as Record<string, any>);
+    assert.ok(lines.length >= 3 && lines.every((l) => l.type === 'event'), 'an unfiltered export shows every event');
+    const target = 2;
+    assert.notEqual(lines[target].actorId, 'mallory');
+    lines[target].actorId = 'mallory';
+    for (let i = target; i < lines.length; i++) {
+      const { type, prevHash, hash, ...payload } = lines[i];
+      void [type, prevHash, hash];
+      lines[i].prevHash = lines[i - 1].hash;
+      lines[i].hash = eventHash(lines[i].prevHash, payload);
+    }
+    const body = lines.map((l) => JSON.stringify(l) + '\n').join('');
+    const forgedManifest = signManifest(foreignPrivate, {
+      ...unsigned(manifest),
+      lastHash: lines[lines.length - 1].hash,
+      contentSha256: createHash('sha256').update(body).digest('hex'),
+    });
+    assert.notEqual(forgedManifest.keyId, manifest.keyId);
+    const forged = body + JSON.stringify(forgedManifest) + '\n';
+    const manifestLine = lines.length + 1;
+    // Trusting the key the file carries, the forgery is consistent: that is why the key is pinned.
+    const unpinned = verifyExport(forged);
+    assert.equal(unpinned.ok, true, unpinned.problem ?? '');
+    assert.equal(unpinned.keyPinned, false);
+    assert.equal(verifyExport(forged, { publicKeyPem: foreignPublic }).ok, true, 'the forgery holds under its own key');
+    const pinned = verifyExport(forged, { publicKeyPem: serverKey });
+    assert.equal(pinned.ok, false, 'a forgery signed with another key passed with the server key pinned');
+    assert.equal(pinned.line, manifestLine);
+    assert.match(pinned.problem!, new RegExp(`signed with key ${forgedManifest.keyId}, not with the key given \\(${manifest.keyId}\\)`));
+    // The same through the CLI.
+    const file = path.join(dir, 'forged.ndjson');
+    await writeFile(file, forged);
+    await writeFile(path.join(dir, 'server-key.pem'), serverKey);
+    const cli = path.resolve(__dirname, '../../src/cli.js');
+    const refused = await run(process.execPath, [cli, 'audit', 'verify-export', file, '--public-key', path.join(dir, 'server-key.pem')], { env: process.env }).then(
+      () => assert.fail('verify-export accepted a forgery with the server key pinned'),
+      (e: { code: number; stdout: string }) => e,
+    );
+    assert.equal(refused.code, 1);
+    assert.match(refused.stdout, new RegExp(`export INVALID at line ${manifestLine}: the manifest was signed with key ${forgedManifest.keyId}`));
+    // Claiming the server's key id (and key) while signing with another key fails on the signature.
+    const posing = { ...forgedManifest, keyId: manifest.keyId, publicKey: manifest.publicKey };
+    for (const opts of [{}, { publicKeyPem: serverKey }]) {
+      const r = verifyExport(body + JSON.stringify(posing) + '\n', opts);
+      assert.equal(r.ok, false);
+      assert.match(r.problem!, /signature does not verify/);
+    }
+    // The forger's key with the server's key id: the embedded key does not match its id.
+    const r = verifyExport(body + JSON.stringify({ ...forgedManifest, keyId: manifest.keyId }) + '\n');
+    assert.equal(r.ok, false);
+    assert.match(r.problem!, /public key does not match its key id/);
+  });
+
+  it("a genuine export checked against a key that is not the server's is refused, and against the server's passes", async () => {
+    const { text, manifest } = await exportOf('format=csv&actor=demo:fraud-engineer');
+    const other = generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    const mismatched = verifyExport(text, { manifest, publicKeyPem: other });
+    assert.equal(mismatched.ok, false, 'an export verified against a key that did not sign it');
+    assert.match(mismatched.problem!, new RegExp(`signed with key ${manifest.keyId}, not with the key given`));
+    assert.equal(mismatched.keyPinned, true);
+    const matched = verifyExport(text, { manifest, publicKeyPem: await publicKey() });
+    assert.equal(matched.ok, true, matched.problem ?? '');
+    assert.equal(matched.keyPinned, true);
+  });
 
   it('refuses without credentials (401), a viewer (403, audited as denied) and bad parameters (400 with a code)', async () => {
     const anonymous = await get('/audit/export', null);
