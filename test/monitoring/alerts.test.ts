@@ -17,6 +17,7 @@ import { publishAlert } from '../../src/monitoring/monitor.service';
 const PREDICT = `mutation($d: ID!, $inputs: JSONObject!) { predict(deployment: $d, inputs: $inputs) { fallback } }`;
 const ALERT = 'id kind severity status feature statistic value threshold occurrences resolvedBy deployment { name }';
 const ALERTS = `subscription { alerts(filter: { minSeverity: WARNING }) { ${ALERT} } }`;
+const REPORT = (field: 'driftReport' | 'latencyReport') => `subscription($d: ID!) { ${field}(deployment: $d) { windowStart windowSeconds latency drift deployment { name } } }`;
 const row = fraudRow;
 
 /** An alert subscription of one team's member. */
@@ -47,6 +48,13 @@ describe('monitoring: latency and error-rate alerts, live on every instance', ()
     await t.server.app.inference!.reconcile();
     await second.app.inference!.reconcile();
     return d;
+  };
+  const traffic = async (d: string, n: number) => {
+    for (let i = 0; i < n; i++) {
+      const r = await t.gql(service, PREDICT, { d, inputs: { features: [row(i)] } });
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    }
+    await t.server.app.inference!.log.flush();
   };
   const runMonitor = async (d: string, windowSeconds: number) => {
     const r = await t.gql(engineer, `mutation($d: ID!, $w: Int) { runMonitor(deployment: $d, windowSeconds: $w) { windowSeconds alertsRaised latency } }`, { d, w: windowSeconds });
@@ -284,6 +292,65 @@ describe('monitoring: latency and error-rate alerts, live on every instance', ()
     slow.terminate();
     const alive = await t.gql(engineer, '{ viewer { id } }');
     assert.equal(alive.errors, undefined);
+  });
+
+  it("streams each monitor pass's drift and latency report to the deployment's team on either instance, and refuses another team's subscriber", async () => {
+    const d = await deploy('fraud-reports', v1, { p95LatencyMs: 1000 });
+    const fraudViewer = t.token(['viewer'], ['fraud'], 'rita');
+    const visionViewer = t.token(['viewer'], ['vision'], 'vera');
+    const visionEngineer = t.token(['ml-engineer'], ['vision'], 'vlad');
+    const visionProd = (await t.gql(visionViewer, '{ deployments(filter: { team: "vision", environment: PRODUCTION }) { nodes { id name } } }')).data.deployments.nodes[0];
+    const onFirst = open(t.url, fraudViewer);
+    const onSecond = open(second.url, fraudViewer);
+    const vision = open(second.url, visionViewer);
+    await Promise.all([onFirst.acknowledged, onSecond.acknowledged, vision.acknowledged]);
+    const driftOnSecond = subscribe<any>(onSecond, 'driftReport', REPORT('driftReport'), { d });
+    const latencyOnFirst = subscribe<any>(onFirst, 'latencyReport', REPORT('latencyReport'), { d });
+    const visionOwn = subscribe<any>(vision, 'driftReport', REPORT('driftReport'), { d: visionProd.id });
+    const visionOnFraud = [subscribe<any>(vision, 'driftReport', REPORT('driftReport'), { d }), subscribe<any>(vision, 'latencyReport', REPORT('latencyReport'), { d })];
+
+    // Live: monitor passes (each over a window of its own) until every subscriber has one of its own deployment's reports.
+    let seconds = 100;
+    const pass = async (token: string, deployment: string) => {
+      const r = await t.gql(token, `mutation($d: ID!, $w: Int) { runMonitor(deployment: $d, windowSeconds: $w) { windowStart windowSeconds } }`, { d: deployment, w: seconds++ });
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      return r.data.runMonitor as { windowStart: string; windowSeconds: number };
+    };
+    const got = (sub: Subscription<any>, run: { windowStart: string; windowSeconds: number }) => sub.events.find((r) => r.windowStart === run.windowStart && r.windowSeconds === run.windowSeconds);
+    await eventually('the fraud subscribers receive a report of their deployment', async () => {
+      await pass(engineer, d);
+      return driftOnSecond.events.length && latencyOnFirst.events.length ? true : undefined;
+    }, 20_000, 100);
+    await eventually("the vision subscriber receives a report of its team's deployment", async () => {
+      await pass(visionEngineer, visionProd.id);
+      return visionOwn.events.length ? true : undefined;
+    }, 20_000, 100);
+    assert.deepEqual([driftOnSecond.errors, latencyOnFirst.errors, visionOwn.errors], [[], [], []]);
+
+    // Another team's subscriber is answered as if the deployment did not exist, and hears nothing of it.
+    await eventually("the other team's subscriptions end", async () => (visionOnFraud.every((s) => s.completed) ? true : undefined), 10_000, 50);
+    for (const s of visionOnFraud) {
+      assert.deepEqual(s.events, []);
+      assert.deepEqual(s.errors.map((e) => (e as { extensions: { code: string } }).extensions.code), ['NOT_FOUND']);
+      assert.ok(!JSON.stringify(s.errors).includes('fraud-reports'), JSON.stringify(s.errors));
+    }
+
+    // The report of a pass over real traffic reaches both instances' subscribers.
+    await traffic(d, 8);
+    const run = await pass(engineer, d);
+    await eventually('the report on both instances', async () => (got(driftOnSecond, run) && got(latencyOnFirst, run) ? true : undefined), 10_000, 50);
+    for (const report of [got(driftOnSecond, run), got(latencyOnFirst, run)]) {
+      assert.equal(report.deployment.name, 'fraud-reports');
+      assert.deepEqual(report.latency.versions.map((v: { modelVersionId: string; requests: number; errors: number }) => [v.modelVersionId, v.requests, v.errors]), [[expectId(v1, 'ModelVersion'), 8, 0]]);
+      assert.deepEqual(report.drift.versions[0].report.features.map((f: { feature: string }) => f.feature).sort(), ['amount', 'distance_km', 'hour', 'merchant_risk']);
+    }
+    assert.ok(driftOnSecond.events.every((r) => r.deployment.name === 'fraud-reports'));
+    assert.deepEqual([driftOnSecond.errors, latencyOnFirst.errors], [[], []]);
+    // A vision report after it: the vision subscriber has had every event before it, none of them fraud's.
+    const last = await pass(visionEngineer, visionProd.id);
+    await eventually('the vision subscriber receives the newest vision report', async () => (got(visionOwn, last) ? true : undefined), 10_000, 50);
+    assert.deepEqual([...new Set(visionOwn.events.map((r) => r.deployment.name))], [visionProd.name]);
+    assert.deepEqual(visionOwn.errors, []);
   });
 
   it("runs each deployment's monitor as a repeatable job on its own schedule", async () => {
