@@ -21,9 +21,19 @@ const fixtures = JSON.parse(readFileSync(path.join(repoRoot(), 'test/monitoring/
 const WINDOW_START = new Date('2030-01-01T00:00:00Z');
 const WINDOW_END = new Date('2030-01-02T00:00:00Z');
 const TOLERANCE = 1e-6;
+// p-values run from 1 down to 1e-37: next to an absolute tolerance any tiny number would pass for a
+// small one, so they are held to scipy's value relative to its size.
+const P_VALUE_RELATIVE_TOLERANCE = 1e-9;
 
 function close(actual: number | null | undefined, expected: number, what: string): void {
   assert.ok(typeof actual === 'number' && Math.abs(actual - expected) <= TOLERANCE, `${what}: got ${actual}, scipy ${expected}`);
+}
+
+function closePValue(actual: number | null | undefined, expected: number, what: string): void {
+  assert.ok(
+    typeof actual === 'number' && Number.isFinite(actual) && Math.abs(actual - expected) <= P_VALUE_RELATIVE_TOLERANCE * expected,
+    `${what}: got ${actual}, scipy ${expected} (relative error ${typeof actual === 'number' ? Math.abs(actual - expected) / expected : 'n/a'})`,
+  );
 }
 
 /** Logs each current value as one answered request of its own deployment (one column `x`, output `p`). */
@@ -71,6 +81,14 @@ describe('drift statistics computed in PostgreSQL match scipy', () => {
   });
   after(() => t?.stop());
 
+  it('has fixtures with p-values between 1e-5 and 1e-3 for exact KS, asymptotic KS and chi-squared', () => {
+    const moderate = (p: number | undefined) => typeof p === 'number' && p >= 1e-5 && p <= 1e-3;
+    const regimes = fixtures.cases
+      .filter((c) => moderate(c.kind === 'numeric' ? c.expected.ksPValue : c.expected.chi2PValue))
+      .map((c) => (c.kind === 'numeric' ? `ks-${c.expected.ksMethod}` : 'chi2'));
+    for (const regime of ['ks-exact', 'ks-asymp', 'chi2']) assert.ok(regimes.includes(regime), `a ${regime} fixture with 1e-5 <= p <= 1e-3: ${regimes.join(', ')}`);
+  });
+
   for (const c of fixtures.cases) {
     it(c.name, () => {
       const f = reports.get(c.name)!;
@@ -82,12 +100,12 @@ describe('drift statistics computed in PostgreSQL match scipy', () => {
       if (c.kind === 'numeric') {
         close(f.statistics.ks, e.ks, 'KS statistic');
         // ks_2samp's own p-value: exact distribution or asymptotic kstwo, as scipy picks (e.ksMethod).
-        close(f.statistics.ksPValue, e.ksPValue, `KS p-value (${e.ksMethod})`);
+        closePValue(f.statistics.ksPValue, e.ksPValue, `KS p-value (${e.ksMethod})`);
         close(f.statistics.wassersteinNormed, e.wassersteinNormed, 'normed Wasserstein');
         assert.equal(f.method, e.referenceCount <= 1000 ? 'ks' : 'wasserstein');
       } else {
         close(f.statistics.chi2, e.chi2, 'chi-squared');
-        close(f.statistics.chi2PValue, e.chi2PValue, 'chi-squared p-value');
+        closePValue(f.statistics.chi2PValue, e.chi2PValue, 'chi-squared p-value');
         assert.equal(f.method, e.referenceCount <= 1000 ? 'chi2' : 'jensen_shannon');
       }
     });
