@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { startTestServer, type TestServer } from '../support/harness';
+import { request, uploadArtifact, type RawResponse } from '../support/http';
+
+const sha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex');
+
+/** A model of its own bytes: random weights, so that no other upload of any run matches it. */
+const freshModel = () => buildLogisticRegressionOnnx({ weights: [...randomBytes(4)].map((b) => b / 255 - 0.5), bias: randomBytes(1)[0] / 255 });
+
+/** A small CSV no one has uploaded before. */
+function freshCsv(): string {
+  const rows = Array.from({ length: 20 }, () => `${randomBytes(2).readUInt16BE()},${randomBytes(1)[0] % 24},${randomBytes(1)[0] % 2}`);
+  return ['amount,hour,label', ...rows].join('\n') + '\n';
+}
+
+function uploadCsv(url: string, token: string, csv: string): Promise<RawResponse> {
+  return request(`${url}/datasets/content`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'text/csv' }, body: csv });
+}
+
+/** What a client can tell apart in an upload's answer: the status, the body's fields, and `created`. */
+const shapeOf = (r: RawResponse) => ({ status: r.status, fields: Object.keys(r.json).sort(), created: r.json.created });
+
+describe('the registry cannot be used against its own rules', () => {
+  let t: TestServer;
+  let admin: string;
+
+  before(async () => {
+    t = await startTestServer();
+    admin = t.token(['admin'], [], 'ada-admin');
+    for (const team of ['fraud', 'vision']) {
+      const r = await t.gql(admin, 'mutation($i: CreateTeamInput!) { createTeam(input: $i) { id } }', { i: { name: team } });
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    }
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  async function gqlOk(token: string, query: string, variables?: Record<string, unknown>) {
+    const r = await t.gql(token, query, variables);
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    return r.data;
+  }
+
+  describe('uploads do not tell whether another team holds the same bytes', () => {
+    let fraud: string;
+    let vision: string;
+    before(() => {
+      fraud = t.token(['ml-engineer'], ['fraud'], 'fiona');
+      vision = t.token(['ml-engineer'], ['vision'], 'victor');
+    });
+
+    it("answers a vision engineer sending a fraud CONFIDENTIAL dataset's exact bytes like content never seen; the fraud engineer re-uploading sees created:false", async () => {
+      const secret = freshCsv();
+      const first = await uploadCsv(t.url, fraud, secret);
+      assert.equal(first.status, 201, first.text);
+      assert.equal(first.json.created, true);
+      const dataset = (await gqlOk(fraud, 'mutation($i: CreateDatasetInput!) { createDataset(input: $i) { id } }', { i: { team: 'fraud', name: 'chargebacks', classification: 'CONFIDENTIAL' } })).createDataset.id;
+      await gqlOk(fraud, 'mutation($i: RegisterDatasetVersionInput!) { registerDatasetVersion(input: $i) { id } }', {
+        i: {
+          dataset,
+          uri: 's3://fraud/chargebacks.csv',
+          sha256: first.json.sha256,
+          rowCount: first.json.rowCount,
+          columns: ['amount', 'hour', 'label'].map((name) => ({ name, type: 'int64', nullable: false })),
+        },
+      });
+      // The vision engineer may not read the dataset version.
+      const hidden = await t.gql(vision, '{ datasets(filter: { team: "fraud" }) { nodes { id } } }');
+      assert.deepEqual(hidden.data?.datasets.nodes ?? [], [], JSON.stringify(hidden));
+
+      const neverSeen = await uploadCsv(t.url, vision, freshCsv());
+      const guess = await uploadCsv(t.url, vision, secret);
+      assert.deepEqual(shapeOf(guess), shapeOf(neverSeen), `a confirmed guess: ${guess.text}`);
+      assert.deepEqual(shapeOf(guess), { status: 201, fields: ['columns', 'created', 'rowCount', 'sha256', 'sizeBytes'], created: true });
+      assert.deepEqual(guess.json, { ...first.json, created: true }, 'everything else in the answer comes from the bytes sent');
+
+      const again = await uploadCsv(t.url, fraud, secret);
+      assert.equal(again.status, 200, again.text);
+      assert.deepEqual(again.json, { ...first.json, created: false });
+      // Storage stays deduplicated underneath.
+      const blobs = await t.sql('SELECT created_by FROM dataset_blob WHERE sha256 = $1', [sha256(secret)]);
+      assert.deepEqual(blobs, [{ created_by: 'fiona' }]);
+    });
+
+    it("answers a vision engineer sending another team's unregistered model bytes like a model never seen; the uploader re-uploading sees created:false", async () => {
+      const secret = freshModel();
+      const first = await uploadArtifact(t.url, fraud, secret);
+      assert.equal(first.status, 201, first.text);
+      assert.equal(first.json.created, true);
+
+      const neverSeen = await uploadArtifact(t.url, vision, freshModel());
+      const guess = await uploadArtifact(t.url, vision, secret);
+      assert.deepEqual(shapeOf(guess), shapeOf(neverSeen), `a confirmed guess: ${guess.text}`);
+      assert.deepEqual(shapeOf(guess), { status: 201, fields: ['created', 'format', 'sha256', 'signature', 'sizeBytes'], created: true });
+      assert.deepEqual(guess.json, { ...first.json, created: true });
+
+      const again = await uploadArtifact(t.url, fraud, secret);
+      assert.equal(again.status, 200, again.text);
+      assert.deepEqual(again.json, { ...first.json, created: false });
+      const rows = await t.sql('SELECT created_by FROM artifact WHERE sha256 = $1', [sha256(secret)]);
+      assert.deepEqual(rows, [{ created_by: 'fiona' }]);
+    });
+  });
+});
