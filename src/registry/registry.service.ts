@@ -8,7 +8,7 @@ import { toGlobalId } from '../core/global-id';
 import { validateMetrics } from '../core/validation';
 import { loadReadable } from '../lineage/lineage.service';
 import { TrainingRun, TrainingRunStatus } from '../lineage/training-run.entity';
-import { TrafficShare } from '../rollouts/deployment.entity';
+import { Deployment, TrafficShare } from '../rollouts/deployment.entity';
 import { ShadowShare } from '../rollouts/rollout.entity';
 import { Approval, ReviewDecision } from './approval.entity';
 import { Artifact } from './artifact.entity';
@@ -161,6 +161,14 @@ async function transition(
         [version.id],
       );
       if (pending > 0) throw registryError(RegistryReason.VERSION_SERVING, 'A rollout in flight may return traffic to this version; finish or abort it first');
+      // The last stable version of a deployment is loaded beside its split to answer when the
+      // serving versions fail, and rollbackDeployment returns to it: it is still on the serving path.
+      if (await em.exists(Deployment, { where: { lastStableVersionId: version.id } })) {
+        throw registryError(
+          RegistryReason.VERSION_SERVING,
+          "The version is a deployment's last stable version (its fallback, and where a rollback returns); give all of that deployment's traffic to another version first",
+        );
+      }
       const aliases = await em.find(ModelVersionAlias, { where: { modelVersionId: version.id } });
       if (aliases.length) {
         before.aliases = aliases.map((a) => a.alias);

@@ -45,6 +45,16 @@ describe('the registry cannot be used against its own rules', () => {
     return r.data;
   }
 
+  async function createModel(token: string, name: string): Promise<string> {
+    return (await gqlOk(token, 'mutation($i: CreateModelInput!) { createModel(input: $i) { id } }', { i: { team: 'fraud', name } })).createModel.id;
+  }
+
+  const REGISTER = 'mutation($m: ID!, $a: String!) { registerModelVersion(input: { model: $m, artifactSha256: $a }) { id } }';
+  const SUBMIT = 'mutation($v: ID!) { submitModelVersion(modelVersion: $v) { status } }';
+  const APPROVE = 'mutation($v: ID!, $r: String!) { approveModelVersion(input: { modelVersion: $v, reason: $r }) { status } }';
+  const ARCHIVE = 'mutation($v: ID!) { archiveModelVersion(input: { modelVersion: $v, reason: "retired" }) { status } }';
+  const STATUS = 'query($v: ID!) { node(id: $v) { ... on ModelVersion { status approvals { decision } } } }';
+
   describe('uploads do not tell whether another team holds the same bytes', () => {
     let fraud: string;
     let vision: string;
@@ -103,6 +113,40 @@ describe('the registry cannot be used against its own rules', () => {
       assert.deepEqual(again.json, { ...first.json, created: false });
       const rows = await t.sql('SELECT created_by FROM artifact WHERE sha256 = $1', [sha256(secret)]);
       assert.deepEqual(rows, [{ created_by: 'fiona' }]);
+    });
+  });
+
+  describe('an archived version does not stay on the serving path', () => {
+    it("refuses to archive a PRODUCTION deployment's last stable version (its fallback) with CONFLICT REGISTRY_VERSION_SERVING, and archives it once another version took its place", async () => {
+      const erin = t.token(['ml-engineer'], ['fraud'], 'erin');
+      const rob = t.token(['reviewer'], ['fraud'], 'rob');
+      const model = await createModel(erin, 'fallback');
+      const versions: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const up = await uploadArtifact(t.url, erin, freshModel());
+        assert.equal(up.status, 201, up.text);
+        const v = (await gqlOk(erin, REGISTER, { m: model, a: up.json.sha256 })).registerModelVersion.id;
+        await gqlOk(erin, SUBMIT, { v });
+        await gqlOk(rob, APPROVE, { v, r: 'metrics checked' });
+        versions.push(v);
+      }
+      const [va, vb, vc] = versions;
+      const d = (
+        await gqlOk(erin, 'mutation($v: ID!) { createDeployment(input: { team: "fraud", name: "fallback-prod", environment: PRODUCTION, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }', { v: va })
+      ).createDeployment.id;
+      const SPLIT = 'mutation($i: SetTrafficSplitInput!) { setTrafficSplit(input: $i) { lastStableVersion { id } trafficSplit { modelVersion { id } weight } } }';
+      const split = await gqlOk(erin, SPLIT, { i: { deployment: d, trafficSplit: [{ modelVersion: vb, weight: 50 }, { modelVersion: vc, weight: 50 }] } });
+      assert.equal(split.setTrafficSplit.lastStableVersion.id, va, 'no version holds all the traffic: the first one stays the fallback');
+
+      const refused = await t.gql(erin, ARCHIVE, { v: va });
+      assert.equal(refused.errors?.[0].extensions.code, 'CONFLICT', JSON.stringify(refused));
+      assert.equal(refused.errors?.[0].extensions.reason, 'REGISTRY_VERSION_SERVING');
+      assert.match(refused.errors![0].message, /last stable version/);
+      assert.equal((await gqlOk(erin, STATUS, { v: va })).node.status, 'APPROVED');
+
+      const moved = await gqlOk(erin, SPLIT, { i: { deployment: d, trafficSplit: [{ modelVersion: vb, weight: 100 }] } });
+      assert.equal(moved.setTrafficSplit.lastStableVersion.id, vb);
+      assert.equal((await gqlOk(erin, ARCHIVE, { v: va })).archiveModelVersion.status, 'ARCHIVED');
     });
   });
 });
