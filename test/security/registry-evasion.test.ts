@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
 import { startTestServer, type TestServer } from '../support/harness';
-import { request, uploadArtifact, type RawResponse } from '../support/http';
+import { assertNoStackTrace, postGraphql, request, uploadArtifact, type RawResponse } from '../support/http';
 
 const sha256 = (bytes: Uint8Array | string) => createHash('sha256').update(bytes).digest('hex');
 
@@ -22,6 +22,12 @@ function uploadCsv(url: string, token: string, csv: string): Promise<RawResponse
 
 /** What a client can tell apart in an upload's answer: the status, the body's fields, and `created`. */
 const shapeOf = (r: RawResponse) => ({ status: r.status, fields: Object.keys(r.json).sort(), created: r.json.created });
+
+/** The principal id an API key acts as, from the key itself (`mgk_<32 hex>_<secret>`). */
+function keyPrincipal(key: string): string {
+  const hex = key.split('_')[1];
+  return `apikey:${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
 
 describe('the registry cannot be used against its own rules', () => {
   let t: TestServer;
@@ -113,6 +119,84 @@ describe('the registry cannot be used against its own rules', () => {
       assert.deepEqual(again.json, { ...first.json, created: false });
       const rows = await t.sql('SELECT created_by FROM artifact WHERE sha256 = $1', [sha256(secret)]);
       assert.deepEqual(rows, [{ created_by: 'fiona' }]);
+    });
+  });
+
+  describe('four eyes are two people, whatever credential each uses', () => {
+    let rita: string;
+    let rob: string;
+    let model: string;
+    let key: string;
+    let keyOfKey: string;
+
+    /** A GraphQL operation sent with an API key. */
+    async function withKey(apiKey: string, query: string, variables: Record<string, unknown>) {
+      const r = await postGraphql(t.url, null, query, variables, { authorization: `ApiKey ${apiKey}` });
+      assertNoStackTrace(r.text);
+      return r.json as { data?: any; errors?: any[] };
+    }
+
+    /** Uploads a fresh model and registers and submits it as `as`; returns the version's id. */
+    async function candidate(as: { token?: string; key?: string }): Promise<string> {
+      const bytes = freshModel();
+      const auth = as.token ? `Bearer ${as.token}` : `ApiKey ${as.key}`;
+      const up = await request(`${t.url}/artifacts`, { method: 'POST', headers: { 'content-type': 'application/octet-stream', authorization: auth }, body: bytes });
+      assert.equal(up.status, 201, up.text);
+      const send = (q: string, v: Record<string, unknown>) => (as.token ? t.gql(as.token, q, v) : withKey(as.key!, q, v));
+      const reg = await send(REGISTER, { m: model, a: up.json.sha256 });
+      assert.equal(reg.errors, undefined, JSON.stringify(reg.errors));
+      const v = reg.data.registerModelVersion.id;
+      const sub = await send(SUBMIT, { v });
+      assert.equal(sub.errors, undefined, JSON.stringify(sub.errors));
+      return v;
+    }
+
+    function assertSelfApproval(r: { data?: any; errors?: any[] }) {
+      assert.equal(r.errors?.[0].extensions.code, 'FORBIDDEN', JSON.stringify(r));
+      assert.equal(r.errors?.[0].extensions.reason, 'REGISTRY_SELF_APPROVAL');
+    }
+
+    before(async () => {
+      await gqlOk(admin, 'mutation($i: UpsertRoleInput!) { upsertRole(input: $i) { name } }', {
+        i: { name: 'key-maker', description: 'Creates API keys', rules: [{ action: 'create', subject: 'ApiKey' }] },
+      });
+      rita = t.token(['ml-engineer', 'reviewer', 'key-maker'], ['fraud'], 'rita');
+      rob = t.token(['reviewer'], ['fraud'], 'rob');
+      model = await createModel(rita, 'four-eyes');
+      const CREATE_KEY = 'mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { key } }';
+      key = (await gqlOk(rita, CREATE_KEY, { i: { name: 'rita-ci', roles: ['ml-engineer', 'reviewer', 'key-maker'], teams: ['fraud'] } })).createApiKey.key;
+      const made = await withKey(key, CREATE_KEY, { i: { name: 'rita-ci-child', roles: ['reviewer'], teams: ['fraud'] } });
+      assert.equal(made.errors, undefined, JSON.stringify(made.errors));
+      keyOfKey = made.data.createApiKey.key;
+    });
+
+    it('refuses approval with a key she created of a version she registered as herself (FORBIDDEN REGISTRY_SELF_APPROVAL, audited as denied)', async () => {
+      const v = await candidate({ token: rita });
+      for (const reviewerKey of [key, keyOfKey]) {
+        assertSelfApproval(await withKey(reviewerKey, APPROVE, { v, r: 'approved by my service account' }));
+        const denied = await t.sql(`SELECT decision::text AS decision FROM audit_event WHERE action = 'approveModelVersion' AND actor_id = $1`, [keyPrincipal(reviewerKey)]);
+        assert.deepEqual(denied, [{ decision: 'DENIED' }]);
+      }
+      assert.deepEqual((await gqlOk(rob, STATUS, { v })).node, { status: 'CANDIDATE', approvals: [] });
+    });
+
+    it('refuses approval as herself (any case) of a version she registered with her key', async () => {
+      const v = await candidate({ key });
+      assertSelfApproval(await t.gql(rita, APPROVE, { v, r: 'the key did the work' }));
+      assertSelfApproval(await t.gql(t.token(['reviewer'], ['fraud'], 'RITA'), APPROVE, { v, r: 'the key did the work' }));
+      assertSelfApproval(await withKey(keyOfKey, APPROVE, { v, r: 'one key approves the other' }));
+      assert.deepEqual((await gqlOk(rob, STATUS, { v })).node, { status: 'CANDIDATE', approvals: [] });
+    });
+
+    it('is approved by another person; the audit trail names the key and the person it acted for', async () => {
+      const v = await candidate({ key });
+      const approved = await gqlOk(rob, APPROVE, { v, r: 'reviewed the holdout metrics' });
+      assert.equal(approved.approveModelVersion.status, 'APPROVED');
+      const [registered] = await t.sql(
+        `SELECT actor_id, after->>'onBehalfOf' AS on_behalf_of FROM audit_event WHERE action = 'registerModelVersion' AND subject_id = $1`,
+        [v],
+      );
+      assert.deepEqual(registered, { actor_id: keyPrincipal(key), on_behalf_of: 'rita' });
     });
   });
 
