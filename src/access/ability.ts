@@ -13,6 +13,11 @@ export interface Principal {
   teams: string[];
   /** Ids of those teams that exist. */
   teamIds: string[];
+  /**
+   * For an API key: the person accountable for it (whoever created it, followed through keys
+   * created by keys). Rules that must tell people apart, such as four-eyes review, compare this.
+   */
+  onBehalfOf?: string;
 }
 
 export const SYSTEM_PRINCIPAL: Principal = { id: 'system', kind: 'system', roles: ['admin'], teams: [], teamIds: [] };

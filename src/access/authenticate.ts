@@ -3,6 +3,7 @@ import jwt from 'jsonwebtoken';
 import type { DataSource } from 'typeorm';
 import { AppError, ErrorCode, unauthenticated } from '../core/errors';
 import { buildAbility, type AppAbility, type Principal } from './ability';
+import { accountablePersonSql } from './accountable';
 import type { PolicyRule } from './policy-rules';
 
 export interface Authentication {
@@ -39,6 +40,7 @@ interface RawPrincipal {
   roles: string[];
   teams: string[];
   expiresAt: Date | null;
+  onBehalfOf?: string;
 }
 
 /** Bounds on what a token may claim: the principal id, its roles and its teams travel into logs, audit rows and SQL. */
@@ -89,8 +91,8 @@ async function fromApiKey(key: string, db: DataSource): Promise<RawPrincipal> {
   if (!m) throw unauthenticated('Invalid API key');
   const idHex = m[1];
   const id = `${idHex.slice(0, 8)}-${idHex.slice(8, 12)}-${idHex.slice(12, 16)}-${idHex.slice(16, 20)}-${idHex.slice(20)}`;
-  const rows: Array<{ secret_hash: string; roles: string[]; teams: string[]; revoked_at: Date | null; expires_at: Date | null }> = await db.query(
-    'SELECT secret_hash, roles, teams, revoked_at, expires_at FROM api_key WHERE id = $1',
+  const rows: Array<{ secret_hash: string; roles: string[]; teams: string[]; revoked_at: Date | null; expires_at: Date | null; accountable: string }> = await db.query(
+    `SELECT secret_hash, roles, teams, revoked_at, expires_at, ${accountablePersonSql('$1::uuid')} AS accountable FROM api_key WHERE id = $1`,
     [id],
   );
   const row = rows[0];
@@ -100,7 +102,7 @@ async function fromApiKey(key: string, db: DataSource): Promise<RawPrincipal> {
   if (!matches || row.revoked_at || (row.expires_at && row.expires_at.getTime() < Date.now())) {
     throw unauthenticated('Invalid, revoked or expired API key');
   }
-  return { id: `apikey:${id}`, kind: 'service', roles: row.roles, teams: row.teams, expiresAt: row.expires_at };
+  return { id: `apikey:${id}`, kind: 'service', roles: row.roles, teams: row.teams, expiresAt: row.expires_at, onBehalfOf: row.accountable };
 }
 
 /**

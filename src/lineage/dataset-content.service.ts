@@ -1,18 +1,25 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
+import type { EntityManager } from 'typeorm';
 import { audit, recordDenial } from '../audit/audit.service';
 import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { ArtifactTooLargeError } from '../registry/artifact-store';
 import { ArtifactRejectedError } from '../registry/artifact.service';
 import { DatasetBlob } from './dataset-blob.entity';
+import { DatasetVersion } from './dataset-version.entity';
 
 export interface StoredDatasetContent {
   sha256: string;
   sizeBytes: number;
   rowCount: number;
   columns: string[];
+  /**
+   * false when the caller already had these bytes: it stored them first, or may read a dataset
+   * version made of them. Content only other teams hold answers like content never seen (true), so
+   * that an upload cannot confirm a guess of data the caller may not read; storage is shared either way.
+   */
   created: boolean;
 }
 
@@ -40,6 +47,14 @@ async function inspectCsv(file: string): Promise<{ columns: string[]; rowCount: 
   if (!columns) return 'the file is empty';
   if (rowCount === 0) return 'the file has a header but no rows';
   return { columns, rowCount };
+}
+
+/** Whether stored content was already the caller's: uploaded by it, or behind a dataset version it may read. */
+async function alreadyHeld(ctx: RequestContext, em: EntityManager, sha256: string): Promise<boolean> {
+  const blob = await em.findOneByOrFail(DatasetBlob, { sha256 });
+  if (blob.createdBy === ctx.principal!.id) return true;
+  const versions = em.getRepository(DatasetVersion).createQueryBuilder('x').where('x.sha256 = :sha256', { sha256 });
+  return ctx.loaders.scope(versions, 'DatasetVersion', 'x').getExists();
 }
 
 /**
@@ -74,13 +89,14 @@ export async function uploadDatasetContent(ctx: RequestContext, body: Readable):
         .orIgnore()
         .returning('sha256')
         .execute();
-      const created = inserted.raw.length > 0;
+      const stored = inserted.raw.length > 0;
+      const created = stored || !(await alreadyHeld(ctx, em, received.sha256));
       const result = { sha256: received.sha256, sizeBytes: received.sizeBytes, rowCount: shape.rowCount, columns: shape.columns, created };
       await audit(ctx, {
         action: 'uploadDatasetContent',
         subjectType: 'DatasetContent',
         subjectId: received.sha256,
-        reason: created ? null : 'identical content already stored',
+        reason: stored ? null : 'identical content already stored',
         after: result,
       });
       return result;

@@ -1,10 +1,12 @@
 import type { Readable } from 'node:stream';
+import type { EntityManager } from 'typeorm';
 import { audit, auditDenied } from '../audit/audit.service';
 import { inTransaction, type RequestContext } from '../core/context';
 import { recordDenial } from '../audit/audit.service';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { assertStorable } from '../core/validation';
 import { Artifact } from './artifact.entity';
+import { ModelVersion } from './model-version.entity';
 import { ArtifactTooLargeError } from './artifact-store';
 import { OnnxExternalDataError, OnnxParseError, type OnnxSignature } from './onnx';
 import { parseOnnxFile } from './onnx-parse';
@@ -15,7 +17,11 @@ export interface UploadedArtifact {
   sizeBytes: number;
   format: 'ONNX';
   signature: OnnxSignature;
-  /** false when identical bytes were already stored */
+  /**
+   * false when the caller already had these bytes: it stored them first, or may read a model
+   * version made of them. Bytes only other teams hold answer like bytes never seen (true), so that
+   * an upload cannot confirm a guess of a model the caller may not read; storage is shared either way.
+   */
   created: boolean;
 }
 
@@ -74,12 +80,13 @@ export async function uploadArtifact(ctx: RequestContext, body: Readable): Promi
         .orIgnore()
         .returning('sha256')
         .execute();
-      const created = inserted.raw.length > 0;
+      const stored = inserted.raw.length > 0;
+      const created = stored || !(await alreadyHeld(ctx, em, received.sha256));
       await audit(ctx, {
         action: 'uploadArtifact',
         subjectType: 'Artifact',
         subjectId: received.sha256,
-        reason: created ? null : 'identical content already stored',
+        reason: stored ? null : 'identical content already stored',
         after: { sha256: received.sha256, sizeBytes: received.sizeBytes, format: 'ONNX', signature },
       });
       return { sha256: received.sha256, sizeBytes: received.sizeBytes, format: 'ONNX' as const, signature, created };
@@ -87,6 +94,14 @@ export async function uploadArtifact(ctx: RequestContext, body: Readable): Promi
   } finally {
     await store.discard(received.tempPath);
   }
+}
+
+/** Whether stored bytes were already the caller's: uploaded by it, or behind a model version it may read. */
+async function alreadyHeld(ctx: RequestContext, em: EntityManager, sha256: string): Promise<boolean> {
+  const artifact = await em.findOneByOrFail(Artifact, { sha256 });
+  if (artifact.createdBy === ctx.principal!.id) return true;
+  const versions = em.getRepository(ModelVersion).createQueryBuilder('x').where('x.artifactSha256 = :sha256', { sha256 });
+  return ctx.loaders.scope(versions, 'ModelVersion', 'x').getExists();
 }
 
 function externalDataError(e: OnnxExternalDataError, details: Record<string, unknown> = {}) {

@@ -16,6 +16,16 @@ export type ExternalDataFinding =
       location: string | null;
       message: string;
     }
+  | {
+      /**
+       * An `EPContext` node: a compiled execution-provider context whose `ep_cache_context` may name a
+       * file (`embed_mode=0`) that the provider (TensorRT, QNN, OpenVINO…) opens, outside the model's bytes.
+       */
+      kind: 'ep-context';
+      /** Where in the model the node sits, e.g. `graph.node[0]`. */
+      path: string;
+      message: string;
+    }
   | { kind: 'malformed'; message: string };
 
 /**
@@ -45,6 +55,10 @@ const CHILDREN: Record<Kind, Record<number, [Kind, string, boolean]>> = {
   sparse: { 1: ['tensor', 'values', false], 2: ['tensor', 'indices', false] },
   tensor: {},
 };
+
+// NodeProto's op_type, and the operator that hands the execution provider a context to load.
+const NODE_OP_TYPE = 4;
+const EP_CONTEXT = 'EPContext';
 
 // TensorProto fields.
 const TENSOR_NAME = 8;
@@ -170,15 +184,16 @@ function scanTensor(bytes: Uint8Array, pos: number, end: number, parent: Frame, 
 
 /**
  * Walks an ONNX `ModelProto` in its wire format and returns the first tensor whose data lives
- * outside the model's bytes (`data_location` other than DEFAULT, or any `external_data` entry), or
+ * outside the model's bytes (`data_location` other than DEFAULT, or any `external_data` entry) or
+ * the first `EPContext` node (whose context may name a file the execution provider reads), or
  * a `malformed` finding when the bytes are not protobuf or nest messages deeper than
  * {@link MAX_MESSAGE_DEPTH}; null when every tensor is self-contained.
  *
  * Every place a tensor can sit is visited: graph initializers and sparse initializers (values and
  * indices), node attributes (`t`, `tensors`, `sparse_tensor`, `sparse_tensors`), subgraphs in
  * attributes (`g`, `graphs`) at any depth, model-local functions' nodes and default attributes,
- * and training-info graphs. The walk is iterative: its memory, not the call stack, grows with
- * depth, and the depth is bounded.
+ * and training-info graphs; every node is looked at wherever it sits. The walk is iterative: its
+ * memory, not the call stack, grows with depth, and the depth is bounded.
  */
 export function scanForExternalData(bytes: Uint8Array): ExternalDataFinding | null {
   try {
@@ -196,6 +211,16 @@ export function scanForExternalData(bytes: Uint8Array): ExternalDataFinding | nu
       if (field === 0) throw new Malformed();
       const [next, start] = skip(bytes, at, frame.end, wire);
       frame.pos = next;
+      // Refused in any domain: only com.microsoft defines it today, and a node of this name is never
+      // what a self-contained model needs.
+      if (frame.kind === 'node' && field === NODE_OP_TYPE && wire === WIRE_BYTES && text(bytes, start, next) === EP_CONTEXT) {
+        const path = pathOf(frame.parent, frame.label);
+        return {
+          kind: 'ep-context',
+          path,
+          message: `the ${EP_CONTEXT} node at ${path} hands the execution provider a precompiled context, which may name a file outside the model; models must be plain ONNX graphs`,
+        };
+      }
       const child = CHILDREN[frame.kind][field];
       if (!child || wire !== WIRE_BYTES) continue;
       const [kind, name, repeated] = child;

@@ -63,7 +63,8 @@ export class OnnxParseError extends Error {
 
 /**
  * Raised by {@link readOnnxSignature} when a tensor of the model keeps its data outside the model's
- * own bytes (`external_data`): such a model would make the runtime read a file of the server.
+ * own bytes (`external_data`), or a node hands the execution provider a precompiled context
+ * (`EPContext`, which may name a file): such a model would make the runtime read a file of the server.
  */
 export class OnnxExternalDataError extends OnnxParseError {
   constructor(message: string) {
@@ -167,7 +168,7 @@ function decodeModel(bytes: Uint8Array): OnnxSignature {
   if (!(bytes instanceof Uint8Array)) throw new OnnxParseError('model bytes must be a Uint8Array');
   if (bytes.length === 0) throw new OnnxParseError('file is empty');
   const finding = scanForExternalData(bytes);
-  if (finding?.kind === 'external-data') throw new OnnxExternalDataError(finding.message);
+  if (finding && finding.kind !== 'malformed') throw new OnnxExternalDataError(finding.message);
   if (finding) throw new OnnxParseError(finding.message);
 
   let model: onnx.ModelProto;

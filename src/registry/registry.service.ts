@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { subjectOf } from '../access/ability';
+import { accountablePerson, accountablePersonOf } from '../access/accountable';
 import { audit } from '../audit/audit.service';
 import { assertCan, mapDbError, resolveTeam } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
@@ -8,7 +9,7 @@ import { toGlobalId } from '../core/global-id';
 import { validateMetrics } from '../core/validation';
 import { loadReadable } from '../lineage/lineage.service';
 import { TrainingRun, TrainingRunStatus } from '../lineage/training-run.entity';
-import { TrafficShare } from '../rollouts/deployment.entity';
+import { Deployment, TrafficShare } from '../rollouts/deployment.entity';
 import { ShadowShare } from '../rollouts/rollout.entity';
 import { Approval, ReviewDecision } from './approval.entity';
 import { Artifact } from './artifact.entity';
@@ -69,7 +70,7 @@ export async function registerModelVersion(ctx: RequestContext, input: RegisterM
       if (run && isUniqueViolation(e)) throw runRefusal(RegistryReason.RUN_OUTPUT_TAKEN, 'The training run already has its model version', run);
       throw e;
     });
-    await audit(ctx, { action: 'registerModelVersion', subjectType: 'ModelVersion', subjectId: toGlobalId('ModelVersion', version.id), after: version });
+    await audit(ctx, { action: 'registerModelVersion', subjectType: 'ModelVersion', subjectId: toGlobalId('ModelVersion', version.id), after: { ...version, ...actingFor(ctx) } });
     return version;
   });
 }
@@ -121,6 +122,12 @@ const isUniqueViolation = (e: unknown) => ((e as { driverError?: { code?: string
 const principalKey = (id: string) => id.normalize('NFKC').trim().toLowerCase();
 const samePrincipal = (a: string, b: string) => principalKey(a) === principalKey(b);
 
+/** For the audit trail: the person an API key acts for, beside the key recorded as the actor. */
+function actingFor(ctx: RequestContext): { onBehalfOf?: string } {
+  const person = accountablePerson(ctx.principal!);
+  return person === ctx.principal!.id ? {} : { onBehalfOf: person };
+}
+
 const TRANSITIONS: Record<ModelVersionStatus, ModelVersionStatus[]> = {
   [ModelVersionStatus.REGISTERED]: [ModelVersionStatus.CANDIDATE, ModelVersionStatus.ARCHIVED],
   [ModelVersionStatus.CANDIDATE]: [ModelVersionStatus.APPROVED, ModelVersionStatus.REJECTED, ModelVersionStatus.ARCHIVED],
@@ -143,14 +150,18 @@ async function transition(
     if (!TRANSITIONS[version.status].includes(to)) {
       throw registryError(RegistryReason.INVALID_TRANSITION, `A ${version.status} version cannot become ${to}`, { from: version.status, to });
     }
-    if ((to === ModelVersionStatus.APPROVED || to === ModelVersionStatus.REJECTED) && samePrincipal(version.createdBy, ctx.principal!.id)) {
-      const err = registryError(RegistryReason.SELF_APPROVAL, 'A version must be reviewed by someone other than who registered it');
+    // Four eyes are two people: an API key counts as the person accountable for it, on either side.
+    if (
+      (to === ModelVersionStatus.APPROVED || to === ModelVersionStatus.REJECTED) &&
+      samePrincipal(await accountablePersonOf(em, version.createdBy), accountablePerson(ctx.principal!))
+    ) {
+      const err = registryError(RegistryReason.SELF_APPROVAL, 'A version must be reviewed by someone other than who registered it (an API key counts as the person it acts for)');
       err.details.subjectType = 'ModelVersion';
       err.details.subjectId = toGlobalId('ModelVersion', version.id);
       throw err;
     }
     const before: Record<string, unknown> = { status: version.status };
-    const after: Record<string, unknown> = { status: to };
+    const after: Record<string, unknown> = { status: to, ...actingFor(ctx) };
     if (to === ModelVersionStatus.ARCHIVED) {
       const serving =
         (await em.count(TrafficShare, { where: { modelVersionId: version.id } })) + (await em.count(ShadowShare, { where: { modelVersionId: version.id } }));
@@ -161,6 +172,14 @@ async function transition(
         [version.id],
       );
       if (pending > 0) throw registryError(RegistryReason.VERSION_SERVING, 'A rollout in flight may return traffic to this version; finish or abort it first');
+      // The last stable version of a deployment is loaded beside its split to answer when the
+      // serving versions fail, and rollbackDeployment returns to it: it is still on the serving path.
+      if (await em.exists(Deployment, { where: { lastStableVersionId: version.id } })) {
+        throw registryError(
+          RegistryReason.VERSION_SERVING,
+          "The version is a deployment's last stable version (its fallback, and where a rollback returns); give all of that deployment's traffic to another version first",
+        );
+      }
       const aliases = await em.find(ModelVersionAlias, { where: { modelVersionId: version.id } });
       if (aliases.length) {
         before.aliases = aliases.map((a) => a.alias);

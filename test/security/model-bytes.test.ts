@@ -16,6 +16,7 @@ import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
 import {
   constantNodeLeak,
   duplicateFieldLeak,
+  epContextModel,
   functionLeak,
   halfMarkedLeak,
   ifBranchLeak,
@@ -150,6 +151,25 @@ describe('a model is only its own bytes', () => {
       assert.match(r.json.errors[0].message, /_ORT_MEM_ADDR_/);
     });
 
+    it('refuses an EPContext node naming an engine file (embed_mode=0) in the graph, an If branch or a model-local function (400 MODEL_EXTERNAL_DATA, audited as denied)', async () => {
+      const placed: Array<['graph' | 'subgraph' | 'function', RegExp]> = [
+        ['graph', /EPContext node at graph\.node\[0\]/],
+        ['subgraph', /EPContext node at graph\.node\[1\]\.attribute\[0\]\.g\.node\[0\]/],
+        ['function', /EPContext node at functions\[0\]\.node\[0\]/],
+      ];
+      for (const [where, at] of placed) {
+        const bytes = epContextModel(SECRET_FILE, where);
+        // A well-formed model: only the node is refused.
+        onnx.ModelProto.decode(bytes);
+        const r = await refusedUpload(bytes, `EPContext in ${where}`);
+        assert.match(r.json.errors[0].message, at, where);
+        assert.match(r.json.errors[0].message, /outside/, where);
+        const denied = await deniedUploads(sha256(bytes));
+        assert.equal(denied.length, 1, `${where}: one DENIED audit event`);
+        assert.equal(denied[0].actor_id, 'mallory');
+      }
+    });
+
     it('refuses a nested-subgraph bomb with a clear error, without exhausting the stack, and keeps serving', async () => {
       const bomb = nestedSubgraphBomb(1_000_000);
       const deep = await refusedUpload(nestedSubgraphBomb(200), 'subgraphs 200 deep', 'ARTIFACT_NOT_ONNX');
@@ -253,6 +273,39 @@ describe('a model is only its own bytes', () => {
       const [entry] = serving.data.node.serving;
       assert.equal(entry.state, 'FAILED', JSON.stringify(serving.data));
       assert.match(entry.error, /keeps its data outside the model \(location "\.modelgov\/jwt-secret"\); weights must be embedded/);
+    });
+
+    it('does not load a model with an EPContext node put into the store and the database by hand: FAILED, and the serving status says why', async () => {
+      const bytes = epContextModel(SECRET_FILE, 'graph');
+      const blob = await t.server.app.artifacts.put(bytes);
+      const signature = {
+        inputs: [{ name: 'features', elemType: 'FLOAT', shape: ['batch', 4] }],
+        outputs: [{ name: 'probability', elemType: 'FLOAT', shape: ['batch', 1] }],
+        irVersion: 8,
+        opsetVersion: 17,
+        producerName: 'modelgov-tests',
+      };
+      await t.sql(`INSERT INTO artifact (sha256, size_bytes, format, signature, created_by) VALUES ($1, $2, 'ONNX', $3, 'mallory') ON CONFLICT DO NOTHING`, [blob.sha256, blob.sizeBytes, signature]);
+      const [team] = await t.sql(`SELECT team_id FROM model WHERE id = $1`, [uuidOf(fraudModel)]);
+      const [version] = await t.sql(
+        `INSERT INTO model_version (model_id, team_id, version, artifact_sha256, artifact_size_bytes, format, signature_json, status, created_by)
+         VALUES ($1, $2, 1001, $3, $4, 'ONNX', $5, 'REGISTERED', 'mallory') RETURNING id`,
+        [uuidOf(fraudModel), team.team_id, blob.sha256, blob.sizeBytes, signature],
+      );
+      const versionId = Buffer.from(`ModelVersion:${version.id}`).toString('base64url');
+      const created = await t.gql(
+        engineer,
+        `mutation($v: ID!) { createDeployment(input: { team: "fraud", name: "fraud-ep-context", environment: STAGING, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`,
+        { v: versionId },
+      );
+      assert.equal(created.errors, undefined, JSON.stringify(created.errors));
+      const d = created.data.createDeployment.id;
+      await t.server.app.inference!.reconcile();
+      const serving = await t.gql(engineer, `query($d: ID!) { node(id: $d) { ... on Deployment { serving { modelVersionId role state error } } } }`, { d });
+      assert.equal(serving.errors, undefined, JSON.stringify(serving.errors));
+      const [entry] = serving.data.node.serving;
+      assert.equal(entry.state, 'FAILED', JSON.stringify(serving.data));
+      assert.match(entry.error, /the EPContext node at graph\.node\[0\] hands the execution provider a precompiled context/);
     });
 
     it('resolves external data inside an empty directory, never the working directory, even for a model loaded without the check', async () => {

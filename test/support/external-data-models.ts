@@ -10,7 +10,7 @@ const UINT8 = onnx.TensorProto.DataType.UINT8;
 const BOOL = onnx.TensorProto.DataType.BOOL;
 const INT64 = onnx.TensorProto.DataType.INT64;
 const EXTERNAL = onnx.TensorProto.DataLocation.EXTERNAL;
-const { TENSOR, GRAPH, INT } = onnx.AttributeProto.AttributeType;
+const { TENSOR, GRAPH, INT, STRING } = onnx.AttributeProto.AttributeType;
 
 /** A uint8 tensor of `length` bytes whose data is the file at `location`, from `offset`. */
 export function externalTensor(name: string, location: string, length: number, offset = 0): onnx.ITensorProto {
@@ -219,4 +219,54 @@ export function nestedSubgraphBomb(depth: number): Buffer {
   const model = Buffer.from(onnx.ModelProto.encode(valid).finish());
   // A second `graph` field: protobuf merges it into the first, so its nodes join the main graph.
   return Buffer.concat([model, Buffer.from([0x3a]), varint(body.length), body]);
+}
+
+/**
+ * An `EPContext` node (com.microsoft) whose `ep_cache_context` names `location` with
+ * `embed_mode=0`: an execution provider such as TensorRT opens that file to load its engine.
+ * `where` places the node in the main graph, in an If branch, or in a model-local function.
+ */
+export function epContextModel(location: string, where: 'graph' | 'subgraph' | 'function'): Buffer {
+  const epContext = (output: string): onnx.INodeProto => ({
+    opType: 'EPContext',
+    domain: 'com.microsoft',
+    input: ['features'],
+    output: [output],
+    attribute: [
+      { name: 'embed_mode', type: INT, i: 0 },
+      { name: 'ep_cache_context', type: STRING, s: Buffer.from(location) },
+      { name: 'source', type: STRING, s: Buffer.from('TensorrtExecutionProvider') },
+      { name: 'main_context', type: INT, i: 1 },
+    ],
+  });
+  const opsetImport = [
+    { domain: '', version: 17 },
+    { domain: 'com.microsoft', version: 1 },
+  ];
+  const graph = (node: onnx.INodeProto[]): onnx.IGraphProto => ({
+    name: 'ep-context',
+    node,
+    input: [floats('features', ['batch', 4])],
+    output: [floats('probability', ['batch', 1])],
+  });
+  if (where === 'graph') return encode(graph([epContext('probability')]), { opsetImport });
+  if (where === 'subgraph') {
+    const branch = (name: string, node: onnx.INodeProto): onnx.IGraphProto => ({ name, node: [node], output: [floats(`${name}_out`, ['batch', 1])] });
+    const cond = constant('cond', { name: 'cond', dims: [], dataType: BOOL, rawData: Buffer.from([1]) });
+    const ifNode: onnx.INodeProto = {
+      opType: 'If',
+      input: ['cond'],
+      output: ['probability'],
+      attribute: [
+        { name: 'then_branch', type: GRAPH, g: branch('then', epContext('then_out')) },
+        { name: 'else_branch', type: GRAPH, g: branch('else', { opType: 'ReduceMean', input: ['features'], output: ['else_out'], attribute: [{ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [1] }] }) },
+      ],
+    };
+    return encode(graph([cond, ifNode]), { opsetImport });
+  }
+  const fn: onnx.IFunctionProto = { name: 'Compiled', domain: 'modelgov.tests', input: ['x'], output: ['y'], node: [{ ...epContext('y'), input: ['x'] }], opsetImport };
+  return encode(graph([{ opType: 'Compiled', domain: 'modelgov.tests', input: ['features'], output: ['probability'] }]), {
+    opsetImport: [...opsetImport, { domain: 'modelgov.tests', version: 1 }],
+    functions: [fn],
+  });
 }
