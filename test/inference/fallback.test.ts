@@ -22,7 +22,7 @@ describe('serving: fallback and circuit breaker', () => {
   before(async () => {
     t = await startTestServer({
       demo: true,
-      env: { INFERENCE_THREADS: '2', INFERENCE_TIMEOUT_MS: '100', INFERENCE_BREAKER_FAILURES: '1' },
+      env: { INFERENCE_THREADS: '2', INFERENCE_TIMEOUT_MS: '100', INFERENCE_BREAKER_FAILURES: '1', INFERENCE_BREAKER_COOLDOWN_MS: '3600000' },
     });
     engineer = t.token(['ml-engineer'], ['fraud'], 'erin');
     service = t.token(['service'], ['fraud'], 'svc');
@@ -50,17 +50,34 @@ describe('serving: fallback and circuit breaker', () => {
     const serving = await t.gql(engineer, `query($d: ID!) { node(id: $d) { ... on Deployment { serving { modelVersionId role state } } } }`, { d });
     assert.deepEqual(serving.data.node.serving.map((s: { role: string; state: string }) => `${s.role}:${s.state}`).sort(), ['FALLBACK:LOADED', 'TRAFFIC:LOADED', 'TRAFFIC:LOADED']);
 
-    const direct = await t.gql(service, PREDICT, { d: staging, inputs: { features: [row(3)] }, key: 'pinned' });
-    for (let i = 0; i < 12; i++) {
-      const r = await t.gql(service, PREDICT, { d, inputs: { features: [row(3)] }, key: `fb-${i}` });
+    // Request keys chosen by where they route: one that STAGING serves from v1 (the answer the
+    // fallback must give), and six for each misbehaving version, taken in turn.
+    const keyTo = (deployment: string, version: string, taken: string[] = []) => {
+      const route = t.server.app.inference!.route(uuidOf(deployment))!;
+      for (let i = 0; ; i++) {
+        const key = `key-${i}`;
+        if (!taken.includes(key) && t.server.app.inference!.pick(route, key) === uuidOf(version)) return key;
+      }
+    };
+    const direct = await t.gql(service, PREDICT, { d: staging, inputs: { features: [row(3)] }, key: keyTo(staging, v1) });
+    assert.equal(direct.data.predict.modelVersionId, v1, 'the reference answer comes from v1');
+    const keys: string[] = [];
+    for (let i = 0; i < 6; i++) keys.push(keyTo(d, slow, keys), keyTo(d, faulty, keys));
+    for (const key of keys) {
+      const r = await t.gql(service, PREDICT, { d, inputs: { features: [row(3)] }, key });
       assert.equal(r.errors, undefined, JSON.stringify(r.errors));
       assert.equal(r.data.predict.fallback, true);
       assert.equal(r.data.predict.modelVersionId, v1);
-      if (direct.data.predict.modelVersionId === v1) assert.deepEqual(r.data.predict.outputs, direct.data.predict.outputs);
+      assert.deepEqual(r.data.predict.outputs, direct.data.predict.outputs);
     }
     const rows = await logged('deployment_id = $1', [uuidOf(d)]);
     assert.equal(rows.length, 12);
     assert.ok(rows.every((r) => r.fallback && r.model_version_id === uuidOf(v1) && [uuidOf(slow), uuidOf(faulty)].includes(r.failed_version_id)));
+    assert.deepEqual(
+      rows.map((r) => [r.request_key, r.failed_version_id]),
+      keys.map((key, i) => [key, uuidOf(i % 2 === 0 ? slow : faulty)]),
+      'each request failed on the version its key routes to',
+    );
     const errors = rows.map((r) => r.error as string);
     assert.ok(errors.some((e) => /did not finish within 100 ms/.test(e)), 'the slow version timed out');
     assert.ok(errors.some((e) => /out of data bounds/.test(e)), 'the faulty version threw');
