@@ -14,6 +14,7 @@ describe('serving: fallback and circuit breaker', () => {
   let fraudModel: string;
   let staging: string;
   let v1: string;
+  let v2: string;
 
   const register = (bytes: Buffer) => registerOnnx(t, engineer, fraudModel, bytes);
   const served = () => t.server.app.inference!.reconcile();
@@ -32,6 +33,7 @@ describe('serving: fallback and circuit breaker', () => {
     }`);
     fraudModel = r.data.models.nodes[0].id;
     v1 = r.data.models.nodes[0].versions.find((v: { version: number }) => v.version === 1).id;
+    v2 = r.data.models.nodes[0].versions.find((v: { version: number }) => v.version === 2).id;
     staging = r.data.deployments.nodes[0].id;
   });
   after(async () => {
@@ -59,16 +61,32 @@ describe('serving: fallback and circuit breaker', () => {
         if (!taken.includes(key) && t.server.app.inference!.pick(route, key) === uuidOf(version)) return key;
       }
     };
-    const direct = await t.gql(service, PREDICT, { d: staging, inputs: { features: [row(3)] }, key: keyTo(staging, v1) });
-    assert.equal(direct.data.predict.modelVersionId, v1, 'the reference answer comes from v1');
+    // The reference answer: v1's outputs for a row on which v2 answers otherwise (many rows drive
+    // both to a probability of exactly 1), so that an answer from the wrong version cannot match it.
+    const onStaging = async (features: number[], version: string) => {
+      const r = await t.gql(service, PREDICT, { d: staging, inputs: { features: [features] }, key: keyTo(staging, version) });
+      assert.equal(r.data.predict.modelVersionId, version, 'the key routes where it was chosen to');
+      return r.data.predict.outputs;
+    };
+    let features: number[] | undefined;
+    let expected: unknown;
+    for (const candidate of [[2, 0, 0, 0], [2, 1, 0.5, 2], [3, 12, 0.25, 5], ...Array.from({ length: 20 }, (_, i) => row(i))]) {
+      const [fromV1, fromV2] = [await onStaging(candidate, v1), await onStaging(candidate, v2)];
+      if (JSON.stringify(fromV1) !== JSON.stringify(fromV2)) {
+        [features, expected] = [candidate, fromV1];
+        break;
+      }
+    }
+    assert.ok(features && features.some((x) => x >= 2), 'a row that tells v1 from v2, and that the faulty version fails on');
+    const inputs = { features: [features] };
     const keys: string[] = [];
     for (let i = 0; i < 6; i++) keys.push(keyTo(d, slow, keys), keyTo(d, faulty, keys));
     for (const key of keys) {
-      const r = await t.gql(service, PREDICT, { d, inputs: { features: [row(3)] }, key });
+      const r = await t.gql(service, PREDICT, { d, inputs, key });
       assert.equal(r.errors, undefined, JSON.stringify(r.errors));
       assert.equal(r.data.predict.fallback, true);
       assert.equal(r.data.predict.modelVersionId, v1);
-      assert.deepEqual(r.data.predict.outputs, direct.data.predict.outputs);
+      assert.deepEqual(r.data.predict.outputs, expected);
     }
     const rows = await logged('deployment_id = $1', [uuidOf(d)]);
     assert.equal(rows.length, 12);
