@@ -338,7 +338,8 @@ describe('the running server', () => {
         assert.deepEqual((await runOnce(client, '{ viewer { id } }')).data, { viewer: { id: 'ada-admin' } });
         await holder.query('BEGIN');
         await holder.query('LOCK TABLE team IN SHARE ROW EXCLUSIVE MODE');
-        const inFlight = postGraphql(url, token, 'mutation { createTeam(input: { name: "in-flight" }) { name } }');
+        // Its failure is an outcome to report, not an unhandled rejection while the test waits.
+        const inFlight = postGraphql(url, token, 'mutation { createTeam(input: { name: "in-flight" }) { name } }').catch((e: Error) => e);
         await waitUntil(
           async () => (await holder.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`)).rowCount === 1,
           30_000,
@@ -349,6 +350,7 @@ describe('the running server', () => {
         await waitUntil(() => fetch(`${url}/healthz`).then(() => false, () => true), 20_000, 'the server to stop accepting connections');
         await holder.query('COMMIT');
         const answered = await within(inFlight, 20_000, 'the answer to the request in flight');
+        if (answered instanceof Error) assert.fail(`the request in flight failed during the drain: ${answered.message}`);
         assert.equal(answered.status, 200);
         assert.deepEqual(answered.json, { data: { createTeam: { name: 'in-flight' } } }, 'the request in flight when the drain began completed');
         const r = await within(exited, 20_000, 'exit after SIGTERM');
