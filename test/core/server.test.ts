@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createClient, type Client } from 'graphql-ws';
+import { Client as PgClient } from 'pg';
 import WebSocket from 'ws';
 import { signToken } from '../../src/access/authenticate';
 import { databaseUrlFor, dropDatabase, JWT_SECRET, removeRedisKeys, startTestServer, TEST_REDIS_URL, testDatabaseName, testRedisPrefix, type TestServer } from '../support/harness';
@@ -296,7 +297,7 @@ describe('the running server', () => {
   });
 
   describe('graceful shutdown', () => {
-    it('drains and exits 0 on SIGTERM, with a WebSocket client still connected', async () => {
+    it('drains and exits 0 on SIGTERM, completing a request in flight, with a WebSocket client still connected', async () => {
       const dbName = testDatabaseName('main');
       databases.push(dbName);
       const cwd = await scratchDir();
@@ -331,17 +332,41 @@ describe('the running server', () => {
       let closed = false;
       // onNonLazyError: the close at shutdown is expected here, not an error to print.
       const client = wsClient(url, token, { lazy: false, onNonLazyError: () => {}, on: { closed: () => (closed = true) } });
+      let stdout = '';
+      child.stdout!.on('data', (d) => (stdout += d));
+      // The test's own transaction holds the team table: a createTeam sent now stays in flight
+      // (waiting for the lock) until the test lets it go, after the drain has begun.
+      const holder = new PgClient({ connectionString: databaseUrlFor(dbName) });
+      await holder.connect();
       try {
         assert.deepEqual((await runOnce(client, '{ viewer { id } }')).data, { viewer: { id: 'ada-admin' } });
+        await holder.query('BEGIN');
+        await holder.query('LOCK TABLE team IN SHARE ROW EXCLUSIVE MODE');
+        // Its failure is an outcome to report, not an unhandled rejection while the test waits.
+        const inFlight = postGraphql(url, token, 'mutation { createTeam(input: { name: "in-flight" }) { name } }').catch((e: Error) => e);
+        await waitUntil(
+          async () => (await holder.query(`SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`)).rowCount === 1,
+          30_000,
+          'the createTeam to wait for the held table',
+        );
         child.kill('SIGTERM');
+        await waitUntil(async () => stdout.includes('"draining"'), 20_000, 'the server to start draining');
+        await waitUntil(() => fetch(`${url}/healthz`).then(() => false, () => true), 20_000, 'the server to stop accepting connections');
+        await holder.query('COMMIT');
+        const answered = await within(inFlight, 20_000, 'the answer to the request in flight');
+        if (answered instanceof Error) assert.fail(`the request in flight failed during the drain: ${answered.message}`);
+        assert.equal(answered.status, 200);
+        assert.deepEqual(answered.json, { data: { createTeam: { name: 'in-flight' } } }, 'the request in flight when the drain began completed');
         const r = await within(exited, 20_000, 'exit after SIGTERM');
         assert.equal(r.code, 0, `exit code after SIGTERM; stderr: ${r.stderr}`);
         assert.equal(r.signal, null, 'exited by itself, not killed by the signal');
         assert.equal(r.stderr, '');
+        assert.deepEqual((await holder.query(`SELECT name FROM team`)).rows, [{ name: 'in-flight' }], 'and its change committed');
         await waitUntil(async () => closed, 10_000, 'the WebSocket client to see its socket closed');
         await assert.rejects(fetch(`${url}/healthz`), 'nothing listens after the exit');
       } finally {
         await client.dispose();
+        await holder.end();
       }
     });
   });

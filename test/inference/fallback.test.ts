@@ -14,6 +14,7 @@ describe('serving: fallback and circuit breaker', () => {
   let fraudModel: string;
   let staging: string;
   let v1: string;
+  let v2: string;
 
   const register = (bytes: Buffer) => registerOnnx(t, engineer, fraudModel, bytes);
   const served = () => t.server.app.inference!.reconcile();
@@ -22,7 +23,7 @@ describe('serving: fallback and circuit breaker', () => {
   before(async () => {
     t = await startTestServer({
       demo: true,
-      env: { INFERENCE_THREADS: '2', INFERENCE_TIMEOUT_MS: '100', INFERENCE_BREAKER_FAILURES: '1' },
+      env: { INFERENCE_THREADS: '2', INFERENCE_TIMEOUT_MS: '100', INFERENCE_BREAKER_FAILURES: '1', INFERENCE_BREAKER_COOLDOWN_MS: '3600000' },
     });
     engineer = t.token(['ml-engineer'], ['fraud'], 'erin');
     service = t.token(['service'], ['fraud'], 'svc');
@@ -32,6 +33,7 @@ describe('serving: fallback and circuit breaker', () => {
     }`);
     fraudModel = r.data.models.nodes[0].id;
     v1 = r.data.models.nodes[0].versions.find((v: { version: number }) => v.version === 1).id;
+    v2 = r.data.models.nodes[0].versions.find((v: { version: number }) => v.version === 2).id;
     staging = r.data.deployments.nodes[0].id;
   });
   after(async () => {
@@ -50,17 +52,50 @@ describe('serving: fallback and circuit breaker', () => {
     const serving = await t.gql(engineer, `query($d: ID!) { node(id: $d) { ... on Deployment { serving { modelVersionId role state } } } }`, { d });
     assert.deepEqual(serving.data.node.serving.map((s: { role: string; state: string }) => `${s.role}:${s.state}`).sort(), ['FALLBACK:LOADED', 'TRAFFIC:LOADED', 'TRAFFIC:LOADED']);
 
-    const direct = await t.gql(service, PREDICT, { d: staging, inputs: { features: [row(3)] }, key: 'pinned' });
-    for (let i = 0; i < 12; i++) {
-      const r = await t.gql(service, PREDICT, { d, inputs: { features: [row(3)] }, key: `fb-${i}` });
+    // Request keys chosen by where they route: one that STAGING serves from v1 (the answer the
+    // fallback must give), and six for each misbehaving version, taken in turn.
+    const keyTo = (deployment: string, version: string, taken: string[] = []) => {
+      const route = t.server.app.inference!.route(uuidOf(deployment))!;
+      for (let i = 0; ; i++) {
+        const key = `key-${i}`;
+        if (!taken.includes(key) && t.server.app.inference!.pick(route, key) === uuidOf(version)) return key;
+      }
+    };
+    // The reference answer: v1's outputs for a row on which v2 answers otherwise (many rows drive
+    // both to a probability of exactly 1), so that an answer from the wrong version cannot match it.
+    const onStaging = async (features: number[], version: string) => {
+      const r = await t.gql(service, PREDICT, { d: staging, inputs: { features: [features] }, key: keyTo(staging, version) });
+      assert.equal(r.data.predict.modelVersionId, version, 'the key routes where it was chosen to');
+      return r.data.predict.outputs;
+    };
+    let features: number[] | undefined;
+    let expected: unknown;
+    for (const candidate of [[2, 0, 0, 0], [2, 1, 0.5, 2], [3, 12, 0.25, 5], ...Array.from({ length: 20 }, (_, i) => row(i))]) {
+      const [fromV1, fromV2] = [await onStaging(candidate, v1), await onStaging(candidate, v2)];
+      if (JSON.stringify(fromV1) !== JSON.stringify(fromV2)) {
+        [features, expected] = [candidate, fromV1];
+        break;
+      }
+    }
+    assert.ok(features && features.some((x) => x >= 2), 'a row that tells v1 from v2, and that the faulty version fails on');
+    const inputs = { features: [features] };
+    const keys: string[] = [];
+    for (let i = 0; i < 6; i++) keys.push(keyTo(d, slow, keys), keyTo(d, faulty, keys));
+    for (const key of keys) {
+      const r = await t.gql(service, PREDICT, { d, inputs, key });
       assert.equal(r.errors, undefined, JSON.stringify(r.errors));
       assert.equal(r.data.predict.fallback, true);
       assert.equal(r.data.predict.modelVersionId, v1);
-      if (direct.data.predict.modelVersionId === v1) assert.deepEqual(r.data.predict.outputs, direct.data.predict.outputs);
+      assert.deepEqual(r.data.predict.outputs, expected);
     }
     const rows = await logged('deployment_id = $1', [uuidOf(d)]);
     assert.equal(rows.length, 12);
     assert.ok(rows.every((r) => r.fallback && r.model_version_id === uuidOf(v1) && [uuidOf(slow), uuidOf(faulty)].includes(r.failed_version_id)));
+    assert.deepEqual(
+      rows.map((r) => [r.request_key, r.failed_version_id]),
+      keys.map((key, i) => [key, uuidOf(i % 2 === 0 ? slow : faulty)]),
+      'each request failed on the version its key routes to',
+    );
     const errors = rows.map((r) => r.error as string);
     assert.ok(errors.some((e) => /did not finish within 100 ms/.test(e)), 'the slow version timed out');
     assert.ok(errors.some((e) => /out of data bounds/.test(e)), 'the faulty version threw');

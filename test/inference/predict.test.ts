@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { startTestServer, type TestServer } from '../support/harness';
@@ -8,6 +10,18 @@ const PREDICT = `mutation($d: ID!, $inputs: JSONObject!, $key: String) {
   predict(deployment: $d, inputs: $inputs, requestKey: $key) { outputs modelVersionId rows latencyMs fallback deployment modelVersion { version } }
 }`;
 const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
+
+/**
+ * Whether this host can run the CUDA execution provider: onnxruntime-node's CUDA provider library is
+ * installed beside its binding (`ONNXRUNTIME_NODE_INSTALL=cuda12`) and an NVIDIA device is present.
+ */
+function hostHasCuda(): boolean {
+  const bin = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin');
+  const providerLibs = readdirSync(bin)
+    .filter((napi) => napi.startsWith('napi-v'))
+    .map((napi) => path.join(bin, napi, process.platform, process.arch, 'libonnxruntime_providers_cuda.so'));
+  return providerLibs.some((lib) => existsSync(lib)) && existsSync('/dev/nvidiactl');
+}
 
 /** Rows of 4 features, the fraud model's input. */
 const rowsOf = (n: number, seed = 1) => Array.from({ length: n }, (_, i) => [((i + seed) * 37) % 500, (i * 7 + seed) % 24, ((i * 13) % 100) / 100, ((i + 3) * 11) % 300]);
@@ -160,20 +174,25 @@ describe('predict', () => {
     assert.ok(rows.every((r) => r.shadow === false && r.fallback === false));
   });
 
-  it('reports the execution provider per served version and in /readyz (cpu when CUDA is missing)', async () => {
+  it('reports the execution provider per served version and in /readyz (cuda on a CUDA host, cpu when CUDA is missing)', async () => {
     assert.deepEqual(t.config.inference.providers, ['cuda', 'cpu']);
+    const expected = hostHasCuda() ? 'cuda' : 'cpu';
     const r = await t.gql(service, `query($d: ID!) { node(id: $d) { ... on Deployment { serving { modelVersionId role weight state provider providerFallbacks loadedAt } } } }`, { d: production });
     const serving = r.data.node.serving;
     assert.equal(serving.length, 1);
     assert.equal(serving[0].modelVersionId, v1.id);
     assert.equal(serving[0].role, 'TRAFFIC');
     assert.equal(serving[0].state, 'LOADED');
-    assert.equal(serving[0].provider, 'cpu');
-    assert.match(serving[0].providerFallbacks[0], /^cuda: /);
+    assert.equal(serving[0].provider, expected, `providers tried first: ${JSON.stringify(serving[0].providerFallbacks)}`);
+    if (expected === 'cuda') assert.deepEqual(serving[0].providerFallbacks, []);
+    else {
+      assert.equal(serving[0].providerFallbacks.length, 1);
+      assert.match(serving[0].providerFallbacks[0], /^cuda: /);
+    }
     const ready = await request(`${t.url}/readyz`, { headers: { authorization: `Bearer ${t.token(['auditor'], [])}` } });
     assert.equal(ready.status, 200);
-    assert.deepEqual(ready.json.inference.providers, ['cpu']);
-    assert.equal(ready.json.inference.versions[v1.id], 'cpu');
+    assert.deepEqual(ready.json.inference.providers, [expected]);
+    assert.equal(ready.json.inference.versions[v1.id], expected);
   });
 
   it('exposes Prometheus metrics to principals allowed to read Metrics', async () => {
@@ -190,13 +209,24 @@ describe('predict', () => {
     const limited = await startTestServer({ demo: false, env: { INFERENCE_RATE_LIMIT_PER_SECOND: '1', INFERENCE_RATE_LIMIT_BURST: '2' } });
     try {
       const admin = limited.token(['admin'], []);
-      // No deployment serves on this server: the first two are refused for that, the third for the rate.
-      const codes = [];
-      for (let i = 0; i < 3; i++) {
+      // No deployment serves on this server: requests within the rate are refused for that, the rest
+      // for the rate. However slow the host, no more than the burst plus one per second elapsed
+      // (counted from before the first request) gets past the limiter, and a refusal comes once the
+      // requests outrun the refill.
+      const codes: string[] = [];
+      const started = performance.now();
+      while (!codes.includes('RATE_LIMITED')) {
         const r = await limited.gql(admin, PREDICT, { d: production, inputs: { features: rowsOf(1) } });
-        codes.push(r.errors?.[0].extensions.code);
+        codes.push(r.errors?.[0].extensions.code as string);
+        assert.ok(codes.length <= 1000, 'the limit is reached');
       }
-      assert.deepEqual(codes, ['NOT_FOUND', 'NOT_FOUND', 'RATE_LIMITED']);
+      const elapsedSeconds = (performance.now() - started) / 1000;
+      const admitted = codes.filter((c) => c === 'NOT_FOUND').length;
+      assert.deepEqual(codes, [...Array(admitted).fill('NOT_FOUND'), 'RATE_LIMITED'], 'refused for the rate only after the admitted ones');
+      assert.ok(admitted >= 2, `the burst of two is admitted (${admitted})`);
+      assert.ok(admitted <= 2 + elapsedSeconds * 1, `${admitted} admitted in ${elapsedSeconds.toFixed(2)} s: more than the burst plus the rate`);
+      const other = await limited.gql(limited.token(['admin'], [], 'another-admin'), PREDICT, { d: production, inputs: { features: rowsOf(1) } });
+      assert.equal(other.errors?.[0].extensions.code, 'NOT_FOUND', 'another principal has a bucket of its own');
     } finally {
       await limited.stop();
     }

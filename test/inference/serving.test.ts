@@ -60,7 +60,8 @@ describe('serving: routing, shadow and rollout health', () => {
     await t.server.app.inference!.log.flush();
     const counts = await t.sql(`SELECT model_version_id, count(*)::int AS n FROM prediction_log WHERE deployment_id = $1 AND NOT shadow GROUP BY 1`, [uuidOf(staging)]);
     const perVersion = Object.fromEntries(counts.map((c) => [c.model_version_id, c.n]));
-    assert.equal(perVersion[uuidOf(v2)], answers.filter((v) => v === v2).length + again.filter((v) => v === v2).length, 'every answer is in the prediction log');
+    const answered = (v: string) => answers.filter((a) => a === v).length + again.filter((a) => a === v).length;
+    assert.deepEqual(perVersion, { [uuidOf(v1)]: answered(v1), [uuidOf(v2)]: answered(v2) }, 'every answer of every version is in the prediction log, and nothing else');
   });
 
   it('mirrors requests to a SHADOW version: its outputs are logged, never returned', async () => {
@@ -73,8 +74,11 @@ describe('serving: routing, shadow and rollout health', () => {
       return r.data.predict.modelVersionId as string;
     });
     assert.ok(answers.every((v) => v === v1 || v === v2), 'the shadow version never answers');
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const mirrored = await logged('model_version_id = $1', [uuidOf(shadow)]);
+    // Mirrored runs finish after the answers: wait for their records, then check there are no more.
+    const mirrored = await eventually('the 40 mirrored runs logged', async () => {
+      const rows = await logged('model_version_id = $1', [uuidOf(shadow)]);
+      return rows.length >= 40 ? rows : undefined;
+    }, 30_000);
     assert.equal(mirrored.length, 40);
     assert.ok(mirrored.every((m) => m.shadow === true && m.outputs.probability.length === 1 && m.principal_id === 'svc'));
     const served1 = await logged(`request_key = 'shadow-0' AND NOT shadow`, []);

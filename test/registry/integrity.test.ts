@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Client } from 'pg';
 import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
 import { startTestServer, type TestServer } from '../support/harness';
 import { uploadArtifact } from '../support/http';
+import { eventually } from '../support/processes';
+
+const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
 
 describe('registry integrity under concurrency', () => {
   let t: TestServer;
@@ -35,27 +39,81 @@ describe('registry integrity under concurrency', () => {
     return r.data.registerModelVersion.id;
   }
 
+  const SPLIT = 'mutation($d: ID!, $v: ID!) { setTrafficSplit(input: { deployment: $d, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }';
+  const ARCHIVE = 'mutation($v: ID!) { archiveModelVersion(input: { modelVersion: $v, reason: "race" }) { status } }';
+
+  /**
+   * Runs a split to `v` and an archive of `v` with the version's row locked by the test's own
+   * transaction: `first` is sent, and seen waiting for the lock, before the other is; then the lock
+   * is released and the two meet in that order.
+   */
+  async function interleaved(v: string, first: 'split' | 'archive') {
+    const holder = new Client({ connectionString: t.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT id FROM model_version WHERE id = $1 FOR UPDATE', [uuidOf(v)]);
+      const waiting = (n: number) =>
+        eventually(`${n} request(s) waiting for the held version row`, async () => {
+          const [{ count }] = (await holder.query(`SELECT count(*)::int AS count FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`)).rows;
+          return count >= n ? true : undefined;
+        }, 30_000, 50);
+      const send = (which: 'split' | 'archive') => (which === 'split' ? t.gql(engineer, SPLIT, { d: staging, v }) : t.gql(engineer, ARCHIVE, { v }));
+      const a = send(first);
+      await waiting(1);
+      const b = send(first === 'split' ? 'archive' : 'split');
+      await waiting(2);
+      await holder.query('ROLLBACK');
+      const [x, y] = await Promise.all([a, b]);
+      return first === 'split' ? { split: x, archive: y } : { split: y, archive: x };
+    } finally {
+      await holder.end();
+    }
+  }
+
   it('never leaves an archived version serving, however a split and an archive interleave', async () => {
-    const outcomes = new Set<string>();
-    for (let i = 0; i < 10; i++) {
-      const v = await newVersion(100 + i);
-      const [split, archive] = await Promise.all([
-        t.gql(engineer, 'mutation($d: ID!, $v: ID!) { setTrafficSplit(input: { deployment: $d, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }', { d: staging, v }),
-        t.gql(engineer, 'mutation($v: ID!) { archiveModelVersion(input: { modelVersion: $v, reason: "race" }) { status } }', { v }),
-      ]);
-      const splitWon = !split.errors;
-      const archiveWon = !archive.errors;
-      assert.ok(splitWon !== archiveWon, `exactly one wins: split ${JSON.stringify(split.errors)} archive ${JSON.stringify(archive.errors)}`);
-      const loser = splitWon ? archive : split;
-      assert.equal(loser.errors![0].extensions.code, 'CONFLICT');
-      assert.match(String(loser.errors![0].extensions.reason), splitWon ? /REGISTRY_VERSION_SERVING/ : /ROLLOUT_VERSION_NOT_SERVABLE/);
-      outcomes.add(splitWon ? 'split' : 'archive');
+    for (const first of ['split', 'archive', 'split', 'archive'] as const) {
+      const v = await newVersion(first === 'split' ? 100 : 200);
+      const { split, archive } = await interleaved(v, first);
+      if (first === 'split') {
+        assert.equal(split.errors, undefined, `the split that took the lock first wins: ${JSON.stringify(split.errors)}`);
+        assert.equal(archive.errors?.[0].extensions.code, 'CONFLICT', JSON.stringify(archive));
+        assert.equal(archive.errors![0].extensions.reason, 'REGISTRY_VERSION_SERVING', 'the archive sees the split that committed before it');
+      } else {
+        assert.equal(archive.errors, undefined, `the archive that took the lock first wins: ${JSON.stringify(archive.errors)}`);
+        assert.deepEqual(archive.data.archiveModelVersion, { status: 'ARCHIVED' });
+        assert.equal(split.errors?.[0].extensions.code, 'CONFLICT', JSON.stringify(split));
+        assert.equal(split.errors![0].extensions.reason, 'ROLLOUT_VERSION_NOT_SERVABLE', 'the split sees the archive that committed before it');
+      }
+      const [{ status }] = await t.sql(`SELECT status FROM model_version WHERE id = $1`, [uuidOf(v)]);
+      const shares = await t.sql(`SELECT model_version_id FROM traffic_share WHERE deployment_id = $1`, [uuidOf(staging)]);
+      if (first === 'split') {
+        assert.notEqual(status, 'ARCHIVED');
+        assert.deepEqual(shares, [{ model_version_id: uuidOf(v) }], 'the split took effect');
+      } else {
+        assert.equal(status, 'ARCHIVED');
+        assert.ok(!shares.some((s) => s.model_version_id === uuidOf(v)), 'the archived version got no share');
+      }
       const [{ n }] = await t.sql(
         `SELECT count(*)::int AS n FROM traffic_share s JOIN model_version v ON v.id = s.model_version_id WHERE v.status = 'ARCHIVED'`,
       );
       assert.equal(n, 0, 'an ARCHIVED version receives traffic');
     }
-    assert.ok(outcomes.size >= 1);
+  });
+
+  it('settles a split and an archive sent at once with exactly one of them', async () => {
+    for (let i = 0; i < 5; i++) {
+      const v = await newVersion(300 + i);
+      const [split, archive] = await Promise.all([t.gql(engineer, SPLIT, { d: staging, v }), t.gql(engineer, ARCHIVE, { v })]);
+      assert.ok(!split.errors !== !archive.errors, `exactly one wins: split ${JSON.stringify(split.errors)} archive ${JSON.stringify(archive.errors)}`);
+      const loser = split.errors ? split : archive;
+      assert.equal(loser.errors![0].extensions.code, 'CONFLICT');
+      assert.match(String(loser.errors![0].extensions.reason), split.errors ? /ROLLOUT_VERSION_NOT_SERVABLE/ : /REGISTRY_VERSION_SERVING/);
+      const [{ n }] = await t.sql(
+        `SELECT count(*)::int AS n FROM traffic_share s JOIN model_version v ON v.id = s.model_version_id WHERE v.status = 'ARCHIVED'`,
+      );
+      assert.equal(n, 0, 'an ARCHIVED version receives traffic');
+    }
   });
 
   it('records alias moves truthfully when two clients assign a new alias at once', async () => {

@@ -14,14 +14,33 @@ interface Ran {
   stdout: string[];
 }
 
-/** Whether `pid` is still a live process (a zombie waiting for its reaper counts as dead). */
+/**
+ * Whether `pid` is still a live process (a zombie waiting for its reaper counts as dead). The kernel
+ * answers whether the pid exists; `/proc` tells a zombie from a running process. A live pid whose
+ * `/proc` entry cannot be read throws rather than counting as gone, so that no kill check can pass
+ * for want of `/proc`.
+ */
 function alive(pid: number): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
+    process.kill(pid, 0);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    // EPERM: the pid exists but belongs to someone else; /proc still shows its state.
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') throw e;
   }
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (e) {
+    // It may have exited between the two looks; if it still exists, /proc is what failed.
+    try {
+      process.kill(pid, 0);
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code === 'ESRCH') return false;
+    }
+    throw new Error(`process ${pid} exists but /proc/${pid}/stat cannot be read: ${(e as Error).message}`);
+  }
+  return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
 }
 
 async function gone(pid: number, ms = 10_000): Promise<boolean> {
@@ -123,6 +142,18 @@ describe('LocalProcessExecutor', () => {
     assert.deepEqual(r2.stdout, [await realpath(other)]);
   });
 
+  it('sees a running process as alive and a reaped one as gone (what the kill checks below rely on)', async () => {
+    assert.equal(alive(process.pid), true);
+    const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    const pid = child.pid!;
+    started.add(pid);
+    assert.equal(alive(pid), true, 'a sleeping child is alive');
+    child.kill('SIGKILL');
+    await exited;
+    assert.equal(alive(pid), false, 'a killed and reaped child is gone');
+  });
+
   it('passes exit codes through, and reports lines by stream', async () => {
     for (const code of [0, 1, 2, 7, 255]) {
       const r = await run({ argv: [process.execPath, '-e', `process.exit(${code})`] });
@@ -139,12 +170,15 @@ describe('LocalProcessExecutor', () => {
     // the group kill (not a closed pipe, nor their own end) can have ended them by then.
     const tree = await script('tree.sh', TREE);
     let pids: number[] = [];
+    let aliveWhenReported = false;
     const r = await run({ argv: [tree], timeoutMs: 1500 }, undefined, (line) => {
       pids = line.split(' ').map(Number);
       pids.forEach((p) => started.add(p));
+      aliveWhenReported = pids.every(alive);
     });
     assert.deepEqual(r.outcome, { kind: 'timeout' });
     assert.equal(pids.length, 3, JSON.stringify(r.lines));
+    assert.ok(aliveWhenReported, 'the group was running before the timeout');
     const [child, ...grandchildren] = pids;
     assert.ok(await gone(child), `the child ${child} is gone`);
     for (const g of grandchildren) assert.ok(await gone(g), `the grandchild ${g} is gone`);
@@ -182,13 +216,16 @@ describe('LocalProcessExecutor', () => {
     const sleeper = await script('sleeper.sh', TREE);
     const abort = new AbortController();
     let pids: number[] = [];
+    let aliveWhenReported = false;
     const r = await run({ argv: [sleeper] }, abort.signal, (line) => {
       pids = line.split(' ').map(Number);
       pids.forEach((p) => started.add(p));
+      aliveWhenReported = pids.every(alive);
       abort.abort();
     });
     assert.deepEqual(r.outcome, { kind: 'cancelled' });
     assert.equal(pids.length, 3);
+    assert.ok(aliveWhenReported, 'the group was running before the abort');
     assert.throws(() => process.kill(pids[0], 0), { code: 'ESRCH' }, 'the trainer was reaped by its guard before the outcome came, not left to PID 1');
     for (const pid of pids) assert.ok(await gone(pid), `${pid} is gone`);
 
