@@ -12,7 +12,7 @@ import { getOperationAST, GraphQLError, parse, validate, type DocumentNode, type
 import { useServer } from 'graphql-ws/use/ws';
 import Redis from 'ioredis';
 import { buildSchema } from 'type-graphql';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { AccessResolver } from './access/access.resolver';
 import { authenticate } from './access/authenticate';
 import { AuditResolver } from './audit/audit.resolver';
@@ -124,6 +124,8 @@ export interface RunningServer {
   app: AppServices;
   statements: StatementCounter;
   schema: GraphQLSchema;
+  /** How many WebSocket connections have their credential followed now (each with a recheck timer). */
+  followedSockets(): number;
   /** Drains HTTP and WebSocket clients, then closes the pools. */
   stop(): Promise<void>;
 }
@@ -266,7 +268,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       onConnect: async (socket) => {
         const params = socket.connectionParams ?? {};
         const header = typeof params.authorization === 'string' ? params.authorization : typeof params.Authorization === 'string' ? params.Authorization : undefined;
-        const live = await guard.connect(header, (code, reason) => socket.extra.socket.close(code, reason));
+        const ws = socket.extra.socket;
+        const live = await guard.connect(header, (code, reason) => ws.close(code, reason), () => ws.readyState === WebSocket.OPEN);
         if (!live) return false;
         socket.extra.authorization = header;
         socket.extra.live = live;
@@ -472,6 +475,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     app,
     statements,
     schema,
+    followedSockets: () => guard.followed,
     stop: () =>
       (stopping ??= (async () => {
         await apollo.stop();

@@ -94,14 +94,22 @@ export class SubscriptionGuard {
     };
   }
 
+  /** How many sockets are followed now (each with its recheck timer). */
+  get followed(): number {
+    return this.sockets.size;
+  }
+
   /**
-   * A socket asks to be acknowledged with `authorization`: null when the credential is refused,
-   * else the socket, followed from now on. `close` closes the WebSocket with a code and a reason.
+   * A socket asks to be acknowledged with `authorization`: null when the credential is refused or
+   * the socket is no longer open, else the socket, followed from now on. `close` closes the
+   * WebSocket with a code and a reason; `isOpen` says whether it is still open.
    */
-  async connect(authorization: string | undefined, close: (code: number, reason: string) => void): Promise<LiveSocket | null> {
+  async connect(authorization: string | undefined, close: (code: number, reason: string) => void, isOpen: () => boolean): Promise<LiveSocket | null> {
     if (!authorization) return null;
     const credential = await this.options.authenticate(authorization);
-    if (!credential.principal) return null;
+    // A socket that closed while its credential was checked has already had its close handled,
+    // with nothing to disconnect: following it now would keep it, and its timer, for good.
+    if (!credential.principal || !isOpen()) return null;
     const socket: Socket = { authorization, close, operations: new Set(), timer: null, closed: false };
     this.sockets.add(socket);
     this.schedule(socket, credential.expiresAt);

@@ -1,0 +1,101 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
+import { JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
+import { eventually } from '../support/processes';
+
+const AUDIT_SIGNING_KEY = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+
+/** A graphql-transport-ws connection that records every message and how it closed. */
+interface RawSocket {
+  messages: Array<{ id?: string; type: string; payload?: any }>;
+  closed: { code: number; reason: string } | null;
+  subscribe(id: string, query: string, variables?: Record<string, unknown>): void;
+  close(): Promise<void>;
+}
+
+const wsUrl = (url: string) => url.replace(/^http/, 'ws') + '/graphql';
+
+async function openSocket(url: string, authorization: string): Promise<RawSocket> {
+  const ws = new WebSocket(wsUrl(url), 'graphql-transport-ws');
+  const gone = new Promise<void>((resolve) => ws.on('close', () => resolve()));
+  const socket: RawSocket = {
+    messages: [],
+    closed: null,
+    subscribe: (id, query, variables) => ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } })),
+    close: async () => {
+      ws.close(1000);
+      await gone;
+    },
+  };
+  ws.on('message', (data) => socket.messages.push(JSON.parse(String(data))));
+  ws.on('close', (code, reason) => (socket.closed = { code, reason: reason.toString() }));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization } }));
+  await eventually('connection_ack', async () => (socket.messages.some((m) => m.type === 'connection_ack') ? true : socket.closed ? false : undefined), 30_000, 20);
+  assert.ok(socket.messages.some((m) => m.type === 'connection_ack'), `socket refused: ${JSON.stringify(socket.closed)}`);
+  return socket;
+}
+
+/** Opens a socket, sends connection_init and goes away at once: a close handshake, or the TCP connection cut. */
+async function initAndLeave(url: string, authorization: string, how: 'close' | 'terminate'): Promise<void> {
+  const ws = new WebSocket(wsUrl(url), 'graphql-transport-ws');
+  ws.on('error', () => undefined);
+  const gone = new Promise<void>((resolve) => ws.on('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  const init = JSON.stringify({ type: 'connection_init', payload: { authorization } });
+  if (how === 'close') {
+    ws.send(init);
+    ws.close(1000);
+  } else {
+    // Cut once the message is on the wire, so that the server does receive it.
+    ws.send(init, () => ws.terminate());
+  }
+  await gone;
+}
+
+/** Waits until the server answered `id` (a `complete` or an `error`). */
+async function answered(socket: RawSocket, id: string): Promise<void> {
+  await eventually(`an answer to ${id}`, async () => (socket.messages.some((m) => m.id === id && (m.type === 'complete' || m.type === 'error')) ? true : undefined), 30_000, 20);
+}
+
+describe('WebSocket transport: sockets that go away are forgotten', () => {
+  let prod: TestServer;
+  let viewer: string;
+
+  before(async () => {
+    prod = await startTestServer({ env: { NODE_ENV: 'production', AUTH_JWT_SECRET: JWT_SECRET, AUDIT_SIGNING_KEY } });
+    viewer = prod.token(['viewer'], [], 'vic-viewer');
+  });
+  after(async () => {
+    await prod?.stop();
+  });
+
+  describe('a socket that closes while its credential is being checked', () => {
+    it('is not followed once 100 sockets sent connection_init and closed at once', async () => {
+      assert.equal(prod.server.followedSockets(), 0);
+      const leaving: Array<Promise<void>> = [];
+      for (let i = 0; i < 100; i++) leaving.push(initAndLeave(prod.url, `Bearer ${viewer}`, i % 2 ? 'close' : 'terminate'));
+      await Promise.all(leaving);
+      // A socket that stays, opened after all of them with the same credential: once it is
+      // acknowledged and every other check has settled, it is the only one followed.
+      const stays = await openSocket(prod.url, `Bearer ${viewer}`);
+      await eventually('only the open socket to be followed', async () => (prod.server.followedSockets() === 1 ? true : undefined), 30_000, 100).catch(() => {
+        throw new Error(`${prod.server.followedSockets()} sockets are followed; only the one still open should be`);
+      });
+      // It still works, and once it closes nothing is followed.
+      stays.subscribe('who', '{ viewer { id } }');
+      await answered(stays, 'who');
+      assert.equal(stays.messages.find((m) => m.id === 'who' && m.type === 'next')?.payload.data.viewer.id, 'vic-viewer');
+      await stays.close();
+      await eventually('nothing to be followed', async () => (prod.server.followedSockets() === 0 ? true : undefined), 30_000, 100);
+    });
+  });
+});
