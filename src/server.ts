@@ -8,7 +8,7 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { getOperationAST, GraphQLError, parse, validate, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import Redis from 'ioredis';
 import { buildSchema } from 'type-graphql';
@@ -257,6 +257,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     }
     wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req));
   });
+  // Introspection is refused in production by these rules, on HTTP and WebSocket alike.
+  const validationRules = config.isProduction ? [NoSchemaIntrospectionCustomRule] : [];
   const limits = { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxAliases: config.maxQueryAliases, hideSchemaDetails: config.isProduction };
   // Live subscriptions end when their credential or rights do (see SubscriptionGuard).
   const guard = new SubscriptionGuard({ authenticate: (authorization) => authenticate(authorization, app.db, config.jwtSecret), log });
@@ -291,7 +293,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         } catch (e) {
           return refuse(badInput((e as Error).message, { reason: 'GRAPHQL_PARSE_FAILED' }));
         }
-        const invalid = validate(schema, document);
+        const invalid = validate(schema, document, [...specifiedRules, ...validationRules]);
         if (invalid.length) {
           return invalid.map(
             (e) =>
@@ -339,7 +341,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
 
   const apollo = new ApolloServer<RequestContext>({
     schema,
-    introspection: !config.isProduction,
+    // Refused by `validationRules` instead, so that the WebSocket path applies the same rules.
+    introspection: true,
+    validationRules,
     hideSchemaDetailsFromClientErrors: config.isProduction,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,

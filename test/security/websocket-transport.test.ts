@@ -3,6 +3,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
+import { assertNoStackTrace, postGraphql } from '../support/http';
 import { eventually } from '../support/processes';
 
 const AUDIT_SIGNING_KEY = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -66,16 +67,21 @@ async function answered(socket: RawSocket, id: string): Promise<void> {
   await eventually(`an answer to ${id}`, async () => (socket.messages.some((m) => m.id === id && (m.type === 'complete' || m.type === 'error')) ? true : undefined), 30_000, 20);
 }
 
-describe('WebSocket transport: sockets that go away are forgotten', () => {
+describe('WebSocket transport: sockets that go away are forgotten, and production rules hold', () => {
   let prod: TestServer;
+  let dev: TestServer;
+  let admin: string;
   let viewer: string;
 
   before(async () => {
     prod = await startTestServer({ env: { NODE_ENV: 'production', AUTH_JWT_SECRET: JWT_SECRET, AUDIT_SIGNING_KEY } });
+    dev = await startTestServer();
+    admin = prod.token(['admin'], [], 'ada-admin');
     viewer = prod.token(['viewer'], [], 'vic-viewer');
   });
   after(async () => {
     await prod?.stop();
+    await dev?.stop();
   });
 
   describe('a socket that closes while its credential is being checked', () => {
@@ -96,6 +102,65 @@ describe('WebSocket transport: sockets that go away are forgotten', () => {
       assert.equal(stays.messages.find((m) => m.id === 'who' && m.type === 'next')?.payload.data.viewer.id, 'vic-viewer');
       await stays.close();
       await eventually('nothing to be followed', async () => (prod.server.followedSockets() === 0 ? true : undefined), 30_000, 100);
+    });
+  });
+
+  describe('introspection is refused over WebSocket in production, as over HTTP', () => {
+    const INTROSPECTION = [
+      ['__schema', '{ __schema { types { name fields { name } } } }'],
+      ['__type', '{ __type(name: "Query") { fields { name } } }'],
+    ];
+
+    for (const [what, query] of INTROSPECTION) {
+      it(`refuses ${what} on a viewer's socket with BAD_USER_INPUT (GRAPHQL_VALIDATION_FAILED) and sends no schema`, async () => {
+        const http = await postGraphql(prod.url, viewer, query);
+        assert.equal(http.status, 400, http.text);
+        assert.equal(http.json.errors[0].extensions.code, 'BAD_USER_INPUT', http.text);
+        assert.equal(http.json.errors[0].extensions.reason, 'GRAPHQL_VALIDATION_FAILED', http.text);
+
+        const s = await openSocket(prod.url, `Bearer ${viewer}`);
+        try {
+          s.subscribe('intro', query);
+          await answered(s, 'intro');
+          const answers = s.messages.filter((m) => m.id === 'intro');
+          assert.deepEqual(
+            answers.map((m) => m.type),
+            ['error'],
+            JSON.stringify(answers).slice(0, 500),
+          );
+          const [error] = answers[0].payload;
+          assert.equal(error.extensions.code, 'BAD_USER_INPUT');
+          assert.equal(error.extensions.reason, 'GRAPHQL_VALIDATION_FAILED');
+          assert.ok(error.extensions.requestId);
+          assert.match(error.message, /introspection/i);
+          assert.equal(error.message, http.json.errors[0].message, 'the same rule refuses it on both transports');
+          assertNoStackTrace(JSON.stringify(answers));
+          assert.equal(s.closed, null, 'the socket stays usable');
+        } finally {
+          await s.close();
+        }
+      });
+    }
+
+    it('still answers __typename in production, and introspection in development', async () => {
+      const s = await openSocket(prod.url, `Bearer ${admin}`);
+      try {
+        s.subscribe('typename', '{ __typename viewer { id } }');
+        await answered(s, 'typename');
+        const next = s.messages.find((m) => m.id === 'typename' && m.type === 'next');
+        assert.equal(next?.payload.data.__typename, 'Query', JSON.stringify(s.messages).slice(0, 500));
+      } finally {
+        await s.close();
+      }
+      const d = await openSocket(dev.url, `Bearer ${dev.token(['viewer'], [], 'vic-viewer')}`);
+      try {
+        d.subscribe('intro', '{ __schema { queryType { name } } }');
+        await answered(d, 'intro');
+        const next = d.messages.find((m) => m.id === 'intro' && m.type === 'next');
+        assert.equal(next?.payload.data.__schema.queryType.name, 'Query', JSON.stringify(d.messages).slice(0, 500));
+      } finally {
+        await d.close();
+      }
     });
   });
 });
