@@ -311,6 +311,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         }
         const live = socket.extra.live!;
         ctx.reauthenticate = () => guard.reauthenticate(live, ctx);
+        ctx.endSubscription = (reason) => guard.endOperationOf(live, ctx, reason);
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: ctx };
       },
       onOperation: (socket, _id, _payload, args, result) =>

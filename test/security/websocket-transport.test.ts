@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { TOPICS } from '../../src/core/events';
+import { fromGlobalId } from '../../src/core/global-id';
 import { JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
 import { assertNoStackTrace, postGraphql } from '../support/http';
 import { eventually } from '../support/processes';
@@ -162,5 +164,100 @@ describe('WebSocket transport: sockets that go away are forgotten, and productio
         await d.close();
       }
     });
+  });
+});
+
+describe('WebSocket transport: a subscription whose object goes out of sight ends once', () => {
+  let t: TestServer;
+  let admin: string;
+
+  before(async () => {
+    t = await startTestServer({ demo: true });
+    admin = t.token(['admin'], [], 'ada-admin');
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  const upsertRole = async (rules: unknown[]) => {
+    const r = await t.gql(admin, 'mutation($r: JSON!) { upsertRole(input: { name: "run-watcher", rules: $r }) { name } }', { r: rules });
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+  };
+
+  it('ends trainingRunUpdated with one error (FORBIDDEN, SUBSCRIPTION_RIGHT_LOST) when the run is no longer readable, and audits it', async () => {
+    const runs = await t.gql(admin, '{ trainingRuns(filter: { team: "fraud" }) { nodes { id } } }');
+    const runId: string = runs.data.trainingRuns.nodes[0].id;
+    const publish = () => t.server.app.events!.publish(TOPICS.trainingRunUpdated, { id: fromGlobalId(runId).key });
+    await upsertRole([{ action: 'read', subject: 'TrainingRun' }]);
+    const s = await openSocket(t.url, `Bearer ${t.token(['run-watcher'], ['fraud'], 'rita-watcher')}`);
+    try {
+      s.subscribe('run', 'subscription($id: ID!) { trainingRunUpdated(id: $id) { id } }', { id: runId });
+      s.subscribe('probe', '{ viewer { id } }');
+      await answered(s, 'probe');
+      // Published until one arrives: the subscription listens only once the server has subscribed to Redis.
+      await eventually('the first event', async () => (s.messages.some((m) => m.id === 'run') ? true : (publish(), undefined)), 30_000, 200);
+      assert.equal(s.messages.find((m) => m.id === 'run')?.payload.data.trainingRunUpdated.id, runId, JSON.stringify(s.messages).slice(0, 500));
+
+      // The role keeps `read TrainingRun` (the field's policy) but no longer covers this run.
+      await upsertRole([{ action: 'read', subject: 'TrainingRun', conditions: { createdBy: 'someone-else' } }]);
+      publish();
+      publish();
+      await eventually('the subscription to end', async () => (s.messages.some((m) => m.id === 'run' && m.type !== 'next') ? true : undefined), 30_000, 20);
+      // Once more after the end, then a query: nothing more arrives for the ended subscription.
+      publish();
+      s.subscribe('after', '{ viewer { id } }');
+      await answered(s, 'after');
+      const answers = s.messages.filter((m) => m.id === 'run');
+      const ended = answers[answers.length - 1];
+      assert.equal(ended.type, 'error', JSON.stringify(answers).slice(0, 800));
+      for (const m of answers.slice(0, -1)) {
+        assert.equal(m.type, 'next');
+        assert.equal(m.payload.errors, undefined, `no event answered with an error: ${JSON.stringify(m)}`);
+        assert.equal(m.payload.data.trainingRunUpdated.id, runId);
+      }
+      assert.equal(ended.payload[0].extensions.code, 'FORBIDDEN');
+      assert.equal(ended.payload[0].extensions.reason, 'SUBSCRIPTION_RIGHT_LOST');
+      assertNoStackTrace(JSON.stringify(answers));
+      assert.equal(s.closed, null, 'the credential still holds: the socket stays open');
+      assert.equal(s.messages.find((m) => m.id === 'after' && m.type === 'next')?.payload.data.viewer.id, 'rita-watcher');
+      // The denial is written as the subscription ends, not necessarily before the client hears of it.
+      const audited = async () => (await t.sql(`SELECT count(*)::int AS n FROM audit_event WHERE action = 'subscriptionEnded' AND actor_id = 'rita-watcher' AND decision = 'DENIED'`))[0].n as number;
+      await eventually('the ended subscription to be audited as a denial', async () => ((await audited()) > 0 ? true : undefined), 30_000, 100);
+      assert.equal(await audited(), 1, 'audited once');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('ends rolloutUpdated with one error (FORBIDDEN, SUBSCRIPTION_RIGHT_LOST) when the deployment is no longer readable', async () => {
+    const d = await t.gql(admin, '{ deployments(filter: { team: "fraud" }) { nodes { id } } }');
+    const deploymentId: string = d.data.deployments.nodes[0].id;
+    const publish = () => t.server.app.events!.publish(TOPICS.rolloutUpdated, { id: fromGlobalId(deploymentId).key });
+    await upsertRole([{ action: 'read', subject: ['Rollout', 'Deployment'] }]);
+    const s = await openSocket(t.url, `Bearer ${t.token(['run-watcher'], ['fraud'], 'rory-watcher')}`);
+    try {
+      s.subscribe('rollout', 'subscription($d: ID!) { rolloutUpdated(deployment: $d) { id } }', { d: deploymentId });
+      s.subscribe('probe', '{ viewer { id } }');
+      await answered(s, 'probe');
+      assert.deepEqual(s.messages.filter((m) => m.id === 'rollout'), [], 'the subscription started');
+      // Rollouts stay readable (the field's policy); the deployment they belong to no longer is.
+      await upsertRole([{ action: 'read', subject: 'Rollout' }, { action: 'read', subject: 'Deployment', conditions: { createdBy: 'someone-else' } }]);
+      await eventually('the subscription to end', async () => (s.messages.some((m) => m.id === 'rollout') ? true : (publish(), undefined)), 30_000, 200);
+      publish();
+      s.subscribe('after', '{ viewer { id } }');
+      await answered(s, 'after');
+      const answers = s.messages.filter((m) => m.id === 'rollout');
+      assert.deepEqual(
+        answers.map((m) => m.type),
+        ['error'],
+        JSON.stringify(answers).slice(0, 800),
+      );
+      assert.equal(answers[0].payload[0].extensions.code, 'FORBIDDEN');
+      assert.equal(answers[0].payload[0].extensions.reason, 'SUBSCRIPTION_RIGHT_LOST');
+      assertNoStackTrace(JSON.stringify(answers));
+      assert.equal(s.closed, null);
+    } finally {
+      await s.close();
+    }
   });
 });
