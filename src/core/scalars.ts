@@ -9,9 +9,9 @@ import { badInput } from './errors';
  */
 export const JSON_LIMITS = { maxDepth: 64, maxValues: 5_000_000 } as const;
 
-/** BAD_USER_INPUT (`JSON_TOO_DEEP`): a JSON value nested deeper than {@link JSON_LIMITS} allows. */
-export const jsonTooDeep = () =>
-  badInput(`JSON value is nested deeper than ${JSON_LIMITS.maxDepth} levels`, { reason: 'JSON_TOO_DEEP', limit: JSON_LIMITS.maxDepth });
+/** BAD_USER_INPUT (`JSON_TOO_DEEP`): a JSON value nested deeper than `limit` levels. */
+export const jsonTooDeep = (limit: number = JSON_LIMITS.maxDepth) =>
+  badInput(`JSON value is nested deeper than ${limit} levels`, { reason: 'JSON_TOO_DEEP', limit });
 const tooLarge = () =>
   badInput(`JSON value holds more than ${JSON_LIMITS.maxValues} values`, { reason: 'JSON_TOO_LARGE', limit: JSON_LIMITS.maxValues });
 

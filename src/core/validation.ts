@@ -15,6 +15,11 @@ export const StorableReason = {
 
 /** The longest string any input may hold, in UTF-16 code units, unless its field says less. */
 export const MAX_STRING_LENGTH = 100_000;
+/**
+ * How deep {@link assertStorable} walks before refusing with `JSON_TOO_DEEP`: a JSON value as deep
+ * as its scalar allows ({@link JSON_LIMITS}), inside the arguments or the body that carry it.
+ */
+export const MAX_INPUT_DEPTH = JSON_LIMITS.maxDepth + 8;
 /** The longest identifier-like string (request keys, request ids, tensor names). */
 export const MAX_KEY_LENGTH = 200;
 
@@ -26,7 +31,8 @@ const storable = (s: string) => !s.includes('\u0000') && (s as string & { isWell
  * string in `value`, object keys included, at any depth, must be storable by PostgreSQL (no NUL,
  * no unpaired surrogate) and at most `maxLength` long. Throws BAD_USER_INPUT with
  * `reason` MALFORMED_STRING or STRING_TOO_LONG and `field` the path of the first offending string
- * (under `field`; pass `''` for paths from the root).
+ * (under `field`; pass `''` for paths from the root), or with `reason` JSON_TOO_DEEP when `value`
+ * nests deeper than {@link MAX_INPUT_DEPTH}.
  */
 export function assertStorable(value: unknown, field: string, maxLength = MAX_STRING_LENGTH): void {
   const bad = findUnstorable(value, maxLength);
@@ -38,7 +44,7 @@ export function assertStorable(value: unknown, field: string, maxLength = MAX_ST
 
 // The path to the first unstorable string, or null. Walks with an explicit stack, so that a body
 // nested 200,000 deep (express parses it) is refused, not a stack overflow; nesting past
-// JSON_LIMITS.maxDepth is refused as it is for JSON scalars. Paths are built only on failure:
+// MAX_INPUT_DEPTH is refused like a JSON scalar nested too deep. Paths are built only on failure:
 // inputs can hold millions of numbers (prediction inputs), which are skipped without a frame.
 function findUnstorable(value: unknown, maxLength: number): { path: Array<string | number>; tooLong: boolean } | null {
   const check = (s: string) => (!storable(s) ? { tooLong: false } : s.length > maxLength ? { tooLong: true } : null);
@@ -65,7 +71,7 @@ function findUnstorable(value: unknown, maxLength: number): { path: Array<string
       const bad = check(v);
       if (bad) return { path: pathTo(step), ...bad };
     } else if (isContainer(v)) {
-      if (frames.length >= JSON_LIMITS.maxDepth) throw jsonTooDeep();
+      if (frames.length >= MAX_INPUT_DEPTH) throw jsonTooDeep(MAX_INPUT_DEPTH);
       frames.push({ entries: entriesOf(v), next: 0, step });
     }
   }

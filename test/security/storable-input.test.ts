@@ -102,6 +102,14 @@ describe('storable input: one check on every transport', () => {
     assert.equal((await logRows()).logged, before.logged + 1, 'only the request within the bound is logged');
   });
 
+  it('does not refuse for depth a JSON argument as deep as its scalar allows', async () => {
+    const deepest = JSON.parse('{"a":'.repeat(64) + '1' + '}'.repeat(64));
+    const r = await t.gql(engineer, 'mutation($c: JSON!) { registerConfig(input: { content: $c }) { id } }', { c: deepest });
+    // Configs have their own, smaller bound; the arguments' walk must not be what refuses it.
+    assert.notEqual(r.errors?.[0]?.extensions.reason, 'JSON_TOO_DEEP', JSON.stringify(r).slice(0, 500));
+    assert.notEqual(r.errors?.[0]?.extensions.code, 'INTERNAL', JSON.stringify(r).slice(0, 500));
+  });
+
   it('keeps serving and logging everyone after such requests', async () => {
     const before = await logRows();
     const r = await infer(features({ parameters: { request_key: 'after-the-attack' } }));
