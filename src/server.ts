@@ -8,11 +8,11 @@ import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHt
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { getOperationAST, GraphQLError, parse, validate, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
+import { getOperationAST, GraphQLError, NoSchemaIntrospectionCustomRule, parse, specifiedRules, validate, type DocumentNode, type ExecutionResult, type GraphQLSchema } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import Redis from 'ioredis';
 import { buildSchema } from 'type-graphql';
-import { WebSocketServer } from 'ws';
+import { WebSocket, WebSocketServer } from 'ws';
 import { AccessResolver } from './access/access.resolver';
 import { authenticate } from './access/authenticate';
 import { AuditResolver } from './audit/audit.resolver';
@@ -124,6 +124,8 @@ export interface RunningServer {
   app: AppServices;
   statements: StatementCounter;
   schema: GraphQLSchema;
+  /** How many WebSocket connections have their credential followed now (each with a recheck timer). */
+  followedSockets(): number;
   /** Drains HTTP and WebSocket clients, then closes the pools. */
   stop(): Promise<void>;
 }
@@ -255,6 +257,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     }
     wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req));
   });
+  // Introspection is refused in production by these rules, on HTTP and WebSocket alike.
+  const validationRules = config.isProduction ? [NoSchemaIntrospectionCustomRule] : [];
   const limits = { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxAliases: config.maxQueryAliases, hideSchemaDetails: config.isProduction };
   // Live subscriptions end when their credential or rights do (see SubscriptionGuard).
   const guard = new SubscriptionGuard({ authenticate: (authorization) => authenticate(authorization, app.db, config.jwtSecret), log });
@@ -266,7 +270,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       onConnect: async (socket) => {
         const params = socket.connectionParams ?? {};
         const header = typeof params.authorization === 'string' ? params.authorization : typeof params.Authorization === 'string' ? params.Authorization : undefined;
-        const live = await guard.connect(header, (code, reason) => socket.extra.socket.close(code, reason));
+        const ws = socket.extra.socket;
+        const live = await guard.connect(header, (code, reason) => ws.close(code, reason), () => ws.readyState === WebSocket.OPEN);
         if (!live) return false;
         socket.extra.authorization = header;
         socket.extra.live = live;
@@ -288,7 +293,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         } catch (e) {
           return refuse(badInput((e as Error).message, { reason: 'GRAPHQL_PARSE_FAILED' }));
         }
-        const invalid = validate(schema, document);
+        const invalid = validate(schema, document, [...specifiedRules, ...validationRules]);
         if (invalid.length) {
           return invalid.map(
             (e) =>
@@ -306,6 +311,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         }
         const live = socket.extra.live!;
         ctx.reauthenticate = () => guard.reauthenticate(live, ctx);
+        ctx.endSubscription = (reason) => guard.endOperationOf(live, ctx, reason);
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: ctx };
       },
       onOperation: (socket, _id, _payload, args, result) =>
@@ -336,7 +342,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
 
   const apollo = new ApolloServer<RequestContext>({
     schema,
-    introspection: !config.isProduction,
+    // Refused by `validationRules` instead, so that the WebSocket path applies the same rules.
+    introspection: true,
+    validationRules,
     hideSchemaDetailsFromClientErrors: config.isProduction,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
@@ -472,6 +480,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     app,
     statements,
     schema,
+    followedSockets: () => guard.followed,
     stop: () =>
       (stopping ??= (async () => {
         await apollo.stop();

@@ -427,10 +427,16 @@ export async function loadExport(ctx: RequestContext, id: string): Promise<Audit
   return row;
 }
 
-/** An export by global ID, whoever asks (for signed links, which stand for the credential). */
-export async function exportById(app: AppServices, id: string): Promise<AuditExport> {
+/** The row key an AuditExport ID names (no lookup); BAD_USER_INPUT (`WRONG_ID_TYPE`) when it names none. */
+export function exportKey(id: string): string {
   const { type, key } = fromGlobalId(id, 'id');
   if (type !== 'AuditExport' || !isUuid(key)) throw badInput('id must be the ID of an AuditExport', { field: 'id', reason: 'WRONG_ID_TYPE' });
+  return key;
+}
+
+/** An export by global ID, whoever asks (for signed links, which stand for the credential). */
+export async function exportById(app: AppServices, id: string): Promise<AuditExport> {
+  const key = exportKey(id);
   const row = await app.db.getRepository(AuditExport).findOne({ where: { id: key } });
   if (!row) throw notFound(`AuditExport ${id}`);
   return row;

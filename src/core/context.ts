@@ -58,6 +58,11 @@ export interface RequestContext {
    * principal, its ability and the loaders, or throws UNAUTHENTICATED.
    */
   reauthenticate?: () => Promise<void>;
+  /**
+   * For subscriptions: ends this one with `reason` as its only `error` message (FORBIDDEN,
+   * `SUBSCRIPTION_RIGHT_LOST`, audited as a denial) and returns that error, for the caller to throw.
+   */
+  endSubscription?: (reason: string) => Promise<Error>;
 }
 
 // Deadlock and serialization failures: PostgreSQL rolled everything back, so the work can run again.

@@ -9,8 +9,9 @@ import { badInput } from './errors';
  */
 export const JSON_LIMITS = { maxDepth: 64, maxValues: 5_000_000 } as const;
 
-const tooDeep = () =>
-  badInput(`JSON value is nested deeper than ${JSON_LIMITS.maxDepth} levels`, { reason: 'JSON_TOO_DEEP', limit: JSON_LIMITS.maxDepth });
+/** BAD_USER_INPUT (`JSON_TOO_DEEP`): a JSON value nested deeper than `limit` levels. */
+export const jsonTooDeep = (limit: number = JSON_LIMITS.maxDepth) =>
+  badInput(`JSON value is nested deeper than ${limit} levels`, { reason: 'JSON_TOO_DEEP', limit });
 const tooLarge = () =>
   badInput(`JSON value holds more than ${JSON_LIMITS.maxValues} values`, { reason: 'JSON_TOO_LARGE', limit: JSON_LIMITS.maxValues });
 
@@ -25,7 +26,7 @@ export function assertBoundedJson(value: unknown): void {
     const { v, depth } = stack.pop()!;
     if (++values > JSON_LIMITS.maxValues) throw tooLarge();
     if (v === null || typeof v !== 'object') continue;
-    if (depth >= JSON_LIMITS.maxDepth) throw tooDeep();
+    if (depth >= JSON_LIMITS.maxDepth) throw jsonTooDeep();
     for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push({ v: child, depth: depth + 1 });
   }
 }
@@ -38,7 +39,7 @@ function assertBoundedLiteral(node: ValueNode): void {
     const { n, depth } = stack.pop()!;
     if (++values > JSON_LIMITS.maxValues) throw tooLarge();
     if (n.kind !== Kind.OBJECT && n.kind !== Kind.LIST) continue;
-    if (depth >= JSON_LIMITS.maxDepth) throw tooDeep();
+    if (depth >= JSON_LIMITS.maxDepth) throw jsonTooDeep();
     if (n.kind === Kind.LIST) for (const child of n.values) stack.push({ n: child, depth: depth + 1 });
     else for (const field of n.fields) stack.push({ n: field.value, depth: depth + 1 });
   }

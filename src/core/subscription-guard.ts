@@ -62,9 +62,9 @@ export interface SubscriptionGuardOptions {
  * every `recheckMs`; a subscription's own events check it again too (through
  * `RequestContext.reauthenticate`). A credential that no longer authenticates closes the socket
  * with {@link CREDENTIAL_ENDED_CLOSE_CODE}; a principal that lost the right to a subscription's
- * root field sees that one subscription end with an `error` message (FORBIDDEN,
- * `SUBSCRIPTION_RIGHT_LOST`), its socket and other subscriptions staying open. Both are audited as
- * denials (`subscriptionEnded`).
+ * root field (or, as its resolver finds at an event, to read the object it follows) sees that one
+ * subscription end with an `error` message (FORBIDDEN, `SUBSCRIPTION_RIGHT_LOST`), its socket and
+ * other subscriptions staying open. Both are audited as denials (`subscriptionEnded`).
  */
 export class SubscriptionGuard {
   private readonly sockets = new Set<Socket>();
@@ -94,14 +94,22 @@ export class SubscriptionGuard {
     };
   }
 
+  /** How many sockets are followed now (each with its recheck timer). */
+  get followed(): number {
+    return this.sockets.size;
+  }
+
   /**
-   * A socket asks to be acknowledged with `authorization`: null when the credential is refused,
-   * else the socket, followed from now on. `close` closes the WebSocket with a code and a reason.
+   * A socket asks to be acknowledged with `authorization`: null when the credential is refused or
+   * the socket is no longer open, else the socket, followed from now on. `close` closes the
+   * WebSocket with a code and a reason; `isOpen` says whether it is still open.
    */
-  async connect(authorization: string | undefined, close: (code: number, reason: string) => void): Promise<LiveSocket | null> {
+  async connect(authorization: string | undefined, close: (code: number, reason: string) => void, isOpen: () => boolean): Promise<LiveSocket | null> {
     if (!authorization) return null;
     const credential = await this.options.authenticate(authorization);
-    if (!credential.principal) return null;
+    // A socket that closed while its credential was checked has already had its close handled,
+    // with nothing to disconnect: following it now would keep it, and its timer, for good.
+    if (!credential.principal || !isOpen()) return null;
     const socket: Socket = { authorization, close, operations: new Set(), timer: null, closed: false };
     this.sockets.add(socket);
     this.schedule(socket, credential.expiresAt);
@@ -148,6 +156,19 @@ export class SubscriptionGuard {
     }
     const denied = await this.checkOperation(op, credential);
     if (denied) throw denied;
+  }
+
+  /**
+   * For `RequestContext.endSubscription` of an operation on `live`: the principal may no longer
+   * read what the operation follows (its root field still allowed), so it ends as if it had lost
+   * the field. Returns the error it ended with.
+   */
+  async endOperationOf(live: LiveSocket, ctx: RequestContext, reason: string): Promise<AppError> {
+    const op = [...(live as Socket).operations].find((o) => o.ctx === ctx);
+    const field = op?.fields[0] ?? 'subscription';
+    const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${reason}`, { reason: 'SUBSCRIPTION_RIGHT_LOST' });
+    if (op) await this.endOperation(op, error, subscriptionPolicy(field));
+    return error;
   }
 
   /** Stops following access changes and every timer (the sockets themselves are closed by their server). */

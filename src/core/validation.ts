@@ -1,5 +1,6 @@
 import { canonicalJson } from './canonical-json';
 import { badInput } from './errors';
+import { JSON_LIMITS, jsonTooDeep } from './scalars';
 
 /**
  * The reasons a string is refused as storable input (`extensions.reason`, and `reason` in REST
@@ -14,6 +15,11 @@ export const StorableReason = {
 
 /** The longest string any input may hold, in UTF-16 code units, unless its field says less. */
 export const MAX_STRING_LENGTH = 100_000;
+/**
+ * How deep {@link assertStorable} walks before refusing with `JSON_TOO_DEEP`: a JSON value as deep
+ * as its scalar allows ({@link JSON_LIMITS}), inside the arguments or the body that carry it.
+ */
+export const MAX_INPUT_DEPTH = JSON_LIMITS.maxDepth + 8;
 /** The longest identifier-like string (request keys, request ids, tensor names). */
 export const MAX_KEY_LENGTH = 200;
 
@@ -25,7 +31,8 @@ const storable = (s: string) => !s.includes('\u0000') && (s as string & { isWell
  * string in `value`, object keys included, at any depth, must be storable by PostgreSQL (no NUL,
  * no unpaired surrogate) and at most `maxLength` long. Throws BAD_USER_INPUT with
  * `reason` MALFORMED_STRING or STRING_TOO_LONG and `field` the path of the first offending string
- * (under `field`; pass `''` for paths from the root).
+ * (under `field`; pass `''` for paths from the root), or with `reason` JSON_TOO_DEEP when `value`
+ * nests deeper than {@link MAX_INPUT_DEPTH}.
  */
 export function assertStorable(value: unknown, field: string, maxLength = MAX_STRING_LENGTH): void {
   const bad = findUnstorable(value, maxLength);
@@ -35,30 +42,50 @@ export function assertStorable(value: unknown, field: string, maxLength = MAX_ST
   throw badInput(`${at} contains a NUL character or malformed Unicode`, { field: at, reason: StorableReason.MALFORMED_STRING });
 }
 
-// The path to the first unstorable string, or null. Paths are built only on failure: inputs can
-// hold millions of numbers (prediction inputs), which are skipped without a call.
+// The path to the first unstorable string, or null. Walks with an explicit stack, so that a body
+// nested 200,000 deep (express parses it) is refused, not a stack overflow; nesting past
+// MAX_INPUT_DEPTH is refused like a JSON scalar nested too deep. Paths are built only on failure:
+// inputs can hold millions of numbers (prediction inputs), which are skipped without a frame.
 function findUnstorable(value: unknown, maxLength: number): { path: Array<string | number>; tooLong: boolean } | null {
+  const check = (s: string) => (!storable(s) ? { tooLong: false } : s.length > maxLength ? { tooLong: true } : null);
   if (typeof value === 'string') {
-    if (!storable(value)) return { path: [], tooLong: false };
-    return value.length > maxLength ? { path: [], tooLong: true } : null;
+    const bad = check(value);
+    return bad && { path: [], ...bad };
   }
-  if (value === null || typeof value !== 'object' || value instanceof Date) return null;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const v = value[i];
-      if (v === null || typeof v === 'number' || typeof v === 'boolean') continue;
-      const bad = findUnstorable(v, maxLength);
-      if (bad) return { ...bad, path: [i, ...bad.path] };
+  if (!isContainer(value)) return null;
+  // One frame per open container: its entries, the next one to look at, and the step that led to it.
+  const frames: Array<{ entries: Array<[string | number, unknown]>; next: number; step: string | number }> = [{ entries: entriesOf(value), next: 0, step: '' }];
+  const pathTo = (last: string | number) => [...frames.slice(1).map((f) => f.step), last];
+  while (frames.length) {
+    const frame = frames[frames.length - 1];
+    if (frame.next >= frame.entries.length) {
+      frames.pop();
+      continue;
     }
-    return null;
-  }
-  for (const k of Object.keys(value)) {
-    const key = findUnstorable(k, maxLength);
-    if (key) return key;
-    const bad = findUnstorable((value as Record<string, unknown>)[k], maxLength);
-    if (bad) return { ...bad, path: [k, ...bad.path] };
+    const [step, v] = frame.entries[frame.next++];
+    if (typeof step === 'string') {
+      const bad = check(step);
+      if (bad) return { path: pathTo(step).slice(0, -1), ...bad };
+    }
+    if (typeof v === 'string') {
+      const bad = check(v);
+      if (bad) return { path: pathTo(step), ...bad };
+    } else if (isContainer(v)) {
+      if (frames.length >= MAX_INPUT_DEPTH) throw jsonTooDeep(MAX_INPUT_DEPTH);
+      frames.push({ entries: entriesOf(v), next: 0, step });
+    }
   }
   return null;
+}
+
+const isContainer = (v: unknown): v is object => v !== null && typeof v === 'object' && !(v instanceof Date);
+
+function entriesOf(v: object): Array<[string | number, unknown]> {
+  if (!Array.isArray(v)) return Object.entries(v);
+  const out: Array<[number, unknown]> = [];
+  // Numbers, booleans and nulls hold no string: large numeric tensors cost no entry.
+  for (let i = 0; i < v.length; i++) if ((v[i] !== null && typeof v[i] === 'object') || typeof v[i] === 'string') out.push([i, v[i]]);
+  return out;
 }
 
 /** Metric maps: at most 200 names, each a finite number. */

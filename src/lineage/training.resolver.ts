@@ -46,7 +46,12 @@ export class TrainingResolver {
     else ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
     // Fresh row, through a fresh scoped read: never a cached or unauthorised one.
     const run = await ctx.app.db.getRepository(TrainingRun).findOne({ where: { id: event.id } });
-    if (!run || !ctx.ability.can('read', subjectOf('TrainingRun', run))) throw notFound(`TrainingRun ${_id}`);
+    if (!run || !ctx.ability.can('read', subjectOf('TrainingRun', run))) {
+      // The run is out of the caller's sight now: the subscription ends, rather than answering
+      // every later event with NOT_FOUND.
+      const missing = notFound(`TrainingRun ${_id}`);
+      throw ctx.endSubscription ? await ctx.endSubscription(missing.message) : missing;
+    }
     return run;
   }
 }

@@ -116,7 +116,11 @@ export class RolloutResolver {
     if (ctx.reauthenticate) await ctx.reauthenticate();
     else ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
     const latest = await ctx.app.db.getRepository(Rollout).findOne({ where: { deploymentId: event.id }, order: { createdAt: 'DESC' } });
-    if (!latest || !ctx.ability.can('read', subjectOf('Rollout', latest))) throw notFound(`Rollout of deployment ${deployment}`);
+    const hidden = !(await ctx.loaders.byId(Deployment, 'Deployment').load(event.id)) || (latest && !ctx.ability.can('read', subjectOf('Rollout', latest)));
+    // The deployment or its rollout is out of the caller's sight now: the subscription ends,
+    // rather than answering every later event with NOT_FOUND.
+    if (hidden && ctx.endSubscription) throw await ctx.endSubscription(`Rollout of deployment ${deployment} not found`);
+    if (!latest || hidden) throw notFound(`Rollout of deployment ${deployment}`);
     return latest;
   }
 }

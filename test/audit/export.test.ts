@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -323,5 +323,21 @@ describe('audit exports', () => {
     const { exportId } = await exportOf('format=csv&actor=nobody');
     const res = await get(`/audit/exports/${exportId}/manifest?expires=1&signature=abc`, null);
     assert.equal(res.status, 403);
+  });
+
+  it('a forged download link is refused the same way whether or not the export exists', async () => {
+    const { exportId } = await exportOf('format=csv&actor=nobody');
+    const missing = Buffer.from(`AuditExport:${randomUUID()}`, 'utf8').toString('base64url');
+    const future = Math.floor(Date.now() / 1000) + 3600;
+    for (const part of ['file', 'manifest']) {
+      const answers = [];
+      for (const id of [exportId, missing]) {
+        const res = await get(`/audit/exports/${id}/${part}?expires=${future}&signature=${'A'.repeat(43)}`, null);
+        const body = (await res.json()) as any;
+        answers.push({ status: res.status, code: body.errors?.[0]?.extensions?.code, reason: body.errors?.[0]?.extensions?.reason, message: body.errors?.[0]?.message });
+      }
+      assert.deepEqual(answers[0], { status: 403, code: 'FORBIDDEN', reason: 'BAD_LINK', message: 'The download link is not valid' }, part);
+      assert.deepEqual(answers[1], answers[0], `${part}: a missing export is answered like an existing one`);
+    }
   });
 });

@@ -89,6 +89,27 @@ describe('storable input: one check on every transport', () => {
     assert.deepEqual(await logRows(), before, 'nothing logged');
   });
 
+  it('refuses an inference request nested 200,000 levels deep in its parameters with 400 (JSON_TOO_DEEP)', async () => {
+    const before = await logRows();
+    const body = (deep: string) => JSON.stringify(features()).slice(0, -1) + `,"parameters":{"deep":${deep}}}`;
+    const send = (deep: string) =>
+      request(`${t.url}/v2/models/fraud:fraud-detector-production/infer`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${service}` }, body: body(deep) });
+    assertRefused(await send('['.repeat(200_000) + '1' + ']'.repeat(200_000)), 'JSON_TOO_DEEP');
+    assertRefused(await send('{"a":'.repeat(100) + '"x"' + '}'.repeat(100)), 'JSON_TOO_DEEP');
+    // Within the bound, parameters are accepted as before.
+    const within = await send('{"a":'.repeat(20) + '"x"' + '}'.repeat(20));
+    assert.equal(within.status, 200, within.text);
+    assert.equal((await logRows()).logged, before.logged + 1, 'only the request within the bound is logged');
+  });
+
+  it('does not refuse for depth a JSON argument as deep as its scalar allows', async () => {
+    const deepest = JSON.parse('{"a":'.repeat(64) + '1' + '}'.repeat(64));
+    const r = await t.gql(engineer, 'mutation($c: JSON!) { registerConfig(input: { content: $c }) { id } }', { c: deepest });
+    // Configs have their own, smaller bound; the arguments' walk must not be what refuses it.
+    assert.notEqual(r.errors?.[0]?.extensions.reason, 'JSON_TOO_DEEP', JSON.stringify(r).slice(0, 500));
+    assert.notEqual(r.errors?.[0]?.extensions.code, 'INTERNAL', JSON.stringify(r).slice(0, 500));
+  });
+
   it('keeps serving and logging everyone after such requests', async () => {
     const before = await logRows();
     const r = await infer(features({ parameters: { request_key: 'after-the-attack' } }));
