@@ -6,6 +6,7 @@ import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
 import { uploadArtifact } from '../support/http';
 import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { TOPICS } from '../../src/core/events';
 import { QUEUES } from '../../src/queue/queues';
 
 const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
@@ -56,14 +57,26 @@ describe('rollouts', () => {
     const client = createClient({ url: t.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${engineer}` }, retryAttempts: 0, lazy: false });
     sockets.push(client);
     const seen: Array<{ status: string; percent: number }> = [];
-    const subscribed = new Promise<void>((resolve, reject) => {
-      client.subscribe(
-        { query: `subscription($d: ID!) { rolloutUpdated(deployment: $d) { status percent } }`, variables: { d: staging } },
-        { next: (m) => seen.push(m.data!.rolloutUpdated as { status: string; percent: number }), error: reject, complete: () => undefined },
-      );
-      setTimeout(resolve, 300);
-    });
-    await subscribed;
+    let answered = 0;
+    let failed: unknown;
+    client.subscribe(
+      { query: `subscription($d: ID!) { rolloutUpdated(deployment: $d) { status percent } }`, variables: { d: staging } },
+      {
+        next: (m) => {
+          answered += 1;
+          if (m.data?.rolloutUpdated) seen.push(m.data.rolloutUpdated as { status: string; percent: number });
+        },
+        error: (e) => (failed = e),
+        complete: () => undefined,
+      },
+    );
+    // Live once an event of the deployment reaches it: before any rollout it is answered NOT_FOUND.
+    await eventually('the subscription to be live', async () => {
+      assert.equal(failed, undefined, String(failed));
+      if (answered > 0) return true;
+      await t.server.app.events!.publish(TOPICS.rolloutUpdated, { id: uuidOf(staging) });
+      return undefined;
+    }, 30_000, 100);
 
     const started = await start({ deployment: staging, modelVersion: v2, strategy: 'CANARY', steps: [20, 60, 100], bakeSeconds: 1 });
     assert.equal(started.errors, undefined, JSON.stringify(started.errors));

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import { QUEUES } from '../../src/queue/queues';
 import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
 import { storedDatasetVersion, trainerInputs, waitForRun } from '../support/training';
@@ -272,8 +273,12 @@ describe('training run updates over graphql-ws', () => {
       }, 15_000, 100);
       trainerPids.delete(pid);
     }
-    // Give the worker time to wind the job up (it records the last log lines), then look again.
-    await new Promise((r) => setTimeout(r, 2500));
+    // Once the worker has wound the job up (it records the last log lines), the run must still read CANCELLED.
+    const queue = t.server.app.queues!.get(QUEUES.training);
+    await eventually('the training job to end', async () => {
+      const state = await (await queue.getJob(runUuid))?.getState();
+      return state === 'completed' || state === 'failed' ? true : undefined;
+    }, 30_000);
     const [row] = await t.sql(`SELECT status, failure_reason, progress FROM training_run WHERE id = $1`, [runUuid]);
     assert.equal(row.status, 'CANCELLED');
     assert.equal(row.failure_reason, 'superseded by a better config');
