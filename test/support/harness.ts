@@ -111,7 +111,7 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
 }
 
 /** Deletes every key under `prefix` (queues, jobs) from a Redis the test shared with others. */
-async function removeRedisKeys(url: string, prefix: string): Promise<void> {
+export async function removeRedisKeys(url: string, prefix: string): Promise<void> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => null });
   redis.on('error', () => undefined);
   try {
