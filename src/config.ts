@@ -72,6 +72,9 @@ const schema = z.object({
   INFERENCE_BREAKER_FAILURES: int(0, 1_000_000).default(5),
   INFERENCE_BREAKER_COOLDOWN_MS: int(1, 3_600_000).default(10_000),
   INFERENCE_RUN_BUDGET_MS: int(1, 600_000).optional(),
+  INFERENCE_RUN_BUDGET_PER_ROW_US: int(0, 10_000_000).default(1000),
+  INFERENCE_RUN_STUCK_MS: int(1, 3_600_000).default(30_000),
+  INFERENCE_BUDGET_WINDOW_MS: int(1, 7 * 24 * 3600 * 1000).default(600_000),
   INFERENCE_BUDGET_OVERRUNS: int(0, 1_000_000).default(3),
   INFERENCE_BUDGET_COOLDOWN_MS: int(1, 7 * 24 * 3600 * 1000).default(300_000),
   PREDICTION_LOG_BATCH: int(1, 100_000).default(500),
@@ -186,10 +189,14 @@ export interface InferenceConfig {
   /** Consecutive failures (errors or timeouts) after which a version is skipped for `breakerCooldownMs` (0: never). */
   breakerFailures: number;
   breakerCooldownMs: number;
-  /** How long one run may hold a thread; past it the run is abandoned and its thread replaced. */
+  /** How long one run may hold a thread (plus `runBudgetPerRowMs` per row); past it the run is abandoned and its thread replaced. */
   runBudgetMs: number;
-  /** Consecutive runs over budget after which a version is unloaded for `budgetCooldownMs` (0: never). */
+  runBudgetPerRowMs: number;
+  /** An abandoned run still running this long after it started is stuck: its version is unloaded from that pool at once. */
+  runStuckMs: number;
+  /** Runs over budget within `budgetWindowMs`, in one pool, after which a version is unloaded from that pool for `budgetCooldownMs` (0: never). */
   budgetOverruns: number;
+  budgetWindowMs: number;
   budgetCooldownMs: number;
   logBatch: number;
   logFlushMs: number;
@@ -290,7 +297,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       breakerFailures: c.INFERENCE_BREAKER_FAILURES,
       breakerCooldownMs: c.INFERENCE_BREAKER_COOLDOWN_MS,
       runBudgetMs: c.INFERENCE_RUN_BUDGET_MS ?? c.INFERENCE_TIMEOUT_MS,
+      runBudgetPerRowMs: c.INFERENCE_RUN_BUDGET_PER_ROW_US / 1000,
+      runStuckMs: c.INFERENCE_RUN_STUCK_MS,
       budgetOverruns: c.INFERENCE_BUDGET_OVERRUNS,
+      budgetWindowMs: c.INFERENCE_BUDGET_WINDOW_MS,
       budgetCooldownMs: c.INFERENCE_BUDGET_COOLDOWN_MS,
       logBatch: c.PREDICTION_LOG_BATCH,
       logFlushMs: c.PREDICTION_LOG_FLUSH_MS,

@@ -19,23 +19,33 @@ async function main(): Promise<void> {
     process.stdout.write(lines.join('\n') + '\n\n');
   }
   let stopping = false;
+  // Node waits for every worker thread on exit, and a thread stuck in a native inference run never
+  // ends: such a process can only be killed, so it kills itself rather than hang.
+  const exit = (code: number) => {
+    const left = server.app.inference ? Object.values(server.app.inference.status().pools).reduce((n, p) => n + p.running, 0) : 0;
+    if (left > 0) {
+      log.error({ threads: left }, 'inference threads still in runs that cannot be stopped; ending the process with SIGKILL');
+      process.kill(process.pid, 'SIGKILL');
+    }
+    process.exit(code);
+  };
   const stop = (signal: string) => {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'draining');
     const timer = setTimeout(() => {
       log.error('shutdown grace period over; exiting');
-      process.exit(1);
+      exit(1);
     }, config.shutdownGraceMs);
     timer.unref();
     server.stop().then(
       () => {
         log.info('stopped');
-        process.exit(0);
+        exit(0);
       },
       (e) => {
         log.error({ err: e }, 'error while stopping');
-        process.exit(1);
+        exit(1);
       },
     );
   };

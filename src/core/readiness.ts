@@ -35,8 +35,9 @@ async function check(f: () => Promise<unknown>): Promise<string> {
 /**
  * The readiness of this process, the one answer behind `GET /readyz` and the Open Inference
  * Protocol's `GET /v2/health/ready`, so the two always agree. Ready when PostgreSQL and Redis
- * answer, every routed model version is loaded, and the prediction log can write (its buffer is
- * not full and its writes have not been failing for more than a few seconds).
+ * answer, every routed model version is loaded, no inference pool is left without a live thread by
+ * threads stuck in runs (only replacing the process frees them), and the prediction log can write
+ * (its buffer is not full and its writes have not been failing for more than a few seconds).
  *
  * The details (served version ids, providers, failures, the log's state) are for principals who
  * may `read` `Metrics`, as `/metrics` is; anyone else, anonymous probes included, gets the verdict
@@ -54,6 +55,7 @@ export async function readiness(app: AppServices, viewer: () => Promise<RequestC
   if (postgres !== 'ok') reasons.push(`postgres ${postgres}`);
   if (redis !== 'ok') reasons.push(`redis ${redis}`);
   if (serving && !serving.ready) reasons.push('inference: the served model versions are still loading');
+  if (serving) reasons.push(...serving.stuckPools);
   if (log && !log.writable) reasons.push(`prediction log: ${log.reason}`);
   const ready = reasons.length === 0;
   const maySee = !!ctx?.principal && ctx.ability.can('read', 'Metrics');

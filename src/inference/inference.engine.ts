@@ -23,16 +23,23 @@ const CLASSIFICATION_ORDER = ['NONE', 'PUBLIC', 'INTERNAL', 'CONFIDENTIAL', 'RES
  */
 export type PoolName = 'production' | 'shared';
 
-/** What the engine reports when a version's runs overran the run budget repeatedly and it was unloaded. */
+/**
+ * What the engine reports when a version's runs in one pool overran the run budget repeatedly, or
+ * one got stuck, and it was unloaded from that pool.
+ */
 export interface BudgetTrip {
   versionId: string;
+  /** The pool it was unloaded from; its copy in the other pool, if any, keeps serving. */
+  pool: PoolName;
   /** The version's own team. */
   teamId: string;
-  /** Every deployment that routes to the version (traffic, shadow or fallback), with its team. */
+  /** Every deployment whose requests for the version (traffic, shadow or fallback) ran on that pool, with its team. */
   deployments: Array<{ deploymentId: string; teamId: string; environment: string }>;
   budgetMs: number;
-  /** Consecutive runs over the budget. */
+  /** Runs over the budget within the window (at least 1 when a run got stuck). */
   overruns: number;
+  /** Whether a run got stuck (still running past the stuck limit). */
+  stuck: boolean;
   firstOverrunAt: Date;
   unloadedUntil: Date;
   reason: string;
@@ -126,20 +133,27 @@ export function stickyBucket(deploymentId: string, key: string): number {
 }
 
 /**
- * One breaker per version, for two conditions. Errors and timeouts (`failures`) make requests skip
- * the version for a cool-down while it stays loaded. Runs over the run budget (`overruns`) mean the
- * version holds threads it should not: it is unloaded until `unloadedUntil`, or until a deployment
- * that routes to it changes (`routes` is what they were when it tripped).
+ * One breaker per version and pool, for two conditions; what happens in one pool never judges the
+ * version's copy in the other. Errors and timeouts (`failures`, in a row) make requests skip the
+ * version for a cool-down while it stays loaded. Runs over the run budget (`overrunsAt`, a sliding
+ * window: successes in between do not reset it) or one stuck run mean the version holds threads
+ * it should not: it is unloaded from the pool until `unloadedUntil`, or, unless a run got stuck
+ * (`stuck`), until a deployment that routes to it changes (`routes` is what they were when it tripped).
  */
 interface Breaker {
   failures: number;
   openUntil: number;
-  overruns: number;
-  firstOverrunAt: number;
+  /** When each run over budget within the window was seen (performance.now()). */
+  overrunsAt: number[];
+  /** Back after a cool-down: the next run over budget unloads it again. */
+  halfOpen: boolean;
   unloadedUntil: number;
   reason: string | null;
   routes: string;
+  stuck: boolean;
 }
+
+const POOLS: readonly PoolName[] = ['production', 'shared'];
 
 /**
  * The inference engine of one API process: the worker-thread pools, the routing table of every
@@ -170,9 +184,9 @@ export class InferenceEngine {
   /** The pools each served version is loaded into. */
   private readonly placed = new Map<string, Set<PoolName>>();
   private readonly tripListeners: Array<(trip: BudgetTrip) => void> = [];
-  /** Versions that could not be loaded, with why (retried on the next reconcile). */
-  readonly failures = new Map<string, string>();
-  private readonly breakers = new Map<string, Breaker>();
+  /** Per pool, versions that could not be loaded into it, with why (retried on the next reconcile). */
+  readonly failures: Record<PoolName, Map<string, string>> = { production: new Map(), shared: new Map() };
+  private readonly breakers: Record<PoolName, Map<string, Breaker>> = { production: new Map(), shared: new Map() };
   private reconciling: Promise<void> | null = null;
   private again = false;
   private listener: Client | null = null;
@@ -198,6 +212,7 @@ export class InferenceEngine {
       logBuffered: () => this.log.buffered,
       threads: () => both((p) => p.size).reduce((a, b) => a + b),
       replacedThreads: () => both((p) => p.replacedThreads).reduce((a, b) => a + b),
+      stuckThreads: () => ({ production: this.pools.production.stuckThreads, shared: this.pools.shared.stuckThreads }),
     });
     const pool = (name: PoolName, size: number) =>
       new InferencePool({
@@ -208,9 +223,12 @@ export class InferenceEngine {
         maxBatchRows: config.maxBatchRows,
         batchWaitUs: config.batchWaitUs,
         runBudgetMs: config.runBudgetMs,
+        runBudgetPerRowMs: config.runBudgetPerRowMs,
+        stuckAfterMs: config.runStuckMs,
         log: logger,
         onBatch: (versionId, requests) => this.metrics.batchRequests.observe({ model_version: versionId }, requests),
-        onRun: (versionId, ms, overran) => this.ran(versionId, ms, overran),
+        onRun: (versionId, ms, overran) => this.ran(name, versionId, ms, overran),
+        onStuck: (versionId) => this.ranStuck(name, versionId),
       });
     this.pools = { production: pool('production', config.productionThreads), shared: pool('shared', config.threads) };
     this.log = new PredictionLog(this.sql, { batchSize: config.logBatch, flushIntervalMs: config.logFlushMs, maxBuffered: config.logMaxBuffered }, logger, this.metrics);
@@ -312,18 +330,20 @@ export class InferenceEngine {
     }
     for (const set of Object.values(wanted)) for (const id of set) needed.add(id);
     const now = performance.now();
-    for (const id of needed) {
-      const b = this.breakers.get(id);
-      if (!b?.unloadedUntil) continue;
-      if (fingerprint(routes, id) !== b.routes) {
-        // A deployment that routes to it changed: the version starts afresh.
-        this.breakers.delete(id);
-      } else if (now >= b.unloadedUntil) {
-        // Cool-down over: back, half-open (one more run over budget unloads it again).
-        Object.assign(b, { unloadedUntil: 0, reason: null, overruns: Math.max(0, this.config.budgetOverruns - 1) });
-      } else {
-        wanted.production.delete(id);
-        wanted.shared.delete(id);
+    for (const p of POOLS) {
+      for (const id of wanted[p]) {
+        const b = this.breakers[p].get(id);
+        if (!b?.unloadedUntil) continue;
+        if (!b.stuck && fingerprint(routes, id) !== b.routes) {
+          // A deployment that routes to it changed: the version starts afresh. Not after a stuck
+          // run: each one costs a thread for good, so only the cool-down brings it back.
+          this.breakers[p].delete(id);
+        } else if (now >= b.unloadedUntil) {
+          // Cool-down over: back, half-open (one more run over budget unloads it again).
+          Object.assign(b, { unloadedUntil: 0, reason: null, overrunsAt: [], halfOpen: true, stuck: false });
+        } else {
+          wanted[p].delete(id);
+        }
       }
     }
     const missing: Array<{ id: string; pools: PoolName[] }> = [];
@@ -345,8 +365,10 @@ export class InferenceEngine {
         this.versions.delete(id);
       }
     }
-    for (const id of [...this.failures.keys()]) if (!needed.has(id)) this.failures.delete(id);
-    for (const id of [...this.breakers.keys()]) if (!needed.has(id)) this.breakers.delete(id);
+    for (const p of POOLS) {
+      for (const id of [...this.failures[p].keys()]) if (!needed.has(id)) this.failures[p].delete(id);
+      for (const id of [...this.breakers[p].keys()]) if (!needed.has(id)) this.breakers[p].delete(id);
+    }
   }
 
   /** The pool a deployment's requests run on: PRODUCTION traffic and fallback on its own threads, the rest shared. */
@@ -374,10 +396,19 @@ export class InferenceEngine {
           let placed = this.placed.get(r.id);
           if (!placed) this.placed.set(r.id, (placed = new Set()));
           // Where it loaded it stays (and is unloaded like any other); the next reconcile retries the rest.
-          pools.forEach((p, i) => results[i].status === 'fulfilled' && placed.add(p));
-          const failed = results.find((x) => x.status === 'rejected');
-          if (failed) throw failed.reason;
-          const loaded = (results[0] as PromiseFulfilledResult<{ provider: string; fellBack: string[] }>).value;
+          pools.forEach((p, i) => {
+            const result = results[i];
+            if (result.status === 'fulfilled') {
+              placed.add(p);
+              this.failures[p].delete(r.id);
+            } else {
+              this.failures[p].set(r.id, (result.reason as Error).message);
+              this.logger.error({ modelVersion: r.id, pool: p, err: (result.reason as Error).message }, 'model version could not be loaded for serving');
+            }
+          });
+          const first = results.find((x) => x.status === 'fulfilled');
+          if (!first) return;
+          const loaded = first.value;
           // Without recorded training data the classification is unknown: treated as the highest.
           const classification = r.classification ?? 'RESTRICTED';
           this.versions.set(r.id, {
@@ -392,11 +423,10 @@ export class InferenceEngine {
             loadedAt: new Date(),
             logInputs: CLASSIFICATION_ORDER.indexOf(classification) <= CLASSIFICATION_ORDER.indexOf(this.config.logInputsUpTo),
           });
-          this.failures.delete(r.id);
           if (loaded.fellBack.length) this.logger.warn({ modelVersion: r.id, provider: loaded.provider, fellBack: loaded.fellBack }, 'execution provider fell back');
           this.logger.info({ modelVersion: r.id, provider: loaded.provider }, 'model version loaded for serving');
         } catch (e) {
-          this.failures.set(r.id, (e as Error).message);
+          for (const p of poolsOf.get(r.id)!) this.failures[p].set(r.id, (e as Error).message);
           this.logger.error({ modelVersion: r.id, err: (e as Error).message }, 'model version could not be loaded for serving');
         }
       }),
@@ -411,7 +441,9 @@ export class InferenceEngine {
     return [...this.table.values()];
   }
 
-  version(versionId: string): ServedVersion | undefined {
+  /** A served version; with `pool`, only when it is loaded into that pool. */
+  version(versionId: string, pool?: PoolName): ServedVersion | undefined {
+    if (pool && !this.placed.get(versionId)?.has(pool)) return undefined;
     return this.versions.get(versionId);
   }
 
@@ -427,11 +459,11 @@ export class InferenceEngine {
   }
 
   /**
-   * Circuit breaker: true while a version that failed `breakerFailures` times in a row is skipped
-   * (its requests go straight to the fallback). After the cool-down one request tries it again.
+   * Circuit breaker: true while a version that failed `breakerFailures` times in a row on `pool` is
+   * skipped there (its requests go straight to the fallback). After the cool-down one request tries it again.
    */
-  breakerOpen(versionId: string): boolean {
-    const b = this.breakers.get(versionId);
+  breakerOpen(versionId: string, pool: PoolName): boolean {
+    const b = this.breakers[pool].get(versionId);
     if (!b || b.openUntil === 0) return false;
     if (performance.now() < b.openUntil) return true;
     // Half-open: this request tries; one more failure opens it again.
@@ -440,64 +472,93 @@ export class InferenceEngine {
     return false;
   }
 
-  /** Counts a run's outcome toward its version's breaker. */
-  outcome(versionId: string, ok: boolean): void {
+  /** Counts a run's outcome toward its version's breaker in `pool`. */
+  outcome(versionId: string, pool: PoolName, ok: boolean): void {
     if (this.config.breakerFailures === 0) return;
     if (ok) {
-      const b = this.breakers.get(versionId);
+      const b = this.breakers[pool].get(versionId);
       if (b) Object.assign(b, { failures: 0, openUntil: 0 });
       return;
     }
-    const b = this.breaker(versionId);
+    const b = this.breaker(pool, versionId);
     b.failures += 1;
     if (b.failures >= this.config.breakerFailures && b.openUntil === 0) {
       b.openUntil = performance.now() + this.config.breakerCooldownMs;
-      this.logger.warn({ modelVersion: versionId, failures: b.failures, cooldownMs: this.config.breakerCooldownMs }, 'model version failing: requests go to the fallback during the cool-down');
+      this.logger.warn({ modelVersion: versionId, pool, failures: b.failures, cooldownMs: this.config.breakerCooldownMs }, 'model version failing: requests go to the fallback during the cool-down');
     }
   }
 
-  private breaker(versionId: string): Breaker {
-    let b = this.breakers.get(versionId);
-    if (!b) this.breakers.set(versionId, (b = { failures: 0, openUntil: 0, overruns: 0, firstOverrunAt: 0, unloadedUntil: 0, reason: null, routes: '' }));
+  private breaker(pool: PoolName, versionId: string): Breaker {
+    let b = this.breakers[pool].get(versionId);
+    if (!b) this.breakers[pool].set(versionId, (b = { failures: 0, openUntil: 0, overrunsAt: [], halfOpen: false, unloadedUntil: 0, reason: null, routes: '', stuck: false }));
     return b;
   }
 
   /**
-   * Counts a run toward its version's breaker: a run within the budget clears the count; the
-   * `budgetOverruns`-th consecutive run over it unloads the version from every pool until the
-   * cool-down ends or a deployment routing to it changes, and tells the `onBudgetTrip` listeners.
+   * Counts a run on `pool` toward its version's breaker there: the `budgetOverruns`-th run over the
+   * budget within `budgetWindowMs` (or the first after a cool-down) unloads the version from that
+   * pool. Runs within the budget clear nothing: an attacker alternating heavy and light inputs
+   * still adds up.
    */
-  private ran(versionId: string, ms: number, overran: boolean): void {
+  private ran(pool: PoolName, versionId: string, ms: number, overran: boolean): void {
     if (!overran) {
-      const b = this.breakers.get(versionId);
-      if (b && !b.unloadedUntil) b.overruns = 0;
+      const b = this.breakers[pool].get(versionId);
+      if (b && !b.unloadedUntil) b.halfOpen = false;
       return;
     }
-    const b = this.breaker(versionId);
-    if (b.unloadedUntil || this.config.budgetOverruns === 0) return;
-    if (b.overruns === 0) b.firstOverrunAt = Date.now();
-    b.overruns += 1;
-    this.logger.warn({ modelVersion: versionId, ms: Math.round(ms), budgetMs: this.config.runBudgetMs, overruns: b.overruns }, 'model version run over its time budget');
-    if (b.overruns < this.config.budgetOverruns) return;
+    if (this.config.budgetOverruns === 0) return;
+    const b = this.breaker(pool, versionId);
+    if (b.unloadedUntil) return;
+    const now = performance.now();
+    b.overrunsAt = b.overrunsAt.filter((at) => at > now - this.config.budgetWindowMs);
+    b.overrunsAt.push(now);
+    const overruns = b.overrunsAt.length;
+    this.logger.warn({ modelVersion: versionId, pool, ms: Math.round(ms), budgetMs: this.config.runBudgetMs, overruns }, 'model version run over its time budget');
+    if (overruns < this.config.budgetOverruns && !b.halfOpen) return;
+    const minutes = Math.round(this.config.budgetWindowMs / 6000) / 10;
+    this.trip(pool, versionId, b, false, `${overruns} runs within ${minutes} min took longer than the run budget (${this.config.runBudgetMs} ms + ${this.config.runBudgetPerRowMs} ms per row)`);
+  }
+
+  /** A run abandoned on `pool` is still running past the stuck limit: its version leaves that pool at once. */
+  private ranStuck(pool: PoolName, versionId: string): void {
+    const b = this.breaker(pool, versionId);
+    // Already unloaded (by its other overruns): this stuck run still keeps it out until the cool-down.
+    if (b.unloadedUntil) {
+      b.stuck = true;
+      return;
+    }
+    if (!b.overrunsAt.length) b.overrunsAt.push(performance.now());
+    this.trip(pool, versionId, b, true, `a run was still running ${this.config.runStuckMs} ms after it started, holding its thread for good`);
+  }
+
+  private trip(pool: PoolName, versionId: string, b: Breaker, stuck: boolean, why: string): void {
     const version = this.versions.get(versionId);
     const until = Date.now() + this.config.budgetCooldownMs;
     b.unloadedUntil = performance.now() + this.config.budgetCooldownMs;
-    b.reason = `${b.overruns} runs in a row took longer than the ${this.config.runBudgetMs} ms run budget; unloaded until ${new Date(until).toISOString()} or until a deployment routing to it changes`;
+    b.stuck = stuck;
+    b.halfOpen = false;
+    const bringsBack = stuck ? '' : ' or until a deployment routing to it changes';
+    b.reason = `${why}; unloaded from the ${pool} pool until ${new Date(until).toISOString()}${bringsBack}`;
     b.routes = fingerprint(this.table, versionId);
-    for (const p of this.placed.get(versionId) ?? []) this.pools[p].unload(versionId, 'unloaded: its runs kept overrunning the run budget');
-    this.placed.delete(versionId);
-    this.versions.delete(versionId);
-    this.logger.error({ modelVersion: versionId, overruns: b.overruns, budgetMs: this.config.runBudgetMs, cooldownMs: this.config.budgetCooldownMs }, 'model version unloaded: its runs keep overrunning the run budget');
+    const placed = this.placed.get(versionId);
+    if (placed?.delete(pool)) this.pools[pool].unload(versionId, 'unloaded: its runs kept overrunning the run budget');
+    if (placed && !placed.size) {
+      this.placed.delete(versionId);
+      this.versions.delete(versionId);
+    }
+    this.logger.error({ modelVersion: versionId, pool, overruns: b.overrunsAt.length, stuck, cooldownMs: this.config.budgetCooldownMs }, 'model version unloaded from a pool: its runs overrun the run budget');
     setTimeout(() => void this.reconcile(), this.config.budgetCooldownMs + 10).unref();
     const trip: BudgetTrip = {
       versionId,
+      pool,
       teamId: version?.teamId ?? '',
       deployments: [...this.table.values()]
-        .filter((r) => routesTo(r, versionId))
+        .filter((r) => this.routesOn(r, versionId, pool))
         .map((r) => ({ deploymentId: r.deploymentId, teamId: r.teamId, environment: r.environment })),
       budgetMs: this.config.runBudgetMs,
-      overruns: b.overruns,
-      firstOverrunAt: new Date(b.firstOverrunAt),
+      overruns: b.overrunsAt.length,
+      stuck,
+      firstOverrunAt: new Date(Date.now() - (performance.now() - (b.overrunsAt[0] ?? performance.now()))),
       unloadedUntil: new Date(until),
       reason: b.reason,
     };
@@ -510,14 +571,21 @@ export class InferenceEngine {
     }
   }
 
+  /** Whether `route` sends requests for `versionId` to `pool` (as traffic, fallback or shadow). */
+  private routesOn(route: Route, versionId: string, pool: PoolName): boolean {
+    const served = route.shares.some((s) => s.versionId === versionId) || route.fallbackVersionId === versionId;
+    return (served && this.poolFor(route, 'TRAFFIC') === pool) || (route.shadows.includes(versionId) && this.poolFor(route, 'SHADOW') === pool);
+  }
+
   /** Calls `listener` each time a version is unloaded for overrunning the run budget. */
   onBudgetTrip(listener: (trip: BudgetTrip) => void): void {
     this.tripListeners.push(listener);
   }
 
-  /** Why a routed version cannot answer here: unloaded by its breaker, failed to load, or still loading. */
-  unavailable(versionId: string): string {
-    return this.breakers.get(versionId)?.reason ?? this.failures.get(versionId) ?? 'loading';
+  /** Why a routed version cannot answer on `pool`: unloaded by its breaker, failed to load, or still loading. */
+  unavailable(versionId: string, pool: PoolName): string {
+    const b = this.breakers[pool].get(versionId);
+    return (b?.unloadedUntil ? b.reason : null) ?? this.failures[pool].get(versionId) ?? 'loading';
   }
 
   /** Runs on `pool` (see {@link poolFor}); rejects with InferenceTimeoutError or InferenceRunError. */
@@ -530,10 +598,12 @@ export class InferenceEngine {
     const route = this.table.get(deploymentId);
     if (!route) return [];
     const out: ServingEntry[] = [];
+    // Each entry as the pool the deployment's requests for it run on sees it.
     const add = (versionId: string, role: ServingRole, weight: number) => {
-      const b = this.breakers.get(versionId);
+      const pool = this.poolFor(route, role);
+      const b = this.breakers[pool].get(versionId);
       const unloaded = b?.unloadedUntil ? { unloaded: b.reason!, unloadedUntil: new Date(Date.now() + b.unloadedUntil - performance.now()) } : {};
-      out.push({ versionId, role, weight, version: this.versions.get(versionId), error: this.failures.get(versionId), ...unloaded });
+      out.push({ versionId, role, weight, version: this.version(versionId, pool), error: this.failures[pool].get(versionId), ...unloaded });
     };
     for (const s of route.shares) add(s.versionId, 'TRAFFIC', s.weight);
     for (const s of route.shadows) add(s, 'SHADOW', 0);
@@ -545,8 +615,13 @@ export class InferenceEngine {
   status(): {
     ready: boolean;
     threads: number;
-    /** Per pool: its size, the threads alive (retired ones still in a run included), and how many were replaced. */
-    pools: Record<PoolName, { threads: number; running: number; replaced: number }>;
+    /**
+     * Per pool: its size, the threads alive (retired ones still in a run included), those live
+     * (able to take work), those stuck for good in a run, and how many were replaced.
+     */
+    pools: Record<PoolName, { threads: number; running: number; live: number; stuck: number; replaced: number }>;
+    /** Why the process cannot serve and needs replacing: a pool whose threads are all stuck. */
+    stuckPools: string[];
     providers: string[];
     versions: Record<string, string>;
     failed: Record<string, string>;
@@ -554,13 +629,23 @@ export class InferenceEngine {
   } {
     const versions: Record<string, string> = {};
     for (const v of this.versions.values()) versions[v.nodeId] = v.provider;
+    // Keyed by version; a version failed or unloaded in both pools lists both reasons.
     const failed: Record<string, string> = {};
-    for (const [id, why] of this.failures) failed[toGlobalId('ModelVersion', id)] = why;
     const unloaded: Record<string, string> = {};
-    for (const [id, b] of this.breakers) if (b.unloadedUntil) unloaded[toGlobalId('ModelVersion', id)] = b.reason!;
-    const of = (p: InferencePool) => ({ threads: p.size, running: p.running, replaced: p.replacedThreads });
+    const note = (into: Record<string, string>, id: string, why: string) => {
+      const key = toGlobalId('ModelVersion', id);
+      into[key] = into[key] ? `${into[key]}; ${why}` : why;
+    };
+    for (const p of POOLS) {
+      for (const [id, why] of this.failures[p]) note(failed, id, `${p} pool: ${why}`);
+      for (const [id, b] of this.breakers[p]) if (b.unloadedUntil) note(unloaded, id, b.reason!);
+    }
+    const of = (p: InferencePool) => ({ threads: p.size, running: p.running, live: p.live, stuck: p.stuckThreads, replaced: p.replacedThreads });
     const pools = { production: of(this.pools.production), shared: of(this.pools.shared) };
-    return { ready: this.ready, threads: pools.production.threads + pools.shared.threads, pools, providers: [...new Set(Object.values(versions))], versions, failed, unloaded };
+    const stuckPools = POOLS.filter((p) => pools[p].live === 0 && pools[p].stuck > 0).map(
+      (p) => `inference: the ${p} pool has no live thread: ${pools[p].stuck} threads are stuck in model runs that cannot be stopped; replace this process`,
+    );
+    return { ready: this.ready, threads: pools.production.threads + pools.shared.threads, pools, stuckPools, providers: [...new Set(Object.values(versions))], versions, failed, unloaded };
   }
 
   /** Stops listening, writes the prediction log and the open windows, stops the threads. */

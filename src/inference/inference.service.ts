@@ -120,8 +120,8 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   const started = performance.now();
   const limits: InputLimits = { maxRows: engine.config.maxRows, maxElements: engine.config.maxElements, allowNonFinite: engine.config.allowNonFinite };
   const primaryId = engine.pick(route, req.requestKey);
-  const primary = engine.version(primaryId);
   const pool = engine.poolFor(route, 'TRAFFIC');
+  const primary = engine.version(primaryId, pool);
 
   let failure: Error | null = null;
   let served: ServedVersion | undefined;
@@ -134,22 +134,22 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     const built = req.feeds(primary.spec, limits);
     rows = built.rows;
     inputsSha256 = hashFeeds(built.feeds);
-    if (engine.breakerOpen(primary.id)) {
+    if (engine.breakerOpen(primary.id, pool)) {
       skipped = true;
       failure = new InferenceRunError(`model version ${primaryId} is failing repeatedly; skipped during its cool-down`);
     } else {
       try {
         outputs = await engine.run(primary.id, built.feeds, built.rows, pool);
         served = primary;
-        engine.outcome(primary.id, true);
+        engine.outcome(primary.id, pool, true);
       } catch (e) {
         if (!(e instanceof InferenceTimeoutError || e instanceof InferenceRunError)) throw e;
         failure = e;
-        engine.outcome(primary.id, false);
+        engine.outcome(primary.id, pool, false);
       }
     }
   } else {
-    failure = new InferenceRunError(`model version ${primaryId} is not loaded: ${engine.unavailable(primaryId)}`);
+    failure = new InferenceRunError(`model version ${primaryId} is not loaded: ${engine.unavailable(primaryId, pool)}`);
   }
   const afterPrimary = performance.now();
   const labels = { deployment: deploymentId, model_version: primaryId };
@@ -161,7 +161,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
 
   let fallback = false;
   if (failure) {
-    const fb = route.fallbackVersionId && route.fallbackVersionId !== primaryId ? engine.version(route.fallbackVersionId) : undefined;
+    const fb = route.fallbackVersionId && route.fallbackVersionId !== primaryId ? engine.version(route.fallbackVersionId, pool) : undefined;
     if (fb) {
       engine.metrics.fallbacks.inc(labels);
       try {
@@ -214,16 +214,17 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
 /** Runs the request on every shadow version, after the answer; logged, counted, never returned. */
 async function mirror(engine: InferenceEngine, route: Route, req: PredictRequest, served: PredictionEntry, limits: InputLimits): Promise<void> {
   for (const shadowId of route.shadows) {
-    const version = engine.version(shadowId);
+    const pool = engine.poolFor(route, 'SHADOW');
+    const version = engine.version(shadowId, pool);
     const started = performance.now();
     let outputs: WireTensor[] | null = null;
     let error: string | null = null;
     let rows = served.rows;
     try {
-      if (!version) throw new InferenceRunError(`model version ${shadowId} is not loaded: ${engine.unavailable(shadowId)}`);
+      if (!version) throw new InferenceRunError(`model version ${shadowId} is not loaded: ${engine.unavailable(shadowId, pool)}`);
       const built = req.feeds(version.spec, limits);
       rows = built.rows;
-      outputs = await engine.run(shadowId, built.feeds, built.rows, engine.poolFor(route, 'SHADOW'));
+      outputs = await engine.run(shadowId, built.feeds, built.rows, pool);
     } catch (e) {
       error = (e as Error).message;
     }

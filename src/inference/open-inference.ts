@@ -67,7 +67,7 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
     wrap(async (req, res) => {
       const ctx = await authed(req, res);
       const route = resolve(ctx, engine(), String(req.params.name), 'read');
-      const ready = route.shares.every((s) => engine().version(s.versionId));
+      const ready = route.shares.every((s) => engine().version(s.versionId, engine().poolFor(route, 'TRAFFIC')));
       res.status(ready ? 200 : 503).json({ name: String(req.params.name), ready });
     }),
   );

@@ -71,11 +71,20 @@ export class ServingMetrics {
     registers: [this.registry],
   });
 
-  constructor(gauges: { queued: () => number; logBuffered: () => number; threads: () => number; replacedThreads: () => number }) {
+  constructor(gauges: { queued: () => number; logBuffered: () => number; threads: () => number; replacedThreads: () => number; stuckThreads: () => Record<string, number> }) {
     collectDefaultMetrics({ register: this.registry, prefix: 'modelgov_' });
     new Gauge({ name: 'modelgov_inference_queued_requests', help: 'Requests waiting for an inference thread', registers: [this.registry], collect() { this.set(gauges.queued()); } });
     new Gauge({ name: 'modelgov_inference_threads', help: 'Inference threads', registers: [this.registry], collect() { this.set(gauges.threads()); } });
     new Gauge({ name: 'modelgov_inference_threads_replaced', help: 'Inference threads replaced after a stuck run or a crash (since start)', registers: [this.registry], collect() { this.set(gauges.replacedThreads()); } });
+    new Gauge({
+      name: 'modelgov_inference_threads_stuck',
+      help: 'Retired inference threads stuck in a model run that cannot be stopped, by pool; each holds a core until the process exits',
+      labelNames: ['pool'] as const,
+      registers: [this.registry],
+      collect() {
+        for (const [pool, n] of Object.entries(gauges.stuckThreads())) this.set({ pool }, n);
+      },
+    });
     new Gauge({ name: 'modelgov_prediction_log_buffered', help: 'Prediction log records waiting to be written', registers: [this.registry], collect() { this.set(gauges.logBuffered()); } });
   }
 }

@@ -32,15 +32,26 @@ export interface PoolOptions {
   /** How long a request may wait for others to join its batch when a thread is free (0: never wait). */
   batchWaitUs: number;
   /**
-   * How long one run may take on its thread, from the moment the thread takes it. Past it the run
-   * is abandoned: its requests fail with InferenceTimeoutError and its thread is replaced.
+   * How long one run may take on its thread, from the moment the thread takes it: this base plus
+   * `runBudgetPerRowMs` for each row of the run. Past it the run is abandoned: its requests fail
+   * with InferenceTimeoutError and its thread is replaced.
    */
   runBudgetMs: number;
+  /** The budget's allowance per row, so that large batches of a quick model are not overruns. */
+  runBudgetPerRowMs: number;
+  /**
+   * A retired thread still inside its run this long after the run started is stuck: reported once
+   * through `onStuck`, and counted in {@link InferencePool.stuckThreads} until it exits. Also how long
+   * a load waits for a live thread when every thread is retired.
+   */
+  stuckAfterMs: number;
   log: Logger;
   /** Called once per run, for the metrics. */
   onBatch?: (versionId: string, requests: number, rows: number) => void;
   /** Called once per run when it returns (`overran` false) or is abandoned past its budget (true). */
   onRun?: (versionId: string, ms: number, overran: boolean) => void;
+  /** Called when an abandoned run of `versionId` is still running past `stuckAfterMs`. */
+  onStuck?: (versionId: string) => void;
 }
 
 interface Pending {
@@ -61,6 +72,7 @@ interface Batch {
   requests: Pending[];
   slot: Slot;
   startedAt: number;
+  budgetMs: number;
   timer: NodeJS.Timeout;
 }
 
@@ -94,6 +106,9 @@ const WORKER_SCRIPT = path.join(__dirname, 'ort-worker.js');
  * a native run cannot be stopped, only left to finish, so a retired thread still holds a core until
  * its run returns: replacements are started only while live and retired threads together stay
  * within twice the pool's size. Whatever its models do, a pool never runs more threads than that.
+ * A retired thread whose run never returns is stuck for good: once stuck threads leave the pool
+ * no live thread, it cannot serve until the process is replaced ({@link InferencePool.live},
+ * {@link InferencePool.stuckThreads}), and loads fail after a bounded wait instead of waiting.
  */
 export class InferencePool {
   private readonly slots: Slot[] = [];
@@ -106,6 +121,8 @@ export class InferencePool {
   /** Retired threads still finishing a run. */
   private readonly draining = new Set<Worker>();
   private readonly exited = new WeakSet<Worker>();
+  /** Retired threads still inside a run past `stuckAfterMs`. */
+  private readonly stuck = new Set<Worker>();
   /** Team served last: the next free thread looks at the teams after it first. */
   private lastTeam = '';
   /** Loads waiting for a thread while every one is retired. */
@@ -126,6 +143,16 @@ export class InferencePool {
     return this.slots.filter((s) => !s.retired).length + this.draining.size;
   }
 
+  /** Threads that can take work: serving or starting, not retired. */
+  get live(): number {
+    return this.slots.filter((s) => !s.retired).length;
+  }
+
+  /** Retired threads stuck in a run that has not returned within `stuckAfterMs`. */
+  get stuckThreads(): number {
+    return this.stuck.size;
+  }
+
   /** Requests waiting for a thread. */
   get queued(): number {
     let n = 0;
@@ -141,6 +168,7 @@ export class InferencePool {
     slot.worker.on('error', (e) => this.onCrash(slot, e));
     slot.worker.on('exit', (code) => {
       this.exited.add(slot.worker);
+      this.stuck.delete(slot.worker);
       if (!slot.retired && !this.closed) this.onCrash(slot, new Error(`inference thread exited with code ${code}`));
       else if (this.draining.delete(slot.worker)) this.refill();
     });
@@ -162,16 +190,29 @@ export class InferencePool {
 
   /**
    * Loads a model version into every thread and runs it once (warm-up); resolves with the
-   * execution provider in use once all threads can serve it.
+   * execution provider in use once all threads can serve it. Rejects with InferenceRunError when
+   * no thread is live (every one retired, and none can be started while stuck ones hold the
+   * pool's cores) within `stuckAfterMs`.
    */
   async load(versionId: string, teamId: string, modelPath: string, warmup: WireTensor[], batchable: boolean): Promise<{ provider: string; fellBack: string[] }> {
     const model = { teamId, modelPath, warmup, batchable };
     let live = this.slots.filter((s) => !s.retired);
-    while (!live.length && !this.closed) {
-      await new Promise<void>((resolve) => this.spawnWaiters.push(resolve));
+    if (!live.length && !this.closed) {
+      // Bounded: a thread that is merely being replaced comes back well within it; stuck ones never do.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.opts.stuckAfterMs);
+        timer.unref();
+        this.spawnWaiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
       live = this.slots.filter((s) => !s.retired);
     }
     if (this.closed) throw new InferenceRunError('the inference engine is shut down');
+    if (!live.length) {
+      throw new InferenceRunError(`no live inference thread in the ${this.opts.name} pool: ${this.stuck.size} threads are stuck in runs that cannot be stopped`);
+    }
     const results = await Promise.all(live.map((s) => this.loadInto(s, versionId, model)));
     this.models.set(versionId, model);
     return results[0];
@@ -281,17 +322,19 @@ export class InferencePool {
     const versionId = requests[0].versionId;
     const feeds = stack(requests.map((r) => r.feeds));
     const id = this.nextId++;
+    const rows = requests.reduce((n, r) => n + r.rows, 0);
+    const budgetMs = this.budgetFor(rows);
     const batch: Batch = {
       id,
       versionId,
       requests,
       slot,
       startedAt: performance.now(),
+      budgetMs,
       // Past its budget the run is stuck (or too slow to serve): give up on the thread.
-      timer: setTimeout(() => this.onOverrun(batch), this.opts.runBudgetMs),
+      timer: setTimeout(() => this.onOverrun(batch), budgetMs),
     };
     slot.batch = batch;
-    const rows = requests.reduce((n, r) => n + r.rows, 0);
     this.opts.onBatch?.(versionId, requests.length, rows);
     // Stacked feeds are fresh buffers and can be transferred; a lone request's are its own.
     const transfer = feeds.map((f) => f.data.buffer as ArrayBuffer);
@@ -322,13 +365,26 @@ export class InferencePool {
     this.pump();
   }
 
+  /** The run budget of a run of `rows` rows: the base plus the per-row allowance. */
+  budgetFor(rows: number): number {
+    return this.opts.runBudgetMs + this.opts.runBudgetPerRowMs * rows;
+  }
+
   private onOverrun(batch: Batch): void {
     if (batch.slot.batch !== batch) return;
-    const budget = this.opts.runBudgetMs;
+    const budget = batch.budgetMs;
+    const worker = batch.slot.worker;
     for (const r of batch.requests) this.settle(r, new InferenceTimeoutError(Math.min(budget, r.timeoutMs)));
     this.opts.log.warn({ pool: this.opts.name, versionId: batch.versionId, thread: batch.slot.n, budgetMs: budget }, 'inference run past its time budget: replacing the thread');
     this.replace(batch.slot);
     this.opts.onRun?.(batch.versionId, performance.now() - batch.startedAt, true);
+    const stuckIn = Math.max(0, batch.startedAt + this.opts.stuckAfterMs - performance.now());
+    setTimeout(() => {
+      if (this.closed || this.exited.has(worker)) return;
+      this.stuck.add(worker);
+      this.opts.log.error({ pool: this.opts.name, versionId: batch.versionId, thread: batch.slot.n, stuckAfterMs: this.opts.stuckAfterMs }, 'inference thread stuck in a run that cannot be stopped');
+      this.opts.onStuck?.(batch.versionId);
+    }, stuckIn).unref();
   }
 
   private onCrash(slot: Slot, e: Error): void {
@@ -393,6 +449,8 @@ export class InferencePool {
         for (const r of s.batch.requests) this.settle(r, new InferenceRunError('the inference engine is shut down'));
       }
       s.retired = true;
+      // Counted in `running` until it exits: a thread still in a run after the grace keeps the process alive.
+      if (!this.exited.has(s.worker)) this.draining.add(s.worker);
       exits.push(new Promise((resolve) => s.worker.once('exit', resolve)));
       this.send(s, { op: 'close' });
     }

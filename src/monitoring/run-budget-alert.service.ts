@@ -29,7 +29,7 @@ export async function raiseRunBudgetAlerts(app: AppServices, trip: BudgetTrip): 
   if (!trip.deployments.length) return [];
   const ctx = systemContext(app, { id: INFERENCE_PRINCIPAL, kind: 'system', roles: ['admin'] }, `run-budget-${randomUUID()}`);
   const now = new Date();
-  const details = { budgetMs: trip.budgetMs, overruns: trip.overruns, unloadedUntil: trip.unloadedUntil.toISOString(), reason: trip.reason };
+  const details = { budgetMs: trip.budgetMs, overruns: trip.overruns, pool: trip.pool, stuck: trip.stuck, unloadedUntil: trip.unloadedUntil.toISOString(), reason: trip.reason };
   const changed = await inTransaction(ctx, async (em) => {
     const out: Alert[] = [];
     for (const d of trip.deployments) {

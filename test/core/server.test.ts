@@ -110,7 +110,8 @@ describe('the running server', () => {
         inference: {
           ready: true,
           threads: 2,
-          pools: { production: { threads: 1, running: 1, replaced: 0 }, shared: { threads: 1, running: 1, replaced: 0 } },
+          pools: { production: { threads: 1, running: 1, live: 1, stuck: 0, replaced: 0 }, shared: { threads: 1, running: 1, live: 1, stuck: 0, replaced: 0 } },
+          stuckPools: [],
           providers: [],
           versions: {},
           failed: {},

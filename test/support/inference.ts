@@ -11,7 +11,7 @@ export const PREDICT = `mutation($d: ID!, $inputs: JSONObject!, $key: String) {
 export const fraudRow = (i: number) => [(i * 37) % 500, i % 24, (i % 100) / 100, (i * 11) % 300];
 
 /** Uploads an ONNX file and registers it as a new version of `model`; its global id. */
-export async function registerOnnx(t: TestServer, token: string, model: string, bytes: Buffer): Promise<string> {
+export async function registerOnnx(t: Pick<TestServer, 'url' | 'gql'>, token: string, model: string, bytes: Buffer): Promise<string> {
   const up = await uploadArtifact(t.url, token, bytes);
   const reg = await t.gql(token, 'mutation($m: ID!, $a: String!) { registerModelVersion(input: { model: $m, artifactSha256: $a }) { id } }', { m: model, a: up.json.sha256 });
   assert.equal(reg.errors, undefined, JSON.stringify(reg.errors));

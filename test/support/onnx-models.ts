@@ -101,3 +101,40 @@ export function buildHeavyOnnx(steps: number, size = 1024): Buffer {
     output: [io('probability', 1)],
   });
 }
+
+/**
+ * Valid, instant on the all-zero warm-up, as slow as its inputs say: a `Loop` whose trip count is
+ * the sum of the row's features times `tripsPerUnit`, around a one-addition body. With
+ * `tripsPerUnit` 1e12, features of 1.0 make a run that never returns (days of iterations);
+ * with a few hundred thousand, a run of about a second. `probability` is a plain logistic part.
+ */
+export function buildLoopOnnx(tripsPerUnit: number): Buffer {
+  const GRAPH = onnx.AttributeProto.AttributeType.GRAPH;
+  const BOOL = onnx.TensorProto.DataType.BOOL;
+  const scalar = (name: string, elemType: number): onnx.IValueInfoProto => ({ name, type: { tensorType: { elemType, shape: { dim: [] } } } });
+  const body: onnx.IGraphProto = {
+    name: 'spin',
+    node: [
+      { opType: 'Identity', input: ['cond_in'], output: ['cond_out'] },
+      { opType: 'Add', input: ['acc_in', 'one'], output: ['acc_out'] },
+    ],
+    input: [scalar('i', INT64), scalar('cond_in', BOOL), scalar('acc_in', FLOAT)],
+    output: [scalar('cond_out', BOOL), scalar('acc_out', FLOAT)],
+  };
+  return encode({
+    name: 'input-dependent',
+    node: [
+      { opType: 'ReduceSum', input: ['features'], output: ['total'], attribute: [{ name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 0 }] },
+      { opType: 'Mul', input: ['total', 'per_unit'], output: ['scaled'] },
+      { opType: 'Cast', input: ['scaled'], output: ['trips'], attribute: [{ name: 'to', type: onnx.AttributeProto.AttributeType.INT, i: INT64 }] },
+      { opType: 'Loop', input: ['trips', '', 'acc0'], output: ['spun'], attribute: [{ name: 'body', type: GRAPH, g: body }] },
+      { opType: 'Mul', input: ['spun', 'zero'], output: ['nothing'] },
+      { opType: 'MatMul', input: ['features', 'w_out'], output: ['logit0'] },
+      { opType: 'Add', input: ['logit0', 'nothing'], output: ['logit'] },
+      { opType: 'Sigmoid', input: ['logit'], output: ['probability'] },
+    ],
+    initializer: [floats('per_unit', [], () => tripsPerUnit), floats('acc0', [], () => 0), floats('one', [], () => 1), floats('zero', [], () => 0), floats('w_out', [4, 1], () => 0.01)],
+    input: [io('features', 4)],
+    output: [io('probability', 1)],
+  });
+}
