@@ -217,35 +217,34 @@ describe('a model is only its own bytes', () => {
   });
 
   describe('the inference engine', () => {
-    it('does not load a model with external data put into the store and the database by hand: FAILED with the reason, predict fails, no answer carries the file', async () => {
-      const bytes = initializerLeak(SECRET_FILE, secret.length);
+    /**
+     * Puts `bytes` into the artifact store and the database by hand (no upload check), as a fraud
+     * version `version` with the given outputs, and serves it alone on a new STAGING deployment.
+     */
+    const plantOnStaging = async (bytes: Buffer, outputs: Array<{ name: string; elemType: string; shape: Array<number | string> }>, version: number, name: string): Promise<string> => {
       const blob = await t.server.app.artifacts.put(bytes);
-      const signature = {
-        inputs: [{ name: 'features', elemType: 'FLOAT', shape: ['batch', 4] }],
-        outputs: [
-          { name: 'leaked', elemType: 'FLOAT', shape: [secret.length] },
-          { name: 'echo', elemType: 'FLOAT', shape: ['batch', 4] },
-        ],
-        irVersion: 8,
-        opsetVersion: 17,
-        producerName: 'modelgov-tests',
-      };
+      const signature = { inputs: [{ name: 'features', elemType: 'FLOAT', shape: ['batch', 4] }], outputs, irVersion: 8, opsetVersion: 17, producerName: 'modelgov-tests' };
       await t.sql(`INSERT INTO artifact (sha256, size_bytes, format, signature, created_by) VALUES ($1, $2, 'ONNX', $3, 'mallory') ON CONFLICT DO NOTHING`, [blob.sha256, blob.sizeBytes, signature]);
       const [team] = await t.sql(`SELECT team_id FROM model WHERE id = $1`, [uuidOf(fraudModel)]);
-      const [version] = await t.sql(
+      const [row] = await t.sql(
         `INSERT INTO model_version (model_id, team_id, version, artifact_sha256, artifact_size_bytes, format, signature_json, status, created_by)
-         VALUES ($1, $2, 1000, $3, $4, 'ONNX', $5, 'REGISTERED', 'mallory') RETURNING id`,
-        [uuidOf(fraudModel), team.team_id, blob.sha256, blob.sizeBytes, signature],
+         VALUES ($1, $2, $3, $4, $5, 'ONNX', $6, 'REGISTERED', 'mallory') RETURNING id`,
+        [uuidOf(fraudModel), team.team_id, version, blob.sha256, blob.sizeBytes, signature],
       );
-      const versionId = Buffer.from(`ModelVersion:${version.id}`).toString('base64url');
+      const versionId = Buffer.from(`ModelVersion:${row.id}`).toString('base64url');
       const created = await t.gql(
         engineer,
-        `mutation($v: ID!) { createDeployment(input: { team: "fraud", name: "fraud-leak", environment: STAGING, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`,
-        { v: versionId },
+        `mutation($v: ID!, $name: String!) { createDeployment(input: { team: "fraud", name: $name, environment: STAGING, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`,
+        { v: versionId, name },
       );
       assert.equal(created.errors, undefined, JSON.stringify(created.errors));
-      const d = created.data.createDeployment.id;
       await t.server.app.inference!.reconcile();
+      return created.data.createDeployment.id;
+    };
+
+    it('does not load a model with external data put into the store and the database by hand: FAILED with the reason, predict fails, no answer carries the file', async () => {
+      const bytes = initializerLeak(SECRET_FILE, secret.length);
+      const d = await plantOnStaging(bytes, [{ name: 'leaked', elemType: 'FLOAT', shape: [secret.length] }, { name: 'echo', elemType: 'FLOAT', shape: ['batch', 4] }], 1000, 'fraud-leak');
 
       // Every way an answer could come back: GraphQL, the Open Inference Protocol, the prediction log.
       const viaGraphql = await t.gql(service, PREDICT, { d, inputs: { features: [[0, 0, 0, 0]] } });
@@ -277,30 +276,7 @@ describe('a model is only its own bytes', () => {
 
     it('does not load a model with an EPContext node put into the store and the database by hand: FAILED, and the serving status says why', async () => {
       const bytes = epContextModel(SECRET_FILE, 'graph');
-      const blob = await t.server.app.artifacts.put(bytes);
-      const signature = {
-        inputs: [{ name: 'features', elemType: 'FLOAT', shape: ['batch', 4] }],
-        outputs: [{ name: 'probability', elemType: 'FLOAT', shape: ['batch', 1] }],
-        irVersion: 8,
-        opsetVersion: 17,
-        producerName: 'modelgov-tests',
-      };
-      await t.sql(`INSERT INTO artifact (sha256, size_bytes, format, signature, created_by) VALUES ($1, $2, 'ONNX', $3, 'mallory') ON CONFLICT DO NOTHING`, [blob.sha256, blob.sizeBytes, signature]);
-      const [team] = await t.sql(`SELECT team_id FROM model WHERE id = $1`, [uuidOf(fraudModel)]);
-      const [version] = await t.sql(
-        `INSERT INTO model_version (model_id, team_id, version, artifact_sha256, artifact_size_bytes, format, signature_json, status, created_by)
-         VALUES ($1, $2, 1001, $3, $4, 'ONNX', $5, 'REGISTERED', 'mallory') RETURNING id`,
-        [uuidOf(fraudModel), team.team_id, blob.sha256, blob.sizeBytes, signature],
-      );
-      const versionId = Buffer.from(`ModelVersion:${version.id}`).toString('base64url');
-      const created = await t.gql(
-        engineer,
-        `mutation($v: ID!) { createDeployment(input: { team: "fraud", name: "fraud-ep-context", environment: STAGING, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`,
-        { v: versionId },
-      );
-      assert.equal(created.errors, undefined, JSON.stringify(created.errors));
-      const d = created.data.createDeployment.id;
-      await t.server.app.inference!.reconcile();
+      const d = await plantOnStaging(bytes, [{ name: 'probability', elemType: 'FLOAT', shape: ['batch', 1] }], 1001, 'fraud-ep-context');
       const serving = await t.gql(engineer, `query($d: ID!) { node(id: $d) { ... on Deployment { serving { modelVersionId role state error } } } }`, { d });
       assert.equal(serving.errors, undefined, JSON.stringify(serving.errors));
       const [entry] = serving.data.node.serving;
