@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 /**
- * Creates an empty directory of its own (mode 0700, from mkdtemp) for one inference thread. Sessions
+ * Creates an empty directory of its own (mode 0700, from mkdtemp) for one inference pool. Sessions
  * are told to resolve external-data references inside it, so that a reference that got past the
  * model check finds nothing there, instead of resolving against the process's working directory
  * as onnxruntime otherwise does, even for a session created from bytes.

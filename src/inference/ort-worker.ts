@@ -4,13 +4,15 @@ import { readFileSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { scanForExternalData } from '../registry/onnx-external-data';
-import { createExternalDataSandbox, removeExternalDataSandbox, sandboxedSessionConfig } from './external-data-sandbox';
+import { sandboxedSessionConfig } from './external-data-sandbox';
 import type { TensorData, WireTensor } from './tensors';
 
 export interface OrtWorkerOptions {
   /** Execution providers to try, in order; each failure falls back to the rest of the list. */
   providers: string[];
   intraOpNumThreads: number;
+  /** An empty directory of the pool's own: external-data references resolve there, never against the working directory. */
+  externalDataDir: string;
 }
 
 export type WorkerRequest =
@@ -30,8 +32,6 @@ const port = parentPort!;
 const sessions = new Map<string, ort.InferenceSession>();
 // The provider library's own failure message goes to stderr before the exception we handle.
 ort.env.logLevel = 'fatal';
-// External-data references resolve in this empty directory, never against the working directory.
-const externalDataDir = createExternalDataSandbox();
 
 async function createSession(bytes: Uint8Array): Promise<{ session: ort.InferenceSession; provider: string; fellBack: string[] }> {
   const fellBack: string[] = [];
@@ -46,7 +46,7 @@ async function createSession(bytes: Uint8Array): Promise<{ session: ort.Inferenc
         // Without the arena a run's working memory goes back to the system when the run ends,
         // instead of staying reserved at the largest run any version ever made on this thread.
         enableCpuMemArena: false,
-        extra: sandboxedSessionConfig(externalDataDir),
+        extra: sandboxedSessionConfig(options.externalDataDir),
       });
       return { session, provider: providers[0], fellBack };
     } catch (e) {
@@ -91,7 +91,6 @@ port.on('message', async (msg: WorkerRequest) => {
     // thread inside a run aborts the whole process).
     for (const session of sessions.values()) await session.release();
     sessions.clear();
-    removeExternalDataSandbox(externalDataDir);
     process.exit(0);
   }
   if (msg.op === 'unload') {

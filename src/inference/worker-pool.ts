@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../core/logger';
+import { createExternalDataSandbox, removeExternalDataSandbox } from './external-data-sandbox';
 import type { OrtWorkerOptions, WorkerReply, WorkerRequest } from './ort-worker';
 import { stack, unstack, type WireTensor } from './tensors';
 
@@ -130,6 +131,9 @@ export class InferencePool {
   /** Threads replaced after a stuck run or a crash. */
   replacedThreads = 0;
 
+  /** Where the threads' sessions resolve external-data references: empty, the pool's own, removed on close. */
+  private readonly externalDataDir = createExternalDataSandbox();
+
   constructor(private readonly opts: PoolOptions) {
     for (let i = 0; i < opts.size; i++) this.slots.push(this.spawn());
   }
@@ -161,7 +165,7 @@ export class InferencePool {
   }
 
   private spawn(): Slot {
-    const workerData: OrtWorkerOptions = { providers: this.opts.providers, intraOpNumThreads: this.opts.intraOpNumThreads };
+    const workerData: OrtWorkerOptions = { providers: this.opts.providers, intraOpNumThreads: this.opts.intraOpNumThreads, externalDataDir: this.externalDataDir };
     const slot: Slot = { n: ++this.spawned, worker: new Worker(WORKER_SCRIPT, { workerData, env: {} }), ready: true, retired: false, batch: null, loads: new Map() };
     slot.worker.unref();
     slot.worker.on('message', (msg: WorkerReply) => this.onReply(slot, msg));
@@ -457,5 +461,6 @@ export class InferencePool {
     for (const w of this.draining) exits.push(new Promise((resolve) => w.once('exit', resolve)));
     const timer = new Promise((resolve) => setTimeout(resolve, graceMs).unref());
     await Promise.race([Promise.all(exits), timer]);
+    removeExternalDataSandbox(this.externalDataDir);
   }
 }
