@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import { audit } from '../audit/audit.service';
 import type { AppServices, RequestContext } from '../core/context';
 import { inTransaction } from '../core/context';
@@ -19,6 +20,27 @@ import { driftConditions, driftForVersion, type VersionDrift } from './drift-mon
 import { latencyStats, type VersionLatency } from './latency';
 
 /** How a deployment is monitored; every field has a default from the configuration. */
+/** What an alert is about when it opens; the rest of a new alert is fixed (see {@link openAlert}). */
+export type AlertOpening = Pick<
+  Alert,
+  'teamId' | 'createdBy' | 'deploymentId' | 'modelVersionId' | 'kind' | 'severity' | 'feature' | 'statistic' | 'value' | 'threshold' | 'pValue' | 'windowStart' | 'windowEnd' | 'lastSeenAt' | 'details'
+>;
+
+/** A new OPEN alert, seen once: nobody has acknowledged or resolved it, and no retraining was started for it. */
+export function openAlert(em: EntityManager, opening: AlertOpening): Alert {
+  return em.create(Alert, {
+    ...opening,
+    status: AlertStatus.OPEN,
+    occurrences: 1,
+    acknowledgedBy: null,
+    acknowledgedAt: null,
+    resolvedBy: null,
+    resolvedAt: null,
+    resolution: null,
+    retrainRunId: null,
+  });
+}
+
 export interface MonitoringSettings {
   windowSeconds: number;
   everySeconds: number;
@@ -187,14 +209,13 @@ export async function monitorWindow(
         [deploymentId, c.versionId, c.kind, c.feature, new Date(now.getTime() - settings.cooldownSeconds * 1000)],
       );
       if (cooling.length) continue;
-      const alert = em.create(Alert, {
+      const alert = openAlert(em, {
         teamId: deployment.teamId,
         createdBy: 'worker:monitoring',
         deploymentId,
         modelVersionId: c.versionId,
         kind: c.kind,
         severity: c.severity,
-        status: AlertStatus.OPEN,
         feature: c.feature,
         statistic: c.statistic,
         value: c.value,
@@ -203,14 +224,7 @@ export async function monitorWindow(
         windowStart,
         windowEnd,
         lastSeenAt: now,
-        occurrences: 1,
         details: c.details,
-        acknowledgedBy: null,
-        acknowledgedAt: null,
-        resolvedBy: null,
-        resolvedAt: null,
-        resolution: null,
-        retrainRunId: null,
       });
       await em.insert(Alert, alert);
       raised += 1;

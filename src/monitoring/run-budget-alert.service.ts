@@ -6,7 +6,7 @@ import { toGlobalId } from '../core/global-id';
 import type { BudgetTrip, InferenceEngine } from '../inference/inference.engine';
 import { systemContext } from '../seed/system-context';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
-import { publishAlert } from './monitor.service';
+import { openAlert, publishAlert } from './monitor.service';
 
 /** The principal that raises run budget alerts: the API process's inference engine. */
 export const INFERENCE_PRINCIPAL = 'system:inference';
@@ -46,14 +46,13 @@ export async function raiseRunBudgetAlerts(app: AppServices, trip: BudgetTrip): 
         Object.assign(current, { lastSeenAt: now, windowEnd: now, occurrences: current.occurrences + 1, value: trip.overruns, details });
         alert = await em.save(Alert, current);
       } else {
-        alert = em.create(Alert, {
+        alert = openAlert(em, {
           teamId: d.teamId,
           createdBy: INFERENCE_PRINCIPAL,
           deploymentId: d.deploymentId,
           modelVersionId: trip.versionId,
           kind: AlertKind.RUN_BUDGET,
           severity: AlertSeverity.CRITICAL,
-          status: AlertStatus.OPEN,
           feature: '',
           statistic: 'budgetOverruns',
           value: trip.overruns,
@@ -62,14 +61,7 @@ export async function raiseRunBudgetAlerts(app: AppServices, trip: BudgetTrip): 
           windowStart: trip.firstOverrunAt,
           windowEnd: now,
           lastSeenAt: now,
-          occurrences: 1,
           details,
-          acknowledgedBy: null,
-          acknowledgedAt: null,
-          resolvedBy: null,
-          resolvedAt: null,
-          resolution: null,
-          retrainRunId: null,
         });
         await em.insert(Alert, alert);
       }
