@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
 import { assertNoStackTrace, postGraphql, request, type RawResponse } from '../support/http';
 import { eventually } from '../support/processes';
+import { answered, openSocket, type RawSocket } from '../support/raw-socket';
 
 const toId = (type: string, key: string) => Buffer.from(`${type}:${key}`, 'utf8').toString('base64url');
 const AUDIT_SIGNING_KEY = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -37,42 +38,6 @@ function refusal(r: RawResponse, status: number, code: string, reason?: string) 
 }
 
 /** A graphql-transport-ws connection that records every message and how it closed. */
-interface RawSocket {
-  messages: Array<{ id?: string; type: string; payload?: any }>;
-  closed: { code: number; reason: string } | null;
-  subscribe(id: string, query: string, variables?: Record<string, unknown>): void;
-  send(text: string): void;
-  next(id: string): Array<any>;
-  close(): void;
-}
-
-async function openSocket(url: string, authorization: string): Promise<RawSocket> {
-  const ws = new WebSocket(url.replace(/^http/, 'ws') + '/graphql', 'graphql-transport-ws');
-  const socket: RawSocket = {
-    messages: [],
-    closed: null,
-    subscribe: (id, query, variables) => ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } })),
-    send: (text) => ws.send(text),
-    next: (id) => socket.messages.filter((m) => m.id === id && m.type === 'next').map((m) => m.payload),
-    close: () => ws.close(1000),
-  };
-  ws.on('message', (data) => socket.messages.push(JSON.parse(String(data))));
-  ws.on('close', (code, reason) => (socket.closed = { code, reason: reason.toString() }));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization } }));
-  await eventually('connection_ack', async () => (socket.messages.some((m) => m.type === 'connection_ack') ? true : socket.closed ? false : undefined), 30_000, 20);
-  assert.ok(socket.messages.some((m) => m.type === 'connection_ack'), `socket refused: ${JSON.stringify(socket.closed)}`);
-  return socket;
-}
-
-/** Waits until the server answered `id` once on this socket (a query completes; a subscription has started when a query after it did). */
-async function answered(socket: RawSocket, id: string): Promise<void> {
-  await eventually(`an answer to ${id}`, async () => (socket.messages.some((m) => m.id === id && (m.type === 'complete' || m.type === 'error')) ? true : undefined), 30_000, 20);
-}
-
 const ALERTS = 'subscription { alerts { id kind } }';
 
 describe('GraphQL edges: every odd request gets a clear answer, and live subscriptions die with their credential', () => {
@@ -87,7 +52,7 @@ describe('GraphQL edges: every odd request gets a clear answer, and live subscri
     admin = prod.token(['admin'], [], 'ada-admin');
   });
   after(async () => {
-    for (const s of sockets) s.close();
+    await Promise.all(sockets.map((s) => s.close()));
     await prod?.stop();
     await dev?.stop();
   });

@@ -7,44 +7,10 @@ import { fromGlobalId } from '../../src/core/global-id';
 import { JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
 import { assertNoStackTrace, postGraphql } from '../support/http';
 import { eventually } from '../support/processes';
+import { answered, openSocket, wsUrl } from '../support/raw-socket';
 
 const AUDIT_SIGNING_KEY = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
 
-/** A graphql-transport-ws connection that records every message and how it closed. */
-interface RawSocket {
-  messages: Array<{ id?: string; type: string; payload?: any }>;
-  closed: { code: number; reason: string } | null;
-  subscribe(id: string, query: string, variables?: Record<string, unknown>): void;
-  close(): Promise<void>;
-}
-
-const wsUrl = (url: string) => url.replace(/^http/, 'ws') + '/graphql';
-
-async function openSocket(url: string, authorization: string): Promise<RawSocket> {
-  const ws = new WebSocket(wsUrl(url), 'graphql-transport-ws');
-  const gone = new Promise<void>((resolve) => ws.on('close', () => resolve()));
-  const socket: RawSocket = {
-    messages: [],
-    closed: null,
-    subscribe: (id, query, variables) => ws.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } })),
-    close: async () => {
-      ws.close(1000);
-      await gone;
-    },
-  };
-  ws.on('message', (data) => socket.messages.push(JSON.parse(String(data))));
-  ws.on('close', (code, reason) => (socket.closed = { code, reason: reason.toString() }));
-  await new Promise<void>((resolve, reject) => {
-    ws.once('open', () => resolve());
-    ws.once('error', reject);
-  });
-  ws.send(JSON.stringify({ type: 'connection_init', payload: { authorization } }));
-  await eventually('connection_ack', async () => (socket.messages.some((m) => m.type === 'connection_ack') ? true : socket.closed ? false : undefined), 30_000, 20);
-  assert.ok(socket.messages.some((m) => m.type === 'connection_ack'), `socket refused: ${JSON.stringify(socket.closed)}`);
-  return socket;
-}
-
-/** Opens a socket, sends connection_init and goes away at once: a close handshake, or the TCP connection cut. */
 async function initAndLeave(url: string, authorization: string, how: 'close' | 'terminate'): Promise<void> {
   const ws = new WebSocket(wsUrl(url), 'graphql-transport-ws');
   ws.on('error', () => undefined);
@@ -65,10 +31,6 @@ async function initAndLeave(url: string, authorization: string, how: 'close' | '
 }
 
 /** Waits until the server answered `id` (a `complete` or an `error`). */
-async function answered(socket: RawSocket, id: string): Promise<void> {
-  await eventually(`an answer to ${id}`, async () => (socket.messages.some((m) => m.id === id && (m.type === 'complete' || m.type === 'error')) ? true : undefined), 30_000, 20);
-}
-
 describe('WebSocket transport: sockets that go away are forgotten, and production rules hold', () => {
   let prod: TestServer;
   let dev: TestServer;
