@@ -6,7 +6,7 @@ import { createLogger } from '../src/core/logger';
 import type { Config } from '../src/config';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from '../src/monitoring/alert.entity';
 import { publishAlert } from '../src/monitoring/monitor.service';
-import { startServer } from '../src/server';
+import { startServer } from '../src/app/server';
 import { startTestServer } from '../test/support/harness';
 
 async function main(): Promise<void> {

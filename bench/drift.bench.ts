@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { mulberry32 } from '../src/core/prng';
 import { computeDriftReport, DRIFT_SCAN_SETTINGS, type DriftReport, type Queryable } from '../src/monitoring/drift.service';
-import { numericReference, referenceSample, type ReferenceProfile, type ReferenceSamples } from '../src/monitoring/reference-profile';
+import { numericReference, referenceSample, type ReferenceProfile, type ReferenceSamples } from '../src/registry/reference-profile';
 import { startTestServer } from '../test/support/harness';
 import { percentile, printTable } from './stats';
 

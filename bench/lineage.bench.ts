@@ -1,6 +1,6 @@
 import { fromGlobalId } from '../src/core/global-id';
 import { EDGE_KINDS, LineageDirection, NODE_ENTITIES, traverseLineage } from '../src/lineage/lineage-graph';
-import { contextFor } from '../src/server';
+import { contextFor } from '../src/app/request-context';
 import { startTestServer } from '../test/support/harness';
 import { writeLineageFixture } from '../test/support/lineage-fixture';
 import { percentile, printTable, timeIt } from './stats';

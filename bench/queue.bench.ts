@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fromGlobalId } from '../src/core/global-id';
-import { QUEUES } from '../src/queue/queues';
+import { QUEUES } from '../src/core/queue/queues';
 import { startTestServer, type TestServer } from '../test/support/harness';
 import { storedDatasetVersion } from '../test/support/training';
 import { percentile, printTable } from './stats';

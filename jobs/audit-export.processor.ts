@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { AppServices } from '../src/core/context';
 import { AuditExportStatus } from '../src/audit/audit-export.entity';
 import { exporterContext, finishExport, publishExport, writeFileExport } from '../src/audit/audit-export.service';
-import type { AuditExportJob } from '../src/queue/queues';
+import type { AuditExportJob } from '../src/core/queue/queues';
 
 /** Rebuilds the exporter's context from the job and writes the export's file. */
 export function auditExportProcessor(app: AppServices) {

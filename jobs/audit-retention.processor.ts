@@ -1,6 +1,6 @@
 import type { AppServices } from '../src/core/context';
 import { applyRetention } from '../src/audit/audit-retention.service';
-import { systemContext } from '../src/seed/system-context';
+import { systemContext } from '../src/access/system-context';
 
 /** The daily retention pass: the worker acts as itself. Idempotent: a second pass finds nothing older. */
 export function auditRetentionProcessor(app: AppServices) {

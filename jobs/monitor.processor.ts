@@ -2,7 +2,7 @@ import type { Job } from 'bullmq';
 import type { AppServices } from '../src/core/context';
 import { lastWindow, monitoringOf, monitorWindow } from '../src/monitoring/monitor.service';
 import { Deployment } from '../src/rollouts/deployment.entity';
-import type { MonitorJob } from '../src/queue/queues';
+import type { MonitorJob } from '../src/core/queue/queues';
 
 /** A deployment's repeatable monitor job: judges the window that ended last (idempotent per window). */
 export function monitorProcessor(app: AppServices) {

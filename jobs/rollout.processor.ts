@@ -1,8 +1,8 @@
 import type { Job } from 'bullmq';
 import type { AppServices } from '../src/core/context';
-import type { RolloutJob } from '../src/queue/queues';
+import type { RolloutJob } from '../src/core/queue/queues';
 import { abandonRolloutStep, runRolloutStep } from '../src/rollouts/rollout.service';
-import { systemContext } from '../src/seed/system-context';
+import { systemContext } from '../src/access/system-context';
 
 /** Rebuilds the context (the worker acts as itself, on the request that scheduled the step) and runs the step's check. */
 export function rolloutProcessor(app: AppServices) {

@@ -1,9 +1,9 @@
 import { UnrecoverableError, type Job } from 'bullmq';
 import type { AppServices } from '../src/core/context';
 import { TrainingRunStatus } from '../src/lineage/training-run.entity';
-import { executeTrainingRun, finishRun } from '../src/lineage/training.service';
-import type { TrainingJob } from '../src/queue/queues';
-import { systemContext } from '../src/seed/system-context';
+import { executeTrainingRun, finishRun } from '../src/training/training.service';
+import type { TrainingJob } from '../src/core/queue/queues';
+import { systemContext } from '../src/access/system-context';
 
 /** Rebuilds the context from the job (the worker acts as itself, on the run's request) and executes the run. */
 export function trainingProcessor(app: AppServices) {

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from '../src/config';
 import { createLogger } from '../src/core/logger';
-import { openAppServices } from '../src/server';
-import { startWorkers } from './index';
+import { openAppServices } from '../src/app/services';
+import { startWorkers } from '../src/app/workers';
 
 // `npm run worker`: queue workers (and an outbox dispatcher) without the HTTP API, to scale out.
 async function main(): Promise<void> {

@@ -3,17 +3,17 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { printSchema, lexicographicSortSchema } from 'graphql';
 import { signToken } from './access/authenticate';
-import { verifyChain } from './audit/audit.service';
+import { verifyChain } from './audit/audit-verify';
 import { applyRetention } from './audit/audit-retention.service';
 import { AnchorRefusedError, publishAnchor, verifyAnchors } from './audit/audit-anchor.service';
 import { anchorPublishers } from './audit/audit-anchor.publisher';
 import type { AppServices } from './core/context';
 import { createLogger } from './core/logger';
-import { systemContext } from './seed/system-context';
+import { systemContext } from './access/system-context';
 import { publicKeyOf, verifyExportFile } from './audit/audit-export.format';
 import { ConfigError, loadConfig } from './config';
-import { openDatabase } from './core/database';
-import { buildAppSchema } from './server';
+import { openAppDatabase } from './app/database';
+import { buildAppSchema } from './app/schema';
 
 const USAGE = `usage: npm run cli -- <command>
   migrate                          apply pending migrations to DATABASE_URL
@@ -48,7 +48,7 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (cmd === 'migrate') {
-    const db = await openDatabase(config.databaseUrl);
+    const db = await openAppDatabase(config.databaseUrl);
     await db.destroy();
     process.stdout.write('migrations applied\n');
     return 0;
@@ -59,7 +59,7 @@ async function run(argv: string[]): Promise<number> {
       if (rest[i] !== '--anchor' || !rest[i + 1]) return usage();
       anchorFiles.push(rest[i + 1]);
     }
-    const db = await openDatabase(config.databaseUrl);
+    const db = await openAppDatabase(config.databaseUrl);
     try {
       const publicKeyPem = publicKeyOf(config.auditSigningKeyPem).pem;
       const r = await verifyChain(db, 5000, publicKeyPem);
@@ -86,7 +86,7 @@ async function run(argv: string[]): Promise<number> {
   }
   if (cmd === 'audit' && sub === 'anchor') {
     if (rest.length) return usage();
-    const db = await openDatabase(config.databaseUrl);
+    const db = await openAppDatabase(config.databaseUrl);
     try {
       let refused = false;
       for (const publisher of anchorPublishers(config)) {
@@ -111,7 +111,7 @@ async function run(argv: string[]): Promise<number> {
     }
   }
   if (cmd === 'audit' && sub === 'retention') {
-    const db = await openDatabase(config.databaseUrl);
+    const db = await openAppDatabase(config.databaseUrl);
     try {
       const log = createLogger('silent');
       const app = { config, db, log } as unknown as AppServices;

@@ -1,8 +1,8 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from './config';
 import { createLogger } from './core/logger';
-import { startServer } from './server';
-import { demoTokens, seedDemo } from './seed/demo';
+import { startServer } from './app/server';
+import { demoTokens, seedDemo } from './app/seed/demo';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit('modelgov');

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { mulberry32 } from '../../src/core/prng';
 import { buildDenseBinaryClassifierOnnx, type DenseLayer } from '../../src/registry/onnx';
-import { numericReference, referenceSample, type NumericReference } from '../../src/monitoring/reference-profile';
+import { numericReference, referenceSample, type NumericReference } from '../../src/registry/reference-profile';
 
 /** `MODELGOV_CONFIG` accepted by the tabular trainer; unknown keys are refused. */
 export interface TabularTrainerConfig {

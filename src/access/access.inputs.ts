@@ -1,6 +1,7 @@
 import { ArrayMaxSize, ArrayMinSize, IsOptional, IsISO8601, Length, Matches, MaxLength } from 'class-validator';
 import { Field, ID, InputType, ObjectType } from 'type-graphql';
 import { JSONScalar } from '../core/scalars';
+import { NAME, NAME_MSG } from '../core/validation';
 import { ApiKey } from './api-key.entity';
 
 @InputType()
@@ -79,4 +80,22 @@ export class Viewer {
 
   @Field(() => JSONScalar, { description: 'The CASL rules in force for this request, with attributes filled in' })
   rules!: unknown;
+}
+
+@InputType()
+export class CreateTeamInput {
+  @Field()
+  @Matches(NAME, { message: `name ${NAME_MSG}` })
+  name!: string;
+
+  @Field(() => String, { nullable: true })
+  @IsOptional()
+  @MaxLength(2000)
+  description?: string | null;
+}
+
+@InputType()
+export class TeamFilter {
+  @Field(() => String, { nullable: true })
+  name?: string | null;
 }

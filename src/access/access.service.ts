@@ -1,15 +1,15 @@
 import { In } from 'typeorm';
-import { audit } from '../audit/audit.service';
+import { audit } from '../core/audit/audit-chain';
 import { assertCan } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, conflict, forbidden, notFound } from '../core/errors';
 import { expectId, toGlobalId } from '../core/global-id';
 import { parseTime } from '../core/validation';
-import { validateRules } from './ability';
+import { validateRules } from '../core/ability';
 import type { CreateApiKeyInput, CreatedApiKey, RevokeApiKeyInput, UpsertRoleInput } from './access.inputs';
 import { ApiKey } from './api-key.entity';
 import { mintApiKey } from './authenticate';
-import type { PolicyRule } from './policy-rules';
+import type { PolicyRule } from '../core/subjects';
 import { Role } from './role.entity';
 import { Team } from './team.entity';
 import { TOPICS } from '../core/events';

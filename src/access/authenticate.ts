@@ -2,9 +2,9 @@ import { createHash, createSecretKey, randomBytes, timingSafeEqual, type KeyObje
 import jwt from 'jsonwebtoken';
 import type { DataSource } from 'typeorm';
 import { AppError, ErrorCode, unauthenticated } from '../core/errors';
-import { buildAbility, type AppAbility, type Principal } from './ability';
+import { buildAbility, type AppAbility, type Principal } from '../core/ability';
 import { accountablePersonSql } from './accountable';
-import type { PolicyRule } from './policy-rules';
+import type { PolicyRule } from '../core/subjects';
 
 export interface Authentication {
   principal: Principal | null;

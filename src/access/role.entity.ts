@@ -3,7 +3,7 @@ import { Column, Entity, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 import { JSONScalar } from '../core/scalars';
 import { toGlobalId } from '../core/global-id';
 import { Node, NodeId } from '../core/node';
-import type { PolicyRule } from './policy-rules';
+import type { PolicyRule } from '../core/subjects';
 
 @ObjectType({ implements: Node, description: 'A named list of CASL rules; principals hold roles by name' })
 @Entity()

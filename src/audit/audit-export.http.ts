@@ -2,11 +2,11 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import type { Express, Request, Response } from 'express';
+import type { Request, Response, Router } from 'express';
 import type { AppServices, RequestContext } from '../core/context';
 import { AppError, badInput, ErrorCode, notFound } from '../core/errors';
 import { authorizeField } from '../core/policy';
-import { recordDenial } from './audit.service';
+import { recordDenial } from '../core/audit/audit-chain';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
 import { beginExport, exportById, exportChunks, exportKey, exportPublicKey, finishExport, loadExport, parsedOrRefused, parseExportQuery, scopeSubjects } from './audit-export.service';
 
@@ -51,7 +51,7 @@ async function exporter(app: AppServices, contextFor: ContextFor, req: Request, 
  * - `GET /audit/exports/:id/file?expires&signature` a file export, by its expiring signed link;
  * - `GET /audit/export/public-key` the PEM public key that signs manifests, and its key id.
  */
-export function mountAuditExportRoutes(expressApp: Express, app: AppServices, contextFor: ContextFor): void {
+export function mountAuditExportRoutes(expressApp: Router, app: AppServices, contextFor: ContextFor): void {
   expressApp.get('/audit/export/public-key', (_req, res) => {
     const { pem, keyId } = publicKeyOf(app);
     res.setHeader('x-audit-key-id', keyId);

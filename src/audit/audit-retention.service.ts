@@ -1,6 +1,7 @@
 import type { RequestContext } from '../core/context';
 import { toGlobalId } from '../core/global-id';
-import { appendAudit, CHAIN_LOCK, checkpointPayload } from './audit.service';
+import { appendAudit, CHAIN_LOCK } from '../core/audit/audit-chain';
+import { checkpointPayload } from './audit-verify';
 import { AuditCheckpoint } from './audit-export.entity';
 import { publicKeyOf, signCanonical } from './audit-export.format';
 

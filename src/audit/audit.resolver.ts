@@ -4,7 +4,7 @@ import { badInput } from '../core/errors';
 import { fromGlobalId } from '../core/global-id';
 import { Connection, PageArgs, paginate } from '../core/pagination';
 import { Policy } from '../core/policy';
-import { AuditDecision, AuditEvent } from './audit-event.entity';
+import { AuditDecision, AuditEvent } from '../core/audit/audit-event.entity';
 
 export const AuditEventConnection = Connection(AuditEvent);
 

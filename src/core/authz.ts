@@ -1,9 +1,8 @@
-import { subjectOf } from '../access/ability';
-import type { ActionName, SubjectName } from '../access/policy-rules';
+import { subjectOf } from './ability';
+import type { ActionName, SubjectName } from './subjects';
 import type { RequestContext } from './context';
-import { AppError, ErrorCode, badInput, conflict, forbidden, notFound } from './errors';
+import { AppError, ErrorCode, badInput, conflict, forbidden } from './errors';
 import { toGlobalId } from './global-id';
-import { Team } from '../access/team.entity';
 
 /** Throws FORBIDDEN (recorded as DENIED for mutations) unless the ability allows `action` on this row. */
 export function assertCan(ctx: RequestContext, action: ActionName, subjectName: SubjectName, row: object, key = (row as { id?: string }).id): void {
@@ -13,19 +12,6 @@ export function assertCan(ctx: RequestContext, action: ActionName, subjectName: 
     err.details.subjectId = key ? toGlobalId(subjectName, key) : null;
     throw err;
   }
-}
-
-/** The team a new row belongs to: the named one, or the caller's only team. */
-export async function resolveTeam(ctx: RequestContext, name: string | null | undefined): Promise<Team> {
-  const repo = (ctx.em ?? ctx.app.db.manager).getRepository(Team);
-  if (name) {
-    const team = await repo.findOne({ where: { name } });
-    if (!team) throw notFound(`Team "${name}"`);
-    return team;
-  }
-  const own = ctx.principal?.teamIds ?? [];
-  if (own.length !== 1) throw badInput('team is required (the caller belongs to more than one team, or none)', { field: 'team' });
-  return repo.findOneOrFail({ where: { id: own[0] } });
 }
 
 /** Maps constraint violations to client errors; anything else is rethrown untouched. */

@@ -1,39 +1,40 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import type Redis from 'ioredis';
-import type { AppAbility, Principal } from '../access/ability';
+import type { AppAbility, Principal } from './ability';
 import type { Config } from '../config';
 import type { AppError } from './errors';
 import type { EventBus } from './events';
+export type { EventPublisher } from './events';
 import type { Logger } from './logger';
 import type { Loaders } from './loaders';
-import type { ArtifactStore } from '../registry/artifact-store';
-import type { TrainingExecutor } from '../lineage/executor';
-import type { OutboxDispatcher } from '../queue/dispatcher';
-import type { Queues } from '../queue/queues';
-import type { InferenceEngine } from '../inference/inference.engine';
-import type { DenialRecorder } from '../audit/audit-denials';
+import type { ArtifactStore } from './artifact-store';
+import type { OutboxDispatcher } from './queue/dispatcher';
+import type { Queues } from './queue/queues';
+import type { DeniedAttempt } from './audit/audit-entry';
 
-/** Publishes change notifications to subscribers on every instance. */
-export interface EventPublisher {
-  publish(topic: string, payload: { id: string; [field: string]: unknown }): void;
+/** Where refused attempts go: rate-limited and folded (see DenialRecorder); answers the seconds to wait, or 0. */
+export interface DenialSink {
+  record(who: Pick<RequestContext, 'principal' | 'requestId' | 'log'>, attempt: DeniedAttempt): Promise<number>;
+  /** Writes what is folded so far (all of it, or only what is due). */
+  flush(all?: boolean): Promise<void>;
 }
 
-/** The long-lived parts every request and job shares. */
+/**
+ * The long-lived parts every request and job shares. Domains add their own parts (the training
+ * executor, the inference engine) by augmenting this interface beside their code.
+ */
 export interface AppServices {
   config: Config;
   db: DataSource;
   redis: Redis;
   log: Logger;
   artifacts: ArtifactStore;
-  executor: TrainingExecutor;
   /** Present where this process hands queued work to BullMQ. */
   queues?: Queues;
   dispatcher?: OutboxDispatcher;
   events?: EventBus;
-  /** Present in API processes that serve predictions. */
-  inference?: InferenceEngine;
   /** Records refused attempts (rate-limited, folded); without one, each is written as it happens. */
-  denials?: DenialRecorder;
+  denials?: DenialSink;
 }
 
 /**

@@ -1,8 +1,6 @@
 import { userInfo } from 'node:os';
 import { Client } from 'pg';
-import { DataSource, type Logger as TypeOrmLogger } from 'typeorm';
-import { MIGRATIONS } from '../../migrations';
-import { ENTITIES } from './entities';
+import { DataSource, type DataSourceOptions, type Logger as TypeOrmLogger } from 'typeorm';
 import { SnakeNamingStrategy } from './naming-strategy';
 
 /** Counts SQL statements, for tests and benchmarks that hold the statement budget. */
@@ -25,12 +23,18 @@ export function withDefaultUser(url: string): string {
   return u.toString();
 }
 
-export function createDataSource(url: string, counter = new StatementCounter()): DataSource {
+/** What the database holds: the entities and the migrations that build their tables (given by the assembly). */
+export interface DatabaseSchema {
+  entities: NonNullable<DataSourceOptions['entities']>;
+  migrations: NonNullable<DataSourceOptions['migrations']>;
+}
+
+export function createDataSource(url: string, schema: DatabaseSchema, counter = new StatementCounter()): DataSource {
   return new DataSource({
     type: 'postgres',
     url: withDefaultUser(url),
-    entities: ENTITIES,
-    migrations: MIGRATIONS,
+    entities: schema.entities,
+    migrations: schema.migrations,
     migrationsTableName: 'schema_migration',
     migrationsTransactionMode: 'each',
     namingStrategy: new SnakeNamingStrategy(),
@@ -64,9 +68,9 @@ export async function ensureDatabase(url: string): Promise<void> {
 }
 
 /** Connects and applies pending migrations (each in its own transaction). */
-export async function openDatabase(url: string, counter?: StatementCounter): Promise<DataSource> {
+export async function openDatabase(url: string, schema: DatabaseSchema, counter?: StatementCounter): Promise<DataSource> {
   await ensureDatabase(url);
-  const db = createDataSource(url, counter);
+  const db = createDataSource(url, schema, counter);
   await db.initialize();
   await db.runMigrations();
   return db;

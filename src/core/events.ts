@@ -2,7 +2,6 @@ import { createPubSub as createYogaPubSub } from '@graphql-yoga/subscription';
 import Redis from 'ioredis';
 import type { PubSub as TypeGraphqlPubSub } from 'type-graphql';
 import type { Config } from '../config';
-import type { EventPublisher } from './context';
 import type { Logger } from './logger';
 
 export type PubSub = TypeGraphqlPubSub;
@@ -124,6 +123,11 @@ function redisEventTarget(publishClient: Redis, subscribeClient: Redis, log: Log
       return true;
     },
   };
+}
+
+/** Publishes change notifications to subscribers on every instance. */
+export interface EventPublisher {
+  publish(topic: string, payload: { id: string; [field: string]: unknown }): void;
 }
 
 export interface EventBus extends EventPublisher {

@@ -1,5 +1,5 @@
 import type { EntityTarget, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
-import type { SubjectName } from '../access/policy-rules';
+import type { SubjectName } from './subjects';
 import type { RequestContext } from './context';
 import { paginate, type ConnectionShape, type PageArgs } from './pagination';
 

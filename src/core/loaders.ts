@@ -1,8 +1,8 @@
 import DataLoader from 'dataloader';
 import type { DataSource, EntityTarget, ObjectLiteral, SelectQueryBuilder } from 'typeorm';
-import type { AppAbility } from '../access/ability';
-import { accessibleSql, named } from '../access/casl-sql';
-import type { SubjectName } from '../access/policy-rules';
+import type { AppAbility } from './ability';
+import { accessibleSql, named } from './casl-sql';
+import type { SubjectName } from './subjects';
 
 /**
  * Per-request DataLoaders. They batch; they do not decide who may read what: each is built with

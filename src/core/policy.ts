@@ -1,7 +1,7 @@
 import { getMetadataStorage, UseMiddleware, type MiddlewareFn } from 'type-graphql';
 import type { GraphQLSchema } from 'graphql';
-import type { ActionName, SubjectName } from '../access/policy-rules';
-import { recordDenial } from '../audit/audit.service';
+import type { ActionName, SubjectName } from './subjects';
+import { recordDenial } from './audit/audit-chain';
 import type { RequestContext } from './context';
 import { AppError, ErrorCode, forbidden, unauthenticated } from './errors';
 import { assertStorable } from './validation';

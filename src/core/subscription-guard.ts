@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { getOperationAST, Kind, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode } from 'graphql';
-import type { AppAbility, Principal } from '../access/ability';
-import { auditDenied } from '../audit/audit.service';
+import type { AppAbility, Principal } from './ability';
+import { auditDenied } from './audit/audit-chain';
 import type { RequestContext } from './context';
 import { AppError, ErrorCode, unauthenticated } from './errors';
 import { TOPICS, type EventBus } from './events';

@@ -2,6 +2,12 @@ import { canonicalJson } from './canonical-json';
 import { badInput } from './errors';
 import { JSON_LIMITS, jsonTooDeep } from './scalars';
 
+/** Names of teams, datasets, models, deployments…: what a URL segment or a CLI argument can hold. */
+export const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+export const NAME_MSG = 'must be 1–63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit';
+/** A sha256 digest in lowercase hex. */
+export const SHA256 = /^[0-9a-f]{64}$/;
+
 /**
  * The reasons a string is refused as storable input (`extensions.reason`, and `reason` in REST
  * bodies), the same on every transport.

@@ -4,7 +4,7 @@ import type { InferenceConfig } from '../config';
 import { withDefaultUser } from '../core/database';
 import { toGlobalId } from '../core/global-id';
 import type { Logger } from '../core/logger';
-import type { ArtifactStore } from '../registry/artifact-store';
+import type { ArtifactStore } from '../core/artifact-store';
 import type { OnnxSignature } from '../registry/onnx';
 import { PredictionLog, ServingWindows } from './prediction-log';
 import { ServingMetrics } from './serving-metrics';
@@ -660,5 +660,12 @@ export class InferenceEngine {
     await this.windows.close();
     await Promise.all([this.pools.production.close(), this.pools.shared.close()]);
     await this.sql.end();
+  }
+}
+
+declare module '../core/context' {
+  interface AppServices {
+    /** Present in API processes that serve predictions. */
+    inference?: InferenceEngine;
   }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { subjectOf } from '../access/ability';
+import { subjectOf } from '../core/ability';
 import type { RequestContext } from '../core/context';
 import { AppError, ErrorCode, forbidden } from '../core/errors';
 import { hiddenRowError } from '../lineage/lineage.service';

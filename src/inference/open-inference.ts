@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
-import { subjectOf } from '../access/ability';
-import { recordDenial } from '../audit/audit.service';
+import { subjectOf } from '../core/ability';
+import { recordDenial } from '../core/audit/audit-chain';
 import type { AppServices, RequestContext } from '../core/context';
 import { AppError, badInput, ErrorCode, forbidden, HTTP_STATUS, notFound, unauthenticated } from '../core/errors';
 import { fromGlobalId, toGlobalId } from '../core/global-id';

@@ -1,7 +1,7 @@
 import { Field, ObjectType } from 'type-graphql';
 import { Column, Entity, Index } from 'typeorm';
 import { Node } from '../core/node';
-import { TeamOwnedEntity } from '../core/team-owned.entity';
+import { TeamOwnedEntity } from '../access/team-owned.entity';
 import { JSONScalar } from '../core/scalars';
 
 @ObjectType({ implements: Node, description: 'An immutable training configuration, identified by the sha256 of its canonical JSON' })

@@ -2,11 +2,10 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Readable } from 'node:stream';
 import type { EntityManager } from 'typeorm';
-import { audit, recordDenial } from '../audit/audit.service';
+import { audit, recordDenial } from '../core/audit/audit-chain';
 import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
-import { ArtifactTooLargeError } from '../registry/artifact-store';
-import { ArtifactRejectedError } from '../registry/artifact.service';
+import { ArtifactRejectedError, ArtifactTooLargeError } from '../core/artifact-store';
 import { DatasetBlob } from './dataset-blob.entity';
 import { DatasetVersion } from './dataset-version.entity';
 

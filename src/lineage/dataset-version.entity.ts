@@ -1,7 +1,7 @@
 import { Field, Int, ObjectType } from 'type-graphql';
 import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn } from 'typeorm';
 import { Node } from '../core/node';
-import { TeamOwnedEntity } from '../core/team-owned.entity';
+import { TeamOwnedEntity } from '../access/team-owned.entity';
 import { bigintAsNumber, JSONScalar } from '../core/scalars';
 import { Classification, Dataset } from './dataset.entity';
 

@@ -1,7 +1,7 @@
 import { Field, ObjectType } from 'type-graphql';
 import { Column, Entity, Index } from 'typeorm';
 import { Node } from '../core/node';
-import { TeamOwnedEntity } from '../core/team-owned.entity';
+import { TeamOwnedEntity } from '../access/team-owned.entity';
 
 @ObjectType({ implements: Node, description: 'Where a run executed: runtime, locked dependencies, image, hardware' })
 @Entity()

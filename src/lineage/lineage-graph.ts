@@ -1,19 +1,11 @@
 import { Field, ID, ObjectType, registerEnumType } from 'type-graphql';
 import type { DataSource, EntityMetadata } from 'typeorm';
-import { accessibleSql, positional } from '../access/casl-sql';
-import type { SubjectName } from '../access/policy-rules';
+import { accessibleSql, positional } from '../core/casl-sql';
+import type { SubjectName } from '../core/subjects';
 import type { RequestContext } from '../core/context';
 import { badInput, notFound } from '../core/errors';
 import { fromGlobalId, isUuid, toGlobalId } from '../core/global-id';
 import { Node } from '../core/node';
-import { ModelVersion } from '../registry/model-version.entity';
-import { Deployment } from '../rollouts/deployment.entity';
-import { CodeVersion } from './code-version.entity';
-import { Config } from './config.entity';
-import { DatasetVersion } from './dataset-version.entity';
-import { Environment } from './environment.entity';
-import { SeedSet } from './seed-set.entity';
-import { TrainingRun } from './training-run.entity';
 
 export enum LineageDirection {
   UPSTREAM = 'UPSTREAM',
@@ -62,15 +54,19 @@ export class Lineage {
 
 type NodeType = 'DatasetVersion' | 'CodeVersion' | 'Config' | 'SeedSet' | 'Environment' | 'TrainingRun' | 'ModelVersion' | 'Deployment';
 
-export const NODE_ENTITIES: Record<NodeType, { entity: Function; table: string }> = {
-  DatasetVersion: { entity: DatasetVersion, table: 'dataset_version' },
-  CodeVersion: { entity: CodeVersion, table: 'code_version' },
-  Config: { entity: Config, table: 'config' },
-  SeedSet: { entity: SeedSet, table: 'seed_set' },
-  Environment: { entity: Environment, table: 'environment' },
-  TrainingRun: { entity: TrainingRun, table: 'training_run' },
-  ModelVersion: { entity: ModelVersion, table: 'model_version' },
-  Deployment: { entity: Deployment, table: 'deployment' },
+/**
+ * Each node kind's table. Kinds of later domains (model versions, deployments) are named, not
+ * imported: the graph reads their rows by entity name, so lineage depends on no domain above it.
+ */
+export const NODE_ENTITIES: Record<NodeType, { table: string }> = {
+  DatasetVersion: { table: 'dataset_version' },
+  CodeVersion: { table: 'code_version' },
+  Config: { table: 'config' },
+  SeedSet: { table: 'seed_set' },
+  Environment: { table: 'environment' },
+  TrainingRun: { table: 'training_run' },
+  ModelVersion: { table: 'model_version' },
+  Deployment: { table: 'deployment' },
 };
 export const LINEAGE_NODE_TYPES = Object.keys(NODE_ENTITIES) as NodeType[];
 
@@ -98,7 +94,7 @@ export const EDGE_KINDS: EdgeKind[] = [
 
 /** Turns a row read as jsonb back into an entity instance (dates, numbers and getters included). */
 function hydrate(db: DataSource, type: NodeType, json: Record<string, unknown>): object {
-  const meta: EntityMetadata = db.getMetadata(NODE_ENTITIES[type].entity);
+  const meta: EntityMetadata = db.getMetadata(type);
   const row = meta.create() as Record<string, unknown>;
   for (const col of meta.columns) {
     let v = json[col.databaseName];

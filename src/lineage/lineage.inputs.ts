@@ -1,24 +1,10 @@
 import { ArrayMaxSize, IsInt, IsOptional, IsUrl, Length, Matches, Max, MaxLength, Min, ValidateNested, IsISO8601 } from 'class-validator';
 import { Field, ID, InputType } from 'type-graphql';
 import { JSONObjectScalar, JSONScalar } from '../core/scalars';
+import { NAME, NAME_MSG, SHA256 } from '../core/validation';
 import { Classification } from './dataset.entity';
 import { DatasetRole, TrainingRunStatus } from './training-run.entity';
 
-export const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
-export const SHA256 = /^[0-9a-f]{64}$/;
-const NAME_MSG = 'must be 1–63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit';
-
-@InputType()
-export class CreateTeamInput {
-  @Field()
-  @Matches(NAME, { message: `name ${NAME_MSG}` })
-  name!: string;
-
-  @Field(() => String, { nullable: true })
-  @IsOptional()
-  @MaxLength(2000)
-  description?: string | null;
-}
 
 @InputType()
 export class CreateDatasetInput {
@@ -274,10 +260,3 @@ export class TrainingRunFilter {
   @Field(() => ID, { nullable: true, description: 'Runs that used this dataset version' })
   datasetVersion?: string | null;
 }
-
-@InputType()
-export class TeamFilter {
-  @Field(() => String, { nullable: true })
-  name?: string | null;
-}
-

@@ -1,11 +1,10 @@
 import { Arg, Args, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
-import { subjectOf } from '../access/ability';
+import { subjectOf } from '../core/ability';
 import type { RequestContext } from '../core/context';
 import { expectId } from '../core/global-id';
 import { listConnection, whereTeam } from '../core/list';
 import { Connection, PageArgs } from '../core/pagination';
 import { Policy } from '../core/policy';
-import { ModelVersion } from '../registry/model-version.entity';
 import { CodeVersion } from './code-version.entity';
 import { Config } from './config.entity';
 import { Dataset } from './dataset.entity';
@@ -16,7 +15,6 @@ import {
   CreateDatasetInput,
   DatasetFilter,
   DatasetVersionFilter,
-  RecordTrainingRunInput,
   RegisterCodeVersionInput,
   RegisterConfigInput,
   RegisterDatasetVersionInput,
@@ -161,12 +159,6 @@ export class LineageMutationResolver {
   registerEnvironment(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterEnvironmentInput) input: RegisterEnvironmentInput) {
     return lineage.registerEnvironment(ctx, input);
   }
-
-  @Mutation(() => TrainingRun, { description: 'Records a run done elsewhere, linking its inputs' })
-  @Policy({ action: 'create', subject: 'TrainingRun' })
-  recordTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => RecordTrainingRunInput) input: RecordTrainingRunInput) {
-    return lineage.recordTrainingRun(ctx, input);
-  }
 }
 
 @Resolver(() => Dataset)
@@ -239,16 +231,6 @@ export class TrainingRunFieldResolver {
   @FieldResolver(() => Environment, { nullable: true })
   environment(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Environment, 'Environment').load(r.environmentId);
-  }
-
-  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The model version the run started from, if any' })
-  baseModelVersion(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
-    return r.baseModelVersionId ? ctx.loaders.byId(ModelVersion, 'ModelVersion').load(r.baseModelVersionId) : null;
-  }
-
-  @FieldResolver(() => [ModelVersion], { description: 'Model versions the run produced' })
-  outputs(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
-    return ctx.loaders.byColumn(ModelVersion, 'ModelVersion', 'training_run_id', { version: 'ASC' }).load(r.id);
   }
 }
 

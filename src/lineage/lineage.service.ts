@@ -1,14 +1,14 @@
 import type { EntityManager, EntityTarget, ObjectLiteral } from 'typeorm';
-import { Team } from '../access/team.entity';
-import { audit } from '../audit/audit.service';
+import type { Team } from '../access/team.entity';
+import { audit } from '../core/audit/audit-chain';
 import { sha256Hex } from '../core/canonical-json';
 import { inTransaction, type RequestContext } from '../core/context';
-import { assertCan, mapDbError, resolveTeam } from '../core/authz';
+import { resolveTeam } from '../access/team.service';
+import { assertCan, mapDbError } from '../core/authz';
 import { badInput, notFound } from '../core/errors';
 import { expectId, toGlobalId } from '../core/global-id';
-import { boundedCanonicalJson, parseTime, validateMetrics } from '../core/validation';
-import type { SubjectName } from '../access/policy-rules';
-import { ModelVersion } from '../registry/model-version.entity';
+import { boundedCanonicalJson } from '../core/validation';
+import type { SubjectName } from '../core/subjects';
 import { CodeVersion } from './code-version.entity';
 import { Config } from './config.entity';
 import { Dataset } from './dataset.entity';
@@ -16,8 +16,6 @@ import { DatasetVersion, DatasetVersionParent } from './dataset-version.entity';
 import { Environment } from './environment.entity';
 import type {
   CreateDatasetInput,
-  CreateTeamInput,
-  RecordTrainingRunInput,
   RegisterCodeVersionInput,
   RegisterConfigInput,
   RegisterDatasetVersionInput,
@@ -25,7 +23,6 @@ import type {
   RegisterSeedSetInput,
 } from './lineage.inputs';
 import { SeedSet } from './seed-set.entity';
-import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from './training-run.entity';
 
 /**
  * NOT_FOUND for an id the caller cannot see: a row it may not read is answered exactly like a
@@ -61,16 +58,6 @@ export async function loadReadable<T extends ObjectLiteral>(
   const locked = await readable().setLock(lock === 'update' ? 'pessimistic_write' : 'pessimistic_read').getOne();
   if (!locked) throw hiddenRowError(subjectName, key, id);
   return locked;
-}
-
-export async function createTeam(ctx: RequestContext, input: CreateTeamInput): Promise<Team> {
-  return inTransaction(ctx, async (em) => {
-    const team = em.create(Team, { name: input.name, description: input.description ?? null });
-    assertCan(ctx, 'create', 'Team', { ...team, teamId: undefined });
-    await em.insert(Team, team).catch((e) => mapDbError(e, `Team "${input.name}"`));
-    await audit(ctx, { action: 'createTeam', subjectType: 'Team', subjectId: toGlobalId('Team', team.id), after: team });
-    return team;
-  });
 }
 
 export async function createDataset(ctx: RequestContext, input: CreateDatasetInput): Promise<Dataset> {
@@ -214,7 +201,6 @@ export function registerCodeVersion(ctx: RequestContext, input: RegisterCodeVers
   return registerContent(ctx, CodeVersion, 'CodeVersion', 'registerCodeVersion', input.team, identity, () => identity, audited);
 }
 
-const FINISHED = [TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];
 
 /**
  * The dataset versions a run names, in the order given: each once, each readable by the caller
@@ -232,46 +218,3 @@ export async function loadRunDatasets(ctx: RequestContext, em: EntityManager, da
   });
 }
 
-export async function recordTrainingRun(ctx: RequestContext, input: RecordTrainingRunInput): Promise<TrainingRun> {
-  if (!FINISHED.includes(input.status)) throw badInput('a recorded run must be SUCCEEDED, FAILED or CANCELLED', { field: 'status' });
-  const metrics = validateMetrics(input.metrics);
-  const startedAt = parseTime(input.startedAt, 'startedAt');
-  const finishedAt = parseTime(input.finishedAt, 'finishedAt');
-  if (startedAt && finishedAt && finishedAt < startedAt) throw badInput('finishedAt is before startedAt', { field: 'finishedAt' });
-  return inTransaction(ctx, async (em) => {
-    const team = await resolveTeam(ctx, input.team);
-    const datasets = await loadRunDatasets(ctx, em, input.datasets);
-    const code = await loadReadable(ctx, em, CodeVersion, 'CodeVersion', input.codeVersion, 'codeVersion');
-    const config = await loadReadable(ctx, em, Config, 'Config', input.config, 'config');
-    const seeds = await loadReadable(ctx, em, SeedSet, 'SeedSet', input.seedSet, 'seedSet');
-    const env = await loadReadable(ctx, em, Environment, 'Environment', input.environment, 'environment');
-    const base = input.baseModelVersion ? await loadReadable(ctx, em, ModelVersion, 'ModelVersion', input.baseModelVersion, 'baseModelVersion') : null;
-    const run = em.create(TrainingRun, {
-      teamId: team.id,
-      name: input.name ?? null,
-      status: input.status,
-      codeVersionId: code.id,
-      configId: config.id,
-      seedSetId: seeds.id,
-      environmentId: env.id,
-      baseModelVersionId: base?.id ?? null,
-      startedAt,
-      finishedAt,
-      metrics,
-      createdBy: ctx.principal!.id,
-    });
-    assertCan(ctx, 'create', 'TrainingRun', run);
-    await em.insert(TrainingRun, run);
-    await em.insert(
-      TrainingRunDataset,
-      input.datasets.map((d, i) => ({ trainingRunId: run.id, datasetVersionId: datasets[i].id, role: d.role })),
-    );
-    await audit(ctx, {
-      action: 'recordTrainingRun',
-      subjectType: 'TrainingRun',
-      subjectId: toGlobalId('TrainingRun', run.id),
-      after: { ...run, datasets: input.datasets },
-    });
-    return run;
-  });
-}

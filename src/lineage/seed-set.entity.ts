@@ -1,7 +1,7 @@
 import { Field, ObjectType } from 'type-graphql';
 import { Column, Entity, Index } from 'typeorm';
 import { Node } from '../core/node';
-import { TeamOwnedEntity } from '../core/team-owned.entity';
+import { TeamOwnedEntity } from '../access/team-owned.entity';
 import { JSONObjectScalar } from '../core/scalars';
 
 @ObjectType({ implements: Node, description: 'Named integer seeds (split, init, shuffle, …), identified by the sha256 of their canonical JSON' })

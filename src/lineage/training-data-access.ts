@@ -1,5 +1,5 @@
-import { subjectOf } from '../access/ability';
-import { PROTECTED_FIELDS } from '../access/policy-rules';
+import { subjectOf } from '../core/ability';
+import { PROTECTED_FIELDS } from '../core/subjects';
 import type { RequestContext } from '../core/context';
 import { Classification } from './dataset.entity';
 

@@ -2,9 +2,9 @@ import type { AppServices } from '../core/context';
 import { ModelVersion } from '../registry/model-version.entity';
 import { AlertKind, AlertSeverity } from './alert.entity';
 import { computeDriftReport, type DriftReport, type DriftThresholds, type FeatureDrift } from './drift.service';
-import type { Condition } from './monitor.service';
+import type { Condition } from './condition';
 import { computeReference, ReferenceProfileUnavailableError } from './reference-profile.service';
-import { isReferenceProfile, type ReferenceProfile, type ReferenceSamples } from './reference-profile';
+import { isReferenceProfile, type ReferenceProfile, type ReferenceSamples } from '../registry/reference-profile';
 
 /** Drift of one serving version over a window. */
 export interface VersionDrift {

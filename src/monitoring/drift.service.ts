@@ -9,7 +9,7 @@ import {
   wasserstein,
   type SampleBuckets,
 } from './drift-stats';
-import { binOf, type CategoricalReference, type NumericReference, type ReferenceProfile, type ReferenceSample, type ReferenceSamples } from './reference-profile';
+import { binOf, type CategoricalReference, type NumericReference, type ReferenceProfile, type ReferenceSample, type ReferenceSamples } from '../registry/reference-profile';
 
 /** Anything with `query` (a pg Pool or client, a TypeORM DataSource or EntityManager). */
 export interface Queryable {

@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
-import { audit } from '../audit/audit.service';
+import type { Condition } from './condition';
+import { audit } from '../core/audit/audit-chain';
 import type { AppServices, RequestContext } from '../core/context';
 import { inTransaction } from '../core/context';
 import { assertCan } from '../core/authz';
@@ -7,14 +8,14 @@ import { badInput, conflict } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
 import { DatasetVersion } from '../lineage/dataset-version.entity';
-import { QUEUES } from '../queue/queues';
+import { QUEUES } from '../core/queue/queues';
 import { loadReadable } from '../lineage/lineage.service';
 import { DatasetRole } from '../lineage/training-run.entity';
-import { startTrainingRun } from '../lineage/training.service';
-import type { StartTrainingRunInput } from '../lineage/training.inputs';
+import { startTrainingRun } from '../training/training.service';
+import type { StartTrainingRunInput } from '../training/training.inputs';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from '../rollouts/deployment.entity';
-import { systemContext } from '../seed/system-context';
+import { systemContext } from '../access/system-context';
 import { Alert, AlertKind, AlertSeverity, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import { driftConditions, driftForVersion, type VersionDrift } from './drift-monitor';
 import { latencyStats, type VersionLatency } from './latency';
@@ -65,19 +66,6 @@ export function monitoringOf(app: AppServices, d: Pick<Deployment, 'monitoring'>
     drift: m.drift ?? {},
     retrainDatasetVersion: m.retrainDatasetVersion ?? null,
   };
-}
-
-/** A condition found in a window, before it becomes (or updates) an alert. */
-export interface Condition {
-  versionId: string;
-  kind: AlertKind;
-  feature: string;
-  statistic: string;
-  value: number;
-  threshold: number;
-  pValue: number | null;
-  severity: AlertSeverity;
-  details: Record<string, unknown>;
 }
 
 const keyOf = (c: { versionId?: string; modelVersionId?: string; kind: AlertKind; feature: string }) => `${c.versionId ?? c.modelVersionId}/${c.kind}/${c.feature}`;

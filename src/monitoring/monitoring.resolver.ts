@@ -1,5 +1,5 @@
 import { Arg, Args, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { subjectOf } from '../access/ability';
+import { subjectOf } from '../core/ability';
 import type { RequestContext } from '../core/context';
 import { badInput, notFound } from '../core/errors';
 import { TOPICS } from '../core/events';

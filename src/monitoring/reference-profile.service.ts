@@ -10,7 +10,7 @@ import {
   type NumericReference,
   type ReferenceProfile,
   type ReferenceSample,
-} from './reference-profile';
+} from '../registry/reference-profile';
 
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 

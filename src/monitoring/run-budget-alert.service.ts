@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { audit } from '../audit/audit.service';
+import { audit } from '../core/audit/audit-chain';
 import type { AppServices } from '../core/context';
 import { inTransaction } from '../core/context';
 import { toGlobalId } from '../core/global-id';
 import type { BudgetTrip, InferenceEngine } from '../inference/inference.engine';
-import { systemContext } from '../seed/system-context';
+import { systemContext } from '../access/system-context';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
 import { openAlert, publishAlert } from './monitor.service';
 

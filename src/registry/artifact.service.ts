@@ -1,13 +1,13 @@
 import type { Readable } from 'node:stream';
 import type { EntityManager } from 'typeorm';
-import { audit, auditDenied } from '../audit/audit.service';
+import { audit, auditDenied } from '../core/audit/audit-chain';
 import { inTransaction, type RequestContext } from '../core/context';
-import { recordDenial } from '../audit/audit.service';
+import { recordDenial } from '../core/audit/audit-chain';
 import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { assertStorable } from '../core/validation';
 import { Artifact } from './artifact.entity';
 import { ModelVersion } from './model-version.entity';
-import { ArtifactTooLargeError } from './artifact-store';
+import { ArtifactRejectedError, ArtifactTooLargeError } from '../core/artifact-store';
 import { OnnxExternalDataError, OnnxParseError, type OnnxSignature } from './onnx';
 import { parseOnnxFile } from './onnx-parse';
 import { RegistryReason, registryError } from './registry.errors';
@@ -23,15 +23,6 @@ export interface UploadedArtifact {
    * an upload cannot confirm a guess of a model the caller may not read; storage is shared either way.
    */
   created: boolean;
-}
-
-export class ArtifactRejectedError extends Error {
-  constructor(
-    message: string,
-    readonly status: number,
-  ) {
-    super(message);
-  }
 }
 
 /**

@@ -1,7 +1,7 @@
 import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 import { Node } from '../core/node';
-import { TeamOwnedEntity } from '../core/team-owned.entity';
+import { TeamOwnedEntity } from '../access/team-owned.entity';
 import { bigintAsNumber, JSONObjectScalar, JSONScalar } from '../core/scalars';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { Artifact } from './artifact.entity';

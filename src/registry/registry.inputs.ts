@@ -1,7 +1,7 @@
 import { IsOptional, Length, Matches, MaxLength } from 'class-validator';
 import { Field, ID, InputType } from 'type-graphql';
 import { JSONObjectScalar } from '../core/scalars';
-import { NAME, SHA256 } from '../lineage/lineage.inputs';
+import { NAME, SHA256 } from '../core/validation';
 import { ModelVersionStatus } from './model-version.entity';
 
 @InputType()

@@ -8,7 +8,6 @@ import { Policy } from '../core/policy';
 import { JSONScalar } from '../core/scalars';
 import { mayReadTrainingData } from '../lineage/training-data-access';
 import { TrainingRun } from '../lineage/training-run.entity';
-import { Deployment } from '../rollouts/deployment.entity';
 import { Approval } from './approval.entity';
 import { compareVersions, ModelVersionComparison } from './compare';
 import { Model } from './model.entity';
@@ -187,11 +186,6 @@ export class ModelVersionFieldResolver {
         return ids.map((id) => rows.filter((x) => x.modelVersionId === id));
       })
       .load(r.id);
-  }
-
-  @FieldResolver(() => [Deployment], { description: 'Deployments routing traffic to this version' })
-  deployments(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
-    return ctx.loaders.through(Deployment, 'Deployment', { table: 'traffic_share', from: 'model_version_id', to: 'deployment_id' }).load(r.id);
   }
 
   @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version numbered just before this one (that the caller may read)' })

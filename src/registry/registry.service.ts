@@ -1,16 +1,15 @@
 import type { EntityManager } from 'typeorm';
-import { subjectOf } from '../access/ability';
+import { subjectOf } from '../core/ability';
 import { accountablePerson, accountablePersonOf } from '../access/accountable';
-import { audit } from '../audit/audit.service';
-import { assertCan, mapDbError, resolveTeam } from '../core/authz';
+import { audit } from '../core/audit/audit-chain';
+import { resolveTeam } from '../access/team.service';
+import { assertCan, mapDbError } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
 import { notFound, type AppError } from '../core/errors';
 import { toGlobalId } from '../core/global-id';
 import { validateMetrics } from '../core/validation';
 import { loadReadable } from '../lineage/lineage.service';
 import { TrainingRun, TrainingRunStatus } from '../lineage/training-run.entity';
-import { Deployment, TrafficShare } from '../rollouts/deployment.entity';
-import { ShadowShare } from '../rollouts/rollout.entity';
 import { Approval, ReviewDecision } from './approval.entity';
 import { Artifact } from './artifact.entity';
 import { checkStoredArtifact } from './artifact.service';
@@ -163,23 +162,9 @@ async function transition(
     const before: Record<string, unknown> = { status: version.status };
     const after: Record<string, unknown> = { status: to, ...actingFor(ctx) };
     if (to === ModelVersionStatus.ARCHIVED) {
-      const serving =
-        (await em.count(TrafficShare, { where: { modelVersionId: version.id } })) + (await em.count(ShadowShare, { where: { modelVersionId: version.id } }));
-      if (serving > 0) throw registryError(RegistryReason.VERSION_SERVING, 'The version still receives traffic; take it out of every deployment first');
-      const [{ pending }] = await em.query(
-        `SELECT count(*)::int AS pending FROM rollout WHERE status IN ('IN_PROGRESS', 'PAUSED')
-           AND (model_version_id = $1 OR baseline_split @> jsonb_build_array(jsonb_build_object('modelVersionId', $1::text)))`,
-        [version.id],
-      );
-      if (pending > 0) throw registryError(RegistryReason.VERSION_SERVING, 'A rollout in flight may return traffic to this version; finish or abort it first');
-      // The last stable version of a deployment is loaded beside its split to answer when the
-      // serving versions fail, and rollbackDeployment returns to it: it is still on the serving path.
-      if (await em.exists(Deployment, { where: { lastStableVersionId: version.id } })) {
-        throw registryError(
-          RegistryReason.VERSION_SERVING,
-          "The version is a deployment's last stable version (its fallback, and where a rollback returns); give all of that deployment's traffic to another version first",
-        );
-      }
+      // Still routed, mirrored, pending in a rollout or a deployment's fallback: the domain that routes traffic knows.
+      const serving = await ctx.app.servingPath(em, version.id);
+      if (serving) throw registryError(RegistryReason.VERSION_SERVING, serving);
       const aliases = await em.find(ModelVersionAlias, { where: { modelVersionId: version.id } });
       if (aliases.length) {
         before.aliases = aliases.map((a) => a.alias);

@@ -1,6 +1,7 @@
 import type { EntityManager } from 'typeorm';
-import { audit } from '../audit/audit.service';
-import { assertCan, mapDbError, resolveTeam } from '../core/authz';
+import { audit } from '../core/audit/audit-chain';
+import { resolveTeam } from '../access/team.service';
+import { assertCan, mapDbError } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, conflict } from '../core/errors';
 import { expectId, toGlobalId } from '../core/global-id';
@@ -10,7 +11,6 @@ import { ModelVersion, ModelVersionStatus } from '../registry/model-version.enti
 import { Deployment, DeploymentEnvironment, TrafficShare } from './deployment.entity';
 import type { CreateDeploymentInput, SetTrafficSplitInput, TrafficShareInput } from './rollouts.inputs';
 import { applySplit, conflictIfRolling } from './rollout.service';
-import { scheduleMonitor } from '../monitoring/monitor.service';
 
 /** Validates a split against its deployment; returns the shares to store. */
 async function checkSplit(ctx: RequestContext, em: EntityManager, deployment: Deployment, split: TrafficShareInput[]): Promise<TrafficShare[]> {
@@ -66,7 +66,7 @@ export async function createDeployment(ctx: RequestContext, input: CreateDeploym
     return deployment;
   });
   // Its monitor runs from now on (workers also reconcile every deployment's schedule at start).
-  await scheduleMonitor(ctx.app, created).catch((e) => ctx.log.warn({ err: (e as Error).message }, 'monitor not scheduled (Redis unavailable)'));
+  await ctx.app.deploymentMonitors.schedule(created).catch((e) => ctx.log.warn({ err: (e as Error).message }, 'monitor not scheduled (Redis unavailable)'));
   return created;
 }
 
@@ -88,4 +88,15 @@ export async function setTrafficSplit(ctx: RequestContext, input: SetTrafficSpli
     });
     return em.findOneByOrFail(Deployment, { id: deployment.id });
   });
+}
+
+/** Starts (or re-times) a deployment's monitor; the monitoring domain provides it, the assembly wires it. */
+export interface DeploymentMonitors {
+  schedule(deployment: Pick<Deployment, 'id' | 'monitoring'>): Promise<void>;
+}
+
+declare module '../core/context' {
+  interface AppServices {
+    deploymentMonitors: DeploymentMonitors;
+  }
 }

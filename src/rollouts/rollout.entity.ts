@@ -1,7 +1,7 @@
 import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { Node } from '../core/node';
-import { TeamOwnedEntity } from '../core/team-owned.entity';
+import { TeamOwnedEntity } from '../access/team-owned.entity';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from './deployment.entity';
 

@@ -1,14 +1,14 @@
 import type { EntityManager } from 'typeorm';
 import { In } from 'typeorm';
-import { audit } from '../audit/audit.service';
+import { audit } from '../core/audit/audit-chain';
 import { assertCan } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
 import { AppError, badInput, conflict, ErrorCode } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
 import { loadReadable } from '../lineage/lineage.service';
-import { enqueue } from '../queue/outbox';
-import { QUEUES, type RolloutJob } from '../queue/queues';
+import { enqueue } from '../core/queue/outbox';
+import { QUEUES, type RolloutJob } from '../core/queue/queues';
 import { ModelVersion, ModelVersionStatus } from '../registry/model-version.entity';
 import { Deployment, DeploymentEnvironment, TrafficShare } from './deployment.entity';
 import { PredictionWindow, Rollout, RolloutStatus, RolloutStrategy, ShadowShare, type SplitEntry } from './rollout.entity';

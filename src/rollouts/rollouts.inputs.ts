@@ -1,7 +1,7 @@
 import { ArrayMaxSize, ArrayMinSize, IsInt, IsOptional, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { Field, ID, InputType, Int } from 'type-graphql';
 import { JSONObjectScalar } from '../core/scalars';
-import { NAME } from '../lineage/lineage.inputs';
+import { NAME } from '../core/validation';
 import { DeploymentEnvironment } from './deployment.entity';
 import { RolloutStatus, RolloutStrategy } from './rollout.entity';
 

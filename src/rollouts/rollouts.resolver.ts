@@ -1,5 +1,5 @@
 import { Arg, Args, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { subjectOf } from '../access/ability';
+import { subjectOf } from '../core/ability';
 import { notFound } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { authorizeField, Policy } from '../core/policy';
@@ -194,5 +194,14 @@ export class TrafficShareFieldResolver {
   @FieldResolver(() => ModelVersion, { nullable: true })
   modelVersion(@Root() r: TrafficShare, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(ModelVersion, 'ModelVersion').load(r.modelVersionId);
+  }
+}
+
+/** Where a model version serves: deployments are the rollouts domain's to answer. */
+@Resolver(() => ModelVersion)
+export class ModelVersionDeploymentsResolver {
+  @FieldResolver(() => [Deployment], { description: 'Deployments routing traffic to this version' })
+  deployments(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.through(Deployment, 'Deployment', { table: 'traffic_share', from: 'model_version_id', to: 'deployment_id' }).load(r.id);
   }
 }

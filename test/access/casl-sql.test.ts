@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
-import { buildAbility, subjectOf, validateRules, type AppAbility, type Principal } from '../../src/access/ability';
-import { accessibleSql, positional } from '../../src/access/casl-sql';
-import { POLICY_ATTRIBUTES, type PolicyRule } from '../../src/access/policy-rules';
+import { buildAbility, subjectOf, validateRules, type AppAbility, type Principal } from '../../src/core/ability';
+import { accessibleSql, positional } from '../../src/core/casl-sql';
+import { POLICY_ATTRIBUTES, type PolicyRule } from '../../src/core/subjects';
 import { databaseUrlFor, dropDatabase, testDatabaseName } from '../support/harness';
 
 // mulberry32, seeded: a failure names a rule set that reproduces on every run.

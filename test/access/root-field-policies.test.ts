@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { buildSchema, Query, Resolver } from 'type-graphql';
 import { rootFieldPolicies } from '../../src/core/policy';
 import { emittedSchema } from '../../src/cli';
-import { buildAppSchema } from '../../src/server';
+import { buildAppSchema } from '../../src/app/schema';
 import { repoRoot } from '../support/repo';
 
 // A diff in this snapshot changes who can reach an endpoint: review it as a permission change.

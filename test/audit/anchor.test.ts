@@ -7,9 +7,9 @@ import type { DataSource } from 'typeorm';
 import { applyRetention } from '../../src/audit/audit-retention.service';
 import { ConfigError, loadConfig } from '../../src/config';
 import { canonicalJson } from '../../src/core/canonical-json';
-import { openDatabase } from '../../src/core/database';
-import { QUEUES } from '../../src/queue/queues';
-import { systemContext } from '../../src/seed/system-context';
+import { openAppDatabase } from '../../src/app/database';
+import { QUEUES } from '../../src/core/queue/queues';
+import { systemContext } from '../../src/access/system-context';
 import { runAuditCli, runAuditVerify } from '../support/audit';
 import { anchorLines, asDatabaseOwner, chainHead, truncateChainTo } from '../support/audit-anchor';
 import { appendGeneratedEvents } from '../support/audit-chain';
@@ -192,7 +192,7 @@ describe('audit chain anchors: truncation with a rewritten head is caught', () =
     const name = `${new URL(t.databaseUrl).pathname.slice(1)}_other`;
     let other: DataSource | undefined;
     try {
-      other = await openDatabase(databaseUrlFor(name));
+      other = await openAppDatabase(databaseUrlFor(name));
       await appendGeneratedEvents(other, 3);
       const otherFile = path.join(t.config.dataDir, 'other-database.ndjson');
       const published = await runAuditCli(t, ['audit', 'anchor'], { DATABASE_URL: databaseUrlFor(name), AUDIT_ANCHOR_FILE: otherFile });

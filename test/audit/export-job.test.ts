@@ -7,7 +7,7 @@ import { verifyExport } from '../../src/audit/audit-export.format';
 import { downloadSignature } from '../../src/audit/audit-export.http';
 import { TOPICS } from '../../src/core/events';
 import { fromGlobalId } from '../../src/core/global-id';
-import { QUEUES } from '../../src/queue/queues';
+import { QUEUES } from '../../src/core/queue/queues';
 import { appendGeneratedEvents } from '../support/audit-chain';
 import { codeOf, JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';

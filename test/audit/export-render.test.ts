@@ -4,7 +4,7 @@ import type { Pool } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { verifyExport } from '../../src/audit/audit-export.format';
 import { Col, COLUMN_COUNT, CopyRows } from '../../src/audit/audit-export.render';
-import { appendAudit } from '../../src/audit/audit.service';
+import { appendAudit } from '../../src/core/audit/audit-chain';
 import { startTestServer, type TestServer } from '../support/harness';
 
 // How PostgreSQL rendered event lines before the server did: the exported bytes must stay the same.

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { eventHash, signManifest, verifyExport } from '../../src/audit/audit-export.format';
-import { AuditDecision, type AuditEvent } from '../../src/audit/audit-event.entity';
-import { chainHash, GENESIS_HASH, hashedPayload } from '../../src/audit/audit.service';
+import { AuditDecision, type AuditEvent } from '../../src/core/audit/audit-event.entity';
+import { chainHash, GENESIS_HASH, hashedPayload } from '../../src/core/audit/audit-chain';
 import { canonicalJson } from '../../src/core/canonical-json';
 
 // Known answers: the audit hash format checked against values computed outside this code base, so

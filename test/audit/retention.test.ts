@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { verifyExport } from '../../src/audit/audit-export.format';
 import { applyRetention } from '../../src/audit/audit-retention.service';
 import { ConfigError, loadConfig } from '../../src/config';
-import { systemContext } from '../../src/seed/system-context';
+import { systemContext } from '../../src/access/system-context';
 import { runAuditVerify } from '../support/audit';
 import { appendGeneratedEvents } from '../support/audit-chain';
 import { startTestServer, type TestServer } from '../support/harness';

@@ -2,14 +2,14 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { DataSource } from 'typeorm';
 import { MIGRATIONS } from '../../migrations';
-import { openDatabase } from '../../src/core/database';
+import { openAppDatabase } from '../../src/app/database';
 import { databaseUrlFor, dropDatabase, testDatabaseName } from '../support/harness';
 
 describe('the schema comes only from the migrations', () => {
   const dbName = testDatabaseName('migrations');
   let db: DataSource;
   before(async () => {
-    db = await openDatabase(databaseUrlFor(dbName));
+    db = await openAppDatabase(databaseUrlFor(dbName));
   });
   after(async () => {
     if (db?.isInitialized) await db.destroy();

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { startServer, type RunningServer } from '../../src/server';
+import { startServer, type RunningServer } from '../../src/app/server';
 import { expectId } from '../../src/core/global-id';
 import { createLogger } from '../../src/core/logger';
 import { startTestServer, type TestServer } from '../support/harness';

@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { computeDriftReport, type FeatureDrift } from '../../src/monitoring/drift.service';
-import { categoricalReference, numericReference, referenceSample, type ReferenceProfile, type ReferenceSamples } from '../../src/monitoring/reference-profile';
+import { categoricalReference, numericReference, referenceSample, type ReferenceProfile, type ReferenceSamples } from '../../src/registry/reference-profile';
 import { startTestServer, type TestServer } from '../support/harness';
 import { repoRoot } from '../support/repo';
 

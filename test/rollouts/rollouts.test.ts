@@ -7,7 +7,7 @@ import { eventually } from '../support/processes';
 import { uploadArtifact } from '../support/http';
 import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
 import { TOPICS } from '../../src/core/events';
-import { QUEUES } from '../../src/queue/queues';
+import { QUEUES } from '../../src/core/queue/queues';
 
 const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
 const ROLLOUT = 'id status strategy steps currentStep percent reason';

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { ReferenceProfileAggregates1795312407731 } from '../../migrations/1795312407731-ReferenceProfileAggregates';
 import { fromGlobalId, toGlobalId } from '../../src/core/global-id';
-import { numericReference, referenceSample } from '../../src/monitoring/reference-profile';
+import { numericReference, referenceSample } from '../../src/registry/reference-profile';
 import { dataOf } from '../support/access';
 import { startTestServer, type TestServer } from '../support/harness';
 import { writeLineageFixture } from '../support/lineage-fixture';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import { canonicalJson } from '../../src/core/canonical-json';
-import { GENESIS_HASH } from '../../src/audit/audit.service';
+import { GENESIS_HASH } from '../../src/core/audit/audit-chain';
 
 /**
  * Appends `count` generated events to the audit chain, with valid hashes (computed here as the

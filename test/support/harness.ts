@@ -4,8 +4,8 @@ import path from 'node:path';
 import { signToken } from '../../src/access/authenticate';
 import { loadConfig, type Config } from '../../src/config';
 import { createLogger } from '../../src/core/logger';
-import { startServer, type RunningServer } from '../../src/server';
-import { seedDemo } from '../../src/seed/demo';
+import { startServer, type RunningServer } from '../../src/app/server';
+import { seedDemo } from '../../src/app/seed/demo';
 import { databaseUrlFor, dropDatabase, removeRedisKeys, TEST_REDIS_URL, testDatabaseName, testRedisPrefix } from './test-run';
 
 export { databaseUrlFor, dropDatabase, PG_BASE, removeRedisKeys, TEST_REDIS_URL, testDatabaseName, testRedisPrefix } from './test-run';

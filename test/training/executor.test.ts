@@ -6,7 +6,7 @@ import { chmod, mkdir, mkdtemp, realpath, rm, symlink, writeFile } from 'node:fs
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { EntrypointError, LocalProcessExecutor, resolveEntrypoint, type ExecutionHandle, type ExecutionOutcome, type ExecutionRequest } from '../../src/lineage/executor';
+import { EntrypointError, LocalProcessExecutor, resolveEntrypoint, type ExecutionHandle, type ExecutionOutcome, type ExecutionRequest } from '../../src/training/executor';
 
 interface Ran {
   outcome: ExecutionOutcome;

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
-import { QUEUES } from '../../src/queue/queues';
+import { QUEUES } from '../../src/core/queue/queues';
 import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
 import { storedDatasetVersion, trainerInputs, waitForRun } from '../support/training';

@@ -1,7 +1,7 @@
 import { ArrayMaxSize, ArrayMinSize, IsOptional, MaxLength, ValidateNested } from 'class-validator';
 import { Field, ID, InputType } from 'type-graphql';
 import { JSONObjectScalar } from '../core/scalars';
-import { RegisterCodeVersionInput, RegisterEnvironmentInput, RunDatasetInput } from './lineage.inputs';
+import { RegisterCodeVersionInput, RegisterEnvironmentInput, RunDatasetInput } from '../lineage/lineage.inputs';
 
 @InputType({ description: 'Train a model version on the server: the inputs of the run by ID, or registered inline (config, seeds, code version, environment)' })
 export class StartTrainingRunInput {

@@ -1,8 +1,10 @@
 import type { DataSource } from 'typeorm';
-import type { Principal } from '../access/ability';
-import type { Logger } from '../core/logger';
+import type { Principal } from '../ability';
+import type { Logger } from '../logger';
 import { AuditDecision } from './audit-event.entity';
-import { appendAudit, type AuditEntry } from './audit.service';
+import { appendAudit } from './audit-chain';
+import type { AuditEntry, DeniedAttempt } from './audit-entry';
+export type { DeniedAttempt } from './audit-entry';
 
 /** How refused attempts are recorded (see the README's audit trail section). */
 export interface DenialSettings {
@@ -12,16 +14,6 @@ export interface DenialSettings {
   burst: number;
   /** Identical refusals within this many seconds of the first are folded into one summary event. */
   foldSeconds: number;
-}
-
-/** What a refused attempt is about; `reason` is what the caller was told. */
-export interface DeniedAttempt {
-  action: string;
-  subjectType: string;
-  subjectId?: string | null;
-  reason: string;
-  /** What was refused, when the reason alone does not say (kept on the written event). */
-  after?: Record<string, unknown> | null;
 }
 
 interface Who {

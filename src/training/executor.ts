@@ -248,3 +248,10 @@ export async function resolveEntrypoint(repositories: Record<string, string>, re
   if ((info.mode & 0o111) === 0) throw new EntrypointError(`entrypoint ${entrypoint} is not executable`);
   return [file];
 }
+
+declare module '../core/context' {
+  interface AppServices {
+    /** Runs training programs (a local child process by default). */
+    executor: TrainingExecutor;
+  }
+}

@@ -1,5 +1,5 @@
-import { buildAbility, SYSTEM_PRINCIPAL, type Principal } from '../access/ability';
-import { DEFAULT_ROLES } from '../access/policy-rules';
+import { buildAbility, SYSTEM_PRINCIPAL, type Principal } from '../core/ability';
+import { DEFAULT_ROLES } from './policy-rules';
 import type { AppServices, RequestContext } from '../core/context';
 import { Loaders } from '../core/loaders';
 

@@ -1,16 +1,9 @@
 import { Client, Pool, type PoolClient } from 'pg';
-import { withDefaultUser } from '../core/database';
-import type { Logger } from '../core/logger';
+import { withDefaultUser } from '../database';
+import type { Logger } from '../logger';
+import { withTimeout } from '../timeout';
 import { OUTBOX_CHANNEL } from './outbox';
 import type { Queues, QueueName } from './queues';
-
-/** Rejects when `p` has not settled within `ms` (the work itself is not cancelled). */
-export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(timer),
-  );
-}
 
 interface PendingRow {
   id: string;

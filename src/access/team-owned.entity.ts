@@ -1,8 +1,8 @@
 import { Field, ObjectType } from 'type-graphql';
 import { Column, CreateDateColumn, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
-import { Team } from '../access/team.entity';
-import { toGlobalId } from './global-id';
-import { NodeId } from './node';
+import { Team } from './team.entity';
+import { toGlobalId } from '../core/global-id';
+import { NodeId } from '../core/node';
 
 /**
  * The columns every team-owned record has: a uuid, its team (the attribute team-scoped rules test),

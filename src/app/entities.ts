@@ -1,7 +1,7 @@
 import { ApiKey } from '../access/api-key.entity';
 import { Role } from '../access/role.entity';
 import { Team } from '../access/team.entity';
-import { AuditChainIdentity, AuditEvent, AuditHead } from '../audit/audit-event.entity';
+import { AuditChainIdentity, AuditEvent, AuditHead } from '../core/audit/audit-event.entity';
 import { AuditCheckpoint, AuditExport } from '../audit/audit-export.entity';
 import { CodeVersion } from '../lineage/code-version.entity';
 import { Config } from '../lineage/config.entity';
@@ -15,7 +15,7 @@ import { Artifact } from '../registry/artifact.entity';
 import { Model } from '../registry/model.entity';
 import { ModelVersion, ModelVersionAlias } from '../registry/model-version.entity';
 import { Deployment, TrafficShare } from '../rollouts/deployment.entity';
-import { OutboxEntry } from '../queue/outbox.entity';
+import { OutboxEntry } from '../core/queue/outbox.entity';
 import { PredictionWindow, Rollout, ShadowShare } from '../rollouts/rollout.entity';
 import { PredictionRecord } from '../inference/prediction-log.entity';
 import { QuarantinedPrediction } from '../inference/prediction-quarantine.entity';

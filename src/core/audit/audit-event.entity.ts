@@ -1,8 +1,8 @@
 import { Field, ObjectType, registerEnumType } from 'type-graphql';
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
-import { toGlobalId } from '../core/global-id';
-import { Node, NodeId } from '../core/node';
-import { JSONScalar } from '../core/scalars';
+import { toGlobalId } from '../global-id';
+import { Node, NodeId } from '../node';
+import { JSONScalar } from '../scalars';
 
 export enum AuditDecision {
   ALLOWED = 'ALLOWED',

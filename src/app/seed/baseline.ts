@@ -1,10 +1,10 @@
-import { Role } from '../access/role.entity';
-import { DEFAULT_ROLES, SUPERSEDED_DEFAULT_RULES } from '../access/policy-rules';
-import { canonicalJson } from '../core/canonical-json';
-import { audit } from '../audit/audit.service';
-import { inTransaction, type AppServices } from '../core/context';
-import { toGlobalId } from '../core/global-id';
-import { systemContext } from './system-context';
+import { Role } from '../../access/role.entity';
+import { DEFAULT_ROLES, SUPERSEDED_DEFAULT_RULES } from '../../access/policy-rules';
+import { canonicalJson } from '../../core/canonical-json';
+import { audit } from '../../core/audit/audit-chain';
+import { inTransaction, type AppServices } from '../../core/context';
+import { toGlobalId } from '../../core/global-id';
+import { systemContext } from '../../access/system-context';
 
 /** Seeds the default roles that do not exist yet (never overwrites an admin's edits). */
 export async function seedBaseline(app: AppServices): Promise<void> {

@@ -1,15 +1,15 @@
 import { Worker, type ConnectionOptions, type Processor, type WorkerOptions } from 'bullmq';
-import type { AppServices } from '../src/core/context';
-import { withTimeout } from '../src/queue/dispatcher';
-import { bullPrefix, QUEUES, redisFor, type QueueName } from '../src/queue/queues';
-import { auditAnchorProcessor } from './audit-anchor.processor';
-import { auditExportProcessor } from './audit-export.processor';
-import { auditRetentionProcessor } from './audit-retention.processor';
-import { rolloutProcessor } from './rollout.processor';
-import { trainingProcessor } from './training.processor';
-import { monitorProcessor } from './monitor.processor';
-import { scheduleMonitor } from '../src/monitoring/monitor.service';
-import { Deployment } from '../src/rollouts/deployment.entity';
+import type { AppServices } from '../core/context';
+import { withTimeout } from '../core/timeout';
+import { bullPrefix, QUEUES, redisFor, type QueueName } from '../core/queue/queues';
+import { auditAnchorProcessor } from '../../jobs/audit-anchor.processor';
+import { auditExportProcessor } from '../../jobs/audit-export.processor';
+import { auditRetentionProcessor } from '../../jobs/audit-retention.processor';
+import { rolloutProcessor } from '../../jobs/rollout.processor';
+import { trainingProcessor } from '../../jobs/training.processor';
+import { monitorProcessor } from '../../jobs/monitor.processor';
+import { scheduleMonitor } from '../monitoring/monitor.service';
+import { Deployment } from '../rollouts/deployment.entity';
 
 export interface RunningWorkers {
   close(): Promise<void>;

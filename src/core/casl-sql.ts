@@ -1,6 +1,6 @@
 import { rulesToAST } from '@casl/ability/extra';
 import type { AppAbility } from './ability';
-import { POLICY_ATTRIBUTES, UUID_ATTRIBUTES, type SubjectName } from './policy-rules';
+import { POLICY_ATTRIBUTES, UUID_ATTRIBUTES, type SubjectName } from './subjects';
 
 interface AstNode {
   operator: string;

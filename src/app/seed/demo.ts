@@ -1,22 +1,23 @@
-import { signToken } from '../access/authenticate';
-import { DEFAULT_ROLES } from '../access/policy-rules';
-import { Team } from '../access/team.entity';
-import type { AppServices } from '../core/context';
-import { sha256Hex } from '../core/canonical-json';
-import { Classification } from '../lineage/dataset.entity';
-import * as lineage from '../lineage/lineage.service';
-import { DatasetRole, TrainingRun, TrainingRunStatus } from '../lineage/training-run.entity';
-import { DatasetBlob } from '../lineage/dataset-blob.entity';
-import * as training from '../lineage/training.service';
-import { ModelVersion } from '../registry/model-version.entity';
-import { syntheticCsv } from '../../jobs/trainers/synthetic-data';
-import { BUILTIN_TRAINERS_REPOSITORY } from '../config';
-import { inTransaction } from '../core/context';
-import { audit } from '../audit/audit.service';
-import * as registry from '../registry/registry.service';
-import { DeploymentEnvironment } from '../rollouts/deployment.entity';
-import * as deployments from '../rollouts/deployment.service';
-import { systemContext } from './system-context';
+import { signToken } from '../../access/authenticate';
+import { DEFAULT_ROLES } from '../../access/policy-rules';
+import { Team } from '../../access/team.entity';
+import type { AppServices } from '../../core/context';
+import { sha256Hex } from '../../core/canonical-json';
+import { Classification } from '../../lineage/dataset.entity';
+import * as lineage from '../../lineage/lineage.service';
+import { createTeam } from '../../access/team.service';
+import { DatasetRole, TrainingRun, TrainingRunStatus } from '../../lineage/training-run.entity';
+import { DatasetBlob } from '../../lineage/dataset-blob.entity';
+import * as training from '../../training/training.service';
+import { ModelVersion } from '../../registry/model-version.entity';
+import { syntheticCsv } from '../../../jobs/trainers/synthetic-data';
+import { BUILTIN_TRAINERS_REPOSITORY } from '../../config';
+import { inTransaction } from '../../core/context';
+import { audit } from '../../core/audit/audit-chain';
+import * as registry from '../../registry/registry.service';
+import { DeploymentEnvironment } from '../../rollouts/deployment.entity';
+import * as deployments from '../../rollouts/deployment.service';
+import { systemContext } from '../../access/system-context';
 
 interface DemoTeam {
   team: string;
@@ -87,7 +88,7 @@ export async function seedDemo(app: AppServices): Promise<boolean> {
   const reviewer = (team: string) => systemContext(app, { id: `demo:${team}-reviewer` }, 'seed-demo');
   for (const [teamIndex, t] of TEAMS.entries()) {
     const admin = systemContext(app, { id: 'demo:admin' }, 'seed-demo');
-    await lineage.createTeam(admin, { name: t.team, description: `Demo team ${t.team}` });
+    await createTeam(admin, { name: t.team, description: `Demo team ${t.team}` });
     const ctx = engineer(t.team);
     const dataset = await lineage.createDataset(ctx, { team: t.team, name: t.dataset, classification: t.classification, description: `Demo ${t.dataset}` });
     const columns = [...t.columns.map((name) => ({ name, type: 'float64', nullable: false })), { name: 'label', type: 'int64', nullable: false }];

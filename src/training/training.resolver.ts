@@ -1,12 +1,15 @@
-import { Arg, Ctx, ID, Mutation, Resolver, Root, Subscription } from 'type-graphql';
-import { subjectOf } from '../access/ability';
+import { Arg, Ctx, FieldResolver, ID, Mutation, Resolver, Root, Subscription } from 'type-graphql';
+import { subjectOf } from '../core/ability';
 import type { RequestContext } from '../core/context';
 import { Loaders } from '../core/loaders';
 import { notFound } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { expectId } from '../core/global-id';
 import { authorizeField, Policy } from '../core/policy';
-import { TrainingRun } from './training-run.entity';
+import { RecordTrainingRunInput } from '../lineage/lineage.inputs';
+import { TrainingRun } from '../lineage/training-run.entity';
+import { ModelVersion } from '../registry/model-version.entity';
+import { recordTrainingRun } from './recorded-run.service';
 import { StartTrainingRunInput } from './training.inputs';
 import * as training from './training.service';
 
@@ -14,6 +17,12 @@ const RUN_READ = { action: 'read', subject: 'TrainingRun' } as const;
 
 @Resolver()
 export class TrainingResolver {
+  @Mutation(() => TrainingRun, { description: 'Records a run done elsewhere, linking its inputs' })
+  @Policy({ action: 'create', subject: 'TrainingRun' })
+  recordTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => RecordTrainingRunInput) input: RecordTrainingRunInput) {
+    return recordTrainingRun(ctx, input);
+  }
+
   @Mutation(() => TrainingRun, { description: 'Queues a training run on the server; its model version is registered and gated when it finishes' })
   @Policy({ action: 'create', subject: 'TrainingRun' })
   startTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => StartTrainingRunInput) input: StartTrainingRunInput) {
@@ -53,5 +62,19 @@ export class TrainingResolver {
       throw ctx.endSubscription ? await ctx.endSubscription(missing.message) : missing;
     }
     return run;
+  }
+}
+
+/** What a run started from and what it produced: model versions, which the registry holds. */
+@Resolver(() => TrainingRun)
+export class TrainingRunVersionsResolver {
+  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The model version the run started from, if any' })
+  baseModelVersion(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
+    return r.baseModelVersionId ? ctx.loaders.byId(ModelVersion, 'ModelVersion').load(r.baseModelVersionId) : null;
+  }
+
+  @FieldResolver(() => [ModelVersion], { description: 'Model versions the run produced' })
+  outputs(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
+    return ctx.loaders.byColumn(ModelVersion, 'ModelVersion', 'training_run_id', { version: 'ASC' }).load(r.id);
   }
 }

@@ -1,6 +1,6 @@
 import { Ctx, FieldResolver, Resolver, Root } from 'type-graphql';
-import { Team } from '../access/team.entity';
-import type { RequestContext } from './context';
+import { Team } from './team.entity';
+import type { RequestContext } from '../core/context';
 import { TeamOwnedEntity } from './team-owned.entity';
 
 /** `team` on every team-owned type, through the request's scoped loader. */

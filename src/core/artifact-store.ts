@@ -94,3 +94,13 @@ export class ArtifactStore {
     return readFile(this.pathFor(sha256));
   }
 }
+
+/** An upload refused before it was stored; `status` is the HTTP status to answer with. */
+export class ArtifactRejectedError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+  }
+}

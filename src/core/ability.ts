@@ -1,5 +1,5 @@
 import { createMongoAbility, subject as asSubject, type MongoAbility, type RawRuleOf } from '@casl/ability';
-import { ACTIONS, POLICY_ATTRIBUTES, PROTECTED_FIELDS, SUBJECTS, UUID_ATTRIBUTES, type PolicyRule, type SubjectName } from './policy-rules';
+import { ACTIONS, POLICY_ATTRIBUTES, PROTECTED_FIELDS, SUBJECTS, UUID_ATTRIBUTES, type PolicyRule, type SubjectName } from './subjects';
 
 export type AppAbility = MongoAbility<[string, string | Record<string, unknown>]>;
 

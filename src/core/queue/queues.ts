@@ -1,7 +1,7 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import Redis from 'ioredis';
-import type { Config } from '../config';
-import { withTimeout } from './dispatcher';
+import type { Config } from '../../config';
+import { withTimeout } from '../timeout';
 
 /** Every queue, named in one place. */
 export const QUEUES = {

@@ -1,0 +1,128 @@
+import { randomUUID } from 'node:crypto';
+import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { mountAuditExportRoutes } from '../audit/audit-export.http';
+import { ArtifactRejectedError } from '../core/artifact-store';
+import type { AppServices } from '../core/context';
+import { AppError, ErrorCode, HTTP_STATUS, unauthenticated } from '../core/errors';
+import type { Logger } from '../core/logger';
+import { readiness } from '../core/readiness';
+import type { InferenceEngine } from '../inference/inference.engine';
+import { openInferenceRouter } from '../inference/open-inference';
+import { uploadDatasetContent } from '../lineage/dataset-content.service';
+import { uploadArtifact } from '../registry/artifact.service';
+import { contextFor } from './request-context';
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
+
+function requestIdOf(req: Request): string {
+  const given = req.header('x-request-id');
+  return given && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+function errorBody(code: ErrorCode, message: string, requestId: string, reason?: string) {
+  return { errors: [{ message, extensions: { code, requestId, ...(reason ? { reason } : {}) } }] };
+}
+
+/**
+ * The REST side of the API: request ids and access log, health and readiness, Prometheus metrics,
+ * the Open Inference Protocol (/v2), artifact and dataset uploads, audit export downloads. Every
+ * route builds the same request context as GraphQL and answers errors in the same shape.
+ */
+export function httpRoutes(app: AppServices, inference: InferenceEngine | null, log: Logger): Router {
+  const router = express.Router();
+  router.use((req, res, next) => {
+    const requestId = requestIdOf(req);
+    res.locals.requestId = requestId;
+    res.setHeader('x-request-id', requestId);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      log.info({ requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+    });
+    next();
+  });
+
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+
+  router.get('/readyz', async (req, res) => {
+    const r = await readiness(app, () => contextFor(app, req.header('authorization'), res.locals.requestId));
+    res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r.details });
+  });
+
+  // Prometheus metrics of this process; the scraper authenticates like any client and needs
+  // `read` on `Metrics` (admin and auditor have it; give a scraper's API key a role that does).
+  router.get('/metrics', async (req, res, next) => {
+    try {
+      const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+      if (!ctx.principal) throw ctx.authError ?? unauthenticated();
+      if (!ctx.ability.can('read', 'Metrics')) throw new AppError(ErrorCode.FORBIDDEN, 'Not allowed to read Metrics');
+      if (!inference) {
+        res.status(404).json(errorBody(ErrorCode.NOT_FOUND, 'This process does not serve predictions', res.locals.requestId));
+        return;
+      }
+      res.setHeader('content-type', inference.metrics.registry.contentType);
+      res.send(await inference.metrics.registry.metrics());
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  router.use('/v2', openInferenceRouter(app, (authorization, requestId) => contextFor(app, authorization, requestId)));
+
+  router.post('/artifacts', async (req, res, next) => {
+    try {
+      const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+      const result = await uploadArtifact(ctx, req);
+      res.status(result.created ? 201 : 200).json(result);
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  router.post('/datasets/content', async (req, res, next) => {
+    try {
+      const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+      const result = await uploadDatasetContent(ctx, req);
+      res.status(result.created ? 201 : 200).json(result);
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  mountAuditExportRoutes(router, app, contextFor);
+  return router;
+}
+
+/** Errors outside GraphQL execution (body too large, malformed JSON, uploads): JSON, no stack. */
+export function httpErrorHandler(bodyLimitBytes: number, log: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const requestId = res.locals.requestId ?? randomUUID();
+    const e = err as { type?: string; status?: number; message?: string };
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    if (req.destroyed && !req.complete) {
+      // The body was cut off unread (an upload past the size limit): the connection cannot carry
+      // another request, and a client reusing it would hang until the keep-alive timeout.
+      res.setHeader('connection', 'close');
+    }
+    if (e.type === 'entity.too.large' || e.status === 413 || err instanceof ArtifactRejectedError) {
+      res.status(413).json(errorBody(ErrorCode.BAD_USER_INPUT, err instanceof ArtifactRejectedError ? err.message : `Body exceeds ${bodyLimitBytes} bytes`, requestId, 'BODY_TOO_LARGE'));
+      return;
+    }
+    if (e.type === 'entity.parse.failed') {
+      res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'Body is not valid JSON', requestId, 'MALFORMED_JSON'));
+      return;
+    }
+    if (err instanceof AppError) {
+      const status = HTTP_STATUS[err.code];
+      if (typeof err.details.retryAfterSeconds === 'number') res.setHeader('retry-after', String(err.details.retryAfterSeconds));
+      res.status(status).json(errorBody(err.code, err.message, requestId, err.details.reason as string | undefined));
+      return;
+    }
+    log.error({ err, requestId, path: req.path }, 'unexpected error');
+    res.status(500).json(errorBody(ErrorCode.INTERNAL, 'Internal server error', requestId));
+  };
+}

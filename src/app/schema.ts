@@ -1,0 +1,75 @@
+import type { GraphQLSchema } from 'graphql';
+import { buildSchema } from 'type-graphql';
+import { AccessResolver } from '../access/access.resolver';
+import { TeamOwnedFieldResolver } from '../access/team-owned.resolver';
+import { AuditExportResolver } from '../audit/audit-export.resolver';
+import { AuditResolver } from '../audit/audit.resolver';
+import { createPubSub, type PubSub } from '../core/events';
+import { rootFieldPolicies } from '../core/policy';
+import { DeploymentServingResolver, InferenceResolver, PredictionFieldResolver, ServingVersionFieldResolver } from '../inference/inference.resolver';
+import { DatasetFieldResolver, DatasetVersionFieldResolver, LineageMutationResolver, LineageQueryResolver, TrainingRunFieldResolver } from '../lineage/lineage.resolver';
+import { AlertFieldResolver, DeploymentMonitoringResolver, MonitoringResolver, MonitorRunFieldResolver } from '../monitoring/monitoring.resolver';
+import { ApprovalFieldResolver, ModelFieldResolver, ModelVersionFieldResolver, RegistryMutationResolver, RegistryQueryResolver } from '../registry/registry.resolver';
+import { DeploymentFieldResolver, ModelVersionDeploymentsResolver, RolloutFieldResolver, RolloutResolver, RolloutsResolver, TrafficShareFieldResolver } from '../rollouts/rollouts.resolver';
+import { TrainingResolver, TrainingRunVersionsResolver } from '../training/training.resolver';
+import { NodeResolver } from './node.resolver';
+
+/** Every resolver of the API, domain by domain; the schema is built from them. */
+export const RESOLVERS = [
+  AccessResolver,
+  NodeResolver,
+  AuditResolver,
+  AuditExportResolver,
+  LineageQueryResolver,
+  LineageMutationResolver,
+  TrainingResolver,
+  TrainingRunVersionsResolver,
+  TeamOwnedFieldResolver,
+  DatasetFieldResolver,
+  DatasetVersionFieldResolver,
+  TrainingRunFieldResolver,
+  RegistryQueryResolver,
+  RegistryMutationResolver,
+  ModelFieldResolver,
+  ModelVersionFieldResolver,
+  ApprovalFieldResolver,
+  RolloutsResolver,
+  RolloutResolver,
+  RolloutFieldResolver,
+  DeploymentFieldResolver,
+  TrafficShareFieldResolver,
+  ModelVersionDeploymentsResolver,
+  InferenceResolver,
+  PredictionFieldResolver,
+  ServingVersionFieldResolver,
+  DeploymentServingResolver,
+  MonitoringResolver,
+  AlertFieldResolver,
+  MonitorRunFieldResolver,
+  DeploymentMonitoringResolver,
+] as const;
+
+const schemas = new WeakMap<PubSub, Promise<GraphQLSchema>>();
+const schemaOnly = createPubSub();
+
+/**
+ * The executable schema, bound to an event bus for its subscriptions (one per server; without
+ * one, a process-local bus, for emitting the SDL). Refuses (throws) when any root field has no
+ * declared policy.
+ */
+export function buildAppSchema(pubSub: PubSub = schemaOnly): Promise<GraphQLSchema> {
+  let built = schemas.get(pubSub);
+  if (!built) {
+    built = (async () => {
+      const schema = await buildSchema({
+        resolvers: RESOLVERS as unknown as [Function, ...Function[]],
+        validate: { forbidUnknownValues: false, whitelist: false },
+        pubSub,
+      });
+      rootFieldPolicies(schema);
+      return schema;
+    })();
+    schemas.set(pubSub, built);
+  }
+  return built;
+}

@@ -1,0 +1,153 @@
+import 'reflect-metadata';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { expressMiddleware } from '@as-integrations/express5';
+import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
+import express from 'express';
+import { NoSchemaIntrospectionCustomRule, type GraphQLSchema } from 'graphql';
+import type { Config } from '../config';
+import type { AppServices, RequestContext } from '../core/context';
+import type { StatementCounter } from '../core/database';
+import { AppError, toClientError } from '../core/errors';
+import { createLogger, type Logger } from '../core/logger';
+import { queryLimitsPlugin } from '../core/query-limits';
+import { InferenceEngine } from '../inference/inference.engine';
+import { followRunBudgets } from '../monitoring/run-budget-alert.service';
+import { followAccessChanges } from '../monitoring/subscription-stream';
+import { httpErrorHandler, httpRoutes } from './http-routes';
+import { contextFor } from './request-context';
+import { buildAppSchema } from './schema';
+import { openAppServices } from './services';
+import { graphqlWebSocket } from './websocket';
+import { startWorkers } from './workers';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  app: AppServices;
+  statements: StatementCounter;
+  schema: GraphQLSchema;
+  /** How many WebSocket connections have their credential followed now (each with a recheck timer). */
+  followedSockets(): number;
+  /** Drains HTTP and WebSocket clients, then closes the pools. */
+  stop(): Promise<void>;
+}
+
+function errorPlugin(log: Logger): ApolloServerPlugin<RequestContext> {
+  return {
+    async requestDidStart({ contextValue }) {
+      return {
+        async didEncounterErrors({ errors }) {
+          for (const e of errors) {
+            const original = e.originalError;
+            if (!(original instanceof AppError) && !(e instanceof AppError) && !e.extensions?.code) {
+              (contextValue?.log ?? log).error({ err: original ?? e, path: e.path }, 'unexpected error');
+            }
+          }
+        },
+        async willSendResponse({ response }) {
+          if (response.body.kind === 'single' && response.body.singleResult.errors) {
+            const requestId = contextValue?.requestId;
+            response.body.singleResult.errors = response.body.singleResult.errors.map((e) => toClientError(e, requestId));
+          }
+        },
+      };
+    },
+  };
+}
+
+/**
+ * Starts the whole server: database (migrated), Redis, GraphQL over HTTP and WebSocket at
+ * /graphql, /artifacts, /healthz and /readyz.
+ */
+export async function startServer(config: Config, log: Logger = createLogger(config.logLevel)): Promise<RunningServer> {
+  const app = await openAppServices(config, log);
+  const { statements } = app;
+  const workers = config.workersInProcess ? startWorkers(app) : null;
+  // Every routed model version is loaded and warmed up before the server listens.
+  const inference = config.inference.enabled ? new InferenceEngine(config.databaseUrl, app.artifacts, config.inference, log) : null;
+  if (inference) {
+    app.inference = inference;
+    followRunBudgets(app, inference);
+    await inference.start();
+  }
+
+  const schema = await buildAppSchema(app.events!.pubSub);
+  const stopFollowingAccess = followAccessChanges(app.events!);
+  const expressApp = express();
+  expressApp.disable('x-powered-by');
+  const httpServer = createServer(expressApp);
+
+  // Introspection is refused in production by these rules, on HTTP and WebSocket alike.
+  const validationRules = config.isProduction ? [NoSchemaIntrospectionCustomRule] : [];
+  const limits = { maxDepth: config.maxQueryDepth, maxCost: config.maxQueryCost, maxAliases: config.maxQueryAliases, hideSchemaDetails: config.isProduction };
+  const ws = graphqlWebSocket(httpServer, app, schema, { validationRules, limits, log });
+  const { wsServer, guard } = ws;
+
+  const apollo = new ApolloServer<RequestContext>({
+    schema,
+    // Refused by `validationRules` instead, so that the WebSocket path applies the same rules.
+    introspection: true,
+    validationRules,
+    hideSchemaDetailsFromClientErrors: config.isProduction,
+    includeStacktraceInErrorResponses: false,
+    csrfPrevention: true,
+    plugins: [
+      ApolloServerPluginDrainHttpServer({ httpServer }),
+      {
+        async serverWillStart() {
+          return {
+            async drainServer() {
+              await ws.dispose();
+            },
+          };
+        },
+      },
+      queryLimitsPlugin(schema, limits),
+      errorPlugin(log),
+      config.isProduction ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
+    ],
+  });
+  await apollo.start();
+
+  expressApp.use(httpRoutes(app, inference, log));
+  expressApp.use(
+    '/graphql',
+    express.json({ limit: config.bodyLimitBytes }),
+    expressMiddleware(apollo, {
+      context: async ({ req, res }) => contextFor(app, req.header('authorization'), res.locals.requestId),
+    }),
+  );
+
+  expressApp.use(httpErrorHandler(config.bodyLimitBytes, log));
+
+  await new Promise<void>((resolve, reject) => {
+    httpServer.once('error', reject);
+    httpServer.listen(config.port, config.host, () => resolve());
+  });
+  const port = (httpServer.address() as AddressInfo).port;
+  const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host;
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `http://${host}:${port}`,
+    port,
+    app,
+    statements,
+    schema,
+    followedSockets: () => guard.followed,
+    stop: () =>
+      (stopping ??= (async () => {
+        await apollo.stop();
+        await new Promise<void>((resolve) => wsServer.close(() => resolve()));
+        await workers?.close();
+        await inference?.close();
+        stopFollowingAccess();
+        guard.close();
+        await app.close();
+      })()),
+  };
+}
+

@@ -1,0 +1,64 @@
+import Redis from 'ioredis';
+import type { Config } from '../config';
+import { ArtifactStore } from '../core/artifact-store';
+import { DenialRecorder } from '../core/audit/audit-denials';
+import type { AppServices } from '../core/context';
+import { StatementCounter } from '../core/database';
+import { createEventBus } from '../core/events';
+import type { Logger } from '../core/logger';
+import { OutboxDispatcher } from '../core/queue/dispatcher';
+import { Queues } from '../core/queue/queues';
+import { scheduleMonitor } from '../monitoring/monitor.service';
+import { servingPathOf } from '../rollouts/serving-path';
+import { LocalProcessExecutor } from '../training/executor';
+import { openAppDatabase } from './database';
+import { seedBaseline } from './seed/baseline';
+
+export interface OpenAppServices extends AppServices {
+  statements: StatementCounter;
+  /** Stops the dispatcher and closes every connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * The long-lived parts a process needs, API or worker: the database (migrated), Redis, the
+ * artifact store, the training executor, the queues and the outbox dispatcher, the event bus.
+ */
+export async function openAppServices(config: Config, log: Logger): Promise<OpenAppServices> {
+  const statements = new StatementCounter();
+  const db = await openAppDatabase(config.databaseUrl, statements);
+  const redis = new Redis(config.redisUrl, { keyPrefix: config.redisPrefix, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  redis.on('error', (e) => log.warn({ err: e.message }, 'redis error'));
+  await redis.connect().catch((e) => log.warn({ err: (e as Error).message }, 'redis not reachable at start'));
+  const queues = new Queues(config);
+  const dispatcher = new OutboxDispatcher(config.databaseUrl, queues, log, { jobAttempts: config.trainingAttempts });
+  const bus = createEventBus(config, log);
+  const denials = new DenialRecorder(db, log, config.auditDenials);
+  const app: OpenAppServices = {
+    config,
+    db,
+    redis,
+    log,
+    artifacts: new ArtifactStore(config.artifactRoot, config.artifactMaxBytes),
+    executor: new LocalProcessExecutor(),
+    queues,
+    dispatcher,
+    events: bus,
+    denials,
+    statements,
+    servingPath: servingPathOf,
+    deploymentMonitors: { schedule: (deployment) => scheduleMonitor(app, deployment) },
+    async close() {
+      // Folded refusals still being counted are written before the database closes.
+      await denials.close().catch((e) => log.error({ err: e }, 'could not write folded audit events at shutdown'));
+      await dispatcher.stop();
+      await queues.close();
+      bus.close();
+      await db.destroy();
+      redis.disconnect();
+    },
+  };
+  await seedBaseline(app);
+  await dispatcher.start();
+  return app;
+}

@@ -1,0 +1,123 @@
+import { randomUUID } from 'node:crypto';
+import type { Server } from 'node:http';
+import { getOperationAST, GraphQLError, parse, specifiedRules, validate, type DocumentNode, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
+import { useServer } from 'graphql-ws/use/ws';
+import { WebSocket, WebSocketServer } from 'ws';
+import { authenticate } from '../access/authenticate';
+import type { AppServices, RequestContext } from '../core/context';
+import { AppError, badInput, ErrorCode, toClientError, unauthenticated } from '../core/errors';
+import type { Logger } from '../core/logger';
+import { checkQueryLimits, withoutSuggestions, type QueryLimits } from '../core/query-limits';
+import { SubscriptionGuard, type LiveSocket } from '../core/subscription-guard';
+import { contextFor } from './request-context';
+
+export interface GraphqlWebSocket {
+  wsServer: WebSocketServer;
+  guard: SubscriptionGuard;
+  /** Ends every operation and connection (called while the HTTP server drains). */
+  dispose(): Promise<void>;
+}
+
+/**
+ * GraphQL over WebSocket (graphql-ws) at /graphql on the same HTTP server: every operation is
+ * authenticated, validated and limited like an HTTP request, and live subscriptions end when
+ * their credential or rights do.
+ */
+export function graphqlWebSocket(
+  httpServer: Server,
+  app: AppServices,
+  schema: GraphQLSchema,
+  opts: { validationRules: ValidationRule[]; limits: QueryLimits; log: Logger },
+): GraphqlWebSocket {
+  const { config } = app;
+  const { validationRules, limits, log } = opts;
+  // noServer: upgrades are routed here by hand, so the http server's own errors (EADDRINUSE) stay its own.
+  const wsServer = new WebSocketServer({ noServer: true, maxPayload: config.bodyLimitBytes });
+  httpServer.on('upgrade', (req, socket, head) => {
+    if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/graphql') {
+      socket.destroy();
+      return;
+    }
+    wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req));
+  });
+  // Live subscriptions end when their credential or rights do (see SubscriptionGuard).
+  const guard = new SubscriptionGuard({ authenticate: (authorization) => authenticate(authorization, app.db, config.jwtSecret), log });
+  guard.follow(app.events!);
+  const wsCleanup = useServer<Record<string, unknown>, { authorization?: string; live?: LiveSocket }>(
+    {
+      schema,
+      // Authenticated at connection_init: a refused or missing credential closes the socket (4403).
+      onConnect: async (socket) => {
+        const params = socket.connectionParams ?? {};
+        const header = typeof params.authorization === 'string' ? params.authorization : typeof params.Authorization === 'string' ? params.Authorization : undefined;
+        const ws = socket.extra.socket;
+        const live = await guard.connect(header, (code, reason) => ws.close(code, reason), () => ws.readyState === WebSocket.OPEN);
+        if (!live) return false;
+        socket.extra.authorization = header;
+        socket.extra.live = live;
+        return true;
+      },
+      onClose: (socket) => {
+        if (socket.extra.live) guard.disconnected(socket.extra.live);
+      },
+      // Every operation is treated like an HTTP request: the credential is checked again (a key
+      // revoked or a token expired while the socket was open stops working), then the same
+      // validation and limits, with the caller's own context and fresh loaders.
+      onSubscribe: async (socket, _id, payload) => {
+        const ctx = await contextFor(app, socket.extra.authorization, randomUUID());
+        const refuse = (e: GraphQLError) => [new GraphQLError(e.message, { extensions: toClientError(e.toJSON(), ctx.requestId).extensions })];
+        if (!ctx.principal) return refuse(ctx.authError ?? unauthenticated());
+        let document: DocumentNode;
+        try {
+          document = parse(payload.query);
+        } catch (e) {
+          return refuse(badInput((e as Error).message, { reason: 'GRAPHQL_PARSE_FAILED' }));
+        }
+        const invalid = validate(schema, document, [...specifiedRules, ...validationRules]);
+        if (invalid.length) {
+          return invalid.map(
+            (e) =>
+              new GraphQLError(config.isProduction ? withoutSuggestions(e.message) : e.message, {
+                extensions: { code: ErrorCode.BAD_USER_INPUT, reason: typeof e.extensions.reason === 'string' ? e.extensions.reason : 'GRAPHQL_VALIDATION_FAILED', requestId: ctx.requestId },
+              }),
+          );
+        }
+        const operation = getOperationAST(document, payload.operationName);
+        if (!operation) return refuse(badInput('No operation to run', { reason: 'GRAPHQL_VALIDATION_FAILED' }));
+        try {
+          checkQueryLimits(schema, document, operation, payload.variables ?? undefined, limits);
+        } catch (e) {
+          return refuse(e as GraphQLError);
+        }
+        const live = socket.extra.live!;
+        ctx.reauthenticate = () => guard.reauthenticate(live, ctx);
+        ctx.endSubscription = (reason) => guard.endOperationOf(live, ctx, reason);
+        return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: ctx };
+      },
+      onOperation: (socket, _id, _payload, args, result) =>
+        typeof (result as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function'
+          ? guard.track(socket.extra.live!, args.contextValue as RequestContext, args.document, args.operationName, result as AsyncIterable<ExecutionResult>)
+          : undefined,
+      onNext: (socket, _id, _payload, args, result) => {
+        // A client that does not read its socket is disconnected before its backlog grows unbounded.
+        const ws = socket.extra.socket;
+        if (ws.bufferedAmount > config.wsMaxBufferedBytes) {
+          log.warn({ buffered: ws.bufferedAmount }, 'slow WebSocket consumer disconnected');
+          ws.close(4429, 'Slow consumer: too much unread data');
+          return;
+        }
+        if (!result.errors?.length) return;
+        const ctx = args.contextValue as RequestContext;
+        for (const e of result.errors) {
+          if (!(e.originalError instanceof AppError) && !e.extensions?.code) ctx.log.error({ err: e.originalError ?? e, path: e.path }, 'unexpected error');
+        }
+        return { ...result, errors: result.errors.map((e) => toClientError(e.toJSON(), ctx.requestId)) };
+      },
+      onError: (_ctx, _id, _payload, errors) => {
+        log.warn({ errors: errors.map((e) => e.message) }, 'websocket operation refused');
+      },
+    },
+    wsServer,
+  );
+  return { wsServer, guard, dispose: async () => wsCleanup.dispose() };
+}
