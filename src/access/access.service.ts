@@ -21,7 +21,7 @@ function accessChanged<T>(ctx: RequestContext, result: T): T {
 }
 
 export async function upsertRole(ctx: RequestContext, input: UpsertRoleInput): Promise<Role> {
-  return accessChanged(ctx, await inTransaction(ctx, async (em) => {
+  return accessChanged(ctx, await inTransaction(ctx, async (em, ctx) => {
     const existing = await em.findOne(Role, { where: { name: input.name }, lock: { mode: 'pessimistic_write' } });
     assertCan(ctx, existing ? 'update' : 'create', 'Role', existing ?? { name: input.name, builtIn: false }, input.name);
     const problems = validateRules(input.rules);
@@ -45,7 +45,7 @@ export async function upsertRole(ctx: RequestContext, input: UpsertRoleInput): P
 }
 
 export async function deleteRole(ctx: RequestContext, name: string): Promise<boolean> {
-  return accessChanged(ctx, await inTransaction(ctx, async (em) => {
+  return accessChanged(ctx, await inTransaction(ctx, async (em, ctx) => {
     const existing = await em.findOne(Role, { where: { name }, lock: { mode: 'pessimistic_write' } });
     if (!existing) throw notFound(`Role "${name}"`);
     assertCan(ctx, 'delete', 'Role', existing, name);
@@ -57,7 +57,7 @@ export async function deleteRole(ctx: RequestContext, name: string): Promise<boo
 }
 
 export async function createApiKey(ctx: RequestContext, input: CreateApiKeyInput): Promise<CreatedApiKey> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const minted = mintApiKey();
     const row = em.create(ApiKey, {
       id: minted.id,
@@ -95,7 +95,7 @@ export async function createApiKey(ctx: RequestContext, input: CreateApiKeyInput
 }
 
 export async function revokeApiKey(ctx: RequestContext, input: RevokeApiKeyInput): Promise<ApiKey> {
-  return accessChanged(ctx, await inTransaction(ctx, async (em) => {
+  return accessChanged(ctx, await inTransaction(ctx, async (em, ctx) => {
     const id = expectId(input.apiKey, 'ApiKey', 'apiKey');
     // Through the caller's read scope: a key it may not see is answered, and costs, like a missing one.
     const row = await ctx.loaders.scope(em.getRepository(ApiKey).createQueryBuilder('x').where('x.id = :id', { id }), 'ApiKey', 'x').setLock('pessimistic_write').getOne();

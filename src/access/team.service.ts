@@ -20,7 +20,7 @@ export async function resolveTeam(ctx: RequestContext, name: string | null | und
 }
 
 export async function createTeam(ctx: RequestContext, input: CreateTeamInput): Promise<Team> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const team = em.create(Team, { name: input.name, description: input.description ?? null });
     assertCan(ctx, 'create', 'Team', { ...team, teamId: undefined });
     await em.insert(Team, team).catch((e) => mapDbError(e, `Team "${input.name}"`));

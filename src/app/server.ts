@@ -16,7 +16,6 @@ import { createLogger, type Logger } from '../core/logger';
 import { queryLimitsPlugin } from '../core/query-limits';
 import { InferenceEngine } from '../inference/inference.engine';
 import { followRunBudgets } from '../monitoring/run-budget-alert.service';
-import { followAccessChanges } from '../monitoring/subscription-stream';
 import { httpErrorHandler, httpRoutes } from './http-routes';
 import { contextFor } from './request-context';
 import { buildAppSchema } from './schema';
@@ -76,7 +75,6 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   }
 
   const schema = await buildAppSchema(app.events!.pubSub);
-  const stopFollowingAccess = followAccessChanges(app.events!);
   const expressApp = express();
   expressApp.disable('x-powered-by');
   const httpServer = createServer(expressApp);
@@ -144,7 +142,6 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         await new Promise<void>((resolve) => wsServer.close(() => resolve()));
         await workers?.close();
         await inference?.close();
-        stopFollowingAccess();
         guard.close();
         await app.close();
       })()),

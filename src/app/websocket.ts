@@ -1,6 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { Server } from 'node:http';
-import { getOperationAST, GraphQLError, parse, specifiedRules, validate, type DocumentNode, type ExecutionResult, type GraphQLSchema, type ValidationRule } from 'graphql';
+import {
+  createSourceEventStream,
+  execute,
+  getOperationAST,
+  GraphQLError,
+  parse,
+  specifiedRules,
+  validate,
+  type DocumentNode,
+  type ExecutionArgs,
+  type ExecutionResult,
+  type GraphQLSchema,
+  type ValidationRule,
+} from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocket, WebSocketServer } from 'ws';
 import { authenticate } from '../access/authenticate';
@@ -8,6 +21,7 @@ import type { AppServices, RequestContext } from '../core/context';
 import { AppError, badInput, ErrorCode, toClientError, unauthenticated } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { checkQueryLimits, withoutSuggestions, type QueryLimits } from '../core/query-limits';
+import { eventContext } from '../core/subscription-context';
 import { SubscriptionGuard, type LiveSocket } from '../core/subscription-guard';
 import { contextFor } from './request-context';
 
@@ -46,6 +60,7 @@ export function graphqlWebSocket(
   const wsCleanup = useServer<Record<string, unknown>, { authorization?: string; live?: LiveSocket }>(
     {
       schema,
+      subscribe: subscribeEventByEvent,
       // Authenticated at connection_init: a refused or missing credential closes the socket (4403).
       onConnect: async (socket) => {
         const params = socket.connectionParams ?? {};
@@ -64,7 +79,7 @@ export function graphqlWebSocket(
       // revoked or a token expired while the socket was open stops working), then the same
       // validation and limits, with the caller's own context and fresh loaders.
       onSubscribe: async (socket, _id, payload) => {
-        const ctx = await contextFor(app, socket.extra.authorization, randomUUID());
+        let ctx = await contextFor(app, socket.extra.authorization, randomUUID());
         const refuse = (e: GraphQLError) => [new GraphQLError(e.message, { extensions: toClientError(e.toJSON(), ctx.requestId).extensions })];
         if (!ctx.principal) return refuse(ctx.authError ?? unauthenticated());
         let document: DocumentNode;
@@ -89,14 +104,13 @@ export function graphqlWebSocket(
         } catch (e) {
           return refuse(e as GraphQLError);
         }
-        const live = socket.extra.live!;
-        ctx.reauthenticate = () => guard.reauthenticate(live, ctx);
-        ctx.endSubscription = (reason) => guard.endOperationOf(live, ctx, reason);
+        // A subscription's rights are held by the guard for as long as it runs, not by its context.
+        if (operation.operation === 'subscription') ctx = guard.open(socket.extra.live!, ctx, document, payload.operationName);
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: ctx };
       },
       onOperation: (socket, _id, _payload, args, result) =>
         typeof (result as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function'
-          ? guard.track(socket.extra.live!, args.contextValue as RequestContext, args.document, args.operationName, result as AsyncIterable<ExecutionResult>)
+          ? guard.track(args.contextValue as RequestContext, result as AsyncIterable<ExecutionResult>)
           : undefined,
       onNext: (socket, _id, _payload, args, result) => {
         // A client that does not read its socket is disconnected before its backlog grows unbounded.
@@ -120,4 +134,32 @@ export function graphqlWebSocket(
     wsServer,
   );
   return { wsServer, guard, dispose: async () => wsCleanup.dispose() };
+}
+
+/**
+ * A subscription whose events are each executed with a context of their own (see
+ * {@link eventContext}): the operation's context never changes, yet every event, its nested fields
+ * included, is answered with the caller's rights as they are now and with loaders of its own.
+ */
+async function subscribeEventByEvent(args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+  const source = await createSourceEventStream(args);
+  if (!(Symbol.asyncIterator in source)) return source;
+  const ctx = args.contextValue as RequestContext;
+  const events = source[Symbol.asyncIterator]();
+  const answer = async (r: IteratorResult<unknown>): Promise<IteratorResult<ExecutionResult>> => {
+    if (r.done) return { done: true, value: undefined };
+    try {
+      return { done: false, value: await execute({ ...args, rootValue: r.value, contextValue: await eventContext(ctx, 'when-due') }) };
+    } catch (e) {
+      await events.return?.().catch(() => undefined);
+      throw e;
+    }
+  };
+  const iterator: AsyncIterableIterator<ExecutionResult> = {
+    [Symbol.asyncIterator]: () => iterator,
+    next: async () => answer(await events.next()),
+    return: async () => (await events.return?.(), { done: true, value: undefined }),
+    throw: async (e?: unknown) => answer(await (events.throw ? events.throw(e) : Promise.reject(e))),
+  };
+  return iterator;
 }

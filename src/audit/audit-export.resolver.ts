@@ -1,7 +1,7 @@
 import { Arg, Ctx, Field, FieldResolver, ID, InputType, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { RequestContext } from '../core/context';
 import { TOPICS } from '../core/events';
-import { Loaders } from '../core/loaders';
+import { eventContext } from '../core/subscription-context';
 import { authorizeField, Policy } from '../core/policy';
 import { downloadLink } from './audit-export.http';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
@@ -72,12 +72,11 @@ export class AuditExportResolver {
   @Policy(EXPORT)
   async auditExportUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string): Promise<AuditExport> {
     // Checked again for every event: a credential revoked meanwhile stops here.
-    if (ctx.reauthenticate) await ctx.reauthenticate();
-    else ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
-    authorizeField(ctx, EXPORT);
+    const now = await eventContext(ctx);
+    authorizeField(now, EXPORT);
     void event;
     // The row as it is now, through the caller's own check.
-    return loadExport(ctx, id);
+    return loadExport(now, id);
   }
 
   @FieldResolver(() => AuditExportDownload, { nullable: true, description: 'Present once a file export has SUCCEEDED' })

@@ -5,11 +5,10 @@ import { to as copyTo } from 'pg-copy-streams';
 import { buildAbility, subjectOf, type Principal } from '../core/ability';
 import type { PolicyRule } from '../core/subjects';
 import { TOPICS } from '../core/events';
-import { Loaders } from '../core/loaders';
 import { enqueue } from '../core/queue/outbox';
 import { QUEUES, type AuditExportJob } from '../core/queue/queues';
 import { positional, type Bind } from '../core/casl-sql';
-import { inTransaction, type AppServices, type RequestContext } from '../core/context';
+import { createContext, inTransaction, type AppServices, type RequestContext } from '../core/context';
 import { AppError, badInput, ErrorCode, notFound } from '../core/errors';
 import { fromGlobalId, isUuid, toGlobalId } from '../core/global-id';
 import { Node } from '../core/node';
@@ -102,7 +101,7 @@ export async function parsedOrRefused<T>(ctx: RequestContext, action: string, pa
  */
 export async function beginExport(ctx: RequestContext, format: AuditExportFormat, filter: AuditExportFilter, asFile: boolean): Promise<AuditExport> {
   const id = randomUUID();
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const event = await audit(ctx, {
       action: asFile ? 'requestAuditExport' : 'exportAuditEvents',
       subjectType: 'AuditExport',
@@ -395,7 +394,7 @@ export async function finishExport(
   id: string,
   outcome: { status: AuditExportStatus; error?: string | null; fileSha256?: string | null; sizeBytes?: number | null },
 ): Promise<AuditExport> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const row = await em.findOneOrFail(AuditExport, { where: { id }, lock: { mode: 'pessimistic_write' } });
     const before = { status: row.status };
     Object.assign(row, { status: outcome.status, error: outcome.error ?? null, finishedAt: new Date() });
@@ -455,7 +454,7 @@ export async function requestFileExport(ctx: RequestContext, format: AuditExport
   const filter = await parsedOrRefused(ctx, 'requestAuditExport', () => normaliseFilter(rawFilter));
   if (filter.scope) await scopeSubjects(ctx, filter.scope);
   const p = ctx.principal!;
-  const exp = await inTransaction(ctx, async (em) => {
+  const exp = await inTransaction(ctx, async (em, ctx) => {
     const row = await beginExport(ctx, format, filter, true);
     const job: AuditExportJob = { exportId: row.id, requestId: ctx.requestId, principal: { id: p.id, kind: p.kind, roles: p.roles, teams: p.teams } };
     await enqueue(em, { queue: QUEUES.auditExports, name: 'write-export', jobId: `audit-export-${row.id}`, payload: job });
@@ -474,7 +473,7 @@ export async function exporterContext(app: AppServices, job: AuditExportJob): Pr
   );
   const principal: Principal = { ...job.principal, teamIds: row.team_ids ?? [] };
   const ability = buildAbility(principal, row.rules ?? []);
-  return { requestId: job.requestId, principal, authError: null, ability, app, log: app.log.child({ requestId: job.requestId }), loaders: new Loaders(app.db, ability), auditEvents: 0 };
+  return createContext(app, { requestId: job.requestId, principal, ability });
 }
 
 /**

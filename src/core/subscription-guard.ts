@@ -2,10 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { getOperationAST, Kind, type DocumentNode, type FragmentDefinitionNode, type SelectionSetNode } from 'graphql';
 import type { AppAbility, Principal } from './ability';
 import { auditDenied } from './audit/audit-chain';
-import type { RequestContext } from './context';
+import type { LiveRights, RequestContext, Rights } from './context';
 import { AppError, ErrorCode, unauthenticated } from './errors';
 import { TOPICS, type EventBus } from './events';
-import { Loaders } from './loaders';
 import type { Logger } from './logger';
 import { authorizeField, subscriptionPolicy, type PolicySpec } from './policy';
 
@@ -30,11 +29,19 @@ export interface LiveSocket {
   readonly authorization: string;
 }
 
-interface Operation {
+/** A subscription the guard follows: the holder of its rights (its context never changes). */
+interface Operation extends LiveRights {
+  socket: Socket;
   fields: string[];
+  /** The operation's own context (with this operation as its `live`). */
   ctx: RequestContext;
-  end(error: AppError): void;
-  ended: boolean;
+  /** The rights as last checked, when, and the access epoch they were checked in. */
+  rights: Rights;
+  checkedEpoch: number;
+  dueAt: number;
+  /** Ends the operation's stream (set once it is tracked). */
+  stop: ((error: AppError) => void) | null;
+  ended: AppError | null;
 }
 
 interface Socket extends LiveSocket {
@@ -43,6 +50,9 @@ interface Socket extends LiveSocket {
   timer: NodeJS.Timeout | null;
   closed: boolean;
 }
+
+/** How long an operation's checked rights are trusted for its events without an access change: 5 to 10 s, spread. */
+const eventRecheckMs = () => 5_000 + Math.random() * 5_000;
 
 export interface SubscriptionGuardOptions {
   /** Establishes what an Authorization header is worth now (one database round trip at most). */
@@ -59,8 +69,8 @@ export interface SubscriptionGuardOptions {
  * Ends live subscriptions whose credential or rights are gone, instead of letting them run on and
  * answer each event with a refusal. Every open socket's credential is checked again when access
  * changes anywhere (roles or keys, from every instance), when the credential expires, and at least
- * every `recheckMs`; a subscription's own events check it again too (through
- * `RequestContext.reauthenticate`). A credential that no longer authenticates closes the socket
+ * every `recheckMs`; a subscription's own events check it again too (through its context's
+ * `live`, see `eventContext`). A credential that no longer authenticates closes the socket
  * with {@link CREDENTIAL_ENDED_CLOSE_CODE}; a principal that lost the right to a subscription's
  * root field (or, as its resolver finds at an event, to read the object it follows) sees that one
  * subscription end with an `error` message (FORBIDDEN, `SUBSCRIPTION_RIGHT_LOST`), its socket and
@@ -72,6 +82,8 @@ export class SubscriptionGuard {
   private stopFollowing: (() => void) | null = null;
   private sweeping: Promise<void> | null = null;
   private sweepAgain = false;
+  /** Bumped by every access change: rights checked in an older epoch are due another check. */
+  private epoch = 0;
 
   constructor(private readonly options: SubscriptionGuardOptions) {
     this.recheckMs = options.recheckMs ?? 60_000;
@@ -85,6 +97,7 @@ export class SubscriptionGuard {
       while (!stopped) {
         const next = await iterator.next().catch(() => ({ done: true as const, value: undefined }));
         if (next.done) return;
+        this.epoch += 1;
         this.sweep();
       }
     })();
@@ -125,49 +138,66 @@ export class SubscriptionGuard {
   }
 
   /**
-   * Follows a running subscription: the returned stream is `source` until the guard ends it, then
-   * it throws the reason (graphql-ws sends it as the operation's `error` message).
+   * A subscription begins on `live` with `ctx` (the caller as just authenticated): the operation's
+   * context, whose `live` holds its rights from now on (checked again by the guard and by its events).
    */
-  track<T>(live: LiveSocket, ctx: RequestContext, document: DocumentNode, operationName: string | null | undefined, source: AsyncIterable<T>): AsyncIterable<T> {
+  open(live: LiveSocket, ctx: RequestContext, document: DocumentNode, operationName: string | null | undefined): RequestContext {
     const socket = live as Socket;
-    const { iterator, end } = endable(source, () => socket.operations.delete(op));
-    const op: Operation = { fields: rootFields(document, operationName), ctx, end, ended: false };
-    socket.operations.add(op);
+    const op: Operation = {
+      socket,
+      fields: rootFields(document, operationName),
+      ctx,
+      rights: { principal: ctx.principal!, ability: ctx.ability },
+      checkedEpoch: this.epoch,
+      dueAt: Date.now() + eventRecheckMs(),
+      stop: null,
+      ended: null,
+      current: () => ({ ...op.rights, due: op.checkedEpoch !== this.epoch || Date.now() > op.dueAt }),
+      recheck: () => this.recheckOperation(op),
+      end: (reason) => this.endOperationOf(op, reason),
+    };
+    op.ctx = { ...ctx, live: op };
+    return op.ctx;
+  }
+
+  /**
+   * Follows a running subscription (its context made by {@link open}): the returned stream is
+   * `source` until the guard ends it, then it throws the reason (graphql-ws sends it as the
+   * operation's `error` message).
+   */
+  track<T>(ctx: RequestContext, source: AsyncIterable<T>): AsyncIterable<T> {
+    const op = ctx.live as Operation;
+    const { iterator, end } = endable(source, () => op.socket.operations.delete(op));
+    op.stop = end;
+    if (op.ended) end(op.ended);
+    else op.socket.operations.add(op);
     return iterator;
   }
 
-  /**
-   * For `RequestContext.reauthenticate` of an operation on `live`: checks the credential and the
-   * operation's rights again and refreshes `ctx` (principal, ability, loaders); throws, after
-   * ending the socket or the operation, when either no longer holds.
-   */
-  async reauthenticate(live: LiveSocket, ctx: RequestContext): Promise<void> {
-    const socket = live as Socket;
-    const credential = await this.options.authenticate(socket.authorization);
+  /** For `LiveRights.recheck`: the credential and the operation's root fields again; throws, after ending them, when either no longer holds. */
+  private async recheckOperation(op: Operation): Promise<Rights> {
+    const epoch = this.epoch;
+    const credential = await this.options.authenticate(op.socket.authorization);
     if (!credential.principal) {
       const error = credential.error ?? unauthenticated();
-      await this.endSocket(socket, error);
+      await this.endSocket(op.socket, error);
+      // Not yet followed (its subscription still starting): it ends here.
+      await this.endOperation(op, error, subscriptionPolicy(op.fields[0] ?? ''));
       throw error;
     }
-    const op = [...socket.operations].find((o) => o.ctx === ctx);
-    if (!op) {
-      refresh(ctx, credential);
-      return;
-    }
-    const denied = await this.checkOperation(op, credential);
+    const denied = await this.checkOperation(op, credential, epoch);
     if (denied) throw denied;
+    return op.rights;
   }
 
   /**
-   * For `RequestContext.endSubscription` of an operation on `live`: the principal may no longer
-   * read what the operation follows (its root field still allowed), so it ends as if it had lost
-   * the field. Returns the error it ended with.
+   * For `LiveRights.end`: the principal may no longer read what the operation follows (its root
+   * field still allowed), so it ends as if it had lost the field. Returns the error it ended with.
    */
-  async endOperationOf(live: LiveSocket, ctx: RequestContext, reason: string): Promise<AppError> {
-    const op = [...(live as Socket).operations].find((o) => o.ctx === ctx);
-    const field = op?.fields[0] ?? 'subscription';
+  private async endOperationOf(op: Operation, reason: string): Promise<AppError> {
+    const field = op.fields[0] ?? 'subscription';
     const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${reason}`, { reason: 'SUBSCRIPTION_RIGHT_LOST' });
-    if (op) await this.endOperation(op, error, subscriptionPolicy(field));
+    await this.endOperation(op, error, subscriptionPolicy(field));
     return error;
   }
 
@@ -211,6 +241,7 @@ export class SubscriptionGuard {
   private async recheck(sockets: Socket[]): Promise<void> {
     const open = sockets.filter((s) => !s.closed);
     if (!open.length) return;
+    const epoch = this.epoch;
     let credential: Credential;
     try {
       credential = await this.options.authenticate(open[0].authorization);
@@ -226,18 +257,21 @@ export class SubscriptionGuard {
         continue;
       }
       this.schedule(socket, credential.expiresAt);
-      for (const op of [...socket.operations]) await this.checkOperation(op, credential);
+      for (const op of [...socket.operations]) await this.checkOperation(op, credential, epoch);
     }
   }
 
-  /** Refreshes the operation's context; ends it when its root fields are no longer allowed. */
-  private async checkOperation(op: Operation, credential: Credential): Promise<AppError | null> {
-    refresh(op.ctx, credential);
+  /** Records the operation's fresh rights; ends it when its root fields are no longer allowed. */
+  private async checkOperation(op: Operation, credential: Credential, epoch: number): Promise<AppError | null> {
+    op.rights = { principal: credential.principal!, ability: credential.ability };
+    op.checkedEpoch = epoch;
+    op.dueAt = Date.now() + eventRecheckMs();
+    const now = { ...op.ctx, ...op.rights, authError: credential.error };
     for (const field of op.fields) {
       const spec = subscriptionPolicy(field);
       if (!spec) continue;
       try {
-        authorizeField(op.ctx, spec);
+        authorizeField(now, spec);
       } catch (e) {
         const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${(e as Error).message}`, { reason: 'SUBSCRIPTION_RIGHT_LOST' });
         await this.endOperation(op, error, spec);
@@ -249,8 +283,8 @@ export class SubscriptionGuard {
 
   private async endOperation(op: Operation, error: AppError, spec: PolicySpec | undefined): Promise<void> {
     if (op.ended) return;
-    op.ended = true;
-    op.end(error);
+    op.ended = error;
+    op.stop?.(error);
     await this.audit(op.ctx, error, spec);
   }
 
@@ -259,12 +293,7 @@ export class SubscriptionGuard {
     this.disconnected(socket);
     // Closed first: nothing more reaches the client, whatever is in flight.
     socket.close(CREDENTIAL_ENDED_CLOSE_CODE, closeReason(`Unauthorized: ${error.message}`));
-    for (const op of socket.operations) {
-      if (op.ended) continue;
-      op.ended = true;
-      op.end(error);
-      await this.audit(op.ctx, error, subscriptionPolicy(op.fields[0] ?? ''));
-    }
+    for (const op of [...socket.operations]) await this.endOperation(op, error, subscriptionPolicy(op.fields[0] ?? ''));
   }
 
   private async audit(ctx: RequestContext, error: AppError, spec: PolicySpec | undefined): Promise<void> {
@@ -275,10 +304,6 @@ export class SubscriptionGuard {
       this.options.log.error({ err: (e as Error).message }, 'ended subscription not audited');
     }
   }
-}
-
-function refresh(ctx: RequestContext, credential: Credential): void {
-  Object.assign(ctx, { principal: credential.principal, authError: credential.error, ability: credential.ability, loaders: new Loaders(ctx.app.db, credential.ability) });
 }
 
 /** A WebSocket close reason is at most 123 bytes of UTF-8. */

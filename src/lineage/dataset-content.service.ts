@@ -78,7 +78,7 @@ export async function uploadDatasetContent(ctx: RequestContext, body: Readable):
   try {
     const shape = await inspectCsv(received.tempPath);
     if (typeof shape === 'string') throw badInput(`Not a CSV this server can train on: ${shape}`, { reason: 'DATASET_NOT_CSV' });
-    return await inTransaction(ctx, async (em) => {
+    return await inTransaction(ctx, async (em, ctx) => {
       await store.commit(received.tempPath, received.sha256);
       const inserted = await em
         .createQueryBuilder()

@@ -61,7 +61,7 @@ export async function loadReadable<T extends ObjectLiteral>(
 }
 
 export async function createDataset(ctx: RequestContext, input: CreateDatasetInput): Promise<Dataset> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const team = await resolveTeam(ctx, input.team);
     const dataset = em.create(Dataset, {
       teamId: team.id,
@@ -78,7 +78,7 @@ export async function createDataset(ctx: RequestContext, input: CreateDatasetInp
 }
 
 export async function registerDatasetVersion(ctx: RequestContext, input: RegisterDatasetVersionInput): Promise<DatasetVersion> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     // The dataset row is locked so that concurrent registrations number their versions in turn.
     const dataset = await loadReadable(ctx, em, Dataset, 'Dataset', input.dataset, 'dataset', 'update');
     const names = new Set<string>();
@@ -129,7 +129,7 @@ async function registerContent<T extends ObjectLiteral & { id: string; teamId: s
   build: (team: Team, sha256: string) => Partial<T>,
   audited = true,
 ): Promise<T> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const team = await resolveTeam(ctx, teamName);
     const sha256 = sha256Hex(boundedCanonicalJson(identity, 'content'));
     const candidate = em.create(entity, { ...build(team, sha256), teamId: team.id, sha256, createdBy: ctx.principal!.id } as never) as T;

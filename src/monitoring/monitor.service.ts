@@ -1,7 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import type { Condition } from './condition';
 import { audit } from '../core/audit/audit-chain';
-import type { AppServices, RequestContext } from '../core/context';
+import type { AppServices, RequestContext, TransactionContext } from '../core/context';
 import { inTransaction } from '../core/context';
 import { assertCan } from '../core/authz';
 import { badInput, conflict } from '../core/errors';
@@ -153,7 +153,7 @@ export async function monitorWindow(
     ).map((r: { v: string }) => r.v),
   );
 
-  const outcome = await inTransaction(ctx, async (em): Promise<PassOutcome | null> => {
+  const outcome = await inTransaction(ctx, async (em, ctx): Promise<PassOutcome | null> => {
     // One pass per deployment at a time.
     await em.query(`SELECT pg_advisory_xact_lock(hashtext('monitor:' || $1))`, [deploymentId]);
     const inserted = await em.query(
@@ -280,19 +280,19 @@ export async function runMonitor(ctx: RequestContext, deploymentRef: string, win
   return monitorWindow(ctx.app, deployment.id, start, seconds, ctx.requestId, ctx);
 }
 
-async function loadAlert(ctx: RequestContext, id: string): Promise<Alert> {
-  return loadReadable(ctx, ctx.em!, Alert, 'Alert', id, 'id', 'update');
+async function loadAlert(ctx: TransactionContext, id: string): Promise<Alert> {
+  return loadReadable(ctx, ctx.em, Alert, 'Alert', id, 'id', 'update');
 }
 
 /** Marks an open alert as seen by a person (it stays open until resolved or cleared). */
 export async function acknowledgeAlert(ctx: RequestContext, id: string, note: string | null): Promise<Alert> {
-  const alert = await inTransaction(ctx, async () => {
+  const alert = await inTransaction(ctx, async (em, ctx) => {
     const a = await loadAlert(ctx, id);
     assertCan(ctx, 'update', 'Alert', a);
     if (a.status !== AlertStatus.OPEN) throw conflict(`alert is ${a.status}`, { reason: 'ALERT_NOT_OPEN' });
     const before = { status: a.status };
     Object.assign(a, { status: AlertStatus.ACKNOWLEDGED, acknowledgedBy: ctx.principal!.id, acknowledgedAt: new Date() });
-    await ctx.em!.save(Alert, a);
+    await em.save(Alert, a);
     await audit(ctx, { action: 'acknowledgeAlert', subjectType: 'Alert', subjectId: a.nodeId, before, after: { status: a.status, note } });
     return a;
   });
@@ -303,13 +303,13 @@ export async function acknowledgeAlert(ctx: RequestContext, id: string, note: st
 /** Closes an alert by hand, with the reason. */
 export async function resolveAlert(ctx: RequestContext, id: string, reason: string): Promise<Alert> {
   if (!reason.trim()) throw badInput('a reason is required', { field: 'reason' });
-  const alert = await inTransaction(ctx, async () => {
+  const alert = await inTransaction(ctx, async (em, ctx) => {
     const a = await loadAlert(ctx, id);
     assertCan(ctx, 'update', 'Alert', a);
     if (a.status === AlertStatus.RESOLVED) throw conflict('alert is already resolved', { reason: 'ALERT_RESOLVED' });
     const before = { status: a.status };
     Object.assign(a, { status: AlertStatus.RESOLVED, resolvedBy: ctx.principal!.id, resolvedAt: new Date(), resolution: reason });
-    await ctx.em!.save(Alert, a);
+    await em.save(Alert, a);
     await audit(ctx, { action: 'resolveAlert', subjectType: 'Alert', subjectId: a.nodeId, before, after: { status: a.status, reason } });
     return a;
   });
@@ -319,7 +319,7 @@ export async function resolveAlert(ctx: RequestContext, id: string, reason: stri
 
 /** Settings of a deployment's monitor (merged over the current ones), audited. */
 export async function setDeploymentMonitoring(ctx: RequestContext, deploymentRef: string, patch: Partial<MonitoringSettings>): Promise<Deployment> {
-  const deployment = await inTransaction(ctx, async (em) => {
+  const deployment = await inTransaction(ctx, async (em, ctx) => {
     const d = await loadReadable(ctx, em, Deployment, 'Deployment', deploymentRef, 'deployment', 'update');
     assertCan(ctx, 'update', 'Deployment', d);
     if (patch.retrainDatasetVersion) {
@@ -367,7 +367,7 @@ async function retrain(app: AppServices, alert: Alert, datasetVersion: string, r
     seedSet: toGlobalId('SeedSet', run.seed_set_id),
     environment: toGlobalId('Environment', run.environment_id),
   } satisfies Partial<StartTrainingRunInput> as StartTrainingRunInput);
-  const linked = await inTransaction(ctx, async (em) => {
+  const linked = await inTransaction(ctx, async (em, ctx) => {
     await em.update(Alert, { id: alert.id }, { retrainRunId: started.id });
     await audit(ctx, { action: 'linkRetrainRun', subjectType: 'Alert', subjectId: alert.nodeId, after: { trainingRun: started.nodeId } });
     return em.getRepository(Alert).findOneByOrFail({ id: alert.id });

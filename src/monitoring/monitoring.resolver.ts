@@ -186,13 +186,13 @@ export class MonitoringResolver {
       const deploymentId = filter.deployment ? expectId(filter.deployment, 'Deployment', 'filter.deployment') : null;
       if (deploymentId) await loadReadable(ctx, ctx.app.db.manager, Deployment, 'Deployment', filter.deployment!, 'filter.deployment');
       const minRank = filter.minSeverity ? SEVERITY_RANK[filter.minSeverity] : 0;
-      return filtered(ctx, ctx.app.events!.subscribe(TOPICS.alertChanged, 'all') as AsyncIterable<unknown> as AsyncIterable<{ alert: Alert }>, (event) => {
+      return filtered(ctx, ctx.app.events!.subscribe(TOPICS.alertChanged, 'all') as AsyncIterable<unknown> as AsyncIterable<{ alert: Alert }>, (event, now) => {
         const a = event.alert;
         if (deploymentId && a.deploymentId !== deploymentId) return false;
         if (filter.kinds?.length && !filter.kinds.includes(a.kind)) return false;
         if (filter.statuses?.length && !filter.statuses.includes(a.status)) return false;
         if (SEVERITY_RANK[a.severity] < minRank) return false;
-        return ctx.ability.can('read', subjectOf('Alert', a) as never);
+        return now.ability.can('read', subjectOf('Alert', a) as never);
       });
     },
   })
@@ -223,7 +223,7 @@ export class MonitoringResolver {
 async function monitorRuns(ctx: RequestContext, deployment: string) {
   authorizeField(ctx, DEPLOYMENT_READ);
   const d = await loadReadable(ctx, ctx.app.db.manager, Deployment, 'Deployment', deployment, 'deployment');
-  return filtered(ctx, ctx.app.events!.subscribe(TOPICS.monitorRan, d.id), () => ctx.ability.can('read', subjectOf('Deployment', d) as never));
+  return filtered(ctx, ctx.app.events!.subscribe(TOPICS.monitorRan, d.id), (_event, now) => now.ability.can('read', subjectOf('Deployment', d) as never));
 }
 
 async function loadRun(ctx: RequestContext, runId: string): Promise<MonitorRun> {

@@ -30,7 +30,7 @@ export async function raiseRunBudgetAlerts(app: AppServices, trip: BudgetTrip): 
   const ctx = systemContext(app, { id: INFERENCE_PRINCIPAL, kind: 'system', roles: ['admin'] }, `run-budget-${randomUUID()}`);
   const now = new Date();
   const details = { budgetMs: trip.budgetMs, overruns: trip.overruns, pool: trip.pool, stuck: trip.stuck, unloadedUntil: trip.unloadedUntil.toISOString(), reason: trip.reason };
-  const changed = await inTransaction(ctx, async (em) => {
+  const changed = await inTransaction(ctx, async (em, ctx) => {
     const out: Alert[] = [];
     for (const d of trip.deployments) {
       // The lock monitor passes take: one writer of a deployment's alerts at a time.

@@ -60,7 +60,7 @@ export async function uploadArtifact(ctx: RequestContext, body: Readable): Promi
     }
     // The signature's names are stored with the artifact and key every logged prediction.
     assertStorable(signature, 'signature');
-    return await inTransaction(ctx, async (em) => {
+    return await inTransaction(ctx, async (em, ctx) => {
       await store.commit(received.tempPath, received.sha256);
       // ON CONFLICT: two uploads of the same bytes at once both succeed; one of them creates the row.
       const inserted = await em

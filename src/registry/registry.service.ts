@@ -19,7 +19,7 @@ import type { CreateModelInput, RegisterModelVersionInput, RemoveAliasInput, Rev
 import { RegistryReason, registryError } from './registry.errors';
 
 export async function createModel(ctx: RequestContext, input: CreateModelInput): Promise<Model> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const team = await resolveTeam(ctx, input.team);
     const model = em.create(Model, { teamId: team.id, name: input.name, description: input.description ?? null, createdBy: ctx.principal!.id });
     assertCan(ctx, 'create', 'Model', model);
@@ -31,7 +31,7 @@ export async function createModel(ctx: RequestContext, input: CreateModelInput):
 
 export async function registerModelVersion(ctx: RequestContext, input: RegisterModelVersionInput): Promise<ModelVersion> {
   const metrics = validateMetrics(input.metrics);
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     // Locked so that concurrent registrations number their versions in turn.
     const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model', 'update');
     // Allowed to add a version to this model at all? Asked before anything else is looked up.
@@ -142,7 +142,7 @@ async function transition(
   action: 'submitModelVersion' | 'approveModelVersion' | 'rejectModelVersion' | 'archiveModelVersion',
   reason: string | null,
 ): Promise<ModelVersion> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', id, 'modelVersion', 'update');
     const permission = to === ModelVersionStatus.APPROVED ? 'approve' : to === ModelVersionStatus.REJECTED ? 'reject' : 'update';
     assertCan(ctx, permission, 'ModelVersion', version);
@@ -202,7 +202,7 @@ export const archiveModelVersion = (ctx: RequestContext, input: ReviewInput) =>
 export const GUARDED_ALIASES = new Set(['champion', 'production']);
 
 export async function setModelVersionAlias(ctx: RequestContext, input: SetAliasInput): Promise<ModelVersion> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', input.modelVersion, 'modelVersion', 'update');
     assertCan(ctx, 'update', 'ModelVersion', version);
     // The model row serialises alias moves, including the first assignment of a new alias.
@@ -232,7 +232,7 @@ export async function setModelVersionAlias(ctx: RequestContext, input: SetAliasI
 }
 
 export async function removeModelVersionAlias(ctx: RequestContext, input: RemoveAliasInput): Promise<Model> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model', 'update');
     const existing = await em.findOne(ModelVersionAlias, { where: { modelId: model.id, alias: input.alias } });
     if (!existing) throw notFound(`Alias "${input.alias}" of model ${model.name}`);

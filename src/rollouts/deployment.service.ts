@@ -43,7 +43,7 @@ const describeSplit = (shares: Array<{ modelVersionId: string; weight: number }>
 
 export async function createDeployment(ctx: RequestContext, input: CreateDeploymentInput): Promise<Deployment> {
   const slos = validateMetrics(input.slos, 'slos');
-  const created = await inTransaction(ctx, async (em) => {
+  const created = await inTransaction(ctx, async (em, ctx) => {
     const team = await resolveTeam(ctx, input.team);
     const deployment = em.create(Deployment, {
       teamId: team.id,
@@ -71,7 +71,7 @@ export async function createDeployment(ctx: RequestContext, input: CreateDeploym
 }
 
 export async function setTrafficSplit(ctx: RequestContext, input: SetTrafficSplitInput): Promise<Deployment> {
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const deployment = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment', 'update');
     assertCan(ctx, 'update', 'Deployment', deployment);
     await conflictIfRolling(em, deployment.id);

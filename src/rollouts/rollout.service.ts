@@ -2,7 +2,7 @@ import type { EntityManager } from 'typeorm';
 import { In } from 'typeorm';
 import { audit } from '../core/audit/audit-chain';
 import { assertCan } from '../core/authz';
-import { inTransaction, type RequestContext } from '../core/context';
+import { inTransaction, type RequestContext, type TransactionContext } from '../core/context';
 import { AppError, badInput, conflict, ErrorCode } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
@@ -52,7 +52,7 @@ function rolloutError(reason: string, message: string): AppError {
 }
 
 export async function startRollout(ctx: RequestContext, input: StartRolloutInput): Promise<Rollout> {
-  const rollout = await inTransaction(ctx, async (em) => {
+  const rollout = await inTransaction(ctx, async (em, ctx) => {
     const deployment = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment', 'update');
     assertCan(ctx, 'update', 'Deployment', deployment);
     const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', input.modelVersion, 'modelVersion', 'share');
@@ -186,7 +186,7 @@ async function lockActive(ctx: RequestContext, em: EntityManager, id: string): P
  * after the bake time (which first checks health and rolls back on a breach), and by
  * promoteRollout (which skips the wait). Idempotent per (rollout, generation).
  */
-async function advance(ctx: RequestContext, em: EntityManager, rollout: Rollout, deployment: Deployment, action: string, reason: string): Promise<void> {
+async function advance(ctx: TransactionContext, em: EntityManager, rollout: Rollout, deployment: Deployment, action: string, reason: string): Promise<void> {
   const next = rollout.currentStep + 1;
   if (next >= rollout.steps.length) {
     if (rollout.strategy === RolloutStrategy.SHADOW) {
@@ -209,7 +209,7 @@ async function advance(ctx: RequestContext, em: EntityManager, rollout: Rollout,
 
 /** The step job: after the bake time, check the step's health; roll back on a breach, advance otherwise. */
 export async function runRolloutStep(ctx: RequestContext, rolloutId: string, generation: number): Promise<void> {
-  const deploymentId = await inTransaction(ctx, async (em) => {
+  const deploymentId = await inTransaction(ctx, async (em, ctx) => {
     const rollout = await em.findOne(Rollout, { where: { id: rolloutId }, lock: { mode: 'pessimistic_write' } });
     // A paused, finished, promoted or rescheduled rollout has moved on: this job is stale.
     if (!rollout || rollout.status !== RolloutStatus.IN_PROGRESS || rollout.generation !== generation) return null;
@@ -232,7 +232,7 @@ export async function runRolloutStep(ctx: RequestContext, rolloutId: string, gen
 }
 
 export async function promoteRollout(ctx: RequestContext, input: RolloutActionInput): Promise<Rollout> {
-  const rollout = await inTransaction(ctx, async (em) => {
+  const rollout = await inTransaction(ctx, async (em, ctx) => {
     const { rollout, deployment } = await lockActive(ctx, em, input.rollout);
     if (rollout.status === RolloutStatus.PAUSED) await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.IN_PROGRESS });
     await advance(ctx, em, rollout, deployment, 'promoteRollout', input.reason ?? `promoted by ${ctx.principal!.id}`);
@@ -271,7 +271,7 @@ async function transition(
   action: string,
   change: (em: EntityManager, rollout: Rollout, deployment: Deployment) => Promise<void>,
 ): Promise<Rollout> {
-  const rollout = await inTransaction(ctx, async (em) => {
+  const rollout = await inTransaction(ctx, async (em, ctx) => {
     const { rollout, deployment } = await lockActive(ctx, em, input.rollout);
     const before = { status: rollout.status, trafficSplit: describe(await currentSplit(em, deployment.id)) };
     await change(em, rollout, deployment);
@@ -296,7 +296,7 @@ async function transition(
  * otherwise the last version that held 100 % of the traffic gets it again.
  */
 export async function rollbackDeployment(ctx: RequestContext, input: RollbackDeploymentInput): Promise<Deployment> {
-  const deployment = await inTransaction(ctx, async (em) => {
+  const deployment = await inTransaction(ctx, async (em, ctx) => {
     const visible = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment');
     assertCan(ctx, 'update', 'Deployment', visible);
     // Same lock order as every rollout transition: the rollout first, then its deployment.
@@ -340,7 +340,7 @@ export function conflictIfRolling(em: EntityManager, deploymentId: string): Prom
 
 /** A step whose check could not run after every retry: the rollout is rolled back rather than left half-way. */
 export async function abandonRolloutStep(ctx: RequestContext, rolloutId: string, generation: number, error: string): Promise<void> {
-  const deploymentId = await inTransaction(ctx, async (em) => {
+  const deploymentId = await inTransaction(ctx, async (em, ctx) => {
     const rollout = await em.findOne(Rollout, { where: { id: rolloutId }, lock: { mode: 'pessimistic_write' } });
     if (!rollout || rollout.status !== RolloutStatus.IN_PROGRESS || rollout.generation !== generation) return null;
     const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });

@@ -6,7 +6,7 @@ import { authorizeField, Policy } from '../core/policy';
 import { Rollout, RolloutStatus, RolloutStrategy } from './rollout.entity';
 import * as rollouts from './rollout.service';
 import type { RequestContext } from '../core/context';
-import { Loaders } from '../core/loaders';
+import { eventContext } from '../core/subscription-context';
 import { expectId } from '../core/global-id';
 import { listConnection, whereTeam } from '../core/list';
 import { Connection, PageArgs } from '../core/pagination';
@@ -111,15 +111,14 @@ export class RolloutResolver {
   })
   @Policy(ROLLOUT_READ)
   async rolloutUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string): Promise<Rollout> {
-    // Each event is checked like a new request: the credential again (revoked keys stop here), then
-    // fresh loaders, so nested fields are not answered from the previous event's reads.
-    if (ctx.reauthenticate) await ctx.reauthenticate();
-    else ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
-    const latest = await ctx.app.db.getRepository(Rollout).findOne({ where: { deploymentId: event.id }, order: { createdAt: 'DESC' } });
-    const hidden = !(await ctx.loaders.byId(Deployment, 'Deployment').load(event.id)) || (latest && !ctx.ability.can('read', subjectOf('Rollout', latest)));
+    // Each event is checked like a new request: the credential again (revoked keys stop here), and
+    // loaders of its own, so nested fields are not answered from the previous event's reads.
+    const now = await eventContext(ctx);
+    const latest = await now.app.db.getRepository(Rollout).findOne({ where: { deploymentId: event.id }, order: { createdAt: 'DESC' } });
+    const hidden = !(await now.loaders.byId(Deployment, 'Deployment').load(event.id)) || (latest && !now.ability.can('read', subjectOf('Rollout', latest)));
     // The deployment or its rollout is out of the caller's sight now: the subscription ends,
     // rather than answering every later event with NOT_FOUND.
-    if (hidden && ctx.endSubscription) throw await ctx.endSubscription(`Rollout of deployment ${deployment} not found`);
+    if (hidden && now.live) throw await now.live.end(`Rollout of deployment ${deployment} not found`);
     if (!latest || hidden) throw notFound(`Rollout of deployment ${deployment}`);
     return latest;
   }

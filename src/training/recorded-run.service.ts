@@ -23,7 +23,7 @@ export async function recordTrainingRun(ctx: RequestContext, input: RecordTraini
   const startedAt = parseTime(input.startedAt, 'startedAt');
   const finishedAt = parseTime(input.finishedAt, 'finishedAt');
   if (startedAt && finishedAt && finishedAt < startedAt) throw badInput('finishedAt is before startedAt', { field: 'finishedAt' });
-  return inTransaction(ctx, async (em) => {
+  return inTransaction(ctx, async (em, ctx) => {
     const team = await resolveTeam(ctx, input.team);
     const datasets = await loadRunDatasets(ctx, em, input.datasets);
     const code = await loadReadable(ctx, em, CodeVersion, 'CodeVersion', input.codeVersion, 'codeVersion');

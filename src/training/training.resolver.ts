@@ -1,7 +1,7 @@
 import { Arg, Ctx, FieldResolver, ID, Mutation, Resolver, Root, Subscription } from 'type-graphql';
 import { subjectOf } from '../core/ability';
 import type { RequestContext } from '../core/context';
-import { Loaders } from '../core/loaders';
+import { eventContext } from '../core/subscription-context';
 import { notFound } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { expectId } from '../core/global-id';
@@ -49,17 +49,16 @@ export class TrainingResolver {
   })
   @Policy(RUN_READ)
   async trainingRunUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('id', () => ID) _id: string): Promise<TrainingRun> {
-    // Each event is checked like a new request: the credential again (revoked keys stop here), then
-    // fresh loaders, so nested fields are not answered from the previous event's reads.
-    if (ctx.reauthenticate) await ctx.reauthenticate();
-    else ctx.loaders = new Loaders(ctx.app.db, ctx.ability);
+    // Each event is checked like a new request: the credential again (revoked keys stop here), and
+    // loaders of its own, so nested fields are not answered from the previous event's reads.
+    const now = await eventContext(ctx);
     // Fresh row, through a fresh scoped read: never a cached or unauthorised one.
-    const run = await ctx.app.db.getRepository(TrainingRun).findOne({ where: { id: event.id } });
-    if (!run || !ctx.ability.can('read', subjectOf('TrainingRun', run))) {
+    const run = await now.app.db.getRepository(TrainingRun).findOne({ where: { id: event.id } });
+    if (!run || !now.ability.can('read', subjectOf('TrainingRun', run))) {
       // The run is out of the caller's sight now: the subscription ends, rather than answering
       // every later event with NOT_FOUND.
       const missing = notFound(`TrainingRun ${_id}`);
-      throw ctx.endSubscription ? await ctx.endSubscription(missing.message) : missing;
+      throw now.live ? await now.live.end(missing.message) : missing;
     }
     return run;
   }

@@ -39,7 +39,7 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
   if (!!input.seedSet === !!input.seeds) throw badInput('give exactly one of seedSet and seeds', { field: 'seedSet' });
   if (!!input.codeVersion === !!input.newCodeVersion) throw badInput('give exactly one of codeVersion and newCodeVersion', { field: 'codeVersion' });
   if (!!input.environment === !!input.newEnvironment) throw badInput('give exactly one of environment and newEnvironment', { field: 'environment' });
-  const run = await inTransaction(ctx, async (em) => {
+  const run = await inTransaction(ctx, async (em, ctx) => {
     const model = await loadReadable(ctx, em, Model, 'Model', input.model, 'model');
     assertCan(ctx, 'create', 'ModelVersion', { teamId: model.teamId, modelId: model.id, status: ModelVersionStatus.REGISTERED, createdBy: ctx.principal!.id });
     const teamName = (await em.query('SELECT name FROM team WHERE id = $1', [model.teamId]))[0].name as string;
@@ -116,7 +116,7 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
 }
 
 export async function cancelTrainingRun(ctx: RequestContext, id: string, reason: string | null): Promise<TrainingRun> {
-  const run = await inTransaction(ctx, async (em) => {
+  const run = await inTransaction(ctx, async (em, ctx) => {
     const run = await loadReadable(ctx, em, TrainingRun, 'TrainingRun', id, 'trainingRun', 'update');
     assertCan(ctx, 'update', 'TrainingRun', run);
     if (FINAL.includes(run.status)) throw conflict(`The run is already ${run.status}`, { reason: 'TRAINING_RUN_FINISHED' });
@@ -164,7 +164,7 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
   }
   // Each execution is recorded (and numbered) under a lock on the run; a run finished meanwhile is left alone.
   // The number is the run's ownership: only the execution holding it records its process or registers the output.
-  const begun = await inTransaction(ctx, async (em) => {
+  const begun = await inTransaction(ctx, async (em, ctx) => {
     const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
     if (!locked || FINAL.includes(locked.status)) return null;
     const number = locked.attempts + 1;
@@ -342,7 +342,7 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, execution: 
   const reference = storableReference(await readJson(path.join(outputDir, 'profile.json'), 'profile.json').catch(() => null));
   const blob = await ctx.app.artifacts.put(await readFile(modelFile));
   const config = await ctx.app.db.getRepository(Config).findOneByOrFail({ id: run.configId });
-  await inTransaction(ctx, async (em) => {
+  await inTransaction(ctx, async (em, ctx) => {
     const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
     if (!locked || locked.status !== TrainingRunStatus.RUNNING || locked.attempts !== execution) return;
     const claimed = await em.findOne(ModelVersion, { where: { trainingRunId: run.id } });
@@ -399,7 +399,7 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, execution: 
 
 /** Ends a run that is not finished yet, with one audit event; a finished run is left as it is. */
 export async function finishRun(ctx: RequestContext, runId: string, status: TrainingRunStatus, reason: string | null): Promise<void> {
-  await inTransaction(ctx, async (em) => {
+  await inTransaction(ctx, async (em, ctx) => {
     const run = await em.findOne(TrainingRun, { where: { id: runId }, lock: { mode: 'pessimistic_write' } });
     if (!run || FINAL.includes(run.status)) return;
     await em.update(TrainingRun, { id: runId }, { status, finishedAt: new Date(), failureReason: reason });

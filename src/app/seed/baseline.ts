@@ -9,7 +9,7 @@ import { systemContext } from '../../access/system-context';
 /** Seeds the default roles that do not exist yet (never overwrites an admin's edits). */
 export async function seedBaseline(app: AppServices): Promise<void> {
   const ctx = systemContext(app, {}, 'seed-baseline');
-  await inTransaction(ctx, async (em) => {
+  await inTransaction(ctx, async (em, ctx) => {
     // Serialise concurrent starts on one database.
     await em.query('SELECT pg_advisory_xact_lock(7001)');
     const existing = new Map((await em.find(Role)).map((r) => [r.name, r]));

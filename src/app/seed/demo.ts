@@ -53,7 +53,7 @@ async function storeCsv(app: AppServices, csv: string, actor: string): Promise<{
   const lines = csv.trimEnd().split('\n');
   const columns = lines[0].split(',');
   const rowCount = lines.length - 1;
-  await inTransaction(ctx, async (em) => {
+  await inTransaction(ctx, async (em, ctx) => {
     if (await em.findOne(DatasetBlob, { where: { sha256: blob.sha256 } })) return;
     await em.insert(DatasetBlob, { sha256: blob.sha256, sizeBytes: blob.sizeBytes, rowCount, columns, createdBy: actor });
     await audit(ctx, { action: 'uploadDatasetContent', subjectType: 'DatasetContent', subjectId: blob.sha256, after: { sha256: blob.sha256, rowCount, columns } });

@@ -3,7 +3,7 @@ import { AppError, ErrorCode } from '../errors';
 import type { AuditEntry, DeniedAttempt } from './audit-entry';
 export type { AuditEntry } from './audit-entry';
 import { canonicalJson, sha256Hex } from '../canonical-json';
-import type { RequestContext } from '../context';
+import type { RequestContext, TransactionContext } from '../context';
 import { AuditDecision, AuditEvent, AuditHead } from './audit-event.entity';
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -61,11 +61,11 @@ export async function appendAudit(em: EntityManager, ctx: Pick<RequestContext, '
   return event;
 }
 
-/** Appends through the request: joins the open transaction, counts the event. */
-export async function audit(ctx: RequestContext, entry: AuditEntry): Promise<AuditEvent> {
+/** Appends through the request: joins the transaction of the change, counts the event. */
+export async function audit(ctx: TransactionContext, entry: AuditEntry): Promise<AuditEvent> {
   if (!ctx.em) throw new Error('audit events must be written inside the transaction of the change');
   const event = await appendAudit(ctx.em, ctx, entry);
-  ctx.auditEvents += 1;
+  ctx.auditEvents.written += 1;
   return event;
 }
 
@@ -85,7 +85,7 @@ export async function recordDenial(ctx: RequestContext, attempt: DeniedAttempt, 
  */
 export async function auditDenied(db: DataSource, ctx: RequestContext, entry: AuditEntry): Promise<void> {
   await denied(db, ctx, { action: entry.action, subjectType: entry.subjectType, subjectId: entry.subjectId ?? null, reason: entry.reason ?? '', after: (entry.after as Record<string, unknown> | null | undefined) ?? null });
-  ctx.auditEvents += 1;
+  ctx.auditEvents.written += 1;
 }
 
 async function denied(db: DataSource, ctx: RequestContext, attempt: DeniedAttempt): Promise<number> {
