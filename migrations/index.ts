@@ -12,6 +12,7 @@ import { TrainingExecutionHandle1795310100000 } from './1795310100000-TrainingEx
 import { RunBudgetAlert1795312000000 } from './1795312000000-RunBudgetAlert';
 import { ReferenceProfileAggregates1795312407731 } from './1795312407731-ReferenceProfileAggregates';
 import { PredictionLogQuarantine1795312600000 } from './1795312600000-PredictionLogQuarantine';
+import { AuditEventVia1795313000000 } from './1795313000000-AuditEventVia';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
 export const MIGRATIONS: Function[] = [
@@ -29,4 +30,5 @@ export const MIGRATIONS: Function[] = [
   RunBudgetAlert1795312000000,
   ReferenceProfileAggregates1795312407731,
   PredictionLogQuarantine1795312600000,
+  AuditEventVia1795313000000,
 ];

@@ -22,14 +22,22 @@ export const CSV_COLUMNS = [
   'before',
   'after',
   'request_id',
+  'via',
   'prev_hash',
   'hash',
   'withheld',
 ] as const;
 export const CSV_HEADER = CSV_COLUMNS.join(',') + '\n';
+type CsvColumn = (typeof CSV_COLUMNS)[number];
+/** The columns of CSV exports written before events recorded `via`: such files still verify. */
+const CSV_COLUMNS_WITHOUT_VIA: readonly CsvColumn[] = CSV_COLUMNS.filter((c) => c !== 'via');
 
-/** Keys of an NDJSON event line, exactly (a line with other keys is refused). */
+/**
+ * Keys of an NDJSON event line, exactly (a line with other keys is refused); `via` is there only on
+ * events written through a job (its hash covers it only then).
+ */
 const EVENT_KEYS = ['type', 'seq', 'occurredAt', 'actorId', 'actorKind', 'action', 'subjectType', 'subjectId', 'decision', 'reason', 'before', 'after', 'requestId', 'prevHash', 'hash'];
+const EVENT_KEYS_WITH_VIA = [...EVENT_KEYS, 'via'];
 const OMITTED_KEYS = ['type', 'seq', 'seqTo', 'prevHash', 'hash', 'withheld'];
 
 /**
@@ -112,7 +120,7 @@ export function eventHash(prevHash: string, payload: Record<string, unknown>): s
  */
 export function omittedLine(format: 'NDJSON' | 'CSV', seq: number, seqTo: number, prevHash: string, hash: string, withheld: string | null): string {
   if (format === 'NDJSON') return JSON.stringify({ type: 'omitted', seq, seqTo, prevHash, hash, withheld }) + '\n';
-  return `omitted,${seq},${seqTo},,,,,,,,,,,,${csvQuote(prevHash)},${csvQuote(hash)},${withheld === null ? '' : csvQuote(withheld)}\n`;
+  return `omitted,${seq},${seqTo},,,,,,,,,,,,,${csvQuote(prevHash)},${csvQuote(hash)},${withheld === null ? '' : csvQuote(withheld)}\n`;
 }
 
 export function csvQuote(s: string): string {
@@ -222,6 +230,7 @@ export class ExportVerifier {
   private failure: Failure | null = null;
   private readonly pending: Entry[] = [];
   private csvRecord: { fields: Array<{ value: string; quoted: boolean }>; line: number; inQuotes: boolean; cell: string; quoted: boolean } | null = null;
+  private csvColumns: readonly CsvColumn[] = CSV_COLUMNS;
   // Chain state
   private expectSeq: number | null = null;
   private link: string | null = null;
@@ -271,7 +280,10 @@ export class ExportVerifier {
     if (this.format === null) {
       if (line === '' && !hadNewline) return;
       this.format = line.startsWith('{') ? 'NDJSON' : 'CSV';
-      if (this.format === 'CSV' && line !== CSV_HEADER.trimEnd()) throw new Failure(this.lineNo, 'not an audit export: the first line is neither JSON nor the CSV header');
+      if (this.format === 'CSV') {
+        if (line === CSV_COLUMNS_WITHOUT_VIA.join(',')) this.csvColumns = CSV_COLUMNS_WITHOUT_VIA;
+        else if (line !== CSV_HEADER.trimEnd()) throw new Failure(this.lineNo, 'not an audit export: the first line is neither JSON nor the CSV header');
+      }
     }
     if (this.format === 'NDJSON') {
       if (this.manifestLine) {
@@ -332,7 +344,7 @@ export class ExportVerifier {
     }
     r.fields.push({ value: r.cell, quoted: r.quoted });
     this.csvRecord = null;
-    this.pending.push(csvEntry(r.fields, r.line));
+    this.pending.push(csvEntry(r.fields, r.line, this.csvColumns));
   }
 
   private drain(): void {
@@ -462,8 +474,9 @@ function ndjsonEntry(obj: Record<string, unknown>, line: number): Entry {
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new Failure(line, 'not an export line');
   const keys = Object.keys(obj).sort().join(',');
   if (obj.type === 'event') {
-    if (keys !== [...EVENT_KEYS].sort().join(',')) throw new Failure(line, 'event line with missing or unknown fields');
+    if (keys !== [...EVENT_KEYS].sort().join(',') && keys !== [...EVENT_KEYS_WITH_VIA].sort().join(',')) throw new Failure(line, 'event line with missing or unknown fields');
     const e = obj as Record<string, any>;
+    if ('via' in e && (!e.via || typeof e.via !== 'object' || Array.isArray(e.via))) throw new Failure(line, 'event line with a malformed via');
     if (!isInt(e.seq) || typeof e.hash !== 'string' || !HEX64.test(e.hash) || typeof e.prevHash !== 'string' || !HEX64.test(e.prevHash)) throw new Failure(line, 'event line with a malformed seq or hash');
     const payload = {
       seq: e.seq,
@@ -478,6 +491,7 @@ function ndjsonEntry(obj: Record<string, unknown>, line: number): Entry {
       before: e.before,
       after: e.after,
       requestId: e.requestId,
+      ...('via' in e ? { via: e.via } : {}),
     };
     let intact = false;
     try {
@@ -499,10 +513,12 @@ function ndjsonEntry(obj: Record<string, unknown>, line: number): Entry {
   throw new Failure(line, `unknown line type ${JSON.stringify(obj.type)}`);
 }
 
-function csvEntry(fields: Array<{ value: string; quoted: boolean }>, line: number): Entry {
-  if (fields.length !== CSV_COLUMNS.length) throw new Failure(line, `expected ${CSV_COLUMNS.length} cells, found ${fields.length}`);
-  const cell = Object.fromEntries(CSV_COLUMNS.map((c, i) => [c, fields[i]])) as Record<(typeof CSV_COLUMNS)[number], { value: string; quoted: boolean }>;
-  const text = (c: (typeof CSV_COLUMNS)[number]): string | null => {
+function csvEntry(fields: Array<{ value: string; quoted: boolean }>, line: number, columns: readonly CsvColumn[]): Entry {
+  if (fields.length !== columns.length) throw new Failure(line, `expected ${columns.length} cells, found ${fields.length}`);
+  const cell = Object.fromEntries(columns.map((c, i) => [c, fields[i]])) as Record<CsvColumn, { value: string; quoted: boolean }>;
+  // A file written before `via` existed has no such column: the same as an empty cell.
+  cell.via ??= { value: '', quoted: false };
+  const text = (c: CsvColumn): string | null => {
     const f = cell[c];
     if (!f.quoted) {
       if (f.value !== '') throw new Failure(line, `cell ${c} must be quoted text or empty`);
@@ -510,12 +526,12 @@ function csvEntry(fields: Array<{ value: string; quoted: boolean }>, line: numbe
     }
     return f.value;
   };
-  const int = (c: (typeof CSV_COLUMNS)[number]): number => {
+  const int = (c: CsvColumn): number => {
     const f = cell[c];
     if (f.quoted || !/^[1-9]\d{0,15}$/.test(f.value)) throw new Failure(line, `cell ${c} is not a sequence number`);
     return Number(f.value);
   };
-  const json = (c: (typeof CSV_COLUMNS)[number]): unknown => {
+  const json = (c: CsvColumn): unknown => {
     const t = text(c);
     if (t === null) return null;
     try {
@@ -547,14 +563,16 @@ function csvEntry(fields: Array<{ value: string; quoted: boolean }>, line: numbe
       after: json('after'),
       requestId: text('request_id'),
     };
-    return { line, kind: 'event', seq, seqTo: seq, prevHash, hash, intact: eventHash(prevHash, payload) === hash };
+    const via = json('via');
+    if (via !== null && (typeof via !== 'object' || Array.isArray(via))) throw new Failure(line, 'cell via is not an object');
+    return { line, kind: 'event', seq, seqTo: seq, prevHash, hash, intact: eventHash(prevHash, via === null ? payload : { ...payload, via }) === hash };
   }
   if (kind.value === 'omitted') {
     const seq = int('seq');
     const seqTo = int('seq_to');
     const prevHash = text('prev_hash');
     if (prevHash === null || !HEX64.test(prevHash)) throw new Failure(line, 'malformed prev_hash');
-    for (const c of CSV_COLUMNS) {
+    for (const c of columns) {
       if (['kind', 'seq', 'seq_to', 'prev_hash', 'hash', 'withheld'].includes(c)) continue;
       if (cell[c].value !== '' || cell[c].quoted) throw new Failure(line, `hash-only line with a value in ${c}`);
     }

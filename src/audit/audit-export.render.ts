@@ -19,12 +19,13 @@ export const enum Col {
   Before,
   After,
   RequestId,
+  Via,
   PrevHash,
   Hash,
   DvTeam,
   DvClass,
 }
-export const COLUMN_COUNT = 17;
+export const COLUMN_COUNT = 18;
 
 const SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
 // From the Unix epoch to PostgreSQL's (2000-01-01), in milliseconds.
@@ -325,6 +326,7 @@ const K = {
   before: ascii(',"before":'),
   after: ascii(',"after":'),
   requestId: ascii(',"requestId":'),
+  via: ascii(',"via":'),
   prevHash: ascii(',"prevHash":"'),
   hash: ascii('","hash":"'),
   end: ascii('"}\n'),
@@ -367,6 +369,11 @@ export function ndjsonEvent(w: LineWriter, r: CopyRows): void {
   p = s[Col.After] === -1 ? put(out, p, NULL) : putRaw(out, p, src, s[Col.After], e[Col.After]);
   p = put(out, p, K.requestId);
   p = putJson(out, p, src, s[Col.RequestId], e[Col.RequestId]);
+  // Only on events written through a job: the others' lines are as they always were.
+  if (s[Col.Via] !== -1) {
+    p = put(out, p, K.via);
+    p = putRaw(out, p, src, s[Col.Via], e[Col.Via]);
+  }
   p = put(out, p, K.prevHash);
   p = putRaw(out, p, src, s[Col.PrevHash], e[Col.PrevHash]);
   p = put(out, p, K.hash);

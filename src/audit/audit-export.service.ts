@@ -217,7 +217,7 @@ async function planExport(ctx: RequestContext, exp: AuditExport, match: string, 
 function pageCopySql(match: string, after: number, upTo: number): string {
   return `COPY (
     SELECT a.seq, a.m, a.occurred_at, a.actor_id, a.actor_kind, a.action, a.subject_type, a.subject_id, a.decision::text, a.reason,
-           a.before::text, a.after::text, a.request_id, a.prev_hash::text, a.hash::text,
+           a.before::text, a.after::text, a.request_id, a.via::text, a.prev_hash::text, a.hash::text,
            CASE WHEN a.subject_type = 'DatasetVersion' AND (a.after ?| array['uri','sourceQuery'] OR a.before ?| array['uri','sourceQuery'])
                 THEN COALESCE(a.after->>'teamId', a.before->>'teamId', '') END,
            CASE WHEN a.subject_type = 'DatasetVersion' THEN COALESCE(a.after, a.before)->>'classification' END

@@ -63,6 +63,17 @@ export interface LiveRights {
   end(reason: string): Promise<Error>;
 }
 
+/**
+ * How work reached its principal when it is not a request of that principal's own: the jobs it came
+ * through, and whom the principal acts for. Recorded on every audit event the work writes.
+ */
+export interface Via {
+  /** The jobs, oldest first (`queue/job id`): the last one is doing the work. */
+  readonly jobs: readonly string[];
+  /** Whom the principal acts for, nearest first (a named system principal: whoever set its schedule or policy). */
+  readonly onBehalfOf: readonly string[];
+}
+
 /** Audit events written for one request, shared by every context derived from it. */
 export interface AuditTally {
   written: number;
@@ -87,6 +98,8 @@ export interface RequestContext {
   readonly em?: EntityManager;
   /** Audit events written for this request (each mutation must write exactly one). */
   readonly auditEvents: AuditTally;
+  /** For work done by a job: how it reached its principal (absent for a request of the principal's own). */
+  readonly via?: Via;
   /** For a subscription: its hold on the caller's rights while it runs (see {@link LiveRights}). */
   readonly live?: LiveRights;
 }

@@ -15,10 +15,10 @@ const PG_LINE = {
   ndjson: `'{"type":"event","seq":' || a.seq || ',"occurredAt":"' || ${ISO} || '","actorId":' || ${j('a.actor_id')} || ',"actorKind":' || ${j('a.actor_kind')} ||
     ',"action":' || ${j('a.action')} || ',"subjectType":' || ${j('a.subject_type')} || ',"subjectId":' || ${j('a.subject_id')} || ',"decision":"' || a.decision ||
     '","reason":' || ${j('a.reason')} || ',"before":' || COALESCE(a.before::text, 'null') || ',"after":' || COALESCE(a.after::text, 'null') ||
-    ',"requestId":' || ${j('a.request_id')} || ',"prevHash":"' || a.prev_hash || '","hash":"' || a.hash || '"}'`,
+    ',"requestId":' || ${j('a.request_id')} || COALESCE(',"via":' || a.via::text, '') || ',"prevHash":"' || a.prev_hash || '","hash":"' || a.hash || '"}'`,
   csv: `'event,' || a.seq || ',,' || ${q(ISO)} || ',' || ${q('a.actor_id')} || ',' || ${q('a.actor_kind')} || ',' || ${q('a.action')} || ',' ||
     ${q('a.subject_type')} || ',' || ${q('a.subject_id')} || ',' || ${q('a.decision::text')} || ',' || ${q('a.reason')} || ',' || ${q('a.before::text')} || ',' ||
-    ${q('a.after::text')} || ',' || ${q('a.request_id')} || ',' || ${q('a.prev_hash')} || ',' || ${q('a.hash')} || ','`,
+    ${q('a.after::text')} || ',' || ${q('a.request_id')} || ',' || ${q('a.via::text')} || ',' || ${q('a.prev_hash')} || ',' || ${q('a.hash')} || ','`,
 };
 
 // Text that needs escaping in JSON or quoting in CSV, and text outside ASCII.
@@ -37,7 +37,7 @@ describe('export lines rendered by the server', () => {
       const s = AWKWARD[i % AWKWARD.length];
       const principal = { id: `${s}-${i}`, kind: 'user' as const, roles: [], teams: [], teamIds: [] };
       await db.transaction((em) =>
-        appendAudit(em, { principal, requestId: i % 5 === 0 ? `req ${s}` : `req-${i}` }, {
+        appendAudit(em, { principal, requestId: i % 5 === 0 ? `req ${s}` : `req-${i}`, via: i % 4 === 1 ? { jobs: [`training/${s}-${i}`], onBehalfOf: i % 8 === 1 ? [s] : [] } : undefined }, {
           action: i % 3 === 0 ? `act ${s}` : 'registerConfig',
           subjectType: 'Config',
           subjectId: i % 4 === 0 ? null : `Q29uZmln:${s}`,
@@ -87,7 +87,7 @@ describe('export lines rendered by the server', () => {
     const parts: Buffer[] = [];
     try {
       const sql = `COPY (SELECT a.seq, true, a.occurred_at, a.actor_id, a.actor_kind, a.action, a.subject_type, a.subject_id, a.decision::text, a.reason,
-                     a.before::text, a.after::text, a.request_id, a.prev_hash::text, a.hash::text, NULL::text, NULL::text
+                     a.before::text, a.after::text, a.request_id, a.via::text, a.prev_hash::text, a.hash::text, NULL::text, NULL::text
                    FROM audit_event a ORDER BY a.seq) TO STDOUT (FORMAT binary)`;
       for await (const chunk of client.query(copyTo(sql))) parts.push(chunk as Buffer);
     } finally {

@@ -148,6 +148,38 @@ describe('the audit chain hash', () => {
     });
   });
 
+  it('covers `via` only on an event that carries one: a job\'s event has its own known hash, the others hash as they always did', () => {
+    // Computed outside this code base: Python's json.dumps(event, sort_keys=True, separators=(',', ':'),
+    // ensure_ascii=False), then sha256 of the previous hash followed by that text.
+    const viaEvent = {
+      seq: 4,
+      occurredAt: '2026-01-02T03:04:08.250Z',
+      actorId: 'tina-trainer',
+      actorKind: 'user',
+      action: 'completeTrainingRun',
+      subjectType: 'TrainingRun',
+      subjectId: 'VHJhaW5pbmdSdW46cjE',
+      decision: 'ALLOWED',
+      reason: null,
+      before: { status: 'RUNNING' },
+      after: { status: 'SUCCEEDED' },
+      requestId: 'req-4',
+      via: { jobs: ['training/r1'], onBehalfOf: [] },
+    };
+    const canonical =
+      '{"action":"completeTrainingRun","actorId":"tina-trainer","actorKind":"user","after":{"status":"SUCCEEDED"},"before":{"status":"RUNNING"},"decision":"ALLOWED","occurredAt":"2026-01-02T03:04:08.250Z","reason":null,"requestId":"req-4","seq":4,"subjectId":"VHJhaW5pbmdSdW46cjE","subjectType":"TrainingRun","via":{"jobs":["training/r1"],"onBehalfOf":[]}}';
+    const hash = 'e9d9bf9b0a12bc1066b59ff30e496b7b49a78402a59d1876c2d55dd0f1ea95a8';
+    assert.equal(canonicalJson(viaEvent), canonical);
+    const stored = { ...viaEvent, occurredAt: new Date(viaEvent.occurredAt), decision: AuditDecision.ALLOWED } as unknown as AuditEvent;
+    assert.equal(chainHash(HASHES[2], hashedPayload(stored)), hash, 'as appended');
+    assert.equal(eventHash(HASHES[2], viaEvent), hash, 'as verified');
+    // An event stored without one (via NULL) hashes as before the column existed.
+    EVENTS.forEach((e, i) => {
+      const plain = { ...e, occurredAt: new Date(e.occurredAt), decision: e.decision as AuditDecision, via: null } as unknown as AuditEvent;
+      assert.equal(chainHash(prevOf(i), hashedPayload(plain)), HASHES[i], `event ${e.seq} with via NULL`);
+    });
+  });
+
   it('an export of the three events, with the known hashes, verifies; one changed digit does not', () => {
     const lines = EVENTS.map((e, i) => JSON.stringify({ type: 'event', ...e, prevHash: prevOf(i), hash: HASHES[i] }) + '\n');
     const body = lines.join('');

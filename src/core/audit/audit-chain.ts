@@ -10,8 +10,11 @@ export const GENESIS_HASH = '0'.repeat(64);
 // One advisory lock key for the chain: appends are serialised, so the chain cannot fork.
 export const CHAIN_LOCK = 0x6d676175; // "mgau"
 
-/** The fields the hash covers, in the shape hashed. */
-export function hashedPayload(e: Omit<AuditEvent, 'hash' | 'prevHash' | 'nodeId'>): Record<string, unknown> {
+/**
+ * The fields the hash covers, in the shape hashed. `via` only when it is set: events written before
+ * it existed (and those of requests) hash exactly as they always did.
+ */
+export function hashedPayload(e: Omit<AuditEvent, 'hash' | 'prevHash' | 'nodeId' | 'via'> & { via?: AuditEvent['via'] }): Record<string, unknown> {
   return {
     seq: e.seq,
     occurredAt: e.occurredAt.toISOString(),
@@ -25,6 +28,7 @@ export function hashedPayload(e: Omit<AuditEvent, 'hash' | 'prevHash' | 'nodeId'
     before: e.before ?? null,
     after: e.after ?? null,
     requestId: e.requestId,
+    ...(e.via ? { via: e.via } : {}),
   };
 }
 
@@ -34,10 +38,11 @@ export function chainHash(prevHash: string, payload: Record<string, unknown>): s
 
 /**
  * Appends one event to the chain inside `em`'s transaction. The event commits or rolls back with
- * the change it describes. `before`/`after` are normalised to plain JSON first, so that what is
+ * the change it describes. Its actor is the context's principal; work done by a job records the job
+ * (and whom the principal acted for) as `via`. `before`/`after` are normalised to plain JSON first, so that what is
  * hashed is exactly what is stored.
  */
-export async function appendAudit(em: EntityManager, ctx: Pick<RequestContext, 'principal' | 'requestId'>, entry: AuditEntry): Promise<AuditEvent> {
+export async function appendAudit(em: EntityManager, ctx: Pick<RequestContext, 'principal' | 'requestId' | 'via'>, entry: AuditEntry): Promise<AuditEvent> {
   await em.query('SELECT pg_advisory_xact_lock($1)', [CHAIN_LOCK]);
   const head = await em.findOne(AuditHead, { where: { id: 1 } });
   const event = em.create(AuditEvent, {
@@ -53,6 +58,7 @@ export async function appendAudit(em: EntityManager, ctx: Pick<RequestContext, '
     before: toPlainJson(entry.before),
     after: toPlainJson(entry.after),
     requestId: ctx.requestId,
+    via: ctx.via ? { jobs: [...ctx.via.jobs], onBehalfOf: [...ctx.via.onBehalfOf] } : null,
   });
   event.prevHash = head?.hash ?? GENESIS_HASH;
   event.hash = chainHash(event.prevHash, hashedPayload(event));

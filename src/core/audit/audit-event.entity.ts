@@ -12,6 +12,16 @@ registerEnumType(AuditDecision, { name: 'AuditDecision' });
 
 const seqTransformer = { to: (v: number) => v, from: (v: string) => Number(v) };
 
+/** How an event's actor acted when it was not in a request of its own: through jobs, possibly for someone else. */
+@ObjectType({ description: 'How the actor acted when not in a request of its own: through jobs, possibly on behalf of someone' })
+export class AuditVia {
+  @Field(() => [String], { description: 'The jobs (queue/job id), oldest first: the last one wrote the event' })
+  jobs!: string[];
+
+  @Field(() => [String], { description: 'Whom the actor acted for, nearest first (a named system principal: whoever set its schedule or policy)' })
+  onBehalfOf!: string[];
+}
+
 /**
  * One link of the append-only audit chain: hash = sha256(prevHash ‖ canonical JSON of the event).
  * Rows are never updated or deleted (a trigger refuses it).
@@ -75,6 +85,10 @@ export class AuditEvent implements Node {
   @Field(() => String, { nullable: true })
   @Column({ type: 'text', nullable: true })
   requestId!: string | null;
+
+  @Field(() => AuditVia, { nullable: true, description: 'Set when the actor acted through a job (null: in a request of its own)' })
+  @Column({ type: 'jsonb', nullable: true })
+  via!: AuditVia | null;
 
   @Field()
   @Column({ type: 'char', length: 64, unique: true })
