@@ -1,22 +1,11 @@
-import type { Job } from 'bullmq';
 import type { AppServices } from '../src/core/context';
-import { AuditExportStatus } from '../src/audit/audit-export.entity';
-import { exporterContext, finishExport, publishExport, writeFileExport } from '../src/audit/audit-export.service';
-import type { AuditExportJob } from '../src/core/queue/queues';
+import { jobProcessor } from '../src/core/queue/job-processor';
+import { failExport, writeFileExport, type AuditExportJob } from '../src/audit/audit-export.service';
 
-/** Rebuilds the exporter's context from the job and writes the export's file. */
+/** Writes an export's file as whoever asked for it (redaction is theirs); an export the job gives up on ends FAILED. */
 export function auditExportProcessor(app: AppServices) {
-  return async (job: Job<AuditExportJob>): Promise<void> => {
-    const ctx = await exporterContext(app, job.data);
-    try {
-      await writeFileExport(ctx, job.data.exportId);
-    } catch (e) {
-      // Out of retries: the export must not stay RUNNING.
-      if (job.attemptsMade + 1 >= (job.opts.attempts ?? 1)) {
-        await finishExport(ctx, job.data.exportId, { status: AuditExportStatus.FAILED, error: (e as Error).message });
-        publishExport(ctx, job.data.exportId);
-      }
-      throw e;
-    }
-  };
+  return jobProcessor<AuditExportJob>(app, {
+    run: (ctx, job) => writeFileExport(ctx, job.exportId),
+    giveUp: (ctx, job, reason) => failExport(ctx, job.exportId, reason),
+  });
 }

@@ -1,12 +1,13 @@
 import type { AppServices } from '../src/core/context';
+import { jobProcessor } from '../src/core/queue/job-processor';
 import { applyRetention } from '../src/audit/audit-retention.service';
-import { systemContext } from '../src/access/system-context';
+import type { AuditRetentionJob } from '../src/audit/audit-schedules';
 
-/** The daily retention pass: the worker acts as itself. Idempotent: a second pass finds nothing older. */
+/** The daily retention pass, as the retention principal on behalf of the configuration. Idempotent: a second pass finds nothing older. */
 export function auditRetentionProcessor(app: AppServices) {
-  return async (): Promise<void> => {
-    const ctx = systemContext(app, { id: 'worker:audit-retention', kind: 'system' }, `audit-retention-${new Date().toISOString()}`);
-    const r = await applyRetention(ctx);
-    if (r.checkpoint) ctx.log.info({ seq: r.checkpoint.seq, removed: r.removed }, 'audit events rolled into a checkpoint');
-  };
+  return jobProcessor<AuditRetentionJob>(app, {
+    run: async (ctx) => {
+      await applyRetention(ctx);
+    },
+  });
 }

@@ -1,15 +1,12 @@
-import type { Job } from 'bullmq';
 import type { AppServices } from '../src/core/context';
-import { lastWindow, monitoringOf, monitorWindow } from '../src/monitoring/monitor.service';
-import { Deployment } from '../src/rollouts/deployment.entity';
-import type { MonitorJob } from '../src/core/queue/queues';
+import { jobProcessor } from '../src/core/queue/job-processor';
+import { monitorLastWindow, type MonitorJob } from '../src/monitoring/monitor.service';
 
-/** A deployment's repeatable monitor job: judges the window that ended last (idempotent per window). */
+/** A deployment's repeatable monitor job, as the monitor on behalf of the deployment's creator: judges the window that ended last (idempotent per window). */
 export function monitorProcessor(app: AppServices) {
-  return async (job: Job<MonitorJob>): Promise<void> => {
-    const deployment = await app.db.getRepository(Deployment).findOneBy({ id: job.data.deploymentId });
-    if (!deployment) return;
-    const { windowSeconds } = monitoringOf(app, deployment);
-    await monitorWindow(app, deployment.id, lastWindow(Date.now(), windowSeconds), windowSeconds, `monitor:${job.id}`);
-  };
+  return jobProcessor<MonitorJob>(app, {
+    run: async (ctx, job) => {
+      await monitorLastWindow(ctx, job.deploymentId);
+    },
+  });
 }

@@ -1,22 +1,12 @@
-import { UnrecoverableError, type Job } from 'bullmq';
 import type { AppServices } from '../src/core/context';
+import { jobProcessor } from '../src/core/queue/job-processor';
 import { TrainingRunStatus } from '../src/lineage/training-run.entity';
-import { executeTrainingRun, finishRun } from '../src/training/training.service';
-import type { TrainingJob } from '../src/core/queue/queues';
-import { systemContext } from '../src/access/system-context';
+import { executeTrainingRun, finishRun, type TrainingJob } from '../src/training/training.service';
 
-/** Rebuilds the context from the job (the worker acts as itself, on the run's request) and executes the run. */
+/** Executes a queued run as whoever started it; a run the job gives up on ends FAILED. */
 export function trainingProcessor(app: AppServices) {
-  return async (job: Job<TrainingJob>): Promise<void> => {
-    const ctx = systemContext(app, { id: 'worker:training', kind: 'system' }, job.data.requestId);
-    const attempt = job.attemptsMade + 1;
-    const final = attempt >= (job.opts.attempts ?? 1);
-    try {
-      await executeTrainingRun(ctx, job.data.runId, { number: attempt, final });
-    } catch (e) {
-      // Out of retries: the run must not stay RUNNING (UnrecoverableError paths have finished it already).
-      if (final && !(e instanceof UnrecoverableError)) await finishRun(ctx, job.data.runId, TrainingRunStatus.FAILED, `gave up after ${attempt} attempts: ${(e as Error).message}`);
-      throw e;
-    }
-  };
+  return jobProcessor<TrainingJob>(app, {
+    run: (ctx, job, attempt) => executeTrainingRun(ctx, job.runId, attempt),
+    giveUp: (ctx, job, reason) => finishRun(ctx, job.runId, TrainingRunStatus.FAILED, reason),
+  });
 }

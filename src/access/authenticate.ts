@@ -123,12 +123,20 @@ export async function authenticate(header: string | undefined, db: DataSource, j
     if (e instanceof AppError) return { principal: null, ability: buildAbility(null, []), error: e, expiresAt: null };
     throw e;
   }
+  const { expiresAt, ...identity } = raw;
+  return { ...(await rightsOf(db, identity)), error: null, expiresAt };
+}
+
+/**
+ * What a principal may do now: the rules of its roles as they are stored and the ids of its teams
+ * that exist, read in one statement.
+ */
+export async function rightsOf(db: DataSource, identity: Omit<Principal, 'teamIds'>): Promise<{ principal: Principal; ability: AppAbility }> {
   const [row]: Array<{ rules: PolicyRule[][] | null; team_ids: string[] | null }> = await db.query(
     `SELECT (SELECT json_agg(r.rules ORDER BY r.name) FROM role r WHERE r.name = ANY($1)) AS rules,
             (SELECT array_agg(t.id ORDER BY t.name) FROM team t WHERE t.name = ANY($2)) AS team_ids`,
-    [raw.roles, raw.teams],
+    [identity.roles, identity.teams],
   );
-  const { expiresAt, ...identity } = raw;
   const principal: Principal = { ...identity, teamIds: row.team_ids ?? [] };
-  return { principal, ability: buildAbility(principal, row.rules ?? []), error: null, expiresAt };
+  return { principal, ability: buildAbility(principal, row.rules ?? []) };
 }

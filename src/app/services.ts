@@ -8,6 +8,7 @@ import { createEventBus } from '../core/events';
 import type { Logger } from '../core/logger';
 import { OutboxDispatcher } from '../core/queue/dispatcher';
 import { Queues } from '../core/queue/queues';
+import { principalResolver } from '../access/principal-resolver';
 import { scheduleMonitor } from '../monitoring/monitor.service';
 import { servingPathOf } from '../rollouts/serving-path';
 import { LocalProcessExecutor } from '../training/executor';
@@ -46,6 +47,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     events: bus,
     denials,
     statements,
+    principals: principalResolver(db),
     servingPath: servingPathOf,
     deploymentMonitors: { schedule: (deployment) => scheduleMonitor(app, deployment) },
     async close() {

@@ -8,8 +8,8 @@ import { auditRetentionProcessor } from '../../jobs/audit-retention.processor';
 import { rolloutProcessor } from '../../jobs/rollout.processor';
 import { trainingProcessor } from '../../jobs/training.processor';
 import { monitorProcessor } from '../../jobs/monitor.processor';
-import { scheduleMonitor } from '../monitoring/monitor.service';
-import { Deployment } from '../rollouts/deployment.entity';
+import { reconcileMonitorSchedules } from '../monitoring/monitor.service';
+import { reconcileAuditSchedules } from '../audit/audit-schedules';
 
 export interface RunningWorkers {
   close(): Promise<void>;
@@ -34,22 +34,9 @@ export function startWorkers(app: AppServices): RunningWorkers {
   const auditRetention = worker(QUEUES.auditRetention, auditRetentionProcessor(app), { concurrency: 1 });
   const auditAnchor = worker(QUEUES.auditAnchor, auditAnchorProcessor(app), { concurrency: 1 });
   const monitors = worker(QUEUES.monitors, monitorProcessor(app), { concurrency: 2, ...locked });
-  // Once a day, from whichever process starts first (the scheduler is one per Redis, by id).
-  const auditRetentionScheduled = app.queues
-    ?.get(QUEUES.auditRetention)
-    .upsertJobScheduler('audit-retention-daily', { every: 24 * 3600 * 1000 }, { name: 'apply-retention', opts: { removeOnComplete: 30, removeOnFail: 30 } })
-    .catch((e: Error) => app.log.warn({ err: e.message }, 'audit retention not scheduled (Redis unavailable); `audit retention` runs it by hand'));
-  // The chain head, signed, published outside the database (one scheduler per Redis, by id; the new interval wins).
-  const auditAnchorScheduled = app.queues
-    ?.get(QUEUES.auditAnchor)
-    .upsertJobScheduler('audit-anchor', { every: app.config.auditAnchorEverySeconds * 1000 }, { name: 'publish-anchor', opts: { removeOnComplete: 30, removeOnFail: 30 } })
-    .catch((e: Error) => app.log.warn({ err: e.message }, 'audit anchoring not scheduled (Redis unavailable); `audit anchor` publishes by hand'));
-  // Every deployment's repeatable monitor job (upserted by id: idempotent across processes).
-  const monitorsScheduled = app.db
-    .getRepository(Deployment)
-    .find()
-    .then((all) => Promise.all(all.map((d) => scheduleMonitor(app, d))))
-    .catch((e: Error) => app.log.warn({ err: e.message }, 'monitor schedules not reconciled (Redis unavailable?)'));
+  // Schedules are reconciled by their domains: the audit trail's retention and anchoring, and every
+  // deployment's monitor (each upserted by id: idempotent across processes).
+  const schedulesReconciled = Promise.all([reconcileAuditSchedules(app), reconcileMonitorSchedules(app)]);
   const workers = [training, rollouts, auditExports, auditRetention, auditAnchor, monitors];
   for (const w of workers) {
     w.on('failed', (job, err) => app.log.warn({ queue: w.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
@@ -60,7 +47,7 @@ export function startWorkers(app: AppServices): RunningWorkers {
       // A schedule still being written would land after close, under a prefix its owner may
       // already be removing: each settles (written or refused) before the workers stop; a Redis
       // that stopped answering is not waited for.
-      await withTimeout(Promise.all([auditRetentionScheduled, auditAnchorScheduled, monitorsScheduled]), 3000).catch(() => undefined);
+      await withTimeout(schedulesReconciled, 3000).catch(() => undefined);
       // Lets a running job finish within the grace period; a worker without Redis is not waited for.
       const grace = connection.status === 'ready' ? app.config.shutdownGraceMs : 0;
       await Promise.all(workers.map((w) => withTimeout(w.close(grace === 0), Math.max(grace, 1000)).catch(() => undefined)));

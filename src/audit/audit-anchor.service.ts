@@ -2,7 +2,8 @@ import { readFile } from 'node:fs/promises';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { Config } from '../config';
 import { readAnchor, signAnchor, type AnchorHead, type AuditAnchor } from './audit-anchor.format';
-import type { AuditAnchorPublisher } from './audit-anchor.publisher';
+import type { RequestContext } from '../core/context';
+import { anchorPublishers, type AuditAnchorPublisher } from './audit-anchor.publisher';
 import { publicKeyOf } from './audit-export.format';
 
 // Publishers of one database take turns: the newest anchor is read and the next one written
@@ -55,6 +56,24 @@ export async function publishAnchor(
     await publisher.publish(anchor);
     return { target: publisher.target, published: true, anchor };
   });
+}
+
+/**
+ * The periodic anchor (the anchor job's work, as the named principal the schedule gives it): signs
+ * the chain head and publishes it wherever the configuration says. Idempotent: a head already
+ * published there is not published again. A refusal (the chain lost an anchored event) is logged as
+ * an error and thrown, at every run until someone looks.
+ */
+export async function publishAnchors(ctx: RequestContext): Promise<void> {
+  for (const publisher of anchorPublishers(ctx.app.config)) {
+    try {
+      const r = await publishAnchor(ctx.app, publisher);
+      if (r.published) ctx.log.info({ seq: r.anchor!.seq, hash: r.anchor!.hash, target: r.target }, 'audit chain head anchored');
+    } catch (e) {
+      if (e instanceof AnchorRefusedError) ctx.log.error({ target: publisher.target, problem: e.message }, 'audit chain not anchored');
+      throw e;
+    }
+  }
 }
 
 /** The head, read with its event and the database's identity in one statement; null for an empty chain. */

@@ -2,14 +2,14 @@ import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { escapeLiteral, type Pool } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { buildAbility, subjectOf, type Principal } from '../core/ability';
-import type { PolicyRule } from '../core/subjects';
+import { subjectOf } from '../core/ability';
 import { TOPICS } from '../core/events';
+import { serializeContext, type JobPayload } from '../core/job-context';
 import { enqueue } from '../core/queue/outbox';
-import { QUEUES, type AuditExportJob } from '../core/queue/queues';
+import { QUEUES } from '../core/queue/queues';
 import { positional, type Bind } from '../core/casl-sql';
-import { createContext, inTransaction, type AppServices, type RequestContext } from '../core/context';
-import { AppError, badInput, ErrorCode, notFound } from '../core/errors';
+import { inTransaction, type AppServices, type RequestContext } from '../core/context';
+import { AppError, badInput, ErrorCode, forbidden, notFound } from '../core/errors';
 import { fromGlobalId, isUuid, toGlobalId } from '../core/global-id';
 import { Node } from '../core/node';
 import { assertStorable, MAX_KEY_LENGTH } from '../core/validation';
@@ -28,6 +28,11 @@ export interface AuditExportFilter {
   subject?: string | null;
   /** A Model, ModelVersion or Deployment: events about it and about everything in its lineage. */
   scope?: string | null;
+}
+
+/** The payload of an export written to a file: the export row, as whoever asked for it. */
+export interface AuditExportJob extends JobPayload {
+  exportId: string;
 }
 
 const FILTER_KEYS = ['from', 'to', 'actor', 'action', 'subject', 'scope'] as const;
@@ -453,27 +458,14 @@ export function exportPublicKey(app: AppServices): { pem: string; keyId: string 
 export async function requestFileExport(ctx: RequestContext, format: AuditExportFormat, rawFilter: Record<string, unknown>): Promise<AuditExport> {
   const filter = await parsedOrRefused(ctx, 'requestAuditExport', () => normaliseFilter(rawFilter));
   if (filter.scope) await scopeSubjects(ctx, filter.scope);
-  const p = ctx.principal!;
   const exp = await inTransaction(ctx, async (em, ctx) => {
     const row = await beginExport(ctx, format, filter, true);
-    const job: AuditExportJob = { exportId: row.id, requestId: ctx.requestId, principal: { id: p.id, kind: p.kind, roles: p.roles, teams: p.teams } };
+    const job: AuditExportJob = { exportId: row.id, context: serializeContext(ctx) };
     await enqueue(em, { queue: QUEUES.auditExports, name: 'write-export', jobId: `audit-export-${row.id}`, payload: job });
     return row;
   });
   ctx.app.dispatcher?.kick();
   return exp;
-}
-
-/** The exporter's context inside a worker: its roles' current rules, so redaction is the exporter's, not the worker's. */
-export async function exporterContext(app: AppServices, job: AuditExportJob): Promise<RequestContext> {
-  const [row]: Array<{ rules: PolicyRule[][] | null; team_ids: string[] | null }> = await app.db.query(
-    `SELECT (SELECT json_agg(r.rules ORDER BY r.name) FROM role r WHERE r.name = ANY($1)) AS rules,
-            (SELECT array_agg(t.id ORDER BY t.name) FROM team t WHERE t.name = ANY($2)) AS team_ids`,
-    [job.principal.roles, job.principal.teams],
-  );
-  const principal: Principal = { ...job.principal, teamIds: row.team_ids ?? [] };
-  const ability = buildAbility(principal, row.rules ?? []);
-  return createContext(app, { requestId: job.requestId, principal, ability });
 }
 
 /**
@@ -483,6 +475,9 @@ export async function exporterContext(app: AppServices, job: AuditExportJob): Pr
 export async function writeFileExport(ctx: RequestContext, exportId: string): Promise<void> {
   const exp = await ctx.app.db.getRepository(AuditExport).findOne({ where: { id: exportId } });
   if (!exp || exp.status === AuditExportStatus.SUCCEEDED || exp.status === AuditExportStatus.FAILED) return;
+  // Written as whoever asked for it, with the rights they have now: redaction is theirs, and one
+  // who may no longer export the audit trail gets no file (the export fails FORBIDDEN).
+  if (!ctx.ability.can('export', 'AuditEvent')) throw forbidden('Not allowed to export AuditEvent');
   await ctx.app.db.query(`UPDATE audit_export SET status = 'RUNNING', processed = 0, progress = 0 WHERE id = $1`, [exportId]);
   publishExport(ctx, exportId);
   const filter = exp.filter as AuditExportFilter;
@@ -494,6 +489,14 @@ export async function writeFileExport(ctx: RequestContext, exportId: string): Pr
   const received = await ctx.app.artifacts.receive(Readable.from(chunks), Number.MAX_SAFE_INTEGER);
   await ctx.app.artifacts.commit(received.tempPath, received.sha256);
   await finishExport(ctx, exportId, { status: AuditExportStatus.SUCCEEDED, fileSha256: received.sha256, sizeBytes: received.sizeBytes });
+  publishExport(ctx, exportId);
+}
+
+/** A file export that will not be written (out of retries, or refused to whoever asked): FAILED, unless it has finished. */
+export async function failExport(ctx: RequestContext, exportId: string, reason: string): Promise<void> {
+  const row = await ctx.app.db.getRepository(AuditExport).findOne({ where: { id: exportId } });
+  if (!row || row.status === AuditExportStatus.SUCCEEDED || row.status === AuditExportStatus.FAILED) return;
+  await finishExport(ctx, exportId, { status: AuditExportStatus.FAILED, error: reason });
   publishExport(ctx, exportId);
 }
 

@@ -22,7 +22,7 @@ export interface RetentionResult {
 export async function applyRetention(ctx: RequestContext, opts: { now?: Date } = {}): Promise<RetentionResult> {
   const now = opts.now ?? new Date();
   const cutoff = new Date(now.getTime() - ctx.app.config.auditRetentionDays * 24 * 3600 * 1000);
-  return ctx.app.db.transaction(async (em) => {
+  const result = await ctx.app.db.transaction(async (em): Promise<RetentionResult> => {
     // Appends wait meanwhile: the chain's start and its head do not move under the roll-up.
     await em.query('SELECT pg_advisory_xact_lock($1)', [CHAIN_LOCK]);
     const [row]: Array<{ seq: string | null; hash: string; occurred_at: Date; first: string | null }> = await em.query(
@@ -56,4 +56,6 @@ export async function applyRetention(ctx: RequestContext, opts: { now?: Date } =
     });
     return { checkpoint, removed: removed[1], cutoff };
   });
+  if (result.checkpoint) ctx.log.info({ seq: result.checkpoint.seq, removed: result.removed }, 'audit events rolled into a checkpoint');
+  return result;
 }

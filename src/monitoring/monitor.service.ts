@@ -8,6 +8,7 @@ import { badInput, conflict } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
 import { DatasetVersion } from '../lineage/dataset-version.entity';
+import { scheduledContext, type JobPayload } from '../core/job-context';
 import { QUEUES } from '../core/queue/queues';
 import { loadReadable } from '../lineage/lineage.service';
 import { DatasetRole } from '../lineage/training-run.entity';
@@ -15,12 +16,18 @@ import { startTrainingRun } from '../training/training.service';
 import type { StartTrainingRunInput } from '../training/training.inputs';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from '../rollouts/deployment.entity';
-import { systemContext } from '../access/system-context';
 import { Alert, AlertKind, AlertSeverity, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import { driftConditions, driftForVersion, type VersionDrift } from './drift-monitor';
 import { latencyStats, type VersionLatency } from './latency';
 
-/** How a deployment is monitored; every field has a default from the configuration. */
+/** The named principal deployments' monitors run as, each on behalf of its deployment's creator. */
+export const MONITOR_PRINCIPAL = 'system:monitor';
+
+/** The payload of a deployment's repeatable monitor job: it judges the window that ended last. */
+export interface MonitorJob extends JobPayload {
+  deploymentId: string;
+}
+
 /** What an alert is about when it opens; the rest of a new alert is fixed (see {@link openAlert}). */
 export type AlertOpening = Pick<
   Alert,
@@ -113,19 +120,19 @@ interface PassOutcome {
 /**
  * One monitor pass over [windowStart, windowStart + windowSeconds) of a deployment: latency, error
  * rate and drift per serving version, alerts opened, updated (dedup), escalated or resolved, one
- * audit event when any alert changed. Idempotent per window: a second pass over the same window
- * (a retried job, two workers) changes nothing and returns the first pass's record.
+ * audit event when any alert changed (always, for a pass asked for `onDemand`: it is the caller's).
+ * Idempotent per window: a second pass over the same window (a retried job, two workers) changes
+ * nothing and returns the first pass's record. A retraining its policy starts is started as `ctx`.
  */
 export async function monitorWindow(
-  app: AppServices,
+  ctx: RequestContext,
   deploymentId: string,
   windowStart: Date,
   windowSeconds: number,
-  requestId: string,
-  /** The caller of runMonitor: the pass is audited as theirs, whether or not an alert changed. */
-  caller?: RequestContext,
+  opts: { onDemand?: boolean } = {},
 ): Promise<MonitorRun> {
-  const ctx = caller ?? systemContext(app, { id: 'worker:monitoring', kind: 'system', roles: ['admin'] }, requestId);
+  const app = ctx.app;
+  const onDemand = opts.onDemand ?? false;
   const existing = await app.db.getRepository(MonitorRun).findOne({ where: { deploymentId, windowStart, windowSeconds } });
   if (existing) return existing;
   const deployment = await app.db.getRepository(Deployment).findOneByOrFail({ id: deploymentId });
@@ -199,7 +206,7 @@ export async function monitorWindow(
       if (cooling.length) continue;
       const alert = openAlert(em, {
         teamId: deployment.teamId,
-        createdBy: 'worker:monitoring',
+        createdBy: MONITOR_PRINCIPAL,
         deploymentId,
         modelVersionId: c.versionId,
         kind: c.kind,
@@ -233,9 +240,9 @@ export async function monitorWindow(
       summary.push({ alert: stale.nodeId, change: 'resolved' });
     }
     await em.query(`UPDATE monitor_run SET alerts_raised = $2 WHERE id = $1`, [inserted[0].id, raised]);
-    if (summary.length || caller) {
+    if (summary.length || onDemand) {
       await audit(ctx, {
-        action: caller ? 'runMonitor' : 'monitorDeployment',
+        action: onDemand ? 'runMonitor' : 'monitorDeployment',
         subjectType: 'Deployment',
         subjectId: toGlobalId('Deployment', deploymentId),
         after: { windowStart, windowSeconds, alerts: summary },
@@ -249,7 +256,7 @@ export async function monitorWindow(
   app.events?.publish(TOPICS.monitorRan, { id: deploymentId, runId: outcome.run.id });
   for (const a of outcome.opened) {
     if (a.kind === AlertKind.DRIFT && a.severity === AlertSeverity.CRITICAL && settings.retrainDatasetVersion) {
-      await retrain(app, a, settings.retrainDatasetVersion, requestId).catch((e) => app.log.error({ err: (e as Error).message, alert: a.id }, 'retrain policy could not start a run'));
+      await retrain(ctx, a, settings.retrainDatasetVersion).catch((e) => app.log.error({ err: (e as Error).message, alert: a.id }, 'retrain policy could not start a run'));
     }
   }
   return outcome.run;
@@ -277,7 +284,15 @@ export async function runMonitor(ctx: RequestContext, deploymentRef: string, win
   const seconds = windowSeconds ?? settings.windowSeconds;
   if (!Number.isInteger(seconds) || seconds < 1 || seconds > 7 * 24 * 3600) throw badInput('windowSeconds must be 1 to 604800', { field: 'windowSeconds' });
   const start = new Date(Date.now() - seconds * 1000);
-  return monitorWindow(ctx.app, deployment.id, start, seconds, ctx.requestId, ctx);
+  return monitorWindow(ctx, deployment.id, start, seconds, { onDemand: true });
+}
+
+/** A deployment's scheduled pass (its monitor job): the window that ended last, by its current settings. */
+export async function monitorLastWindow(ctx: RequestContext, deploymentId: string): Promise<MonitorRun | null> {
+  const deployment = await ctx.app.db.getRepository(Deployment).findOneBy({ id: deploymentId });
+  if (!deployment) return null;
+  const { windowSeconds } = monitoringOf(ctx.app, deployment);
+  return monitorWindow(ctx, deployment.id, lastWindow(Date.now(), windowSeconds), windowSeconds);
 }
 
 async function loadAlert(ctx: TransactionContext, id: string): Promise<Alert> {
@@ -337,27 +352,45 @@ export async function setDeploymentMonitoring(ctx: RequestContext, deploymentRef
   return deployment;
 }
 
-/** Creates or updates the repeatable monitor job of a deployment. */
-export async function scheduleMonitor(app: AppServices, deployment: Pick<Deployment, 'id' | 'monitoring'>): Promise<void> {
+/**
+ * Creates or updates the repeatable monitor job of a deployment: it runs as the monitor, on behalf
+ * of the deployment's creator.
+ */
+export async function scheduleMonitor(app: AppServices, deployment: Pick<Deployment, 'id' | 'monitoring' | 'createdBy'>): Promise<void> {
   const settings = monitoringOf(app, deployment);
+  const job: MonitorJob = { deploymentId: deployment.id, context: scheduledContext(MONITOR_PRINCIPAL, deployment.createdBy, `monitor:${deployment.id}`) };
   await app.queues?.get(QUEUES.monitors).upsertJobScheduler(
     `monitor:${deployment.id}`,
     { every: settings.everySeconds * 1000 },
-    { name: 'monitor', data: { deploymentId: deployment.id }, opts: { removeOnComplete: 100, removeOnFail: 100 } },
+    { name: 'monitor', data: job, opts: { removeOnComplete: 100, removeOnFail: 100 } },
   );
 }
 
 /**
- * Retrain policy: a training run with the lineage of the version that drifted (its code, config,
- * seeds, environment) on the deployment's fresh dataset version; the alert records the run.
+ * Every deployment's repeatable monitor job, upserted by id (idempotent across processes): workers
+ * reconcile them when they start, so that a schedule Redis lost, or one changed while Redis was
+ * away, is right again. A Redis that does not answer is logged, not thrown.
  */
-async function retrain(app: AppServices, alert: Alert, datasetVersion: string, requestId: string): Promise<void> {
+export async function reconcileMonitorSchedules(app: AppServices): Promise<void> {
+  try {
+    const all = await app.db.getRepository(Deployment).find({ select: { id: true, monitoring: true, createdBy: true } });
+    await Promise.all(all.map((d) => scheduleMonitor(app, d)));
+  } catch (e) {
+    app.log.warn({ err: (e as Error).message }, 'monitor schedules not reconciled (Redis unavailable?)');
+  }
+}
+
+/**
+ * Retrain policy: a training run with the lineage of the version that drifted (its code, config,
+ * seeds, environment) on the deployment's fresh dataset version, started as the pass's context (the
+ * monitor, or whoever ran the pass); the alert records the run.
+ */
+async function retrain(ctx: RequestContext, alert: Alert, datasetVersion: string): Promise<void> {
+  const app = ctx.app;
   const version = await app.db.getRepository(ModelVersion).findOneByOrFail({ id: alert.modelVersionId });
   if (!version.trainingRunId) return;
   const run = (await app.db.query(`SELECT code_version_id, config_id, seed_set_id, environment_id FROM training_run WHERE id = $1`, [version.trainingRunId]))[0];
   if (!run?.code_version_id || !run.config_id || !run.seed_set_id || !run.environment_id) return;
-  const team = (await app.db.query(`SELECT name FROM team WHERE id = $1`, [alert.teamId]))[0].name as string;
-  const ctx = systemContext(app, { id: 'worker:monitoring', kind: 'system', roles: ['admin'], teams: [team] }, requestId);
   const started = await startTrainingRun(ctx, {
     model: toGlobalId('Model', version.modelId),
     name: `retrain after drift alert ${alert.id}`,

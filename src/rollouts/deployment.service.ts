@@ -92,7 +92,7 @@ export async function setTrafficSplit(ctx: RequestContext, input: SetTrafficSpli
 
 /** Starts (or re-times) a deployment's monitor; the monitoring domain provides it, the assembly wires it. */
 export interface DeploymentMonitors {
-  schedule(deployment: Pick<Deployment, 'id' | 'monitoring'>): Promise<void>;
+  schedule(deployment: Pick<Deployment, 'id' | 'monitoring' | 'createdBy'>): Promise<void>;
 }
 
 declare module '../core/context' {

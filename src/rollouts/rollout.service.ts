@@ -7,8 +7,9 @@ import { AppError, badInput, conflict, ErrorCode } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
 import { loadReadable } from '../lineage/lineage.service';
+import { serializeContext, type JobPayload } from '../core/job-context';
 import { enqueue } from '../core/queue/outbox';
-import { QUEUES, type RolloutJob } from '../core/queue/queues';
+import { QUEUES } from '../core/queue/queues';
 import { ModelVersion, ModelVersionStatus } from '../registry/model-version.entity';
 import { Deployment, DeploymentEnvironment, TrafficShare } from './deployment.entity';
 import { PredictionWindow, Rollout, RolloutStatus, RolloutStrategy, ShadowShare, type SplitEntry } from './rollout.entity';
@@ -18,6 +19,15 @@ import type { RollbackDeploymentInput, RolloutActionInput, StartRolloutInput } f
 export const DEFAULT_CANARY_STEPS = [5, 25, 50, 100];
 export const DEFAULT_BAKE_SECONDS = 300;
 const ACTIVE = [RolloutStatus.IN_PROGRESS, RolloutStatus.PAUSED];
+
+/**
+ * The payload of a rollout step: check the step that began `generation` schedules ago, then advance
+ * or roll back, as whoever scheduled the step (the rollout's starter, or who promoted or resumed it).
+ */
+export interface RolloutJob extends JobPayload {
+  rolloutId: string;
+  generation: number;
+}
 
 const gid = (id: string) => toGlobalId('ModelVersion', id);
 const describe = (split: SplitEntry[]) => split.map((s) => ({ modelVersion: gid(s.modelVersionId), weight: s.weight }));
@@ -43,7 +53,7 @@ function publish(ctx: RequestContext, deploymentId: string): void {
 async function scheduleStep(em: EntityManager, ctx: RequestContext, rollout: Rollout): Promise<void> {
   rollout.generation += 1;
   await em.update(Rollout, { id: rollout.id }, { generation: rollout.generation, stepStartedAt: rollout.stepStartedAt });
-  const job: RolloutJob = { rolloutId: rollout.id, generation: rollout.generation, requestId: ctx.requestId };
+  const job: RolloutJob = { rolloutId: rollout.id, generation: rollout.generation, context: serializeContext(ctx) };
   await enqueue(em, { queue: QUEUES.rollouts, name: 'step', jobId: `${rollout.id}-g${rollout.generation}`, payload: job, delayMs: rollout.bakeSeconds * 1000 });
 }
 
@@ -207,13 +217,19 @@ async function advance(ctx: TransactionContext, em: EntityManager, rollout: Roll
   await audit(ctx, { action, subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, before: { step: next - 1 }, after: { step: next, percent: rollout.steps[next], trafficSplit: describe(split) } });
 }
 
-/** The step job: after the bake time, check the step's health; roll back on a breach, advance otherwise. */
+/**
+ * The step job: after the bake time, check the step's health; roll back on a breach, advance
+ * otherwise. FORBIDDEN, with nothing changed, when whoever scheduled the step may no longer update
+ * the deployment (the job then gives up: see {@link abandonRolloutStep}).
+ */
 export async function runRolloutStep(ctx: RequestContext, rolloutId: string, generation: number): Promise<void> {
   const deploymentId = await inTransaction(ctx, async (em, ctx) => {
     const rollout = await em.findOne(Rollout, { where: { id: rolloutId }, lock: { mode: 'pessimistic_write' } });
     // A paused, finished, promoted or rescheduled rollout has moved on: this job is stale.
     if (!rollout || rollout.status !== RolloutStatus.IN_PROGRESS || rollout.generation !== generation) return null;
     const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });
+    // The step moves traffic as whoever scheduled it, with the rights they have now.
+    assertCan(ctx, 'update', 'Deployment', deployment);
     const health = await checkHealth(em, rollout, deployment);
     if (!health.healthy) {
       const reason = `automatic rollback at step ${rollout.currentStep + 1} (${rollout.steps[rollout.currentStep]} %): ${health.reasons.join('; ')}`;
@@ -338,7 +354,10 @@ export function conflictIfRolling(em: EntityManager, deploymentId: string): Prom
   });
 }
 
-/** A step whose check could not run after every retry: the rollout is rolled back rather than left half-way. */
+/**
+ * A step whose check could not run (after every retry, or refused to whoever scheduled it): the
+ * rollout is rolled back rather than left half-way with nobody checking it.
+ */
 export async function abandonRolloutStep(ctx: RequestContext, rolloutId: string, generation: number, error: string): Promise<void> {
   const deploymentId = await inTransaction(ctx, async (em, ctx) => {
     const rollout = await em.findOne(Rollout, { where: { id: rolloutId }, lock: { mode: 'pessimistic_write' } });

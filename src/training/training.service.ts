@@ -9,8 +9,9 @@ import { badInput, conflict } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
 import { validateMetrics } from '../core/validation';
+import { serializeContext, type JobPayload } from '../core/job-context';
 import { enqueue } from '../core/queue/outbox';
-import { QUEUES, type TrainingJob } from '../core/queue/queues';
+import { QUEUES } from '../core/queue/queues';
 import { Artifact } from '../registry/artifact.entity';
 import { Model } from '../registry/model.entity';
 import { ModelVersion, ModelVersionAlias, ModelVersionStatus, ArtifactFormat } from '../registry/model-version.entity';
@@ -29,6 +30,11 @@ import type { StartTrainingRunInput } from './training.inputs';
 import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from '../lineage/training-run.entity';
 
 const FINAL = [TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];
+
+/** The payload of a training job: the run to execute (everything else is read from the database), as whoever started it. */
+export interface TrainingJob extends JobPayload {
+  runId: string;
+}
 
 /**
  * Queues a training run: the run (QUEUED), its inputs and an outbox entry commit together, with one
@@ -94,7 +100,7 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
       TrainingRunDataset,
       input.datasets.map((d, i) => ({ trainingRunId: run.id, datasetVersionId: versions[i].id, role: d.role })),
     );
-    const job: TrainingJob = { runId: run.id, requestId: ctx.requestId };
+    const job: TrainingJob = { runId: run.id, context: serializeContext(ctx) };
     await enqueue(em, { queue: QUEUES.training, name: 'train', jobId: run.id, payload: job });
     await audit(ctx, {
       action: 'startTrainingRun',
@@ -162,6 +168,9 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
     await finishRun(ctx, run.id, TrainingRunStatus.FAILED, reason);
     throw new UnrecoverableError(reason);
   }
+  // The run executes as whoever started it, with the rights they have now: one who may no longer
+  // register its model version does not have it trained (the run fails FORBIDDEN).
+  assertMayRegisterOutput(ctx, run);
   // Each execution is recorded (and numbered) under a lock on the run; a run finished meanwhile is left alone.
   // The number is the run's ownership: only the execution holding it records its process or registers the output.
   const begun = await inTransaction(ctx, async (em, ctx) => {
@@ -315,6 +324,11 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
   await publishRun(ctx, run.id);
 }
 
+/** Throws FORBIDDEN unless the context may register the model version the run is to produce. */
+function assertMayRegisterOutput(ctx: RequestContext, run: TrainingRun): void {
+  assertCan(ctx, 'create', 'ModelVersion', { teamId: run.teamId, modelId: run.targetModelId, status: ModelVersionStatus.REGISTERED, createdBy: run.createdBy });
+}
+
 class OutputError extends Error {}
 
 async function readJson(file: string, what: string): Promise<unknown> {
@@ -345,6 +359,8 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, execution: 
   await inTransaction(ctx, async (em, ctx) => {
     const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
     if (!locked || locked.status !== TrainingRunStatus.RUNNING || locked.attempts !== execution) return;
+    // Rights may have changed while the trainer ran.
+    assertMayRegisterOutput(ctx, run);
     const claimed = await em.findOne(ModelVersion, { where: { trainingRunId: run.id } });
     if (claimed) throw new OutputError(`the run's output slot is taken by model version ${toGlobalId('ModelVersion', claimed.id)}, registered by ${claimed.createdBy}`);
     await em

@@ -366,4 +366,23 @@ describe('monitoring: latency and error-rate alerts, live on every instance', ()
     const starts = passes.map((p: { windowStart: string }) => p.windowStart);
     assert.equal(new Set(starts).size, starts.length, 'one pass per window');
   });
+
+  it("runs a scheduled pass as the monitor, on behalf of the deployment's creator, and the audit trail says so", async () => {
+    const d = await deploy('fraud-scheduled-as', v1, { p95LatencyMs: 10 });
+    // Slow requests every 30 s over the last two minutes: whichever minute a scheduled pass judges holds some.
+    for (const ago of [5, 35, 65, 95]) await logServed(d, v1, [400, 400, 400, 400, 400], ago);
+    const set = await t.gql(engineer, `mutation($d: ID!) { setDeploymentMonitoring(input: { deployment: $d, everySeconds: 1, windowSeconds: 60, minRequests: 1 }) { monitoring } }`, { d });
+    assert.equal(set.errors, undefined, JSON.stringify(set.errors));
+    const [event] = await eventually('a scheduled pass to open the latency alert', async () => {
+      const rows = await t.sql<{ actor_id: string; actor_kind: string; via: { jobs: string[]; onBehalfOf: string[] } }>(
+        `SELECT actor_id, actor_kind, via FROM audit_event WHERE action = 'monitorDeployment' AND subject_id = $1 ORDER BY seq`,
+        [d],
+      );
+      return rows.length ? rows : undefined;
+    }, 30_000, 250);
+    assert.deepEqual([event.actor_id, event.actor_kind], ['system:monitor', 'system']);
+    assert.deepEqual(event.via.onBehalfOf, ['mona'], 'the creator of the deployment');
+    assert.equal(event.via.jobs.length, 1);
+    assert.match(event.via.jobs[0], /^monitors\/repeat:/, 'the repeatable monitor job');
+  });
 });

@@ -118,8 +118,10 @@ describe('rollouts', () => {
     assert.equal(done.status, 'ROLLED_BACK');
     assert.match(done.reason, /automatic rollback at step 1 \(10 %\): error rate 0\.3000 > SLO 0\.01/);
     assert.deepEqual((await split(production)).trafficSplit, [{ weight: 100, modelVersion: { version: 1 } }]);
-    const [event] = await t.sql(`SELECT actor_id, reason FROM audit_event WHERE action = 'rollbackRollout' AND subject_id = $1`, [started.data.startRollout.id]);
-    assert.equal(event.actor_id, 'worker:rollouts');
+    const [event] = await t.sql(`SELECT actor_id, via, reason FROM audit_event WHERE action = 'rollbackRollout' AND subject_id = $1`, [started.data.startRollout.id]);
+    // The step job acts as whoever started the rollout, and says so.
+    assert.equal(event.actor_id, 'rolf');
+    assert.deepEqual(event.via, { jobs: [`rollouts/${uuidOf(started.data.startRollout.id)}-g1`], onBehalfOf: [] });
     assert.match(event.reason, /error rate/);
   });
 

@@ -43,11 +43,13 @@ describe('training through the queue', () => {
     assert.equal(run.status, 'SUCCEEDED', JSON.stringify(run));
     assert.equal(run.progress, 1);
     assert.equal(run.outputs.length, 1);
-    const trail = await t.sql(`SELECT action, actor_id FROM audit_event WHERE subject_id = $1 ORDER BY seq`, [run.id]);
+    // The job acts as the engineer who started the run, and says so.
+    const trail = await t.sql(`SELECT action, actor_id, via FROM audit_event WHERE subject_id = $1 ORDER BY seq`, [run.id]);
+    const job = { jobs: [`training/${fromGlobalId(run.id).key}`], onBehalfOf: [] };
     assert.deepEqual(trail, [
-      { action: 'startTrainingRun', actor_id: 'tina-trainer' },
-      { action: 'beginTrainingRun', actor_id: 'worker:training' },
-      { action: 'completeTrainingRun', actor_id: 'worker:training' },
+      { action: 'startTrainingRun', actor_id: 'tina-trainer', via: null },
+      { action: 'beginTrainingRun', actor_id: 'tina-trainer', via: job },
+      { action: 'completeTrainingRun', actor_id: 'tina-trainer', via: job },
     ]);
     const v = run.outputs[0];
     assert.equal(v.status, 'CANDIDATE', JSON.stringify(v.evaluation));

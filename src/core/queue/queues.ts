@@ -14,32 +14,6 @@ export const QUEUES = {
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
-/** The payload of a training job: the run to execute (everything else is read from the database). */
-export interface TrainingJob {
-  runId: string;
-  /** The request that queued it, so that logs and audit events can be followed across processes. */
-  requestId: string;
-}
-
-/** The payload of a rollout step: check the step that began `generation` schedules ago, then advance or roll back. */
-export interface RolloutJob {
-  rolloutId: string;
-  generation: number;
-  requestId: string;
-}
-
-/** The payload of an export written to a file: the export row, and who asked (its ability is rebuilt from its roles). */
-export interface AuditExportJob {
-  exportId: string;
-  requestId: string;
-  principal: { id: string; kind: 'user' | 'service' | 'system'; roles: string[]; teams: string[] };
-}
-
-/** The payload of a deployment's repeatable monitor job: it judges the window that ended last. */
-export interface MonitorJob {
-  deploymentId: string;
-}
-
 /** BullMQ keys live under the deployment's Redis prefix (BullMQ does not support ioredis keyPrefix). */
 export const bullPrefix = (config: Config) => `${config.redisPrefix}bull`;
 
