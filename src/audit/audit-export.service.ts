@@ -3,7 +3,7 @@ import { Readable } from 'node:stream';
 import { escapeLiteral, type Pool } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { buildAbility, subjectOf, type Principal } from '../core/ability';
-import type { PolicyRule } from '../core/subjects';
+import type { KindName, PolicyRule } from '../core/subjects';
 import { TOPICS } from '../core/events';
 import { Loaders } from '../core/loaders';
 import { enqueue } from '../core/queue/outbox';
@@ -157,7 +157,7 @@ export async function scopeSubjects(ctx: RequestContext, scope: string): Promise
     }
   }
   const keysOf = (t: string) => [...ids].map((g) => fromGlobalId(g)).filter((d) => d.type === t).map((d) => d.key);
-  const more = async (sql: string, params: unknown[], t: string) => {
+  const more = async (sql: string, params: unknown[], t: KindName) => {
     for (const r of (await db.query(sql, params)) as Array<{ id: string }>) ids.add(toGlobalId(t, r.id));
   };
   await more('SELECT DISTINCT model_id AS id FROM model_version WHERE id = ANY($1::uuid[])', [keysOf('ModelVersion')], 'Model');

@@ -1,9 +1,10 @@
 import { badInput } from './errors';
+import type { KindName } from './subjects';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /** Opaque global IDs: base64url("Type:key"). Every `id` the API hands out is one. */
-export function toGlobalId(type: string, key: string): string {
+export function toGlobalId(type: KindName, key: string): string {
   return Buffer.from(`${type}:${key}`, 'utf8').toString('base64url');
 }
 
