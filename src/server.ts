@@ -61,6 +61,7 @@ import { openInferenceRouter } from './inference/open-inference';
 import { AlertFieldResolver, DeploymentMonitoringResolver, MonitoringResolver, MonitorRunFieldResolver } from './monitoring/monitoring.resolver';
 import { followRunBudgets } from './monitoring/run-budget-alert.service';
 import { followAccessChanges } from './monitoring/subscription-stream';
+import { CoreReason, type ErrorReason } from './core/error-reasons';
 
 export const RESOLVERS = [
   AccessResolver,
@@ -137,7 +138,7 @@ function requestIdOf(req: Request): string {
   return given && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
-function errorBody(code: ErrorCode, message: string, requestId: string, reason?: string) {
+function errorBody(code: ErrorCode, message: string, requestId: string, reason?: ErrorReason) {
   return { errors: [{ message, extensions: { code, requestId, ...(reason ? { reason } : {}) } }] };
 }
 
@@ -291,19 +292,19 @@ export async function startServer(config: Config, log: Logger = createLogger(con
         try {
           document = parse(payload.query);
         } catch (e) {
-          return refuse(badInput((e as Error).message, { reason: 'GRAPHQL_PARSE_FAILED' }));
+          return refuse(badInput((e as Error).message, { reason: CoreReason.GRAPHQL_PARSE_FAILED }));
         }
         const invalid = validate(schema, document, [...specifiedRules, ...validationRules]);
         if (invalid.length) {
           return invalid.map(
             (e) =>
               new GraphQLError(config.isProduction ? withoutSuggestions(e.message) : e.message, {
-                extensions: { code: ErrorCode.BAD_USER_INPUT, reason: typeof e.extensions.reason === 'string' ? e.extensions.reason : 'GRAPHQL_VALIDATION_FAILED', requestId: ctx.requestId },
+                extensions: { code: ErrorCode.BAD_USER_INPUT, reason: typeof e.extensions.reason === 'string' ? e.extensions.reason : CoreReason.GRAPHQL_VALIDATION_FAILED, requestId: ctx.requestId },
               }),
           );
         }
         const operation = getOperationAST(document, payload.operationName);
-        if (!operation) return refuse(badInput('No operation to run', { reason: 'GRAPHQL_VALIDATION_FAILED' }));
+        if (!operation) return refuse(badInput('No operation to run', { reason: CoreReason.GRAPHQL_VALIDATION_FAILED }));
         try {
           checkQueryLimits(schema, document, operation, payload.variables ?? undefined, limits);
         } catch (e) {
@@ -450,17 +451,17 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       res.setHeader('connection', 'close');
     }
     if (e.type === 'entity.too.large' || e.status === 413 || err instanceof ArtifactRejectedError) {
-      res.status(413).json(errorBody(ErrorCode.BAD_USER_INPUT, err instanceof ArtifactRejectedError ? err.message : `Body exceeds ${config.bodyLimitBytes} bytes`, requestId, 'BODY_TOO_LARGE'));
+      res.status(413).json(errorBody(ErrorCode.BAD_USER_INPUT, err instanceof ArtifactRejectedError ? err.message : `Body exceeds ${config.bodyLimitBytes} bytes`, requestId, CoreReason.BODY_TOO_LARGE));
       return;
     }
     if (e.type === 'entity.parse.failed') {
-      res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'Body is not valid JSON', requestId, 'MALFORMED_JSON'));
+      res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'Body is not valid JSON', requestId, CoreReason.MALFORMED_JSON));
       return;
     }
     if (err instanceof AppError) {
       const status = HTTP_STATUS[err.code];
       if (typeof err.details.retryAfterSeconds === 'number') res.setHeader('retry-after', String(err.details.retryAfterSeconds));
-      res.status(status).json(errorBody(err.code, err.message, requestId, err.details.reason as string | undefined));
+      res.status(status).json(errorBody(err.code, err.message, requestId, err.details.reason));
       return;
     }
     log.error({ err, requestId, path: req.path }, 'unexpected error');

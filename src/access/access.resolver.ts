@@ -27,6 +27,7 @@ import { ApiKey } from './api-key.entity';
 import type { SubjectName } from './policy-rules';
 import { Role } from './role.entity';
 import { Team } from './team.entity';
+import { CoreReason } from '../core/error-reasons';
 
 export const TeamConnection = Connection(Team);
 export const ApiKeyConnection = Connection(ApiKey);
@@ -71,9 +72,9 @@ export class AccessResolver {
   async node(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
     const { type, key } = fromGlobalId(id);
     const spec = NODE_TYPES.get(type);
-    if (!spec) throw badInput(`id is not the ID of an object this API serves`, { field: 'id', reason: 'WRONG_ID_TYPE' });
-    if (spec.key === 'id' && !isUuid(key)) throw badInput('id is not a valid ID', { field: 'id', reason: 'MALFORMED_ID' });
-    if (spec.key === 'seq' && !/^\d{1,15}$/.test(key)) throw badInput('id is not a valid ID', { field: 'id', reason: 'MALFORMED_ID' });
+    if (!spec) throw badInput(`id is not the ID of an object this API serves`, { field: 'id', reason: CoreReason.WRONG_ID_TYPE });
+    if (spec.key === 'id' && !isUuid(key)) throw badInput('id is not a valid ID', { field: 'id', reason: CoreReason.MALFORMED_ID });
+    if (spec.key === 'seq' && !/^\d{1,15}$/.test(key)) throw badInput('id is not a valid ID', { field: 'id', reason: CoreReason.MALFORMED_ID });
     return ctx.loaders.byId(spec.entity as never, spec.subject, spec.key).load(key);
   }
 

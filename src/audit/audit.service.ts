@@ -6,6 +6,7 @@ import type { RequestContext } from '../core/context';
 import { AuditDecision, AuditEvent, AuditHead } from './audit-event.entity';
 import { AuditCheckpoint } from './audit-export.entity';
 import { verifyCanonical } from './audit-export.format';
+import { AuditReason } from './audit.errors';
 
 export const GENESIS_HASH = '0'.repeat(64);
 // One advisory lock key for the chain: appends are serialised, so the chain cannot fork.
@@ -107,7 +108,7 @@ async function denied(db: DataSource, ctx: RequestContext, attempt: DeniedAttemp
 
 /** The answer to a principal refused too often: retry after `seconds`. */
 export function rateLimited(seconds: number): AppError {
-  return new AppError(ErrorCode.RATE_LIMITED, `Too many refused requests; retry in ${seconds} s`, { reason: 'DENIALS_RATE_LIMITED', retryAfterSeconds: seconds });
+  return new AppError(ErrorCode.RATE_LIMITED, `Too many refused requests; retry in ${seconds} s`, { reason: AuditReason.DENIALS_RATE_LIMITED, retryAfterSeconds: seconds });
 }
 
 function toPlainJson(value: unknown): object | null {

@@ -9,6 +9,7 @@ import { ArtifactTooLargeError } from '../registry/artifact-store';
 import { ArtifactRejectedError } from '../registry/artifact.service';
 import { DatasetBlob } from './dataset-blob.entity';
 import { DatasetVersion } from './dataset-version.entity';
+import { LineageReason } from './lineage.errors';
 
 export interface StoredDatasetContent {
   sha256: string;
@@ -78,7 +79,7 @@ export async function uploadDatasetContent(ctx: RequestContext, body: Readable):
   }
   try {
     const shape = await inspectCsv(received.tempPath);
-    if (typeof shape === 'string') throw badInput(`Not a CSV this server can train on: ${shape}`, { reason: 'DATASET_NOT_CSV' });
+    if (typeof shape === 'string') throw badInput(`Not a CSV this server can train on: ${shape}`, { reason: LineageReason.DATASET_NOT_CSV });
     return await inTransaction(ctx, async (em) => {
       await store.commit(received.tempPath, received.sha256);
       const inserted = await em

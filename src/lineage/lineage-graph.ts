@@ -14,6 +14,7 @@ import { DatasetVersion } from './dataset-version.entity';
 import { Environment } from './environment.entity';
 import { SeedSet } from './seed-set.entity';
 import { TrainingRun } from './training-run.entity';
+import { CoreReason } from '../core/error-reasons';
 
 export enum LineageDirection {
   UPSTREAM = 'UPSTREAM',
@@ -139,7 +140,7 @@ export async function traverseLineage(
   }
   const decoded = fromGlobalId(id);
   if (!(LINEAGE_NODE_TYPES as string[]).includes(decoded.type) || !isUuid(decoded.key)) {
-    throw badInput(`id must be the ID of a ${LINEAGE_NODE_TYPES.join(', ')}`, { field: 'id', reason: 'WRONG_ID_TYPE' });
+    throw badInput(`id must be the ID of a ${LINEAGE_NODE_TYPES.join(', ')}`, { field: 'id', reason: CoreReason.WRONG_ID_TYPE });
   }
   const rootType = decoded.type as NodeType;
   const db = ctx.app.db;
