@@ -61,6 +61,7 @@ import { openInferenceRouter } from './inference/open-inference';
 import { AlertFieldResolver, DeploymentMonitoringResolver, MonitoringResolver, MonitorRunFieldResolver } from './monitoring/monitoring.resolver';
 import { followRunBudgets } from './monitoring/run-budget-alert.service';
 import { followAccessChanges } from './monitoring/subscription-stream';
+import { ErrorCatalogueResolver } from './app/error-catalogue';
 import { CoreReason, type ErrorReason } from './core/error-reasons';
 
 export const RESOLVERS = [
@@ -92,6 +93,7 @@ export const RESOLVERS = [
   AlertFieldResolver,
   MonitorRunFieldResolver,
   DeploymentMonitoringResolver,
+  ErrorCatalogueResolver,
 ] as const;
 
 const schemas = new WeakMap<PubSub, Promise<GraphQLSchema>>();

@@ -28,6 +28,18 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
 };
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 
+/** What each code means to a client (the schema's `ErrorCode` enum carries these). */
+export const ERROR_CODE_DESCRIPTIONS: Record<ErrorCode, string> = {
+  UNAUTHENTICATED: 'No credential, or a refused one (HTTP 401).',
+  FORBIDDEN: 'The policy or the instance does not allow it (HTTP 403); refused mutations are audited.',
+  NOT_FOUND: 'The object does not exist, or the caller may not read it (HTTP 404).',
+  BAD_USER_INPUT: 'The request or its input is malformed or out of bounds (HTTP 400, 413 for a body too large).',
+  CONFLICT: 'A duplicate, or the current state does not allow the change (HTTP 409).',
+  RATE_LIMITED: 'Too many requests from this principal; retry later (HTTP 429).',
+  UNAVAILABLE: 'The server cannot answer now; retry later (HTTP 503).',
+  INTERNAL: 'A bug: quote the request id (HTTP 500).',
+};
+
 /**
  * Every expected failure is an AppError. `code` is one of {@link ErrorCode}; `reason` is an
  * optional reason from the catalogue (for example `REGISTRY_INVALID_TRANSITION`) that narrows it:
