@@ -1,6 +1,7 @@
 import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
 import { readableExport } from '../audit/audit-export.node';
 import type { RequestContext } from '../core/context';
+import { CoreReason } from '../core/error-reasons';
 import { badInput } from '../core/errors';
 import { fromGlobalId, isUuid } from '../core/global-id';
 import { Node } from '../core/node';
@@ -33,8 +34,8 @@ export class NodeResolver {
     const { type, key } = fromGlobalId(id);
     // isKind looks at own properties only: client text never finds `constructor` or `__proto__`.
     const spec: KindSpec | undefined = isKind(type) ? KINDS[type] : undefined;
-    if (!spec?.node) throw badInput(`id is not the ID of an object this API serves`, { field: 'id', reason: 'WRONG_ID_TYPE' });
-    if (!KEY_FORMAT[spec.node](key)) throw badInput('id is not a valid ID', { field: 'id', reason: 'MALFORMED_ID' });
+    if (!spec?.node) throw badInput(`id is not the ID of an object this API serves`, { field: 'id', reason: CoreReason.WRONG_ID_TYPE });
+    if (!KEY_FORMAT[spec.node](key)) throw badInput('id is not a valid ID', { field: 'id', reason: CoreReason.MALFORMED_ID });
     const kind = type as NodeKind;
     if (kind in OWN_READERS) return OWN_READERS[kind as keyof typeof OWN_READERS](ctx, key);
     return ctx.loaders.byId(ENTITY_OF.get(kind) as never, kind as SubjectName, spec.node).load(key);

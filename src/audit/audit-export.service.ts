@@ -19,6 +19,8 @@ import { audit, auditDenied } from '../core/audit/audit-chain';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
 import { CSV_HEADER, omittedLine, publicKeyOf, signManifest, type ExportManifest } from './audit-export.format';
 import { Col, CopyRows, csvEvent, LineWriter, ndjsonEvent } from './audit-export.render';
+import { AuditReason } from './audit.errors';
+import { CoreReason } from '../core/error-reasons';
 
 /** What an export selects. Times are ISO strings (from inclusive, to exclusive); ids are global IDs. */
 export interface AuditExportFilter {
@@ -44,25 +46,25 @@ export function normaliseFilter(raw: Record<string, unknown>): AuditExportFilter
   // Names and values are echoed in errors and stored with the export: the shared check first.
   assertStorable(raw, '', MAX_KEY_LENGTH);
   for (const [k, v] of Object.entries(raw)) {
-    if (!(FILTER_KEYS as readonly string[]).includes(k)) throw badInput(`unknown filter ${k}`, { field: k, reason: 'UNKNOWN_PARAMETER' });
+    if (!(FILTER_KEYS as readonly string[]).includes(k)) throw badInput(`unknown filter ${k}`, { field: k, reason: AuditReason.UNKNOWN_PARAMETER });
     if (v === undefined || v === null || v === '') continue;
-    if (typeof v !== 'string' && !(v instanceof Date)) throw badInput(`${k} must be given once, as text`, { field: k, reason: 'REPEATED_PARAMETER' });
+    if (typeof v !== 'string' && !(v instanceof Date)) throw badInput(`${k} must be given once, as text`, { field: k, reason: AuditReason.REPEATED_PARAMETER });
     out[k as (typeof FILTER_KEYS)[number]] = v instanceof Date ? v.toISOString() : v;
   }
   for (const k of ['from', 'to'] as const) {
     if (out[k] === undefined) continue;
     const d = new Date(out[k]!);
-    if (!/^\d{4}-\d{2}-\d{2}/.test(out[k]!) || Number.isNaN(d.getTime())) throw badInput(`${k} must be an ISO 8601 date or time`, { field: k, reason: 'MALFORMED_TIME' });
+    if (!/^\d{4}-\d{2}-\d{2}/.test(out[k]!) || Number.isNaN(d.getTime())) throw badInput(`${k} must be an ISO 8601 date or time`, { field: k, reason: AuditReason.MALFORMED_TIME });
     // PostgreSQL has no year 0, and JavaScript writes years past 9999 in a form it does not read.
     const year = d.getUTCFullYear();
-    if (year < 1 || year > 9999) throw badInput(`${k} must lie between 0001-01-01 and 9999-12-31 (UTC)`, { field: k, reason: 'TIME_OUT_OF_RANGE' });
+    if (year < 1 || year > 9999) throw badInput(`${k} must lie between 0001-01-01 and 9999-12-31 (UTC)`, { field: k, reason: AuditReason.TIME_OUT_OF_RANGE });
     out[k] = d.toISOString();
   }
-  if (out.from && out.to && out.from > out.to) throw badInput('from is after to', { field: 'from', reason: 'TIME_RANGE_REVERSED' });
+  if (out.from && out.to && out.from > out.to) throw badInput('from is after to', { field: 'from', reason: AuditReason.TIME_RANGE_REVERSED });
   if (out.subject) fromGlobalId(out.subject, 'subject');
   if (out.scope) {
     const { type, key } = fromGlobalId(out.scope, 'scope');
-    if (!SCOPE_TYPES.includes(type) || !isUuid(key)) throw badInput(`scope must be the ID of a ${SCOPE_TYPES.join(', ')}`, { field: 'scope', reason: 'WRONG_ID_TYPE' });
+    if (!SCOPE_TYPES.includes(type) || !isUuid(key)) throw badInput(`scope must be the ID of a ${SCOPE_TYPES.join(', ')}`, { field: 'scope', reason: CoreReason.WRONG_ID_TYPE });
   }
   return out;
 }
@@ -70,7 +72,7 @@ export function normaliseFilter(raw: Record<string, unknown>): AuditExportFilter
 /** format=ndjson|csv plus the filter, from an HTTP query string. */
 export function parseExportQuery(query: Record<string, unknown>): { format: AuditExportFormat; filter: AuditExportFilter } {
   const { format = 'ndjson', ...rest } = query;
-  if (format !== 'ndjson' && format !== 'csv') throw badInput('format must be ndjson or csv', { field: 'format', reason: 'UNKNOWN_FORMAT' });
+  if (format !== 'ndjson' && format !== 'csv') throw badInput('format must be ndjson or csv', { field: 'format', reason: AuditReason.UNKNOWN_FORMAT });
   return { format: format === 'csv' ? AuditExportFormat.CSV : AuditExportFormat.NDJSON, filter: normaliseFilter(rest) };
 }
 
@@ -430,7 +432,7 @@ export async function loadExport(ctx: RequestContext, id: string): Promise<Audit
 /** The row key an AuditExport ID names (no lookup); BAD_USER_INPUT (`WRONG_ID_TYPE`) when it names none. */
 export function exportKey(id: string): string {
   const { type, key } = fromGlobalId(id, 'id');
-  if (type !== 'AuditExport' || !isUuid(key)) throw badInput('id must be the ID of an AuditExport', { field: 'id', reason: 'WRONG_ID_TYPE' });
+  if (type !== 'AuditExport' || !isUuid(key)) throw badInput('id must be the ID of an AuditExport', { field: 'id', reason: CoreReason.WRONG_ID_TYPE });
   return key;
 }
 

@@ -8,6 +8,7 @@ import { TOPICS, type EventBus } from './events';
 import { Loaders } from './loaders';
 import type { Logger } from './logger';
 import { authorizeField, subscriptionPolicy, type PolicySpec } from './policy';
+import { CoreReason } from './error-reasons';
 
 /**
  * The WebSocket close code when the credential a socket was opened with stops authenticating (an
@@ -166,7 +167,7 @@ export class SubscriptionGuard {
   async endOperationOf(live: LiveSocket, ctx: RequestContext, reason: string): Promise<AppError> {
     const op = [...(live as Socket).operations].find((o) => o.ctx === ctx);
     const field = op?.fields[0] ?? 'subscription';
-    const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${reason}`, { reason: 'SUBSCRIPTION_RIGHT_LOST' });
+    const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${reason}`, { reason: CoreReason.SUBSCRIPTION_RIGHT_LOST });
     if (op) await this.endOperation(op, error, subscriptionPolicy(field));
     return error;
   }
@@ -239,7 +240,7 @@ export class SubscriptionGuard {
       try {
         authorizeField(op.ctx, spec);
       } catch (e) {
-        const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${(e as Error).message}`, { reason: 'SUBSCRIPTION_RIGHT_LOST' });
+        const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${(e as Error).message}`, { reason: CoreReason.SUBSCRIPTION_RIGHT_LOST });
         await this.endOperation(op, error, spec);
         return error;
       }

@@ -9,6 +9,7 @@ import type { InferenceEngine, Route, ServedVersion } from './inference.engine';
 import type { PredictionEntry } from './prediction-log';
 import { rowsOf, type InputLimits, type ModelSpec, type WireTensor } from './tensors';
 import { InferenceRunError, InferenceTimeoutError } from './worker-pool';
+import { InferenceReason } from './inference.errors';
 
 /** What a prediction request carries, whichever protocol it came by. */
 export interface PredictRequest {
@@ -59,7 +60,7 @@ const limiters = new WeakMap<InferenceEngine, RateLimiter>();
 
 function engineOf(ctx: RequestContext): InferenceEngine {
   const engine = ctx.app.inference;
-  if (!engine) throw new AppError(ErrorCode.UNAVAILABLE, 'This process does not serve predictions', { reason: 'INFERENCE_DISABLED' });
+  if (!engine) throw new AppError(ErrorCode.UNAVAILABLE, 'This process does not serve predictions', { reason: InferenceReason.DISABLED });
   return engine;
 }
 
@@ -83,7 +84,7 @@ async function authorizedRoute(ctx: RequestContext, engine: InferenceEngine, dep
     throw e;
   }
   if (!route) {
-    throw new AppError(ErrorCode.CONFLICT, 'The deployment has no model version serving traffic', { reason: 'INFERENCE_NOT_SERVING' });
+    throw new AppError(ErrorCode.CONFLICT, 'The deployment has no model version serving traffic', { reason: InferenceReason.NOT_SERVING });
   }
   return route;
 }
@@ -114,7 +115,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   if (!limiter) limiters.set(engine, (limiter = new RateLimiter(engine.config.rateLimitPerSecond, engine.config.rateLimitBurst)));
   if (!limiter.take(`${principal.kind}:${principal.id}`)) {
     engine.metrics.rateLimited.inc();
-    throw new AppError(ErrorCode.RATE_LIMITED, `More than ${engine.config.rateLimitPerSecond} predictions per second`, { reason: 'INFERENCE_RATE_LIMITED' });
+    throw new AppError(ErrorCode.RATE_LIMITED, `More than ${engine.config.rateLimitPerSecond} predictions per second`, { reason: InferenceReason.RATE_LIMITED });
   }
   const route = await authorizedRoute(ctx, engine, deploymentId, req.deploymentId);
   const started = performance.now();
@@ -205,7 +206,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   if (route.shadows.length) setImmediate(() => void mirror(engine, route, req, entry, limits));
   if (!outputs || !served) {
     ctx.log.warn({ deployment: deploymentId, modelVersion: primaryId, err: failure?.message }, 'prediction failed and no fallback answered');
-    throw new AppError(ErrorCode.UNAVAILABLE, 'The model version failed and no fallback version could answer', { reason: 'INFERENCE_FAILED' });
+    throw new AppError(ErrorCode.UNAVAILABLE, 'The model version failed and no fallback version could answer', { reason: InferenceReason.FAILED });
   }
   engine.metrics.rows.inc({ deployment: deploymentId, model_version: served.id }, rows);
   return { outputs, version: served, deploymentId, rows, latencyMs, fallback };

@@ -6,6 +6,7 @@ import type { RequestContext } from '../core/context';
 import { badInput, notFound } from '../core/errors';
 import { fromGlobalId, isUuid, toGlobalId } from '../core/global-id';
 import { Node } from '../core/node';
+import { CoreReason } from '../core/error-reasons';
 
 export enum LineageDirection {
   UPSTREAM = 'UPSTREAM',
@@ -123,7 +124,7 @@ export async function traverseLineage(
   }
   const decoded = fromGlobalId(id);
   if (!(LINEAGE_NODE_TYPES as string[]).includes(decoded.type) || !isUuid(decoded.key)) {
-    throw badInput(`id must be the ID of a ${LINEAGE_NODE_TYPES.join(', ')}`, { field: 'id', reason: 'WRONG_ID_TYPE' });
+    throw badInput(`id must be the ID of a ${LINEAGE_NODE_TYPES.join(', ')}`, { field: 'id', reason: CoreReason.WRONG_ID_TYPE });
   }
   const rootType = decoded.type as NodeType;
   const db = ctx.app.db;

@@ -19,6 +19,7 @@ import { systemContext } from '../access/system-context';
 import { Alert, AlertKind, AlertSeverity, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import { driftConditions, driftForVersion, type VersionDrift } from './drift-monitor';
 import { latencyStats, type VersionLatency } from './latency';
+import { MonitoringReason } from './monitoring.errors';
 
 /** How a deployment is monitored; every field has a default from the configuration. */
 /** What an alert is about when it opens; the rest of a new alert is fixed (see {@link openAlert}). */
@@ -289,7 +290,7 @@ export async function acknowledgeAlert(ctx: RequestContext, id: string, note: st
   const alert = await inTransaction(ctx, async () => {
     const a = await loadAlert(ctx, id);
     assertCan(ctx, 'update', 'Alert', a);
-    if (a.status !== AlertStatus.OPEN) throw conflict(`alert is ${a.status}`, { reason: 'ALERT_NOT_OPEN' });
+    if (a.status !== AlertStatus.OPEN) throw conflict(`alert is ${a.status}`, { reason: MonitoringReason.ALERT_NOT_OPEN });
     const before = { status: a.status };
     Object.assign(a, { status: AlertStatus.ACKNOWLEDGED, acknowledgedBy: ctx.principal!.id, acknowledgedAt: new Date() });
     await ctx.em!.save(Alert, a);
@@ -306,7 +307,7 @@ export async function resolveAlert(ctx: RequestContext, id: string, reason: stri
   const alert = await inTransaction(ctx, async () => {
     const a = await loadAlert(ctx, id);
     assertCan(ctx, 'update', 'Alert', a);
-    if (a.status === AlertStatus.RESOLVED) throw conflict('alert is already resolved', { reason: 'ALERT_RESOLVED' });
+    if (a.status === AlertStatus.RESOLVED) throw conflict('alert is already resolved', { reason: MonitoringReason.ALERT_RESOLVED });
     const before = { status: a.status };
     Object.assign(a, { status: AlertStatus.RESOLVED, resolvedBy: ctx.principal!.id, resolvedAt: new Date(), resolution: reason });
     await ctx.em!.save(Alert, a);

@@ -27,6 +27,7 @@ import { loadReadable, loadRunDatasets, registerCodeVersion, registerConfig, reg
 import { SeedSet } from '../lineage/seed-set.entity';
 import type { StartTrainingRunInput } from './training.inputs';
 import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from '../lineage/training-run.entity';
+import { TrainingReason } from './training.errors';
 
 const FINAL = [TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];
 
@@ -50,7 +51,7 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
     if (missing.length) {
       throw badInput(`the server holds no content for dataset version(s) ${missing.map((v) => toGlobalId('DatasetVersion', v.id)).join(', ')}: upload it to POST /datasets/content`, {
         field: 'datasets',
-        reason: 'TRAINING_DATA_NOT_STORED',
+        reason: TrainingReason.DATA_NOT_STORED,
       });
     }
     const code = input.codeVersion
@@ -59,7 +60,7 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
     try {
       await resolveEntrypoint(ctx.app.config.trainerRepositories, code.repositoryUrl, code.entrypoint);
     } catch (e) {
-      if (e instanceof EntrypointError) throw badInput(e.message, { field: 'codeVersion', reason: 'TRAINING_CODE_NOT_RUNNABLE' });
+      if (e instanceof EntrypointError) throw badInput(e.message, { field: 'codeVersion', reason: TrainingReason.CODE_NOT_RUNNABLE });
       throw e;
     }
     const env = input.environment
@@ -119,7 +120,7 @@ export async function cancelTrainingRun(ctx: RequestContext, id: string, reason:
   const run = await inTransaction(ctx, async (em) => {
     const run = await loadReadable(ctx, em, TrainingRun, 'TrainingRun', id, 'trainingRun', 'update');
     assertCan(ctx, 'update', 'TrainingRun', run);
-    if (FINAL.includes(run.status)) throw conflict(`The run is already ${run.status}`, { reason: 'TRAINING_RUN_FINISHED' });
+    if (FINAL.includes(run.status)) throw conflict(`The run is already ${run.status}`, { reason: TrainingReason.RUN_FINISHED });
     const before = { status: run.status };
     run.status = TrainingRunStatus.CANCELLED;
     run.finishedAt = new Date();
