@@ -4,7 +4,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { mulberry32 } from '../../src/core/prng';
-import { buildDenseBinaryClassifierOnnx, type DenseLayer } from '../../src/registry/onnx';
+import { buildDenseBinaryClassifierOnnx, type DenseLayer } from '../../src/registry/onnx-builders';
 import { numericReference, referenceSample, type NumericReference } from '../../src/monitoring/reference-profile';
 
 /** `MODELGOV_CONFIG` accepted by the tabular trainer; unknown keys are refused. */
