@@ -17,7 +17,8 @@ import { assertStorable, MAX_KEY_LENGTH } from '../core/validation';
 import { LineageDirection, traverseLineage } from '../lineage/lineage-graph';
 import { audit, auditDenied } from './audit.service';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
-import { CSV_HEADER, omittedLine, publicKeyOf, signManifest, type ExportManifest } from './audit-export.format';
+import { CSV_HEADER, omittedLine, signManifest, type ExportManifest } from './audit-export.format';
+import { publicKeyOf } from './audit-signing';
 import { Col, CopyRows, csvEvent, LineWriter, ndjsonEvent } from './audit-export.render';
 
 /** What an export selects. Times are ISO strings (from inclusive, to exclusive); ids are global IDs. */

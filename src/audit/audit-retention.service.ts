@@ -2,7 +2,7 @@ import type { RequestContext } from '../core/context';
 import { toGlobalId } from '../core/global-id';
 import { appendAudit, CHAIN_LOCK, checkpointPayload } from './audit.service';
 import { AuditCheckpoint } from './audit-export.entity';
-import { publicKeyOf, signCanonical } from './audit-export.format';
+import { publicKeyOf, signCanonical } from './audit-signing';
 
 export interface RetentionResult {
   /** The new checkpoint, or null when nothing was old enough. */

@@ -5,7 +5,7 @@ import { canonicalJson, sha256Hex } from '../core/canonical-json';
 import type { RequestContext } from '../core/context';
 import { AuditDecision, AuditEvent, AuditHead } from './audit-event.entity';
 import { AuditCheckpoint } from './audit-export.entity';
-import { verifyCanonical } from './audit-export.format';
+import { verifyCanonical } from './audit-signing';
 
 export const GENESIS_HASH = '0'.repeat(64);
 // One advisory lock key for the chain: appends are serialised, so the chain cannot fork.
