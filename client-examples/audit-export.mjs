@@ -5,7 +5,7 @@
 //
 //   MODELGOV_TOKEN=<auditor token> node client-examples/audit-export.mjs <out-file> [scope-id] [ndjson|csv]
 import { writeFile } from 'node:fs/promises';
-import { verifyExportFile } from '../dist/src/audit/audit-export.format.js';
+import { verifyExportFile } from '../dist/src/audit/audit-export.verify.js';
 import { authHeader, URL_BASE } from './lib.mjs';
 
 const [out, scope, format = 'ndjson'] = process.argv.slice(2);

@@ -8,7 +8,9 @@ import { AppError, badInput, ErrorCode, notFound } from '../core/errors';
 import { authorizeField } from '../core/policy';
 import { recordDenial } from '../core/audit/audit-chain';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
-import { beginExport, exportById, exportChunks, exportKey, exportPublicKey, finishExport, loadExport, parsedOrRefused, parseExportQuery, scopeSubjects } from './audit-export.service';
+import { parseExportQuery, scopeSubjects } from './audit-export.filter';
+import { beginExport, exportById, exportKey, exportPublicKey, finishExport, loadExport, parsedOrRefused } from './audit-export.service';
+import { exportChunks } from './audit-export.stream';
 import { AuditReason } from './audit.errors';
 
 type ContextFor = (app: AppServices, authorization: string | undefined, requestId: string) => Promise<RequestContext>;
