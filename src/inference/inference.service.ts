@@ -5,7 +5,7 @@ import { AppError, ErrorCode, forbidden } from '../core/errors';
 import { hiddenRowError } from '../lineage/lineage.service';
 import { Deployment } from '../rollouts/deployment.entity';
 import { expectId, toGlobalId } from '../core/global-id';
-import type { InferenceEngine, Route, ServedVersion } from './inference.engine';
+import type { InferenceEngine, Route, ServedVersion, ServingEntry } from './inference.engine';
 import type { PredictionEntry } from './prediction-log';
 import { rowsOf, type InputLimits, type ModelSpec, type WireTensor } from './tensors';
 import { InferenceRunError, InferenceTimeoutError } from './worker-pool';
@@ -62,6 +62,11 @@ function engineOf(ctx: RequestContext): InferenceEngine {
   const engine = ctx.app.inference;
   if (!engine) throw new AppError(ErrorCode.UNAVAILABLE, 'This process does not serve predictions', { reason: InferenceReason.DISABLED });
   return engine;
+}
+
+/** What this API instance serves for a deployment (nothing when it runs no inference engine). */
+export function servingOf(ctx: RequestContext, deploymentId: string): ServingEntry[] {
+  return ctx.app.inference?.servingOf(deploymentId) ?? [];
 }
 
 /**
