@@ -5,15 +5,15 @@ import { In } from 'typeorm';
 import { audit } from '../core/audit/audit-chain';
 import { assertCan } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
-import { badInput, conflict } from '../core/errors';
+import { AppError, badInput, conflict, ErrorCode } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
 import { validateMetrics } from '../core/validation';
 import { enqueue } from '../core/queue/outbox';
 import { QUEUES, type TrainingJob } from '../core/queue/queues';
-import { Artifact } from '../registry/artifact.entity';
 import { Model } from '../registry/model.entity';
-import { ModelVersion, ModelVersionAlias, ModelVersionStatus, ArtifactFormat } from '../registry/model-version.entity';
+import { ModelVersion, ModelVersionStatus } from '../registry/model-version.entity';
+import { lockModelForRegistration, registerTrainedVersion } from '../registry/registry.service';
 import { OnnxParseError } from '../registry/onnx';
 import { parseOnnxFile } from '../registry/onnx-parse';
 import { storableReference } from '../registry/reference-profile';
@@ -311,6 +311,9 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
   }
   await registerOutput(ctx, run, execution, outputDir).catch(async (e) => {
     if (e instanceof OnnxParseError || e instanceof OutputError) return fail(e.message);
+    // Refused by the registry (the starter may no longer create model versions, or the output slot
+    // was taken meanwhile): nothing was registered, and a retry would be refused the same way.
+    if (e instanceof AppError && (e.code === ErrorCode.FORBIDDEN || e.code === ErrorCode.CONFLICT)) return fail(`${e.code}: ${e.message}`);
     throw e;
   });
   await publishRun(ctx, run.id);
@@ -348,44 +351,16 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, execution: 
     if (!locked || locked.status !== TrainingRunStatus.RUNNING || locked.attempts !== execution) return;
     const claimed = await em.findOne(ModelVersion, { where: { trainingRunId: run.id } });
     if (claimed) throw new OutputError(`the run's output slot is taken by model version ${toGlobalId('ModelVersion', claimed.id)}, registered by ${claimed.createdBy}`);
-    await em
-      .createQueryBuilder()
-      .insert()
-      .into(Artifact)
-      .values({ sha256: blob.sha256, sizeBytes: blob.sizeBytes, format: 'ONNX', signature, createdBy: ctx.principal!.id })
-      .orIgnore()
-      .execute();
-    await em.findOne(Model, { where: { id: run.targetModelId! }, lock: { mode: 'pessimistic_write' } });
-    const champion = await em.findOne(ModelVersionAlias, { where: { modelId: run.targetModelId!, alias: 'champion' } });
-    const championVersion = champion ? await em.findOneBy(ModelVersion, { id: champion.modelVersionId }) : null;
-    const evaluation = evaluateGate((config.content as { gate?: GateSpec }).gate, metrics, championVersion ? { version: championVersion.version, metrics: championVersion.metrics } : null);
-    const [{ next }] = await em.query('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM model_version WHERE model_id = $1', [run.targetModelId]);
-    const version = em.create(ModelVersion, {
-      modelId: run.targetModelId!,
-      teamId: run.teamId,
-      version: Number(next),
-      trainingRunId: run.id,
-      artifactSha256: blob.sha256,
-      artifactSizeBytes: blob.sizeBytes,
-      format: ArtifactFormat.ONNX,
-      signatureJson: signature,
+    // The registry numbers the version and places it in its status machine; the gate is training's.
+    const champion = await lockModelForRegistration(em, run.targetModelId!);
+    const evaluation = evaluateGate((config.content as { gate?: GateSpec }).gate, metrics, champion);
+    const version = await registerTrainedVersion(ctx, em, {
+      run,
+      artifact: { sha256: blob.sha256, sizeBytes: blob.sizeBytes, signature },
       metrics,
-      status: evaluation.passed ? ModelVersionStatus.CANDIDATE : ModelVersionStatus.REJECTED,
       referenceProfile: reference.profile,
       predictionReferenceSample: reference.predictionSample,
-      evaluation,
-      createdBy: run.createdBy,
-    });
-    await em.insert(ModelVersion, version).catch((e) => {
-      if ((e as { driverError?: { code?: string } }).driverError?.code === '23505') throw new OutputError("the run's output slot was taken while it was being registered");
-      throw e;
-    });
-    await audit(ctx, {
-      action: 'registerModelVersion',
-      subjectType: 'ModelVersion',
-      subjectId: toGlobalId('ModelVersion', version.id),
-      reason: evaluation.passed ? 'trained by the server; passed its evaluation gate' : `trained by the server; rejected by its gate: ${evaluation.reasons.join('; ')}`,
-      after: { ...version, referenceProfile: undefined, predictionReferenceSample: undefined, trainingRun: toGlobalId('TrainingRun', run.id) },
+      evaluation: { ...evaluation },
     });
     await em.update(TrainingRun, { id: run.id }, { status: TrainingRunStatus.SUCCEEDED, finishedAt: new Date(), progress: 1, metrics });
     await audit(ctx, {
