@@ -57,6 +57,13 @@ module.exports = {
       to: { path: '^(src/app/|src/main\\.ts$|src/cli\\.ts$|jobs/)' },
     },
     {
+      name: 'resolvers-hold-no-data-access',
+      comment: 'a resolver is shape, a policy declaration and one service call: queries live in services and scoped loaders, so no resolver imports the ORM or the driver',
+      severity: 'error',
+      from: { path: '\\.resolver\\.ts$' },
+      to: { path: 'node_modules/(typeorm|pg|@types/pg)/' },
+    },
+    {
       name: 'migrations-only-from-assembly',
       comment: 'the schema changes are applied by the assembly (server start, CLI, tests); nothing else runs them',
       severity: 'error',

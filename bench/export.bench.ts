@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { verifyExport } from '../src/audit/audit-export.format';
+import { verifyExport } from '../src/audit/audit-export.verify';
 import { appendGeneratedEvents } from '../test/support/audit-chain';
 import { startTestServer } from '../test/support/harness';
 import { printTable } from './stats';

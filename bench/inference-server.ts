@@ -3,7 +3,7 @@
 import 'reflect-metadata';
 import { availableParallelism } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
-import { buildMlpOnnx } from '../src/registry/onnx';
+import { buildMlpOnnx } from '../src/registry/onnx-builders';
 import { startTestServer } from '../test/support/harness';
 import { uploadArtifact } from '../test/support/http';
 

@@ -5,8 +5,8 @@
 //
 //   MODELGOV_TOKEN=<auditor token> node client-examples/audit-export.mjs <out-file> [scope-id] [ndjson|csv]
 import { writeFile } from 'node:fs/promises';
-import { verifyExportFile } from '../dist/src/audit/audit-export.format.js';
-import { authHeader, URL_BASE } from './lib';
+import { verifyExportFile } from '../dist/src/audit/audit-export.verify.js';
+import { authHeader, URL_BASE } from './lib.mjs';
 
 const [out, scope, format = 'ndjson'] = process.argv.slice(2);
 if (!out) throw new Error('usage: audit-export.mjs <out-file> [scope-id] [ndjson|csv]');

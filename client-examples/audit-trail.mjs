@@ -2,7 +2,7 @@
 // allowed. Needs a token that may read the audit trail (role auditor or admin).
 //
 //   MODELGOV_TOKEN=<auditor token> node client-examples/audit-trail.mjs <id>
-import { gql } from './lib';
+import { gql } from './lib.mjs';
 
 const subject = process.argv[2];
 let after = null;

@@ -2,7 +2,7 @@
 // deployment, …), printed as edges. Nodes you may not read are left out, and not traversed.
 //
 //   MODELGOV_TOKEN=<token> node client-examples/lineage.mjs <id> [UPSTREAM|DOWNSTREAM|BOTH] [depth]
-import { gql } from './lib';
+import { gql } from './lib.mjs';
 
 const [id, direction = 'BOTH', depth = '4'] = process.argv.slice(2);
 if (!id) {

@@ -4,7 +4,7 @@
 //
 //   MODELGOV_TOKEN=<service token> node client-examples/predict.mjs <team>:<deployment> rows.json [requestKey]
 import { readFileSync } from 'node:fs';
-import { authHeader, gql, URL_BASE } from './lib';
+import { authHeader, gql, URL_BASE } from './lib.mjs';
 
 const [name, file, requestKey] = process.argv.slice(2);
 if (!name || !file) {

@@ -3,7 +3,7 @@
 //
 //   MODELGOV_TOKEN=<ml-engineer token> node client-examples/register-model-version.mjs model.onnx fraud-detector
 import { readFile } from 'node:fs/promises';
-import { URL_BASE, authHeader, gql } from './lib';
+import { URL_BASE, authHeader, gql } from './lib.mjs';
 
 const [file, modelName] = process.argv.slice(2);
 if (!file || !modelName) {

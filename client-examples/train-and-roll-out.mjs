@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
-import { URL_BASE, TOKEN, authHeader, gql } from './lib';
+import { URL_BASE, TOKEN, authHeader, gql } from './lib.mjs';
 
 const [file, modelName, deploymentName, bake = '2'] = process.argv.slice(2);
 if (!file || !modelName || !deploymentName) {

@@ -2,7 +2,7 @@
 // and seeds, who approved it, and how it differs from the version before: one request.
 //
 //   MODELGOV_TOKEN=<token> node client-examples/whats-serving-production.mjs [team]
-import { gql } from './lib';
+import { gql } from './lib.mjs';
 
 const team = process.argv[2] ?? null;
 const data = await gql(

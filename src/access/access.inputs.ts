@@ -1,8 +1,11 @@
 import { ArrayMaxSize, ArrayMinSize, IsOptional, IsISO8601, Length, Matches, MaxLength } from 'class-validator';
 import { Field, ID, InputType, ObjectType } from 'type-graphql';
+import { Connection } from '../core/pagination';
 import { JSONScalar } from '../core/scalars';
 import { NAME, NAME_MSG } from '../core/validation';
 import { ApiKey } from './api-key.entity';
+import { Role } from './role.entity';
+import { Team } from './team.entity';
 
 @InputType()
 export class UpsertRoleInput {
@@ -99,3 +102,8 @@ export class TeamFilter {
   @Field(() => String, { nullable: true })
   name?: string | null;
 }
+
+/** Pages of teams, API keys and roles. */
+export const TeamConnection = Connection(Team);
+export const ApiKeyConnection = Connection(ApiKey);
+export const RoleConnection = Connection(Role);

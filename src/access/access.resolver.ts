@@ -1,18 +1,26 @@
 import { Arg, Args, Ctx, Mutation, Query, Resolver } from 'type-graphql';
 import type { RequestContext } from '../core/context';
-import { listConnection } from '../core/list';
-import { Connection, PageArgs, paginate } from '../core/pagination';
+import { PageArgs } from '../core/pagination';
 import { Policy } from '../core/policy';
-import { CreateApiKeyInput, CreatedApiKey, CreateTeamInput, RevokeApiKeyInput, RoleFilter, TeamFilter, UpsertRoleInput, Viewer } from './access.inputs';
+import {
+  ApiKeyConnection,
+  CreateApiKeyInput,
+  CreatedApiKey,
+  CreateTeamInput,
+  RevokeApiKeyInput,
+  RoleConnection,
+  RoleFilter,
+  TeamConnection,
+  TeamFilter,
+  UpsertRoleInput,
+  Viewer,
+} from './access.inputs';
 import { createTeam } from './team.service';
 import * as access from './access.service';
+import * as queries from './access-query.service';
 import { ApiKey } from './api-key.entity';
 import { Role } from './role.entity';
 import { Team } from './team.entity';
-
-export const TeamConnection = Connection(Team);
-export const ApiKeyConnection = Connection(ApiKey);
-export const RoleConnection = Connection(Role);
 
 @Resolver()
 export class AccessResolver {
@@ -26,25 +34,19 @@ export class AccessResolver {
   @Query(() => TeamConnection)
   @Policy({ action: 'read', subject: 'Team' })
   teams(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamFilter, { nullable: true }) filter?: TeamFilter) {
-    return listConnection(ctx, TeamConnection, Team, 'Team', page, (qb) => {
-      if (filter?.name) qb.andWhere('x.name = :n', { n: filter.name });
-    });
+    return queries.listTeams(ctx, page, filter);
   }
 
   @Query(() => RoleConnection, { description: 'Roles and their rules, most recently changed first' })
   @Policy({ action: 'read', subject: 'Role' })
   roles(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => RoleFilter, { nullable: true }) filter?: RoleFilter) {
-    const qb = ctx.app.db.getRepository(Role).createQueryBuilder('x').where('TRUE');
-    if (filter?.name) qb.andWhere('x.name = :n', { n: filter.name });
-    if (filter?.builtIn !== undefined && filter?.builtIn !== null) qb.andWhere('x.built_in = :b', { b: filter.builtIn });
-    ctx.loaders.scope(qb, 'Role', 'x');
-    return paginate(RoleConnection, qb, page, { alias: 'x', timeColumn: 'updated_at', idColumn: 'name' }, (r) => [r.updatedAt, r.name]);
+    return queries.listRoles(ctx, page, filter);
   }
 
   @Query(() => ApiKeyConnection)
   @Policy({ action: 'read', subject: 'ApiKey' })
   apiKeys(@Ctx() ctx: RequestContext, @Args() page: PageArgs) {
-    return listConnection(ctx, ApiKeyConnection, ApiKey, 'ApiKey', page, () => undefined);
+    return queries.listApiKeys(ctx, page);
   }
 
   @Mutation(() => Team)

@@ -13,6 +13,7 @@ import type { PolicyRule } from '../core/subjects';
 import { Role } from './role.entity';
 import { Team } from './team.entity';
 import { TOPICS } from '../core/events';
+import { AccessReason } from './access.errors';
 
 /** After a change of rights commits: long-lived subscriptions everywhere check their caller again. */
 function accessChanged<T>(ctx: RequestContext, result: T): T {
@@ -49,7 +50,7 @@ export async function deleteRole(ctx: RequestContext, name: string): Promise<boo
     const existing = await em.findOne(Role, { where: { name }, lock: { mode: 'pessimistic_write' } });
     if (!existing) throw notFound(`Role "${name}"`);
     assertCan(ctx, 'delete', 'Role', existing, name);
-    if (existing.builtIn) throw conflict(`Role "${name}" is built in; edit its rules instead`, { reason: 'ACCESS_BUILT_IN_ROLE' });
+    if (existing.builtIn) throw conflict(`Role "${name}" is built in; edit its rules instead`, { reason: AccessReason.BUILT_IN_ROLE });
     await em.delete(Role, { name });
     await audit(ctx, { action: 'deleteRole', subjectType: 'Role', subjectId: toGlobalId('Role', name), before: { rules: existing.rules } });
     return true;
@@ -105,7 +106,7 @@ export async function revokeApiKey(ctx: RequestContext, input: RevokeApiKeyInput
       throw hidden;
     }
     assertCan(ctx, 'update', 'ApiKey', row);
-    if (row.revokedAt) throw conflict('The key is already revoked', { reason: 'ACCESS_ALREADY_REVOKED' });
+    if (row.revokedAt) throw conflict('The key is already revoked', { reason: AccessReason.ALREADY_REVOKED });
     row.revokedAt = new Date();
     await em.update(ApiKey, { id }, { revokedAt: row.revokedAt });
     await audit(ctx, { action: 'revokeApiKey', subjectType: 'ApiKey', subjectId: input.apiKey, before: { revokedAt: null }, after: { revokedAt: row.revokedAt } });

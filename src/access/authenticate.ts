@@ -5,6 +5,7 @@ import { AppError, ErrorCode, unauthenticated } from '../core/errors';
 import { buildAbility, type AppAbility, type Principal } from '../core/ability';
 import { accountablePersonSql } from './accountable';
 import type { PolicyRule } from '../core/subjects';
+import { AccessReason } from './access.errors';
 
 export interface Authentication {
   principal: Principal | null;
@@ -80,7 +81,7 @@ function fromJwt(token: string, secret: string): RawPrincipal {
     throw new AppError(
       ErrorCode.UNAUTHENTICATED,
       `Token must carry sub (1 to ${CLAIM_LIMITS.maxLength} printable characters), exp, and roles[] and teams[] of at most ${CLAIM_LIMITS.maxEntries} such names each`,
-      { reason: 'TOKEN_CLAIMS_INVALID' },
+      { reason: AccessReason.TOKEN_CLAIMS_INVALID },
     );
   }
   return { id: claims.sub, kind: 'user', roles: claims.roles, teams: claims.teams, expiresAt: new Date(claims.exp * 1000) };

@@ -2,6 +2,7 @@ import { Field, ObjectType } from 'type-graphql';
 import { Column, CreateDateColumn, JoinColumn, ManyToOne, PrimaryGeneratedColumn } from 'typeorm';
 import { Team } from './team.entity';
 import { toGlobalId } from '../core/global-id';
+import type { KindName } from '../core/subjects';
 import { NodeId } from '../core/node';
 
 /**
@@ -16,7 +17,7 @@ export abstract class TeamOwnedEntity {
 
   @NodeId()
   get nodeId(): string {
-    return toGlobalId(this.constructor.name, this.id);
+    return toGlobalId(this.constructor.name as KindName, this.id);
   }
 
   @Column('uuid')

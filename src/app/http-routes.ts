@@ -3,6 +3,7 @@ import express, { type NextFunction, type Request, type Response, type Router } 
 import { mountAuditExportRoutes } from '../audit/audit-export.http';
 import { ArtifactRejectedError } from '../core/artifact-store';
 import type { AppServices } from '../core/context';
+import { CoreReason, type ErrorReason } from '../core/error-reasons';
 import { AppError, ErrorCode, HTTP_STATUS, unauthenticated } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { readiness } from '../core/readiness';
@@ -19,7 +20,7 @@ function requestIdOf(req: Request): string {
   return given && REQUEST_ID.test(given) ? given : randomUUID();
 }
 
-function errorBody(code: ErrorCode, message: string, requestId: string, reason?: string) {
+function errorBody(code: ErrorCode, message: string, requestId: string, reason?: ErrorReason) {
   return { errors: [{ message, extensions: { code, requestId, ...(reason ? { reason } : {}) } }] };
 }
 
@@ -109,17 +110,17 @@ export function httpErrorHandler(bodyLimitBytes: number, log: Logger) {
       res.setHeader('connection', 'close');
     }
     if (e.type === 'entity.too.large' || e.status === 413 || err instanceof ArtifactRejectedError) {
-      res.status(413).json(errorBody(ErrorCode.BAD_USER_INPUT, err instanceof ArtifactRejectedError ? err.message : `Body exceeds ${bodyLimitBytes} bytes`, requestId, 'BODY_TOO_LARGE'));
+      res.status(413).json(errorBody(ErrorCode.BAD_USER_INPUT, err instanceof ArtifactRejectedError ? err.message : `Body exceeds ${bodyLimitBytes} bytes`, requestId, CoreReason.BODY_TOO_LARGE));
       return;
     }
     if (e.type === 'entity.parse.failed') {
-      res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'Body is not valid JSON', requestId, 'MALFORMED_JSON'));
+      res.status(400).json(errorBody(ErrorCode.BAD_USER_INPUT, 'Body is not valid JSON', requestId, CoreReason.MALFORMED_JSON));
       return;
     }
     if (err instanceof AppError) {
       const status = HTTP_STATUS[err.code];
       if (typeof err.details.retryAfterSeconds === 'number') res.setHeader('retry-after', String(err.details.retryAfterSeconds));
-      res.status(status).json(errorBody(err.code, err.message, requestId, err.details.reason as string | undefined));
+      res.status(status).json(errorBody(err.code, err.message, requestId, err.details.reason));
       return;
     }
     log.error({ err, requestId, path: req.path }, 'unexpected error');

@@ -1,63 +1,43 @@
 import { Arg, Ctx, ID, Query, Resolver } from 'type-graphql';
-import { ApiKey } from '../access/api-key.entity';
-import { Role } from '../access/role.entity';
-import { Team } from '../access/team.entity';
-import { AuditEvent } from '../core/audit/audit-event.entity';
+import { readableExport } from '../audit/audit-export.node';
 import type { RequestContext } from '../core/context';
+import { CoreReason } from '../core/error-reasons';
 import { badInput } from '../core/errors';
 import { fromGlobalId, isUuid } from '../core/global-id';
 import { Node } from '../core/node';
 import { Policy } from '../core/policy';
-import type { SubjectName } from '../core/subjects';
-import { CodeVersion } from '../lineage/code-version.entity';
-import { Config } from '../lineage/config.entity';
-import { Dataset } from '../lineage/dataset.entity';
-import { DatasetVersion } from '../lineage/dataset-version.entity';
-import { Environment } from '../lineage/environment.entity';
-import { SeedSet } from '../lineage/seed-set.entity';
-import { TrainingRun } from '../lineage/training-run.entity';
-import { Alert } from '../monitoring/alert.entity';
-import { Model } from '../registry/model.entity';
-import { ModelVersion } from '../registry/model-version.entity';
-import { Deployment } from '../rollouts/deployment.entity';
-import { Rollout } from '../rollouts/rollout.entity';
+import { isKind, KINDS, type KindSpec, type NodeKind, type SubjectName } from '../core/subjects';
+import { readableApproval } from '../registry/approval.node';
+import { ENTITIES } from './entities';
 
-// A Map: the type part of an id is client text, and must never find `constructor` or `__proto__`.
-interface NodeSpec {
-  entity: Function;
-  subject: SubjectName;
-  key: 'id' | 'name' | 'seq';
-}
-const NODE_TYPES = new Map(Object.entries<NodeSpec>({
-  Team: { entity: Team, subject: 'Team', key: 'id' },
-  Dataset: { entity: Dataset, subject: 'Dataset', key: 'id' },
-  DatasetVersion: { entity: DatasetVersion, subject: 'DatasetVersion', key: 'id' },
-  CodeVersion: { entity: CodeVersion, subject: 'CodeVersion', key: 'id' },
-  Config: { entity: Config, subject: 'Config', key: 'id' },
-  SeedSet: { entity: SeedSet, subject: 'SeedSet', key: 'id' },
-  Environment: { entity: Environment, subject: 'Environment', key: 'id' },
-  TrainingRun: { entity: TrainingRun, subject: 'TrainingRun', key: 'id' },
-  Model: { entity: Model, subject: 'Model', key: 'id' },
-  ModelVersion: { entity: ModelVersion, subject: 'ModelVersion', key: 'id' },
-  Deployment: { entity: Deployment, subject: 'Deployment', key: 'id' },
-  Rollout: { entity: Rollout, subject: 'Rollout', key: 'id' },
-  Alert: { entity: Alert, subject: 'Alert', key: 'id' },
-  Role: { entity: Role, subject: 'Role', key: 'name' },
-  ApiKey: { entity: ApiKey, subject: 'ApiKey', key: 'id' },
-  AuditEvent: { entity: AuditEvent, subject: 'AuditEvent', key: 'seq' },
-}));
+/** Kinds that are not CASL subjects of their own are read through the rules of what they belong to. */
+const OWN_READERS: Record<Exclude<NodeKind, SubjectName>, (ctx: RequestContext, key: string) => Promise<object | null>> = {
+  Approval: readableApproval,
+  AuditExport: readableExport,
+};
 
-/** `node(id:)`: any object by its global ID, through the caller's read scope. */
+// The entity of each kind, by name (the subject table's name is the entity's class name).
+const ENTITY_OF = new Map<string, Function>(ENTITIES.map((e) => [e.name, e]));
+
+const KEY_FORMAT: Record<NonNullable<KindSpec['node']>, (key: string) => boolean> = {
+  id: isUuid,
+  seq: (key) => /^\d{1,15}$/.test(key),
+  name: () => true,
+};
+
+/** `node(id:)`: any object by its global ID, through the caller's read scope; every kind the subject table marks as a node. */
 @Resolver()
 export class NodeResolver {
   @Query(() => Node, { nullable: true, description: 'Any object by global ID; null when it does not exist or the caller may not read it' })
   @Policy({ action: 'read', subject: 'any' })
   async node(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
     const { type, key } = fromGlobalId(id);
-    const spec = NODE_TYPES.get(type);
-    if (!spec) throw badInput(`id is not the ID of an object this API serves`, { field: 'id', reason: 'WRONG_ID_TYPE' });
-    if (spec.key === 'id' && !isUuid(key)) throw badInput('id is not a valid ID', { field: 'id', reason: 'MALFORMED_ID' });
-    if (spec.key === 'seq' && !/^\d{1,15}$/.test(key)) throw badInput('id is not a valid ID', { field: 'id', reason: 'MALFORMED_ID' });
-    return ctx.loaders.byId(spec.entity as never, spec.subject, spec.key).load(key);
+    // isKind looks at own properties only: client text never finds `constructor` or `__proto__`.
+    const spec: KindSpec | undefined = isKind(type) ? KINDS[type] : undefined;
+    if (!spec?.node) throw badInput(`id is not the ID of an object this API serves`, { field: 'id', reason: CoreReason.WRONG_ID_TYPE });
+    if (!KEY_FORMAT[spec.node](key)) throw badInput('id is not a valid ID', { field: 'id', reason: CoreReason.MALFORMED_ID });
+    const kind = type as NodeKind;
+    if (kind in OWN_READERS) return OWN_READERS[kind as keyof typeof OWN_READERS](ctx, key);
+    return ctx.loaders.byId(ENTITY_OF.get(kind) as never, kind as SubjectName, spec.node).load(key);
   }
 }

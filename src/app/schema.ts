@@ -12,6 +12,7 @@ import { AlertFieldResolver, DeploymentMonitoringResolver, MonitoringResolver, M
 import { ApprovalFieldResolver, ModelFieldResolver, ModelVersionFieldResolver, RegistryMutationResolver, RegistryQueryResolver } from '../registry/registry.resolver';
 import { DeploymentFieldResolver, ModelVersionDeploymentsResolver, RolloutFieldResolver, RolloutResolver, RolloutsResolver, TrafficShareFieldResolver } from '../rollouts/rollouts.resolver';
 import { TrainingResolver, TrainingRunVersionsResolver } from '../training/training.resolver';
+import { ErrorCatalogueResolver } from './error-catalogue';
 import { NodeResolver } from './node.resolver';
 
 /** Every resolver of the API, domain by domain; the schema is built from them. */
@@ -47,6 +48,7 @@ export const RESOLVERS = [
   AlertFieldResolver,
   MonitorRunFieldResolver,
   DeploymentMonitoringResolver,
+  ErrorCatalogueResolver,
 ] as const;
 
 const schemas = new WeakMap<PubSub, Promise<GraphQLSchema>>();

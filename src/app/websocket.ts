@@ -18,6 +18,7 @@ import { useServer } from 'graphql-ws/use/ws';
 import { WebSocket, WebSocketServer } from 'ws';
 import { authenticate } from '../access/authenticate';
 import type { AppServices, RequestContext } from '../core/context';
+import { CoreReason } from '../core/error-reasons';
 import { AppError, badInput, ErrorCode, toClientError, unauthenticated } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { checkQueryLimits, withoutSuggestions, type QueryLimits } from '../core/query-limits';
@@ -86,19 +87,19 @@ export function graphqlWebSocket(
         try {
           document = parse(payload.query);
         } catch (e) {
-          return refuse(badInput((e as Error).message, { reason: 'GRAPHQL_PARSE_FAILED' }));
+          return refuse(badInput((e as Error).message, { reason: CoreReason.GRAPHQL_PARSE_FAILED }));
         }
         const invalid = validate(schema, document, [...specifiedRules, ...validationRules]);
         if (invalid.length) {
           return invalid.map(
             (e) =>
               new GraphQLError(config.isProduction ? withoutSuggestions(e.message) : e.message, {
-                extensions: { code: ErrorCode.BAD_USER_INPUT, reason: typeof e.extensions.reason === 'string' ? e.extensions.reason : 'GRAPHQL_VALIDATION_FAILED', requestId: ctx.requestId },
+                extensions: { code: ErrorCode.BAD_USER_INPUT, reason: typeof e.extensions.reason === 'string' ? e.extensions.reason : CoreReason.GRAPHQL_VALIDATION_FAILED, requestId: ctx.requestId },
               }),
           );
         }
         const operation = getOperationAST(document, payload.operationName);
-        if (!operation) return refuse(badInput('No operation to run', { reason: 'GRAPHQL_VALIDATION_FAILED' }));
+        if (!operation) return refuse(badInput('No operation to run', { reason: CoreReason.GRAPHQL_VALIDATION_FAILED }));
         try {
           checkQueryLimits(schema, document, operation, payload.variables ?? undefined, limits);
         } catch (e) {

@@ -1,5 +1,5 @@
 import { createPublicKey } from 'node:crypto';
-import { keyIdOf, publicKeyOf, signCanonical, verifyCanonical } from './audit-export.format';
+import { keyIdOf, publicKeyOf, signCanonical, verifyCanonical } from './audit-signing';
 
 // Like the export format, this module knows nothing of the database: an anchor is checked for
 // its form and signature before anything is compared with a chain.

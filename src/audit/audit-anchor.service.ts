@@ -4,7 +4,7 @@ import type { Config } from '../config';
 import { readAnchor, signAnchor, type AnchorHead, type AuditAnchor } from './audit-anchor.format';
 import type { RequestContext } from '../core/context';
 import { anchorPublishers, type AuditAnchorPublisher } from './audit-anchor.publisher';
-import { publicKeyOf } from './audit-export.format';
+import { publicKeyOf } from './audit-signing';
 
 // Publishers of one database take turns: the newest anchor is read and the next one written
 // under this lock, so two processes never publish the same head twice to one place.

@@ -8,7 +8,10 @@ import { AppError, badInput, ErrorCode, notFound } from '../core/errors';
 import { authorizeField } from '../core/policy';
 import { recordDenial } from '../core/audit/audit-chain';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
-import { beginExport, exportById, exportChunks, exportKey, exportPublicKey, finishExport, loadExport, parsedOrRefused, parseExportQuery, scopeSubjects } from './audit-export.service';
+import { parseExportQuery, scopeSubjects } from './audit-export.filter';
+import { beginExport, exportById, exportKey, exportPublicKey, finishExport, loadExport, parsedOrRefused } from './audit-export.service';
+import { exportChunks } from './audit-export.stream';
+import { AuditReason } from './audit.errors';
 
 type ContextFor = (app: AppServices, authorization: string | undefined, requestId: string) => Promise<RequestContext>;
 
@@ -130,13 +133,13 @@ async function bySignedLinkOrCredential(app: AppServices, contextFor: ContextFor
   const id = String(req.params.id);
   const { expires, signature } = req.query as Record<string, unknown>;
   if (expires !== undefined || signature !== undefined) {
-    if (typeof expires !== 'string' || typeof signature !== 'string' || !/^\d{1,12}$/.test(expires)) throw badInput('malformed download link', { reason: 'BAD_LINK' });
+    if (typeof expires !== 'string' || typeof signature !== 'string' || !/^\d{1,12}$/.test(expires)) throw badInput('malformed download link', { reason: AuditReason.BAD_LINK });
     // The signature is checked before the export is looked up: a bad link is refused the same way
     // whether or not the export exists, so links cannot be used to probe for export IDs.
     const expected = Buffer.from(downloadSignature(app.config.jwtSecret, exportKey(id), Number(expires)));
     const given = Buffer.from(signature);
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new AppError(ErrorCode.FORBIDDEN, 'The download link is not valid', { reason: 'BAD_LINK' });
-    if (Number(expires) * 1000 < Date.now()) throw new AppError(ErrorCode.FORBIDDEN, 'The download link has expired', { reason: 'LINK_EXPIRED' });
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw new AppError(ErrorCode.FORBIDDEN, 'The download link is not valid', { reason: AuditReason.BAD_LINK });
+    if (Number(expires) * 1000 < Date.now()) throw new AppError(ErrorCode.FORBIDDEN, 'The download link has expired', { reason: AuditReason.LINK_EXPIRED });
     return exportById(app, id);
   }
   const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);

@@ -4,7 +4,7 @@
 // PostgreSQL's to_json and CSV quoting produced when it rendered the lines (the export tests
 // compare the two).
 
-/** Columns of the page query, in order (see `pageCopySql` in audit-export.service). */
+/** Columns of the page query, in order (see `pageCopySql` in audit-export.stream). */
 export const enum Col {
   Seq = 0,
   Shown,

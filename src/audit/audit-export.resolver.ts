@@ -1,4 +1,4 @@
-import { Arg, Ctx, Field, FieldResolver, ID, InputType, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Ctx, Field, FieldResolver, ID, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
 import type { RequestContext } from '../core/context';
 import { TOPICS } from '../core/events';
 import { eventContext } from '../core/subscription-context';
@@ -6,29 +6,9 @@ import { authorizeField, Policy } from '../core/policy';
 import { downloadLink } from './audit-export.http';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
 import { loadExport, requestFileExport } from './audit-export.service';
+import { AuditExportFilterInput } from './audit.inputs';
 
 const EXPORT = { action: 'export', subject: 'AuditEvent' } as const;
-
-@InputType({ description: 'Which events an export shows; the others in its range appear by hash only' })
-export class AuditExportFilterInput {
-  @Field(() => Date, { nullable: true, description: 'Inclusive' })
-  from?: Date | null;
-
-  @Field(() => Date, { nullable: true, description: 'Exclusive' })
-  to?: Date | null;
-
-  @Field(() => String, { nullable: true, description: 'Principal id' })
-  actor?: string | null;
-
-  @Field(() => String, { nullable: true })
-  action?: string | null;
-
-  @Field(() => ID, { nullable: true, description: 'Global ID of the subject' })
-  subject?: string | null;
-
-  @Field(() => ID, { nullable: true, description: 'A Model, ModelVersion or Deployment: its events and those of everything in its lineage' })
-  scope?: string | null;
-}
 
 @ObjectType({ description: 'Links to a finished file export; they stop working at expiresAt' })
 export class AuditExportDownload {

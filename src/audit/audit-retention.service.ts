@@ -1,9 +1,9 @@
 import type { RequestContext } from '../core/context';
 import { toGlobalId } from '../core/global-id';
 import { appendAudit, CHAIN_LOCK } from '../core/audit/audit-chain';
-import { checkpointPayload } from './audit-verify';
+import { checkpointPayload } from './audit-chain.verify';
 import { AuditCheckpoint } from './audit-export.entity';
-import { publicKeyOf, signCanonical } from './audit-export.format';
+import { publicKeyOf, signCanonical } from './audit-signing';
 
 export interface RetentionResult {
   /** The new checkpoint, or null when nothing was old enough. */

@@ -1,41 +1,19 @@
 import { GraphQLError, type GraphQLFormattedError } from 'graphql';
+import { CoreReason, type ErrorReason } from './error-reasons';
 
-/** The closed set of codes a client may branch on, in `extensions.code`. */
-export const ErrorCode = {
-  UNAUTHENTICATED: 'UNAUTHENTICATED',
-  FORBIDDEN: 'FORBIDDEN',
-  NOT_FOUND: 'NOT_FOUND',
-  BAD_USER_INPUT: 'BAD_USER_INPUT',
-  CONFLICT: 'CONFLICT',
-  /** Too many requests from this principal; retry later (HTTP 429). */
-  RATE_LIMITED: 'RATE_LIMITED',
-  /** The server cannot answer now (a model failed and nothing could stand in); retry later (HTTP 503). */
-  UNAVAILABLE: 'UNAVAILABLE',
-  INTERNAL: 'INTERNAL',
-} as const;
-
-/** The HTTP status each code maps to, outside GraphQL (uploads, exports, the Open Inference Protocol). */
-export const HTTP_STATUS: Record<ErrorCode, number> = {
-  UNAUTHENTICATED: 401,
-  FORBIDDEN: 403,
-  NOT_FOUND: 404,
-  BAD_USER_INPUT: 400,
-  CONFLICT: 409,
-  RATE_LIMITED: 429,
-  UNAVAILABLE: 503,
-  INTERNAL: 500,
-};
-export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+export { ERROR_CODE_DESCRIPTIONS, ErrorCode, HTTP_STATUS } from './error-codes';
+import { ErrorCode } from './error-codes';
 
 /**
  * Every expected failure is an AppError. `code` is one of {@link ErrorCode}; `reason` is an
- * optional namespaced domain code (for example `REGISTRY_INVALID_TRANSITION`) that narrows it.
+ * optional reason from the catalogue (for example `REGISTRY_INVALID_TRANSITION`) that narrows it:
+ * only a declared {@link ErrorReason} type-checks.
  */
 export class AppError extends GraphQLError {
   constructor(
     readonly code: ErrorCode,
     message: string,
-    readonly details: { reason?: string; field?: string; [k: string]: unknown } = {},
+    readonly details: { reason?: ErrorReason; field?: string; [k: string]: unknown } = {},
   ) {
     super(message, { extensions: { code, ...details } });
     this.name = 'AppError';
@@ -50,6 +28,13 @@ export const badInput = (message: string, details: AppError['details'] = {}) =>
   new AppError(ErrorCode.BAD_USER_INPUT, message, details);
 export const conflict = (message: string, details: AppError['details'] = {}) =>
   new AppError(ErrorCode.CONFLICT, message, details);
+
+// graphql-js's and Apollo's request failures a client sees as BAD_USER_INPUT, with their own code as the reason.
+const REQUEST_FAILURES: Readonly<Record<string, ErrorReason>> = {
+  GRAPHQL_PARSE_FAILED: CoreReason.GRAPHQL_PARSE_FAILED,
+  GRAPHQL_VALIDATION_FAILED: CoreReason.GRAPHQL_VALIDATION_FAILED,
+  BAD_REQUEST: CoreReason.BAD_REQUEST,
+};
 
 const PASS_THROUGH_CODES = new Set<string>([
   ...Object.values(ErrorCode),
@@ -74,8 +59,8 @@ export function toClientError(formatted: GraphQLFormattedError, requestId: strin
   let code = typeof ext.code === 'string' ? ext.code : undefined;
   // type-graphql's argument validation reports BAD_USER_INPUT with class-validator details.
   if (code === 'BAD_USER_INPUT' || (code && PASS_THROUGH_CODES.has(code))) {
-    if (code === 'GRAPHQL_VALIDATION_FAILED' || code === 'GRAPHQL_PARSE_FAILED' || code === 'BAD_REQUEST') {
-      ext.reason = ext.reason ?? code;
+    if (Object.hasOwn(REQUEST_FAILURES, code)) {
+      ext.reason = ext.reason ?? REQUEST_FAILURES[code];
       code = ErrorCode.BAD_USER_INPUT;
     }
     return { ...formatted, extensions: { ...sanitize(ext), code, requestId } };

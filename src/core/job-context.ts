@@ -1,6 +1,6 @@
 import { buildAbility, type Principal } from './ability';
 import { createContext, type AppServices, type RequestContext, type Rights, type Via } from './context';
-import { AppError, ErrorCode } from './errors';
+import { unauthenticated } from './errors';
 
 /** A principal as a job carries it: enough to establish it again when the job runs. */
 export interface PrincipalRef {
@@ -83,7 +83,8 @@ export function scheduledContext(principal: string, onBehalfOf: string, requestI
  */
 export async function contextFromJob(app: AppServices, payload: JobPayload, job: JobOrigin): Promise<RequestContext> {
   const carried = payload?.context;
-  if (!carried?.principal) throw new AppError(ErrorCode.UNAUTHENTICATED, 'The job carries no context to act as', { reason: 'JOB_WITHOUT_CONTEXT' });
+  // Queued before jobs carried their context: nobody to act as (the work is given up on; start it again).
+  if (!carried?.principal) throw unauthenticated('The job carries no principal to act as');
   const rights = await app.principals.resolve(carried.principal);
   return { ...createContext(app, { requestId: carried.requestId, ...rights }), via: viaOf(carried, job) };
 }

@@ -1,6 +1,7 @@
 import { ArgsType, Field, Int, ObjectType, type ClassType } from 'type-graphql';
 import type { ObjectLiteral, SelectQueryBuilder } from 'typeorm';
 import { badInput } from './errors';
+import { CoreReason } from './error-reasons';
 
 export const MAX_PAGE = 200;
 export const DEFAULT_PAGE = 50;
@@ -93,7 +94,7 @@ function decodeCursor(cursor: string): [string, string] {
   } catch {
     // fall through
   }
-  throw badInput('after is not a cursor this server issued', { field: 'after', reason: 'MALFORMED_CURSOR' });
+  throw badInput('after is not a cursor this server issued', { field: 'after', reason: CoreReason.MALFORMED_CURSOR });
 }
 
 /**
@@ -109,7 +110,7 @@ export async function paginate<T extends ObjectLiteral, C extends ConnectionShap
 ): Promise<C> {
   const first = args.first ?? DEFAULT_PAGE;
   if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE) {
-    throw badInput(`first must be between 1 and ${MAX_PAGE}`, { field: 'first', reason: 'PAGE_SIZE' });
+    throw badInput(`first must be between 1 and ${MAX_PAGE}`, { field: 'first', reason: CoreReason.PAGE_SIZE });
   }
   const dir = order.direction ?? 'DESC';
   const t = `${order.alias}.${order.timeColumn}`;
@@ -122,7 +123,7 @@ export async function paginate<T extends ObjectLiteral, C extends ConnectionShap
     // A cursor must fit the column it continues: whole numbers for sequences, ISO times otherwise.
     const numeric = order.numeric === true;
     const valid = numeric ? /^\d{1,15}$/.test(key) : ISO_TIME.test(key) && !Number.isNaN(Date.parse(key));
-    if (!valid || id.length > 100) throw badInput('after is not a cursor this server issued', { field: 'after', reason: 'MALFORMED_CURSOR' });
+    if (!valid || id.length > 100) throw badInput('after is not a cursor this server issued', { field: 'after', reason: CoreReason.MALFORMED_CURSOR });
     pageQb.andWhere(`(${t}, ${i}::text) ${cmp} (:cursorKey, :cursorId)`, { cursorKey: numeric ? Number(key) : new Date(key), cursorId: id });
   }
   pageQb.orderBy(t, dir).addOrderBy(`${i}`, dir).take(undefined).limit(first + 1);

@@ -1,6 +1,6 @@
 import { getMetadataStorage, UseMiddleware, type MiddlewareFn } from 'type-graphql';
 import type { GraphQLSchema } from 'graphql';
-import type { ActionName, SubjectName } from './subjects';
+import type { ActionName, KindName, SubjectName } from './subjects';
 import { recordDenial } from './audit/audit-chain';
 import type { RequestContext } from './context';
 import { AppError, ErrorCode, forbidden, unauthenticated } from './errors';
@@ -59,7 +59,7 @@ function guard(spec: PolicySpec): MiddlewareFn<RequestContext> {
           ctx,
           {
             action: info.fieldName,
-            subjectType: (e.details.subjectType as string) ?? ('subject' in spec ? spec.subject : 'Mutation'),
+            subjectType: (e.details.subjectType as KindName | undefined) ?? ('subject' in spec && spec.subject !== 'any' ? spec.subject : 'Mutation'),
             subjectId: (e.details.subjectId as string) ?? null,
             reason: e.message,
           },

@@ -1,8 +1,9 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { getComplexity, simpleEstimator, type ComplexityEstimator } from 'graphql-query-complexity';
 import { getNamedType, GraphQLError, getNullableType, isListType, Kind, OperationTypeNode, type DocumentNode, type FragmentDefinitionNode, type GraphQLSchema, type OperationDefinitionNode, type SelectionSetNode } from 'graphql';
-import { badInput, ErrorCode } from './errors';
+import { badInput, ErrorCode, type AppError } from './errors';
 import { DEFAULT_PAGE } from './pagination';
+import { CoreReason, type ErrorReason } from './error-reasons';
 
 export interface QueryLimits {
   maxDepth: number;
@@ -66,7 +67,7 @@ const pageEstimator: ComplexityEstimator = ({ type, args, childComplexity, field
 
 // Apollo answers an error thrown from didResolveOperation with HTTP 500 unless the error names a
 // status; these are the client's fault, like a parse or validation failure (400).
-const refuse = (message: string, details: Record<string, unknown>) => badInput(message, { ...details, http: { status: 400 } });
+const refuse = (message: string, details: AppError['details']) => badInput(message, { ...details, http: { status: 400 } });
 
 /**
  * Throws BAD_USER_INPUT (with a `reason`) when an operation is too deep, uses too many aliases or
@@ -84,11 +85,11 @@ export function checkQueryLimits(
   );
   const depth = depthOf(operation.selectionSet, fragments, new Set());
   if (depth > limits.maxDepth) {
-    throw refuse(`Query depth ${depth} exceeds the limit of ${limits.maxDepth}`, { reason: 'QUERY_TOO_DEEP', depth, limit: limits.maxDepth });
+    throw refuse(`Query depth ${depth} exceeds the limit of ${limits.maxDepth}`, { reason: CoreReason.QUERY_TOO_DEEP, depth, limit: limits.maxDepth });
   }
   const aliases = aliasesOf(document);
   if (aliases > limits.maxAliases) {
-    throw refuse(`Query uses ${aliases} aliases; the limit is ${limits.maxAliases}`, { reason: 'TOO_MANY_ALIASES', aliases, limit: limits.maxAliases });
+    throw refuse(`Query uses ${aliases} aliases; the limit is ${limits.maxAliases}`, { reason: CoreReason.TOO_MANY_ALIASES, aliases, limit: limits.maxAliases });
   }
   let cost: number;
   try {
@@ -104,12 +105,12 @@ export function checkQueryLimits(
     // variable of the wrong type, or a JSON value past its limits, is the client's error.
     if (e instanceof GraphQLError && (!e.extensions?.code || e.extensions.code === ErrorCode.BAD_USER_INPUT)) {
       const message = limits.hideSchemaDetails ? withoutSuggestions(e.message) : e.message;
-      throw refuse(message, { reason: typeof e.extensions?.reason === 'string' ? e.extensions.reason : 'BAD_VARIABLE' });
+      throw refuse(message, { reason: typeof e.extensions?.reason === 'string' ? (e.extensions.reason as ErrorReason) : CoreReason.BAD_VARIABLE });
     }
     throw e;
   }
   if (cost > limits.maxCost) {
-    throw refuse(`Query cost ${cost} exceeds the limit of ${limits.maxCost}`, { reason: 'QUERY_TOO_COSTLY', cost, limit: limits.maxCost });
+    throw refuse(`Query cost ${cost} exceeds the limit of ${limits.maxCost}`, { reason: CoreReason.QUERY_TOO_COSTLY, cost, limit: limits.maxCost });
   }
 }
 
@@ -123,7 +124,7 @@ export function queryLimitsPlugin(schema: GraphQLSchema, limits: QueryLimits): A
       return {
         async didResolveOperation({ document, operation, request }) {
           if (operation?.operation === OperationTypeNode.SUBSCRIPTION) {
-            throw refuse('Subscriptions are served over WebSocket (graphql-transport-ws) at /graphql, not over HTTP', { reason: 'SUBSCRIPTION_OVER_HTTP' });
+            throw refuse('Subscriptions are served over WebSocket (graphql-transport-ws) at /graphql, not over HTTP', { reason: CoreReason.SUBSCRIPTION_OVER_HTTP });
           }
           checkQueryLimits(schema, document, operation as OperationDefinitionNode, request.variables ?? undefined, limits);
         },

@@ -1,6 +1,7 @@
 import { GraphQLScalarType, Kind, type ValueNode } from 'graphql';
 import { GraphQLJSON, GraphQLJSONObject } from 'graphql-scalars';
 import { badInput } from './errors';
+import { CoreReason } from './error-reasons';
 
 /**
  * Bounds on every JSON value a client sends (variables and literals of the `JSON` and `JSONObject`
@@ -11,9 +12,9 @@ export const JSON_LIMITS = { maxDepth: 64, maxValues: 5_000_000 } as const;
 
 /** BAD_USER_INPUT (`JSON_TOO_DEEP`): a JSON value nested deeper than `limit` levels. */
 export const jsonTooDeep = (limit: number = JSON_LIMITS.maxDepth) =>
-  badInput(`JSON value is nested deeper than ${limit} levels`, { reason: 'JSON_TOO_DEEP', limit });
+  badInput(`JSON value is nested deeper than ${limit} levels`, { reason: CoreReason.JSON_TOO_DEEP, limit });
 const tooLarge = () =>
-  badInput(`JSON value holds more than ${JSON_LIMITS.maxValues} values`, { reason: 'JSON_TOO_LARGE', limit: JSON_LIMITS.maxValues });
+  badInput(`JSON value holds more than ${JSON_LIMITS.maxValues} values`, { reason: CoreReason.JSON_TOO_LARGE, limit: JSON_LIMITS.maxValues });
 
 /**
  * Throws BAD_USER_INPUT when `value` nests deeper or holds more values than {@link JSON_LIMITS}.

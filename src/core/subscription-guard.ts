@@ -7,6 +7,7 @@ import { AppError, ErrorCode, unauthenticated } from './errors';
 import { TOPICS, type EventBus } from './events';
 import type { Logger } from './logger';
 import { authorizeField, subscriptionPolicy, type PolicySpec } from './policy';
+import { CoreReason } from './error-reasons';
 
 /**
  * The WebSocket close code when the credential a socket was opened with stops authenticating (an
@@ -196,7 +197,7 @@ export class SubscriptionGuard {
    */
   private async endOperationOf(op: Operation, reason: string): Promise<AppError> {
     const field = op.fields[0] ?? 'subscription';
-    const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${reason}`, { reason: 'SUBSCRIPTION_RIGHT_LOST' });
+    const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${reason}`, { reason: CoreReason.SUBSCRIPTION_RIGHT_LOST });
     await this.endOperation(op, error, subscriptionPolicy(field));
     return error;
   }
@@ -273,7 +274,7 @@ export class SubscriptionGuard {
       try {
         authorizeField(now, spec);
       } catch (e) {
-        const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${(e as Error).message}`, { reason: 'SUBSCRIPTION_RIGHT_LOST' });
+        const error = new AppError(ErrorCode.FORBIDDEN, `The subscription to ${field} ended: ${(e as Error).message}`, { reason: CoreReason.SUBSCRIPTION_RIGHT_LOST });
         await this.endOperation(op, error, spec);
         return error;
       }

@@ -1,4 +1,5 @@
 import { canonicalJson } from './canonical-json';
+import { CoreReason } from './error-reasons';
 import { badInput } from './errors';
 import { JSON_LIMITS, jsonTooDeep } from './scalars';
 
@@ -7,17 +8,6 @@ export const NAME = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 export const NAME_MSG = 'must be 1–63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit';
 /** A sha256 digest in lowercase hex. */
 export const SHA256 = /^[0-9a-f]{64}$/;
-
-/**
- * The reasons a string is refused as storable input (`extensions.reason`, and `reason` in REST
- * bodies), the same on every transport.
- */
-export const StorableReason = {
-  /** A NUL character or an unpaired UTF-16 surrogate: PostgreSQL cannot store it in text or JSON. */
-  MALFORMED_STRING: 'MALFORMED_STRING',
-  /** Longer than the field allows. */
-  STRING_TOO_LONG: 'STRING_TOO_LONG',
-} as const;
 
 /** The longest string any input may hold, in UTF-16 code units, unless its field says less. */
 export const MAX_STRING_LENGTH = 100_000;
@@ -44,8 +34,8 @@ export function assertStorable(value: unknown, field: string, maxLength = MAX_ST
   const bad = findUnstorable(value, maxLength);
   if (bad === null) return;
   const at = [field, ...bad.path].filter((p) => p !== '').join('.') || 'input';
-  if (bad.tooLong) throw badInput(`${at} is longer than ${maxLength} characters`, { field: at, reason: StorableReason.STRING_TOO_LONG });
-  throw badInput(`${at} contains a NUL character or malformed Unicode`, { field: at, reason: StorableReason.MALFORMED_STRING });
+  if (bad.tooLong) throw badInput(`${at} is longer than ${maxLength} characters`, { field: at, reason: CoreReason.STRING_TOO_LONG });
+  throw badInput(`${at} contains a NUL character or malformed Unicode`, { field: at, reason: CoreReason.MALFORMED_STRING });
 }
 
 // The path to the first unstorable string, or null. Walks with an explicit stack, so that a body

@@ -5,7 +5,7 @@ import { Policy } from '../core/policy';
 import { JSONObjectScalar } from '../core/scalars';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from '../rollouts/deployment.entity';
-import { predict } from './inference.service';
+import { predict, servingOf } from './inference.service';
 import { checkRequestKey } from './request-key';
 import { feedsFromRows, rowsOf } from './tensors';
 
@@ -141,9 +141,7 @@ export class ServingVersionFieldResolver {
 export class DeploymentServingResolver {
   @FieldResolver(() => [ServingVersion], { description: 'What this API instance has loaded for the deployment, and on which execution provider' })
   serving(@Root() d: Deployment, @Ctx() ctx: RequestContext): ServingVersion[] {
-    const engine = ctx.app.inference;
-    if (!engine) return [];
-    return engine.servingOf(d.id).map((s) =>
+    return servingOf(ctx, d.id).map((s) =>
       Object.assign(new ServingVersion(), {
         modelVersionId: toGlobalId('ModelVersion', s.versionId),
         versionUuid: s.versionId,

@@ -5,10 +5,11 @@ import { AppError, ErrorCode, forbidden } from '../core/errors';
 import { hiddenRowError } from '../lineage/lineage.service';
 import { Deployment } from '../rollouts/deployment.entity';
 import { expectId, toGlobalId } from '../core/global-id';
-import type { InferenceEngine, Route, ServedVersion } from './inference.engine';
+import type { InferenceEngine, Route, ServedVersion, ServingEntry } from './inference.engine';
 import type { PredictionEntry } from './prediction-log';
 import { rowsOf, type InputLimits, type ModelSpec, type WireTensor } from './tensors';
 import { InferenceRunError, InferenceTimeoutError } from './worker-pool';
+import { InferenceReason } from './inference.errors';
 
 /** What a prediction request carries, whichever protocol it came by. */
 export interface PredictRequest {
@@ -59,8 +60,13 @@ const limiters = new WeakMap<InferenceEngine, RateLimiter>();
 
 function engineOf(ctx: RequestContext): InferenceEngine {
   const engine = ctx.app.inference;
-  if (!engine) throw new AppError(ErrorCode.UNAVAILABLE, 'This process does not serve predictions', { reason: 'INFERENCE_DISABLED' });
+  if (!engine) throw new AppError(ErrorCode.UNAVAILABLE, 'This process does not serve predictions', { reason: InferenceReason.DISABLED });
   return engine;
+}
+
+/** What this API instance serves for a deployment (nothing when it runs no inference engine). */
+export function servingOf(ctx: RequestContext, deploymentId: string): ServingEntry[] {
+  return ctx.app.inference?.servingOf(deploymentId) ?? [];
 }
 
 /**
@@ -83,7 +89,7 @@ async function authorizedRoute(ctx: RequestContext, engine: InferenceEngine, dep
     throw e;
   }
   if (!route) {
-    throw new AppError(ErrorCode.CONFLICT, 'The deployment has no model version serving traffic', { reason: 'INFERENCE_NOT_SERVING' });
+    throw new AppError(ErrorCode.CONFLICT, 'The deployment has no model version serving traffic', { reason: InferenceReason.NOT_SERVING });
   }
   return route;
 }
@@ -114,7 +120,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   if (!limiter) limiters.set(engine, (limiter = new RateLimiter(engine.config.rateLimitPerSecond, engine.config.rateLimitBurst)));
   if (!limiter.take(`${principal.kind}:${principal.id}`)) {
     engine.metrics.rateLimited.inc();
-    throw new AppError(ErrorCode.RATE_LIMITED, `More than ${engine.config.rateLimitPerSecond} predictions per second`, { reason: 'INFERENCE_RATE_LIMITED' });
+    throw new AppError(ErrorCode.RATE_LIMITED, `More than ${engine.config.rateLimitPerSecond} predictions per second`, { reason: InferenceReason.RATE_LIMITED });
   }
   const route = await authorizedRoute(ctx, engine, deploymentId, req.deploymentId);
   const started = performance.now();
@@ -205,7 +211,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   if (route.shadows.length) setImmediate(() => void mirror(engine, route, req, entry, limits));
   if (!outputs || !served) {
     ctx.log.warn({ deployment: deploymentId, modelVersion: primaryId, err: failure?.message }, 'prediction failed and no fallback answered');
-    throw new AppError(ErrorCode.UNAVAILABLE, 'The model version failed and no fallback version could answer', { reason: 'INFERENCE_FAILED' });
+    throw new AppError(ErrorCode.UNAVAILABLE, 'The model version failed and no fallback version could answer', { reason: InferenceReason.FAILED });
   }
   engine.metrics.rows.inc({ deployment: deploymentId, model_version: served.id }, rows);
   return { outputs, version: served, deploymentId, rows, latencyMs, fallback };

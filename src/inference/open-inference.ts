@@ -10,6 +10,8 @@ import type { InferenceEngine, Route } from './inference.engine';
 import { predict } from './inference.service';
 import { checkRequestKey } from './request-key';
 import { feedsFromOip, OIP_DATATYPE, tensorToFlat, tensorToRows, type OipTensor, type TensorSpec } from './tensors';
+import { InferenceReason } from './inference.errors';
+import { CoreReason } from '../core/error-reasons';
 
 /**
  * The Open Inference Protocol (KServe / Triton "v2" REST) beside GraphQL: same engine, same
@@ -19,7 +21,7 @@ import { feedsFromOip, OIP_DATATYPE, tensorToFlat, tensorToRows, type OipTensor,
 export function openInferenceRouter(app: AppServices, contextFor: (authorization: string | undefined, requestId: string) => Promise<RequestContext>): Router {
   const router = express.Router();
   const engine = () => {
-    if (!app.inference) throw new AppError(ErrorCode.UNAVAILABLE, 'This process does not serve predictions', { reason: 'INFERENCE_DISABLED' });
+    if (!app.inference) throw new AppError(ErrorCode.UNAVAILABLE, 'This process does not serve predictions', { reason: InferenceReason.DISABLED });
     return app.inference;
   };
   const authed = async (req: Request, res: Response): Promise<RequestContext> => {
@@ -89,7 +91,7 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
         throw e;
       }
       const body = req.body as { id?: unknown; inputs?: OipTensor[]; outputs?: Array<{ name?: unknown }>; parameters?: Record<string, unknown> };
-      if (!body || typeof body !== 'object' || !Array.isArray(body.inputs)) throw badInput('The body must be a JSON object with an "inputs" array', { field: 'inputs', reason: 'INFERENCE_INPUT_SHAPE' });
+      if (!body || typeof body !== 'object' || !Array.isArray(body.inputs)) throw badInput('The body must be a JSON object with an "inputs" array', { field: 'inputs', reason: InferenceReason.INPUT_SHAPE });
       const requestKey = body.parameters?.request_key;
       if (requestKey !== undefined) checkRequestKey(requestKey, 'parameters.request_key');
       checkStorableBody(body);
@@ -125,11 +127,11 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
     const requestId = res.locals.requestId as string;
     const e = err as { type?: string; status?: number };
     if (e.type === 'entity.too.large' || e.status === 413) {
-      res.status(413).json({ error: `Body exceeds ${app.config.bodyLimitBytes} bytes`, code: ErrorCode.BAD_USER_INPUT, reason: 'BODY_TOO_LARGE', requestId });
+      res.status(413).json({ error: `Body exceeds ${app.config.bodyLimitBytes} bytes`, code: ErrorCode.BAD_USER_INPUT, reason: CoreReason.BODY_TOO_LARGE, requestId });
       return;
     }
     if (e.type === 'entity.parse.failed') {
-      res.status(400).json({ error: 'Body is not valid JSON', code: ErrorCode.BAD_USER_INPUT, reason: 'MALFORMED_JSON', requestId });
+      res.status(400).json({ error: 'Body is not valid JSON', code: ErrorCode.BAD_USER_INPUT, reason: CoreReason.MALFORMED_JSON, requestId });
       return;
     }
     if (err instanceof AppError) {
@@ -173,7 +175,7 @@ function resolve(ctx: RequestContext, engine: InferenceEngine, name: string, act
     const sep = name.indexOf(':');
     const candidates = engine.routes().filter((r) => (sep > 0 ? r.teamName === name.slice(0, sep) && r.name === name.slice(sep + 1) : r.name === name));
     const visible = candidates.filter(allowed);
-    if (visible.length > 1) throw badInput(`"${name}" names deployments of several teams: use team:deployment`, { reason: 'INFERENCE_AMBIGUOUS_MODEL' });
+    if (visible.length > 1) throw badInput(`"${name}" names deployments of several teams: use team:deployment`, { reason: InferenceReason.AMBIGUOUS_MODEL });
     route = visible[0] ?? candidates.find(readable);
   }
   if (!route || !readable(route)) throw notFound(`Model "${name}"`);

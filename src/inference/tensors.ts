@@ -1,5 +1,6 @@
 import { badInput } from '../core/errors';
 import type { OnnxSignature } from '../registry/onnx';
+import { InferenceReason } from './inference.errors';
 
 /** Element types the inference path serves, named as onnxruntime names them. */
 export type TensorType = 'float32' | 'float64' | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'int64' | 'bool';
@@ -112,19 +113,19 @@ function put(out: TensorData, i: number, type: TensorType, v: unknown, limits: I
     let n: number;
     if (typeof v === 'number') n = v;
     else if (typeof v === 'string' && v in NON_FINITE) n = NON_FINITE[v];
-    else throw badInput(`${where()} must be a number`, { field: where(), reason: 'INFERENCE_INPUT_TYPE' });
+    else throw badInput(`${where()} must be a number`, { field: where(), reason: InferenceReason.INPUT_TYPE });
     if (!Number.isFinite(n) && !limits.allowNonFinite) {
-      throw badInput(`${where()} is ${v}: NaN and infinities are refused`, { field: where(), reason: 'INFERENCE_NON_FINITE' });
+      throw badInput(`${where()} is ${v}: NaN and infinities are refused`, { field: where(), reason: InferenceReason.NON_FINITE });
     }
     // float32 overflow would silently become Infinity.
     if (type === 'float32' && Number.isFinite(n) && !Number.isFinite(Math.fround(n))) {
-      throw badInput(`${where()} is out of float32 range`, { field: where(), reason: 'INFERENCE_INPUT_TYPE' });
+      throw badInput(`${where()} is out of float32 range`, { field: where(), reason: InferenceReason.INPUT_TYPE });
     }
     (out as Float32Array)[i] = n;
     return;
   }
   if (type === 'bool') {
-    if (typeof v !== 'boolean') throw badInput(`${where()} must be true or false`, { field: where(), reason: 'INFERENCE_INPUT_TYPE' });
+    if (typeof v !== 'boolean') throw badInput(`${where()} must be true or false`, { field: where(), reason: InferenceReason.INPUT_TYPE });
     (out as Uint8Array)[i] = v ? 1 : 0;
     return;
   }
@@ -132,35 +133,35 @@ function put(out: TensorData, i: number, type: TensorType, v: unknown, limits: I
     let b: bigint;
     if (typeof v === 'number' && Number.isSafeInteger(v)) b = BigInt(v);
     else if (typeof v === 'string' && /^-?\d{1,19}$/.test(v)) b = BigInt(v);
-    else throw badInput(`${where()} must be an integer (a string for values beyond 2^53)`, { field: where(), reason: 'INFERENCE_INPUT_TYPE' });
-    if (b > 9223372036854775807n || b < -9223372036854775808n) throw badInput(`${where()} is out of int64 range`, { field: where(), reason: 'INFERENCE_INPUT_TYPE' });
+    else throw badInput(`${where()} must be an integer (a string for values beyond 2^53)`, { field: where(), reason: InferenceReason.INPUT_TYPE });
+    if (b > 9223372036854775807n || b < -9223372036854775808n) throw badInput(`${where()} is out of int64 range`, { field: where(), reason: InferenceReason.INPUT_TYPE });
     (out as BigInt64Array)[i] = b;
     return;
   }
   const [lo, hi] = INT_RANGE[type]!;
   if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
-    throw badInput(`${where()} must be an integer from ${lo} to ${hi}`, { field: where(), reason: 'INFERENCE_INPUT_TYPE' });
+    throw badInput(`${where()} must be an integer from ${lo} to ${hi}`, { field: where(), reason: InferenceReason.INPUT_TYPE });
   }
   (out as Int32Array)[i] = v;
 }
 
 function checkRows(spec: TensorSpec, dims: number[], limits: InputLimits, field: string): void {
   if (dims.length !== spec.shape.length) {
-    throw badInput(`${field} has rank ${dims.length}; the model expects rank ${spec.shape.length} ${describeShape(spec.shape)}`, { field, reason: 'INFERENCE_INPUT_SHAPE' });
+    throw badInput(`${field} has rank ${dims.length}; the model expects rank ${spec.shape.length} ${describeShape(spec.shape)}`, { field, reason: InferenceReason.INPUT_SHAPE });
   }
   dims.forEach((d, k) => {
     const want = spec.shape[k];
     if (want !== null && d !== want) {
-      throw badInput(`${field} has ${d} entries in dimension ${k}; the model expects ${describeShape(spec.shape)}`, { field, reason: 'INFERENCE_INPUT_SHAPE' });
+      throw badInput(`${field} has ${d} entries in dimension ${k}; the model expects ${describeShape(spec.shape)}`, { field, reason: InferenceReason.INPUT_SHAPE });
     }
-    if (d === 0) throw badInput(`${field} is empty in dimension ${k}`, { field, reason: 'INFERENCE_INPUT_SHAPE' });
+    if (d === 0) throw badInput(`${field} is empty in dimension ${k}`, { field, reason: InferenceReason.INPUT_SHAPE });
   });
   if (dims[0] > limits.maxRows) {
-    throw badInput(`${field} has ${dims[0]} rows; at most ${limits.maxRows} per request`, { field, reason: 'INFERENCE_TOO_MANY_ROWS' });
+    throw badInput(`${field} has ${dims[0]} rows; at most ${limits.maxRows} per request`, { field, reason: InferenceReason.TOO_MANY_ROWS });
   }
   const elements = dims.reduce((a, b) => a * b, 1);
   if (elements > limits.maxElements) {
-    throw badInput(`${field} has ${elements} values; at most ${limits.maxElements} per input`, { field, reason: 'INFERENCE_TOO_LARGE' });
+    throw badInput(`${field} has ${elements} values; at most ${limits.maxElements} per input`, { field, reason: InferenceReason.TOO_LARGE });
   }
 }
 
@@ -170,16 +171,16 @@ function checkNames(spec: ModelSpec, given: string[], field: string): void {
   const known = new Set(spec.inputs.map((i) => i.name));
   const unknown = given.find((n) => !known.has(n));
   if (unknown !== undefined) {
-    throw badInput(`${field} names "${unknown}", which the model does not take (it takes ${[...known].join(', ')})`, { field, reason: 'INFERENCE_UNKNOWN_INPUT' });
+    throw badInput(`${field} names "${unknown}", which the model does not take (it takes ${[...known].join(', ')})`, { field, reason: InferenceReason.UNKNOWN_INPUT });
   }
   const missing = spec.inputs.find((i) => !given.includes(i.name));
-  if (missing) throw badInput(`${field} lacks "${missing.name}" ${describeShape(missing.shape)}`, { field, reason: 'INFERENCE_MISSING_INPUT' });
+  if (missing) throw badInput(`${field} lacks "${missing.name}" ${describeShape(missing.shape)}`, { field, reason: InferenceReason.MISSING_INPUT });
 }
 
 function agreeOnRows(feeds: WireTensor[], field: string): number {
   const rows = feeds[0]?.dims[0] ?? 0;
   const other = feeds.find((f) => f.dims[0] !== rows);
-  if (other) throw badInput(`${field}: every input must have the same number of rows (${feeds[0].name} has ${rows}, ${other.name} has ${other.dims[0]})`, { field, reason: 'INFERENCE_INPUT_SHAPE' });
+  if (other) throw badInput(`${field}: every input must have the same number of rows (${feeds[0].name} has ${rows}, ${other.name} has ${other.dims[0]})`, { field, reason: InferenceReason.INPUT_SHAPE });
   return rows;
 }
 
@@ -198,7 +199,7 @@ export function feedsFromRows(spec: ModelSpec, inputs: Record<string, unknown>, 
     let probe: unknown = value;
     for (let k = 0; k < s.shape.length; k++) {
       if (!Array.isArray(probe)) {
-        throw badInput(`${field} must nest ${s.shape.length} levels of arrays ${describeShape(s.shape)}`, { field, reason: 'INFERENCE_INPUT_SHAPE' });
+        throw badInput(`${field} must nest ${s.shape.length} levels of arrays ${describeShape(s.shape)}`, { field, reason: InferenceReason.INPUT_SHAPE });
       }
       dims.push(probe.length);
       probe = probe[0];
@@ -213,7 +214,7 @@ export function feedsFromRows(spec: ModelSpec, inputs: Record<string, unknown>, 
     const fast = s.type === 'float32' || s.type === 'float64';
     const walk = (v: unknown, depth: number): void => {
       if (!Array.isArray(v) || v.length !== dims[depth]) {
-        throw badInput(`${where()} must be an array of ${dims[depth]} entries (rows must not be ragged)`, { field: where(), reason: 'INFERENCE_INPUT_SHAPE' });
+        throw badInput(`${where()} must be an array of ${dims[depth]} entries (rows must not be ragged)`, { field: where(), reason: InferenceReason.INPUT_SHAPE });
       }
       if (depth === dims.length - 1) {
         for (let j = 0; j < v.length; j++) {
@@ -255,27 +256,27 @@ export interface OipTensor {
  */
 export function feedsFromOip(spec: ModelSpec, inputs: OipTensor[], limits: InputLimits): { feeds: WireTensor[]; rows: number } {
   if (!Array.isArray(inputs) || inputs.some((t) => !t || typeof t !== 'object' || typeof t.name !== 'string')) {
-    throw badInput('inputs must be an array of { name, shape, datatype, data }', { field: 'inputs', reason: 'INFERENCE_INPUT_SHAPE' });
+    throw badInput('inputs must be an array of { name, shape, datatype, data }', { field: 'inputs', reason: InferenceReason.INPUT_SHAPE });
   }
   const byName = new Map(inputs.map((t) => [t.name as string, t]));
-  if (byName.size !== inputs.length) throw badInput('inputs names a tensor twice', { field: 'inputs', reason: 'INFERENCE_INPUT_SHAPE' });
+  if (byName.size !== inputs.length) throw badInput('inputs names a tensor twice', { field: 'inputs', reason: InferenceReason.INPUT_SHAPE });
   checkNames(spec, [...byName.keys()], 'inputs');
   const feeds = spec.inputs.map((s) => {
     const t = byName.get(s.name)!;
     const field = `inputs.${s.name}`;
     if (t.datatype !== OIP_DATATYPE[s.type]) {
-      throw badInput(`${field}.datatype is ${JSON.stringify(t.datatype)}; the model expects ${OIP_DATATYPE[s.type]}`, { field: `${field}.datatype`, reason: 'INFERENCE_INPUT_TYPE' });
+      throw badInput(`${field}.datatype is ${JSON.stringify(t.datatype)}; the model expects ${OIP_DATATYPE[s.type]}`, { field: `${field}.datatype`, reason: InferenceReason.INPUT_TYPE });
     }
     if (!Array.isArray(t.shape) || !t.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      throw badInput(`${field}.shape must be an array of whole numbers`, { field: `${field}.shape`, reason: 'INFERENCE_INPUT_SHAPE' });
+      throw badInput(`${field}.shape must be an array of whole numbers`, { field: `${field}.shape`, reason: InferenceReason.INPUT_SHAPE });
     }
     const dims = t.shape as number[];
     checkRows(s, dims, limits, field);
-    if (!Array.isArray(t.data)) throw badInput(`${field}.data must be an array`, { field: `${field}.data`, reason: 'INFERENCE_INPUT_TYPE' });
+    if (!Array.isArray(t.data)) throw badInput(`${field}.data must be an array`, { field: `${field}.data`, reason: InferenceReason.INPUT_TYPE });
     const flat = (t.data as unknown[]).flat(dims.length) as unknown[];
     const size = dims.reduce((a, b) => a * b, 1);
     if (flat.length !== size) {
-      throw badInput(`${field}.data holds ${flat.length} values; shape ${describeShape(dims)} needs ${size}`, { field: `${field}.data`, reason: 'INFERENCE_INPUT_SHAPE' });
+      throw badInput(`${field}.data holds ${flat.length} values; shape ${describeShape(dims)} needs ${size}`, { field: `${field}.data`, reason: InferenceReason.INPUT_SHAPE });
     }
     const data = typedArray(s.type, size);
     for (let i = 0; i < size; i++) put(data, i, s.type, flat[i], limits, () => `${field}.data[${i}]`);

@@ -8,6 +8,7 @@ import { badInput, forbidden, unauthenticated } from '../core/errors';
 import { ArtifactRejectedError, ArtifactTooLargeError } from '../core/artifact-store';
 import { DatasetBlob } from './dataset-blob.entity';
 import { DatasetVersion } from './dataset-version.entity';
+import { LineageReason } from './lineage.errors';
 
 export interface StoredDatasetContent {
   sha256: string;
@@ -77,7 +78,7 @@ export async function uploadDatasetContent(ctx: RequestContext, body: Readable):
   }
   try {
     const shape = await inspectCsv(received.tempPath);
-    if (typeof shape === 'string') throw badInput(`Not a CSV this server can train on: ${shape}`, { reason: 'DATASET_NOT_CSV' });
+    if (typeof shape === 'string') throw badInput(`Not a CSV this server can train on: ${shape}`, { reason: LineageReason.DATASET_NOT_CSV });
     return await inTransaction(ctx, async (em, ctx) => {
       await store.commit(received.tempPath, received.sha256);
       const inserted = await em

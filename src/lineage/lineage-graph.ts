@@ -1,11 +1,12 @@
 import { Field, ID, ObjectType, registerEnumType } from 'type-graphql';
 import type { DataSource, EntityMetadata } from 'typeorm';
 import { accessibleSql, positional } from '../core/casl-sql';
-import type { SubjectName } from '../core/subjects';
+import { KINDS, LINEAGE_KINDS, type LineageKind, type SubjectName } from '../core/subjects';
 import type { RequestContext } from '../core/context';
 import { badInput, notFound } from '../core/errors';
 import { fromGlobalId, isUuid, toGlobalId } from '../core/global-id';
 import { Node } from '../core/node';
+import { CoreReason } from '../core/error-reasons';
 
 export enum LineageDirection {
   UPSTREAM = 'UPSTREAM',
@@ -52,23 +53,11 @@ export class Lineage {
   truncated!: boolean;
 }
 
-type NodeType = 'DatasetVersion' | 'CodeVersion' | 'Config' | 'SeedSet' | 'Environment' | 'TrainingRun' | 'ModelVersion' | 'Deployment';
+type NodeType = LineageKind;
 
-/**
- * Each node kind's table. Kinds of later domains (model versions, deployments) are named, not
- * imported: the graph reads their rows by entity name, so lineage depends on no domain above it.
- */
-export const NODE_ENTITIES: Record<NodeType, { table: string }> = {
-  DatasetVersion: { table: 'dataset_version' },
-  CodeVersion: { table: 'code_version' },
-  Config: { table: 'config' },
-  SeedSet: { table: 'seed_set' },
-  Environment: { table: 'environment' },
-  TrainingRun: { table: 'training_run' },
-  ModelVersion: { table: 'model_version' },
-  Deployment: { table: 'deployment' },
-};
-export const LINEAGE_NODE_TYPES = Object.keys(NODE_ENTITIES) as NodeType[];
+/** Each lineage node kind's table, from the subject table: kinds of later domains are named there, not imported. */
+export const NODE_ENTITIES = Object.fromEntries(LINEAGE_KINDS.map((k) => [k, { table: KINDS[k].lineage }])) as Record<NodeType, { table: string }>;
+export const LINEAGE_NODE_TYPES = LINEAGE_KINDS;
 
 /** One kind of edge: rows of `link` join `fromCol` (upstream id) to `toCol` (downstream id). */
 export interface EdgeKind {
@@ -135,7 +124,7 @@ export async function traverseLineage(
   }
   const decoded = fromGlobalId(id);
   if (!(LINEAGE_NODE_TYPES as string[]).includes(decoded.type) || !isUuid(decoded.key)) {
-    throw badInput(`id must be the ID of a ${LINEAGE_NODE_TYPES.join(', ')}`, { field: 'id', reason: 'WRONG_ID_TYPE' });
+    throw badInput(`id must be the ID of a ${LINEAGE_NODE_TYPES.join(', ')}`, { field: 'id', reason: CoreReason.WRONG_ID_TYPE });
   }
   const rootType = decoded.type as NodeType;
   const db = ctx.app.db;

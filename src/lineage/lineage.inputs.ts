@@ -1,9 +1,15 @@
 import { ArrayMaxSize, IsInt, IsOptional, IsUrl, Length, Matches, Max, MaxLength, Min, ValidateNested, IsISO8601 } from 'class-validator';
 import { Field, ID, InputType } from 'type-graphql';
+import { Connection } from '../core/pagination';
 import { JSONObjectScalar, JSONScalar } from '../core/scalars';
 import { NAME, NAME_MSG, SHA256 } from '../core/validation';
-import { Classification } from './dataset.entity';
-import { DatasetRole, TrainingRunStatus } from './training-run.entity';
+import { CodeVersion } from './code-version.entity';
+import { Config } from './config.entity';
+import { Classification, Dataset } from './dataset.entity';
+import { DatasetVersion } from './dataset-version.entity';
+import { Environment } from './environment.entity';
+import { SeedSet } from './seed-set.entity';
+import { DatasetRole, TrainingRun, TrainingRunStatus } from './training-run.entity';
 
 
 @InputType()
@@ -260,3 +266,12 @@ export class TrainingRunFilter {
   @Field(() => ID, { nullable: true, description: 'Runs that used this dataset version' })
   datasetVersion?: string | null;
 }
+
+/** Pages of the lineage's records. */
+export const DatasetConnection = Connection(Dataset);
+export const DatasetVersionConnection = Connection(DatasetVersion);
+export const CodeVersionConnection = Connection(CodeVersion);
+export const ConfigConnection = Connection(Config);
+export const SeedSetConnection = Connection(SeedSet);
+export const EnvironmentConnection = Connection(Environment);
+export const TrainingRunConnection = Connection(TrainingRun);

@@ -1,9 +1,7 @@
 import { Arg, Args, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import { subjectOf } from '../core/ability';
 import type { RequestContext } from '../core/context';
-import { expectId } from '../core/global-id';
-import { listConnection, whereTeam } from '../core/list';
-import { Connection, PageArgs } from '../core/pagination';
+import { PageArgs } from '../core/pagination';
 import { Policy } from '../core/policy';
 import { CodeVersion } from './code-version.entity';
 import { Config } from './config.entity';
@@ -12,29 +10,29 @@ import { DatasetVersion } from './dataset-version.entity';
 import { Environment } from './environment.entity';
 import { Lineage, LineageDirection, traverseLineage } from './lineage-graph';
 import {
+  CodeVersionConnection,
+  ConfigConnection,
   CreateDatasetInput,
+  DatasetConnection,
   DatasetFilter,
+  DatasetVersionConnection,
   DatasetVersionFilter,
+  EnvironmentConnection,
   RegisterCodeVersionInput,
   RegisterConfigInput,
   RegisterDatasetVersionInput,
   RegisterEnvironmentInput,
   RegisterSeedSetInput,
+  SeedSetConnection,
   TeamScopedFilter,
+  TrainingRunConnection,
   TrainingRunFilter,
 } from './lineage.inputs';
+import * as queries from './lineage-query.service';
 import * as lineage from './lineage.service';
 import { SeedSet } from './seed-set.entity';
 import { runDatasetLinks } from './lineage.loaders';
 import { DatasetRole, TrainingRun } from './training-run.entity';
-
-export const DatasetConnection = Connection(Dataset);
-export const DatasetVersionConnection = Connection(DatasetVersion);
-export const CodeVersionConnection = Connection(CodeVersion);
-export const ConfigConnection = Connection(Config);
-export const SeedSetConnection = Connection(SeedSet);
-export const EnvironmentConnection = Connection(Environment);
-export const TrainingRunConnection = Connection(TrainingRun);
 
 @ObjectType({ description: 'A dataset version a run used, and for what' })
 export class TrainingRunDatasetUse {
@@ -50,59 +48,43 @@ export class LineageQueryResolver {
   @Query(() => DatasetConnection, { description: 'Datasets the caller may read' })
   @Policy({ action: 'read', subject: 'Dataset' })
   datasets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetFilter, { nullable: true }) filter?: DatasetFilter) {
-    return listConnection(ctx, DatasetConnection, Dataset, 'Dataset', page, (qb) => {
-      whereTeam(qb, filter?.team);
-      if (filter?.classification) qb.andWhere('x.classification = :c', { c: filter.classification });
-      if (filter?.name) qb.andWhere('x.name = :n', { n: filter.name });
-    });
+    return queries.listDatasets(ctx, page, filter);
   }
 
   @Query(() => DatasetVersionConnection)
   @Policy({ action: 'read', subject: 'DatasetVersion' })
   datasetVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetVersionFilter, { nullable: true }) filter?: DatasetVersionFilter) {
-    return listConnection(ctx, DatasetVersionConnection, DatasetVersion, 'DatasetVersion', page, (qb) => {
-      whereTeam(qb, filter?.team);
-      if (filter?.dataset) qb.andWhere('x.dataset_id = :d', { d: expectId(filter.dataset, 'Dataset', 'filter.dataset') });
-      if (filter?.sha256) qb.andWhere('x.sha256 = :s', { s: filter.sha256 });
-    });
+    return queries.listDatasetVersions(ctx, page, filter);
   }
 
   @Query(() => CodeVersionConnection)
   @Policy({ action: 'read', subject: 'CodeVersion' })
   codeVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
-    return listConnection(ctx, CodeVersionConnection, CodeVersion, 'CodeVersion', page, (qb) => contentFilter(qb, filter));
+    return queries.listCodeVersions(ctx, page, filter);
   }
 
   @Query(() => ConfigConnection)
   @Policy({ action: 'read', subject: 'Config' })
   configs(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
-    return listConnection(ctx, ConfigConnection, Config, 'Config', page, (qb) => contentFilter(qb, filter));
+    return queries.listConfigs(ctx, page, filter);
   }
 
   @Query(() => SeedSetConnection)
   @Policy({ action: 'read', subject: 'SeedSet' })
   seedSets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
-    return listConnection(ctx, SeedSetConnection, SeedSet, 'SeedSet', page, (qb) => contentFilter(qb, filter));
+    return queries.listSeedSets(ctx, page, filter);
   }
 
   @Query(() => EnvironmentConnection)
   @Policy({ action: 'read', subject: 'Environment' })
   environments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
-    return listConnection(ctx, EnvironmentConnection, Environment, 'Environment', page, (qb) => contentFilter(qb, filter));
+    return queries.listEnvironments(ctx, page, filter);
   }
 
   @Query(() => TrainingRunConnection)
   @Policy({ action: 'read', subject: 'TrainingRun' })
   trainingRuns(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TrainingRunFilter, { nullable: true }) filter?: TrainingRunFilter) {
-    return listConnection(ctx, TrainingRunConnection, TrainingRun, 'TrainingRun', page, (qb) => {
-      whereTeam(qb, filter?.team);
-      if (filter?.status) qb.andWhere('x.status = :st', { st: filter.status });
-      if (filter?.datasetVersion) {
-        qb.andWhere('x.id IN (SELECT l.training_run_id FROM training_run_dataset l WHERE l.dataset_version_id = :dv)', {
-          dv: expectId(filter.datasetVersion, 'DatasetVersion', 'filter.datasetVersion'),
-        });
-      }
-    });
+    return queries.listTrainingRuns(ctx, page, filter);
   }
 
   @Query(() => Lineage, { description: 'The lineage graph around a dataset version, code version, config, seed set, environment, run, model version or deployment' })
@@ -115,11 +97,6 @@ export class LineageQueryResolver {
   ) {
     return traverseLineage(ctx, id, direction, depth);
   }
-}
-
-function contentFilter(qb: Parameters<Parameters<typeof listConnection>[5]>[0], filter?: TeamScopedFilter) {
-  whereTeam(qb, filter?.team);
-  if (filter?.sha256) qb.andWhere('x.sha256 = :s', { s: filter.sha256 });
 }
 
 @Resolver()

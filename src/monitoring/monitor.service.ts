@@ -19,6 +19,7 @@ import { Deployment } from '../rollouts/deployment.entity';
 import { Alert, AlertKind, AlertSeverity, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import { driftConditions, driftForVersion, type VersionDrift } from './drift-monitor';
 import { latencyStats, type VersionLatency } from './latency';
+import { MonitoringReason } from './monitoring.errors';
 
 /** The named principal deployments' monitors run as, each on behalf of its deployment's creator. */
 export const MONITOR_PRINCIPAL = 'system:monitor';
@@ -304,7 +305,7 @@ export async function acknowledgeAlert(ctx: RequestContext, id: string, note: st
   const alert = await inTransaction(ctx, async (em, ctx) => {
     const a = await loadAlert(ctx, id);
     assertCan(ctx, 'update', 'Alert', a);
-    if (a.status !== AlertStatus.OPEN) throw conflict(`alert is ${a.status}`, { reason: 'ALERT_NOT_OPEN' });
+    if (a.status !== AlertStatus.OPEN) throw conflict(`alert is ${a.status}`, { reason: MonitoringReason.ALERT_NOT_OPEN });
     const before = { status: a.status };
     Object.assign(a, { status: AlertStatus.ACKNOWLEDGED, acknowledgedBy: ctx.principal!.id, acknowledgedAt: new Date() });
     await em.save(Alert, a);
@@ -321,7 +322,7 @@ export async function resolveAlert(ctx: RequestContext, id: string, reason: stri
   const alert = await inTransaction(ctx, async (em, ctx) => {
     const a = await loadAlert(ctx, id);
     assertCan(ctx, 'update', 'Alert', a);
-    if (a.status === AlertStatus.RESOLVED) throw conflict('alert is already resolved', { reason: 'ALERT_RESOLVED' });
+    if (a.status === AlertStatus.RESOLVED) throw conflict('alert is already resolved', { reason: MonitoringReason.ALERT_RESOLVED });
     const before = { status: a.status };
     Object.assign(a, { status: AlertStatus.RESOLVED, resolvedBy: ctx.principal!.id, resolvedAt: new Date(), resolution: reason });
     await em.save(Alert, a);

@@ -1,68 +1,22 @@
-import { Arg, Args, Ctx, Field, FieldResolver, ID, InputType, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
+import { Arg, Args, Ctx, Field, FieldResolver, ID, Int, Mutation, ObjectType, Query, Resolver, Root, Subscription } from 'type-graphql';
 import { subjectOf } from '../core/ability';
 import type { RequestContext } from '../core/context';
-import { badInput, notFound } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { expectId, toGlobalId } from '../core/global-id';
-import { listConnection, whereTeam } from '../core/list';
-import { Connection, PageArgs } from '../core/pagination';
+import { PageArgs } from '../core/pagination';
 import { authorizeField, Policy } from '../core/policy';
 import { JSONObjectScalar } from '../core/scalars';
-import { loadReadable } from '../lineage/lineage.service';
 import { ModelVersion } from '../registry/model-version.entity';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { Deployment } from '../rollouts/deployment.entity';
-import { Alert, AlertKind, AlertSeverity, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
-import { latencySeries } from './latency';
+import { Alert, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import * as monitoring from './monitor.service';
+import * as queries from './monitoring-query.service';
+import { AlertConnection, AlertFilter, DeploymentMonitoringInput, monitoringPatch } from './monitoring.inputs';
 import { filtered } from './subscription-stream';
-
-export const AlertConnection = Connection(Alert);
 
 const ALERT_READ = { action: 'read', subject: 'Alert' } as const;
 const DEPLOYMENT_READ = { action: 'read', subject: 'Deployment' } as const;
-
-@InputType()
-export class AlertFilter {
-  @Field(() => ID, { nullable: true })
-  deployment?: string | null;
-
-  @Field(() => [AlertKind], { nullable: true })
-  kinds?: AlertKind[] | null;
-
-  @Field(() => AlertSeverity, { nullable: true, description: 'This severity and above' })
-  minSeverity?: AlertSeverity | null;
-
-  @Field(() => [AlertStatus], { nullable: true })
-  statuses?: AlertStatus[] | null;
-
-  @Field(() => String, { nullable: true })
-  team?: string | null;
-}
-
-@InputType()
-export class DeploymentMonitoringInput {
-  @Field(() => ID)
-  deployment!: string;
-
-  @Field(() => Int, { nullable: true, description: 'Length of the window each pass judges (seconds)' })
-  windowSeconds?: number | null;
-
-  @Field(() => Int, { nullable: true, description: 'How often the monitor runs (seconds)' })
-  everySeconds?: number | null;
-
-  @Field(() => Int, { nullable: true, description: 'After an alert is resolved, how long the same condition stays quiet (seconds)' })
-  cooldownSeconds?: number | null;
-
-  @Field(() => Int, { nullable: true, description: 'Requests a version needs in a window to be judged' })
-  minRequests?: number | null;
-
-  @Field(() => JSONObjectScalar, { nullable: true, description: 'Drift thresholds over the defaults, e.g. { "pValue": 0.01, "wasserstein": 0.2, "psiWarning": 0.1, "psiCritical": 0.25 }' })
-  drift?: Record<string, number> | null;
-
-  @Field(() => ID, { nullable: true, description: 'Retrain policy: a CRITICAL drift alert starts a training run on this dataset version' })
-  retrainDatasetVersion?: string | null;
-}
 
 @ObjectType({ description: 'Latency and errors of one version over one bucket' })
 export class LatencyPoint {
@@ -91,35 +45,18 @@ export class LatencyPoint {
   p99Ms!: number | null;
 }
 
-const intIn = (v: number | null | undefined, lo: number, hi: number, field: string) => {
-  if (v === null || v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < lo || v > hi) throw badInput(`${field} must be ${lo} to ${hi}`, { field });
-  return v;
-};
-
 @Resolver()
 export class MonitoringResolver {
   @Query(() => AlertConnection, { description: 'Alerts, newest first' })
   @Policy(ALERT_READ)
   alerts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => AlertFilter, { nullable: true }) filter?: AlertFilter) {
-    return listConnection(ctx, AlertConnection, Alert, 'Alert', page, (qb) => {
-      whereTeam(qb, filter?.team);
-      if (filter?.deployment) qb.andWhere('x.deployment_id = :d', { d: expectId(filter.deployment, 'Deployment', 'filter.deployment') });
-      if (filter?.kinds?.length) qb.andWhere('x.kind IN (:...kinds)', { kinds: filter.kinds });
-      if (filter?.statuses?.length) qb.andWhere('x.status IN (:...statuses)', { statuses: filter.statuses });
-      if (filter?.minSeverity) {
-        const allowed = Object.values(AlertSeverity).filter((s) => SEVERITY_RANK[s] >= SEVERITY_RANK[filter.minSeverity!]);
-        qb.andWhere('x.severity IN (:...sev)', { sev: allowed });
-      }
-    });
+    return queries.listAlerts(ctx, page, filter);
   }
 
   @Query(() => [MonitorRun], { description: "A deployment's drift reports (monitor passes), newest first: drift, latency and errors per version and window" })
   @Policy(DEPLOYMENT_READ)
-  async driftReports(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('last', () => Int, { defaultValue: 20 }) last: number) {
-    const d = await loadReadable(ctx, ctx.app.db.manager, Deployment, 'Deployment', deployment, 'deployment');
-    const n = intIn(last, 1, 500, 'last')!;
-    return ctx.app.db.getRepository(MonitorRun).find({ where: { deploymentId: d.id }, order: { windowStart: 'DESC' }, take: n });
+  driftReports(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('last', () => Int, { defaultValue: 20 }) last: number) {
+    return queries.driftReports(ctx, deployment, last);
   }
 
   @Query(() => [LatencyPoint], { description: 'Latency percentiles and error rate per version and bucket, from the prediction log' })
@@ -131,12 +68,7 @@ export class MonitoringResolver {
     @Arg('to', () => Date, { nullable: true }) to: Date | null,
     @Arg('bucketSeconds', () => Int, { defaultValue: 60 }) bucketSeconds: number,
   ) {
-    const d = await loadReadable(ctx, ctx.app.db.manager, Deployment, 'Deployment', deployment, 'deployment');
-    const end = to ?? new Date();
-    intIn(bucketSeconds, 1, 86_400, 'bucketSeconds');
-    if (!(end > from)) throw badInput('to must be after from', { field: 'to' });
-    if ((end.getTime() - from.getTime()) / 1000 / bucketSeconds > 10_000) throw badInput('at most 10,000 buckets', { field: 'bucketSeconds' });
-    const rows = await latencySeries(ctx.app.db, d.id, from, end, bucketSeconds);
+    const rows = await queries.deploymentLatency(ctx, deployment, from, to, bucketSeconds);
     return rows.map((r) => Object.assign(new LatencyPoint(), { ...r, modelVersionId: toGlobalId('ModelVersion', r.modelVersionId) }));
   }
 
@@ -149,17 +81,7 @@ export class MonitoringResolver {
   @Mutation(() => Deployment, { description: "Changes a deployment's monitor: window, schedule, cool-down, drift thresholds, retrain policy" })
   @Policy({ action: 'update', subject: 'Deployment' })
   setDeploymentMonitoring(@Ctx() ctx: RequestContext, @Arg('input', () => DeploymentMonitoringInput) input: DeploymentMonitoringInput) {
-    if (input.drift && Object.values(input.drift).some((v) => typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
-      throw badInput('drift thresholds must be non-negative numbers', { field: 'drift' });
-    }
-    return monitoring.setDeploymentMonitoring(ctx, input.deployment, {
-      windowSeconds: intIn(input.windowSeconds, 1, 7 * 86_400, 'windowSeconds'),
-      everySeconds: intIn(input.everySeconds, 1, 86_400, 'everySeconds'),
-      cooldownSeconds: intIn(input.cooldownSeconds, 0, 30 * 86_400, 'cooldownSeconds'),
-      minRequests: intIn(input.minRequests, 1, 1_000_000, 'minRequests'),
-      drift: input.drift ?? undefined,
-      retrainDatasetVersion: input.retrainDatasetVersion ?? undefined,
-    });
+    return monitoring.setDeploymentMonitoring(ctx, input.deployment, monitoringPatch(input));
   }
 
   @Mutation(() => Alert, { description: 'Marks an open alert as seen (it stays until resolved or cleared)' })
@@ -184,7 +106,7 @@ export class MonitoringResolver {
       authorizeField(ctx, ALERT_READ);
       const filter = (args.filter ?? {}) as AlertFilter;
       const deploymentId = filter.deployment ? expectId(filter.deployment, 'Deployment', 'filter.deployment') : null;
-      if (deploymentId) await loadReadable(ctx, ctx.app.db.manager, Deployment, 'Deployment', filter.deployment!, 'filter.deployment');
+      if (deploymentId) await queries.readableDeployment(ctx, filter.deployment!, 'filter.deployment');
       const minRank = filter.minSeverity ? SEVERITY_RANK[filter.minSeverity] : 0;
       return filtered(ctx, ctx.app.events!.subscribe(TOPICS.alertChanged, 'all') as AsyncIterable<unknown> as AsyncIterable<{ alert: Alert }>, (event, now) => {
         const a = event.alert;
@@ -207,7 +129,7 @@ export class MonitoringResolver {
   })
   @Policy(DEPLOYMENT_READ)
   async driftReport(@Root() event: { runId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) _deployment: string) {
-    return loadRun(ctx, event.runId);
+    return queries.monitorRun(ctx, event.runId);
   }
 
   @Subscription(() => MonitorRun, {
@@ -216,20 +138,14 @@ export class MonitoringResolver {
   })
   @Policy(DEPLOYMENT_READ)
   async latencyReport(@Root() event: { runId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) _deployment: string) {
-    return loadRun(ctx, event.runId);
+    return queries.monitorRun(ctx, event.runId);
   }
 }
 
 async function monitorRuns(ctx: RequestContext, deployment: string) {
   authorizeField(ctx, DEPLOYMENT_READ);
-  const d = await loadReadable(ctx, ctx.app.db.manager, Deployment, 'Deployment', deployment, 'deployment');
+  const d = await queries.readableDeployment(ctx, deployment, 'deployment');
   return filtered(ctx, ctx.app.events!.subscribe(TOPICS.monitorRan, d.id), (_event, now) => now.ability.can('read', subjectOf('Deployment', d) as never));
-}
-
-async function loadRun(ctx: RequestContext, runId: string): Promise<MonitorRun> {
-  const run = await ctx.app.db.getRepository(MonitorRun).findOneBy({ id: runId });
-  if (!run) throw notFound('MonitorRun');
-  return run;
 }
 
 const DATES = ['createdAt', 'windowStart', 'windowEnd', 'lastSeenAt', 'acknowledgedAt', 'resolvedAt'] as const;

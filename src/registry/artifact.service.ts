@@ -45,7 +45,7 @@ export async function uploadArtifact(ctx: RequestContext, body: Readable): Promi
     throw e;
   }
   try {
-    if (received.sizeBytes === 0) throw badInput('The upload is empty', { reason: 'ARTIFACT_EMPTY' });
+    if (received.sizeBytes === 0) throw badInput('The upload is empty', { reason: RegistryReason.ARTIFACT_EMPTY });
     let signature: OnnxSignature;
     try {
       signature = await parseOnnxFile(received.tempPath, { heapMb: ctx.app.config.artifactParseHeapMb, timeoutMs: ctx.app.config.artifactParseTimeoutMs });
@@ -55,7 +55,7 @@ export async function uploadArtifact(ctx: RequestContext, body: Readable): Promi
         await auditDenied(ctx.app.db, ctx, { action: 'uploadArtifact', subjectType: 'Artifact', subjectId: received.sha256, reason: e.message });
         throw externalDataError(e);
       }
-      if (e instanceof OnnxParseError) throw badInput(`Not a valid ONNX model: ${e.message}`, { reason: 'ARTIFACT_NOT_ONNX' });
+      if (e instanceof OnnxParseError) throw badInput(`Not a valid ONNX model: ${e.message}`, { reason: RegistryReason.ARTIFACT_NOT_ONNX });
       throw e;
     }
     // The signature's names are stored with the artifact and key every logged prediction.
@@ -115,7 +115,7 @@ export async function checkStoredArtifact(ctx: RequestContext, sha256: string): 
       throw externalDataError(e, { field: 'artifactSha256', denied: true, subjectType: 'Artifact', subjectId: sha256 });
     }
     if (e instanceof OnnxParseError) {
-      throw badInput(`The stored artifact is not a valid ONNX model: ${e.message}`, { reason: 'ARTIFACT_NOT_ONNX', field: 'artifactSha256' });
+      throw badInput(`The stored artifact is not a valid ONNX model: ${e.message}`, { reason: RegistryReason.ARTIFACT_NOT_ONNX, field: 'artifactSha256' });
     }
     throw e;
   }

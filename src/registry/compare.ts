@@ -1,5 +1,7 @@
 import { Field, Float, ObjectType } from 'type-graphql';
 import type { RequestContext } from '../core/context';
+import { notFound } from '../core/errors';
+import { expectId } from '../core/global-id';
 import { JSONScalar } from '../core/scalars';
 import { Config } from '../lineage/config.entity';
 import { DatasetVersion } from '../lineage/dataset-version.entity';
@@ -136,4 +138,16 @@ export async function compareVersions(ctx: RequestContext, a: ModelVersion, b: M
     seedDifferences: diffValues(sa?.seeds ?? null, sb?.seeds ?? null),
     lineageComplete: !!ra && !!rb,
   });
+}
+
+async function readableVersion(ctx: RequestContext, id: string, argument: string): Promise<ModelVersion> {
+  const v = await ctx.loaders.byId(ModelVersion, 'ModelVersion').load(expectId(id, 'ModelVersion', argument));
+  if (!v) throw notFound(`ModelVersion ${id}`);
+  return v;
+}
+
+/** Compares two versions named by global ID (`a`, `b`); NOT_FOUND for one the caller may not read. */
+export async function compareVersionsByIds(ctx: RequestContext, a: string, b: string): Promise<ModelVersionComparison> {
+  const [va, vb] = await Promise.all([readableVersion(ctx, a, 'a'), readableVersion(ctx, b, 'b')]);
+  return compareVersions(ctx, va, vb);
 }

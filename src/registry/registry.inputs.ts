@@ -1,8 +1,10 @@
 import { IsOptional, Length, Matches, MaxLength } from 'class-validator';
 import { Field, ID, InputType } from 'type-graphql';
+import { Connection } from '../core/pagination';
 import { JSONObjectScalar } from '../core/scalars';
 import { NAME, SHA256 } from '../core/validation';
-import { ModelVersionStatus } from './model-version.entity';
+import { Model } from './model.entity';
+import { ModelVersion, ModelVersionStatus } from './model-version.entity';
 
 @InputType()
 export class CreateModelInput {
@@ -95,3 +97,7 @@ export class ModelVersionFilter {
   @Field(() => ID, { nullable: true, description: 'Only versions produced by this run' })
   trainingRun?: string | null;
 }
+
+/** Pages of models and model versions. */
+export const ModelConnection = Connection(Model);
+export const ModelVersionConnection = Connection(ModelVersion);

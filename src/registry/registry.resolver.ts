@@ -1,22 +1,28 @@
 import { Arg, Args, Ctx, Field, FieldResolver, ID, Mutation, ObjectType, Query, Resolver, Root } from 'type-graphql';
 import type { RequestContext } from '../core/context';
-import { notFound } from '../core/errors';
-import { expectId } from '../core/global-id';
-import { listConnection, whereTeam } from '../core/list';
-import { Connection, PageArgs } from '../core/pagination';
+import { PageArgs } from '../core/pagination';
 import { Policy } from '../core/policy';
 import { JSONScalar } from '../core/scalars';
 import { mayReadTrainingData } from '../lineage/training-data-access';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { Approval } from './approval.entity';
-import { compareVersions, ModelVersionComparison } from './compare';
+import { compareVersions, compareVersionsByIds, ModelVersionComparison } from './compare';
 import { Model } from './model.entity';
-import { ModelVersion, ModelVersionAlias } from './model-version.entity';
-import { CreateModelInput, ModelFilter, ModelVersionFilter, RegisterModelVersionInput, RemoveAliasInput, ReviewInput, SetAliasInput } from './registry.inputs';
+import { ModelVersion } from './model-version.entity';
+import { aliasesBy, approvalsByVersion } from './registry.loaders';
+import {
+  CreateModelInput,
+  ModelConnection,
+  ModelFilter,
+  ModelVersionConnection,
+  ModelVersionFilter,
+  RegisterModelVersionInput,
+  RemoveAliasInput,
+  ReviewInput,
+  SetAliasInput,
+} from './registry.inputs';
+import * as queries from './registry-query.service';
 import * as registry from './registry.service';
-
-export const ModelConnection = Connection(Model);
-export const ModelVersionConnection = Connection(ModelVersion);
 
 @ObjectType({ description: 'A named pointer to one version of a model' })
 export class ModelAlias {
@@ -27,46 +33,24 @@ export class ModelAlias {
   modelVersion!: ModelVersion | null;
 }
 
-const aliasesBy = (ctx: RequestContext, column: 'model_id' | 'model_version_id') =>
-  ctx.loaders.get<ModelVersionAlias[]>(`aliases:${column}`, async (ids) => {
-    const rows = await ctx.app.db.getRepository(ModelVersionAlias).createQueryBuilder('a').where(`a.${column} IN (:...ids)`, { ids }).orderBy('a.alias').getMany();
-    return ids.map((id) => rows.filter((r) => (column === 'model_id' ? r.modelId : r.modelVersionId) === id));
-  });
-
-async function readableVersion(ctx: RequestContext, id: string, argument: string): Promise<ModelVersion> {
-  const v = await ctx.loaders.byId(ModelVersion, 'ModelVersion').load(expectId(id, 'ModelVersion', argument));
-  if (!v) throw notFound(`ModelVersion ${id}`);
-  return v;
-}
-
 @Resolver()
 export class RegistryQueryResolver {
   @Query(() => ModelConnection)
   @Policy({ action: 'read', subject: 'Model' })
   models(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelFilter, { nullable: true }) filter?: ModelFilter) {
-    return listConnection(ctx, ModelConnection, Model, 'Model', page, (qb) => {
-      whereTeam(qb, filter?.team);
-      if (filter?.name) qb.andWhere('x.name = :n', { n: filter.name });
-    });
+    return queries.listModels(ctx, page, filter);
   }
 
   @Query(() => ModelVersionConnection)
   @Policy({ action: 'read', subject: 'ModelVersion' })
   modelVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelVersionFilter, { nullable: true }) filter?: ModelVersionFilter) {
-    return listConnection(ctx, ModelVersionConnection, ModelVersion, 'ModelVersion', page, (qb) => {
-      whereTeam(qb, filter?.team);
-      if (filter?.model) qb.andWhere('x.model_id = :m', { m: expectId(filter.model, 'Model', 'filter.model') });
-      if (filter?.status) qb.andWhere('x.status = :st', { st: filter.status });
-      if (filter?.trainingRun) qb.andWhere('x.training_run_id = :tr', { tr: expectId(filter.trainingRun, 'TrainingRun', 'filter.trainingRun') });
-      if (filter?.alias) qb.andWhere('x.id IN (SELECT a.model_version_id FROM model_version_alias a WHERE a.alias = :alias)', { alias: filter.alias });
-    });
+    return queries.listModelVersions(ctx, page, filter);
   }
 
   @Query(() => ModelVersionComparison, { description: 'How two model versions differ: metrics, data, code, config, seeds, environment' })
   @Policy({ action: 'read', subject: 'ModelVersion' })
-  async compareModelVersions(@Ctx() ctx: RequestContext, @Arg('a', () => ID) a: string, @Arg('b', () => ID) b: string) {
-    const [va, vb] = await Promise.all([readableVersion(ctx, a, 'a'), readableVersion(ctx, b, 'b')]);
-    return compareVersions(ctx, va, vb);
+  compareModelVersions(@Ctx() ctx: RequestContext, @Arg('a', () => ID) a: string, @Arg('b', () => ID) b: string) {
+    return compareVersionsByIds(ctx, a, b);
   }
 }
 
@@ -179,13 +163,7 @@ export class ModelVersionFieldResolver {
 
   @FieldResolver(() => [Approval], { description: 'Review decisions, oldest first' })
   approvals(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
-    // Approvals are visible to whoever may read the version.
-    return ctx.loaders
-      .get<Approval[]>('approvals', async (ids) => {
-        const rows = await ctx.app.db.getRepository(Approval).createQueryBuilder('a').where('a.model_version_id IN (:...ids)', { ids }).orderBy('a.created_at').getMany();
-        return ids.map((id) => rows.filter((x) => x.modelVersionId === id));
-      })
-      .load(r.id);
+    return approvalsByVersion(ctx).load(r.id);
   }
 
   @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version numbered just before this one (that the caller may read)' })

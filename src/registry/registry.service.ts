@@ -4,8 +4,8 @@ import { accountablePerson, accountablePersonOf } from '../access/accountable';
 import { audit } from '../core/audit/audit-chain';
 import { resolveTeam } from '../access/team.service';
 import { assertCan, mapDbError } from '../core/authz';
-import { inTransaction, type RequestContext } from '../core/context';
-import { notFound, type AppError } from '../core/errors';
+import { inTransaction, type RequestContext, type TransactionContext } from '../core/context';
+import { conflict, notFound, type AppError } from '../core/errors';
 import { toGlobalId } from '../core/global-id';
 import { validateMetrics } from '../core/validation';
 import { loadReadable } from '../lineage/lineage.service';
@@ -16,6 +16,7 @@ import { checkStoredArtifact } from './artifact.service';
 import { Model } from './model.entity';
 import { ArtifactFormat, ModelVersion, ModelVersionAlias, ModelVersionStatus } from './model-version.entity';
 import type { CreateModelInput, RegisterModelVersionInput, RemoveAliasInput, ReviewInput, SetAliasInput } from './registry.inputs';
+import type { ReferenceProfile } from './reference-profile';
 import { RegistryReason, registryError } from './registry.errors';
 
 export async function createModel(ctx: RequestContext, input: CreateModelInput): Promise<Model> {
@@ -49,11 +50,10 @@ export async function registerModelVersion(ctx: RequestContext, input: RegisterM
       run = await em.findOneOrFail(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
       await assertRunOutputClaimable(ctx, em, run);
     }
-    const [{ next }] = await em.query('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM model_version WHERE model_id = $1', [model.id]);
     const version = em.create(ModelVersion, {
       modelId: model.id,
       teamId: model.teamId,
-      version: Number(next),
+      version: await nextVersionNumber(em, model.id),
       trainingRunId: run?.id ?? null,
       artifactSha256: artifact.sha256,
       artifactSizeBytes: artifact.sizeBytes,
@@ -72,6 +72,91 @@ export async function registerModelVersion(ctx: RequestContext, input: RegisterM
     await audit(ctx, { action: 'registerModelVersion', subjectType: 'ModelVersion', subjectId: toGlobalId('ModelVersion', version.id), after: { ...version, ...actingFor(ctx) } });
     return version;
   });
+}
+
+/** The next version number of a model; callers hold the model's row lock, so numbers are handed out in turn. */
+async function nextVersionNumber(em: EntityManager, modelId: string): Promise<number> {
+  const [{ next }] = await em.query('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM model_version WHERE model_id = $1', [modelId]);
+  return Number(next);
+}
+
+/** What a gate decided about a trained version: it enters the registry as CANDIDATE when it passed, REJECTED otherwise. */
+export interface GateDecision {
+  passed: boolean;
+  reasons: string[];
+  [detail: string]: unknown;
+}
+
+/** A version the server trained, as its run's worker hands it over. */
+export interface TrainedVersion {
+  /** The run that produced it, locked by the caller in the same transaction. */
+  run: Pick<TrainingRun, 'id' | 'teamId' | 'targetModelId' | 'createdBy'>;
+  artifact: { sha256: string; sizeBytes: number; signature: object };
+  metrics: Record<string, number>;
+  referenceProfile: ReferenceProfile | null;
+  predictionReferenceSample: number[] | null;
+  evaluation: GateDecision;
+}
+
+/**
+ * The model's champion as a gate compares against it (version and metrics), read under the
+ * model's row lock so that the number a trained version gets and the champion it was gated
+ * against belong to one moment; null when the model has no champion.
+ */
+export async function lockModelForRegistration(em: EntityManager, modelId: string): Promise<{ version: number; metrics: Record<string, number> } | null> {
+  await em.findOne(Model, { where: { id: modelId }, lock: { mode: 'pessimistic_write' } });
+  const champion = await em.findOne(ModelVersionAlias, { where: { modelId, alias: 'champion' } });
+  const version = champion ? await em.findOneBy(ModelVersion, { id: champion.modelVersionId }) : null;
+  return version ? { version: version.version, metrics: version.metrics } : null;
+}
+
+/**
+ * Registers a version the server trained, inside the caller's transaction (after
+ * {@link lockModelForRegistration}): the one place besides {@link registerModelVersion} that numbers
+ * versions. It enters the status machine at CANDIDATE (gate passed) or REJECTED, needs `create` on
+ * ModelVersion for the acting principal (the run's starter, re-checked when the job runs), records
+ * the artifact and writes the registration's audit event. A run produces one version: a second
+ * claim is a conflict.
+ */
+export async function registerTrainedVersion(ctx: TransactionContext, em: EntityManager, trained: TrainedVersion): Promise<ModelVersion> {
+  const { run, artifact, evaluation } = trained;
+  if (!run.targetModelId) throw new Error(`training run ${run.id} names no model to register its output under`);
+  const version = em.create(ModelVersion, {
+    modelId: run.targetModelId,
+    teamId: run.teamId,
+    version: await nextVersionNumber(em, run.targetModelId),
+    trainingRunId: run.id,
+    artifactSha256: artifact.sha256,
+    artifactSizeBytes: artifact.sizeBytes,
+    format: ArtifactFormat.ONNX,
+    signatureJson: artifact.signature,
+    metrics: trained.metrics,
+    status: evaluation.passed ? ModelVersionStatus.CANDIDATE : ModelVersionStatus.REJECTED,
+    referenceProfile: trained.referenceProfile,
+    predictionReferenceSample: trained.predictionReferenceSample,
+    evaluation,
+    createdBy: run.createdBy,
+  });
+  assertCan(ctx, 'create', 'ModelVersion', version);
+  await em
+    .createQueryBuilder()
+    .insert()
+    .into(Artifact)
+    .values({ sha256: artifact.sha256, sizeBytes: artifact.sizeBytes, format: 'ONNX', signature: artifact.signature, createdBy: ctx.principal!.id })
+    .orIgnore()
+    .execute();
+  await em.insert(ModelVersion, version).catch((e) => {
+    if (isUniqueViolation(e)) throw conflict("the run's output slot was taken while it was being registered", { reason: RegistryReason.RUN_OUTPUT_TAKEN });
+    throw e;
+  });
+  await audit(ctx, {
+    action: 'registerModelVersion',
+    subjectType: 'ModelVersion',
+    subjectId: toGlobalId('ModelVersion', version.id),
+    reason: evaluation.passed ? 'trained by the server; passed its evaluation gate' : `trained by the server; rejected by its gate: ${evaluation.reasons.join('; ')}`,
+    after: { ...version, referenceProfile: undefined, predictionReferenceSample: undefined, trainingRun: toGlobalId('TrainingRun', run.id) },
+  });
+  return version;
 }
 
 const FINISHED_WITHOUT_OUTPUT = [TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];

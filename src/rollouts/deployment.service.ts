@@ -11,11 +11,12 @@ import { ModelVersion, ModelVersionStatus } from '../registry/model-version.enti
 import { Deployment, DeploymentEnvironment, TrafficShare } from './deployment.entity';
 import type { CreateDeploymentInput, SetTrafficSplitInput, TrafficShareInput } from './rollouts.inputs';
 import { applySplit, conflictIfRolling } from './rollout.service';
+import { RolloutsReason } from './rollouts.errors';
 
 /** Validates a split against its deployment; returns the shares to store. */
 async function checkSplit(ctx: RequestContext, em: EntityManager, deployment: Deployment, split: TrafficShareInput[]): Promise<TrafficShare[]> {
   const total = split.reduce((s, x) => s + x.weight, 0);
-  if (total !== 100) throw badInput(`trafficSplit weights must sum to 100 (they sum to ${total})`, { field: 'trafficSplit', reason: 'WEIGHTS_NOT_100' });
+  if (total !== 100) throw badInput(`trafficSplit weights must sum to 100 (they sum to ${total})`, { field: 'trafficSplit', reason: RolloutsReason.WEIGHTS_NOT_100 });
   const ids = split.map((s) => expectId(s.modelVersion, 'ModelVersion', 'trafficSplit.modelVersion'));
   if (new Set(ids).size !== ids.length) throw badInput('trafficSplit names a model version twice', { field: 'trafficSplit' });
   const shares: TrafficShare[] = [];
@@ -25,13 +26,13 @@ async function checkSplit(ctx: RequestContext, em: EntityManager, deployment: De
     // FOR SHARE: an archive of this version waits for this split to commit (and then sees it).
     const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', s.modelVersion, 'trafficSplit.modelVersion', 'share');
     if (version.teamId !== deployment.teamId) {
-      throw badInput(`model version ${s.modelVersion} belongs to another team than the deployment`, { field: 'trafficSplit', reason: 'ROLLOUT_FOREIGN_VERSION' });
+      throw badInput(`model version ${s.modelVersion} belongs to another team than the deployment`, { field: 'trafficSplit', reason: RolloutsReason.FOREIGN_VERSION });
     }
     if (version.status === ModelVersionStatus.ARCHIVED || version.status === ModelVersionStatus.REJECTED) {
-      throw conflict(`model version ${s.modelVersion} is ${version.status} and cannot serve`, { reason: 'ROLLOUT_VERSION_NOT_SERVABLE' });
+      throw conflict(`model version ${s.modelVersion} is ${version.status} and cannot serve`, { reason: RolloutsReason.VERSION_NOT_SERVABLE });
     }
     if (deployment.environment === DeploymentEnvironment.PRODUCTION && version.status !== ModelVersionStatus.APPROVED) {
-      throw conflict(`only APPROVED versions may serve PRODUCTION (${s.modelVersion} is ${version.status})`, { reason: 'ROLLOUT_VERSION_NOT_APPROVED' });
+      throw conflict(`only APPROVED versions may serve PRODUCTION (${s.modelVersion} is ${version.status})`, { reason: RolloutsReason.VERSION_NOT_APPROVED });
     }
     shares.push(em.create(TrafficShare, { deploymentId: deployment.id, modelVersionId: version.id, weight: s.weight }));
   }

@@ -15,6 +15,7 @@ import { Deployment, DeploymentEnvironment, TrafficShare } from './deployment.en
 import { PredictionWindow, Rollout, RolloutStatus, RolloutStrategy, ShadowShare, type SplitEntry } from './rollout.entity';
 import { canarySplit } from './rollouts-split';
 import type { RollbackDeploymentInput, RolloutActionInput, StartRolloutInput } from './rollouts.inputs';
+import { RolloutsReason } from './rollouts.errors';
 
 export const DEFAULT_CANARY_STEPS = [5, 25, 50, 100];
 export const DEFAULT_BAKE_SECONDS = 300;
@@ -57,7 +58,7 @@ async function scheduleStep(em: EntityManager, ctx: RequestContext, rollout: Rol
   await enqueue(em, { queue: QUEUES.rollouts, name: 'step', jobId: `${rollout.id}-g${rollout.generation}`, payload: job, delayMs: rollout.bakeSeconds * 1000 });
 }
 
-function rolloutError(reason: string, message: string): AppError {
+function rolloutError(reason: RolloutsReason, message: string): AppError {
   return new AppError(ErrorCode.CONFLICT, message, { reason });
 }
 
@@ -66,16 +67,16 @@ export async function startRollout(ctx: RequestContext, input: StartRolloutInput
     const deployment = await loadReadable(ctx, em, Deployment, 'Deployment', input.deployment, 'deployment', 'update');
     assertCan(ctx, 'update', 'Deployment', deployment);
     const version = await loadReadable(ctx, em, ModelVersion, 'ModelVersion', input.modelVersion, 'modelVersion', 'share');
-    if (version.teamId !== deployment.teamId) throw badInput('the model version belongs to another team than the deployment', { field: 'modelVersion', reason: 'ROLLOUT_FOREIGN_VERSION' });
+    if (version.teamId !== deployment.teamId) throw badInput('the model version belongs to another team than the deployment', { field: 'modelVersion', reason: RolloutsReason.FOREIGN_VERSION });
     if (version.status === ModelVersionStatus.ARCHIVED || version.status === ModelVersionStatus.REJECTED) {
-      throw rolloutError('ROLLOUT_VERSION_NOT_SERVABLE', `a ${version.status} version cannot serve`);
+      throw rolloutError(RolloutsReason.VERSION_NOT_SERVABLE, `a ${version.status} version cannot serve`);
     }
     // Shadow traffic is never served, so a version still under review may be shadowed in production.
     if (deployment.environment === DeploymentEnvironment.PRODUCTION && input.strategy !== RolloutStrategy.SHADOW && version.status !== ModelVersionStatus.APPROVED) {
-      throw rolloutError('ROLLOUT_VERSION_NOT_APPROVED', `only APPROVED versions may serve PRODUCTION (this one is ${version.status})`);
+      throw rolloutError(RolloutsReason.VERSION_NOT_APPROVED, `only APPROVED versions may serve PRODUCTION (this one is ${version.status})`);
     }
     if (await em.exists(Rollout, { where: { deploymentId: deployment.id, status: In(ACTIVE) } })) {
-      throw rolloutError('ROLLOUT_IN_PROGRESS', 'the deployment already has a rollout in progress or paused');
+      throw rolloutError(RolloutsReason.IN_PROGRESS, 'the deployment already has a rollout in progress or paused');
     }
     const baseline = await currentSplit(em, deployment.id);
     // The versions a rollback may return to stay servable while the rollout runs (archive checks them).
@@ -87,14 +88,14 @@ export async function startRollout(ctx: RequestContext, input: StartRolloutInput
         throw badInput('steps must increase and end at 100', { field: 'steps' });
       }
       if (!baseline.some((s) => s.modelVersionId !== version.id)) {
-        throw badInput('a canary needs traffic to take from: the deployment serves no other version (use BLUE_GREEN)', { field: 'strategy', reason: 'ROLLOUT_NOTHING_TO_SHIFT' });
+        throw badInput('a canary needs traffic to take from: the deployment serves no other version (use BLUE_GREEN)', { field: 'strategy', reason: RolloutsReason.NOTHING_TO_SHIFT });
       }
     } else {
       if (input.steps) throw badInput('steps apply to CANARY rollouts only', { field: 'steps' });
       steps = input.strategy === RolloutStrategy.SHADOW ? [0] : [100];
     }
     if (input.strategy !== RolloutStrategy.SHADOW && baseline.length === 1 && baseline[0].modelVersionId === version.id) {
-      throw rolloutError('ROLLOUT_NOTHING_TO_DO', 'the version already serves all of the traffic');
+      throw rolloutError(RolloutsReason.NOTHING_TO_DO, 'the version already serves all of the traffic');
     }
     const rollout = em.create(Rollout, {
       teamId: deployment.teamId,
@@ -186,7 +187,7 @@ async function unwind(em: EntityManager, rollout: Rollout, deployment: Deploymen
 async function lockActive(ctx: RequestContext, em: EntityManager, id: string): Promise<{ rollout: Rollout; deployment: Deployment }> {
   const rollout = await loadReadable(ctx, em, Rollout, 'Rollout', id, 'rollout', 'update');
   assertCan(ctx, 'update', 'Rollout', rollout);
-  if (!ACTIVE.includes(rollout.status)) throw rolloutError('ROLLOUT_FINISHED', `the rollout is ${rollout.status}`);
+  if (!ACTIVE.includes(rollout.status)) throw rolloutError(RolloutsReason.FINISHED, `the rollout is ${rollout.status}`);
   const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });
   return { rollout, deployment };
 }
@@ -261,14 +262,14 @@ export async function promoteRollout(ctx: RequestContext, input: RolloutActionIn
 
 export async function pauseRollout(ctx: RequestContext, input: RolloutActionInput): Promise<Rollout> {
   return transition(ctx, input, 'pauseRollout', async (em, rollout) => {
-    if (rollout.status === RolloutStatus.PAUSED) throw rolloutError('ROLLOUT_PAUSED', 'the rollout is already paused');
+    if (rollout.status === RolloutStatus.PAUSED) throw rolloutError(RolloutsReason.PAUSED, 'the rollout is already paused');
     await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.PAUSED, generation: rollout.generation + 1 });
   });
 }
 
 export async function resumeRollout(ctx: RequestContext, input: RolloutActionInput): Promise<Rollout> {
   return transition(ctx, input, 'resumeRollout', async (em, rollout) => {
-    if (rollout.status !== RolloutStatus.PAUSED) throw rolloutError('ROLLOUT_NOT_PAUSED', 'only a paused rollout can be resumed');
+    if (rollout.status !== RolloutStatus.PAUSED) throw rolloutError(RolloutsReason.NOT_PAUSED, 'only a paused rollout can be resumed');
     await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.IN_PROGRESS });
     rollout.stepStartedAt = new Date();
     await scheduleStep(em, ctx, rollout);
@@ -326,11 +327,11 @@ export async function rollbackDeployment(ctx: RequestContext, input: RollbackDep
       await unwind(em, active, deployment, RolloutStatus.ROLLED_BACK, reason);
     } else {
       const target = deployment.lastStableVersionId;
-      if (!target) throw rolloutError('ROLLOUT_NOTHING_TO_ROLL_BACK', 'no version has held all of this deployment\'s traffic yet');
-      if (before.length === 1 && before[0].modelVersionId === target) throw rolloutError('ROLLOUT_NOTHING_TO_ROLL_BACK', 'the last stable version already serves all of the traffic');
+      if (!target) throw rolloutError(RolloutsReason.NOTHING_TO_ROLL_BACK, 'no version has held all of this deployment\'s traffic yet');
+      if (before.length === 1 && before[0].modelVersionId === target) throw rolloutError(RolloutsReason.NOTHING_TO_ROLL_BACK, 'the last stable version already serves all of the traffic');
       const version = await em.findOneOrFail(ModelVersion, { where: { id: target }, lock: { mode: 'pessimistic_read' } });
       if (version.status === ModelVersionStatus.ARCHIVED || version.status === ModelVersionStatus.REJECTED) {
-        throw rolloutError('ROLLOUT_VERSION_NOT_SERVABLE', `the last stable version is now ${version.status}`);
+        throw rolloutError(RolloutsReason.VERSION_NOT_SERVABLE, `the last stable version is now ${version.status}`);
       }
       await applySplit(em, deployment, [{ modelVersionId: target, weight: 100 }], true);
     }
@@ -350,7 +351,7 @@ export async function rollbackDeployment(ctx: RequestContext, input: RollbackDep
 
 export function conflictIfRolling(em: EntityManager, deploymentId: string): Promise<void> {
   return em.exists(Rollout, { where: { deploymentId, status: In(ACTIVE) } }).then((yes) => {
-    if (yes) throw conflict('the deployment has a rollout in progress: promote, abort or roll it back instead', { reason: 'ROLLOUT_IN_PROGRESS' });
+    if (yes) throw conflict('the deployment has a rollout in progress: promote, abort or roll it back instead', { reason: RolloutsReason.IN_PROGRESS });
   });
 }
 

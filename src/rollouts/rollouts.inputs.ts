@@ -1,9 +1,10 @@
 import { ArrayMaxSize, ArrayMinSize, IsInt, IsOptional, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
 import { Field, ID, InputType, Int } from 'type-graphql';
+import { Connection } from '../core/pagination';
 import { JSONObjectScalar } from '../core/scalars';
 import { NAME } from '../core/validation';
-import { DeploymentEnvironment } from './deployment.entity';
-import { RolloutStatus, RolloutStrategy } from './rollout.entity';
+import { Deployment, DeploymentEnvironment } from './deployment.entity';
+import { Rollout, RolloutStatus, RolloutStrategy } from './rollout.entity';
 
 @InputType()
 export class TrafficShareInput {
@@ -139,3 +140,7 @@ export class RolloutFilter {
   @Field(() => String, { nullable: true })
   team?: string | null;
 }
+
+/** Pages of deployments and rollouts. */
+export const DeploymentConnection = Connection(Deployment);
+export const RolloutConnection = Connection(Rollout);

@@ -1,5 +1,4 @@
 import { Arg, Args, Ctx, FieldResolver, ID, Int, Mutation, Query, Resolver, Root, Subscription } from 'type-graphql';
-import { subjectOf } from '../core/ability';
 import { notFound } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { authorizeField, Policy } from '../core/policy';
@@ -8,15 +7,23 @@ import * as rollouts from './rollout.service';
 import type { RequestContext } from '../core/context';
 import { eventContext } from '../core/subscription-context';
 import { expectId } from '../core/global-id';
-import { listConnection, whereTeam } from '../core/list';
-import { Connection, PageArgs } from '../core/pagination';
+import { PageArgs } from '../core/pagination';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment, TrafficShare } from './deployment.entity';
 import * as deployments from './deployment.service';
-import { CreateDeploymentInput, DeploymentFilter, RollbackDeploymentInput, RolloutActionInput, RolloutFilter, SetTrafficSplitInput, StartRolloutInput } from './rollouts.inputs';
-
-export const DeploymentConnection = Connection(Deployment);
-export const RolloutConnection = Connection(Rollout);
+import * as queries from './rollouts-query.service';
+import { trafficByDeployment } from './rollouts.loaders';
+import {
+  CreateDeploymentInput,
+  DeploymentConnection,
+  DeploymentFilter,
+  RollbackDeploymentInput,
+  RolloutActionInput,
+  RolloutConnection,
+  RolloutFilter,
+  SetTrafficSplitInput,
+  StartRolloutInput,
+} from './rollouts.inputs';
 
 const ROLLOUT_READ = { action: 'read', subject: 'Rollout' } as const;
 
@@ -25,16 +32,7 @@ export class RolloutsResolver {
   @Query(() => DeploymentConnection)
   @Policy({ action: 'read', subject: 'Deployment' })
   deployments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DeploymentFilter, { nullable: true }) filter?: DeploymentFilter) {
-    return listConnection(ctx, DeploymentConnection, Deployment, 'Deployment', page, (qb) => {
-      whereTeam(qb, filter?.team);
-      if (filter?.environment) qb.andWhere('x.environment = :env', { env: filter.environment });
-      if (filter?.name) qb.andWhere('x.name = :name', { name: filter.name });
-      if (filter?.modelVersion) {
-        qb.andWhere('x.id IN (SELECT s.deployment_id FROM traffic_share s WHERE s.model_version_id = :mv)', {
-          mv: expectId(filter.modelVersion, 'ModelVersion', 'filter.modelVersion'),
-        });
-      }
-    });
+    return queries.listDeployments(ctx, page, filter);
   }
 
   @Mutation(() => Deployment)
@@ -55,11 +53,7 @@ export class RolloutResolver {
   @Query(() => RolloutConnection, { description: 'Rollouts, newest first' })
   @Policy(ROLLOUT_READ)
   rollouts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => RolloutFilter, { nullable: true }) filter?: RolloutFilter) {
-    return listConnection(ctx, RolloutConnection, Rollout, 'Rollout', page, (qb) => {
-      whereTeam(qb, filter?.team);
-      if (filter?.deployment) qb.andWhere('x.deployment_id = :d', { d: expectId(filter.deployment, 'Deployment', 'filter.deployment') });
-      if (filter?.status) qb.andWhere('x.status = :s', { s: filter.status });
-    });
+    return queries.listRollouts(ctx, page, filter);
   }
 
   @Mutation(() => Rollout, { description: 'Starts moving a deployment to a model version (CANARY, SHADOW or BLUE_GREEN); steps advance after their bake time if healthy' })
@@ -114,8 +108,7 @@ export class RolloutResolver {
     // Each event is checked like a new request: the credential again (revoked keys stop here), and
     // loaders of its own, so nested fields are not answered from the previous event's reads.
     const now = await eventContext(ctx);
-    const latest = await now.app.db.getRepository(Rollout).findOne({ where: { deploymentId: event.id }, order: { createdAt: 'DESC' } });
-    const hidden = !(await now.loaders.byId(Deployment, 'Deployment').load(event.id)) || (latest && !now.ability.can('read', subjectOf('Rollout', latest)));
+    const { latest, hidden } = await queries.latestRollout(now, event.id);
     // The deployment or its rollout is out of the caller's sight now: the subscription ends,
     // rather than answering every later event with NOT_FOUND.
     if (hidden && now.live) throw await now.live.end(`Rollout of deployment ${deployment} not found`);
@@ -173,18 +166,7 @@ export class DeploymentFieldResolver {
 
   @FieldResolver(() => [TrafficShare], { description: 'Current split, largest share first; shares of versions the caller may not read are left out' })
   trafficSplit(@Root() r: Deployment, @Ctx() ctx: RequestContext) {
-    return ctx.loaders
-      .get<TrafficShare[]>('trafficByDeployment', async (ids) => {
-        const qb = ctx.app.db
-          .getRepository(TrafficShare)
-          .createQueryBuilder('s')
-          .innerJoin('model_version', 'v', 'v.id = s.model_version_id')
-          .where('s.deployment_id IN (:...ids)', { ids })
-          .orderBy('s.weight', 'DESC');
-        const rows = await ctx.loaders.scope(qb, 'ModelVersion', 'v').getMany();
-        return ids.map((id) => rows.filter((x) => x.deploymentId === id));
-      })
-      .load(r.id);
+    return trafficByDeployment(ctx).load(r.id);
   }
 }
 

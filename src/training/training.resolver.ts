@@ -1,11 +1,11 @@
 import { Arg, Ctx, FieldResolver, ID, Mutation, Resolver, Root, Subscription } from 'type-graphql';
-import { subjectOf } from '../core/ability';
 import type { RequestContext } from '../core/context';
 import { eventContext } from '../core/subscription-context';
 import { notFound } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { expectId } from '../core/global-id';
 import { authorizeField, Policy } from '../core/policy';
+import { currentRun } from '../lineage/lineage-query.service';
 import { RecordTrainingRunInput } from '../lineage/lineage.inputs';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { ModelVersion } from '../registry/model-version.entity';
@@ -53,8 +53,8 @@ export class TrainingResolver {
     // loaders of its own, so nested fields are not answered from the previous event's reads.
     const now = await eventContext(ctx);
     // Fresh row, through a fresh scoped read: never a cached or unauthorised one.
-    const run = await now.app.db.getRepository(TrainingRun).findOne({ where: { id: event.id } });
-    if (!run || !now.ability.can('read', subjectOf('TrainingRun', run))) {
+    const run = await currentRun(now, event.id);
+    if (!run) {
       // The run is out of the caller's sight now: the subscription ends, rather than answering
       // every later event with NOT_FOUND.
       const missing = notFound(`TrainingRun ${_id}`);

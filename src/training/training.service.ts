@@ -5,16 +5,16 @@ import { In } from 'typeorm';
 import { audit } from '../core/audit/audit-chain';
 import { assertCan } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
-import { badInput, conflict } from '../core/errors';
+import { AppError, badInput, conflict, ErrorCode } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
 import { validateMetrics } from '../core/validation';
 import { serializeContext, type JobPayload } from '../core/job-context';
 import { enqueue } from '../core/queue/outbox';
 import { QUEUES } from '../core/queue/queues';
-import { Artifact } from '../registry/artifact.entity';
 import { Model } from '../registry/model.entity';
-import { ModelVersion, ModelVersionAlias, ModelVersionStatus, ArtifactFormat } from '../registry/model-version.entity';
+import { ModelVersion, ModelVersionStatus } from '../registry/model-version.entity';
+import { lockModelForRegistration, registerTrainedVersion } from '../registry/registry.service';
 import { OnnxParseError } from '../registry/onnx';
 import { parseOnnxFile } from '../registry/onnx-parse';
 import { storableReference } from '../registry/reference-profile';
@@ -28,6 +28,7 @@ import { loadReadable, loadRunDatasets, registerCodeVersion, registerConfig, reg
 import { SeedSet } from '../lineage/seed-set.entity';
 import type { StartTrainingRunInput } from './training.inputs';
 import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from '../lineage/training-run.entity';
+import { TrainingReason } from './training.errors';
 
 const FINAL = [TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];
 
@@ -56,7 +57,7 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
     if (missing.length) {
       throw badInput(`the server holds no content for dataset version(s) ${missing.map((v) => toGlobalId('DatasetVersion', v.id)).join(', ')}: upload it to POST /datasets/content`, {
         field: 'datasets',
-        reason: 'TRAINING_DATA_NOT_STORED',
+        reason: TrainingReason.DATA_NOT_STORED,
       });
     }
     const code = input.codeVersion
@@ -65,7 +66,7 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
     try {
       await resolveEntrypoint(ctx.app.config.trainerRepositories, code.repositoryUrl, code.entrypoint);
     } catch (e) {
-      if (e instanceof EntrypointError) throw badInput(e.message, { field: 'codeVersion', reason: 'TRAINING_CODE_NOT_RUNNABLE' });
+      if (e instanceof EntrypointError) throw badInput(e.message, { field: 'codeVersion', reason: TrainingReason.CODE_NOT_RUNNABLE });
       throw e;
     }
     const env = input.environment
@@ -125,7 +126,7 @@ export async function cancelTrainingRun(ctx: RequestContext, id: string, reason:
   const run = await inTransaction(ctx, async (em, ctx) => {
     const run = await loadReadable(ctx, em, TrainingRun, 'TrainingRun', id, 'trainingRun', 'update');
     assertCan(ctx, 'update', 'TrainingRun', run);
-    if (FINAL.includes(run.status)) throw conflict(`The run is already ${run.status}`, { reason: 'TRAINING_RUN_FINISHED' });
+    if (FINAL.includes(run.status)) throw conflict(`The run is already ${run.status}`, { reason: TrainingReason.RUN_FINISHED });
     const before = { status: run.status };
     run.status = TrainingRunStatus.CANCELLED;
     run.finishedAt = new Date();
@@ -319,6 +320,9 @@ export async function executeTrainingRun(ctx: RequestContext, runId: string, att
   }
   await registerOutput(ctx, run, execution, outputDir).catch(async (e) => {
     if (e instanceof OnnxParseError || e instanceof OutputError) return fail(e.message);
+    // Refused by the registry (the starter may no longer create model versions, or the output slot
+    // was taken meanwhile): nothing was registered, and a retry would be refused the same way.
+    if (e instanceof AppError && (e.code === ErrorCode.FORBIDDEN || e.code === ErrorCode.CONFLICT)) return fail(`${e.code}: ${e.message}`);
     throw e;
   });
   await publishRun(ctx, run.id);
@@ -359,48 +363,18 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, execution: 
   await inTransaction(ctx, async (em, ctx) => {
     const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
     if (!locked || locked.status !== TrainingRunStatus.RUNNING || locked.attempts !== execution) return;
-    // Rights may have changed while the trainer ran.
-    assertMayRegisterOutput(ctx, run);
     const claimed = await em.findOne(ModelVersion, { where: { trainingRunId: run.id } });
     if (claimed) throw new OutputError(`the run's output slot is taken by model version ${toGlobalId('ModelVersion', claimed.id)}, registered by ${claimed.createdBy}`);
-    await em
-      .createQueryBuilder()
-      .insert()
-      .into(Artifact)
-      .values({ sha256: blob.sha256, sizeBytes: blob.sizeBytes, format: 'ONNX', signature, createdBy: ctx.principal!.id })
-      .orIgnore()
-      .execute();
-    await em.findOne(Model, { where: { id: run.targetModelId! }, lock: { mode: 'pessimistic_write' } });
-    const champion = await em.findOne(ModelVersionAlias, { where: { modelId: run.targetModelId!, alias: 'champion' } });
-    const championVersion = champion ? await em.findOneBy(ModelVersion, { id: champion.modelVersionId }) : null;
-    const evaluation = evaluateGate((config.content as { gate?: GateSpec }).gate, metrics, championVersion ? { version: championVersion.version, metrics: championVersion.metrics } : null);
-    const [{ next }] = await em.query('SELECT COALESCE(MAX(version), 0) + 1 AS next FROM model_version WHERE model_id = $1', [run.targetModelId]);
-    const version = em.create(ModelVersion, {
-      modelId: run.targetModelId!,
-      teamId: run.teamId,
-      version: Number(next),
-      trainingRunId: run.id,
-      artifactSha256: blob.sha256,
-      artifactSizeBytes: blob.sizeBytes,
-      format: ArtifactFormat.ONNX,
-      signatureJson: signature,
+    // The registry numbers the version and places it in its status machine; the gate is training's.
+    const champion = await lockModelForRegistration(em, run.targetModelId!);
+    const evaluation = evaluateGate((config.content as { gate?: GateSpec }).gate, metrics, champion);
+    const version = await registerTrainedVersion(ctx, em, {
+      run,
+      artifact: { sha256: blob.sha256, sizeBytes: blob.sizeBytes, signature },
       metrics,
-      status: evaluation.passed ? ModelVersionStatus.CANDIDATE : ModelVersionStatus.REJECTED,
       referenceProfile: reference.profile,
       predictionReferenceSample: reference.predictionSample,
-      evaluation,
-      createdBy: run.createdBy,
-    });
-    await em.insert(ModelVersion, version).catch((e) => {
-      if ((e as { driverError?: { code?: string } }).driverError?.code === '23505') throw new OutputError("the run's output slot was taken while it was being registered");
-      throw e;
-    });
-    await audit(ctx, {
-      action: 'registerModelVersion',
-      subjectType: 'ModelVersion',
-      subjectId: toGlobalId('ModelVersion', version.id),
-      reason: evaluation.passed ? 'trained by the server; passed its evaluation gate' : `trained by the server; rejected by its gate: ${evaluation.reasons.join('; ')}`,
-      after: { ...version, referenceProfile: undefined, predictionReferenceSample: undefined, trainingRun: toGlobalId('TrainingRun', run.id) },
+      evaluation: { ...evaluation },
     });
     await em.update(TrainingRun, { id: run.id }, { status: TrainingRunStatus.SUCCEEDED, finishedAt: new Date(), progress: 1, metrics });
     await audit(ctx, {

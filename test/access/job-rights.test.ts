@@ -3,7 +3,7 @@ import { after, before, describe, it } from 'node:test';
 import { DEFAULT_ROLES } from '../../src/access/policy-rules';
 import { fromGlobalId } from '../../src/core/global-id';
 import { QUEUES } from '../../src/core/queue/queues';
-import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 import { dataOf, gqlWithAuthorization } from '../support/access';
 import { startTestServer, type TestServer } from '../support/harness';
 import { uploadArtifact } from '../support/http';

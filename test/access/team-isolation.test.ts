@@ -1,3 +1,4 @@
+import type { KindName } from '../../src/core/subjects';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -121,7 +122,7 @@ describe('team isolation: a viewer of fraud never sees a vision row', () => {
     const rows: Array<{ id: string }> = await t.sql(
       `SELECT x.id::text AS id FROM ${TEAM_TABLES[type]} x JOIN team tm ON tm.id = x.team_id WHERE tm.name = 'fraud' ORDER BY x.id`,
     );
-    return rows.map((r) => toGlobalId(type, r.id)).sort();
+    return rows.map((r) => toGlobalId(type as KindName, r.id)).sort();
   };
 
   before(async () => {
@@ -395,7 +396,7 @@ describe('team isolation: a viewer of fraud never sees a vision row', () => {
         `SELECT x.id::text AS id FROM ${TEAM_TABLES[type]} x JOIN team tm ON tm.id = x.team_id WHERE tm.name = 'vision'`,
       );
       assert.ok(rows.length > 0, field);
-      visionIds.push(...rows.map((r) => toGlobalId(type, r.id)));
+      visionIds.push(...rows.map((r) => toGlobalId(type as KindName, r.id)));
     }
     const [visionTeam] = await t.sql(`SELECT id::text AS id FROM team WHERE name = 'vision'`);
     visionIds.push(toGlobalId('Team', visionTeam.id));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, afterEach, before, describe, it } from 'node:test';
-import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 import { auditCount, chainProblems, rowCounts, runAuditVerify, uploadArtifact, withOneNewEvent, type AuditRow } from '../support/audit';
 import { codeOf, startTestServer, type GqlResult, type TestServer } from '../support/harness';
 

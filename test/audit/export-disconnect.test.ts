@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import type { Pool } from 'pg';
-import { verifyExport } from '../../src/audit/audit-export.format';
+import { verifyExport } from '../../src/audit/audit-export.verify';
 import { fromGlobalId } from '../../src/core/global-id';
 import { appendGeneratedEvents } from '../support/audit-chain';
 import { startTestServer, type TestServer } from '../support/harness';

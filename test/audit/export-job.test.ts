@@ -3,7 +3,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { createClient, type Client } from 'graphql-ws';
 import { Client as PgClient } from 'pg';
 import WebSocket from 'ws';
-import { verifyExport } from '../../src/audit/audit-export.format';
+import { verifyExport } from '../../src/audit/audit-export.verify';
 import { downloadSignature } from '../../src/audit/audit-export.http';
 import { TOPICS } from '../../src/core/events';
 import { fromGlobalId } from '../../src/core/global-id';

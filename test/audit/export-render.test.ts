@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Pool } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
-import { verifyExport } from '../../src/audit/audit-export.format';
+import { verifyExport } from '../../src/audit/audit-export.verify';
 import { Col, COLUMN_COUNT, CopyRows } from '../../src/audit/audit-export.render';
 import { appendAudit } from '../../src/core/audit/audit-chain';
 import { startTestServer, type TestServer } from '../support/harness';

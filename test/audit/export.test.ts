@@ -6,7 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
-import { eventHash, signManifest, verifyExport, type ExportManifest, type UnsignedManifest } from '../../src/audit/audit-export.format';
+import { eventHash, signManifest, type ExportManifest, type UnsignedManifest } from '../../src/audit/audit-export.format';
+import { verifyExport } from '../../src/audit/audit-export.verify';
 import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
 

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { eventHash, signManifest, verifyExport } from '../../src/audit/audit-export.format';
+import { eventHash, signManifest } from '../../src/audit/audit-export.format';
+import { verifyExport } from '../../src/audit/audit-export.verify';
 import { AuditDecision, type AuditEvent } from '../../src/core/audit/audit-event.entity';
 import { chainHash, GENESIS_HASH, hashedPayload } from '../../src/core/audit/audit-chain';
 import { canonicalJson } from '../../src/core/canonical-json';

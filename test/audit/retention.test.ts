@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { verifyExport } from '../../src/audit/audit-export.format';
+import { verifyExport } from '../../src/audit/audit-export.verify';
 import { applyRetention } from '../../src/audit/audit-retention.service';
 import { ConfigError, loadConfig } from '../../src/config';
 import { systemContext } from '../../src/access/system-context';

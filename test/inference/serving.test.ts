@@ -4,7 +4,7 @@ import { startTestServer, type TestServer } from '../support/harness';
 import { PREDICT, fraudRow, registerOnnx, loggedPredictions, inParallel } from '../support/inference';
 import { eventually } from '../support/processes';
 import { buildFaultyOnnx } from '../support/onnx-models';
-import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 
 const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
 const row = fraudRow;

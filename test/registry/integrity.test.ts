@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client } from 'pg';
-import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 import { startTestServer, type TestServer } from '../support/harness';
 import { uploadArtifact } from '../support/http';
 import { eventually } from '../support/processes';

@@ -5,7 +5,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { onnx } from 'onnx-proto';
-import { buildLogisticRegressionOnnx, buildMlpOnnx } from '../../src/registry/onnx';
+import { buildLogisticRegressionOnnx, buildMlpOnnx } from '../../src/registry/onnx-builders';
 import { startTestServer, type TestServer } from '../support/harness';
 import { assertNoStackTrace, snapshotDatabase, uploadArtifact } from '../support/http';
 

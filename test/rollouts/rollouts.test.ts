@@ -5,7 +5,7 @@ import WebSocket from 'ws';
 import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
 import { uploadArtifact } from '../support/http';
-import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 import { TOPICS } from '../../src/core/events';
 import { QUEUES } from '../../src/core/queue/queues';
 

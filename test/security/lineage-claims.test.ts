@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 import { uploadArtifact } from '../support/audit';
 import { startTestServer, type GqlResult, type TestServer } from '../support/harness';
 import { waitForRun } from '../support/training';

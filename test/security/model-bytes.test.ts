@@ -12,7 +12,7 @@ import WebSocket from 'ws';
 import { signToken } from '../../src/access/authenticate';
 import { loadConfig } from '../../src/config';
 import { createExternalDataSandbox, removeExternalDataSandbox, sandboxedSessionConfig } from '../../src/inference/external-data-sandbox';
-import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 import {
   constantNodeLeak,
   duplicateFieldLeak,

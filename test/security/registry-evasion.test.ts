@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 import { startTestServer, type TestServer } from '../support/harness';
 import { assertNoStackTrace, postGraphql, request, uploadArtifact, type RawResponse } from '../support/http';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { onnx } from 'onnx-proto';
-import { buildLogisticRegressionOnnx } from '../../src/registry/onnx';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 import { auditCount } from '../support/audit';
 import { startTestServer, type TestServer } from '../support/harness';
 import { assertNoStackTrace, request, uploadArtifact, type RawResponse } from '../support/http';

@@ -5,6 +5,7 @@ export type { AuditEntry } from './audit-entry';
 import { canonicalJson, sha256Hex } from '../canonical-json';
 import type { RequestContext, TransactionContext } from '../context';
 import { AuditDecision, AuditEvent, AuditHead } from './audit-event.entity';
+import { CoreReason } from '../error-reasons';
 
 export const GENESIS_HASH = '0'.repeat(64);
 // One advisory lock key for the chain: appends are serialised, so the chain cannot fork.
@@ -102,7 +103,7 @@ async function denied(db: DataSource, ctx: RequestContext, attempt: DeniedAttemp
 
 /** The answer to a principal refused too often: retry after `seconds`. */
 export function rateLimited(seconds: number): AppError {
-  return new AppError(ErrorCode.RATE_LIMITED, `Too many refused requests; retry in ${seconds} s`, { reason: 'DENIALS_RATE_LIMITED', retryAfterSeconds: seconds });
+  return new AppError(ErrorCode.RATE_LIMITED, `Too many refused requests; retry in ${seconds} s`, { reason: CoreReason.DENIALS_RATE_LIMITED, retryAfterSeconds: seconds });
 }
 
 function toPlainJson(value: unknown): object | null {

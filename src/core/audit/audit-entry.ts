@@ -1,9 +1,11 @@
+import type { KindName } from '../subjects';
 import type { AuditDecision } from './audit-event.entity';
 
 /** One audit event as a service describes it; the chain adds actor, time, request and hashes. */
 export interface AuditEntry {
   action: string;
-  subjectType: string;
+  /** A kind of the subject table. */
+  subjectType: KindName;
   subjectId?: string | null;
   decision?: AuditDecision;
   reason?: string | null;
@@ -14,7 +16,7 @@ export interface AuditEntry {
 /** A refused attempt, before it is written (or folded into one counted event). */
 export interface DeniedAttempt {
   action: string;
-  subjectType: string;
+  subjectType: KindName;
   subjectId?: string | null;
   reason: string;
   /** What was refused, when the reason alone does not say (kept on the written event). */

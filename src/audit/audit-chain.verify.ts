@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import { chainHash, GENESIS_HASH, hashedPayload } from '../core/audit/audit-chain';
 import { AuditEvent, AuditHead } from '../core/audit/audit-event.entity';
 import { AuditCheckpoint } from './audit-export.entity';
-import { verifyCanonical } from './audit-export.format';
+import { verifyCanonical } from './audit-signing';
 
 export interface ChainBreak {
   seq: number;

@@ -1,0 +1,50 @@
+import { ErrorCode } from '../core/errors';
+import type { ReasonCatalogue } from '../core/error-reasons';
+
+/** Domain codes of predictions, carried in `extensions.reason` (and `reason` in Open Inference Protocol bodies) beside the general code. */
+export enum InferenceReason {
+  /** This server process does not serve predictions (HTTP 503): send predictions to a process that does. */
+  DISABLED = 'INFERENCE_DISABLED',
+  /** The deployment has no model version serving traffic: set its traffic split or start a rollout first. */
+  NOT_SERVING = 'INFERENCE_NOT_SERVING',
+  /** More predictions per second than the server allows one principal (HTTP 429): slow down and retry. */
+  RATE_LIMITED = 'INFERENCE_RATE_LIMITED',
+  /** The model version failed and no fallback version could answer (HTTP 503): retry later; the deployment's `serving` says why. */
+  FAILED = 'INFERENCE_FAILED',
+  /** A value (at `field`) is not of the input's type, or out of its range: send values of the type the model's signature names. */
+  INPUT_TYPE = 'INFERENCE_INPUT_TYPE',
+  /** A value (at `field`) is NaN or infinite: send finite numbers. */
+  NON_FINITE = 'INFERENCE_NON_FINITE',
+  /** An input's shape (rank, dimensions, nesting, row count across inputs) does not fit the model's signature: reshape it. */
+  INPUT_SHAPE = 'INFERENCE_INPUT_SHAPE',
+  /** More rows in one request than the server allows: split the request. */
+  TOO_MANY_ROWS = 'INFERENCE_TOO_MANY_ROWS',
+  /** An input holds more values than the server allows in one request: split the request. */
+  TOO_LARGE = 'INFERENCE_TOO_LARGE',
+  /** The request names an input the model does not take: send only the inputs of its signature. */
+  UNKNOWN_INPUT = 'INFERENCE_UNKNOWN_INPUT',
+  /** The request lacks an input the model takes: send every input of its signature. */
+  MISSING_INPUT = 'INFERENCE_MISSING_INPUT',
+  /** The model name matches deployments of several teams: name it as team:deployment or by its ID. */
+  AMBIGUOUS_MODEL = 'INFERENCE_AMBIGUOUS_MODEL',
+}
+
+declare module '../core/error-reasons' {
+  interface ErrorReasons extends Record<InferenceReason, true> {}
+}
+
+/** The inference domain's part of the catalogue. */
+export const INFERENCE_REASONS: ReasonCatalogue<InferenceReason> = {
+  [InferenceReason.DISABLED]: { codes: [ErrorCode.UNAVAILABLE], description: 'This server process does not serve predictions (HTTP 503): send predictions to a process that does.' },
+  [InferenceReason.NOT_SERVING]: { codes: [ErrorCode.CONFLICT], description: 'The deployment has no model version serving traffic: set its traffic split or start a rollout first.' },
+  [InferenceReason.RATE_LIMITED]: { codes: [ErrorCode.RATE_LIMITED], description: 'More predictions per second than the server allows one principal (HTTP 429): slow down and retry.' },
+  [InferenceReason.FAILED]: { codes: [ErrorCode.UNAVAILABLE], description: "The model version failed and no fallback version could answer (HTTP 503): retry later; the deployment's `serving` says why." },
+  [InferenceReason.INPUT_TYPE]: { codes: [ErrorCode.BAD_USER_INPUT], description: "A value (at `field`) is not of the input's type, or out of its range: send values of the type the model's signature names." },
+  [InferenceReason.NON_FINITE]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'A value (at `field`) is NaN or infinite: send finite numbers.' },
+  [InferenceReason.INPUT_SHAPE]: { codes: [ErrorCode.BAD_USER_INPUT], description: "An input's shape (rank, dimensions, nesting, row count across inputs) does not fit the model's signature: reshape it." },
+  [InferenceReason.TOO_MANY_ROWS]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'More rows in one request than the server allows: split the request.' },
+  [InferenceReason.TOO_LARGE]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'An input holds more values than the server allows in one request: split the request.' },
+  [InferenceReason.UNKNOWN_INPUT]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'The request names an input the model does not take: send only the inputs of its signature.' },
+  [InferenceReason.MISSING_INPUT]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'The request lacks an input the model takes: send every input of its signature.' },
+  [InferenceReason.AMBIGUOUS_MODEL]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'The model name matches deployments of several teams: name it as team:deployment or by its ID.' },
+};

@@ -1,0 +1,20 @@
+import { ErrorCode } from '../core/errors';
+import type { ReasonCatalogue } from '../core/error-reasons';
+
+/** Domain codes of monitoring and alerts, carried in `extensions.reason` beside the general code. */
+export enum MonitoringReason {
+  /** Only an OPEN alert can be acknowledged: read its `status` first. */
+  ALERT_NOT_OPEN = 'ALERT_NOT_OPEN',
+  /** The alert is already resolved: nothing to do. */
+  ALERT_RESOLVED = 'ALERT_RESOLVED',
+}
+
+declare module '../core/error-reasons' {
+  interface ErrorReasons extends Record<MonitoringReason, true> {}
+}
+
+/** The monitoring domain's part of the catalogue. */
+export const MONITORING_REASONS: ReasonCatalogue<MonitoringReason> = {
+  [MonitoringReason.ALERT_NOT_OPEN]: { codes: [ErrorCode.CONFLICT], description: 'Only an OPEN alert can be acknowledged: read its `status` first.' },
+  [MonitoringReason.ALERT_RESOLVED]: { codes: [ErrorCode.CONFLICT], description: 'The alert is already resolved: nothing to do.' },
+};

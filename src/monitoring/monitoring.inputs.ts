@@ -1,0 +1,73 @@
+// Arguments and pages of the monitoring API, and the range checks of its numeric arguments.
+import { Field, ID, InputType, Int } from 'type-graphql';
+import { badInput } from '../core/errors';
+import { Connection } from '../core/pagination';
+import { JSONObjectScalar } from '../core/scalars';
+import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
+import type { MonitoringSettings } from './monitor.service';
+
+@InputType()
+export class AlertFilter {
+  @Field(() => ID, { nullable: true })
+  deployment?: string | null;
+
+  @Field(() => [AlertKind], { nullable: true })
+  kinds?: AlertKind[] | null;
+
+  @Field(() => AlertSeverity, { nullable: true, description: 'This severity and above' })
+  minSeverity?: AlertSeverity | null;
+
+  @Field(() => [AlertStatus], { nullable: true })
+  statuses?: AlertStatus[] | null;
+
+  @Field(() => String, { nullable: true })
+  team?: string | null;
+}
+
+@InputType()
+export class DeploymentMonitoringInput {
+  @Field(() => ID)
+  deployment!: string;
+
+  @Field(() => Int, { nullable: true, description: 'Length of the window each pass judges (seconds)' })
+  windowSeconds?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'How often the monitor runs (seconds)' })
+  everySeconds?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'After an alert is resolved, how long the same condition stays quiet (seconds)' })
+  cooldownSeconds?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Requests a version needs in a window to be judged' })
+  minRequests?: number | null;
+
+  @Field(() => JSONObjectScalar, { nullable: true, description: 'Drift thresholds over the defaults, e.g. { "pValue": 0.01, "wasserstein": 0.2, "psiWarning": 0.1, "psiCritical": 0.25 }' })
+  drift?: Record<string, number> | null;
+
+  @Field(() => ID, { nullable: true, description: 'Retrain policy: a CRITICAL drift alert starts a training run on this dataset version' })
+  retrainDatasetVersion?: string | null;
+}
+
+export const AlertConnection = Connection(Alert);
+
+/** `v` when it is a whole number from `lo` to `hi`, undefined when absent; BAD_USER_INPUT otherwise. */
+export const intIn = (v: number | null | undefined, lo: number, hi: number, field: string) => {
+  if (v === null || v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < lo || v > hi) throw badInput(`${field} must be ${lo} to ${hi}`, { field });
+  return v;
+};
+
+/** The settings a {@link DeploymentMonitoringInput} changes, each checked against its range. */
+export function monitoringPatch(input: DeploymentMonitoringInput): Partial<MonitoringSettings> {
+  if (input.drift && Object.values(input.drift).some((v) => typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
+    throw badInput('drift thresholds must be non-negative numbers', { field: 'drift' });
+  }
+  return {
+    windowSeconds: intIn(input.windowSeconds, 1, 7 * 86_400, 'windowSeconds'),
+    everySeconds: intIn(input.everySeconds, 1, 86_400, 'everySeconds'),
+    cooldownSeconds: intIn(input.cooldownSeconds, 0, 30 * 86_400, 'cooldownSeconds'),
+    minRequests: intIn(input.minRequests, 1, 1_000_000, 'minRequests'),
+    drift: input.drift ?? undefined,
+    retrainDatasetVersion: input.retrainDatasetVersion ?? undefined,
+  };
+}
