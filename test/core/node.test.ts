@@ -77,6 +77,8 @@ describe('node(id:) answers for every type that implements Node', () => {
     const exportId = toGlobalId('AuditExport', exp.id);
     assert.equal(dataOf(await t.gql(t.token(['auditor'], ['fraud'], 'node-auditor'), NODE, { id: exportId }), 'own export').node?.__typename, 'AuditExport');
     assert.equal(dataOf(await t.gql(fraudViewer, NODE, { id: exportId }), 'foreign export').node, null);
+    // Its requester, once they may no longer export, is not handed its download links this way either.
+    assert.equal(dataOf(await t.gql(t.token(['viewer'], ['fraud'], 'node-auditor'), NODE, { id: exportId }), 'own export, right lost').node, null);
   });
 
   it('a global ID of a kind that is not a node, or of no kind, is refused as WRONG_ID_TYPE', async () => {
