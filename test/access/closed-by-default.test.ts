@@ -6,9 +6,9 @@ import WebSocket from 'ws';
 import { fromGlobalId } from '../../src/core/global-id';
 import { TOPICS } from '../../src/core/events';
 import { rootFieldPolicies, subscriptionPolicy } from '../../src/core/policy';
-import { Alert, AlertKind, AlertSeverity, AlertStatus } from '../../src/monitoring/alert.entity';
 import { publishAlert } from '../../src/monitoring/monitor.service';
 import { dataOf } from '../support/access';
+import { plantLatencyAlert } from '../support/alerts';
 import { operationsFor, type RootOperation } from '../support/operations';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
@@ -159,25 +159,7 @@ describe('closed by default', () => {
         'rollout',
       );
       fraud.AuditExport = dataOf(await t.gql(t.token(['auditor'], ['fraud'], 'sweep-auditor'), 'mutation { requestAuditExport { id } }'), 'export').requestAuditExport.id;
-      const [{ id: teamId }] = await t.sql(`SELECT id::text AS id FROM team WHERE name = 'fraud'`);
-      const now = new Date();
-      const alert = await t.server.app.db.getRepository(Alert).save(
-        Object.assign(new Alert(), {
-          teamId,
-          createdBy: 'monitor',
-          deploymentId: fromGlobalId(staging.id).key,
-          modelVersionId: fromGlobalId(versions[0].id).key,
-          kind: AlertKind.LATENCY,
-          severity: AlertSeverity.WARNING,
-          status: AlertStatus.OPEN,
-          statistic: 'p95_ms',
-          value: 250,
-          threshold: 100,
-          windowStart: new Date(now.getTime() - 60_000),
-          windowEnd: now,
-          lastSeenAt: now,
-        }),
-      );
+      const alert = await plantLatencyAlert(t, 'fraud', staging.id, versions[0].id);
 
       // How to make each subscription's event happen (as the product publishes it): a positive
       // control delivers it to an allowed caller, so an accepted subscription is told apart from a

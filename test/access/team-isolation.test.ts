@@ -1,10 +1,10 @@
-import type { KindName } from '../../src/core/subjects';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { fromGlobalId, toGlobalId } from '../../src/core/global-id';
-import { Alert, AlertKind, AlertSeverity, AlertStatus } from '../../src/monitoring/alert.entity';
+import { toGlobalId } from '../../src/core/global-id';
+import type { KindName } from '../../src/core/subjects';
 import { TEAM_TABLES, dataOf, objectsWithId, owningTeams } from '../support/access';
+import { plantLatencyAlert } from '../support/alerts';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
 
 const LISTS: Array<{ field: string; type: string }> = [
@@ -249,25 +249,7 @@ describe('team isolation: a viewer of fraud never sees a vision row', () => {
         }),
         `${team} rollout`,
       );
-      const [{ id: teamId }] = await t.sql(`SELECT id::text AS id FROM team WHERE name = $1`, [team]);
-      const now = new Date();
-      await t.server.app.db.getRepository(Alert).save(
-        Object.assign(new Alert(), {
-          teamId,
-          createdBy: 'monitor',
-          deploymentId: fromGlobalId(deployment).key,
-          modelVersionId: fromGlobalId(from).key,
-          kind: AlertKind.LATENCY,
-          severity: AlertSeverity.WARNING,
-          status: AlertStatus.OPEN,
-          statistic: 'p95_ms',
-          value: 250,
-          threshold: 100,
-          windowStart: new Date(now.getTime() - 60_000),
-          windowEnd: now,
-          lastSeenAt: now,
-        }),
-      );
+      await plantLatencyAlert(t, team, deployment, from);
     }
   });
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { isObjectType, type GraphQLInterfaceType } from 'graphql';
-import { fromGlobalId, toGlobalId } from '../../src/core/global-id';
+import { toGlobalId } from '../../src/core/global-id';
 import { KINDS, NODE_KINDS, type KindName } from '../../src/core/subjects';
-import { Alert, AlertKind, AlertSeverity, AlertStatus } from '../../src/monitoring/alert.entity';
 import { dataOf } from '../support/access';
+import { plantLatencyAlert } from '../support/alerts';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
 
 const NODE = 'query ($id: ID!) { node(id: $id) { __typename id } }';
@@ -38,25 +38,7 @@ describe('node(id:) answers for every type that implements Node', () => {
     dataOf(await t.gql(t.token(['auditor'], ['fraud'], 'node-auditor'), 'mutation { requestAuditExport { id } }'), 'export');
     dataOf(await t.gql(admin, 'mutation { upsertRole(input: { name: "node-reader", rules: [{ action: "read", subject: "Model" }] }) { name } }'), 'role');
     dataOf(await t.gql(admin, 'mutation { createApiKey(input: { name: "node-key", roles: ["viewer"], teams: ["fraud"] }) { key } }'), 'key');
-    const [{ id: teamId }] = await t.sql(`SELECT id::text AS id FROM team WHERE name = 'fraud'`);
-    const now = new Date();
-    await t.server.app.db.getRepository(Alert).save(
-      Object.assign(new Alert(), {
-        teamId,
-        createdBy: 'monitor',
-        deploymentId: fromGlobalId(staging.id).key,
-        modelVersionId: fromGlobalId(candidate.id).key,
-        kind: AlertKind.LATENCY,
-        severity: AlertSeverity.WARNING,
-        status: AlertStatus.OPEN,
-        statistic: 'p95_ms',
-        value: 250,
-        threshold: 100,
-        windowStart: new Date(now.getTime() - 60_000),
-        windowEnd: now,
-        lastSeenAt: now,
-      }),
-    );
+    await plantLatencyAlert(t, 'fraud', staging.id, candidate.id);
   });
 
   after(() => t?.stop());
@@ -95,6 +77,8 @@ describe('node(id:) answers for every type that implements Node', () => {
     const exportId = toGlobalId('AuditExport', exp.id);
     assert.equal(dataOf(await t.gql(t.token(['auditor'], ['fraud'], 'node-auditor'), NODE, { id: exportId }), 'own export').node?.__typename, 'AuditExport');
     assert.equal(dataOf(await t.gql(fraudViewer, NODE, { id: exportId }), 'foreign export').node, null);
+    // Its requester, once they may no longer export, is not handed its download links this way either.
+    assert.equal(dataOf(await t.gql(t.token(['viewer'], ['fraud'], 'node-auditor'), NODE, { id: exportId }), 'own export, right lost').node, null);
   });
 
   it('a global ID of a kind that is not a node, or of no kind, is refused as WRONG_ID_TYPE', async () => {

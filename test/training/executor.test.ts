@@ -241,7 +241,7 @@ describe('LocalProcessExecutor', () => {
   it('ends the whole group by itself when the process that started it dies', { timeout: 30_000 }, async () => {
     // A stand-in worker: it starts the tree through the executor, reports the pids, and is then killed.
     const tree = await script('orphan-tree.sh', TREE);
-    const parentCode = `const { LocalProcessExecutor } = require(${JSON.stringify(require.resolve('../../src/lineage/executor'))});
+    const parentCode = `const { LocalProcessExecutor } = require(${JSON.stringify(require.resolve('../../src/training/executor'))});
       new LocalProcessExecutor().run({ argv: [${JSON.stringify(tree)}], cwd: ${JSON.stringify(work)}, env: {}, timeoutMs: 60000, maxOutputBytes: 100000 },
         (line) => process.stdout.write(line + '\\n'), new AbortController().signal, (h) => process.stdout.write('leader ' + h.pid + '\\n'));`;
     const parent = spawn(process.execPath, ['-e', parentCode], { stdio: ['ignore', 'pipe', 'inherit'] });
