@@ -217,6 +217,14 @@ export const SECRET_VARIABLES = ['AUTH_JWT_SECRET', 'AUDIT_SIGNING_KEY', 'DATABA
  * `~/.config` when XDG_CONFIG_HOME is unset); one kept under DATA_DIR by an earlier release is
  * moved there.
  */
+/** libpq's rule, which node-postgres lacks: a URL without a user connects as $PGUSER when it is set. */
+function withPgUser(url: string, pgUser: string | undefined): string {
+  if (!pgUser) return url;
+  const u = new URL(url);
+  if (!u.username) u.username = encodeURIComponent(pgUser);
+  return u.toString();
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, string> = {};
   for (const key of Object.keys(schema.shape)) {
@@ -250,7 +258,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     isProduction,
     port: c.PORT,
     host: c.HOST,
-    databaseUrl: c.DATABASE_URL,
+    databaseUrl: withPgUser(c.DATABASE_URL, env.PGUSER),
     redisUrl: c.REDIS_URL,
     redisPrefix: c.REDIS_PREFIX,
     jwtSecret,

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
+import { loadConfigOrExit } from '../config';
 import { createAppDataSource } from './database';
 
-// Used by the TypeORM CLI to generate migrations from the entities.
-export default createAppDataSource(process.env.DATABASE_URL ?? 'postgres://localhost:5432/modelgov_migrations');
+// Used by the TypeORM CLI to generate migrations from the entities, against DATABASE_URL.
+export default createAppDataSource(loadConfigOrExit('modelgov migration:generate').databaseUrl);

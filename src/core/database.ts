@@ -16,10 +16,13 @@ export class StatementCounter implements TypeOrmLogger {
   log(): void {}
 }
 
-/** libpq's rule, which node-postgres lacks where $USER is unset: no user in the URL means the OS user. */
+/**
+ * libpq's rule, which node-postgres lacks where $USER is unset: no user in the URL means the OS user
+ * (the configuration has already applied $PGUSER to the URL it gives).
+ */
 export function withDefaultUser(url: string): string {
   const u = new URL(url);
-  if (!u.username) u.username = encodeURIComponent(process.env.PGUSER ?? userInfo().username);
+  if (!u.username) u.username = encodeURIComponent(userInfo().username);
   return u.toString();
 }
 
