@@ -8,7 +8,7 @@ import { badInput, conflict } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
 import { DatasetVersion } from '../lineage/dataset-version.entity';
-import { scheduledContext, type JobPayload } from '../core/job-context';
+import { contextFromJob, scheduledContext, serializeContext, type JobPayload, type SerializedContext } from '../core/job-context';
 import { QUEUES } from '../core/queue/queues';
 import { loadReadable } from '../lineage/lineage.service';
 import { DatasetRole } from '../lineage/training-run.entity';
@@ -257,7 +257,7 @@ export async function monitorWindow(
   app.events?.publish(TOPICS.monitorRan, { id: deploymentId, runId: outcome.run.id });
   for (const a of outcome.opened) {
     if (a.kind === AlertKind.DRIFT && a.severity === AlertSeverity.CRITICAL && settings.retrainDatasetVersion) {
-      await retrain(ctx, a, settings.retrainDatasetVersion).catch((e) => app.log.error({ err: (e as Error).message, alert: a.id }, 'retrain policy could not start a run'));
+      await retrain(app, a, settings.retrainDatasetVersion, retrainPolicyOwner(deployment)).catch((e) => app.log.error({ err: (e as Error).message, alert: a.id }, 'retrain policy could not start a run'));
     }
   }
   return outcome.run;
@@ -338,12 +338,20 @@ export async function setDeploymentMonitoring(ctx: RequestContext, deploymentRef
   const deployment = await inTransaction(ctx, async (em, ctx) => {
     const d = await loadReadable(ctx, em, Deployment, 'Deployment', deploymentRef, 'deployment', 'update');
     assertCan(ctx, 'update', 'Deployment', d);
+    let owner: SerializedContext | undefined;
     if (patch.retrainDatasetVersion) {
       const dv = await loadReadable(ctx, em, DatasetVersion, 'DatasetVersion', patch.retrainDatasetVersion, 'retrainDatasetVersion');
       if (dv.teamId !== d.teamId) throw badInput('the retrain dataset version belongs to another team', { field: 'retrainDatasetVersion' });
+      // The policy starts runs as whoever set it: they must be allowed to start one themselves.
+      assertCan(ctx, 'create', 'TrainingRun', { teamId: d.teamId, createdBy: ctx.principal!.id });
+      owner = serializeContext(ctx);
     }
     const before = d.monitoring ?? {};
-    const next = Object.fromEntries(Object.entries({ ...before, ...patch }).filter(([, v]) => v !== undefined && v !== null));
+    // A setting the patch leaves out (undefined) is kept; one it gives as null is cleared.
+    const given = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+    const next: Record<string, unknown> = Object.fromEntries(Object.entries({ ...before, ...given }).filter(([, v]) => v !== null));
+    if (owner) next[RETRAIN_OWNER] = owner;
+    else if (!next.retrainDatasetVersion) delete next[RETRAIN_OWNER];
     await em.update(Deployment, { id: d.id }, { monitoring: next as never });
     d.monitoring = next;
     await audit(ctx, { action: 'setDeploymentMonitoring', subjectType: 'Deployment', subjectId: d.nodeId, before, after: next });
@@ -381,13 +389,27 @@ export async function reconcileMonitorSchedules(app: AppServices): Promise<void>
   }
 }
 
+// Beside the settings in deployment.monitoring, never in what the `monitoring` field shows.
+const RETRAIN_OWNER = 'retrainPolicySetBy';
+
+/** Whoever set the deployment's retrain policy, as a job would carry them; null for a policy set before policies carried one. */
+function retrainPolicyOwner(d: Pick<Deployment, 'monitoring'>): SerializedContext | null {
+  const owner = (d.monitoring ?? {})[RETRAIN_OWNER] as SerializedContext | undefined;
+  return owner?.principal ? owner : null;
+}
+
 /**
  * Retrain policy: a training run with the lineage of the version that drifted (its code, config,
- * seeds, environment) on the deployment's fresh dataset version, started as the pass's context (the
- * monitor, or whoever ran the pass); the alert records the run.
+ * seeds, environment) on the deployment's fresh dataset version, started as whoever set the policy
+ * (their rights as they are now, re-checked like a job's; never as the monitor), the alert being
+ * the work it came through; the alert records the run.
  */
-async function retrain(ctx: RequestContext, alert: Alert, datasetVersion: string): Promise<void> {
-  const app = ctx.app;
+async function retrain(app: AppServices, alert: Alert, datasetVersion: string, owner: SerializedContext | null): Promise<void> {
+  if (!owner) {
+    app.log.warn({ alert: alert.id, deployment: alert.deploymentId }, 'retrain policy has nobody to act as (set before policies recorded who set them): set it again');
+    return;
+  }
+  const ctx = await contextFromJob(app, { context: owner }, { queue: 'retrain-policy', id: alert.id });
   const version = await app.db.getRepository(ModelVersion).findOneByOrFail({ id: alert.modelVersionId });
   if (!version.trainingRunId) return;
   const run = (await app.db.query(`SELECT code_version_id, config_id, seed_set_id, environment_id FROM training_run WHERE id = $1`, [version.trainingRunId]))[0];

@@ -233,6 +233,19 @@ describe('monitoring: latency and error-rate alerts, live on every instance', ()
     const fresh = versions.find((v: { version: number }) => v.version === 2).id;
     const policy = await t.gql(engineer, `mutation($d: ID!, $v: ID!) { setDeploymentMonitoring(input: { deployment: $d, retrainDatasetVersion: $v }) { monitoring } }`, { d: prod, v: fresh });
     assert.equal(policy.data.setDeploymentMonitoring.monitoring.retrainDatasetVersion, fresh);
+    assert.equal(policy.data.setDeploymentMonitoring.monitoring.retrainPolicySetBy, undefined, 'who set it is kept, not shown');
+    // Someone who may tune the monitor but not start training runs cannot set a policy that would
+    // start them; tuning other settings leaves the policy acting as whoever set it.
+    const tunerRole = await t.gql(t.token(['admin'], []), 'mutation { upsertRole(input: { name: "monitor-tuner", rules: [{ action: ["read", "update"], subject: "Deployment" }, { action: "read", subject: "DatasetVersion" }] }) { name } }');
+    assert.equal(tunerRole.errors, undefined, JSON.stringify(tunerRole.errors));
+    const tuner = t.token(['monitor-tuner'], ['fraud'], 'tuner');
+    const refused = await t.gql(tuner, `mutation($d: ID!, $v: ID!) { setDeploymentMonitoring(input: { deployment: $d, retrainDatasetVersion: $v }) { monitoring } }`, { d: prod, v: fresh });
+    assert.equal(refused.errors?.[0].extensions.code, 'FORBIDDEN', JSON.stringify(refused));
+    const cooldown = policy.data.setDeploymentMonitoring.monitoring.cooldownSeconds;
+    const tuned = await t.gql(tuner, `mutation($d: ID!, $c: Int!) { setDeploymentMonitoring(input: { deployment: $d, cooldownSeconds: $c }) { monitoring } }`, { d: prod, c: cooldown });
+    assert.equal(tuned.errors, undefined, JSON.stringify(tuned.errors));
+    // A change to one setting keeps the others (it once cleared every setting it did not name).
+    assert.equal(tuned.data.setDeploymentMonitoring.monitoring.retrainDatasetVersion, fresh);
     const pass = await runMonitor(prod, 120);
     assert.ok(pass.alertsRaised >= 1);
     const drift = (await t.gql(engineer, `query($d: ID!) { alerts(filter: { deployment: $d, kinds: [DRIFT] }) { nodes { ${ALERT} pValue details } } }`, { d: prod })).data.alerts.nodes;
@@ -242,9 +255,11 @@ describe('monitoring: latency and error-rate alerts, live on every instance', ()
     assert.ok(shifted.value > shifted.threshold, `${shifted.statistic} ${shifted.value} vs ${shifted.threshold}`);
     assert.ok(shifted.details.currentCount >= 1000);
     assert.equal(shifted.severity, 'CRITICAL');
-    const linked = await t.gql(engineer, `query($d: ID!) { alerts(filter: { deployment: $d, kinds: [DRIFT], minSeverity: CRITICAL }) { nodes { feature retrainRun { status datasets { role datasetVersion { id } } codeVersion { entrypoint } } } } }`, { d: prod });
+    const linked = await t.gql(engineer, `query($d: ID!) { alerts(filter: { deployment: $d, kinds: [DRIFT], minSeverity: CRITICAL }) { nodes { feature retrainRun { status createdBy datasets { role datasetVersion { id } } codeVersion { entrypoint } } } } }`, { d: prod });
     const run = linked.data.alerts.nodes.find((a: { feature: string }) => a.feature === 'merchant_risk').retrainRun;
     assert.ok(run, 'the retrain policy started a run');
+    // Started as whoever set the policy (their rights re-checked), never as the all-powerful monitor.
+    assert.equal(run.createdBy, 'mona');
     assert.ok(['QUEUED', 'RUNNING', 'SUCCEEDED'].includes(run.status), run.status);
     assert.deepEqual(run.datasets.map((x: { role: string; datasetVersion: { id: string } }) => [x.role, x.datasetVersion.id]), [['TRAIN', fresh]]);
     assert.equal(run.codeVersion.entrypoint, 'tabular-trainer.js', "the drifted version's own code");
