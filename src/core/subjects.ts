@@ -37,6 +37,9 @@ export const KINDS = {
   // Not subjects of their own: readable with their model version, and by the requester or an exporter.
   Approval: { node: 'id' },
   AuditExport: { node: 'id' },
+  // A global-ID prefix only: a logged prediction, named in answers and by outcomes; read and
+  // written through its deployment (`predict`, `recordOutcome`).
+  Prediction: {},
   // Audit subject types only: a retention checkpoint, uploaded dataset bytes, and a refused
   // mutation or subscription that named no object.
   AuditCheckpoint: {},
