@@ -70,7 +70,7 @@ export function isKind(name: string): name is KindName {
 }
 
 /** Actions that rules may name (`manage` matches every one). */
-export const ACTIONS = ['manage', 'read', 'create', 'update', 'delete', 'approve', 'reject', 'export', 'predict', 'deploy'] as const;
+export const ACTIONS = ['manage', 'read', 'create', 'update', 'delete', 'approve', 'reject', 'export', 'predict', 'deploy', 'recordOutcome'] as const;
 export type ActionName = (typeof ACTIONS)[number];
 
 /** The attributes rule conditions may test, per subject; every one is a column the SQL filter can use. */
