@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
+import { DEFAULT_ROLES } from '../../src/access/policy-rules';
+import { seedBaseline } from '../../src/app/seed/baseline';
 import { auditCount, withOneNewEvent } from '../support/audit';
 import { startTestServer, type TestServer } from '../support/harness';
 import { request } from '../support/http';
@@ -260,6 +262,27 @@ describe('prediction ids and outcomes', () => {
     assert.equal(n, 1050);
     const [{ label }] = await t.sql(`SELECT label FROM prediction_outcome WHERE prediction_id = $1 AND row = 0`, [uuidOf(predictions[0].id)]);
     assert.equal(label, 0, 'the last line (another label without correct) was a conflict, not an overwrite');
+  });
+
+  it('moves a built-in service role still on the rules before outcomes to the new defaults at start', async () => {
+    // The service role as released before outcomes existed.
+    const previous = [
+      { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
+      { action: 'read', subject: ['Deployment', 'Model', 'ModelVersion'], conditions: { teamId: { $in: '${user.teamIds}' } } },
+      { action: 'predict', subject: 'Deployment', conditions: { teamId: { $in: '${user.teamIds}' } } },
+    ];
+    await t.sql(`UPDATE role SET rules = $1 WHERE name = 'service'`, [JSON.stringify(previous)]);
+    const oldService = t.token(['service'], ['fraud'], 'svc-fraud-old');
+    const p = await predict(1, 50);
+    assert.equal((await record(oldService, [{ prediction: p.id, label: 1 }])).errors?.[0].extensions.code, 'FORBIDDEN');
+
+    await seedBaseline(t.server.app);
+    const [{ rules }] = await t.sql(`SELECT rules FROM role WHERE name = 'service'`);
+    assert.deepEqual(rules, DEFAULT_ROLES.find((r) => r.name === 'service')!.rules);
+    const [upgrade] = await t.sql(`SELECT action, subject_id FROM audit_event WHERE action = 'upgradeRole' ORDER BY seq DESC LIMIT 1`);
+    assert.ok(upgrade, 'the upgrade is audited');
+    const r = await record(t.token(['service'], ['fraud'], 'svc-fraud-new'), [{ prediction: p.id, label: 1 }]);
+    assert.equal(r.data?.recordOutcomes.recorded, 1, JSON.stringify(r.errors));
   });
 
   it('refuses a bulk request without a valid deployment before reading it', async () => {
