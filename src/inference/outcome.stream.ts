@@ -6,8 +6,12 @@ import { authorizeField } from '../core/policy';
 import { InferenceReason } from './inference.errors';
 import { MAX_OUTCOMES_PER_CALL, outcomeDeployment, recordOutcomeBatch, type OutcomeDeployment, type OutcomeItem } from './outcome.service';
 
-/** The longest line of a bulk outcome body: longer ones are reported and skipped, never buffered whole. */
-export const MAX_OUTCOME_LINE_BYTES = 64 * 1024;
+/**
+ * The longest line of a bulk outcome body (room for the largest label and the other fields):
+ * longer ones are reported and skipped, never buffered whole. With batches of 1,000 lines, what a
+ * request holds is bounded by about 20 MiB, however long the body.
+ */
+export const MAX_OUTCOME_LINE_BYTES = 20 * 1024;
 
 type Line = { line: number; text: string } | { line: number; tooLong: true };
 

@@ -264,6 +264,21 @@ describe('prediction ids and outcomes', () => {
     assert.equal(label, 0, 'the last line (another label without correct) was a conflict, not an overwrite');
   });
 
+  it('reports a bulk line past the line limit without holding it, keeping the lines around it', async () => {
+    const p = await predict(2, 60);
+    const long = JSON.stringify({ prediction: p.id, row: 0, label: 'x'.repeat(30 * 1024) });
+    const res = await bulk(service, [JSON.stringify({ prediction: p.id, row: 0, label: 1 }), long, JSON.stringify({ prediction: p.id, row: 1, label: 0 })].join('\r\n'));
+    assert.equal(res.status, 200, res.text);
+    const [report, done] = res.text.trim().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(report.errors.map((e: any) => [e.line, e.reason]), [[2, 'OUTCOME_INVALID']]);
+    assert.match(report.errors[0].message, /longer than/);
+    assert.deepEqual([done.done, done.recorded, done.rejected], [true, 2, 1]);
+    assert.deepEqual((await stored(p.id)).map((s) => [s.row, s.label]), [
+      [0, 1],
+      [1, 0],
+    ]);
+  });
+
   it('moves a built-in service role still on the rules before outcomes to the new defaults at start', async () => {
     // The service role as released before outcomes existed.
     const previous = [
