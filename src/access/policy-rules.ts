@@ -46,7 +46,7 @@ export const DEFAULT_ROLES: Array<{ name: string; description: string; rules: Po
         reason: "other teams' confidential data",
       },
       { action: ['read', 'create', 'update'], subject: teamOwned, conditions: ownTeams },
-      { action: 'predict', subject: 'Deployment', conditions: ownTeams },
+      { action: ['predict', 'recordOutcome'], subject: 'Deployment', conditions: ownTeams },
       { action: 'create', subject: 'Artifact' },
       { action: 'read', subject: 'Artifact' },
     ],
@@ -76,11 +76,11 @@ export const DEFAULT_ROLES: Array<{ name: string; description: string; rules: Po
   },
   {
     name: 'service',
-    description: "Predict on own teams' deployments; read them and their models",
+    description: "Predict on own teams' deployments and record their outcomes; read them and their models",
     rules: [
       { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
       { action: 'read', subject: ['Deployment', 'Model', 'ModelVersion'], conditions: ownTeams },
-      { action: 'predict', subject: 'Deployment', conditions: ownTeams },
+      { action: ['predict', 'recordOutcome'], subject: 'Deployment', conditions: ownTeams },
     ],
   },
 ];
@@ -109,6 +109,22 @@ export const SUPERSEDED_DEFAULT_RULES: Record<string, PolicyRule[][]> = (() => {
         { action: 'create', subject: 'Artifact' },
         { action: 'read', subject: 'Artifact' },
       ],
+      // Before outcomes: predicting, but no `recordOutcome`.
+      [
+        { action: 'read', subject: 'Team' },
+        { action: 'read', subject: teamOwned, conditions: { teamId: { $nin: '${user.teamIds}' } } },
+        {
+          action: 'read',
+          subject: ['Dataset', 'DatasetVersion'],
+          inverted: true,
+          conditions: { teamId: { $nin: '${user.teamIds}' }, classification: { $in: confidential } },
+          reason: "other teams' confidential data",
+        },
+        { action: ['read', 'create', 'update'], subject: teamOwned, conditions: ownTeams },
+        { action: 'predict', subject: 'Deployment', conditions: ownTeams },
+        { action: 'create', subject: 'Artifact' },
+        { action: 'read', subject: 'Artifact' },
+      ],
     ],
     reviewer: [
       [
@@ -128,6 +144,12 @@ export const SUPERSEDED_DEFAULT_RULES: Record<string, PolicyRule[][]> = (() => {
       [
         { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
         { action: 'read', subject: 'Deployment', conditions: ownTeams },
+      ],
+      // Before outcomes: predicting, but no `recordOutcome`.
+      [
+        { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
+        { action: 'read', subject: ['Deployment', 'Model', 'ModelVersion'], conditions: ownTeams },
+        { action: 'predict', subject: 'Deployment', conditions: ownTeams },
       ],
     ],
   };

@@ -18,6 +18,7 @@ import { Deployment, TrafficShare } from '../rollouts/deployment.entity';
 import { OutboxEntry } from '../core/queue/outbox.entity';
 import { PredictionWindow, Rollout, ShadowShare } from '../rollouts/rollout.entity';
 import { PredictionRecord } from '../inference/prediction-log.entity';
+import { PredictionOutcome } from '../inference/prediction-outcome.entity';
 import { QuarantinedPrediction } from '../inference/prediction-quarantine.entity';
 import { Alert, MonitorRun } from '../monitoring/alert.entity';
 import { DatasetBlob } from '../lineage/dataset-blob.entity';
@@ -54,6 +55,7 @@ export const ENTITIES = [
   ShadowShare,
   PredictionWindow,
   PredictionRecord,
+  PredictionOutcome,
   QuarantinedPrediction,
   Alert,
   MonitorRun,

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
 import { mountAuditExportRoutes } from '../audit/audit-export.http';
 import { ArtifactRejectedError } from '../core/artifact-store';
@@ -9,6 +10,7 @@ import type { Logger } from '../core/logger';
 import { readiness } from '../core/readiness';
 import type { InferenceEngine } from '../inference/inference.engine';
 import { openInferenceRouter } from '../inference/open-inference';
+import { bulkOutcomeDeployment, recordOutcomeStream } from '../inference/outcome.stream';
 import { uploadDatasetContent } from '../lineage/dataset-content.service';
 import { uploadArtifact } from '../registry/artifact.service';
 import { contextFor } from './request-context';
@@ -26,7 +28,7 @@ function errorBody(code: ErrorCode, message: string, requestId: string, reason?:
 
 /**
  * The REST side of the API: request ids and access log, health and readiness, Prometheus metrics,
- * the Open Inference Protocol (/v2), artifact and dataset uploads, audit export downloads. Every
+ * the Open Inference Protocol (/v2), artifact and dataset uploads, bulk outcomes, audit export downloads. Every
  * route builds the same request context as GraphQL and answers errors in the same shape.
  */
 export function httpRoutes(app: AppServices, inference: InferenceEngine | null, log: Logger): Router {
@@ -86,6 +88,34 @@ export function httpRoutes(app: AppServices, inference: InferenceEngine | null, 
       const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
       const result = await uploadDatasetContent(ctx, req);
       res.status(result.created ? 201 : 200).json(result);
+    } catch (e) {
+      next(e);
+    }
+  });
+
+  // Bulk outcomes (backfills): NDJSON lines in, one NDJSON report per batch out as each commits,
+  // then a closing line with the totals. Refusals before the first byte are answered like any route's.
+  router.post('/outcomes', async (req, res, next) => {
+    try {
+      const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+      if (!ctx.principal) throw ctx.authError ?? unauthenticated();
+      const deployment = await bulkOutcomeDeployment(ctx, typeof req.query.deployment === 'string' ? req.query.deployment : '');
+      res.status(200).setHeader('content-type', 'application/x-ndjson; charset=utf-8');
+      const totals = { batches: 0, received: 0, recorded: 0, duplicate: 0, corrected: 0, rejected: 0 };
+      try {
+        for await (const report of recordOutcomeStream(ctx, deployment, req)) {
+          totals.batches += 1;
+          for (const k of ['received', 'recorded', 'duplicate', 'corrected', 'rejected'] as const) totals[k] += report[k];
+          if (!res.write(`${JSON.stringify(report)}\n`)) await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        }
+        res.end(`${JSON.stringify({ done: true, ...totals })}\n`);
+      } catch (e) {
+        // Batches already reported are committed; the failed one and the rest of the body are not.
+        const known = e instanceof AppError;
+        if (!known) log.error({ err: e, requestId: res.locals.requestId }, 'bulk outcomes failed');
+        const error = known ? { code: e.code, reason: e.details.reason ?? null, message: e.message } : { code: ErrorCode.INTERNAL, reason: null, message: 'Internal server error' };
+        res.end(`${JSON.stringify({ done: false, ...totals, error, requestId: res.locals.requestId })}\n`);
+      }
     } catch (e) {
       next(e);
     }

@@ -7,6 +7,7 @@ import { AuditResolver } from '../audit/audit.resolver';
 import { createPubSub, type PubSub } from '../core/events';
 import { rootFieldPolicies } from '../core/policy';
 import { DeploymentServingResolver, InferenceResolver, PredictionFieldResolver, ServingVersionFieldResolver } from '../inference/inference.resolver';
+import { OutcomeResolver } from '../inference/outcome.resolver';
 import { DatasetFieldResolver, DatasetVersionFieldResolver, LineageMutationResolver, LineageQueryResolver, TrainingRunFieldResolver } from '../lineage/lineage.resolver';
 import { AlertFieldResolver, DeploymentMonitoringResolver, MonitoringResolver, MonitorRunFieldResolver } from '../monitoring/monitoring.resolver';
 import { ApprovalFieldResolver, ModelFieldResolver, ModelVersionFieldResolver, RegistryMutationResolver, RegistryQueryResolver } from '../registry/registry.resolver';
@@ -41,6 +42,7 @@ export const RESOLVERS = [
   TrafficShareFieldResolver,
   ModelVersionDeploymentsResolver,
   InferenceResolver,
+  OutcomeResolver,
   PredictionFieldResolver,
   ServingVersionFieldResolver,
   DeploymentServingResolver,

@@ -37,6 +37,9 @@ export const KINDS = {
   // Not subjects of their own: readable with their model version, and by the requester or an exporter.
   Approval: { node: 'id' },
   AuditExport: { node: 'id' },
+  // A global-ID prefix only: a logged prediction, named in answers and by outcomes; read and
+  // written through its deployment (`predict`, `recordOutcome`).
+  Prediction: {},
   // Audit subject types only: a retention checkpoint, uploaded dataset bytes, and a refused
   // mutation or subscription that named no object.
   AuditCheckpoint: {},
@@ -67,7 +70,7 @@ export function isKind(name: string): name is KindName {
 }
 
 /** Actions that rules may name (`manage` matches every one). */
-export const ACTIONS = ['manage', 'read', 'create', 'update', 'delete', 'approve', 'reject', 'export', 'predict', 'deploy'] as const;
+export const ACTIONS = ['manage', 'read', 'create', 'update', 'delete', 'approve', 'reject', 'export', 'predict', 'deploy', 'recordOutcome'] as const;
 export type ActionName = (typeof ACTIONS)[number];
 
 /** The attributes rule conditions may test, per subject; every one is a column the SQL filter can use. */

@@ -27,6 +27,18 @@ export enum InferenceReason {
   MISSING_INPUT = 'INFERENCE_MISSING_INPUT',
   /** The model name matches deployments of several teams: name it as team:deployment or by its ID. */
   AMBIGUOUS_MODEL = 'INFERENCE_AMBIGUOUS_MODEL',
+  /** No answered prediction of this deployment has the given id or request key (yet: records are written within the log's flush interval): check it, or send it again later. */
+  UNKNOWN_PREDICTION = 'OUTCOME_UNKNOWN_PREDICTION',
+  /** Several predictions of the deployment carry the request key: name the prediction by its id. */
+  AMBIGUOUS_REQUEST_KEY = 'OUTCOME_AMBIGUOUS_REQUEST_KEY',
+  /** The row is missing (the prediction has several rows) or past the prediction's last row: send the row index, from 0. */
+  OUTCOME_ROW = 'OUTCOME_ROW',
+  /** The row already has a different label: send `correct: true` to replace it (audited). */
+  LABEL_CONFLICT = 'OUTCOME_LABEL_CONFLICT',
+  /** An outcome is malformed (at `field`): send a prediction id or request key, a label, and well-formed optional fields. */
+  INVALID_OUTCOME = 'OUTCOME_INVALID',
+  /** More outcomes in one call than allowed: send at most 1,000 per call, or use `POST /outcomes` for backfills. */
+  TOO_MANY_OUTCOMES = 'OUTCOME_TOO_MANY',
 }
 
 declare module '../core/error-reasons' {
@@ -47,4 +59,16 @@ export const INFERENCE_REASONS: ReasonCatalogue<InferenceReason> = {
   [InferenceReason.UNKNOWN_INPUT]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'The request names an input the model does not take: send only the inputs of its signature.' },
   [InferenceReason.MISSING_INPUT]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'The request lacks an input the model takes: send every input of its signature.' },
   [InferenceReason.AMBIGUOUS_MODEL]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'The model name matches deployments of several teams: name it as team:deployment or by its ID.' },
+  [InferenceReason.UNKNOWN_PREDICTION]: {
+    codes: [ErrorCode.NOT_FOUND],
+    description: "No answered prediction of this deployment has the given id or request key (yet: records are written within the log's flush interval): check it, or send it again later.",
+  },
+  [InferenceReason.AMBIGUOUS_REQUEST_KEY]: { codes: [ErrorCode.CONFLICT], description: 'Several predictions of the deployment carry the request key: name the prediction by its id.' },
+  [InferenceReason.OUTCOME_ROW]: { codes: [ErrorCode.BAD_USER_INPUT], description: "The row is missing (the prediction has several rows) or past the prediction's last row: send the row index, from 0." },
+  [InferenceReason.LABEL_CONFLICT]: { codes: [ErrorCode.CONFLICT], description: 'The row already has a different label: send `correct: true` to replace it (audited).' },
+  [InferenceReason.INVALID_OUTCOME]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: 'An outcome is malformed (at `field`): send a prediction id or request key, a label, and well-formed optional fields.',
+  },
+  [InferenceReason.TOO_MANY_OUTCOMES]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'More outcomes in one call than allowed: send at most 1,000 per call, or use `POST /outcomes` for backfills.' },
 };

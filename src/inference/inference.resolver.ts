@@ -32,6 +32,12 @@ registerEnumType(ServingState, {
 
 @ObjectType({ description: 'The answer to a prediction request' })
 export class Prediction {
+  @Field(() => ID, {
+    description:
+      'The id of the logged prediction: send it with outcomes (`recordOutcomes`, `POST /outcomes`) to join them to this answer; rows of a batch are (id, row index from 0)',
+  })
+  id!: string;
+
   @Field(() => JSONObjectScalar, { description: 'Each model output as nested rows, e.g. { "probability": [[0.93], [0.12]] }' })
   outputs!: Record<string, unknown>;
 
@@ -110,6 +116,7 @@ export class InferenceResolver {
       loggedInputs: () => inputs,
     });
     return Object.assign(new Prediction(), {
+      id: toGlobalId('Prediction', result.predictionId),
       outputs: rowsOf(result.outputs),
       modelVersionId: result.version.nodeId,
       versionUuid: result.version.id,

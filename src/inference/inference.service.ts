@@ -10,6 +10,7 @@ import type { PredictionEntry } from './prediction-log';
 import { rowsOf, type InputLimits, type ModelSpec, type WireTensor } from './tensors';
 import { InferenceRunError, InferenceTimeoutError } from './worker-pool';
 import { InferenceReason } from './inference.errors';
+import { newPredictionId } from './prediction-id';
 
 /** What a prediction request carries, whichever protocol it came by. */
 export interface PredictRequest {
@@ -24,6 +25,8 @@ export interface PredictRequest {
 }
 
 export interface PredictResult {
+  /** The id of the logged prediction (its log record's key); rows of the batch are (id, row index). */
+  predictionId: string;
   outputs: WireTensor[];
   version: ServedVersion;
   deploymentId: string;
@@ -188,6 +191,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   }
   const latencyMs = performance.now() - started;
   const entry: PredictionEntry = {
+    id: newPredictionId(),
     occurredAt: new Date(),
     deploymentId,
     teamId: route.teamId,
@@ -214,7 +218,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     throw new AppError(ErrorCode.UNAVAILABLE, 'The model version failed and no fallback version could answer', { reason: InferenceReason.FAILED });
   }
   engine.metrics.rows.inc({ deployment: deploymentId, model_version: served.id }, rows);
-  return { outputs, version: served, deploymentId, rows, latencyMs, fallback };
+  return { predictionId: entry.id, outputs, version: served, deploymentId, rows, latencyMs, fallback };
 }
 
 /** Runs the request on every shadow version, after the answer; logged, counted, never returned. */
@@ -241,6 +245,7 @@ async function mirror(engine: InferenceEngine, route: Route, req: PredictRequest
     engine.windows.record(route.deploymentId, shadowId, latencyMs, !error);
     await engine.log.append({
       ...served,
+      id: newPredictionId(),
       occurredAt: new Date(),
       modelVersionId: shadowId,
       rows,

@@ -108,12 +108,14 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
         },
         loggedInputs: () => logged ?? {},
       });
+      const predictionId = toGlobalId('Prediction', result.predictionId);
       const wanted = Array.isArray(body.outputs) && body.outputs.length ? new Set(body.outputs.map((o) => String(o?.name))) : null;
       res.json({
         model_name: String(req.params.name),
         model_version: result.version.nodeId,
-        ...(typeof body.id === 'string' ? { id: body.id } : {}),
-        parameters: { fallback: result.fallback, latency_ms: result.latencyMs, deployment: toGlobalId('Deployment', result.deploymentId) },
+        // The protocol returns the request's own id when it gave one; otherwise the prediction id.
+        id: typeof body.id === 'string' ? body.id : predictionId,
+        parameters: { prediction_id: predictionId, fallback: result.fallback, latency_ms: result.latencyMs, deployment: toGlobalId('Deployment', result.deploymentId) },
         outputs: result.outputs
           .filter((o) => !wanted || wanted.has(o.name))
           .map((o) => ({ name: o.name, datatype: OIP_DATATYPE[o.type], shape: o.dims, data: tensorToFlat(o) })),

@@ -8,8 +8,15 @@ import { Column, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 @Entity({ name: 'prediction_log' })
 @Index(['deploymentId', 'occurredAt'])
 @Index(['modelVersionId', 'occurredAt'])
+// Outcomes join by request key within a deployment.
+@Index(['deploymentId', 'requestKey'], { where: '"request_key" IS NOT NULL' })
 export class PredictionRecord {
-  @PrimaryGeneratedColumn({ type: 'bigint' })
+  /**
+   * The prediction id the answer carried (`Prediction.id`, the Open Inference Protocol's
+   * `parameters.prediction_id`): assigned when answering, before the batched write. The
+   * database's default only serves records inserted by hand.
+   */
+  @PrimaryGeneratedColumn('uuid')
   id!: string;
 
   @Column({ type: 'timestamptz', precision: 3 })

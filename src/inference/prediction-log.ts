@@ -4,6 +4,8 @@ import type { ServingMetrics } from './serving-metrics';
 
 /** A record as the writer takes it; see PredictionRecord for the meaning of each field. */
 export interface PredictionEntry {
+  /** The prediction id, given out in the answer before the record is written (see newPredictionId). */
+  id: string;
   occurredAt: Date;
   deploymentId: string;
   teamId: string;
@@ -53,6 +55,7 @@ export interface PredictionLogState {
 }
 
 const COLUMNS = [
+  ['id', 'uuid'],
   ['occurred_at', 'timestamptz'],
   ['deployment_id', 'uuid'],
   ['team_id', 'uuid'],
@@ -292,6 +295,7 @@ export class PredictionLog {
 function columnsOf(batch: PredictionEntry[]): unknown[][] {
   const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
   return [
+    batch.map((e) => e.id),
     batch.map((e) => e.occurredAt.toISOString()),
     batch.map((e) => e.deploymentId),
     batch.map((e) => e.teamId),

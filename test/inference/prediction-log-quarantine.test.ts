@@ -12,6 +12,7 @@ const MAX_BUFFERED = 40;
 /** A well-formed record, as the inference service hands it to the log. */
 function entry(requestId: string, over: Partial<PredictionEntry> = {}): PredictionEntry {
   return {
+    id: randomUUID(),
     occurredAt: new Date(),
     deploymentId: randomUUID(),
     teamId: randomUUID(),
