@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import type { Deployment } from './deployment.entity';
-import { PredictionWindow, type Rollout } from './rollout.entity';
+import { PredictionWindow, RolloutStrategy, type Rollout } from './rollout.entity';
 
 /** What a step's check decided. */
 export type VerdictKind = 'advance' | 'hold' | 'pause' | 'rollback';
@@ -42,6 +42,8 @@ export interface StepVerdict {
   /** The baseline version(s) over the windows in which the new version served; null when none served then. */
   baseline: (StepFigures & { versions: string[] }) | null;
   comparison: ErrorRateComparison | null;
+  /** The drift report behind `observed.driftScore`, when the deployment has a drift SLO. */
+  drift: StepDrift | null;
   minRequests: number;
   /** Seconds the step had run when judged. */
   elapsedSeconds: number;
@@ -96,7 +98,7 @@ function figures(row: { requests: string | number; errors: string | number; p95:
  * then the minimum sample: without it the step holds until its hold runs out, then pauses. It
  * never advances on no evidence.
  */
-export async function judgeStep(em: EntityManager, rollout: Rollout, deployment: Deployment, now = new Date()): Promise<StepVerdict> {
+export async function judgeStep(em: EntityManager, rollout: Rollout, deployment: Deployment, drifts?: RolloutDrift, now = new Date()): Promise<StepVerdict> {
   const since = rollout.stepStartedAt;
   const windows = `w.deployment_id = $1 AND w.window_start + make_interval(secs => w.window_seconds) > $2`;
   // The p95 is the largest per-window p95 (see StepFigures); a merged sketch would give the step's own.
@@ -119,6 +121,13 @@ export async function judgeStep(em: EntityManager, rollout: Rollout, deployment:
   const comparison = baseline ? compareErrorRates(observed, baseline, rollout.significance) : null;
 
   const slo = deployment.slos ?? {};
+  // The drift SLO is judged on the step's own drift report (its logged predictions against the
+  // version's reference), computed only when the deployment sets one.
+  let drift: StepDrift | null = null;
+  if (typeof slo.drift === 'number' && drifts && observed.requests > 0) {
+    drift = await drifts.stepDrift(deployment.id, rollout.modelVersionId, rollout.strategy === RolloutStrategy.SHADOW, since, now);
+    if (drift) observed.driftScore = Math.max(observed.driftScore ?? 0, drift.score);
+  }
   const breaches: Array<[string, string]> = [];
   if (typeof slo.errorRate === 'number' && observed.errorRate !== null && observed.errorRate > slo.errorRate) {
     breaches.push(['slo:errorRate', `error rate ${observed.errorRate.toFixed(4)} > SLO ${slo.errorRate}`]);
@@ -127,7 +136,8 @@ export async function judgeStep(em: EntityManager, rollout: Rollout, deployment:
     breaches.push(['slo:p95LatencyMs', `p95 latency ${observed.p95LatencyMs} ms > SLO ${slo.p95LatencyMs} ms`]);
   }
   if (typeof slo.drift === 'number' && observed.driftScore !== null && observed.driftScore > slo.drift) {
-    breaches.push(['slo:drift', `drift ${observed.driftScore} > SLO ${slo.drift}`]);
+    const which = drift && drift.score === observed.driftScore ? ` (PSI of ${drift.feature} over ${drift.rows} rows)` : '';
+    breaches.push(['slo:drift', `drift ${observed.driftScore.toFixed(4)}${which} > SLO ${slo.drift}`]);
   }
   if (comparison?.significant && baseline) {
     breaches.push([
@@ -144,6 +154,7 @@ export async function judgeStep(em: EntityManager, rollout: Rollout, deployment:
     observed,
     baseline,
     comparison,
+    drift,
     minRequests: rollout.minRequests,
     elapsedSeconds: Math.round(elapsedSeconds * 1000) / 1000,
     holdLeftSeconds: Math.round(holdLeftSeconds * 1000) / 1000,
@@ -185,8 +196,27 @@ export interface RolloutAlerts {
   stalled(em: EntityManager, stall: StalledRollout): Promise<{ id: string; announce(): void }>;
 }
 
+/** A version's drift over a step: the largest PSI over its input features and its prediction. */
+export interface StepDrift {
+  score: number;
+  /** The feature (or the prediction's output name) with that PSI. */
+  feature: string;
+  /** Logged prediction rows the report read. */
+  rows: number;
+}
+
+/**
+ * The drift of a version's logged predictions over [start, end) against its reference; null when
+ * the version has no reference or logged no rows then. The monitoring domain provides it, the
+ * assembly wires it.
+ */
+export interface RolloutDrift {
+  stepDrift(deploymentId: string, modelVersionId: string, shadow: boolean, start: Date, end: Date): Promise<StepDrift | null>;
+}
+
 declare module '../core/context' {
   interface AppServices {
     rolloutAlerts: RolloutAlerts;
+    rolloutDrift: RolloutDrift;
   }
 }

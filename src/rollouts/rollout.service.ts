@@ -215,7 +215,7 @@ export async function runRolloutStep(ctx: RequestContext, rolloutId: string, gen
     const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });
     // The step moves traffic as whoever scheduled it, with the rights they have now.
     assertCan(ctx, 'update', 'Deployment', deployment);
-    const verdict = await judgeStep(em, rollout, deployment);
+    const verdict = await judgeStep(em, rollout, deployment, ctx.app.rolloutDrift);
     const figures = figuresOf(verdict);
     const subject = { subjectType: 'Rollout' as const, subjectId: toGlobalId('Rollout', rollout.id) };
     const where = `step ${rollout.currentStep + 1} (${rollout.steps[rollout.currentStep]} %)`;
