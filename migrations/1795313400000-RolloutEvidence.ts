@@ -1,6 +1,6 @@
 import { MigrationInterface, QueryRunner } from "typeorm";
 
-/** Rollout steps judged on evidence: a minimum sample, a longest hold, the significance of the baseline comparison, the last verdict; ROLLOUT_STALLED alerts. */
+/** Rollout steps judged on evidence: a minimum sample, a longest hold, the significance of the baseline comparison, the agreement a shadow needs, the last verdict; ROLLOUT_STALLED alerts. */
 export class RolloutEvidence1795313400000 implements MigrationInterface {
     name = 'RolloutEvidence1795313400000'
 
@@ -8,6 +8,7 @@ export class RolloutEvidence1795313400000 implements MigrationInterface {
         await queryRunner.query(`ALTER TABLE "rollout" ADD "min_requests" integer NOT NULL DEFAULT '200'`);
         await queryRunner.query(`ALTER TABLE "rollout" ADD "max_hold_seconds" integer NOT NULL DEFAULT '900'`);
         await queryRunner.query(`ALTER TABLE "rollout" ADD "significance" double precision NOT NULL DEFAULT '0.05'`);
+        await queryRunner.query(`ALTER TABLE "rollout" ADD "min_agreement" double precision NOT NULL DEFAULT '0.95'`);
         await queryRunner.query(`ALTER TABLE "rollout" ADD "last_verdict" jsonb`);
         await queryRunner.query(`ALTER TYPE "public"."alert_kind" ADD VALUE IF NOT EXISTS 'ROLLOUT_STALLED'`);
     }
@@ -20,6 +21,7 @@ export class RolloutEvidence1795313400000 implements MigrationInterface {
         await queryRunner.query(`ALTER TABLE "alert" ALTER COLUMN "kind" TYPE "public"."alert_kind" USING "kind"::text::"public"."alert_kind"`);
         await queryRunner.query(`DROP TYPE "public"."alert_kind_old"`);
         await queryRunner.query(`ALTER TABLE "rollout" DROP COLUMN "last_verdict"`);
+        await queryRunner.query(`ALTER TABLE "rollout" DROP COLUMN "min_agreement"`);
         await queryRunner.query(`ALTER TABLE "rollout" DROP COLUMN "significance"`);
         await queryRunner.query(`ALTER TABLE "rollout" DROP COLUMN "max_hold_seconds"`);
         await queryRunner.query(`ALTER TABLE "rollout" DROP COLUMN "min_requests"`);

@@ -33,7 +33,7 @@ export interface ErrorRateComparison {
  */
 export interface StepVerdict {
   verdict: VerdictKind;
-  /** The test that decided: `slo:errorRate`, `slo:p95LatencyMs`, `slo:drift`, `two-proportion z-test`, `minimum sample`, or `all checks passed`. */
+  /** The test that decided: `slo:errorRate`, `slo:p95LatencyMs`, `slo:drift`, `two-proportion z-test`, `minimum sample`, `shadow agreement`, or `all checks passed`. */
   decidedBy: string;
   reasons: string[];
   step: number;
@@ -44,6 +44,8 @@ export interface StepVerdict {
   comparison: ErrorRateComparison | null;
   /** The drift report behind `observed.driftScore`, when the deployment has a drift SLO. */
   drift: StepDrift | null;
+  /** SHADOW: the shadow's outputs against the served ones over the step. */
+  agreement: ShadowAgreement | null;
   minRequests: number;
   /** Seconds the step had run when judged. */
   elapsedSeconds: number;
@@ -98,7 +100,7 @@ function figures(row: { requests: string | number; errors: string | number; p95:
  * then the minimum sample: without it the step holds until its hold runs out, then pauses. It
  * never advances on no evidence.
  */
-export async function judgeStep(em: EntityManager, rollout: Rollout, deployment: Deployment, drifts?: RolloutDrift, now = new Date()): Promise<StepVerdict> {
+export async function judgeStep(em: EntityManager, rollout: Rollout, deployment: Deployment, evidence?: RolloutEvidence, now = new Date()): Promise<StepVerdict> {
   const since = rollout.stepStartedAt;
   const windows = `w.deployment_id = $1 AND w.window_start + make_interval(secs => w.window_seconds) > $2`;
   // The p95 is the largest per-window p95 (see StepFigures); a merged sketch would give the step's own.
@@ -124,8 +126,8 @@ export async function judgeStep(em: EntityManager, rollout: Rollout, deployment:
   // The drift SLO is judged on the step's own drift report (its logged predictions against the
   // version's reference), computed only when the deployment sets one.
   let drift: StepDrift | null = null;
-  if (typeof slo.drift === 'number' && drifts && observed.requests > 0) {
-    drift = await drifts.stepDrift(deployment.id, rollout.modelVersionId, rollout.strategy === RolloutStrategy.SHADOW, since, now);
+  if (typeof slo.drift === 'number' && evidence && observed.requests > 0) {
+    drift = await evidence.stepDrift(deployment.id, rollout.modelVersionId, rollout.strategy === RolloutStrategy.SHADOW, since, now);
     if (drift) observed.driftScore = Math.max(observed.driftScore ?? 0, drift.score);
   }
   const breaches: Array<[string, string]> = [];
@@ -155,6 +157,7 @@ export async function judgeStep(em: EntityManager, rollout: Rollout, deployment:
     baseline,
     comparison,
     drift,
+    agreement: null as ShadowAgreement | null,
     minRequests: rollout.minRequests,
     elapsedSeconds: Math.round(elapsedSeconds * 1000) / 1000,
     holdLeftSeconds: Math.round(holdLeftSeconds * 1000) / 1000,
@@ -167,8 +170,25 @@ export async function judgeStep(em: EntityManager, rollout: Rollout, deployment:
       ? { verdict: 'hold', decidedBy: 'minimum sample', reasons: [`${reason}: held, ${Math.ceil(holdLeftSeconds)} s of hold left`], ...base }
       : { verdict: 'pause', decidedBy: 'minimum sample', reasons: [`${reason} after ${rollout.maxHoldSeconds} s of hold`], ...base };
   }
+  // A shadow succeeds only if it decides as the served version does.
+  let agreed = '';
+  if (rollout.strategy === RolloutStrategy.SHADOW) {
+    const agreement = evidence ? await evidence.shadowAgreement(deployment.id, rollout.modelVersionId, since, now) : null;
+    base.agreement = agreement;
+    if (!agreement) {
+      const reason = 'no shadow output could be paired with a served answer';
+      return holdLeftSeconds > 0
+        ? { verdict: 'hold', decidedBy: 'shadow agreement', reasons: [`${reason}: held, ${Math.ceil(holdLeftSeconds)} s of hold left`], ...base }
+        : { verdict: 'pause', decidedBy: 'shadow agreement', reasons: [`${reason} after ${rollout.maxHoldSeconds} s of hold`], ...base };
+    }
+    const figures = `decision agreement ${agreement.decisionAgreement.toFixed(4)} over ${agreement.rows} rows (mean absolute difference ${agreement.meanAbsoluteDifference.toFixed(4)})`;
+    if (agreement.decisionAgreement < rollout.minAgreement) {
+      return { verdict: 'rollback', decidedBy: 'shadow agreement', reasons: [`${figures} < ${rollout.minAgreement}`], ...base };
+    }
+    agreed = `; ${figures}`;
+  }
   const compared = comparison ? `; error rate not significantly worse than the baseline's (p = ${pText(comparison.pValue)})` : '; no baseline traffic in the same windows';
-  return { verdict: 'advance', decidedBy: 'all checks passed', reasons: [`healthy over ${observed.requests} requests${compared}`], ...base };
+  return { verdict: 'advance', decidedBy: 'all checks passed', reasons: [`healthy over ${observed.requests} requests${compared}${agreed}`], ...base };
 }
 
 /** A rollout paused because a step lacked the minimum sample through its whole hold. */
@@ -205,18 +225,32 @@ export interface StepDrift {
   rows: number;
 }
 
+/** How a shadow version's outputs compare with the served outputs of the same requests. */
+export interface ShadowAgreement {
+  /** Output rows compared. */
+  rows: number;
+  /** Share of rows where both sides decide alike (score at or above `threshold` on both, or below on both). */
+  decisionAgreement: number;
+  meanAbsoluteDifference: number;
+  threshold: number;
+}
+
 /**
- * The drift of a version's logged predictions over [start, end) against its reference; null when
- * the version has no reference or logged no rows then. The monitoring domain provides it, the
- * assembly wires it.
+ * The evidence a step's check reads beyond the serving statistics, from later domains (the
+ * assembly wires it):
+ * - `stepDrift`: the drift of a version's logged predictions over [start, end) against its
+ *   reference; null when the version has no reference or logged no rows then;
+ * - `shadowAgreement`: a shadow's logged outputs over [start, end) against the served answers to
+ *   the same requests; null when none could be paired.
  */
-export interface RolloutDrift {
+export interface RolloutEvidence {
   stepDrift(deploymentId: string, modelVersionId: string, shadow: boolean, start: Date, end: Date): Promise<StepDrift | null>;
+  shadowAgreement(deploymentId: string, modelVersionId: string, start: Date, end: Date): Promise<ShadowAgreement | null>;
 }
 
 declare module '../core/context' {
   interface AppServices {
     rolloutAlerts: RolloutAlerts;
-    rolloutDrift: RolloutDrift;
+    rolloutEvidence: RolloutEvidence;
   }
 }

@@ -82,6 +82,10 @@ export class Rollout extends TeamOwnedEntity implements Node {
   @Column({ type: 'double precision', default: 0.05 })
   significance!: number;
 
+  @Field(() => Float, { description: "SHADOW: the share of rows on which the shadow's decisions must agree with the served ones for it to succeed" })
+  @Column({ type: 'double precision', default: 0.95 })
+  minAgreement!: number;
+
   @Field(() => JSONObjectScalar, { nullable: true, description: 'The last health verdict (advance, hold, pause or rollback): the observed figures, the baseline, and the test that decided it' })
   @Column({ type: 'jsonb', nullable: true })
   lastVerdict!: Record<string, any> | null;

@@ -26,6 +26,8 @@ export const DEFAULT_MIN_REQUESTS = 200;
 export const DEFAULT_HOLD_BAKES = 3;
 /** Significance level of the baseline comparison. */
 export const DEFAULT_SIGNIFICANCE = 0.05;
+/** Share of rows on which a shadow must decide as the served version does. */
+export const DEFAULT_MIN_AGREEMENT = 0.95;
 const ACTIVE = [RolloutStatus.IN_PROGRESS, RolloutStatus.PAUSED];
 
 /**
@@ -120,6 +122,7 @@ export async function startRollout(ctx: RequestContext, input: StartRolloutInput
       minRequests: input.minRequests ?? DEFAULT_MIN_REQUESTS,
       maxHoldSeconds: input.maxHoldSeconds ?? DEFAULT_HOLD_BAKES * bakeSeconds,
       significance: input.significance ?? DEFAULT_SIGNIFICANCE,
+      minAgreement: input.minAgreement ?? DEFAULT_MIN_AGREEMENT,
       lastVerdict: null,
       baselineSplit: baseline,
       generation: 0,
@@ -142,7 +145,7 @@ export async function startRollout(ctx: RequestContext, input: StartRolloutInput
       subjectType: 'Rollout',
       subjectId: toGlobalId('Rollout', rollout.id),
       before: { trafficSplit: describe(baseline) },
-      after: { strategy: rollout.strategy, steps, bakeSeconds, minRequests: rollout.minRequests, maxHoldSeconds: rollout.maxHoldSeconds, significance: rollout.significance, modelVersion: gid(version.id), trafficSplit: describe(split), shadow: input.strategy === RolloutStrategy.SHADOW },
+      after: { strategy: rollout.strategy, steps, bakeSeconds, minRequests: rollout.minRequests, maxHoldSeconds: rollout.maxHoldSeconds, significance: rollout.significance, ...(input.strategy === RolloutStrategy.SHADOW ? { minAgreement: rollout.minAgreement } : {}), modelVersion: gid(version.id), trafficSplit: describe(split), shadow: input.strategy === RolloutStrategy.SHADOW },
     });
     return rollout;
   });
@@ -215,7 +218,7 @@ export async function runRolloutStep(ctx: RequestContext, rolloutId: string, gen
     const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });
     // The step moves traffic as whoever scheduled it, with the rights they have now.
     assertCan(ctx, 'update', 'Deployment', deployment);
-    const verdict = await judgeStep(em, rollout, deployment, ctx.app.rolloutDrift);
+    const verdict = await judgeStep(em, rollout, deployment, ctx.app.rolloutEvidence);
     const figures = figuresOf(verdict);
     const subject = { subjectType: 'Rollout' as const, subjectId: toGlobalId('Rollout', rollout.id) };
     const where = `step ${rollout.currentStep + 1} (${rollout.steps[rollout.currentStep]} %)`;

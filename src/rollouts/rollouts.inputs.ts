@@ -125,6 +125,12 @@ export class StartRolloutInput {
   @Min(1e-9)
   @Max(0.5)
   significance?: number | null;
+
+  @Field(() => Float, { nullable: true, description: "SHADOW: share of rows on which the shadow's decisions must agree with the served ones for it to succeed (default 0.95)" })
+  @IsOptional()
+  @Min(0)
+  @Max(1)
+  minAgreement?: number | null;
 }
 
 @InputType()

@@ -346,4 +346,43 @@ describe('rollouts', () => {
     assert.ok(event.after.verdict.drift.score > 0.25 && event.after.verdict.drift.rows > 0, JSON.stringify(event.after.verdict.drift));
     assert.equal(event.after.verdict.observed.driftScore, event.after.verdict.drift.score);
   });
+  it('does not promote a SHADOW whose decisions disagree with the served ones: it rolls back with the agreement it measured', async () => {
+    const mirrored = await deploymentOf('fraud-mirror', {});
+    // A version that calls every row fraud (score ≈ 0.998), shadowing one that mostly does not.
+    const up = await uploadArtifact(t.url, engineer, buildLogisticRegressionOnnx({ weights: [0, 0, 0, 0], bias: 6 }));
+    const models = await t.gql(engineer, '{ models(filter: { name: "fraud-detector" }) { nodes { id } } }');
+    const reg = await t.gql(engineer, 'mutation($m: ID!, $a: String!) { registerModelVersion(input: { model: $m, artifactSha256: $a }) { id } }', { m: models.data.models.nodes[0].id, a: up.json.sha256 });
+    const alarmist = reg.data.registerModelVersion.id;
+    const started = await start({ deployment: mirrored, modelVersion: alarmist, strategy: 'SHADOW', bakeSeconds: 5, minRequests: 5 });
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    await t.server.app.inference!.reconcile();
+    const rows = syntheticCsv({ rows: 500, seed: 99, features: ['amount', 'hour', 'merchant_risk', 'distance_km'] })
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(',').slice(0, 4).map(Number));
+    for (let i = 0; i < rows.length; i += 25) {
+      const r = await t.gql(service, PREDICT, { d: mirrored, inputs: { features: rows.slice(i, i + 25) }, key: `mirror-${i}` });
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    }
+    await t.server.app.inference!.log.flush();
+    const done = await finished(started.data.startRollout.id);
+    assert.equal(done.status, 'ROLLED_BACK', JSON.stringify(done));
+    assert.match(done.reason, /automatic rollback at step 1 \(0 %\): decision agreement 0\.\d{4} over \d+ rows \(mean absolute difference 0\.\d{4}\) < 0\.95/);
+    const [event] = (await trail(started.data.startRollout.id)).filter((e: { action: string }) => e.action === 'rollbackRollout');
+    const { agreement } = event.after.verdict;
+    assert.equal(event.after.verdict.decidedBy, 'shadow agreement');
+    // The same figures from the prediction log: every row was served (and mirrored) before the bake ended.
+    const served = (await t.sql(`SELECT outputs FROM prediction_log WHERE deployment_id = $1 AND NOT shadow`, [uuidOf(mirrored)]))
+      .flatMap((r: { outputs: { probability: number[][] } }) => r.outputs.probability.map((p) => p[0]));
+    const shadowScore = 1 / (1 + Math.exp(-6));
+    assert.equal(agreement.rows, 500);
+    assert.equal(served.length, 500);
+    assert.ok(Math.abs(agreement.decisionAgreement - served.filter((p: number) => p >= 0.5).length / 500) < 1e-9, JSON.stringify(agreement));
+    assert.ok(Math.abs(agreement.meanAbsoluteDifference - served.reduce((a: number, p: number) => a + Math.abs(shadowScore - p), 0) / 500) < 1e-6, JSON.stringify(agreement));
+    assert.ok(agreement.decisionAgreement < 0.95, JSON.stringify(agreement));
+    assert.equal(agreement.threshold, 0.5);
+    const after = await t.gql(engineer, `query($id: ID!) { node(id: $id) { ... on Deployment { shadowVersions { id } } } }`, { id: mirrored });
+    assert.deepEqual(after.data.node.shadowVersions, [], 'the shadow no longer receives traffic');
+  });
 });
