@@ -6,7 +6,7 @@ import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
 import { openAlert, publishAlert } from './monitor.service';
 
 /**
- * The WARNING alert of a rollout paused because a step never reached its minimum sample, opened in
+ * The WARNING alert of a rollout paused because a step never had its evidence (minimum sample), opened in
  * the rollout's own transaction (so the pause and its alert commit together). One already open (or
  * acknowledged) for the same deployment and version is renewed instead. Monitor passes never
  * resolve it while the version serves: a person does, once the traffic question is answered.

@@ -94,11 +94,12 @@ function figures(row: { requests: string | number; errors: string | number; p95:
 }
 
 /**
- * Judges the current step of a rollout from the serving statistics recorded since it began: the
- * new version against the deployment's absolute SLOs and against the baseline version(s) over the
- * same windows (any breach or a significantly worse error rate rolls back, whatever the sample);
- * then the minimum sample: without it the step holds until its hold runs out, then pauses. It
- * never advances on no evidence.
+ * Judges the current step of a rollout from the evidence recorded since it began: the new version
+ * against the deployment's absolute SLOs (the drift SLO on the step's drift report) and against the
+ * baseline version(s) over the same windows (any breach or a significantly worse error rate rolls
+ * back, whatever the sample); then the minimum sample: without it the step holds until its hold
+ * runs out, then pauses; then, for a SHADOW, its agreement with the served answers (too low rolls
+ * back). It never advances on no evidence.
  */
 export async function judgeStep(em: EntityManager, rollout: Rollout, deployment: Deployment, evidence?: RolloutEvidence, now = new Date()): Promise<StepVerdict> {
   const since = rollout.stepStartedAt;
@@ -181,17 +182,17 @@ export async function judgeStep(em: EntityManager, rollout: Rollout, deployment:
         ? { verdict: 'hold', decidedBy: 'shadow agreement', reasons: [`${reason}: held, ${Math.ceil(holdLeftSeconds)} s of hold left`], ...base }
         : { verdict: 'pause', decidedBy: 'shadow agreement', reasons: [`${reason} after ${rollout.maxHoldSeconds} s of hold`], ...base };
     }
-    const figures = `decision agreement ${agreement.decisionAgreement.toFixed(4)} over ${agreement.rows} rows (mean absolute difference ${agreement.meanAbsoluteDifference.toFixed(4)})`;
+    const measured = `decision agreement ${agreement.decisionAgreement.toFixed(4)} over ${agreement.rows} rows (mean absolute difference ${agreement.meanAbsoluteDifference.toFixed(4)})`;
     if (agreement.decisionAgreement < rollout.minAgreement) {
-      return { verdict: 'rollback', decidedBy: 'shadow agreement', reasons: [`${figures} < ${rollout.minAgreement}`], ...base };
+      return { verdict: 'rollback', decidedBy: 'shadow agreement', reasons: [`${measured} < ${rollout.minAgreement}`], ...base };
     }
-    agreed = `; ${figures}`;
+    agreed = `; ${measured}`;
   }
   const compared = comparison ? `; error rate not significantly worse than the baseline's (p = ${pText(comparison.pValue)})` : '; no baseline traffic in the same windows';
   return { verdict: 'advance', decidedBy: 'all checks passed', reasons: [`healthy over ${observed.requests} requests${compared}${agreed}`], ...base };
 }
 
-/** A rollout paused because a step lacked the minimum sample through its whole hold. */
+/** A rollout paused because a step lacked evidence (its minimum sample, or a shadow's paired outputs) through its whole hold. */
 export interface StalledRollout {
   teamId: string;
   deploymentId: string;
