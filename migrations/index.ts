@@ -13,6 +13,7 @@ import { RunBudgetAlert1795312000000 } from './1795312000000-RunBudgetAlert';
 import { ReferenceProfileAggregates1795312407731 } from './1795312407731-ReferenceProfileAggregates';
 import { PredictionLogQuarantine1795312600000 } from './1795312600000-PredictionLogQuarantine';
 import { AuditEventVia1795313000000 } from './1795313000000-AuditEventVia';
+import { RolloutEvidence1795313400000 } from './1795313400000-RolloutEvidence';
 import { PredictionIds1795314000000 } from './1795314000000-PredictionIds';
 import { PredictionOutcomes1795314100000 } from './1795314100000-PredictionOutcomes';
 
@@ -33,6 +34,7 @@ export const MIGRATIONS: Function[] = [
   ReferenceProfileAggregates1795312407731,
   PredictionLogQuarantine1795312600000,
   AuditEventVia1795313000000,
+  RolloutEvidence1795313400000,
   PredictionIds1795314000000,
   PredictionOutcomes1795314100000,
 ];

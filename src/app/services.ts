@@ -10,6 +10,9 @@ import { OutboxDispatcher } from '../core/queue/dispatcher';
 import { Queues } from '../core/queue/queues';
 import { principalResolver } from '../access/principal-resolver';
 import { scheduleMonitor } from '../monitoring/monitor.service';
+import { raiseRolloutStalledAlert } from '../monitoring/rollout-alert.service';
+import { stepDrift } from '../monitoring/drift-monitor';
+import { shadowAgreement } from '../inference/shadow-agreement';
 import { servingPathOf } from '../rollouts/serving-path';
 import { LocalProcessExecutor } from '../training/executor';
 import { openAppDatabase } from './database';
@@ -50,6 +53,11 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     principals: principalResolver(db),
     servingPath: servingPathOf,
     deploymentMonitors: { schedule: (deployment) => scheduleMonitor(app, deployment) },
+    rolloutAlerts: { stalled: (em, stall) => raiseRolloutStalledAlert(app, em, stall) },
+    rolloutEvidence: {
+      stepDrift: (...args) => stepDrift(app, ...args),
+      shadowAgreement: (...args) => shadowAgreement(db, ...args),
+    },
     async close() {
       // Folded refusals still being counted are written before the database closes.
       await denials.close().catch((e) => log.error({ err: e }, 'could not write folded audit events at shutdown'));

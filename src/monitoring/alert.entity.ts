@@ -10,12 +10,14 @@ export enum AlertKind {
   LATENCY = 'LATENCY',
   ERROR_RATE = 'ERROR_RATE',
   RUN_BUDGET = 'RUN_BUDGET',
+  ROLLOUT_STALLED = 'ROLLOUT_STALLED',
 }
 registerEnumType(AlertKind, {
   name: 'AlertKind',
   description:
     'DRIFT: an input feature drifted from the reference; PREDICTION_DRIFT: the model outputs did; LATENCY / ERROR_RATE: a serving SLO is breached; ' +
-    'RUN_BUDGET: the version\'s runs kept overrunning the inference run budget and it was unloaded',
+    'RUN_BUDGET: the version\'s runs kept overrunning the inference run budget and it was unloaded; ' +
+    'ROLLOUT_STALLED: a rollout step never reached its minimum sample of requests and the rollout paused',
 });
 
 export enum AlertSeverity {
@@ -67,7 +69,7 @@ export class Alert extends TeamOwnedEntity implements Node {
   @Column({ type: 'text', default: '' })
   feature!: string;
 
-  @Field({ description: 'The statistic compared: ks, chi2, psi, wasserstein, jensen_shannon, p95LatencyMs, p99LatencyMs, errorRate, budgetOverruns' })
+  @Field({ description: 'The statistic compared: ks, chi2, psi, wasserstein, jensen_shannon, p95LatencyMs, p99LatencyMs, errorRate, budgetOverruns, requests (a stalled rollout step: threshold is its minimum sample)' })
   @Column({ type: 'text' })
   statistic!: string;
 

@@ -3,6 +3,7 @@ import { ModelVersion } from '../registry/model-version.entity';
 import { AlertKind, AlertSeverity } from './alert.entity';
 import { computeDriftReport, type DriftReport, type DriftThresholds, type FeatureDrift } from './drift.service';
 import type { Condition } from './condition';
+import type { StepDrift } from '../rollouts/rollout-health';
 import { computeReference, ReferenceProfileUnavailableError } from './reference-profile.service';
 import { isReferenceProfile, type ReferenceProfile, type ReferenceSamples } from '../registry/reference-profile';
 
@@ -70,6 +71,19 @@ export async function driftForVersion(
   });
   if (report.rows === 0) return null;
   return { modelVersionId: versionId, shadow, report };
+}
+
+/**
+ * A rollout step's drift score: the largest PSI over the version's input features and its
+ * prediction, from the drift report of the step's logged predictions; null without a reference or rows.
+ */
+export async function stepDrift(app: AppServices, deploymentId: string, versionId: string, shadow: boolean, start: Date, end: Date): Promise<StepDrift | null> {
+  const drift = await driftForVersion(app, deploymentId, versionId, shadow, start, end, {});
+  if (!drift) return null;
+  const all = [...drift.report.features, ...(drift.report.prediction ? [drift.report.prediction] : [])];
+  if (!all.length) return null;
+  const worst = all.reduce((a, b) => (b.psi > a.psi ? b : a));
+  return { score: worst.psi, feature: worst.feature, rows: drift.report.rows };
 }
 
 const condition = (versionId: string, kind: AlertKind, f: FeatureDrift, rows: number): Condition => ({

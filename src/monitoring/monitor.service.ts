@@ -230,8 +230,8 @@ export async function monitorWindow(
     }
     for (const stale of openByKey.values()) {
       const retired = !serving.has(stale.modelVersionId);
-      // A run budget alert is not a windowed condition: only a person, or the version leaving, closes it.
-      if (stale.kind === AlertKind.RUN_BUDGET && !retired) continue;
+      // Run budget and stalled rollout alerts are not windowed conditions: only a person, or the version leaving, closes them.
+      if ((stale.kind === AlertKind.RUN_BUDGET || stale.kind === AlertKind.ROLLOUT_STALLED) && !retired) continue;
       const wasJudged = stale.kind === AlertKind.LATENCY || stale.kind === AlertKind.ERROR_RATE ? judged.has(stale.modelVersionId) : driftJudged.has(stale.modelVersionId);
       if (!wasJudged && !retired) continue;
       const resolution = retired ? 'the version no longer serves this deployment' : `cleared in the window from ${windowStart.toISOString()}`;

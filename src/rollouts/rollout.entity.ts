@@ -1,6 +1,7 @@
-import { Field, Int, ObjectType, registerEnumType } from 'type-graphql';
+import { Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
 import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
 import { Node } from '../core/node';
+import { JSONObjectScalar } from '../core/scalars';
 import { TeamOwnedEntity } from '../access/team-owned.entity';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from './deployment.entity';
@@ -68,6 +69,26 @@ export class Rollout extends TeamOwnedEntity implements Node {
   @Field(() => Int, { description: 'How long each step runs before its health check' })
   @Column({ type: 'int' })
   bakeSeconds!: number;
+
+  @Field(() => Int, { description: 'Requests the new version must have served in a step (mirrored ones for SHADOW) before the step may advance' })
+  @Column({ type: 'int', default: 200 })
+  minRequests!: number;
+
+  @Field(() => Int, { description: 'How long past its bake time a step without the minimum sample is held before the rollout pauses' })
+  @Column({ type: 'int', default: 900 })
+  maxHoldSeconds!: number;
+
+  @Field(() => Float, { description: "Significance level of the one-sided test that the new version's error rate is worse than the baseline's" })
+  @Column({ type: 'double precision', default: 0.05 })
+  significance!: number;
+
+  @Field(() => Float, { description: "SHADOW: the share of rows on which the shadow's decisions must agree with the served ones for it to succeed" })
+  @Column({ type: 'double precision', default: 0.95 })
+  minAgreement!: number;
+
+  @Field(() => JSONObjectScalar, { nullable: true, description: 'The last health verdict (advance, hold, pause or rollback): the observed figures, the baseline, and the test that decided it' })
+  @Column({ type: 'jsonb', nullable: true })
+  lastVerdict!: Record<string, any> | null;
 
   /** The split before the rollout began: what a rollback restores. */
   @Column({ type: 'jsonb' })

@@ -12,13 +12,22 @@ import { enqueue } from '../core/queue/outbox';
 import { QUEUES } from '../core/queue/queues';
 import { ModelVersion, ModelVersionStatus } from '../registry/model-version.entity';
 import { Deployment, DeploymentEnvironment, TrafficShare } from './deployment.entity';
-import { PredictionWindow, Rollout, RolloutStatus, RolloutStrategy, ShadowShare, type SplitEntry } from './rollout.entity';
+import { Rollout, RolloutStatus, RolloutStrategy, ShadowShare, type SplitEntry } from './rollout.entity';
+import { judgeStep, type StepVerdict } from './rollout-health';
 import { canarySplit } from './rollouts-split';
 import type { RollbackDeploymentInput, RolloutActionInput, StartRolloutInput } from './rollouts.inputs';
 import { RolloutsReason } from './rollouts.errors';
 
 export const DEFAULT_CANARY_STEPS = [5, 25, 50, 100];
 export const DEFAULT_BAKE_SECONDS = 300;
+/** Requests the new version must serve in a step before the step may advance. */
+export const DEFAULT_MIN_REQUESTS = 200;
+/** A step short of its sample is held at most this many bake times past its bake, then paused. */
+export const DEFAULT_HOLD_BAKES = 3;
+/** Significance level of the baseline comparison. */
+export const DEFAULT_SIGNIFICANCE = 0.05;
+/** Share of rows on which a shadow must decide as the served version does. */
+export const DEFAULT_MIN_AGREEMENT = 0.95;
 const ACTIVE = [RolloutStatus.IN_PROGRESS, RolloutStatus.PAUSED];
 
 /**
@@ -50,12 +59,15 @@ function publish(ctx: RequestContext, deploymentId: string): void {
   ctx.app.events?.publish(TOPICS.rolloutUpdated, { id: deploymentId });
 }
 
-/** Schedules the health check of the current step after its bake time (a new generation voids older jobs). */
-async function scheduleStep(em: EntityManager, ctx: RequestContext, rollout: Rollout): Promise<void> {
+/**
+ * Schedules the health check of the current step after its bake time, or after `delaySeconds` (a
+ * held step's next look); a new generation voids older jobs.
+ */
+async function scheduleStep(em: EntityManager, ctx: RequestContext, rollout: Rollout, delaySeconds = rollout.bakeSeconds): Promise<void> {
   rollout.generation += 1;
   await em.update(Rollout, { id: rollout.id }, { generation: rollout.generation, stepStartedAt: rollout.stepStartedAt });
   const job: RolloutJob = { rolloutId: rollout.id, generation: rollout.generation, context: serializeContext(ctx) };
-  await enqueue(em, { queue: QUEUES.rollouts, name: 'step', jobId: `${rollout.id}-g${rollout.generation}`, payload: job, delayMs: rollout.bakeSeconds * 1000 });
+  await enqueue(em, { queue: QUEUES.rollouts, name: 'step', jobId: `${rollout.id}-g${rollout.generation}`, payload: job, delayMs: Math.round(delaySeconds * 1000) });
 }
 
 function rolloutError(reason: RolloutsReason, message: string): AppError {
@@ -97,6 +109,7 @@ export async function startRollout(ctx: RequestContext, input: StartRolloutInput
     if (input.strategy !== RolloutStrategy.SHADOW && baseline.length === 1 && baseline[0].modelVersionId === version.id) {
       throw rolloutError(RolloutsReason.NOTHING_TO_DO, 'the version already serves all of the traffic');
     }
+    const bakeSeconds = input.bakeSeconds ?? DEFAULT_BAKE_SECONDS;
     const rollout = em.create(Rollout, {
       teamId: deployment.teamId,
       deploymentId: deployment.id,
@@ -105,7 +118,12 @@ export async function startRollout(ctx: RequestContext, input: StartRolloutInput
       status: RolloutStatus.IN_PROGRESS,
       steps,
       currentStep: 0,
-      bakeSeconds: input.bakeSeconds ?? DEFAULT_BAKE_SECONDS,
+      bakeSeconds,
+      minRequests: input.minRequests ?? DEFAULT_MIN_REQUESTS,
+      maxHoldSeconds: input.maxHoldSeconds ?? DEFAULT_HOLD_BAKES * bakeSeconds,
+      significance: input.significance ?? DEFAULT_SIGNIFICANCE,
+      minAgreement: input.minAgreement ?? DEFAULT_MIN_AGREEMENT,
+      lastVerdict: null,
       baselineSplit: baseline,
       generation: 0,
       stepStartedAt: new Date(),
@@ -127,54 +145,13 @@ export async function startRollout(ctx: RequestContext, input: StartRolloutInput
       subjectType: 'Rollout',
       subjectId: toGlobalId('Rollout', rollout.id),
       before: { trafficSplit: describe(baseline) },
-      after: { strategy: rollout.strategy, steps, bakeSeconds: rollout.bakeSeconds, modelVersion: gid(version.id), trafficSplit: describe(split), shadow: input.strategy === RolloutStrategy.SHADOW },
+      after: { strategy: rollout.strategy, steps, bakeSeconds, minRequests: rollout.minRequests, maxHoldSeconds: rollout.maxHoldSeconds, significance: rollout.significance, ...(input.strategy === RolloutStrategy.SHADOW ? { minAgreement: rollout.minAgreement } : {}), modelVersion: gid(version.id), trafficSplit: describe(split), shadow: input.strategy === RolloutStrategy.SHADOW },
     });
     return rollout;
   });
   ctx.app.dispatcher?.kick();
   publish(ctx, rollout.deploymentId);
   return rollout;
-}
-
-export interface HealthVerdict {
-  healthy: boolean;
-  reasons: string[];
-  observed: { requests: number; errors: number; errorRate: number | null; p95LatencyMs: number | null; driftScore: number | null };
-}
-
-/** The new version's recorded serving statistics since its step began, against the deployment's SLOs. */
-export async function checkHealth(em: EntityManager, rollout: Rollout, deployment: Deployment): Promise<HealthVerdict> {
-  const [row] = await em
-    .getRepository(PredictionWindow)
-    .createQueryBuilder('w')
-    .select('COALESCE(SUM(w.requests), 0)', 'requests')
-    .addSelect('COALESCE(SUM(w.errors), 0)', 'errors')
-    .addSelect('MAX(w.latency_p95_ms)', 'p95')
-    .addSelect('MAX(w.drift_score)', 'drift')
-    .where('w.deployment_id = :d AND w.model_version_id = :v', { d: deployment.id, v: rollout.modelVersionId })
-    .andWhere(`w.window_start + make_interval(secs => w.window_seconds) > :since`, { since: rollout.stepStartedAt })
-    .getRawMany();
-  const requests = Number(row.requests);
-  const errors = Number(row.errors);
-  const observed = {
-    requests,
-    errors,
-    errorRate: requests > 0 ? errors / requests : null,
-    p95LatencyMs: row.p95 === null ? null : Number(row.p95),
-    driftScore: row.drift === null ? null : Number(row.drift),
-  };
-  const slo = deployment.slos ?? {};
-  const reasons: string[] = [];
-  if (typeof slo.errorRate === 'number' && observed.errorRate !== null && observed.errorRate > slo.errorRate) {
-    reasons.push(`error rate ${observed.errorRate.toFixed(4)} > SLO ${slo.errorRate}`);
-  }
-  if (typeof slo.p95LatencyMs === 'number' && observed.p95LatencyMs !== null && observed.p95LatencyMs > slo.p95LatencyMs) {
-    reasons.push(`p95 latency ${observed.p95LatencyMs} ms > SLO ${slo.p95LatencyMs} ms`);
-  }
-  if (typeof slo.drift === 'number' && observed.driftScore !== null && observed.driftScore > slo.drift) {
-    reasons.push(`drift ${observed.driftScore} > SLO ${slo.drift}`);
-  }
-  return { healthy: reasons.length === 0, reasons, observed };
 }
 
 /** Ends an active rollout and puts the traffic back where it was before it began. */
@@ -197,33 +174,43 @@ async function lockActive(ctx: RequestContext, em: EntityManager, id: string): P
  * after the bake time (which first checks health and rolls back on a breach), and by
  * promoteRollout (which skips the wait). Idempotent per (rollout, generation).
  */
-async function advance(ctx: TransactionContext, em: EntityManager, rollout: Rollout, deployment: Deployment, action: string, reason: string): Promise<void> {
+async function advance(ctx: TransactionContext, em: EntityManager, rollout: Rollout, deployment: Deployment, action: string, reason: string, verdict: StepVerdict | null = null): Promise<void> {
   const next = rollout.currentStep + 1;
+  const judged = verdict ? { verdict: figuresOf(verdict) } : {};
   if (next >= rollout.steps.length) {
     if (rollout.strategy === RolloutStrategy.SHADOW) {
       await em.delete(ShadowShare, { deploymentId: deployment.id, modelVersionId: rollout.modelVersionId });
     } else {
       await applySplit(em, deployment, [{ modelVersionId: rollout.modelVersionId, weight: 100 }], true);
     }
-    await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.SUCCEEDED, finishedAt: new Date(), reason, generation: rollout.generation + 1 });
-    await audit(ctx, { action, subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, before: { step: rollout.currentStep }, after: { status: RolloutStatus.SUCCEEDED, trafficSplit: describe(await currentSplit(em, deployment.id)) } });
+    await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.SUCCEEDED, finishedAt: new Date(), reason, generation: rollout.generation + 1, ...(verdict ? { lastVerdict: figuresOf(verdict) } : {}) });
+    await audit(ctx, { action, subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, before: { step: rollout.currentStep }, after: { status: RolloutStatus.SUCCEEDED, trafficSplit: describe(await currentSplit(em, deployment.id)), ...judged } });
     return;
   }
   const split = canarySplit(rollout.baselineSplit, rollout.modelVersionId, rollout.steps[next]);
   await applySplit(em, deployment, split, false);
   rollout.currentStep = next;
   rollout.stepStartedAt = new Date();
-  await em.update(Rollout, { id: rollout.id }, { currentStep: next });
+  await em.update(Rollout, { id: rollout.id }, { currentStep: next, ...(verdict ? { lastVerdict: figuresOf(verdict) } : {}) });
   await scheduleStep(em, ctx, rollout);
-  await audit(ctx, { action, subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, before: { step: next - 1 }, after: { step: next, percent: rollout.steps[next], trafficSplit: describe(split) } });
+  await audit(ctx, { action, subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, before: { step: next - 1 }, after: { step: next, percent: rollout.steps[next], trafficSplit: describe(split), ...judged } });
+}
+
+/** A verdict as stored and audited: plain JSON (global ids, no class instances). */
+function figuresOf(v: StepVerdict): Record<string, any> {
+  return { ...v, baseline: v.baseline ? { ...v.baseline, versions: v.baseline.versions.map(gid) } : null };
 }
 
 /**
- * The step job: after the bake time, check the step's health; roll back on a breach, advance
- * otherwise. FORBIDDEN, with nothing changed, when whoever scheduled the step may no longer update
- * the deployment (the job then gives up: see {@link abandonRolloutStep}).
+ * The step job: after the bake time, judge the step (see {@link judgeStep}). A breach, or an error
+ * rate significantly worse than the baseline's, rolls back; a step short of its minimum sample is
+ * held (checked again later, the step still running) until its hold runs out, then the rollout
+ * pauses and an alert opens; otherwise it advances. Every verdict is audited with its figures and
+ * kept as `Rollout.lastVerdict`. FORBIDDEN, with nothing changed, when whoever scheduled the step
+ * may no longer update the deployment (the job then gives up: see {@link abandonRolloutStep}).
  */
 export async function runRolloutStep(ctx: RequestContext, rolloutId: string, generation: number): Promise<void> {
+  let announce: (() => void) | null = null;
   const deploymentId = await inTransaction(ctx, async (em, ctx) => {
     const rollout = await em.findOne(Rollout, { where: { id: rolloutId }, lock: { mode: 'pessimistic_write' } });
     // A paused, finished, promoted or rescheduled rollout has moved on: this job is stale.
@@ -231,21 +218,55 @@ export async function runRolloutStep(ctx: RequestContext, rolloutId: string, gen
     const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });
     // The step moves traffic as whoever scheduled it, with the rights they have now.
     assertCan(ctx, 'update', 'Deployment', deployment);
-    const health = await checkHealth(em, rollout, deployment);
-    if (!health.healthy) {
-      const reason = `automatic rollback at step ${rollout.currentStep + 1} (${rollout.steps[rollout.currentStep]} %): ${health.reasons.join('; ')}`;
-      await unwind(em, rollout, deployment, RolloutStatus.ROLLED_BACK, reason);
-      await audit(ctx, { action: 'rollbackRollout', subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, after: { status: RolloutStatus.ROLLED_BACK, observed: health.observed, trafficSplit: describe(rollout.baselineSplit) } });
-      return deployment.id;
+    const verdict = await judgeStep(em, rollout, deployment, ctx.app.rolloutEvidence);
+    const figures = figuresOf(verdict);
+    const subject = { subjectType: 'Rollout' as const, subjectId: toGlobalId('Rollout', rollout.id) };
+    const where = `step ${rollout.currentStep + 1} (${rollout.steps[rollout.currentStep]} %)`;
+    switch (verdict.verdict) {
+      case 'rollback': {
+        const reason = `automatic rollback at ${where}: ${verdict.reasons.join('; ')}`;
+        await unwind(em, rollout, deployment, RolloutStatus.ROLLED_BACK, reason);
+        await em.update(Rollout, { id: rollout.id }, { lastVerdict: figures });
+        await audit(ctx, { action: 'rollbackRollout', ...subject, reason, after: { status: RolloutStatus.ROLLED_BACK, observed: verdict.observed, verdict: figures, trafficSplit: describe(rollout.baselineSplit) } });
+        break;
+      }
+      case 'hold': {
+        const reason = `held at ${where}: ${verdict.reasons.join('; ')}`;
+        await em.update(Rollout, { id: rollout.id }, { lastVerdict: figures });
+        // Look again after another bake time, or when the hold runs out if that is sooner.
+        await scheduleStep(em, ctx, rollout, Math.max(1, Math.min(rollout.bakeSeconds, verdict.holdLeftSeconds)));
+        await audit(ctx, { action: 'holdRollout', ...subject, reason, after: { status: RolloutStatus.IN_PROGRESS, verdict: figures } });
+        break;
+      }
+      case 'pause': {
+        const reason = `paused at ${where}: ${verdict.reasons.join('; ')}`;
+        await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.PAUSED, reason, lastVerdict: figures, generation: rollout.generation + 1 });
+        const alert = await ctx.app.rolloutAlerts.stalled(em, {
+          teamId: rollout.teamId,
+          deploymentId: deployment.id,
+          modelVersionId: rollout.modelVersionId,
+          rolloutId: rollout.id,
+          pausedBy: ctx.principal!.id,
+          stepStartedAt: rollout.stepStartedAt,
+          requests: verdict.observed.requests,
+          minRequests: verdict.minRequests,
+          verdict: figures,
+        });
+        announce = alert.announce;
+        await audit(ctx, { action: 'pauseRollout', ...subject, reason, after: { status: RolloutStatus.PAUSED, alert: alert.id, verdict: figures } });
+        break;
+      }
+      case 'advance':
+        await advance(ctx, em, rollout, deployment, 'advanceRollout', `health check passed: ${verdict.reasons.join('; ')}`, verdict);
+        break;
     }
-    const observed = health.observed.requests > 0 ? `healthy over ${health.observed.requests} requests` : 'no traffic recorded for the step';
-    await advance(ctx, em, rollout, deployment, 'advanceRollout', `health check passed: ${observed}`);
     return deployment.id;
   });
   if (deploymentId) {
     ctx.app.dispatcher?.kick();
     publish(ctx, deploymentId);
   }
+  (announce as (() => void) | null)?.();
 }
 
 export async function promoteRollout(ctx: RequestContext, input: RolloutActionInput): Promise<Rollout> {
@@ -270,7 +291,8 @@ export async function pauseRollout(ctx: RequestContext, input: RolloutActionInpu
 export async function resumeRollout(ctx: RequestContext, input: RolloutActionInput): Promise<Rollout> {
   return transition(ctx, input, 'resumeRollout', async (em, rollout) => {
     if (rollout.status !== RolloutStatus.PAUSED) throw rolloutError(RolloutsReason.NOT_PAUSED, 'only a paused rollout can be resumed');
-    await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.IN_PROGRESS });
+    // The step starts again, on fresh evidence; why it paused is in its audit trail.
+    await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.IN_PROGRESS, reason: null });
     rollout.stepStartedAt = new Date();
     await scheduleStep(em, ctx, rollout);
   });

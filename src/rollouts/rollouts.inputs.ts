@@ -1,5 +1,5 @@
 import { ArrayMaxSize, ArrayMinSize, IsInt, IsOptional, Matches, Max, MaxLength, Min, ValidateNested } from 'class-validator';
-import { Field, ID, InputType, Int } from 'type-graphql';
+import { Field, Float, ID, InputType, Int } from 'type-graphql';
 import { Connection } from '../core/pagination';
 import { JSONObjectScalar } from '../core/scalars';
 import { NAME } from '../core/validation';
@@ -105,6 +105,32 @@ export class StartRolloutInput {
   @Min(0)
   @Max(7 * 24 * 3600)
   bakeSeconds?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Requests the new version must serve in each step before it may advance (mirrored requests for SHADOW; default 200)' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(100_000_000)
+  minRequests?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'How long past its bake time a step short of minRequests is held before the rollout pauses with an alert (default 3 bake times)' })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  @Max(30 * 24 * 3600)
+  maxHoldSeconds?: number | null;
+
+  @Field(() => Float, { nullable: true, description: "Significance level of the one-sided two-proportion test that rolls back a version whose error rate is worse than the baseline's (default 0.05)" })
+  @IsOptional()
+  @Min(1e-9)
+  @Max(0.5)
+  significance?: number | null;
+
+  @Field(() => Float, { nullable: true, description: "SHADOW: share of rows on which the shadow's decisions must agree with the served ones for it to succeed (default 0.95)" })
+  @IsOptional()
+  @Min(0)
+  @Max(1)
+  minAgreement?: number | null;
 }
 
 @InputType()

@@ -5,6 +5,8 @@ import WebSocket from 'ws';
 import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
 import { uploadArtifact } from '../support/http';
+import { PREDICT } from '../support/inference';
+import { syntheticCsv } from '../../jobs/trainers/synthetic-data';
 import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 import { TOPICS } from '../../src/core/events';
 import { QUEUES } from '../../src/core/queue/queues';
@@ -16,6 +18,7 @@ const SPLIT = 'trafficSplit { weight modelVersion { version } }';
 describe('rollouts', () => {
   let t: TestServer;
   let engineer: string;
+  let service: string;
   let staging: string;
   let production: string;
   let v1: string;
@@ -23,8 +26,10 @@ describe('rollouts', () => {
   const sockets: Client[] = [];
 
   before(async () => {
-    t = await startTestServer({ demo: true });
+    // Serving statistics in 1 s windows, so that the traffic a step sees is recorded while it bakes.
+    t = await startTestServer({ demo: true, env: { INFERENCE_RATE_LIMIT_PER_SECOND: '1000000', SERVING_WINDOW_SECONDS: '1' } });
     engineer = t.token(['ml-engineer'], ['fraud'], 'rolf');
+    service = t.token(['service'], ['fraud'], 'svc');
     const r = await t.gql(engineer, `{
       models(filter: { name: "fraud-detector" }) { nodes { versions { id version } } }
       deployments(filter: { team: "fraud" }) { nodes { id environment } }
@@ -53,6 +58,13 @@ describe('rollouts', () => {
       return ['SUCCEEDED', 'ROLLED_BACK', 'ABORTED'].includes(r.status) ? r : undefined;
     }, ms);
 
+  const deploymentOf = async (name: string, slos: Record<string, number>) => {
+    const r = await t.gql(engineer, `mutation($n: String!, $v: ID!, $s: JSONObject) { createDeployment(input: { team: "fraud", name: $n, environment: DEVELOPMENT, slos: $s, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { n: name, v: v1, s: slos });
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    return r.data.createDeployment.id as string;
+  };
+  const trail = (rollout: string) => t.sql(`SELECT action, actor_id, reason, after FROM audit_event WHERE subject_id = $1 ORDER BY seq`, [rollout]);
+
   it('walks a canary through its steps; the split, the audit trail and the subscription show each one', async () => {
     const client = createClient({ url: t.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${engineer}` }, retryAttempts: 0, lazy: false });
     sockets.push(client);
@@ -78,7 +90,14 @@ describe('rollouts', () => {
       return undefined;
     }, 30_000, 100);
 
-    const started = await start({ deployment: staging, modelVersion: v2, strategy: 'CANARY', steps: [20, 60, 100], bakeSeconds: 1 });
+    // Each step advances only on evidence: what the inference path records for one long window
+    // spanning every step, 100 clean requests for v2 (and 400 for v1 beside it).
+    const started = await start({ deployment: staging, modelVersion: v2, strategy: 'CANARY', steps: [20, 60, 100], bakeSeconds: 1, minRequests: 100 });
+    await t.sql(
+      `INSERT INTO prediction_window (deployment_id, model_version_id, window_start, window_seconds, requests, errors, latency_p95_ms)
+       VALUES ($1, $2, now(), 600, 100, 0, 4), ($1, $3, now(), 600, 400, 0, 4)`,
+      [uuidOf(staging), uuidOf(v2), uuidOf(v1)],
+    );
     assert.equal(started.errors, undefined, JSON.stringify(started.errors));
     assert.equal(started.data.startRollout.percent, 20);
     const first = await split(staging);
@@ -94,10 +113,17 @@ describe('rollouts', () => {
     assert.equal(last.activeRollout, null);
     assert.equal(last.lastStableVersion.version, 2);
 
-    const events = await t.sql(`SELECT action, reason, after FROM audit_event WHERE subject_id = $1 ORDER BY seq`, [started.data.startRollout.id]);
+    // (A step judged before the window was recorded held; it advanced once the window was there.)
+    const events = (await trail(started.data.startRollout.id)).filter((e: { action: string }) => e.action !== 'holdRollout');
     assert.deepEqual(events.map((e: { action: string }) => e.action), ['startRollout', 'advanceRollout', 'advanceRollout', 'advanceRollout']);
     assert.deepEqual(events.slice(1, 3).map((e: { after: { percent: number } }) => e.after.percent), [60, 100]);
-    assert.match(events[1].reason, /health check passed/);
+    assert.match(events[1].reason, /health check passed: healthy over 100 requests; error rate not significantly worse than the baseline's/);
+    for (const e of events.slice(1)) {
+      assert.equal(e.after.verdict.verdict, 'advance');
+      assert.equal(e.after.verdict.decidedBy, 'all checks passed');
+      assert.deepEqual([e.after.verdict.observed.requests, e.after.verdict.observed.errors, e.after.verdict.minRequests], [100, 0, 100]);
+      assert.deepEqual([e.after.verdict.baseline.requests, e.after.verdict.comparison.significant], [400, false]);
+    }
     await eventually('the subscriber to see the end', async () => (seen.some((s) => s.status === 'SUCCEEDED') ? true : undefined), 10_000);
     const percents = seen.filter((s) => s.status === 'IN_PROGRESS').map((s) => s.percent);
     for (const p of [20, 60, 100]) assert.ok(percents.includes(p) || (p === 100 && seen.some((s) => s.percent === 100)), `saw ${p} % (${JSON.stringify(seen)})`);
@@ -210,5 +236,153 @@ describe('rollouts', () => {
       { actor_id: 'vince', action: 'promoteRollout' },
       { actor_id: 'vic', action: 'startRollout' },
     ]);
+  });
+  it('never advances a step that saw no traffic: it holds, then pauses with an alert; each verdict is audited with its figures and streamed', async () => {
+    const quiet = await deploymentOf('fraud-quiet', { errorRate: 0.01 });
+    const client = createClient({ url: t.url.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${engineer}` }, retryAttempts: 0, lazy: false });
+    sockets.push(client);
+    const seen: Array<{ status: string; lastVerdict: { verdict: string } | null }> = [];
+    client.subscribe(
+      { query: `subscription($d: ID!) { rolloutUpdated(deployment: $d) { status lastVerdict } }`, variables: { d: quiet } },
+      { next: (m) => void (m.data?.rolloutUpdated && seen.push(m.data.rolloutUpdated as (typeof seen)[number])), error: () => undefined, complete: () => undefined },
+    );
+    const started = await start({ deployment: quiet, modelVersion: v2, strategy: 'CANARY', steps: [50, 100], bakeSeconds: 1, maxHoldSeconds: 2 });
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    const id = started.data.startRollout.id;
+    const paused = await eventually('the rollout to pause', async () => {
+      const r = await t.gql(engineer, `query($id: ID!) { node(id: $id) { ... on Rollout { ${ROLLOUT} minRequests maxHoldSeconds lastVerdict } } }`, { id }).then((x) => x.data.node);
+      return r.status === 'PAUSED' ? r : undefined;
+    }, 30_000);
+    assert.equal(paused.percent, 50, 'the step keeps its traffic: it neither advanced nor rolled back');
+    assert.equal(paused.minRequests, 200);
+    assert.equal(paused.maxHoldSeconds, 2);
+    assert.match(paused.reason, /paused at step 1 \(50 %\): 0 of the 200 requests needed after 2 s of hold/);
+    assert.equal(paused.lastVerdict.verdict, 'pause');
+
+    const events = await trail(id);
+    const actions = events.map((e: { action: string }) => e.action);
+    assert.equal(actions[0], 'startRollout');
+    assert.equal(actions[actions.length - 1], 'pauseRollout');
+    assert.ok(actions.slice(1, -1).length >= 1 && actions.slice(1, -1).every((a: string) => a === 'holdRollout'), JSON.stringify(actions));
+    assert.ok(!actions.includes('advanceRollout'));
+    for (const e of events.slice(1)) {
+      assert.equal(e.actor_id, 'rolf', 'the step acts as whoever started the rollout');
+      assert.equal(e.after.verdict.decidedBy, 'minimum sample');
+      assert.deepEqual([e.after.verdict.observed.requests, e.after.verdict.minRequests, e.after.verdict.step, e.after.verdict.percent], [0, 200, 0, 50]);
+    }
+    const hold = events[1];
+    assert.equal(hold.after.verdict.verdict, 'hold');
+    assert.ok(hold.after.verdict.holdLeftSeconds > 0);
+    const pause = events[events.length - 1];
+    assert.equal(pause.after.verdict.verdict, 'pause');
+    assert.equal(pause.after.verdict.holdLeftSeconds, 0);
+
+    const alerts = await t.gql(engineer, `query($id: ID!) { node(id: $id) { ... on Deployment { openAlerts { id kind severity statistic value threshold modelVersion { id } details } } } }`, { id: quiet });
+    assert.equal(alerts.errors, undefined, JSON.stringify(alerts.errors));
+    const [alert] = alerts.data.node.openAlerts;
+    assert.deepEqual(
+      { kind: alert.kind, severity: alert.severity, statistic: alert.statistic, value: alert.value, threshold: alert.threshold, version: alert.modelVersion.id, rollout: alert.details.rollout },
+      { kind: 'ROLLOUT_STALLED', severity: 'WARNING', statistic: 'requests', value: 0, threshold: 200, version: v2, rollout: id },
+    );
+    assert.equal(pause.after.alert, alert.id, 'the pause names its alert');
+    await eventually('the subscriber to see the hold and the pause', async () =>
+      seen.some((s) => s.lastVerdict?.verdict === 'hold') && seen.some((s) => s.status === 'PAUSED' && s.lastVerdict?.verdict === 'pause') ? true : undefined, 10_000);
+
+    // Paused, it stays where it is: no step job is left to move it.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.deepEqual(await rolloutStatus(id).then((r) => [r.status, r.percent]), ['PAUSED', 50]);
+    await t.gql(engineer, `mutation($r: ID!) { abortRollout(input: { rollout: $r }) { status } }`, { r: id });
+  });
+
+  it('rolls a canary back when its error rate is significantly worse than the baseline\'s over the same windows, though under the absolute SLO', async () => {
+    const compared = await deploymentOf('fraud-compare', { errorRate: 0.01 });
+    const started = await start({ deployment: compared, modelVersion: v2, strategy: 'CANARY', steps: [10, 100], bakeSeconds: 2, minRequests: 200, significance: 0.05 });
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    const id = started.data.startRollout.id;
+    // What the inference path records over the same window: the canary fails 3 of 400 (0.75 %, under
+    // the 1 % SLO), the baseline 2 of 4000 (0.05 %). z = 3.962, one-sided p = 3.7e-5 (scipy.stats.norm.sf).
+    await t.sql(
+      `INSERT INTO prediction_window (deployment_id, model_version_id, window_start, window_seconds, requests, errors, latency_p95_ms)
+       VALUES ($1, $2, now(), 60, 400, 3, 5), ($1, $3, now(), 60, 4000, 2, 5)`,
+      [uuidOf(compared), uuidOf(v2), uuidOf(v1)],
+    );
+    const done = await finished(id);
+    assert.equal(done.status, 'ROLLED_BACK', JSON.stringify(done));
+    assert.match(done.reason, /automatic rollback at step 1 \(10 %\): error rate 0\.0075 is significantly worse than the baseline's 0\.0005 \(z = 3\.96, p = 3\.72e-5 < α = 0\.05\)/);
+    assert.deepEqual((await split(compared)).trafficSplit, [{ weight: 100, modelVersion: { version: 1 } }]);
+    const [event] = (await trail(id)).filter((e: { action: string }) => e.action === 'rollbackRollout');
+    const v = event.after.verdict;
+    assert.equal(v.verdict, 'rollback');
+    assert.equal(v.decidedBy, 'two-proportion z-test');
+    assert.deepEqual([v.observed.requests, v.observed.errors, v.observed.errorRate], [400, 3, 0.0075]);
+    assert.deepEqual([v.baseline.requests, v.baseline.errors, v.baseline.versions], [4000, 2, [v1]]);
+    assert.equal(v.comparison.test, 'two-proportion z-test (one-sided)');
+    assert.ok(Math.abs(v.comparison.z - 3.9620497791909752) < 1e-9, String(v.comparison.z));
+    assert.ok(Math.abs(v.comparison.pValue - 3.715452097967761e-5) < 1e-6, String(v.comparison.pValue));
+    assert.deepEqual([v.comparison.alpha, v.comparison.significant], [0.05, true]);
+  });
+  it('rolls a canary back when its drift over the step breaches the drift SLO, and names the feature', async () => {
+    const drifting = await deploymentOf('fraud-drift', { drift: 0.25 });
+    const started = await start({ deployment: drifting, modelVersion: v2, strategy: 'CANARY', steps: [50, 100], bakeSeconds: 2, minRequests: 5 });
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    // Rows from the training data's distribution, with merchant_risk shifted by 1.5 sd: real traffic.
+    const rows = syntheticCsv({ rows: 1000, seed: 777, features: ['amount', 'hour', 'merchant_risk', 'distance_km'] })
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(',').slice(0, 4).map(Number))
+      .map(([a, h, m, d]) => [a, h, m + 1.5, d]);
+    for (let i = 0; i < rows.length; i += 25) {
+      const r = await t.gql(service, PREDICT, { d: drifting, inputs: { features: rows.slice(i, i + 25) }, key: `drift-${i}` });
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    }
+    await t.server.app.inference!.log.flush();
+    const done = await finished(started.data.startRollout.id);
+    assert.equal(done.status, 'ROLLED_BACK', JSON.stringify(done));
+    assert.match(done.reason, /automatic rollback at step 1 \(50 %\): drift \d+\.\d+ \(PSI of merchant_risk over \d+ rows\) > SLO 0\.25/);
+    const [event] = (await trail(started.data.startRollout.id)).filter((e: { action: string }) => e.action === 'rollbackRollout');
+    assert.equal(event.after.verdict.decidedBy, 'slo:drift');
+    assert.equal(event.after.verdict.drift.feature, 'merchant_risk');
+    assert.ok(event.after.verdict.drift.score > 0.25 && event.after.verdict.drift.rows > 0, JSON.stringify(event.after.verdict.drift));
+    assert.equal(event.after.verdict.observed.driftScore, event.after.verdict.drift.score);
+  });
+  it('does not promote a SHADOW whose decisions disagree with the served ones: it rolls back with the agreement it measured', async () => {
+    const mirrored = await deploymentOf('fraud-mirror', {});
+    // A version that calls every row fraud (score ≈ 0.998), shadowing one that mostly does not.
+    const up = await uploadArtifact(t.url, engineer, buildLogisticRegressionOnnx({ weights: [0, 0, 0, 0], bias: 6 }));
+    const models = await t.gql(engineer, '{ models(filter: { name: "fraud-detector" }) { nodes { id } } }');
+    const reg = await t.gql(engineer, 'mutation($m: ID!, $a: String!) { registerModelVersion(input: { model: $m, artifactSha256: $a }) { id } }', { m: models.data.models.nodes[0].id, a: up.json.sha256 });
+    const alarmist = reg.data.registerModelVersion.id;
+    const started = await start({ deployment: mirrored, modelVersion: alarmist, strategy: 'SHADOW', bakeSeconds: 5, minRequests: 5 });
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    await t.server.app.inference!.reconcile();
+    const rows = syntheticCsv({ rows: 500, seed: 99, features: ['amount', 'hour', 'merchant_risk', 'distance_km'] })
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((line) => line.split(',').slice(0, 4).map(Number));
+    for (let i = 0; i < rows.length; i += 25) {
+      const r = await t.gql(service, PREDICT, { d: mirrored, inputs: { features: rows.slice(i, i + 25) }, key: `mirror-${i}` });
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    }
+    await t.server.app.inference!.log.flush();
+    const done = await finished(started.data.startRollout.id);
+    assert.equal(done.status, 'ROLLED_BACK', JSON.stringify(done));
+    assert.match(done.reason, /automatic rollback at step 1 \(0 %\): decision agreement 0\.\d{4} over \d+ rows \(mean absolute difference 0\.\d{4}\) < 0\.95/);
+    const [event] = (await trail(started.data.startRollout.id)).filter((e: { action: string }) => e.action === 'rollbackRollout');
+    const { agreement } = event.after.verdict;
+    assert.equal(event.after.verdict.decidedBy, 'shadow agreement');
+    // The same figures from the prediction log: every row was served (and mirrored) before the bake ended.
+    const served = (await t.sql(`SELECT outputs FROM prediction_log WHERE deployment_id = $1 AND NOT shadow`, [uuidOf(mirrored)]))
+      .flatMap((r: { outputs: { probability: number[][] } }) => r.outputs.probability.map((p) => p[0]));
+    const shadowScore = 1 / (1 + Math.exp(-6));
+    assert.equal(agreement.rows, 500);
+    assert.equal(served.length, 500);
+    assert.ok(Math.abs(agreement.decisionAgreement - served.filter((p: number) => p >= 0.5).length / 500) < 1e-9, JSON.stringify(agreement));
+    assert.ok(Math.abs(agreement.meanAbsoluteDifference - served.reduce((a: number, p: number) => a + Math.abs(shadowScore - p), 0) / 500) < 1e-6, JSON.stringify(agreement));
+    assert.ok(agreement.decisionAgreement < 0.95, JSON.stringify(agreement));
+    assert.equal(agreement.threshold, 0.5);
+    const after = await t.gql(engineer, `query($id: ID!) { node(id: $id) { ... on Deployment { shadowVersions { id } } } }`, { id: mirrored });
+    assert.deepEqual(after.data.node.shadowVersions, [], 'the shadow no longer receives traffic');
   });
 });
