@@ -76,6 +76,9 @@ export async function beginExport(ctx: RequestContext, format: AuditExportFormat
   });
 }
 
+// An export ends once.
+const ENDED: readonly AuditExportStatus[] = [AuditExportStatus.SUCCEEDED, AuditExportStatus.FAILED, AuditExportStatus.ABORTED];
+
 /**
  * Closes an export: SUCCEEDED (its manifest is on the row), FAILED, or ABORTED (the client went
  * away). The outcome is audited with the row change.
@@ -87,6 +90,8 @@ export async function finishExport(
 ): Promise<AuditExport> {
   return inTransaction(ctx, async (em, ctx) => {
     const row = await em.findOneOrFail(AuditExport, { where: { id }, lock: { mode: 'pessimistic_write' } });
+    // Ended once: a job taken over after it stalled, or a client that left, never ends it again.
+    if (ENDED.includes(row.status)) return row;
     const before = { status: row.status };
     Object.assign(row, { status: outcome.status, error: outcome.error ?? null, finishedAt: new Date() });
     if (outcome.fileSha256 !== undefined) row.fileSha256 = outcome.fileSha256;

@@ -216,8 +216,10 @@ export async function runRolloutStep(ctx: RequestContext, rolloutId: string, gen
     // A paused, finished, promoted or rescheduled rollout has moved on: this job is stale.
     if (!rollout || rollout.status !== RolloutStatus.IN_PROGRESS || rollout.generation !== generation) return null;
     const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });
-    // The step moves traffic as whoever scheduled it, with the rights they have now.
+    // The step moves traffic as whoever scheduled it, with the rights they have now: to change the
+    // deployment, and to read the version it moves traffic to, as starting the rollout needed.
     assertCan(ctx, 'update', 'Deployment', deployment);
+    assertCan(ctx, 'read', 'ModelVersion', await em.findOneOrFail(ModelVersion, { where: { id: rollout.modelVersionId } }));
     const verdict = await judgeStep(em, rollout, deployment, ctx.app.rolloutEvidence);
     const figures = figuresOf(verdict);
     const subject = { subjectType: 'Rollout' as const, subjectId: toGlobalId('Rollout', rollout.id) };
