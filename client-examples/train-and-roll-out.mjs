@@ -1,5 +1,7 @@
 // Train a new version of a model on the server from a CSV file, follow the run live, then roll
 // the version out to a deployment as a canary and watch each step (or the automatic rollback).
+// A step advances only on evidence (a minimum of requests answered by the new version), so the
+// example sends predictions of the CSV's rows while it rolls out, as the deployment's traffic would.
 //
 //   MODELGOV_TOKEN=<ml-engineer token> node client-examples/train-and-roll-out.mjs train.csv fraud-detector fraud-detector-staging
 import { readFile } from 'node:fs/promises';
@@ -89,12 +91,33 @@ if (version.status !== 'CANDIDATE') {
   process.exit(1);
 }
 
-// 4. Roll it out as a canary and watch each step; a breach of the deployment's SLOs rolls it back.
+// 4. Roll it out as a canary and watch each step; a breach of the deployment's SLOs, or an error
+// rate significantly worse than the current version's, rolls it back. Each step needs 20 requests
+// answered by the new version (held up to two minutes for them, then paused).
 const { startRollout } = await gql(
   `mutation($i: StartRolloutInput!) { startRollout(input: $i) { id percent } }`,
-  { i: { deployment: deployment.id, modelVersion: version.id, strategy: 'CANARY', steps: [25, 50, 100], bakeSeconds: Number(bake) } },
+  { i: { deployment: deployment.id, modelVersion: version.id, strategy: 'CANARY', steps: [25, 50, 100], bakeSeconds: Number(bake), minRequests: 20, maxHoldSeconds: 120 } },
 );
 console.log(`rollout ${startRollout.id}: ${startRollout.percent} %`);
+
+// The traffic: one row at a time, each with its own request key (keys are routed stickily).
+const [header, ...lines] = (await readFile(file, 'utf8')).trim().split('\n');
+const features = header.split(',').map((name, i) => [name, i]).filter(([name]) => name !== 'label');
+const rows = lines.map((line) => {
+  const cells = line.split(',');
+  return features.map(([, i]) => Number(cells[i]));
+});
+const [input] = (await gql(`query($id: ID!) { node(id: $id) { ... on ModelVersion { signature { inputs { name } } } } }`, { id: version.id })).node.signature.inputs;
+let sending = true;
+const traffic = (async () => {
+  for (let i = 0; sending; i++) {
+    await gql(`mutation($d: ID!, $inputs: JSONObject!, $key: String) { predict(deployment: $d, inputs: $inputs, requestKey: $key) { rows } }`, {
+      d: deployment.id,
+      inputs: { [input.name]: [rows[i % rows.length]] },
+      key: `example-${i}`,
+    });
+  }
+})();
 const outcome = await new Promise((resolve, reject) => {
   const stop = ws.subscribe(
     { query: `subscription($d: ID!) { rolloutUpdated(deployment: $d) { id status percent reason } }`, variables: { d: deployment.id } },
@@ -114,5 +137,7 @@ const outcome = await new Promise((resolve, reject) => {
     },
   );
 });
+sending = false;
+await traffic;
 await ws.dispose();
 console.log(`rollout ${outcome.status}`);

@@ -16,7 +16,7 @@ describe('client examples run against a real server', () => {
   let dir: string;
   const examples = path.join(repoRoot(), 'client-examples');
   const example = (name: string, token: string, args: string[] = []) =>
-    run(process.execPath, [path.join(examples, name), ...args], { env: { ...process.env, MODELGOV_URL: t.url, MODELGOV_TOKEN: token }, timeout: 30_000 });
+    run(process.execPath, [path.join(examples, name), ...args], { env: { ...process.env, MODELGOV_URL: t.url, MODELGOV_TOKEN: token }, timeout: 90_000 });
 
   before(async () => {
     t = await startTestServer({ demo: true });
@@ -88,7 +88,9 @@ describe('client examples run against a real server', () => {
   it('train-and-roll-out trains a version from a CSV, follows it live and rolls it out step by step', async () => {
     const file = path.join(dir, 'train.csv');
     await writeFile(file, syntheticCsv({ rows: 800, seed: 5, features: ['amount', 'hour', 'merchant_risk', 'distance_km'] }));
-    const { stdout } = await example('train-and-roll-out.mjs', t.token(['ml-engineer'], ['fraud']), [file, 'fraud-detector', 'fraud-detector-staging', '1']);
+    const { stdout } = await example('train-and-roll-out.mjs', t.token(['ml-engineer'], ['fraud']), [file, 'fraud-detector', 'fraud-detector-staging', '1']).catch((e) => {
+      throw new Error(`${e.message}\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+    });
     assert.match(stdout, /data: 800 rows, columns amount, hour, merchant_risk, distance_km, label/);
     assert.match(stdout, /SUCCEEDED 100 %/);
     const trained = Number(/fraud-detector v(\d+) CANDIDATE/.exec(stdout)?.[1]);
