@@ -45,6 +45,8 @@ const schema = z.object({
   WORKER_CONCURRENCY: int(1, 64).default(1),
   WORKER_LOCK_MS: int(1000, 3_600_000).default(30_000),
   TRAINING_TIMEOUT_MS: int(1000, 7 * 24 * 3600 * 1000).default(30 * 60 * 1000),
+  // Where a trainer's own child programs are looked up (the only variable of this process a trainer gets).
+  PATH: z.string().min(1).default('/usr/local/bin:/usr/bin:/bin'),
   TRAINING_MAX_OUTPUT_BYTES: int(1024, 1024 ** 3).default(10 * 1024 * 1024),
   TRAINING_ATTEMPTS: int(1, 20).default(3),
   TRAINER_REPOSITORIES: z.string().optional(),
@@ -139,6 +141,8 @@ export interface Config {
   /** A job whose worker stopped renewing its lock this long ago is handed to another worker. */
   workerLockMs: number;
   trainingTimeoutMs: number;
+  /** `PATH` given to trainer processes (their environment is otherwise empty but for what the run sets). */
+  trainerPath: string;
   trainingMaxOutputBytes: number;
   trainingAttempts: number;
   /** Repository URL → local directory holding its trainers; entrypoints resolve inside it. */
@@ -281,6 +285,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     workerConcurrency: c.WORKER_CONCURRENCY,
     workerLockMs: c.WORKER_LOCK_MS,
     trainingTimeoutMs: c.TRAINING_TIMEOUT_MS,
+    trainerPath: c.PATH,
     trainingMaxOutputBytes: c.TRAINING_MAX_OUTPUT_BYTES,
     trainingAttempts: c.TRAINING_ATTEMPTS,
     trainerRepositories: trainerRepositories(c.TRAINER_REPOSITORIES),

@@ -44,7 +44,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     redis,
     log,
     artifacts: new ArtifactStore(config.artifactRoot, config.artifactMaxBytes),
-    executor: new LocalProcessExecutor(),
+    executor: new LocalProcessExecutor(config.trainerPath),
     queues,
     dispatcher,
     events: bus,

@@ -64,6 +64,9 @@ const GUARD = path.join(__dirname, 'trainer-guard.js');
  * process dies, the channel closes and the guard kills the group, so no trainer outlives its worker.
  */
 export class LocalProcessExecutor implements TrainingExecutor {
+  /** @param searchPath the `PATH` trainer processes get (from the configuration). */
+  constructor(private readonly searchPath = '/usr/local/bin:/usr/bin:/bin') {}
+
   run(
     request: ExecutionRequest,
     onLine: (line: string, stream: 'stdout' | 'stderr') => void,
@@ -74,7 +77,7 @@ export class LocalProcessExecutor implements TrainingExecutor {
       if (request.argv.length === 0) return resolve({ kind: 'spawn-failed', message: 'empty argument vector' });
       const child = spawn(process.execPath, [GUARD, ...request.argv], {
         cwd: request.cwd,
-        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...request.env },
+        env: { PATH: this.searchPath, ...request.env },
         shell: false,
         detached: true,
         stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

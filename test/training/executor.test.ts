@@ -56,7 +56,8 @@ async function gone(pid: number, ms = 10_000): Promise<boolean> {
 const TREE = 'sleep 30 </dev/null >/dev/null 2>&1 &\na=$!\nsleep 30 </dev/null >/dev/null 2>&1 &\nb=$!\necho "$$ $a $b"\nwait';
 
 describe('LocalProcessExecutor', () => {
-  const executor = new LocalProcessExecutor();
+  // The search path trainers get comes from the configuration (PATH); here, this process's own.
+  const executor = new LocalProcessExecutor(process.env.PATH);
   let dir: string;
   let work: string;
   const started = new Set<number>();
