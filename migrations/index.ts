@@ -16,6 +16,7 @@ import { AuditEventVia1795313000000 } from './1795313000000-AuditEventVia';
 import { RolloutEvidence1795313400000 } from './1795313400000-RolloutEvidence';
 import { PredictionIds1795314000000 } from './1795314000000-PredictionIds';
 import { PredictionOutcomes1795314100000 } from './1795314100000-PredictionOutcomes';
+import { WindowRollups1795315000000 } from './1795315000000-WindowRollups';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
 export const MIGRATIONS: Function[] = [
@@ -37,4 +38,5 @@ export const MIGRATIONS: Function[] = [
   RolloutEvidence1795313400000,
   PredictionIds1795314000000,
   PredictionOutcomes1795314100000,
+  WindowRollups1795315000000,
 ];

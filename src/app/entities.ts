@@ -16,9 +16,10 @@ import { Model } from '../registry/model.entity';
 import { ModelVersion, ModelVersionAlias } from '../registry/model-version.entity';
 import { Deployment, TrafficShare } from '../rollouts/deployment.entity';
 import { OutboxEntry } from '../core/queue/outbox.entity';
-import { PredictionWindow, Rollout, ShadowShare } from '../rollouts/rollout.entity';
+import { Rollout, ShadowShare } from '../rollouts/rollout.entity';
 import { PredictionRecord } from '../inference/prediction-log.entity';
 import { PredictionOutcome } from '../inference/prediction-outcome.entity';
+import { PredictionRollup } from '../inference/prediction-rollup.entity';
 import { QuarantinedPrediction } from '../inference/prediction-quarantine.entity';
 import { Alert, MonitorRun } from '../monitoring/alert.entity';
 import { DatasetBlob } from '../lineage/dataset-blob.entity';
@@ -53,9 +54,9 @@ export const ENTITIES = [
   DatasetBlob,
   Rollout,
   ShadowShare,
-  PredictionWindow,
   PredictionRecord,
   PredictionOutcome,
+  PredictionRollup,
   QuarantinedPrediction,
   Alert,
   MonitorRun,

@@ -12,6 +12,8 @@ import { principalResolver } from '../access/principal-resolver';
 import { scheduleMonitor } from '../monitoring/monitor.service';
 import { raiseRolloutStalledAlert } from '../monitoring/rollout-alert.service';
 import { stepDrift } from '../monitoring/drift-monitor';
+import { rollupBinsFor } from '../monitoring/rollup-bins.service';
+import { stepFigures } from '../monitoring/rollout-evidence';
 import { shadowAgreement } from '../inference/shadow-agreement';
 import { servingPathOf } from '../rollouts/serving-path';
 import { LocalProcessExecutor } from '../training/executor';
@@ -52,9 +54,11 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     statements,
     principals: principalResolver(db),
     servingPath: servingPathOf,
+    rollupBins: (id) => rollupBinsFor(app, id),
     deploymentMonitors: { schedule: (deployment) => scheduleMonitor(app, deployment) },
     rolloutAlerts: { stalled: (em, stall) => raiseRolloutStalledAlert(app, em, stall) },
     rolloutEvidence: {
+      stepFigures: (...args) => stepFigures(app, ...args),
       stepDrift: (...args) => stepDrift(app, ...args),
       shadowAgreement: (...args) => shadowAgreement(db, ...args),
     },

@@ -6,7 +6,8 @@ import { toGlobalId } from '../core/global-id';
 import type { Logger } from '../core/logger';
 import type { ArtifactStore } from '../core/artifact-store';
 import type { OnnxSignature } from '../registry/onnx';
-import { PredictionLog, ServingWindows } from './prediction-log';
+import { PredictionLog, type RollupWriter } from './prediction-log';
+import type { RollupBins } from './rollup-bins';
 import { ServingMetrics } from './serving-metrics';
 import { modelSpec, warmupFeeds, type ModelSpec, type WireTensor } from './tensors';
 import { InferencePool } from './worker-pool';
@@ -178,7 +179,6 @@ export class InferenceEngine {
   readonly pools: Record<PoolName, InferencePool>;
   readonly metrics: ServingMetrics;
   readonly log: PredictionLog;
-  readonly windows: ServingWindows;
   private table = new Map<string, Route>();
   private readonly versions = new Map<string, ServedVersion>();
   /** The pools each served version is loaded into. */
@@ -203,6 +203,7 @@ export class InferenceEngine {
     private readonly artifacts: ArtifactStore,
     readonly config: InferenceConfig,
     private readonly logger: Logger,
+    rollups?: RollupWriter,
   ) {
     this.sql = new Pool({ connectionString: withDefaultUser(databaseUrl), max: 3, application_name: 'modelgov-inference' });
     this.sql.on('error', (e) => logger.warn({ err: e.message }, 'inference database connection error'));
@@ -231,8 +232,7 @@ export class InferenceEngine {
         onStuck: (versionId) => this.ranStuck(name, versionId),
       });
     this.pools = { production: pool('production', config.productionThreads), shared: pool('shared', config.threads) };
-    this.log = new PredictionLog(this.sql, { batchSize: config.logBatch, flushIntervalMs: config.logFlushMs, maxBuffered: config.logMaxBuffered }, logger, this.metrics);
-    this.windows = new ServingWindows(this.sql, config.windowSeconds, logger);
+    this.log = new PredictionLog(this.sql, { batchSize: config.logBatch, flushIntervalMs: config.logFlushMs, maxBuffered: config.logMaxBuffered, rollups }, logger, this.metrics);
   }
 
   /** Listens for serving changes, loads every routed version, and keeps doing so. */
@@ -648,7 +648,7 @@ export class InferenceEngine {
     return { ready: this.ready, threads: pools.production.threads + pools.shared.threads, pools, stuckPools, providers: [...new Set(Object.values(versions))], versions, failed, unloaded };
   }
 
-  /** Stops listening, writes the prediction log and the open windows, stops the threads. */
+  /** Stops listening, writes the prediction log (and its rollups), stops the threads. */
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
@@ -657,7 +657,6 @@ export class InferenceEngine {
     await listener?.end().catch(() => undefined);
     await this.reconciling;
     await this.log.close();
-    await this.windows.close();
     await Promise.all([this.pools.production.close(), this.pools.shared.close()]);
     await this.sql.end();
   }
@@ -667,5 +666,7 @@ declare module '../core/context' {
   interface AppServices {
     /** Present in API processes that serve predictions. */
     inference?: InferenceEngine;
+    /** A model version's rollup bins (null: no reference; see `RollupBins`). The monitoring domain provides them, the assembly wires them. */
+    rollupBins(modelVersionId: string): Promise<RollupBins | null>;
   }
 }

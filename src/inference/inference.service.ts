@@ -165,7 +165,6 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   engine.metrics.predictions.inc({ ...labels, role: 'served', outcome: skipped ? 'skipped' : failure ? outcomeOf(failure) : 'ok' });
   if (!skipped) {
     engine.metrics.latency.observe({ ...labels, role: 'served' }, (afterPrimary - started) / 1000);
-    engine.windows.record(deploymentId, primaryId, afterPrimary - started, !failure);
   }
 
   let fallback = false;
@@ -177,14 +176,11 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
         const built = req.feeds(fb.spec, limits);
         rows = built.rows;
         if (!inputsSha256) inputsSha256 = hashFeeds(built.feeds);
-        const fbStarted = performance.now();
         outputs = await engine.run(fb.id, built.feeds, built.rows, pool);
         served = fb;
         fallback = true;
-        engine.windows.record(deploymentId, fb.id, performance.now() - fbStarted, true);
       } catch (e) {
         if (!(e instanceof AppError || e instanceof InferenceTimeoutError || e instanceof InferenceRunError)) throw e;
-        engine.windows.record(deploymentId, fb.id, performance.now() - afterPrimary, false);
         failure = new InferenceRunError(`${failure.message}; the fallback version failed too: ${e.message}`);
       }
     }
@@ -242,7 +238,6 @@ async function mirror(engine: InferenceEngine, route: Route, req: PredictRequest
     const labels = { deployment: route.deploymentId, model_version: shadowId, role: 'shadow' };
     engine.metrics.latency.observe(labels, latencyMs / 1000);
     engine.metrics.predictions.inc({ ...labels, outcome: error ? 'error' : 'ok' });
-    engine.windows.record(route.deploymentId, shadowId, latencyMs, !error);
     await engine.log.append({
       ...served,
       id: newPredictionId(),

@@ -1,3 +1,4 @@
+import type { EntityManager } from 'typeorm';
 import { canonicalJson, sha256Hex } from '../core/canonical-json';
 import type { RequestContext } from '../core/context';
 import { inTransaction } from '../core/context';
@@ -10,6 +11,8 @@ import { hiddenRowError } from '../lineage/lineage.service';
 import { Deployment } from '../rollouts/deployment.entity';
 import { InferenceReason } from './inference.errors';
 import { checkRequestKey } from './request-key';
+import { decisionThreshold, outputNameOf } from './quality-source';
+import { RollupAccumulator, rollupParams, rollupUpsert, scoreValue, outputRowOf } from './window-rollup';
 
 /** Outcomes one `recordOutcomes` call (or one batch of `POST /outcomes`) takes at most. */
 export const MAX_OUTCOMES_PER_CALL = 1000;
@@ -235,6 +238,8 @@ export async function recordOutcomeBatch(
       );
       for (const r of found) current.set(`${r.prediction_id}/${r.row}`, { labelSha256: r.label_sha256, label: r.label, stored: true });
     }
+    // The labels as stored before this batch: a correction takes the old one out of the rollups.
+    const stored = new Map([...current.entries()].map(([k, v]) => [k, v.label]));
 
     const results: OutcomeResult[] = [];
     const writes = new Map<string, { predictionId: string; row: number; modelVersionId: string; o: CheckedOutcome; insert: boolean; corrected: boolean }>();
@@ -313,6 +318,8 @@ export async function recordOutcomeBatch(
       );
     }
 
+    await addOutcomesToRollups(ctx, em, deployment, [...writes.entries()].map(([key, w]) => ({ ...w, before: w.insert ? undefined : stored.get(key) })));
+
     const count = (s: OutcomeStatus) => results.filter((r) => r.status === s).length;
     const digest = sha256Hex(results.map((r, i) => `${r.index}:${r.status}:${r.prediction ?? ''}:${r.row ?? ''}:${labelShas[i] ?? ''}`).join('\n'));
     const summary: OutcomeSummary = { received: results.length, recorded: count('RECORDED'), duplicate: count('DUPLICATE'), corrected: count('CORRECTED'), rejected: count('REJECTED'), digest, results };
@@ -334,4 +341,42 @@ export async function recordOutcomeBatch(
     });
     return summary;
   });
+}
+
+/**
+ * The outcomes' effect on the window rollups of their predictions, in the batch's transaction: a
+ * new label adds its row to the labelled rows and the quality statistics; a correction replaces
+ * the old label's statistics with the new one's.
+ */
+async function addOutcomesToRollups(
+  ctx: RequestContext,
+  em: EntityManager,
+  deployment: OutcomeDeployment,
+  writes: Array<{ predictionId: string; row: number; modelVersionId: string; o: CheckedOutcome; before: unknown }>,
+): Promise<void> {
+  if (!writes.length) return;
+  const predictions: Array<{ id: string; occurred_at: Date; outputs: Record<string, unknown> | null; metrics: unknown; reference_profile: unknown }> = await em.query(
+    `SELECT p.id, p.occurred_at, p.outputs, v.metrics, v.reference_profile FROM prediction_log p JOIN model_version v ON v.id = p.model_version_id
+      WHERE p.id = ANY($1::uuid[])`,
+    [[...new Set(writes.map((w) => w.predictionId))]],
+  );
+  const byId = new Map(predictions.map((p) => [p.id, p]));
+  const acc = new RollupAccumulator(ctx.app.config.inference.windowSeconds, () => null);
+  const recordedAt = new Date();
+  for (const w of writes) {
+    const p = byId.get(w.predictionId);
+    if (!p) continue;
+    acc.addOutcome({
+      deploymentId: deployment.id,
+      teamId: deployment.teamId,
+      modelVersionId: w.modelVersionId,
+      occurredAt: new Date(p.occurred_at),
+      score: scoreValue(outputRowOf(p.outputs, outputNameOf(p.reference_profile), w.row)),
+      threshold: decisionThreshold(p.metrics),
+      label: w.o.label,
+      before: w.before,
+      recordedAt,
+    });
+  }
+  await em.query(rollupUpsert(1), rollupParams(acc.deltas()));
 }

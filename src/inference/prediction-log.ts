@@ -1,6 +1,8 @@
 import { DatabaseError, type Pool } from 'pg';
 import type { Logger } from '../core/logger';
 import type { ServingMetrics } from './serving-metrics';
+import type { RollupBins } from './rollup-bins';
+import { RollupAccumulator, rollupParams, rollupUpsert } from './window-rollup';
 
 /** A record as the writer takes it; see PredictionRecord for the meaning of each field. */
 export interface PredictionEntry {
@@ -37,6 +39,15 @@ export interface PredictionLogOptions {
   unhealthyAfterMs?: number;
   /** Longest pause between attempts after a failed write (the pause doubles from `flushIntervalMs`). Default 5 s. */
   maxRetryDelayMs?: number;
+  /** The window rollups written with each batch; without them, only the raw log is written. */
+  rollups?: RollupWriter;
+}
+
+/** What the log needs to maintain window rollups: their window length and each version's bins. */
+export interface RollupWriter {
+  windowSeconds: number;
+  /** A version's rollup bins (null: the version has no reference, its rows are counted, not binned). */
+  binsFor(modelVersionId: string): Promise<RollupBins | null>;
 }
 
 /** Whether the log can write, and why not: what readiness reports. */
@@ -80,6 +91,8 @@ const COLUMNS = [
 // statement's text and parameter count do not grow with the batch.
 const INSERT = `INSERT INTO prediction_log (${COLUMNS.map(([c]) => c).join(', ')})
   SELECT * FROM unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')})`;
+// The batch and its rollup deltas in one statement: both are written, or neither.
+const INSERT_WITH_ROLLUPS = `WITH logged AS (${INSERT} RETURNING 1) ${rollupUpsert(COLUMNS.length + 1)}`;
 
 const QUARANTINE = `INSERT INTO prediction_log_quarantine (deployment_id, team_id, request_id, error, record) VALUES ($1, $2, $3, $4, $5)`;
 
@@ -112,7 +125,9 @@ function encodeRecord(entry: PredictionEntry): string {
 
 /**
  * Buffers prediction records and writes them in batches. Memory is bounded: when `maxBuffered`
- * records wait, `append` waits too.
+ * records wait, `append` waits too. With `rollups`, each batch's window rollup deltas are added in
+ * the same statement (`rollup_add` merges them into the stored rows), so rollups count exactly
+ * the records written.
  *
  * A batch PostgreSQL refuses because of its data is split in halves until the offending records
  * are alone; those are quarantined (`prediction_log_quarantine`, the record as escaped JSON text,
@@ -226,9 +241,23 @@ export class PredictionLog {
     } catch (e) {
       throw new RecordEncodingError((e as Error).message);
     }
+    const rollups = this.opts.rollups;
+    let statement = INSERT;
+    if (rollups) {
+      const bins = new Map<string, RollupBins | null>();
+      for (const id of new Set(batch.map((e) => e.modelVersionId))) bins.set(id, await rollups.binsFor(id));
+      const acc = new RollupAccumulator(rollups.windowSeconds, (id) => bins.get(id) ?? null);
+      try {
+        for (const e of batch) acc.addPrediction(e);
+        params = [...params, ...rollupParams(acc.deltas())];
+      } catch (e) {
+        throw new RecordEncodingError((e as Error).message);
+      }
+      statement = INSERT_WITH_ROLLUPS;
+    }
     this.statementSince = Date.now();
     try {
-      await this.db.query(INSERT, params);
+      await this.db.query(statement, params);
     } finally {
       this.statementSince = null;
     }
@@ -315,91 +344,4 @@ function columnsOf(batch: PredictionEntry[]): unknown[][] {
     batch.map((e) => e.failedVersionId),
     batch.map((e) => e.error),
   ];
-}
-
-/** Log-spaced latency buckets: 1 µs to ~100 s at 5 % resolution. */
-const BUCKET_BASE = 1.05;
-const BUCKET_MIN_MS = 0.001;
-const bucketOf = (ms: number) => Math.max(0, Math.ceil(Math.log(Math.max(ms, BUCKET_MIN_MS) / BUCKET_MIN_MS) / Math.log(BUCKET_BASE)));
-const bucketUpperMs = (b: number) => BUCKET_MIN_MS * BUCKET_BASE ** b;
-
-interface Window {
-  deploymentId: string;
-  modelVersionId: string;
-  start: number;
-  requests: number;
-  errors: number;
-  buckets: Map<number, number>;
-}
-
-/**
- * Per deployment, model version and window: requests, errors and a latency histogram, written to
- * `prediction_window` when the window closes (and what is open at shutdown). Rollout health
- * checks and monitoring read those rows; each API instance writes its own.
- */
-export class ServingWindows {
-  private windows = new Map<string, Window>();
-  private timer: NodeJS.Timeout;
-
-  constructor(
-    private readonly db: Pool,
-    private readonly windowSeconds: number,
-    private readonly log: Logger,
-  ) {
-    this.timer = setInterval(() => void this.write(false), Math.min(1000, windowSeconds * 250));
-    this.timer.unref();
-  }
-
-  record(deploymentId: string, modelVersionId: string, latencyMs: number, ok: boolean): void {
-    const span = this.windowSeconds * 1000;
-    const start = Math.floor(Date.now() / span) * span;
-    const key = `${deploymentId}/${modelVersionId}/${start}`;
-    let w = this.windows.get(key);
-    if (!w) this.windows.set(key, (w = { deploymentId, modelVersionId, start, requests: 0, errors: 0, buckets: new Map() }));
-    w.requests += 1;
-    if (!ok) w.errors += 1;
-    const b = bucketOf(latencyMs);
-    w.buckets.set(b, (w.buckets.get(b) ?? 0) + 1);
-  }
-
-  /** Writes closed windows (all windows when `all`). */
-  async write(all: boolean): Promise<void> {
-    const now = Date.now();
-    const done = [...this.windows.entries()].filter(([, w]) => all || w.start + this.windowSeconds * 1000 <= now);
-    if (!done.length) return;
-    for (const [key] of done) this.windows.delete(key);
-    const rows = done.map(([, w]) => w);
-    try {
-      await this.db.query(
-        `INSERT INTO prediction_window (deployment_id, model_version_id, window_start, window_seconds, requests, errors, latency_p95_ms)
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::int[], $5::int[], $6::int[], $7::float8[])`,
-        [
-          rows.map((w) => w.deploymentId),
-          rows.map((w) => w.modelVersionId),
-          rows.map((w) => new Date(w.start).toISOString()),
-          rows.map(() => this.windowSeconds),
-          rows.map((w) => w.requests),
-          rows.map((w) => w.errors),
-          rows.map((w) => quantileMs(w.buckets, w.requests, 0.95)),
-        ],
-      );
-    } catch (e) {
-      this.log.error({ err: (e as Error).message }, 'serving statistics not written');
-    }
-  }
-
-  async close(): Promise<void> {
-    clearInterval(this.timer);
-    await this.write(true);
-  }
-}
-
-function quantileMs(buckets: Map<number, number>, total: number, q: number): number {
-  const rank = Math.ceil(q * total);
-  let seen = 0;
-  for (const b of [...buckets.keys()].sort((a, c) => a - c)) {
-    seen += buckets.get(b)!;
-    if (seen >= rank) return Math.round(bucketUpperMs(b) * 1000) / 1000;
-  }
-  return 0;
 }

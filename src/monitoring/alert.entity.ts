@@ -11,13 +11,15 @@ export enum AlertKind {
   ERROR_RATE = 'ERROR_RATE',
   RUN_BUDGET = 'RUN_BUDGET',
   ROLLOUT_STALLED = 'ROLLOUT_STALLED',
+  QUALITY = 'QUALITY',
 }
 registerEnumType(AlertKind, {
   name: 'AlertKind',
   description:
     'DRIFT: an input feature drifted from the reference; PREDICTION_DRIFT: the model outputs did; LATENCY / ERROR_RATE: a serving SLO is breached; ' +
     'RUN_BUDGET: the version\'s runs kept overrunning the inference run budget and it was unloaded; ' +
-    'ROLLOUT_STALLED: a rollout step never reached its minimum sample of requests and the rollout paused',
+    'ROLLOUT_STALLED: a rollout step never reached its minimum sample of requests and the rollout paused; ' +
+    'QUALITY: an online quality metric (from outcomes) degraded beyond its threshold from the version\'s offline evaluation',
 });
 
 export enum AlertSeverity {

@@ -26,7 +26,7 @@ const references = new WeakMap<AppServices, Map<string, Reference | null>>();
 // The input columns are judged against the stored TRAIN content (every row, with the samples the
 // exact statistics need, read here and never stored with the profile); the prediction against the
 // trainer's profile of the model's outputs and the sample kept beside it.
-async function referenceOf(app: AppServices, versionId: string): Promise<Reference | null> {
+export async function referenceOf(app: AppServices, versionId: string): Promise<Reference | null> {
   let cache = references.get(app);
   if (!cache) references.set(app, (cache = new Map()));
   if (cache.has(versionId)) return cache.get(versionId) ?? null;

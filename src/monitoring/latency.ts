@@ -1,6 +1,8 @@
-import type { DataSource } from 'typeorm';
+import { latencyPercentiles, mergeRollupRows, readRollupRows, readRollups, type VersionRollup } from './rollup-read';
+import type { StoredRollupRow } from '../inference/window-rollup';
+import type { Queryable } from './drift.service';
 
-/** Serving statistics of one version of a deployment over a window, from the prediction log. */
+/** Serving statistics of one version of a deployment over a window, from its window rollups. */
 export interface VersionLatency {
   modelVersionId: string;
   /** Mirrored traffic (SHADOW): counted apart, never judged against the SLOs. */
@@ -10,61 +12,46 @@ export interface VersionLatency {
   /** Requests it failed (errors and time-outs). */
   errors: number;
   errorRate: number;
+  /** Percentiles of the request latency from the merged sketches: within 1 % of the true order statistic. */
   p50Ms: number | null;
   p95Ms: number | null;
   p99Ms: number | null;
 }
 
+const figures = (r: VersionRollup): VersionLatency => ({
+  modelVersionId: r.modelVersionId,
+  shadow: r.shadow,
+  requests: r.requests,
+  errors: r.errors,
+  errorRate: r.requests ? r.errors / r.requests : 0,
+  ...latencyPercentiles(r),
+});
+
 /**
- * p50/p95/p99 latency and error rate per routed version over [start, end), in one SQL statement
- * (percentiles by PostgreSQL's `percentile_cont`, i.e. linear interpolation).
+ * p50/p95/p99 latency and error rate per routed version over the rollup windows starting in
+ * [start, end): merged counts and latency sketches, never the raw log.
  */
-export async function latencyStats(db: Pick<DataSource, 'query'>, deploymentId: string, start: Date, end: Date): Promise<VersionLatency[]> {
-  const rows: Array<{ v: string; shadow: boolean; requests: number; errors: number; p: Array<number | null> | null }> = await db.query(
-    `SELECT COALESCE(failed_version_id, model_version_id) AS v, shadow,
-            count(*)::int AS requests,
-            count(*) FILTER (WHERE failed_version_id IS NOT NULL)::int AS errors,
-            percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) AS p
-       FROM prediction_log
-      WHERE deployment_id = $1 AND occurred_at >= $2 AND occurred_at < $3
-      GROUP BY 1, 2
-      ORDER BY 1, 2`,
-    [deploymentId, start, end],
-  );
-  return rows.map((r) => ({
-    modelVersionId: r.v,
-    shadow: r.shadow,
-    requests: r.requests,
-    errors: r.errors,
-    errorRate: r.requests ? r.errors / r.requests : 0,
-    p50Ms: r.p?.[0] ?? null,
-    p95Ms: r.p?.[1] ?? null,
-    p99Ms: r.p?.[2] ?? null,
-  }));
+export async function latencyStats(db: Queryable, deploymentId: string, start: Date, end: Date): Promise<VersionLatency[]> {
+  return (await readRollups(db, deploymentId, { from: start, to: end })).filter((r) => r.requests > 0).map(figures);
 }
 
-/** A latency series for charts: per bucket and version, requests, errors and percentiles. */
-export async function latencySeries(db: Pick<DataSource, 'query'>, deploymentId: string, start: Date, end: Date, bucketSeconds: number) {
-  const rows: Array<{ bucket: Date; v: string; requests: number; errors: number; p: Array<number | null> }> = await db.query(
-    `SELECT to_timestamp(floor(extract(epoch FROM occurred_at) / $4) * $4) AS bucket,
-            COALESCE(failed_version_id, model_version_id) AS v,
-            count(*)::int AS requests,
-            count(*) FILTER (WHERE failed_version_id IS NOT NULL)::int AS errors,
-            percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY latency_ms) AS p
-       FROM prediction_log
-      WHERE deployment_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND NOT shadow
-      GROUP BY 1, 2
-      ORDER BY 1, 2`,
-    [deploymentId, start, end, bucketSeconds],
-  );
-  return rows.map((r) => ({
-    bucketStart: new Date(r.bucket),
-    modelVersionId: r.v,
-    requests: r.requests,
-    errors: r.errors,
-    errorRate: r.requests ? r.errors / r.requests : 0,
-    p50Ms: r.p[0],
-    p95Ms: r.p[1],
-    p99Ms: r.p[2],
-  }));
+/** A latency series for charts: per bucket (of whole rollup windows, by their start) and served version, requests, errors and percentiles. */
+export async function latencySeries(db: Queryable, deploymentId: string, start: Date, end: Date, bucketSeconds: number) {
+  const span = bucketSeconds * 1000;
+  const buckets = new Map<number, StoredRollupRow[]>();
+  for (const row of await readRollupRows(db, deploymentId, { from: start, to: end })) {
+    if (row.shadow) continue;
+    const at = Math.floor(new Date(row.window_start).getTime() / span) * span;
+    if (!buckets.has(at)) buckets.set(at, []);
+    buckets.get(at)!.push(row);
+  }
+  const out = [];
+  for (const [at, rows] of [...buckets.entries()].sort(([a], [b]) => a - b)) {
+    for (const r of mergeRollupRows(rows)) {
+      if (r.requests === 0) continue;
+      const { modelVersionId, ...f } = figures(r);
+      out.push({ bucketStart: new Date(at), modelVersionId, requests: f.requests, errors: f.errors, errorRate: f.errorRate, p50Ms: f.p50Ms, p95Ms: f.p95Ms, p99Ms: f.p99Ms });
+    }
+  }
+  return out;
 }

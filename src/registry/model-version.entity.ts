@@ -115,6 +115,11 @@ export class ModelVersion extends TeamOwnedEntity implements Node {
   @Column({ type: 'jsonb', nullable: true })
   predictionReferenceSample!: number[] | null;
 
+  // The bins window rollups count this version's inputs and predictions in, fixed once (every API
+  // instance bins alike): derived from the training data, so never exposed.
+  @Column({ type: 'jsonb', nullable: true })
+  rollupBins!: object | null;
+
   @Field(() => JSONScalar, { nullable: true, description: 'The evaluation gate: { passed, checks: [{ metric, rule, threshold, value, passed }] }' })
   @Column({ type: 'jsonb', nullable: true })
   evaluation!: object | null;

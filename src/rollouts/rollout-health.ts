@@ -1,21 +1,23 @@
 import type { EntityManager } from 'typeorm';
 import type { Deployment } from './deployment.entity';
-import { PredictionWindow, RolloutStrategy, type Rollout } from './rollout.entity';
+import { RolloutStrategy, type Rollout } from './rollout.entity';
 
 /** What a step's check decided. */
 export type VerdictKind = 'advance' | 'hold' | 'pause' | 'rollback';
 
-/** A version's serving figures over a step, as `prediction_window` recorded them. */
+/** A version's serving figures over a step, from the window rollups of the windows the step overlaps. */
 export interface StepFigures {
   requests: number;
   errors: number;
   errorRate: number | null;
-  /**
-   * The largest per-window p95 of the step: an upper bound on the step's p95, not the p95 itself
-   * (windows keep no mergeable latency sketch yet).
-   */
+  /** The step's own p95, from the merged latency sketches (within their 1 % relative accuracy). */
   p95LatencyMs: number | null;
   driftScore: number | null;
+  /** Mean prediction (element 0 of each answered row), from the rollup histograms' sums; null without binned predictions. */
+  meanPrediction: number | null;
+  /** Labelled rows and the online accuracy at the version's decision threshold, when outcomes exist. */
+  labelled: number;
+  accuracy: number | null;
 }
 
 /** The one-sided two-proportion z-test of "the new version's error rate is higher than the baseline's". */
@@ -81,18 +83,6 @@ export function compareErrorRates(candidate: { requests: number; errors: number 
 
 const pText = (p: number) => (p < 1e-3 ? p.toExponential(2) : p.toPrecision(3));
 
-function figures(row: { requests: string | number; errors: string | number; p95: string | number | null; drift: string | number | null }): StepFigures {
-  const requests = Number(row.requests);
-  const errors = Number(row.errors);
-  return {
-    requests,
-    errors,
-    errorRate: requests > 0 ? errors / requests : null,
-    p95LatencyMs: row.p95 === null ? null : Number(row.p95),
-    driftScore: row.drift === null ? null : Number(row.drift),
-  };
-}
-
 /**
  * Judges the current step of a rollout from the evidence recorded since it began: the new version
  * against the deployment's absolute SLOs (the drift SLO on the step's drift report) and against the
@@ -103,24 +93,10 @@ function figures(row: { requests: string | number; errors: string | number; p95:
  */
 export async function judgeStep(em: EntityManager, rollout: Rollout, deployment: Deployment, evidence?: RolloutEvidence, now = new Date()): Promise<StepVerdict> {
   const since = rollout.stepStartedAt;
-  const windows = `w.deployment_id = $1 AND w.window_start + make_interval(secs => w.window_seconds) > $2`;
-  // The p95 is the largest per-window p95 (see StepFigures); a merged sketch would give the step's own.
-  const select = `COALESCE(SUM(w.requests), 0) AS requests, COALESCE(SUM(w.errors), 0) AS errors, MAX(w.latency_p95_ms) AS p95, MAX(w.drift_score) AS drift`;
-  const table = em.getRepository(PredictionWindow).metadata.tableName;
-  const [candidateRow] = await em.query(`SELECT ${select} FROM ${table} w WHERE ${windows} AND w.model_version_id = $3`, [deployment.id, since, rollout.modelVersionId]);
-  const observed = figures(candidateRow);
   const baselineIds = rollout.baselineSplit.map((s) => s.modelVersionId).filter((id) => id !== rollout.modelVersionId);
-  let baseline: StepVerdict['baseline'] = null;
-  if (baselineIds.length && observed.requests > 0) {
-    // The same windows: those in which the new version served.
-    const [row] = await em.query(
-      `SELECT ${select} FROM ${table} w WHERE ${windows} AND w.model_version_id = ANY($4::uuid[])
-         AND w.window_start IN (SELECT c.window_start FROM ${table} c WHERE c.deployment_id = $1 AND c.model_version_id = $3 AND c.window_start + make_interval(secs => c.window_seconds) > $2)`,
-      [deployment.id, since, rollout.modelVersionId, baselineIds],
-    );
-    const b = figures(row);
-    if (b.requests > 0) baseline = { ...b, versions: baselineIds };
-  }
+  const figured = evidence ? await evidence.stepFigures(deployment.id, rollout.modelVersionId, baselineIds, since, now) : null;
+  const observed: StepFigures = figured?.observed ?? { requests: 0, errors: 0, errorRate: null, p95LatencyMs: null, driftScore: null, meanPrediction: null, labelled: 0, accuracy: null };
+  const baseline: StepVerdict['baseline'] = figured?.baseline && figured.baseline.requests > 0 ? { ...figured.baseline, versions: baselineIds } : null;
   const comparison = baseline ? compareErrorRates(observed, baseline, rollout.significance) : null;
 
   const slo = deployment.slos ?? {};
@@ -237,14 +213,19 @@ export interface ShadowAgreement {
 }
 
 /**
- * The evidence a step's check reads beyond the serving statistics, from later domains (the
- * assembly wires it):
+ * The evidence a step's check reads, from later domains (the assembly wires it):
  * - `stepDrift`: the drift of a version's logged predictions over [start, end) against its
  *   reference; null when the version has no reference or logged no rows then;
  * - `shadowAgreement`: a shadow's logged outputs over [start, end) against the served answers to
  *   the same requests; null when none could be paired.
  */
 export interface RolloutEvidence {
+  /**
+   * The new version's figures over the windows overlapping [start, end) (its shadow rows for a
+   * shadow), and the baseline versions' served figures over the windows in which the new version
+   * has rows; null baseline when it has none.
+   */
+  stepFigures(deploymentId: string, modelVersionId: string, baselineIds: string[], start: Date, end: Date): Promise<{ observed: StepFigures; baseline: StepFigures | null }>;
   stepDrift(deploymentId: string, modelVersionId: string, shadow: boolean, start: Date, end: Date): Promise<StepDrift | null>;
   shadowAgreement(deploymentId: string, modelVersionId: string, start: Date, end: Date): Promise<ShadowAgreement | null>;
 }

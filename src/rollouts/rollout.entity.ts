@@ -1,5 +1,5 @@
 import { Field, Float, Int, ObjectType, registerEnumType } from 'type-graphql';
-import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
+import { Column, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, UpdateDateColumn } from 'typeorm';
 import { Node } from '../core/node';
 import { JSONObjectScalar } from '../core/scalars';
 import { TeamOwnedEntity } from '../access/team-owned.entity';
@@ -131,39 +131,4 @@ export class ShadowShare {
   @ManyToOne(() => ModelVersion, { onDelete: 'RESTRICT' })
   @JoinColumn({ name: 'model_version_id' })
   modelVersion?: ModelVersion;
-}
-
-/**
- * Serving statistics of one version of a deployment over one window, as recorded by the inference
- * path (and, until it exists, by whoever records them): what rollout health checks read.
- */
-@Entity()
-@Index(['deploymentId', 'modelVersionId', 'windowStart'])
-export class PredictionWindow {
-  @PrimaryGeneratedColumn({ type: 'bigint' })
-  id!: string;
-
-  @Column('uuid')
-  deploymentId!: string;
-
-  @Column('uuid')
-  modelVersionId!: string;
-
-  @Column({ type: 'timestamptz', precision: 3 })
-  windowStart!: Date;
-
-  @Column({ type: 'int' })
-  windowSeconds!: number;
-
-  @Column({ type: 'int' })
-  requests!: number;
-
-  @Column({ type: 'int' })
-  errors!: number;
-
-  @Column({ type: 'double precision', nullable: true })
-  latencyP95Ms!: number | null;
-
-  @Column({ type: 'double precision', nullable: true })
-  driftScore!: number | null;
 }

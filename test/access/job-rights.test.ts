@@ -8,6 +8,7 @@ import { dataOf, gqlWithAuthorization } from '../support/access';
 import { startTestServer, type TestServer } from '../support/harness';
 import { uploadArtifact } from '../support/http';
 import { eventually } from '../support/processes';
+import { plantRollup } from '../support/rollups';
 import { storedDatasetVersion, trainerInputs, waitForRun } from '../support/training';
 
 const keyOf = (id: string) => fromGlobalId(id).key;
@@ -174,10 +175,7 @@ describe('jobs act as the principal that caused them, with the rights it has whe
     // Each step of a rollout is checked by the step scheduled before it: the jobs add up. The steps
     // advance on the evidence the inference path records (a window of 50 clean requests for v2).
     const rollout = dataOf(await t.gql(engineer, START_ROLLOUT, { i: { deployment, modelVersion: v2, strategy: 'CANARY', steps: [50, 100], bakeSeconds: 1, minRequests: 50 } }), 'startRollout').startRollout;
-    await t.sql(
-      `INSERT INTO prediction_window (deployment_id, model_version_id, window_start, window_seconds, requests, errors, latency_p95_ms) VALUES ($1, $2, now(), 600, 50, 0, 3)`,
-      [keyOf(deployment), keyOf(v2)],
-    );
+    await plantRollup(t, keyOf(deployment), keyOf(v2), { requests: 50, errors: 0, latencyMs: 3, windowSeconds: 600 });
     assert.equal((await finished(rollout.id)).status, 'SUCCEEDED');
     const key = keyOf(rollout.id);
     assert.deepEqual(

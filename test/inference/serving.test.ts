@@ -117,7 +117,7 @@ describe('serving: routing, shadow and rollout health', () => {
       return x.status === 'ROLLED_BACK' ? x : undefined;
     }, 30_000);
     assert.match(rollout.reason, /error rate/);
-    const windows = await t.sql(`SELECT sum(requests)::int AS requests, sum(errors)::int AS errors FROM prediction_window WHERE deployment_id = $1 AND model_version_id = $2`, [uuidOf(d), uuidOf(faulty)]);
+    const windows = await t.sql(`SELECT sum(requests)::int AS requests, sum(errors)::int AS errors FROM prediction_rollup WHERE deployment_id = $1 AND model_version_id = $2`, [uuidOf(d), uuidOf(faulty)]);
     assert.ok(windows[0].errors > 0, JSON.stringify(windows));
   });
 });

@@ -6,6 +6,7 @@ import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
 import { uploadArtifact } from '../support/http';
 import { PREDICT } from '../support/inference';
+import { plantRollup } from '../support/rollups';
 import { syntheticCsv } from '../../jobs/trainers/synthetic-data';
 import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
 import { TOPICS } from '../../src/core/events';
@@ -93,11 +94,8 @@ describe('rollouts', () => {
     // Each step advances only on evidence: what the inference path records for one long window
     // spanning every step, 100 clean requests for v2 (and 400 for v1 beside it).
     const started = await start({ deployment: staging, modelVersion: v2, strategy: 'CANARY', steps: [20, 60, 100], bakeSeconds: 1, minRequests: 100 });
-    await t.sql(
-      `INSERT INTO prediction_window (deployment_id, model_version_id, window_start, window_seconds, requests, errors, latency_p95_ms)
-       VALUES ($1, $2, now(), 600, 100, 0, 4), ($1, $3, now(), 600, 400, 0, 4)`,
-      [uuidOf(staging), uuidOf(v2), uuidOf(v1)],
-    );
+    await plantRollup(t, uuidOf(staging), uuidOf(v2), { requests: 100, errors: 0, latencyMs: 4, windowSeconds: 600 });
+    await plantRollup(t, uuidOf(staging), uuidOf(v1), { requests: 400, errors: 0, latencyMs: 4, windowSeconds: 600 });
     assert.equal(started.errors, undefined, JSON.stringify(started.errors));
     assert.equal(started.data.startRollout.percent, 20);
     const first = await split(staging);
@@ -136,10 +134,7 @@ describe('rollouts', () => {
     const started = await start({ deployment: production, modelVersion: v2, strategy: 'CANARY', steps: [10, 50, 100], bakeSeconds: 2 });
     assert.equal(started.errors, undefined, JSON.stringify(started.errors));
     // What the inference path will record: 30 errors in 100 requests against an SLO of 1 %.
-    await t.sql(
-      `INSERT INTO prediction_window (deployment_id, model_version_id, window_start, window_seconds, requests, errors, latency_p95_ms) VALUES ($1, $2, now(), 60, 100, 30, 12)`,
-      [uuidOf(production), uuidOf(v2)],
-    );
+    await plantRollup(t, uuidOf(production), uuidOf(v2), { requests: 100, errors: 30, latencyMs: 12, windowSeconds: 60 });
     const done = await finished(started.data.startRollout.id);
     assert.equal(done.status, 'ROLLED_BACK');
     assert.match(done.reason, /automatic rollback at step 1 \(10 %\): error rate 0\.3000 > SLO 0\.01/);
@@ -301,11 +296,8 @@ describe('rollouts', () => {
     const id = started.data.startRollout.id;
     // What the inference path records over the same window: the canary fails 3 of 400 (0.75 %, under
     // the 1 % SLO), the baseline 2 of 4000 (0.05 %). z = 3.962, one-sided p = 3.7e-5 (scipy.stats.norm.sf).
-    await t.sql(
-      `INSERT INTO prediction_window (deployment_id, model_version_id, window_start, window_seconds, requests, errors, latency_p95_ms)
-       VALUES ($1, $2, now(), 60, 400, 3, 5), ($1, $3, now(), 60, 4000, 2, 5)`,
-      [uuidOf(compared), uuidOf(v2), uuidOf(v1)],
-    );
+    await plantRollup(t, uuidOf(compared), uuidOf(v2), { requests: 400, errors: 3, latencyMs: 5, windowSeconds: 60 });
+    await plantRollup(t, uuidOf(compared), uuidOf(v1), { requests: 4000, errors: 2, latencyMs: 5, windowSeconds: 60 });
     const done = await finished(id);
     assert.equal(done.status, 'ROLLED_BACK', JSON.stringify(done));
     assert.match(done.reason, /automatic rollback at step 1 \(10 %\): error rate 0\.0075 is significantly worse than the baseline's 0\.0005 \(z = 3\.96, p = 3\.72e-5 < α = 0\.05\)/);

@@ -1,0 +1,69 @@
+import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import type { LatencySketch } from './latency-sketch';
+import type { QualityStats } from './quality-stats';
+import type { CategoryHistogram, NumericHistogram } from './rollup-bins';
+
+/**
+ * The window rollup of one deployment's model version (served or shadow): counts, a mergeable
+ * latency sketch, histograms on the version's rollup bins and the quality statistics of labelled
+ * rows (see `RollupStats`). Maintained on the write path — with the prediction log's batched
+ * writes and with outcome writes — by adding deltas (`rollup_add`), never by rescanning the log;
+ * rebuilt from the raw log on request. Monitoring, drift, quality and rollout health read these.
+ */
+@Entity({ name: 'prediction_rollup' })
+@Index('IDX_prediction_rollup_window', ['deploymentId', 'windowStart'])
+export class PredictionRollup {
+  @PrimaryColumn('uuid')
+  deploymentId!: string;
+
+  @PrimaryColumn('uuid')
+  modelVersionId!: string;
+
+  @PrimaryColumn({ type: 'boolean' })
+  shadow!: boolean;
+
+  @PrimaryColumn({ type: 'timestamptz', precision: 3 })
+  windowStart!: Date;
+
+  @PrimaryColumn({ type: 'int' })
+  windowSeconds!: number;
+
+  @Column('uuid')
+  teamId!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  requests!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  errors!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  fallbacks!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  rows!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  hashOnly!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  labelled!: string;
+
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  latency!: LatencySketch;
+
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  features!: Record<string, NumericHistogram | CategoryHistogram>;
+
+  @Column({ type: 'jsonb', nullable: true })
+  prediction!: NumericHistogram | null;
+
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  quality!: QualityStats;
+
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  labelDelay!: LatencySketch;
+
+  @Column({ type: 'timestamptz', precision: 3, default: () => 'now()' })
+  updatedAt!: Date;
+}

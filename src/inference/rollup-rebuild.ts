@@ -1,0 +1,146 @@
+import type { EntityManager } from 'typeorm';
+import type { RequestContext, TransactionContext } from '../core/context';
+import type { RollupBins } from './rollup-bins';
+import { decisionThreshold, outputNameOf } from './quality-source';
+import { outputRowOf, RollupAccumulator, rollupParams, rollupUpsert, ROLLUP_SELECT, scoreValue, statsOfRow, windowOf, type RollupDelta, type RollupStats, type StoredRollupRow } from './window-rollup';
+
+/** Raw log records read per statement while rebuilding. */
+const PAGE = 5000;
+
+/** What a rebuild found: the windows it recomputed, and those whose stored rollup differed from the raw log. */
+export interface RollupRebuild {
+  from: Date;
+  to: Date;
+  windowSeconds: number;
+  /** Rollup rows recomputed from the raw log. */
+  rows: number;
+  /** Prediction log records and outcomes read. */
+  records: number;
+  outcomes: number;
+  /** Rows whose stored figures differed from the recomputed ones (stored rows without any record count as differing). */
+  differing: Array<{ modelVersionId: string; shadow: boolean; windowStart: Date; stored: Partial<RollupStats> | null; recomputed: Partial<RollupStats> | null }>;
+  /** Whether the recomputed rows replaced the stored ones (false: verified only). */
+  written: boolean;
+}
+
+const summary = (s: RollupStats | null) => (s ? { requests: s.requests, errors: s.errors, fallbacks: s.fallbacks, rows: s.rows, hashOnly: s.hashOnly, labelled: s.labelled } : null);
+
+// Equal as JSON after rounding sums: stored sums went through PostgreSQL's numeric addition.
+const canonical = (v: unknown): unknown =>
+  typeof v === 'number' ? Number(v.toPrecision(12)) : Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== 0).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, canonical(x)])) : v;
+const same = (a: RollupStats, b: RollupStats) => JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+
+/**
+ * Recomputes a deployment's window rollups over the windows starting in [from, to) from the raw
+ * prediction log and the outcomes, in one REPEATABLE READ transaction: the stored rows of those
+ * windows are compared with the recomputed ones and, unless `verifyOnly`, replaced by them.
+ * Writers adding to the same windows meanwhile either committed before the snapshot (their records
+ * are recomputed) or wait for this transaction and add to the new rows; a write between the
+ * snapshot and the replacement fails the transaction, which is retried. `audit` records the
+ * rebuild in the same transaction.
+ */
+export async function rebuildRollups(
+  ctx: RequestContext,
+  deploymentId: string,
+  range: { from: Date; to: Date; verifyOnly?: boolean },
+  audit: (ctx: TransactionContext, result: RollupRebuild) => Promise<void>,
+): Promise<RollupRebuild> {
+  const windowSeconds = ctx.app.config.inference.windowSeconds;
+  const from = new Date(windowOf(range.from, windowSeconds));
+  const to = range.to;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ctx.app.db.transaction('REPEATABLE READ', async (em) => {
+        const result = await recompute(ctx, em, deploymentId, from, to, windowSeconds, range.verifyOnly ?? false);
+        await audit({ ...ctx, em }, result);
+        return result;
+      });
+    } catch (e) {
+      const code = (e as { driverError?: { code?: string }; code?: string }).driverError?.code ?? (e as { code?: string }).code;
+      if (attempt >= 5 || (code !== '40001' && code !== '40P01')) throw e;
+    }
+  }
+}
+
+async function recompute(ctx: RequestContext, em: EntityManager, deploymentId: string, from: Date, to: Date, windowSeconds: number, verifyOnly: boolean): Promise<RollupRebuild> {
+  const bins = new Map<string, RollupBins | null>();
+  const acc = new RollupAccumulator(windowSeconds, (id) => bins.get(id) ?? null);
+  // Records by the windows they fall in: [from, to) widened to whole windows.
+  const end = new Date(windowOf(new Date(to.getTime() - 1), windowSeconds) + windowSeconds * 1000);
+  let records = 0;
+  let after: { at: Date; id: string } | null = null;
+  for (;;) {
+    const page: Array<Record<string, any>> = await em.query(
+      `SELECT id, occurred_at, team_id, model_version_id, failed_version_id, shadow, latency_ms, fallback, rows, inputs, outputs
+         FROM prediction_log WHERE deployment_id = $1 AND occurred_at >= $2 AND occurred_at < $3
+          ${after ? 'AND (occurred_at, id) > ($4, $5)' : ''}
+        ORDER BY occurred_at, id LIMIT ${PAGE}`,
+      after ? [deploymentId, from, end, after.at, after.id] : [deploymentId, from, end],
+    );
+    for (const r of page) {
+      if (!bins.has(r.model_version_id)) bins.set(r.model_version_id, await ctx.app.rollupBins(r.model_version_id));
+      acc.addPrediction({
+        deploymentId,
+        teamId: r.team_id,
+        modelVersionId: r.model_version_id,
+        failedVersionId: r.failed_version_id,
+        shadow: r.shadow,
+        occurredAt: new Date(r.occurred_at),
+        latencyMs: Number(r.latency_ms),
+        fallback: r.fallback,
+        rows: r.rows,
+        inputs: r.inputs,
+        outputs: r.outputs,
+      });
+    }
+    records += page.length;
+    if (page.length < PAGE) break;
+    const last = page[page.length - 1];
+    after = { at: last.occurred_at, id: last.id };
+  }
+  const outcomes: Array<Record<string, any>> = await em.query(
+    `SELECT o.row, o.label, o.recorded_at, p.occurred_at, p.team_id, p.model_version_id, p.outputs, v.metrics, v.reference_profile
+       FROM prediction_outcome o JOIN prediction_log p ON p.id = o.prediction_id JOIN model_version v ON v.id = p.model_version_id
+      WHERE p.deployment_id = $1 AND p.occurred_at >= $2 AND p.occurred_at < $3`,
+    [deploymentId, from, end],
+  );
+  for (const o of outcomes) {
+    acc.addOutcome({
+      deploymentId,
+      teamId: o.team_id,
+      modelVersionId: o.model_version_id,
+      occurredAt: new Date(o.occurred_at),
+      score: scoreValue(outputRowOf(o.outputs, outputNameOf(o.reference_profile), o.row)),
+      threshold: decisionThreshold(o.metrics),
+      label: o.label,
+      recordedAt: new Date(o.recorded_at),
+    });
+  }
+  const recomputed = acc.deltas();
+  const stored: StoredRollupRow[] = await em.query(
+    `SELECT ${ROLLUP_SELECT} FROM prediction_rollup WHERE deployment_id = $1 AND window_seconds = $2 AND window_start >= $3 AND window_start < $4`,
+    [deploymentId, windowSeconds, from, end],
+  );
+  const key = (v: string, shadow: boolean, start: number) => `${v}/${shadow}/${start}`;
+  const storedByKey = new Map(stored.map((r) => [key(r.model_version_id, r.shadow, new Date(r.window_start).getTime()), r]));
+  const differing: RollupRebuild['differing'] = [];
+  for (const d of recomputed) {
+    const k = key(d.modelVersionId, d.shadow, d.windowStart);
+    const s = storedByKey.get(k);
+    storedByKey.delete(k);
+    // Label delays depend on when outcomes arrived, which the rebuild reads as recorded: compared apart from them.
+    const mine = { ...d.stats, labelDelay: {} };
+    const theirs = s ? { ...statsOfRow(s), labelDelay: {} } : null;
+    if (!theirs || !same(theirs, mine)) {
+      differing.push({ modelVersionId: d.modelVersionId, shadow: d.shadow, windowStart: new Date(d.windowStart), stored: summary(theirs), recomputed: summary(d.stats) });
+    }
+  }
+  for (const s of storedByKey.values()) {
+    differing.push({ modelVersionId: s.model_version_id, shadow: s.shadow, windowStart: new Date(s.window_start), stored: summary(statsOfRow(s)), recomputed: null });
+  }
+  if (!verifyOnly) {
+    await em.query(`DELETE FROM prediction_rollup WHERE deployment_id = $1 AND window_seconds = $2 AND window_start >= $3 AND window_start < $4`, [deploymentId, windowSeconds, from, end]);
+    if (recomputed.length) await em.query(rollupUpsert(1), rollupParams(recomputed as RollupDelta[]));
+  }
+  return { from, to: end, windowSeconds, rows: recomputed.length, records, outcomes: outcomes.length, differing, written: !verifyOnly };
+}

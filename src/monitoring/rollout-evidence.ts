@@ -1,0 +1,51 @@
+import type { AppServices } from '../core/context';
+import type { StepFigures } from '../rollouts/rollout-health';
+import { decisionThreshold } from '../inference/quality-source';
+import { ModelVersion } from '../registry/model-version.entity';
+import { qualityMetrics } from './quality-metrics';
+import { latencyPercentiles, readRollups, type VersionRollup } from './rollup-read';
+import { emptyRollupStats, mergeRollupStats } from '../inference/window-rollup';
+import { In } from 'typeorm';
+
+function figuresOf(r: VersionRollup | null, threshold: number): StepFigures {
+  const requests = r?.requests ?? 0;
+  const errors = r?.errors ?? 0;
+  const prediction = r?.prediction ?? null;
+  const labelled = r?.quality.classification?.n ?? 0;
+  return {
+    requests,
+    errors,
+    errorRate: requests > 0 ? errors / requests : null,
+    p95LatencyMs: r ? latencyPercentiles(r).p95Ms : null,
+    driftScore: null,
+    meanPrediction: prediction && prediction.n > 0 ? prediction.s.reduce((a, b) => a + b, 0) / prediction.n : null,
+    labelled,
+    accuracy: r && labelled > 0 ? (qualityMetrics(r.quality, threshold).classification?.accuracy ?? null) : null,
+  };
+}
+
+function merged(rows: VersionRollup[]): VersionRollup | null {
+  if (!rows.length) return null;
+  const out: VersionRollup = { ...rows[0], ...emptyRollupStats(), windows: 0 };
+  for (const r of rows) {
+    mergeRollupStats(out, r);
+    out.windows += r.windows;
+  }
+  return out;
+}
+
+/**
+ * A rollout step's figures from the window rollups: the new version over the windows overlapping
+ * the step (served and shadow rows alike: a shadow only has shadow rows), the baseline versions'
+ * served rows over the windows in which the new version has rows.
+ */
+export async function stepFigures(app: AppServices, deploymentId: string, modelVersionId: string, baselineIds: string[], start: Date, end: Date): Promise<{ observed: StepFigures; baseline: StepFigures | null }> {
+  const versions = await app.db.getRepository(ModelVersion).find({ where: { id: In([modelVersionId, ...baselineIds]) }, select: { id: true, metrics: true } });
+  const threshold = (id: string) => decisionThreshold(versions.find((v) => v.id === id)?.metrics ?? null);
+  const range = { from: start, to: end, match: 'overlap' as const };
+  const observed = figuresOf(merged(await readRollups(app.db, deploymentId, { ...range, versions: [modelVersionId] })), threshold(modelVersionId));
+  if (!baselineIds.length || observed.requests === 0) return { observed, baseline: null };
+  const rows = (await readRollups(app.db, deploymentId, { ...range, versions: baselineIds, windowsOf: modelVersionId })).filter((r) => !r.shadow);
+  const b = merged(rows);
+  return { observed, baseline: b && b.requests > 0 ? figuresOf(b, threshold(baselineIds[0])) : null };
+}

@@ -1,0 +1,23 @@
+import { sketchAdd } from '../../src/inference/latency-sketch';
+import { emptyRollupStats, rollupParams, rollupUpsert, windowOf } from '../../src/inference/window-rollup';
+import type { TestServer } from './harness';
+
+/**
+ * Adds serving figures to a deployment version's rollup for the window that holds now, as the
+ * prediction log's writer does (the same upsert): `requests` routed to the version, `errors` of
+ * them failed, every one taking `latencyMs`.
+ */
+export async function plantRollup(
+  t: TestServer,
+  deploymentId: string,
+  modelVersionId: string,
+  figures: { requests: number; errors: number; latencyMs: number; shadow?: boolean; windowSeconds?: number },
+): Promise<void> {
+  const windowSeconds = figures.windowSeconds ?? t.config.inference.windowSeconds;
+  const [{ team_id: teamId }] = await t.sql(`SELECT team_id FROM deployment WHERE id = $1`, [deploymentId]);
+  const stats = emptyRollupStats();
+  stats.requests = figures.requests;
+  stats.errors = figures.errors;
+  sketchAdd(stats.latency, figures.latencyMs, figures.requests);
+  await t.sql(rollupUpsert(1), rollupParams([{ deploymentId, modelVersionId, shadow: figures.shadow ?? false, windowStart: windowOf(Date.now(), windowSeconds), windowSeconds, teamId, stats }]));
+}
