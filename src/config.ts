@@ -86,6 +86,7 @@ const schema = z.object({
   MONITOR_WINDOW_SECONDS: int(1, 7 * 24 * 3600).default(300),
   MONITOR_EVERY_SECONDS: int(1, 24 * 3600).default(60),
   MONITOR_MIN_REQUESTS: int(1, 1_000_000).default(20),
+  MONITOR_EXACT_DRIFT_ROWS: int(0, 10_000_000).default(10_000),
   ALERT_COOLDOWN_SECONDS: int(0, 30 * 24 * 3600).default(900),
   WS_MAX_BUFFERED_BYTES: int(1024, 1024 ** 3).default(1024 * 1024),
   AUDIT_DENIAL_RATE_PER_SECOND: int(1, 1_000_000).default(2),
@@ -161,7 +162,14 @@ export interface Config {
   /** How often the worker publishes an anchor (only when the chain head has moved). */
   auditAnchorEverySeconds: number;
   inference: InferenceConfig;
-  monitoring: { windowSeconds: number; everySeconds: number; minRequests: number; cooldownSeconds: number };
+  monitoring: {
+    windowSeconds: number;
+    everySeconds: number;
+    minRequests: number;
+    cooldownSeconds: number;
+    /** A served version's window of at most this many logged rows is judged exactly from the raw log; larger ones (and shadows) from the rollups. */
+    exactDriftRows: number;
+  };
   /** A WebSocket client with more than this waiting to be sent is disconnected (a slow consumer). */
   wsMaxBufferedBytes: number;
   /** Refused attempts: per-principal rate (then RATE_LIMITED) and the window identical ones are folded in. */
@@ -325,6 +333,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       everySeconds: c.MONITOR_EVERY_SECONDS,
       minRequests: c.MONITOR_MIN_REQUESTS,
       cooldownSeconds: c.ALERT_COOLDOWN_SECONDS,
+      exactDriftRows: c.MONITOR_EXACT_DRIFT_ROWS,
     },
     wsMaxBufferedBytes: c.WS_MAX_BUFFERED_BYTES,
     auditDenials: { perSecond: c.AUDIT_DENIAL_RATE_PER_SECOND, burst: c.AUDIT_DENIAL_BURST, foldSeconds: c.AUDIT_DENIAL_FOLD_SECONDS },

@@ -2,6 +2,8 @@ import type { AppServices } from '../core/context';
 import { ModelVersion } from '../registry/model-version.entity';
 import { AlertKind, AlertSeverity } from './alert.entity';
 import { computeDriftReport, type DriftReport, type DriftThresholds, type FeatureDrift } from './drift.service';
+import { driftReportFromRollup } from './rollup-drift';
+import { readRollups } from './rollup-read';
 import type { Condition } from './condition';
 import type { StepDrift } from '../rollouts/rollout-health';
 import { computeReference, ReferenceProfileUnavailableError } from './reference-profile.service';
@@ -49,7 +51,11 @@ export async function referenceOf(app: AppServices, versionId: string): Promise<
   return reference;
 }
 
-/** The drift report of a version over a window against its reference; null without one. */
+/**
+ * The drift report of a version over a window against its reference; null without one or without
+ * binned rows. A served version's window of at most `exactDriftRows` logged rows is read raw
+ * (exact, as scipy computes); a larger one, and a shadow's, from the window rollups.
+ */
 export async function driftForVersion(
   app: AppServices,
   deploymentId: string,
@@ -59,16 +65,19 @@ export async function driftForVersion(
   end: Date,
   thresholds: Record<string, number>,
 ): Promise<VersionDrift | null> {
-  const reference = await referenceOf(app, versionId);
-  if (!reference) return null;
-  const report = await computeDriftReport(app.db, {
-    deploymentId,
-    modelVersionId: versionId,
-    windowStart: start,
-    windowEnd: end,
-    ...reference,
-    thresholds: thresholds as Partial<DriftThresholds>,
-  });
+  const bins = await app.rollupBins(versionId);
+  if (!bins) return null;
+  const [rollup] = (await readRollups(app.db, deploymentId, { from: start, to: end, versions: [versionId] })).filter((r) => r.shadow === shadow);
+  const binned = rollup ? rollup.rows - rollup.hashOnly : 0;
+  if (binned === 0) return null;
+  let report: DriftReport;
+  if (!shadow && binned <= app.config.monitoring.exactDriftRows) {
+    const reference = await referenceOf(app, versionId);
+    if (!reference) return null;
+    report = await computeDriftReport(app.db, { deploymentId, modelVersionId: versionId, windowStart: start, windowEnd: end, ...reference, thresholds: thresholds as Partial<DriftThresholds> });
+  } else {
+    report = driftReportFromRollup({ deploymentId, modelVersionId: versionId, windowStart: start, windowEnd: end, bins, rollup: { ...rollup, rows: binned }, thresholds: thresholds as Partial<DriftThresholds> });
+  }
   if (report.rows === 0) return null;
   return { modelVersionId: versionId, shadow, report };
 }

@@ -49,9 +49,13 @@ export const DEFAULT_DRIFT_THRESHOLDS: DriftThresholds = {
 export interface DriftStatistics {
   psi: number;
   jensenShannon: number;
+  /** From rollups, a lower bound of the exact statistic; `ksUpper` bounds it above (raw reports: equal). */
   ks: number | null;
+  ksUpper?: number | null;
   ksPValue: number | null;
+  /** From rollups, a lower bound; `wassersteinNormedUpper` bounds it above (raw reports: equal). */
   wassersteinNormed: number | null;
+  wassersteinNormedUpper?: number | null;
   chi2: number | null;
   chi2PValue: number | null;
 }
@@ -86,6 +90,12 @@ export interface FeatureDrift {
  * features reported (0 when none).
  */
 export interface DriftReport {
+  /**
+   * How the statistics were computed: `raw`, exactly from the logged values (scipy's KS and
+   * Wasserstein), or `rollup`, from the window rollups' histograms (PSI, Jensen–Shannon and
+   * chi-squared exact; KS and Wasserstein between the stated bounds).
+   */
+  source: 'raw' | 'rollup';
   deploymentId: string;
   modelVersionId: string;
   windowStart: Date;
@@ -304,6 +314,7 @@ export async function computeDriftReport(q: Queryable, args: DriftReportArgs): P
   if (predictionDrift) decide(predictionDrift, predictionDrift.pValue, t);
 
   return {
+    source: 'raw',
     deploymentId: args.deploymentId,
     modelVersionId: args.modelVersionId,
     windowStart: args.windowStart,
@@ -315,7 +326,7 @@ export async function computeDriftReport(q: Queryable, args: DriftReportArgs): P
   };
 }
 
-function feature(
+export function feature(
   name: string,
   kind: FeatureDrift['kind'],
   method: FeatureDrift['method'],
@@ -329,7 +340,7 @@ function feature(
   return { feature: name, kind, method, value, pValue, adjustedPValue: null, threshold, drifted: false, severity: 'INFO', psi: statistics.psi, currentCount, referenceCount, statistics };
 }
 
-function decide(f: FeatureDrift, adjusted: number | null, t: DriftThresholds): void {
+export function decide(f: FeatureDrift, adjusted: number | null, t: DriftThresholds): void {
   f.adjustedPValue = adjusted;
   f.drifted = f.pValue !== null ? (adjusted ?? f.pValue) < f.threshold : f.value >= f.threshold;
   f.severity = f.drifted && f.psi >= t.psiCritical ? 'CRITICAL' : f.drifted || f.psi >= t.psiWarning ? 'WARNING' : 'INFO';

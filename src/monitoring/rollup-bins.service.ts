@@ -18,7 +18,8 @@ export function rollupBinsFor(app: AppServices, modelVersionId: string): Promise
   if (!found) {
     found = loadBins(app, modelVersionId);
     byVersion.set(modelVersionId, found);
-    found.catch(() => byVersion!.delete(modelVersionId));
+    // A missing reference may be a passing failure (the drift reference keeps final absences itself): asked again next time.
+    found.then((bins) => bins === null && byVersion!.delete(modelVersionId)).catch(() => byVersion!.delete(modelVersionId));
   }
   return found;
 }
