@@ -10,6 +10,7 @@ import { DeploymentServingResolver, InferenceResolver, PredictionFieldResolver, 
 import { OutcomeResolver } from '../inference/outcome.resolver';
 import { DatasetFieldResolver, DatasetVersionFieldResolver, LineageMutationResolver, LineageQueryResolver, TrainingRunFieldResolver } from '../lineage/lineage.resolver';
 import { AlertFieldResolver, DeploymentMonitoringResolver, MonitoringResolver, MonitorRunFieldResolver } from '../monitoring/monitoring.resolver';
+import { RollupResolver } from '../monitoring/rollup.resolver';
 import { ApprovalFieldResolver, ModelFieldResolver, ModelVersionFieldResolver, RegistryMutationResolver, RegistryQueryResolver } from '../registry/registry.resolver';
 import { DeploymentFieldResolver, ModelVersionDeploymentsResolver, RolloutFieldResolver, RolloutResolver, RolloutsResolver, TrafficShareFieldResolver } from '../rollouts/rollouts.resolver';
 import { TrainingResolver, TrainingRunVersionsResolver } from '../training/training.resolver';
@@ -47,6 +48,7 @@ export const RESOLVERS = [
   ServingVersionFieldResolver,
   DeploymentServingResolver,
   MonitoringResolver,
+  RollupResolver,
   AlertFieldResolver,
   MonitorRunFieldResolver,
   DeploymentMonitoringResolver,

@@ -7,6 +7,8 @@ export enum MonitoringReason {
   ALERT_NOT_OPEN = 'ALERT_NOT_OPEN',
   /** The alert is already resolved: nothing to do. */
   ALERT_RESOLVED = 'ALERT_RESOLVED',
+  /** A time range is empty, reversed or longer than allowed: see the message for the limit. */
+  INVALID_RANGE = 'INVALID_RANGE',
 }
 
 declare module '../core/error-reasons' {
@@ -17,4 +19,5 @@ declare module '../core/error-reasons' {
 export const MONITORING_REASONS: ReasonCatalogue<MonitoringReason> = {
   [MonitoringReason.ALERT_NOT_OPEN]: { codes: [ErrorCode.CONFLICT], description: 'Only an OPEN alert can be acknowledged: read its `status` first.' },
   [MonitoringReason.ALERT_RESOLVED]: { codes: [ErrorCode.CONFLICT], description: 'The alert is already resolved: nothing to do.' },
+  [MonitoringReason.INVALID_RANGE]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'A time range is empty, reversed or longer than allowed: see the message for the limit.' },
 };
