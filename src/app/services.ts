@@ -13,8 +13,7 @@ import { scheduleMonitor } from '../monitoring/monitor.service';
 import { raiseRolloutStalledAlert } from '../monitoring/rollout-alert.service';
 import { stepDrift } from '../monitoring/drift-monitor';
 import { rollupBinsFor } from '../monitoring/rollup-bins.service';
-import { stepFigures } from '../monitoring/rollout-evidence';
-import { shadowAgreement } from '../inference/shadow-agreement';
+import { stepAgreement, stepFigures } from '../monitoring/rollout-evidence';
 import { servingPathOf } from '../rollouts/serving-path';
 import { LocalProcessExecutor } from '../training/executor';
 import { openAppDatabase } from './database';
@@ -60,7 +59,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     rolloutEvidence: {
       stepFigures: (...args) => stepFigures(app, ...args),
       stepDrift: (...args) => stepDrift(app, ...args),
-      shadowAgreement: (...args) => shadowAgreement(db, ...args),
+      shadowAgreement: (...args) => stepAgreement(app, ...args),
     },
     async close() {
       // Folded refusals still being counted are written before the database closes.

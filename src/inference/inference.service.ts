@@ -11,6 +11,7 @@ import { rowsOf, type InputLimits, type ModelSpec, type WireTensor } from './ten
 import { InferenceRunError, InferenceTimeoutError } from './worker-pool';
 import { InferenceReason } from './inference.errors';
 import { newPredictionId } from './prediction-id';
+import { agreementOf } from './shadow-agreement';
 
 /** What a prediction request carries, whichever protocol it came by. */
 export interface PredictRequest {
@@ -238,14 +239,16 @@ async function mirror(engine: InferenceEngine, route: Route, req: PredictRequest
     const labels = { deployment: route.deploymentId, model_version: shadowId, role: 'shadow' };
     engine.metrics.latency.observe(labels, latencyMs / 1000);
     engine.metrics.predictions.inc({ ...labels, outcome: error ? 'error' : 'ok' });
+    const shadowOutputs = outputs ? rowsOf(outputs) : null;
     await engine.log.append({
       ...served,
+      agreement: agreementOf(served.outputs, shadowOutputs),
       id: newPredictionId(),
       occurredAt: new Date(),
       modelVersionId: shadowId,
       rows,
       inputs: version?.logInputs ? served.inputs ?? req.loggedInputs() : null,
-      outputs: outputs ? rowsOf(outputs) : null,
+      outputs: shadowOutputs,
       latencyMs,
       fallback: false,
       shadow: true,

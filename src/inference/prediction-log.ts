@@ -2,6 +2,7 @@ import { DatabaseError, type Pool } from 'pg';
 import type { Logger } from '../core/logger';
 import type { ServingMetrics } from './serving-metrics';
 import type { RollupBins } from './rollup-bins';
+import type { AgreementCounts } from './shadow-agreement';
 import { RollupAccumulator, rollupParams, rollupUpsert } from './window-rollup';
 
 /** A record as the writer takes it; see PredictionRecord for the meaning of each field. */
@@ -26,6 +27,8 @@ export interface PredictionEntry {
   shadow: boolean;
   failedVersionId: string | null;
   error: string | null;
+  /** A shadow record's agreement with the served answer it mirrors (kept in the rollups, not in the log). */
+  agreement?: AgreementCounts | null;
 }
 
 export interface PredictionLogOptions {

@@ -1,5 +1,6 @@
 import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
 import type { LatencySketch } from './latency-sketch';
+import type { AgreementCounts } from './shadow-agreement';
 import type { QualityStats } from './quality-stats';
 import type { CategoryHistogram, NumericHistogram } from './rollup-bins';
 
@@ -63,6 +64,9 @@ export class PredictionRollup {
 
   @Column({ type: 'jsonb', default: () => "'{}'" })
   labelDelay!: LatencySketch;
+
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  agreement!: Partial<AgreementCounts>;
 
   @Column({ type: 'timestamptz', precision: 3, default: () => 'now()' })
   updatedAt!: Date;

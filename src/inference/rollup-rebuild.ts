@@ -1,6 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import type { RequestContext, TransactionContext } from '../core/context';
 import type { RollupBins } from './rollup-bins';
+import { agreementOf } from './shadow-agreement';
 import { decisionThreshold, outputNameOf } from './quality-source';
 import { outputRowOf, RollupAccumulator, rollupParams, rollupUpsert, ROLLUP_SELECT, scoreValue, statsOfRow, windowOf, type RollupDelta, type RollupStats, type StoredRollupRow } from './window-rollup';
 
@@ -69,6 +70,16 @@ async function recompute(ctx: RequestContext, em: EntityManager, deploymentId: s
   const end = new Date(windowOf(new Date(to.getTime() - 1), windowSeconds) + windowSeconds * 1000);
   let records = 0;
   let after: { at: Date; id: string } | null = null;
+  // Each shadow record's served answer: the request it mirrored (same request id and inputs).
+  const pairs: Array<{ id: string; outputs: Record<string, unknown> }> = await em.query(
+    `SELECT DISTINCT ON (s.id) s.id, p.outputs FROM prediction_log s
+       JOIN prediction_log p ON p.deployment_id = s.deployment_id AND p.request_id = s.request_id AND p.inputs_sha256 = s.inputs_sha256
+                            AND NOT p.shadow AND p.outputs IS NOT NULL AND p.occurred_at <= s.occurred_at
+      WHERE s.deployment_id = $1 AND s.shadow AND s.outputs IS NOT NULL AND s.occurred_at >= $2 AND s.occurred_at < $3
+      ORDER BY s.id, p.occurred_at DESC`,
+    [deploymentId, from, end],
+  );
+  const servedFor = new Map(pairs.map((p) => [p.id, p.outputs]));
   for (;;) {
     const page: Array<Record<string, any>> = await em.query(
       `SELECT id, occurred_at, team_id, model_version_id, failed_version_id, shadow, latency_ms, fallback, rows, inputs, outputs
@@ -91,6 +102,7 @@ async function recompute(ctx: RequestContext, em: EntityManager, deploymentId: s
         rows: r.rows,
         inputs: r.inputs,
         outputs: r.outputs,
+        agreement: r.shadow ? agreementOf(servedFor.get(r.id) ?? null, r.outputs) : null,
       });
     }
     records += page.length;

@@ -1,33 +1,53 @@
-import type { DataSource } from 'typeorm';
 import type { ShadowAgreement } from '../rollouts/rollout-health';
 
 /** The decision threshold on a row's score (its last output value: the positive class's probability). */
 export const SHADOW_DECISION_THRESHOLD = 0.5;
 
+/** Additive agreement counts of a shadow's outputs with the served ones (kept in the shadow's window rollups). */
+export interface AgreementCounts {
+  /** Output rows compared. */
+  rows: number;
+  /** Rows where both sides decide alike at the threshold. */
+  agreed: number;
+  /** Σ |shadow score − served score|. */
+  absDiff: number;
+}
+
+/** The first output as PostgreSQL's jsonb orders an object's keys (shorter first, then by bytes): raw and live paths pick alike. */
+export function firstOutput(outputs: Record<string, unknown>): unknown {
+  const keys = Object.keys(outputs).sort((a, b) => Buffer.byteLength(a) - Buffer.byteLength(b) || Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  return keys.length ? outputs[keys[0]] : undefined;
+}
+
+const score = (row: unknown): number | null => {
+  const v = Array.isArray(row) ? row[row.length - 1] : row;
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
+};
+
 /**
- * Compares the outputs a shadow version logged over [start, end) with the answers served for the
- * same requests (same request id and input hash), row by row, on each side's first output and that
- * output's last value per row. Null when no pair was logged.
+ * Row by row, the shadow's first output against the served first output (each row's last value is
+ * its score): how many rows were compared, agreed in their decision at
+ * {@link SHADOW_DECISION_THRESHOLD}, and the sum of the absolute differences. Null when nothing pairs.
  */
-export async function shadowAgreement(db: DataSource, deploymentId: string, shadowVersionId: string, start: Date, end: Date): Promise<ShadowAgreement | null> {
-  const score = (alias: string) => `(CASE jsonb_typeof(${alias}.v) WHEN 'array' THEN (${alias}.v->>-1)::float8 ELSE (${alias}.v#>>'{}')::float8 END)`;
-  const [row] = await db.query(
-    `WITH pairs AS (
-       SELECT s.outputs -> (SELECT k FROM jsonb_object_keys(s.outputs) k LIMIT 1) AS so,
-              p.outputs -> (SELECT k FROM jsonb_object_keys(p.outputs) k LIMIT 1) AS po
-         FROM prediction_log s
-         JOIN prediction_log p ON p.deployment_id = s.deployment_id AND p.request_id = s.request_id AND p.inputs_sha256 = s.inputs_sha256
-                              AND NOT p.shadow AND p.outputs IS NOT NULL AND p.occurred_at > $3::timestamptz - interval '1 minute' AND p.occurred_at < $4
-        WHERE s.deployment_id = $1 AND s.model_version_id = $2 AND s.shadow AND s.outputs IS NOT NULL AND s.occurred_at >= $3 AND s.occurred_at < $4
-     ), scores AS (
-       SELECT ${score('sa')} AS a, ${score('pa')} AS b
-         FROM pairs
-         CROSS JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(so) WHEN 'array' THEN so ELSE '[]'::jsonb END) WITH ORDINALITY sa(v, i)
-         JOIN LATERAL jsonb_array_elements(CASE jsonb_typeof(po) WHEN 'array' THEN po ELSE '[]'::jsonb END) WITH ORDINALITY pa(v, i) ON pa.i = sa.i
-     )
-     SELECT count(*)::int AS rows, avg(((a >= $5) = (b >= $5))::int)::float8 AS agreement, avg(abs(a - b))::float8 AS mad FROM scores WHERE a IS NOT NULL AND b IS NOT NULL`,
-    [deploymentId, shadowVersionId, start, end, SHADOW_DECISION_THRESHOLD],
-  );
-  if (!row || row.rows === 0) return null;
-  return { rows: row.rows, decisionAgreement: Number(row.agreement), meanAbsoluteDifference: Number(row.mad), threshold: SHADOW_DECISION_THRESHOLD };
+export function agreementOf(served: Record<string, unknown> | null, shadow: Record<string, unknown> | null): AgreementCounts | null {
+  if (!served || !shadow) return null;
+  const a = firstOutput(shadow);
+  const b = firstOutput(served);
+  if (!Array.isArray(a) || !Array.isArray(b)) return null;
+  const out: AgreementCounts = { rows: 0, agreed: 0, absDiff: 0 };
+  for (let i = 0; i < Math.min(a.length, b.length); i++) {
+    const x = score(a[i]);
+    const y = score(b[i]);
+    if (x === null || y === null) continue;
+    out.rows += 1;
+    if (x >= SHADOW_DECISION_THRESHOLD === y >= SHADOW_DECISION_THRESHOLD) out.agreed += 1;
+    out.absDiff += Math.abs(x - y);
+  }
+  return out.rows ? out : null;
+}
+
+/** The agreement figures a rollout step reads, from merged counts; null when no row was compared. */
+export function shadowAgreementOf(counts: Partial<AgreementCounts> | null | undefined): ShadowAgreement | null {
+  if (!counts?.rows) return null;
+  return { rows: counts.rows, decisionAgreement: (counts.agreed ?? 0) / counts.rows, meanAbsoluteDifference: (counts.absDiff ?? 0) / counts.rows, threshold: SHADOW_DECISION_THRESHOLD };
 }

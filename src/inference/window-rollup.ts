@@ -1,4 +1,5 @@
 import { sketchAdd, sketchMerge, type LatencySketch } from './latency-sketch';
+import type { AgreementCounts } from './shadow-agreement';
 import { addQuality, qualityDelta, type QualityStats } from './quality-stats';
 import { addCategory, addNumeric, emptyNumericHistogram, type CategoryHistogram, type NumericHistogram, type RollupBins } from './rollup-bins';
 
@@ -28,6 +29,8 @@ export interface RollupStats {
   prediction: NumericHistogram | null;
   quality: QualityStats;
   labelDelay: LatencySketch;
+  /** Shadow rows only: agreement of the shadow's outputs with the served answers to the same requests. */
+  agreement: Partial<AgreementCounts>;
 }
 
 /** What a rollup reads of a prediction log record (see `PredictionEntry`). */
@@ -43,6 +46,8 @@ export interface RolledPrediction {
   rows: number;
   inputs: Record<string, unknown> | null;
   outputs: Record<string, unknown> | null;
+  /** A shadow record's agreement with the served answer it mirrors, when they paired. */
+  agreement?: AgreementCounts | null;
 }
 
 /** The key of a rollup row. */
@@ -72,6 +77,7 @@ export const emptyRollupStats = (): RollupStats => ({
   prediction: null,
   quality: {},
   labelDelay: {},
+  agreement: {},
 });
 
 /** Deep add, as the database's `rollup_add` does it: numbers add, arrays element by element, objects key by key. */
@@ -118,6 +124,7 @@ export function mergeRollupStats(a: RollupStats, b: RollupStats): RollupStats {
   a.features = addJson(a.features, b.features);
   a.prediction = addJson(a.prediction, b.prediction);
   a.quality = addQuality(a.quality, b.quality);
+  a.agreement = addJson(a.agreement, b.agreement);
   return a;
 }
 
@@ -190,6 +197,7 @@ export class RollupAccumulator {
     if (!e.outputs) return;
     const produced = this.at(e.deploymentId, e.teamId, e.modelVersionId, e.shadow, e.occurredAt);
     produced.rows += e.rows;
+    if (e.shadow && e.agreement) addInto(produced.agreement as Record<string, unknown>, e.agreement as unknown as Record<string, unknown>);
     const bins = this.binsOf(e.modelVersionId);
     if (!bins) return;
     if (!e.inputs) {
@@ -260,7 +268,7 @@ export class RollupAccumulator {
   }
 }
 
-const ROLLUP_COLUMNS = `deployment_id, model_version_id, shadow, window_start, window_seconds, team_id, requests, errors, fallbacks, rows, hash_only, labelled, latency, features, prediction, quality, label_delay`;
+const ROLLUP_COLUMNS = `deployment_id, model_version_id, shadow, window_start, window_seconds, team_id, requests, errors, fallbacks, rows, hash_only, labelled, latency, features, prediction, quality, label_delay, agreement`;
 
 /**
  * The upsert of rollup deltas, from parameters `$first`… (see {@link rollupParams}): each row is
@@ -268,14 +276,14 @@ const ROLLUP_COLUMNS = `deployment_id, model_version_id, shadow, window_start, w
  * never lose each other's counts.
  */
 export function rollupUpsert(first: number): string {
-  const types = ['uuid', 'uuid', 'bool', 'timestamptz', 'int', 'uuid', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'jsonb', 'jsonb', 'jsonb', 'jsonb', 'jsonb'];
+  const types = ['uuid', 'uuid', 'bool', 'timestamptz', 'int', 'uuid', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'jsonb', 'jsonb', 'jsonb', 'jsonb', 'jsonb', 'jsonb'];
   const add = (c: string) => `${c} = r.${c} + EXCLUDED.${c}`;
   const merge = (c: string) => `${c} = rollup_add(r.${c}, EXCLUDED.${c})`;
   return `INSERT INTO prediction_rollup AS r (${ROLLUP_COLUMNS})
     SELECT * FROM unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(', ')})
     ON CONFLICT (deployment_id, model_version_id, shadow, window_start, window_seconds) DO UPDATE SET
       ${['requests', 'errors', 'fallbacks', 'rows', 'hash_only', 'labelled'].map(add).join(', ')},
-      ${['latency', 'features', 'prediction', 'quality', 'label_delay'].map(merge).join(', ')},
+      ${['latency', 'features', 'prediction', 'quality', 'label_delay', 'agreement'].map(merge).join(', ')},
       updated_at = now()`;
 }
 
@@ -300,11 +308,12 @@ export function rollupParams(deltas: RollupDelta[]): unknown[][] {
     deltas.map((d) => json(d.stats.prediction)),
     deltas.map((d) => json(d.stats.quality)),
     deltas.map((d) => json(d.stats.labelDelay)),
+    deltas.map((d) => json(d.stats.agreement)),
   ];
 }
 
 /** A stored rollup row as `SELECT ${ROLLUP_SELECT}` returns it. */
-export const ROLLUP_SELECT = `model_version_id, shadow, window_start, window_seconds, team_id, requests, errors, fallbacks, rows, hash_only, labelled, latency, features, prediction, quality, label_delay`;
+export const ROLLUP_SELECT = `model_version_id, shadow, window_start, window_seconds, team_id, requests, errors, fallbacks, rows, hash_only, labelled, latency, features, prediction, quality, label_delay, agreement`;
 
 export interface StoredRollupRow {
   model_version_id: string;
@@ -323,6 +332,7 @@ export interface StoredRollupRow {
   prediction: NumericHistogram | null;
   quality: QualityStats;
   label_delay: LatencySketch;
+  agreement: Partial<AgreementCounts>;
 }
 
 export function statsOfRow(r: StoredRollupRow): RollupStats {
@@ -338,5 +348,6 @@ export function statsOfRow(r: StoredRollupRow): RollupStats {
     prediction: r.prediction ?? null,
     quality: r.quality ?? {},
     labelDelay: r.label_delay ?? {},
+    agreement: r.agreement ?? {},
   };
 }

@@ -64,10 +64,11 @@ export async function driftForVersion(
   start: Date,
   end: Date,
   thresholds: Record<string, number>,
+  match: 'start' | 'overlap' = 'start',
 ): Promise<VersionDrift | null> {
   const bins = await app.rollupBins(versionId);
   if (!bins) return null;
-  const [rollup] = (await readRollups(app.db, deploymentId, { from: start, to: end, versions: [versionId] })).filter((r) => r.shadow === shadow);
+  const [rollup] = (await readRollups(app.db, deploymentId, { from: start, to: end, versions: [versionId], match })).filter((r) => r.shadow === shadow);
   const binned = rollup ? rollup.rows - rollup.hashOnly : 0;
   if (binned === 0) return null;
   let report: DriftReport;
@@ -87,7 +88,8 @@ export async function driftForVersion(
  * prediction, from the drift report of the step's logged predictions; null without a reference or rows.
  */
 export async function stepDrift(app: AppServices, deploymentId: string, versionId: string, shadow: boolean, start: Date, end: Date): Promise<StepDrift | null> {
-  const drift = await driftForVersion(app, deploymentId, versionId, shadow, start, end, {});
+  // The windows the step overlaps: the one it began in counts too.
+  const drift = await driftForVersion(app, deploymentId, versionId, shadow, start, end, {}, 'overlap');
   if (!drift) return null;
   const all = [...drift.report.features, ...(drift.report.prediction ? [drift.report.prediction] : [])];
   if (!all.length) return null;

@@ -1,5 +1,6 @@
 import type { AppServices } from '../core/context';
-import type { StepFigures } from '../rollouts/rollout-health';
+import type { ShadowAgreement, StepFigures } from '../rollouts/rollout-health';
+import { shadowAgreementOf } from '../inference/shadow-agreement';
 import { decisionThreshold } from '../inference/quality-source';
 import { ModelVersion } from '../registry/model-version.entity';
 import { qualityMetrics } from './quality-metrics';
@@ -48,4 +49,10 @@ export async function stepFigures(app: AppServices, deploymentId: string, modelV
   const rows = (await readRollups(app.db, deploymentId, { ...range, versions: baselineIds, windowsOf: modelVersionId })).filter((r) => !r.shadow);
   const b = merged(rows);
   return { observed, baseline: b && b.requests > 0 ? figuresOf(b, threshold(baselineIds[0])) : null };
+}
+
+/** A shadow's agreement with the served answers over the windows overlapping [start, end), from its shadow rollups. */
+export async function stepAgreement(app: AppServices, deploymentId: string, modelVersionId: string, start: Date, end: Date): Promise<ShadowAgreement | null> {
+  const rows = (await readRollups(app.db, deploymentId, { from: start, to: end, match: 'overlap', versions: [modelVersionId] })).filter((r) => r.shadow);
+  return shadowAgreementOf(merged(rows)?.agreement);
 }
