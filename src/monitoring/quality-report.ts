@@ -177,7 +177,7 @@ export function onlineFigures(r: Pick<VersionRollup, 'quality'>, threshold: numb
     recall: c?.recall ?? null,
     f1: c?.f1 ?? null,
     rocAuc: c?.rocAuc ?? null,
-    rocAucBound: c?.rocAuc === null || c === null ? null : c.rocAucBound,
+    rocAucBound: c && c.rocAuc !== null ? c.rocAucBound : null,
     logLoss: c?.logLoss ?? null,
     brier: c?.brier ?? null,
     expectedCalibrationError: c?.expectedCalibrationError ?? null,

@@ -206,6 +206,50 @@ describe('monitoring: prediction quality against the offline baseline, live on e
     assert.equal(again.data.qualityReport.versions[0].online.accuracy, 1);
   });
 
+  it("reads a canary's quality beside the champion's over the windows both served", async () => {
+    const d = await t.gql(engineer, `{ deployments(filter: { team: "fraud", environment: STAGING }) { nodes { id } } }`);
+    const staging = d.data.deployments.nodes[0].id as string;
+    const sent: Array<{ prediction: string; version: string; calledFraud: boolean; window: number }> = [];
+    // 90/10 split, one row per request: both versions answer some of 120 requests.
+    for (let i = 0; i < 120; i++) {
+      const r = await t.gql(service, PREDICT, { d: staging, inputs: { features: [fraudRow(1000 + i)] } });
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      sent.push({ prediction: r.data.predict.id, version: r.data.predict.modelVersionId, calledFraud: r.data.predict.outputs.probability[0].at(-1) >= 0.5, window: 0 });
+    }
+    await t.server.app.inference!.log.flush();
+    // The rollup window each prediction fell in, from when its log record says it happened.
+    const span = t.config.inference.windowSeconds * 1000;
+    const logged = await t.sql(`SELECT id::text AS id, occurred_at FROM prediction_log WHERE deployment_id = $1`, [Buffer.from(staging, 'base64url').toString().split(':')[1]]);
+    const windowOf = new Map(logged.map((l) => [l.id, Math.floor(new Date(l.occurred_at).getTime() / span)]));
+    for (const s of sent) s.window = windowOf.get(Buffer.from(s.prediction, 'base64url').toString().split(':')[1])!;
+    // Every label says fraud: accuracy is the share of rows a version called fraud.
+    const recorded = await t.gql(service, RECORD, { input: { deployment: staging, outcomes: sent.map((s) => ({ prediction: s.prediction, row: 0, label: 1 })) } });
+    assert.equal(recorded.data.recordOutcomes.recorded, sent.length);
+    const versions = [...new Set(sent.map((s) => s.version))].sort();
+    assert.equal(versions.length, 2, 'both versions answered');
+    const accuracy = (rows: typeof sent) => rows.filter((s) => s.calledFraud).length / rows.length;
+
+    const r = await t.gql(engineer, REPORT, { d: staging });
+    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+    const report = r.data.qualityReport.versions as any[];
+    assert.deepEqual(report.map((v) => v.modelVersionId).sort(), versions);
+    for (const v of report) {
+      const mine = sent.filter((s) => s.version === v.modelVersionId);
+      const windows = new Set(mine.map((s) => s.window));
+      const beside = sent.filter((s) => s.version !== v.modelVersionId && windows.has(s.window));
+      assert.deepEqual([v.labelled, v.online.accuracy], [mine.length, accuracy(mine)]);
+      assert.deepEqual(
+        v.peers.map((p: any) => [p.modelVersionId, p.labelled]),
+        beside.length ? [[versions.find((x) => x !== v.modelVersionId), beside.length]] : [],
+      );
+    }
+    const canary = report.find((v) => v.version === 2);
+    const champion = sent.filter((s) => s.version !== canary.modelVersionId && sent.some((c) => c.version === canary.modelVersionId && c.window === s.window));
+    const figures = await t.gql(engineer, `query($d: ID!) { qualityReport(deployment: $d) { versions { version peers { online { accuracy } } } } }`, { d: staging });
+    const [peer] = figures.data.qualityReport.versions.find((v: any) => v.version === 2).peers;
+    assert.equal(peer.online.accuracy, accuracy(champion), "the champion's accuracy over the canary's windows");
+  });
+
   it("keeps the report from another team's members, on the query and the subscription", async () => {
     const vision = t.token(['viewer'], ['vision'], 'val');
     const r = await t.gql(vision, REPORT, { d: production });
