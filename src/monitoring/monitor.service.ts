@@ -128,8 +128,8 @@ interface PassOutcome {
 /**
  * One monitor pass over [windowStart, windowStart + windowSeconds) of a deployment: latency, error
  * rate and drift per serving version, quality against each version's offline metrics over the
- * quality lookback ending at the window's end (labels arrive late), alerts opened, updated (dedup), escalated or resolved, one
- * audit event when any alert changed (always, for a pass asked for `onDemand`: it is the caller's).
+ * quality lookback ending at the window's end (labels arrive late), alerts opened, updated
+ * (dedup), escalated or resolved, one audit event when any alert changed (always, for a pass asked for `onDemand`: it is the caller's).
  * Idempotent per window: a second pass over the same window (a retried job, two workers) changes
  * nothing and returns the first pass's record. A retraining its policy starts is started as `ctx`.
  */
