@@ -20,6 +20,7 @@ import { Alert, AlertKind, AlertSeverity, AlertStatus, MonitorRun, SEVERITY_RANK
 import { driftConditions, driftForVersion, type VersionDrift } from './drift-monitor';
 import { latencyStats, type VersionLatency } from './latency';
 import { MonitoringReason } from './monitoring.errors';
+import { checkedQualitySettings, computeQualityReport, qualityConditions, qualitySettingsOf, type QualitySettings } from './quality.service';
 
 /** The named principal deployments' monitors run as, each on behalf of its deployment's creator. */
 export const MONITOR_PRINCIPAL = 'system:monitor';
@@ -61,7 +62,12 @@ export interface MonitoringSettings {
   drift: Record<string, number>;
   /** Retrain policy: a CRITICAL drift alert starts a training run on this dataset version (global id). */
   retrainDatasetVersion: string | null;
+  /** Quality thresholds against each version's offline metrics, judged over a trailing lookback. */
+  quality: QualitySettings;
 }
+
+/** A change to a deployment's monitor settings: each one given replaces the current one; quality settings are merged one by one. */
+export type MonitoringPatch = Partial<Omit<MonitoringSettings, 'quality'>> & { quality?: Partial<QualitySettings> };
 
 export function monitoringOf(app: AppServices, d: Pick<Deployment, 'monitoring'>): MonitoringSettings {
   const m = (d.monitoring ?? {}) as Partial<MonitoringSettings>;
@@ -73,6 +79,7 @@ export function monitoringOf(app: AppServices, d: Pick<Deployment, 'monitoring'>
     minRequests: m.minRequests ?? c.minRequests,
     drift: m.drift ?? {},
     retrainDatasetVersion: m.retrainDatasetVersion ?? null,
+    quality: qualitySettingsOf(m.quality),
   };
 }
 
@@ -120,8 +127,9 @@ interface PassOutcome {
 
 /**
  * One monitor pass over [windowStart, windowStart + windowSeconds) of a deployment: latency, error
- * rate and drift per serving version, alerts opened, updated (dedup), escalated or resolved, one
- * audit event when any alert changed (always, for a pass asked for `onDemand`: it is the caller's).
+ * rate and drift per serving version, quality against each version's offline metrics over the
+ * quality lookback ending at the window's end (labels arrive late), alerts opened, updated
+ * (dedup), escalated or resolved, one audit event when any alert changed (always, for a pass asked for `onDemand`: it is the caller's).
  * Idempotent per window: a second pass over the same window (a retried job, two workers) changes
  * nothing and returns the first pass's record. A retraining its policy starts is started as `ctx`.
  */
@@ -147,7 +155,14 @@ export async function monitorWindow(
     const d = await driftForVersion(app, deploymentId, v.modelVersionId, v.shadow, windowStart, windowEnd, settings.drift);
     if (d) drifts.push(d);
   }
-  const conditions = [...latencyConditions(latency, deployment.slos ?? {}, settings.minRequests), ...drifts.flatMap(driftConditions)];
+  const quality = await computeQualityReport(app.db, deploymentId, new Date(windowEnd.getTime() - settings.quality.lookbackSeconds * 1000), windowEnd);
+  // Versions with enough labels: an open QUALITY alert of theirs whose condition is gone is resolved.
+  const qualityJudged = new Set<string>();
+  const conditions = [
+    ...latencyConditions(latency, deployment.slos ?? {}, settings.minRequests),
+    ...drifts.flatMap(driftConditions),
+    ...qualityConditions(quality, settings.quality, qualityJudged),
+  ];
   // Versions judged in this window: an open alert of theirs whose condition is gone is resolved.
   const judged = new Set(latency.filter((x) => !x.shadow && x.requests >= settings.minRequests).map((x) => x.modelVersionId));
   const driftJudged = new Set(drifts.map((d) => d.modelVersionId));
@@ -232,7 +247,12 @@ export async function monitorWindow(
       const retired = !serving.has(stale.modelVersionId);
       // Run budget and stalled rollout alerts are not windowed conditions: only a person, or the version leaving, closes them.
       if ((stale.kind === AlertKind.RUN_BUDGET || stale.kind === AlertKind.ROLLOUT_STALLED) && !retired) continue;
-      const wasJudged = stale.kind === AlertKind.LATENCY || stale.kind === AlertKind.ERROR_RATE ? judged.has(stale.modelVersionId) : driftJudged.has(stale.modelVersionId);
+      const wasJudged =
+        stale.kind === AlertKind.LATENCY || stale.kind === AlertKind.ERROR_RATE
+          ? judged.has(stale.modelVersionId)
+          : stale.kind === AlertKind.QUALITY
+            ? qualityJudged.has(stale.modelVersionId)
+            : driftJudged.has(stale.modelVersionId);
       if (!wasJudged && !retired) continue;
       const resolution = retired ? 'the version no longer serves this deployment' : `cleared in the window from ${windowStart.toISOString()}`;
       Object.assign(stale, { status: AlertStatus.RESOLVED, resolvedBy: 'monitor', resolvedAt: now, resolution });
@@ -334,7 +354,7 @@ export async function resolveAlert(ctx: RequestContext, id: string, reason: stri
 }
 
 /** Settings of a deployment's monitor (merged over the current ones), audited. */
-export async function setDeploymentMonitoring(ctx: RequestContext, deploymentRef: string, patch: Partial<MonitoringSettings>): Promise<Deployment> {
+export async function setDeploymentMonitoring(ctx: RequestContext, deploymentRef: string, patch: MonitoringPatch): Promise<Deployment> {
   const deployment = await inTransaction(ctx, async (em, ctx) => {
     const d = await loadReadable(ctx, em, Deployment, 'Deployment', deploymentRef, 'deployment', 'update');
     assertCan(ctx, 'update', 'Deployment', d);
@@ -348,7 +368,9 @@ export async function setDeploymentMonitoring(ctx: RequestContext, deploymentRef
     }
     const before = d.monitoring ?? {};
     // A setting the patch leaves out (undefined) is kept; one it gives as null is cleared.
-    const given = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+    const given: Record<string, unknown> = Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined));
+    // Checked against the thresholds in force, so that a warning alone cannot pass its critical.
+    if (patch.quality) given.quality = checkedQualitySettings(before.quality, patch.quality);
     const next: Record<string, unknown> = Object.fromEntries(Object.entries({ ...before, ...given }).filter(([, v]) => v !== null));
     if (owner) next[RETRAIN_OWNER] = owner;
     else if (!next.retrainDatasetVersion) delete next[RETRAIN_OWNER];

@@ -1,10 +1,10 @@
 // Arguments and pages of the monitoring API, and the range checks of its numeric arguments.
-import { Field, ID, InputType, Int } from 'type-graphql';
+import { Field, Float, ID, InputType, Int } from 'type-graphql';
 import { badInput } from '../core/errors';
 import { Connection } from '../core/pagination';
 import { JSONObjectScalar } from '../core/scalars';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
-import type { MonitoringSettings } from './monitor.service';
+import type { MonitoringPatch } from './monitor.service';
 
 @InputType()
 export class AlertFilter {
@@ -22,6 +22,21 @@ export class AlertFilter {
 
   @Field(() => String, { nullable: true })
   team?: string | null;
+}
+
+@InputType({ description: 'Quality thresholds of a deployment; each one given replaces the current one, the rest are kept' })
+export class DeploymentQualityInput {
+  @Field(() => Float, { nullable: true, description: 'Relative degradation of a metric against its offline baseline that opens a WARNING alert (default 0.05); 0 < warning ≤ critical < 1' })
+  warning?: number | null;
+
+  @Field(() => Float, { nullable: true, description: 'Relative degradation that makes a quality alert CRITICAL (default 0.10)' })
+  critical?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Labelled rows a version needs over the lookback to be judged (default 100)' })
+  minLabelled?: number | null;
+
+  @Field(() => Int, { nullable: true, description: 'Seconds of labelled traffic each pass judges, ending at its window end: labels arrive late (default 86400)' })
+  lookbackSeconds?: number | null;
 }
 
 @InputType()
@@ -46,6 +61,9 @@ export class DeploymentMonitoringInput {
 
   @Field(() => ID, { nullable: true, description: 'Retrain policy: a CRITICAL drift alert starts a training run on this dataset version' })
   retrainDatasetVersion?: string | null;
+
+  @Field(() => DeploymentQualityInput, { nullable: true, description: "Quality alerts: thresholds against each version's offline metrics" })
+  quality?: DeploymentQualityInput | null;
 }
 
 export const AlertConnection = Connection(Alert);
@@ -58,7 +76,7 @@ export const intIn = (v: number | null | undefined, lo: number, hi: number, fiel
 };
 
 /** The settings a {@link DeploymentMonitoringInput} changes, each checked against its range. */
-export function monitoringPatch(input: DeploymentMonitoringInput): Partial<MonitoringSettings> {
+export function monitoringPatch(input: DeploymentMonitoringInput): MonitoringPatch {
   if (input.drift && Object.values(input.drift).some((v) => typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
     throw badInput('drift thresholds must be non-negative numbers', { field: 'drift' });
   }
@@ -69,5 +87,9 @@ export function monitoringPatch(input: DeploymentMonitoringInput): Partial<Monit
     minRequests: intIn(input.minRequests, 1, 1_000_000, 'minRequests'),
     drift: input.drift ?? undefined,
     retrainDatasetVersion: input.retrainDatasetVersion ?? undefined,
+    // Checked in the service, against the thresholds in force.
+    quality: input.quality
+      ? { warning: input.quality.warning ?? undefined, critical: input.quality.critical ?? undefined, minLabelled: input.quality.minLabelled ?? undefined, lookbackSeconds: input.quality.lookbackSeconds ?? undefined }
+      : undefined,
   };
 }

@@ -14,6 +14,8 @@ import * as monitoring from './monitor.service';
 import * as queries from './monitoring-query.service';
 import { AlertConnection, AlertFilter, DeploymentMonitoringInput, monitoringPatch } from './monitoring.inputs';
 import { filtered } from './subscription-stream';
+import { QualityReport } from './quality-report';
+import * as quality from './quality.service';
 
 const ALERT_READ = { action: 'read', subject: 'Alert' } as const;
 const DEPLOYMENT_READ = { action: 'read', subject: 'Deployment' } as const;
@@ -72,13 +74,28 @@ export class MonitoringResolver {
     return rows.map((r) => Object.assign(new LatencyPoint(), { ...r, modelVersionId: toGlobalId('ModelVersion', r.modelVersionId) }));
   }
 
+  @Query(() => QualityReport, {
+    description:
+      "A deployment's prediction quality from its outcomes, per served version: labels and their delay, online metrics beside the version's offline baseline, " +
+      "and the other versions serving the same windows; over the rollup windows starting in [from, to) (default: the deployment's quality lookback ending now)",
+  })
+  @Policy(DEPLOYMENT_READ)
+  qualityReport(
+    @Ctx() ctx: RequestContext,
+    @Arg('deployment', () => ID) deployment: string,
+    @Arg('from', () => Date, { nullable: true }) from?: Date | null,
+    @Arg('to', () => Date, { nullable: true }) to?: Date | null,
+  ) {
+    return quality.qualityReport(ctx, deployment, { from, to });
+  }
+
   @Mutation(() => MonitorRun, { description: 'Runs the monitor now over the window that ends now (default: the deployment\'s window)' })
   @Policy({ action: 'update', subject: 'Deployment' })
   runMonitor(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('windowSeconds', () => Int, { nullable: true }) windowSeconds?: number | null) {
     return monitoring.runMonitor(ctx, deployment, windowSeconds);
   }
 
-  @Mutation(() => Deployment, { description: "Changes a deployment's monitor: window, schedule, cool-down, drift thresholds, retrain policy" })
+  @Mutation(() => Deployment, { description: "Changes a deployment's monitor: window, schedule, cool-down, drift and quality thresholds, retrain policy" })
   @Policy({ action: 'update', subject: 'Deployment' })
   setDeploymentMonitoring(@Ctx() ctx: RequestContext, @Arg('input', () => DeploymentMonitoringInput) input: DeploymentMonitoringInput) {
     return monitoring.setDeploymentMonitoring(ctx, input.deployment, monitoringPatch(input));
@@ -139,6 +156,16 @@ export class MonitoringResolver {
   @Policy(DEPLOYMENT_READ)
   async latencyReport(@Root() event: { runId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) _deployment: string) {
     return queries.monitorRun(ctx, event.runId);
+  }
+
+  @Subscription(() => QualityReport, {
+    name: 'qualityReport',
+    description: "A deployment's quality report (over its quality lookback ending now) each time a monitor pass over it finishes",
+    subscribe: async ({ args, context }) => monitorRuns(context as RequestContext, args.deployment as string),
+  })
+  @Policy(DEPLOYMENT_READ)
+  qualityReportChanged(@Root() _event: { runId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string) {
+    return quality.qualityReport(ctx, deployment);
   }
 }
 
