@@ -1,5 +1,7 @@
 import type { EntityManager } from 'typeorm';
 import type { RequestContext, TransactionContext } from '../core/context';
+import { AppError, ErrorCode } from '../core/errors';
+import { InferenceReason } from './inference.errors';
 import type { RollupBins } from './rollup-bins';
 import { agreementOf } from './shadow-agreement';
 import { decisionThreshold, outputNameOf } from './quality-source';
@@ -58,7 +60,13 @@ export async function rebuildRollups(
       });
     } catch (e) {
       const code = (e as { driverError?: { code?: string }; code?: string }).driverError?.code ?? (e as { code?: string }).code;
-      if (attempt >= 5 || (code !== '40001' && code !== '40P01')) throw e;
+      if (code !== '40001' && code !== '40P01') throw e;
+      if (attempt >= 5) {
+        throw new AppError(ErrorCode.CONFLICT, 'Predictions kept arriving in these windows while they were rebuilt: rebuild windows that have closed (to at most the start of the current window)', {
+          field: 'to',
+          reason: InferenceReason.ROLLUPS_BUSY,
+        });
+      }
     }
   }
 }

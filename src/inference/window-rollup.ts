@@ -33,6 +33,13 @@ export interface RollupStats {
   agreement: Partial<AgreementCounts>;
 }
 
+/**
+ * The one category all values a column's reference never saw are counted under (so a rollup row's
+ * size is bounded by the reference): chi-squared and PSI from rollups then see the unseen values as
+ * one category, where the raw scan sees each apart.
+ */
+export const UNSEEN_CATEGORY = '(unseen)';
+
 /** What a rollup reads of a prediction log record (see `PredictionEntry`). */
 export interface RolledPrediction {
   deploymentId: string;
@@ -217,7 +224,9 @@ export class RollupAccumulator {
             addNumeric(h, c.bins, v);
           } else {
             const h = (produced.features[c.name] ??= { n: 0, v: {} }) as CategoryHistogram;
-            addCategory(h, typeof v === 'string' ? v : JSON.stringify(v));
+            const category = typeof v === 'string' ? v : JSON.stringify(v);
+            // Categories the reference never saw share one count: a caller cannot grow a rollup row without bound.
+            addCategory(h, Object.hasOwn(c.bins.refFrequencies, category) ? category : UNSEEN_CATEGORY);
           }
         }
       }
