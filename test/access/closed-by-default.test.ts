@@ -171,6 +171,7 @@ describe('closed by default', () => {
       fire.alerts = async () => publishAlert(t.server.app, alert);
       fire.driftReport = monitorPass;
       fire.latencyReport = monitorPass;
+      fire.qualityReport = monitorPass;
       fire.rolloutUpdated = async () => events.publish(TOPICS.rolloutUpdated, { id: fromGlobalId(staging.id).key });
       fire.trainingRunUpdated = async () => events.publish(TOPICS.trainingRunUpdated, { id: fromGlobalId(fraud.TrainingRun).key });
       fire.auditExportUpdated = async () => events.publish(TOPICS.auditExportUpdated, { id: fromGlobalId(fraud.AuditExport).key });
