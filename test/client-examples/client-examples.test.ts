@@ -57,6 +57,19 @@ describe('client examples run against a real server', () => {
     await assert.rejects(example('predict.mjs', t.token(['service'], ['vision']), ['fraud:fraud-detector-production', file]), /HTTP 404/, 'another team\'s model is answered like a missing one');
   });
 
+  it('outcomes-and-quality labels the rows it predicted (idempotently) and reads the online quality beside the offline baseline', async () => {
+    const rows = path.join(dir, 'quality-rows.json');
+    const labels = path.join(dir, 'quality-labels.json');
+    await writeFile(rows, JSON.stringify([[120.5, 3, 0.2, 14], [9.99, 22, 0.9, 310], [4000, 2, 0.95, 800]]));
+    await writeFile(labels, JSON.stringify([0, 1, 1]));
+    const { stdout } = await example('outcomes-and-quality.mjs', t.token(['service'], ['fraud']), ['fraud:fraud-detector-production', rows, labels]);
+    assert.match(stdout, /^prediction \S+: 3 rows$/m);
+    assert.match(stdout, /^outcomes sent \(first time\): 3 recorded, 0 duplicate, 0 rejected$/m);
+    assert.match(stdout, /^outcomes sent \(again\): 0 recorded, 3 duplicate, 0 rejected$/m);
+    assert.match(stdout, /^version 1: 3 of \d+ rows labelled \([\d.]+ %\), accuracy [\d.]+ % at threshold 0\.5$/m);
+    assert.match(stdout, /^  accuracy: online [\d.]+ against offline [\d.]+ \(-?[\d.]+ %\)$/m);
+  });
+
   it('lineage prints the edges around a model version', async () => {
     const r = await t.gql(t.token(['viewer'], ['fraud']), '{ modelVersions(filter: { alias: "champion" }) { nodes { id } } }');
     const { stdout } = await example('lineage.mjs', t.token(['viewer'], ['fraud']), [r.data.modelVersions.nodes[0].id, 'UPSTREAM', '3']);
