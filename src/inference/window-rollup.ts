@@ -1,6 +1,6 @@
 import { sketchAdd, sketchMerge, type LatencySketch } from './latency-sketch';
 import type { AgreementCounts } from './shadow-agreement';
-import { addQuality, qualityDelta, type QualityStats } from './quality-stats';
+import { qualityDelta, type QualityStats } from './quality-stats';
 import { addCategory, addNumeric, emptyNumericHistogram, type CategoryHistogram, type NumericHistogram, type RollupBins } from './rollup-bins';
 
 /**
@@ -128,10 +128,14 @@ export function mergeRollupStats(a: RollupStats, b: RollupStats): RollupStats {
   a.labelled += b.labelled;
   sketchMerge(a.latency, b.latency);
   sketchMerge(a.labelDelay, b.labelDelay);
-  a.features = addJson(a.features, b.features);
-  a.prediction = addJson(a.prediction, b.prediction);
-  a.quality = addQuality(a.quality, b.quality);
-  a.agreement = addJson(a.agreement, b.agreement);
+  // In place: merging many windows must not copy the histograms at every step.
+  addInto(a.features as Record<string, unknown>, b.features as Record<string, unknown>);
+  if (b.prediction) {
+    if (a.prediction) addInto(a.prediction as unknown as Record<string, unknown>, b.prediction as unknown as Record<string, unknown>);
+    else a.prediction = structuredClone(b.prediction);
+  }
+  addInto(a.quality as Record<string, unknown>, b.quality as Record<string, unknown>);
+  addInto(a.agreement as Record<string, unknown>, b.agreement as Record<string, unknown>);
   return a;
 }
 

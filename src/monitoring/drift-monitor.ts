@@ -68,7 +68,7 @@ export async function driftForVersion(
 ): Promise<VersionDrift | null> {
   const bins = await app.rollupBins(versionId);
   if (!bins) return null;
-  const [rollup] = (await readRollups(app.db, deploymentId, { from: start, to: end, versions: [versionId], match })).filter((r) => r.shadow === shadow);
+  const [rollup] = (await readRollups(app.db, deploymentId, { from: start, to: end, versions: [versionId], match, parts: ['features', 'prediction'] })).filter((r) => r.shadow === shadow);
   const binned = rollup ? rollup.rows - rollup.hashOnly : 0;
   if (binned === 0) return null;
   let report: DriftReport;

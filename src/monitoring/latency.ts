@@ -32,14 +32,14 @@ const figures = (r: VersionRollup): VersionLatency => ({
  * [start, end): merged counts and latency sketches, never the raw log.
  */
 export async function latencyStats(db: Queryable, deploymentId: string, start: Date, end: Date): Promise<VersionLatency[]> {
-  return (await readRollups(db, deploymentId, { from: start, to: end })).filter((r) => r.requests > 0).map(figures);
+  return (await readRollups(db, deploymentId, { from: start, to: end, parts: ['latency'] })).filter((r) => r.requests > 0).map(figures);
 }
 
 /** A latency series for charts: per bucket (of whole rollup windows, by their start) and served version, requests, errors and percentiles. */
 export async function latencySeries(db: Queryable, deploymentId: string, start: Date, end: Date, bucketSeconds: number) {
   const span = bucketSeconds * 1000;
   const buckets = new Map<number, StoredRollupRow[]>();
-  for (const row of await readRollupRows(db, deploymentId, { from: start, to: end })) {
+  for (const row of await readRollupRows(db, deploymentId, { from: start, to: end, parts: ['latency'] })) {
     if (row.shadow) continue;
     const at = Math.floor(new Date(row.window_start).getTime() / span) * span;
     if (!buckets.has(at)) buckets.set(at, []);

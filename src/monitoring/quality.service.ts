@@ -81,7 +81,7 @@ export function checkedQualitySettings(current: unknown, patch: Partial<QualityS
  * baseline, and the other served versions over the same windows.
  */
 export async function computeQualityReport(db: DataSource, deploymentId: string, from: Date, to: Date): Promise<QualityReport> {
-  const served = (await readRollups(db, deploymentId, { from, to })).filter((r) => !r.shadow && r.rows > 0);
+  const served = (await readRollups(db, deploymentId, { from, to, parts: ['quality', 'label_delay'] })).filter((r) => !r.shadow && r.rows > 0);
   const versions = served.length ? await db.getRepository(ModelVersion).find({ where: { id: In(served.map((r) => r.modelVersionId)) } }) : [];
   const byId = new Map(versions.map((v) => [v.id, v]));
   const thresholdOf = (id: string) => decisionThreshold(byId.get(id)?.metrics);
@@ -114,7 +114,7 @@ export async function computeQualityReport(db: DataSource, deploymentId: string,
 }
 
 async function peersOf(db: DataSource, deploymentId: string, from: Date, to: Date, versionId: string, byId: Map<string, ModelVersion>, thresholdOf: (id: string) => number): Promise<PeerQuality[]> {
-  const same = await readRollups(db, deploymentId, { from, to, windowsOf: versionId });
+  const same = await readRollups(db, deploymentId, { from, to, windowsOf: versionId, parts: ['quality'] });
   return same
     .filter((p) => !p.shadow && p.modelVersionId !== versionId && p.rows > 0)
     .map((p) =>

@@ -4,9 +4,12 @@ import { shadowAgreementOf } from '../inference/shadow-agreement';
 import { decisionThreshold } from '../inference/quality-source';
 import { ModelVersion } from '../registry/model-version.entity';
 import { qualityMetrics } from './quality-metrics';
-import { latencyPercentiles, readRollups, type VersionRollup } from './rollup-read';
+import { latencyPercentiles, readRollups, type RollupPart, type VersionRollup } from './rollup-read';
 import { emptyRollupStats, mergeRollupStats } from '../inference/window-rollup';
 import { In } from 'typeorm';
+
+// What a step's figures read of the rollups.
+const FIGURES: RollupPart[] = ['latency', 'prediction', 'quality'];
 
 function figuresOf(r: VersionRollup | null, threshold: number): StepFigures {
   const requests = r?.requests ?? 0;
@@ -44,15 +47,15 @@ export async function stepFigures(app: AppServices, deploymentId: string, modelV
   const versions = await app.db.getRepository(ModelVersion).find({ where: { id: In([modelVersionId, ...baselineIds]) }, select: { id: true, metrics: true } });
   const threshold = (id: string) => decisionThreshold(versions.find((v) => v.id === id)?.metrics ?? null);
   const range = { from: start, to: end, match: 'overlap' as const };
-  const observed = figuresOf(merged(await readRollups(app.db, deploymentId, { ...range, versions: [modelVersionId] })), threshold(modelVersionId));
+  const observed = figuresOf(merged(await readRollups(app.db, deploymentId, { ...range, versions: [modelVersionId], parts: FIGURES })), threshold(modelVersionId));
   if (!baselineIds.length || observed.requests === 0) return { observed, baseline: null };
-  const rows = (await readRollups(app.db, deploymentId, { ...range, versions: baselineIds, windowsOf: modelVersionId })).filter((r) => !r.shadow);
+  const rows = (await readRollups(app.db, deploymentId, { ...range, versions: baselineIds, windowsOf: modelVersionId, parts: FIGURES })).filter((r) => !r.shadow);
   const b = merged(rows);
   return { observed, baseline: b && b.requests > 0 ? figuresOf(b, threshold(baselineIds[0])) : null };
 }
 
 /** A shadow's agreement with the served answers over the windows overlapping [start, end), from its shadow rollups. */
 export async function stepAgreement(app: AppServices, deploymentId: string, modelVersionId: string, start: Date, end: Date): Promise<ShadowAgreement | null> {
-  const rows = (await readRollups(app.db, deploymentId, { from: start, to: end, match: 'overlap', versions: [modelVersionId] })).filter((r) => r.shadow);
+  const rows = (await readRollups(app.db, deploymentId, { from: start, to: end, match: 'overlap', versions: [modelVersionId], parts: ['agreement'] })).filter((r) => r.shadow);
   return shadowAgreementOf(merged(rows)?.agreement);
 }

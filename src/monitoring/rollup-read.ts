@@ -24,7 +24,13 @@ export interface RollupRange {
   versions?: string[];
   /** Only the windows in which this version has a row (the baseline over the candidate's windows). */
   windowsOf?: string;
+  /** The JSON parts to read (default all); the others come back empty: a reader pays only for what it uses. */
+  parts?: RollupPart[];
 }
+
+/** The JSON columns of a rollup row. */
+export type RollupPart = 'latency' | 'features' | 'prediction' | 'quality' | 'label_delay' | 'agreement';
+const PARTS: readonly RollupPart[] = ['latency', 'features', 'prediction', 'quality', 'label_delay', 'agreement'];
 
 /**
  * A deployment's rollups over a range, merged per (version, shadow): one statement reading rollup
@@ -49,7 +55,9 @@ export async function readRollupRows(db: Queryable, deploymentId: string, range:
     params.push(range.windowsOf);
     where.push(`r.window_start IN (SELECT c.window_start FROM prediction_rollup c WHERE c.deployment_id = $1 AND c.model_version_id = $${params.length})`);
   }
-  return db.query(`SELECT ${ROLLUP_SELECT.split(', ').map((c) => `r.${c}`).join(', ')} FROM prediction_rollup r WHERE ${where.join(' AND ')} ORDER BY r.window_start`, params);
+  const parts = new Set(range.parts ?? PARTS);
+  const columns = ROLLUP_SELECT.split(', ').map((c) => (!(PARTS as readonly string[]).includes(c) || parts.has(c as RollupPart) ? `r.${c}` : `NULL AS ${c}`));
+  return db.query(`SELECT ${columns.join(', ')} FROM prediction_rollup r WHERE ${where.join(' AND ')} ORDER BY r.window_start`, params);
 }
 
 /** Rollup rows merged per (version, shadow). */
