@@ -158,16 +158,20 @@ export async function rollupReportBench(a: RollupReportArgs): Promise<void> {
   const target = 100;
   printTable(
     `Rollup drift + quality report (readRollups + driftReportFromRollup + qualityMetrics, from the database), ${reportRuns} runs after 2 warm-up, p50; rollups built by reading the log back in pages of ${PAGE} through RollupAccumulator (with outcomes for 1 row in ${LABELLED_EVERY}: ${labelled} labels) and one rollupUpsert per case, ${(buildMs / 1000).toFixed(1)} s; raw = computeDriftReport over the same rows, ${a.runs} runs, p50. Target: rollup report <= ${target} ms for a 1M-prediction window`,
-    results.map(({ c, times }) => ({
-      case: c.label,
-      'rollup rows': c.windows,
-      'rollup p50 ms': percentile(times, 50),
-      'rollup max ms': times[times.length - 1],
-      'raw report p50 ms': c.rawMs,
-      'raw / rollup': `${(c.rawMs / percentile(times, 50)).toFixed(0)}x`,
-      target: `<= ${target} ms`,
-      met: percentile(times, 50) <= target ? 'yes' : 'no',
-    })),
+    results.map(({ c, times }) => {
+      // The target is for one window; the many-window rows show the cost growing with windows × bins.
+      const targeted = c.windows === 1 && c.rows === rows;
+      return {
+        case: c.label,
+        'rollup rows': c.windows,
+        'rollup p50 ms': percentile(times, 50),
+        'rollup max ms': times[times.length - 1],
+        'raw report p50 ms': c.rawMs,
+        'raw / rollup': `${(c.rawMs / percentile(times, 50)).toFixed(0)}x`,
+        target: targeted ? `<= ${target} ms` : '-',
+        met: targeted ? (percentile(times, 50) <= target ? 'yes' : 'no') : '-',
+      };
+    }),
   );
 
   printTable(
