@@ -3,7 +3,9 @@ import { performance } from 'node:perf_hooks';
 import { mulberry32 } from '../src/core/prng';
 import { computeDriftReport, DRIFT_SCAN_SETTINGS, type DriftReport, type Queryable } from '../src/monitoring/drift.service';
 import { numericReference, referenceSample, type ReferenceProfile, type ReferenceSamples } from '../src/registry/reference-profile';
+import { rollupBinsOf } from '../src/inference/rollup-bins';
 import { startTestServer } from '../test/support/harness';
+import { rollupReportBench, writePathBench } from './drift-rollup.bench';
 import { percentile, printTable } from './stats';
 
 const FEATURES = 10;
@@ -115,6 +117,25 @@ export async function driftBench(): Promise<void> {
       severity: f.severity,
       n: f.currentCount,
     })));
+
+    const bins = rollupBinsOf(profile, samples);
+    await rollupReportBench({
+      db,
+      versionId,
+      logDeploymentId: deploymentId,
+      start,
+      rows,
+      runs,
+      bins,
+      rawAll: { p50: percentile(scan.times, 50), report },
+      rawReport: async (n, timeRuns) => {
+        // The first n logged rows: row g is logged at start + g ms.
+        const windowEnd = new Date(start.getTime() + n + 1);
+        const raw = await timed(() => computeDriftReport(db, { deploymentId, modelVersionId: versionId, windowStart: start, windowEnd, profile, samples }), timeRuns);
+        return { p50: percentile(raw.times, 50), report: raw.last };
+      },
+    });
+    await writePathBench({ databaseUrl: t.databaseUrl, versionId, bins, features: FEATURES });
   } finally {
     await t.stop();
   }
