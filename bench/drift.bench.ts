@@ -135,7 +135,7 @@ export async function driftBench(): Promise<void> {
         return { p50: percentile(raw.times, 50), report: raw.last };
       },
     });
-    await writePathBench({ databaseUrl: t.databaseUrl, versionId, bins, features: FEATURES });
+    await writePathBench({ databaseUrl: t.databaseUrl, versionId, bins, features: FEATURES, batchSize: t.config.inference.logBatch });
   } finally {
     await t.stop();
   }

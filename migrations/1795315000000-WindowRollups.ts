@@ -31,6 +31,13 @@ END $$`);
         await queryRunner.query(`CREATE AGGREGATE rollup_sum(jsonb) (SFUNC = rollup_add, STYPE = jsonb)`);
         await queryRunner.query(`CREATE TABLE "prediction_rollup" ("deployment_id" uuid NOT NULL, "model_version_id" uuid NOT NULL, "shadow" boolean NOT NULL, "window_start" TIMESTAMP(3) WITH TIME ZONE NOT NULL, "window_seconds" integer NOT NULL, "team_id" uuid NOT NULL, "requests" bigint NOT NULL DEFAULT '0', "errors" bigint NOT NULL DEFAULT '0', "fallbacks" bigint NOT NULL DEFAULT '0', "rows" bigint NOT NULL DEFAULT '0', "hash_only" bigint NOT NULL DEFAULT '0', "labelled" bigint NOT NULL DEFAULT '0', "latency" jsonb NOT NULL DEFAULT '{}', "features" jsonb NOT NULL DEFAULT '{}', "prediction" jsonb, "quality" jsonb NOT NULL DEFAULT '{}', "label_delay" jsonb NOT NULL DEFAULT '{}', "agreement" jsonb NOT NULL DEFAULT '{}', "updated_at" TIMESTAMP(3) WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_prediction_rollup" PRIMARY KEY ("deployment_id", "model_version_id", "shadow", "window_start", "window_seconds"))`);
         await queryRunner.query(`CREATE INDEX "IDX_prediction_rollup_window" ON "prediction_rollup" ("deployment_id", "window_start") `);
+        // Deltas are appended by writers (no read-modify-write on their path) and folded into the rows above.
+        await queryRunner.query(`CREATE TABLE "prediction_rollup_delta" ("id" BIGSERIAL NOT NULL, "deployment_id" uuid NOT NULL, "model_version_id" uuid NOT NULL, "shadow" boolean NOT NULL, "window_start" TIMESTAMP(3) WITH TIME ZONE NOT NULL, "window_seconds" integer NOT NULL, "team_id" uuid NOT NULL, "requests" bigint NOT NULL DEFAULT '0', "errors" bigint NOT NULL DEFAULT '0', "fallbacks" bigint NOT NULL DEFAULT '0', "rows" bigint NOT NULL DEFAULT '0', "hash_only" bigint NOT NULL DEFAULT '0', "labelled" bigint NOT NULL DEFAULT '0', "latency" jsonb NOT NULL DEFAULT '{}', "features" jsonb NOT NULL DEFAULT '{}', "prediction" jsonb, "quality" jsonb NOT NULL DEFAULT '{}', "label_delay" jsonb NOT NULL DEFAULT '{}', "agreement" jsonb NOT NULL DEFAULT '{}', CONSTRAINT "PK_prediction_rollup_delta" PRIMARY KEY ("id"))`);
+        await queryRunner.query(`CREATE INDEX "IDX_prediction_rollup_delta_window" ON "prediction_rollup_delta" ("deployment_id", "window_start") `);
+        // A delta lives for a second or so: compressing it would cost every write and save nothing.
+        for (const column of ['latency', 'features', 'prediction', 'quality', 'label_delay', 'agreement']) {
+            await queryRunner.query(`ALTER TABLE "prediction_rollup_delta" ALTER COLUMN "${column}" SET STORAGE EXTERNAL`);
+        }
         await queryRunner.query(`ALTER TABLE "model_version" ADD "rollup_bins" jsonb`);
         await queryRunner.query(`DROP TABLE "prediction_window"`);
         await queryRunner.query(`ALTER TYPE "public"."alert_kind" ADD VALUE IF NOT EXISTS 'QUALITY'`);
@@ -45,6 +52,8 @@ END $$`);
         await queryRunner.query(`CREATE TABLE "prediction_window" ("id" BIGSERIAL NOT NULL, "deployment_id" uuid NOT NULL, "model_version_id" uuid NOT NULL, "window_start" TIMESTAMP(3) WITH TIME ZONE NOT NULL, "window_seconds" integer NOT NULL, "requests" integer NOT NULL, "errors" integer NOT NULL, "latency_p95_ms" double precision, "drift_score" double precision, CONSTRAINT "PK_51cb1bfc6905909dfd021b12cb6" PRIMARY KEY ("id"))`);
         await queryRunner.query(`CREATE INDEX "IDX_894786eb93f59952d3fcb99c95" ON "prediction_window"  ("deployment_id", "model_version_id", "window_start") `);
         await queryRunner.query(`ALTER TABLE "model_version" DROP COLUMN "rollup_bins"`);
+        await queryRunner.query(`DROP INDEX "public"."IDX_prediction_rollup_delta_window"`);
+        await queryRunner.query(`DROP TABLE "prediction_rollup_delta"`);
         await queryRunner.query(`DROP INDEX "public"."IDX_prediction_rollup_window"`);
         await queryRunner.query(`DROP TABLE "prediction_rollup"`);
         await queryRunner.query(`DROP AGGREGATE rollup_sum(jsonb)`);

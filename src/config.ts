@@ -79,7 +79,7 @@ const schema = z.object({
   INFERENCE_BUDGET_WINDOW_MS: int(1, 7 * 24 * 3600 * 1000).default(600_000),
   INFERENCE_BUDGET_OVERRUNS: int(0, 1_000_000).default(3),
   INFERENCE_BUDGET_COOLDOWN_MS: int(1, 7 * 24 * 3600 * 1000).default(300_000),
-  PREDICTION_LOG_BATCH: int(1, 100_000).default(500),
+  PREDICTION_LOG_BATCH: int(1, 100_000).default(1000),
   PREDICTION_LOG_FLUSH_MS: int(10, 60_000).default(250),
   PREDICTION_LOG_MAX_BUFFERED: int(1, 10_000_000).default(20_000),
   SERVING_WINDOW_SECONDS: int(1, 3600).default(10),

@@ -19,7 +19,7 @@ import { OutboxEntry } from '../core/queue/outbox.entity';
 import { Rollout, ShadowShare } from '../rollouts/rollout.entity';
 import { PredictionRecord } from '../inference/prediction-log.entity';
 import { PredictionOutcome } from '../inference/prediction-outcome.entity';
-import { PredictionRollup } from '../inference/prediction-rollup.entity';
+import { PredictionRollup, PredictionRollupDelta } from '../inference/prediction-rollup.entity';
 import { QuarantinedPrediction } from '../inference/prediction-quarantine.entity';
 import { Alert, MonitorRun } from '../monitoring/alert.entity';
 import { DatasetBlob } from '../lineage/dataset-blob.entity';
@@ -57,6 +57,7 @@ export const ENTITIES = [
   PredictionRecord,
   PredictionOutcome,
   PredictionRollup,
+  PredictionRollupDelta,
   QuarantinedPrediction,
   Alert,
   MonitorRun,

@@ -13,6 +13,7 @@ import { scheduleMonitor } from '../monitoring/monitor.service';
 import { raiseRolloutStalledAlert } from '../monitoring/rollout-alert.service';
 import { stepDrift } from '../monitoring/drift-monitor';
 import { rollupBinsFor } from '../monitoring/rollup-bins.service';
+import { RollupCompactor } from '../inference/rollup-compactor';
 import { stepAgreement, stepFigures } from '../monitoring/rollout-evidence';
 import { servingPathOf } from '../rollouts/serving-path';
 import { LocalProcessExecutor } from '../training/executor';
@@ -21,6 +22,8 @@ import { seedBaseline } from './seed/baseline';
 
 export interface OpenAppServices extends AppServices {
   statements: StatementCounter;
+  /** Folds rollup deltas into their windows' rows (every process runs one). */
+  rollupCompactor: RollupCompactor;
   /** Stops the dispatcher and closes every connection. */
   close(): Promise<void>;
 }
@@ -39,6 +42,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
   const dispatcher = new OutboxDispatcher(config.databaseUrl, queues, log, { jobAttempts: config.trainingAttempts });
   const bus = createEventBus(config, log);
   const denials = new DenialRecorder(db, log, config.auditDenials);
+  const rollupCompactor = new RollupCompactor((work) => db.transaction((em) => work(em)), log);
   const app: OpenAppServices = {
     config,
     db,
@@ -51,6 +55,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     events: bus,
     denials,
     statements,
+    rollupCompactor,
     principals: principalResolver(db),
     servingPath: servingPathOf,
     rollupBins: (id) => rollupBinsFor(app, id),
@@ -64,6 +69,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     async close() {
       // Folded refusals still being counted are written before the database closes.
       await denials.close().catch((e) => log.error({ err: e }, 'could not write folded audit events at shutdown'));
+      await rollupCompactor.close();
       await dispatcher.stop();
       await queues.close();
       bus.close();
@@ -73,5 +79,6 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
   };
   await seedBaseline(app);
   await dispatcher.start();
+  rollupCompactor.start();
   return app;
 }

@@ -12,7 +12,7 @@ import { Deployment } from '../rollouts/deployment.entity';
 import { InferenceReason } from './inference.errors';
 import { checkRequestKey } from './request-key';
 import { decisionThreshold, outputNameOf } from './quality-source';
-import { RollupAccumulator, rollupParams, rollupUpsert, scoreValue, outputRowOf } from './window-rollup';
+import { RollupAccumulator, rollupDeltaInsert, rollupParams, scoreValue, outputRowOf } from './window-rollup';
 
 /** Outcomes one `recordOutcomes` call (or one batch of `POST /outcomes`) takes at most. */
 export const MAX_OUTCOMES_PER_CALL = 1000;
@@ -378,5 +378,5 @@ async function addOutcomesToRollups(
       recordedAt,
     });
   }
-  await em.query(rollupUpsert(1), rollupParams(acc.deltas()));
+  await em.query(rollupDeltaInsert(1), rollupParams(acc.deltas()));
 }

@@ -3,7 +3,7 @@ import type { Logger } from '../core/logger';
 import type { ServingMetrics } from './serving-metrics';
 import type { RollupBins } from './rollup-bins';
 import type { AgreementCounts } from './shadow-agreement';
-import { RollupAccumulator, rollupParams, rollupUpsert } from './window-rollup';
+import { RollupAccumulator, rollupDeltaInsert, rollupParams } from './window-rollup';
 
 /** A record as the writer takes it; see PredictionRecord for the meaning of each field. */
 export interface PredictionEntry {
@@ -95,7 +95,7 @@ const COLUMNS = [
 const INSERT = `INSERT INTO prediction_log (${COLUMNS.map(([c]) => c).join(', ')})
   SELECT * FROM unnest(${COLUMNS.map(([, t], i) => `$${i + 1}::${t}[]`).join(', ')})`;
 // The batch and its rollup deltas in one statement: both are written, or neither.
-const INSERT_WITH_ROLLUPS = `WITH logged AS (${INSERT} RETURNING 1) ${rollupUpsert(COLUMNS.length + 1)}`;
+const INSERT_WITH_ROLLUPS = `WITH logged AS (${INSERT} RETURNING 1) ${rollupDeltaInsert(COLUMNS.length + 1)}`;
 
 const QUARANTINE = `INSERT INTO prediction_log_quarantine (deployment_id, team_id, request_id, error, record) VALUES ($1, $2, $3, $4, $5)`;
 
@@ -128,9 +128,9 @@ function encodeRecord(entry: PredictionEntry): string {
 
 /**
  * Buffers prediction records and writes them in batches. Memory is bounded: when `maxBuffered`
- * records wait, `append` waits too. With `rollups`, each batch's window rollup deltas are added in
- * the same statement (`rollup_add` merges them into the stored rows), so rollups count exactly
- * the records written.
+ * records wait, `append` waits too. With `rollups`, each batch's window rollup deltas are appended
+ * in the same statement (and folded into the windows' rows later), so rollups count exactly the
+ * records written.
  *
  * A batch PostgreSQL refuses because of its data is split in halves until the offending records
  * are alone; those are quarantined (`prediction_log_quarantine`, the record as escaped JSON text,
@@ -150,6 +150,8 @@ export class PredictionLog {
   private retryAt = 0;
   private statementSince: number | null = null;
   private quarantined = 0;
+  private prepared: { first: PredictionEntry; length: number; statement: string; params: unknown[][] } | null = null;
+  private readonly bins = new Map<string, { bins: RollupBins | null; at: number }>();
 
   constructor(
     private readonly db: Pool,
@@ -238,32 +240,57 @@ export class PredictionLog {
   }
 
   private async insert(batch: PredictionEntry[]): Promise<void> {
-    let params: unknown[][];
-    try {
-      params = columnsOf(batch);
-    } catch (e) {
-      throw new RecordEncodingError((e as Error).message);
-    }
-    const rollups = this.opts.rollups;
-    let statement = INSERT;
-    if (rollups) {
-      const bins = new Map<string, RollupBins | null>();
-      for (const id of new Set(batch.map((e) => e.modelVersionId))) bins.set(id, await rollups.binsFor(id));
-      const acc = new RollupAccumulator(rollups.windowSeconds, (id) => bins.get(id) ?? null);
-      try {
-        for (const e of batch) acc.addPrediction(e);
-        params = [...params, ...rollupParams(acc.deltas())];
-      } catch (e) {
-        throw new RecordEncodingError((e as Error).message);
-      }
-      statement = INSERT_WITH_ROLLUPS;
-    }
+    await this.knowBins(batch);
+    const ready = this.prepared && this.prepared.first === batch[0] && this.prepared.length === batch.length ? this.prepared : this.prepare(batch);
+    this.prepared = null;
     this.statementSince = Date.now();
     try {
-      await this.db.query(statement, params);
+      const written = this.db.query(ready.statement, ready.params);
+      // While the database writes this batch, the next one is encoded: the encoding costs no
+      // wall time when batches follow each other (under load), and nothing when they do not.
+      const next = this.buffer.slice(batch.length, batch.length + this.opts.batchSize);
+      if (next.length === this.opts.batchSize && this.binsKnown(next)) {
+        try {
+          this.prepared = { first: next[0], length: next.length, ...this.prepare(next) };
+        } catch {
+          this.prepared = null;
+        }
+      }
+      await written;
     } finally {
       this.statementSince = null;
     }
+  }
+
+  // The statement and parameters of a batch: its records and, with rollups, its deltas. Throws a
+  // RecordEncodingError (a data error: the batch is split) when a record cannot be encoded.
+  private prepare(batch: PredictionEntry[]): { statement: string; params: unknown[][] } {
+    try {
+      const params = columnsOf(batch);
+      const rollups = this.opts.rollups;
+      if (!rollups) return { statement: INSERT, params };
+      const acc = new RollupAccumulator(rollups.windowSeconds, (id) => this.bins.get(id)?.bins ?? null);
+      for (const e of batch) acc.addPrediction(e);
+      return { statement: INSERT_WITH_ROLLUPS, params: [...params, ...rollupParams(acc.deltas())] };
+    } catch (e) {
+      throw new RecordEncodingError((e as Error).message);
+    }
+  }
+
+  // Bins are asked for once per version (a version without any is asked again after a minute).
+  private async knowBins(batch: PredictionEntry[]): Promise<void> {
+    const rollups = this.opts.rollups;
+    if (!rollups) return;
+    const now = Date.now();
+    for (const id of new Set(batch.map((e) => e.modelVersionId))) {
+      const known = this.bins.get(id);
+      if (known && (known.bins || now - known.at < 60_000)) continue;
+      this.bins.set(id, { bins: await rollups.binsFor(id), at: now });
+    }
+  }
+
+  private binsKnown(batch: PredictionEntry[]): boolean {
+    return !this.opts.rollups || batch.every((e) => this.bins.has(e.modelVersionId));
   }
 
   private async quarantine(entry: PredictionEntry, cause: unknown): Promise<void> {

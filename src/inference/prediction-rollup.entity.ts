@@ -1,4 +1,4 @@
-import { Column, Entity, Index, PrimaryColumn } from 'typeorm';
+import { Column, Entity, Index, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
 import type { LatencySketch } from './latency-sketch';
 import type { AgreementCounts } from './shadow-agreement';
 import type { QualityStats } from './quality-stats';
@@ -70,4 +70,71 @@ export class PredictionRollup {
 
   @Column({ type: 'timestamptz', precision: 3, default: () => 'now()' })
   updatedAt!: Date;
+}
+
+/**
+ * A rollup delta as a writer appends it (a log batch, an outcome batch), in the statement or
+ * transaction of what it counts: appending costs writers no read-modify-write of the window's row.
+ * Deltas are folded into `prediction_rollup` within seconds (see `compactRollups`); readers add the
+ * deltas not folded yet, so a figure never waits for the fold.
+ */
+@Entity({ name: 'prediction_rollup_delta' })
+@Index('IDX_prediction_rollup_delta_window', ['deploymentId', 'windowStart'])
+export class PredictionRollupDelta {
+  @PrimaryGeneratedColumn({ type: 'bigint', primaryKeyConstraintName: 'PK_prediction_rollup_delta' })
+  id!: string;
+
+  @Column('uuid')
+  deploymentId!: string;
+
+  @Column('uuid')
+  modelVersionId!: string;
+
+  @Column({ type: 'boolean' })
+  shadow!: boolean;
+
+  @Column({ type: 'timestamptz', precision: 3 })
+  windowStart!: Date;
+
+  @Column({ type: 'int' })
+  windowSeconds!: number;
+
+  @Column('uuid')
+  teamId!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  requests!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  errors!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  fallbacks!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  rows!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  hashOnly!: string;
+
+  @Column({ type: 'bigint', default: 0 })
+  labelled!: string;
+
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  latency!: LatencySketch;
+
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  features!: Record<string, NumericHistogram | CategoryHistogram>;
+
+  @Column({ type: 'jsonb', nullable: true })
+  prediction!: NumericHistogram | null;
+
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  quality!: QualityStats;
+
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  labelDelay!: LatencySketch;
+
+  @Column({ type: 'jsonb', default: () => "'{}'" })
+  agreement!: Partial<AgreementCounts>;
 }

@@ -5,7 +5,7 @@ import { InferenceReason } from './inference.errors';
 import type { RollupBins } from './rollup-bins';
 import { agreementOf } from './shadow-agreement';
 import { decisionThreshold, outputNameOf } from './quality-source';
-import { outputRowOf, RollupAccumulator, rollupParams, rollupUpsert, ROLLUP_SELECT, scoreValue, statsOfRow, windowOf, type RollupDelta, type RollupStats, type StoredRollupRow } from './window-rollup';
+import { mergeRollupStats, outputRowOf, RollupAccumulator, rollupParams, rollupUpsert, ROLLUP_SELECT, scoreValue, statsOfRow, windowOf, type RollupDelta, type RollupStats, type StoredRollupRow } from './window-rollup';
 
 /** Raw log records read per statement while rebuilding. */
 const PAGE = 5000;
@@ -137,12 +137,20 @@ async function recompute(ctx: RequestContext, em: EntityManager, deploymentId: s
     });
   }
   const recomputed = acc.deltas();
+  // What is stored: the windows' rows and the deltas not folded into them yet, summed per window.
+  const range = `WHERE deployment_id = $1 AND window_seconds = $2 AND window_start >= $3 AND window_start < $4`;
   const stored: StoredRollupRow[] = await em.query(
-    `SELECT ${ROLLUP_SELECT} FROM prediction_rollup WHERE deployment_id = $1 AND window_seconds = $2 AND window_start >= $3 AND window_start < $4`,
+    `SELECT ${ROLLUP_SELECT} FROM prediction_rollup ${range} UNION ALL SELECT ${ROLLUP_SELECT} FROM prediction_rollup_delta ${range}`,
     [deploymentId, windowSeconds, from, end],
   );
   const key = (v: string, shadow: boolean, start: number) => `${v}/${shadow}/${start}`;
-  const storedByKey = new Map(stored.map((r) => [key(r.model_version_id, r.shadow, new Date(r.window_start).getTime()), r]));
+  const storedByKey = new Map<string, { model_version_id: string; shadow: boolean; window_start: Date; stats: RollupStats }>();
+  for (const r of stored) {
+    const k = key(r.model_version_id, r.shadow, new Date(r.window_start).getTime());
+    const s = storedByKey.get(k);
+    if (s) mergeRollupStats(s.stats, statsOfRow(r));
+    else storedByKey.set(k, { model_version_id: r.model_version_id, shadow: r.shadow, window_start: r.window_start, stats: statsOfRow(r) });
+  }
   const differing: RollupRebuild['differing'] = [];
   for (const d of recomputed) {
     const k = key(d.modelVersionId, d.shadow, d.windowStart);
@@ -150,16 +158,17 @@ async function recompute(ctx: RequestContext, em: EntityManager, deploymentId: s
     storedByKey.delete(k);
     // Label delays depend on when outcomes arrived, which the rebuild reads as recorded: compared apart from them.
     const mine = { ...d.stats, labelDelay: {} };
-    const theirs = s ? { ...statsOfRow(s), labelDelay: {} } : null;
+    const theirs = s ? { ...s.stats, labelDelay: {} } : null;
     if (!theirs || !same(theirs, mine)) {
       differing.push({ modelVersionId: d.modelVersionId, shadow: d.shadow, windowStart: new Date(d.windowStart), stored: summary(theirs), recomputed: summary(d.stats) });
     }
   }
   for (const s of storedByKey.values()) {
-    differing.push({ modelVersionId: s.model_version_id, shadow: s.shadow, windowStart: new Date(s.window_start), stored: summary(statsOfRow(s)), recomputed: null });
+    differing.push({ modelVersionId: s.model_version_id, shadow: s.shadow, windowStart: new Date(s.window_start), stored: summary(s.stats), recomputed: null });
   }
   if (!verifyOnly) {
-    await em.query(`DELETE FROM prediction_rollup WHERE deployment_id = $1 AND window_seconds = $2 AND window_start >= $3 AND window_start < $4`, [deploymentId, windowSeconds, from, end]);
+    await em.query(`DELETE FROM prediction_rollup ${range}`, [deploymentId, windowSeconds, from, end]);
+    await em.query(`DELETE FROM prediction_rollup_delta ${range}`, [deploymentId, windowSeconds, from, end]);
     if (recomputed.length) await em.query(rollupUpsert(1), rollupParams(recomputed as RollupDelta[]));
   }
   return { from, to: end, windowSeconds, rows: recomputed.length, records, outcomes: outcomes.length, differing, written: !verifyOnly };

@@ -300,6 +300,17 @@ export function rollupUpsert(first: number): string {
       updated_at = now()`;
 }
 
+/**
+ * The append of rollup deltas, from parameters `$first`… (see {@link rollupParams}): what writers
+ * do in the statement or transaction of what they count. Appending takes no lock on the window's
+ * row and reads nothing; `RollupCompactor` folds the deltas into the rows.
+ */
+export function rollupDeltaInsert(first: number): string {
+  const types = ['uuid', 'uuid', 'bool', 'timestamptz', 'int', 'uuid', 'int8', 'int8', 'int8', 'int8', 'int8', 'int8', 'jsonb', 'jsonb', 'jsonb', 'jsonb', 'jsonb', 'jsonb'];
+  return `INSERT INTO prediction_rollup_delta (${ROLLUP_COLUMNS}) SELECT * FROM unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(', ')})`;
+}
+
+
 /** The parameters of {@link rollupUpsert}: one array per column. */
 export function rollupParams(deltas: RollupDelta[]): unknown[][] {
   const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
@@ -325,7 +336,7 @@ export function rollupParams(deltas: RollupDelta[]): unknown[][] {
   ];
 }
 
-/** A stored rollup row as `SELECT ${ROLLUP_SELECT}` returns it. */
+/** A stored rollup row as `SELECT ${ROLLUP_SELECT}` returns it (from `prediction_rollup` or from `prediction_rollup_delta`). */
 export const ROLLUP_SELECT = `model_version_id, shadow, window_start, window_seconds, team_id, requests, errors, fallbacks, rows, hash_only, labelled, latency, features, prediction, quality, label_delay, agreement`;
 
 export interface StoredRollupRow {

@@ -6,7 +6,7 @@ import { emptyRollupStats, mergeRollupStats, ROLLUP_SELECT, statsOfRow, type Rol
 export interface VersionRollup extends RollupStats {
   modelVersionId: string;
   shadow: boolean;
-  /** Rollup rows merged. */
+  /** Windows merged. */
   windows: number;
   /** The start of the first window merged and the end of the last (null when none). */
   coveredFrom: Date | null;
@@ -53,22 +53,32 @@ export async function readRollupRows(db: Queryable, deploymentId: string, range:
   }
   if (range.windowsOf) {
     params.push(range.windowsOf);
-    where.push(`r.window_start IN (SELECT c.window_start FROM prediction_rollup c WHERE c.deployment_id = $1 AND c.model_version_id = $${params.length})`);
+    where.push(
+      `r.window_start IN (SELECT c.window_start FROM prediction_rollup c WHERE c.deployment_id = $1 AND c.model_version_id = $${params.length}
+                          UNION SELECT c.window_start FROM prediction_rollup_delta c WHERE c.deployment_id = $1 AND c.model_version_id = $${params.length})`,
+    );
   }
   const parts = new Set(range.parts ?? PARTS);
   const columns = ROLLUP_SELECT.split(', ').map((c) => (!(PARTS as readonly string[]).includes(c) || parts.has(c as RollupPart) ? `r.${c}` : `NULL AS ${c}`));
-  return db.query(`SELECT ${columns.join(', ')} FROM prediction_rollup r WHERE ${where.join(' AND ')} ORDER BY r.window_start`, params);
+  // The windows' rows and the deltas not folded into them yet: every figure is complete at once.
+  const from = (table: string) => `SELECT ${columns.join(', ')} FROM ${table} r WHERE ${where.join(' AND ')}`;
+  return db.query(`${from('prediction_rollup')} UNION ALL ${from('prediction_rollup_delta')} ORDER BY window_start`, params);
 }
 
 /** Rollup rows merged per (version, shadow). */
 export function mergeRollupRows(rows: StoredRollupRow[]): VersionRollup[] {
+  const seen = new Set<string>();
   const out = new Map<string, VersionRollup>();
   for (const row of rows) {
     const key = `${row.model_version_id}/${row.shadow}`;
     let v = out.get(key);
     if (!v) out.set(key, (v = { ...emptyRollupStats(), modelVersionId: row.model_version_id, shadow: row.shadow, windows: 0, coveredFrom: null, coveredTo: null }));
     mergeRollupStats(v, statsOfRow(row));
-    v.windows += 1;
+    const window = `${key}/${new Date(row.window_start).getTime()}/${row.window_seconds}`;
+    if (!seen.has(window)) {
+      seen.add(window);
+      v.windows += 1;
+    }
     const start = new Date(row.window_start);
     const end = new Date(start.getTime() + row.window_seconds * 1000);
     if (!v.coveredFrom || start < v.coveredFrom) v.coveredFrom = start;

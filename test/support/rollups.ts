@@ -1,5 +1,6 @@
 import { sketchAdd } from '../../src/inference/latency-sketch';
 import { emptyRollupStats, rollupParams, rollupUpsert, windowOf } from '../../src/inference/window-rollup';
+import type { OpenAppServices } from '../../src/app/services';
 import type { TestServer } from './harness';
 
 /**
@@ -20,4 +21,10 @@ export async function plantRollup(
   stats.errors = figures.errors;
   sketchAdd(stats.latency, figures.latencyMs, figures.requests);
   await t.sql(rollupUpsert(1), rollupParams([{ deploymentId, modelVersionId, shadow: figures.shadow ?? false, windowStart: windowOf(Date.now(), windowSeconds), windowSeconds, teamId, stats }]));
+}
+
+/** Folds every rollup delta now, as each process's compactor does every second. */
+export async function foldRollups(t: { server: { app: unknown } } | { app: unknown }): Promise<number> {
+  const app = ('server' in t ? t.server.app : t.app) as OpenAppServices;
+  return app.rollupCompactor.compact();
 }
