@@ -3,30 +3,14 @@ import { performance } from 'node:perf_hooks';
 import { Pool } from 'pg';
 import pino from 'pino';
 import { mulberry32 } from '../src/core/prng';
-import { withDefaultUser } from '../src/core/database';
+import { inPoolTransaction, withDefaultUser } from '../src/core/database';
 import { PredictionLog, type PredictionEntry } from '../src/inference/prediction-log';
 import { newPredictionId } from '../src/inference/prediction-id';
 import type { RollupBins } from '../src/inference/rollup-bins';
 import { RollupAccumulator, rollupDeltaInsert, rollupParams, rollupUpsert, scoreValue, outputRowOf, type RolledPrediction } from '../src/inference/window-rollup';
 import { RollupCompactor, type InTransaction } from '../src/inference/rollup-compactor';
 
-/** A transaction on a pg pool's client, for the compactor. */
-const poolTransaction =
-  (pool: Pool): InTransaction =>
-  async (work) => {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      const out = await work(client);
-      await client.query('COMMIT');
-      return out;
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      client.release();
-    }
-  };
+const poolTransaction = (pool: Pool): InTransaction => (work) => inPoolTransaction(pool, work);
 import type { DriftReport, FeatureDrift, Queryable } from '../src/monitoring/drift.service';
 import { qualityMetrics, type QualityMetrics } from '../src/monitoring/quality-metrics';
 import { driftReportFromRollup } from '../src/monitoring/rollup-drift';
@@ -168,7 +152,7 @@ export async function rollupReportBench(a: RollupReportArgs): Promise<void> {
     const to = new Date(start.getTime() + c.windows * c.windowSeconds * 1000);
     const run = await timedRuns(async () => {
       const [rollup] = (await readRollups(db, c.deploymentId, { from, to, versions: [versionId] })).filter((r) => !r.shadow);
-      const report = driftReportFromRollup({ deploymentId: c.deploymentId, modelVersionId: versionId, windowStart: from, windowEnd: to, bins: a.bins, rollup: { ...rollup, rows: rollup.rows - rollup.hashOnly } });
+      const report = driftReportFromRollup({ deploymentId: c.deploymentId, modelVersionId: versionId, windowStart: from, windowEnd: to, bins: a.bins, rollup: { ...rollup, rows: rollup.rows - rollup.unbinned } });
       return { report, quality: qualityMetrics(rollup.quality, THRESHOLD) };
     }, reportRuns);
     results.push({ c, times: run.times, report: run.last.report, quality: run.last.quality });

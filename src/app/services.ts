@@ -3,7 +3,8 @@ import type { Config } from '../config';
 import { ArtifactStore } from '../core/artifact-store';
 import { DenialRecorder } from '../core/audit/audit-denials';
 import type { AppServices } from '../core/context';
-import { StatementCounter } from '../core/database';
+import { inPoolTransaction, StatementCounter, withDefaultUser } from '../core/database';
+import { Pool } from 'pg';
 import { createEventBus } from '../core/events';
 import type { Logger } from '../core/logger';
 import { OutboxDispatcher } from '../core/queue/dispatcher';
@@ -42,7 +43,10 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
   const dispatcher = new OutboxDispatcher(config.databaseUrl, queues, log, { jobAttempts: config.trainingAttempts });
   const bus = createEventBus(config, log);
   const denials = new DenialRecorder(db, log, config.auditDenials);
-  const rollupCompactor = new RollupCompactor((work) => db.transaction((em) => work(em)), log);
+  // Housekeeping on connections of its own: never queued behind requests, nor counted with them.
+  const housekeeping = new Pool({ connectionString: withDefaultUser(config.databaseUrl), max: 1, application_name: 'modelgov-rollups' });
+  housekeeping.on('error', (e) => log.warn({ err: e.message }, 'rollup fold connection error'));
+  const rollupCompactor = new RollupCompactor((work) => inPoolTransaction(housekeeping, work), log);
   const app: OpenAppServices = {
     config,
     db,
@@ -70,6 +74,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
       // Folded refusals still being counted are written before the database closes.
       await denials.close().catch((e) => log.error({ err: e }, 'could not write folded audit events at shutdown'));
       await rollupCompactor.close();
+      await housekeeping.end();
       await dispatcher.stop();
       await queues.close();
       bus.close();

@@ -78,3 +78,19 @@ export async function openDatabase(url: string, schema: DatabaseSchema, counter?
   await db.runMigrations();
   return db;
 }
+
+/** Runs `work` in one transaction on a client of `pool` (committed when it resolves, rolled back when it throws). */
+export async function inPoolTransaction<T>(pool: import('pg').Pool, work: (client: import('pg').PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const out = await work(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}

@@ -5,6 +5,8 @@ import type { ReasonCatalogue } from '../core/error-reasons';
 export enum InferenceReason {
   /** Predictions kept arriving in the windows being rebuilt: rebuild windows that have closed. */
   ROLLUPS_BUSY = 'ROLLUPS_BUSY',
+  /** Windows of another length overlap the range to rebuild (the window length was changed): rebuild a range of one length. */
+  ROLLUP_WINDOW_LENGTH = 'ROLLUP_WINDOW_LENGTH',
   /** This server process does not serve predictions (HTTP 503): send predictions to a process that does. */
   DISABLED = 'INFERENCE_DISABLED',
   /** The deployment has no model version serving traffic: set its traffic split or start a rollout first. */
@@ -72,6 +74,7 @@ export const INFERENCE_REASONS: ReasonCatalogue<InferenceReason> = {
     codes: [ErrorCode.BAD_USER_INPUT],
     description: 'An outcome is malformed (at `field`): send a prediction id or request key, a label, and well-formed optional fields.',
   },
+  [InferenceReason.ROLLUP_WINDOW_LENGTH]: { codes: [ErrorCode.CONFLICT], description: 'Windows of another length overlap the range to rebuild (the window length was changed): rebuild a range of one length.' },
   [InferenceReason.ROLLUPS_BUSY]: { codes: [ErrorCode.CONFLICT], description: 'Predictions kept arriving in the windows being rebuilt: rebuild windows that have closed.' },
   [InferenceReason.TOO_MANY_OUTCOMES]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'More outcomes in one call than allowed: send at most 1,000 per call, or use `POST /outcomes` for backfills.' },
 };

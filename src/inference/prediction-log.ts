@@ -240,7 +240,8 @@ export class PredictionLog {
   }
 
   private async insert(batch: PredictionEntry[]): Promise<void> {
-    await this.knowBins(batch);
+    // Bins learnt since the next batch was prepared make it stale.
+    if (await this.knowBins(batch)) this.prepared = null;
     const ready = this.prepared && this.prepared.first === batch[0] && this.prepared.length === batch.length ? this.prepared : this.prepare(batch);
     this.prepared = null;
     this.statementSince = Date.now();
@@ -278,15 +279,19 @@ export class PredictionLog {
   }
 
   // Bins are asked for once per version (a version without any is asked again after a minute).
-  private async knowBins(batch: PredictionEntry[]): Promise<void> {
+  // Whether anything was learnt.
+  private async knowBins(batch: PredictionEntry[]): Promise<boolean> {
     const rollups = this.opts.rollups;
-    if (!rollups) return;
+    if (!rollups) return false;
     const now = Date.now();
+    let learnt = false;
     for (const id of new Set(batch.map((e) => e.modelVersionId))) {
       const known = this.bins.get(id);
       if (known && (known.bins || now - known.at < 60_000)) continue;
       this.bins.set(id, { bins: await rollups.binsFor(id), at: now });
+      learnt = true;
     }
+    return learnt;
   }
 
   private binsKnown(batch: PredictionEntry[]): boolean {

@@ -45,7 +45,7 @@ export class PredictionRollup {
   rows!: string;
 
   @Column({ type: 'bigint', default: 0 })
-  hashOnly!: string;
+  unbinned!: string;
 
   @Column({ type: 'bigint', default: 0 })
   labelled!: string;
@@ -115,7 +115,7 @@ export class PredictionRollupDelta {
   rows!: string;
 
   @Column({ type: 'bigint', default: 0 })
-  hashOnly!: string;
+  unbinned!: string;
 
   @Column({ type: 'bigint', default: 0 })
   labelled!: string;

@@ -57,6 +57,9 @@ export interface QualityStats {
   unscored?: number;
 }
 
+/** Labels and scores beyond this magnitude are unscored: their squares, summed, would overflow to Infinity. */
+export const MAX_MAGNITUDE = 1e100;
+
 /** Machine epsilon of float64: the clip scikit-learn's `log_loss` applies to float64 probabilities. */
 const LOG_LOSS_EPS = 2 ** -52;
 
@@ -67,10 +70,10 @@ const LOG_LOSS_EPS = 2 ** -52;
  * outside [0, 1], a missing or non-finite score) → unscored.
  */
 export function labelKind(label: unknown, score: number | null): 'classification' | 'regression' | 'unscored' {
-  if (score === null || typeof score !== 'number' || !Number.isFinite(score)) return 'unscored';
+  if (score === null || typeof score !== 'number' || !Number.isFinite(score) || Math.abs(score) > MAX_MAGNITUDE) return 'unscored';
   const probability = score >= 0 && score <= 1;
   if (typeof label === 'boolean') return probability ? 'classification' : 'unscored';
-  if (typeof label !== 'number' || !Number.isFinite(label)) return 'unscored';
+  if (typeof label !== 'number' || !Number.isFinite(label) || Math.abs(label) > MAX_MAGNITUDE) return 'unscored';
   if ((label === 0 || label === 1) && probability) return 'classification';
   return 'regression';
 }

@@ -26,7 +26,7 @@ export interface RollupRebuild {
   written: boolean;
 }
 
-const summary = (s: RollupStats | null) => (s ? { requests: s.requests, errors: s.errors, fallbacks: s.fallbacks, rows: s.rows, hashOnly: s.hashOnly, labelled: s.labelled } : null);
+const summary = (s: RollupStats | null) => (s ? { requests: s.requests, errors: s.errors, fallbacks: s.fallbacks, rows: s.rows, unbinned: s.unbinned, labelled: s.labelled } : null);
 
 // Equal as JSON after rounding sums: stored sums went through PostgreSQL's numeric addition.
 const canonical = (v: unknown): unknown =>
@@ -72,6 +72,22 @@ export async function rebuildRollups(
 }
 
 async function recompute(ctx: RequestContext, em: EntityManager, deploymentId: string, from: Date, to: Date, windowSeconds: number, verifyOnly: boolean): Promise<RollupRebuild> {
+  // Windows of another length overlapping the range (the window length was changed) would hold
+  // records recomputed here too: refused rather than counted twice.
+  const other: Array<{ window_seconds: number }> = await em.query(
+    `SELECT DISTINCT window_seconds FROM (
+       SELECT window_seconds, window_start FROM prediction_rollup WHERE deployment_id = $1
+       UNION ALL SELECT window_seconds, window_start FROM prediction_rollup_delta WHERE deployment_id = $1) w
+      WHERE window_seconds <> $2 AND window_start < $4 AND window_start + make_interval(secs => window_seconds) > $3`,
+    [deploymentId, windowSeconds, from, new Date(windowOf(new Date(to.getTime() - 1), windowSeconds) + windowSeconds * 1000)],
+  );
+  if (other.length) {
+    throw new AppError(
+      ErrorCode.CONFLICT,
+      `Windows of ${other.map((o) => o.window_seconds).join(', ')} s overlap this range, written before the window length became ${windowSeconds} s: rebuild a range that holds windows of one length`,
+      { field: 'from', reason: InferenceReason.ROLLUP_WINDOW_LENGTH },
+    );
+  }
   const bins = new Map<string, RollupBins | null>();
   const acc = new RollupAccumulator(windowSeconds, (id) => bins.get(id) ?? null);
   // Records by the windows they fall in: [from, to) widened to whole windows.

@@ -11,8 +11,9 @@ import { addCategory, addNumeric, emptyNumericHistogram, type CategoryHistogram,
  * - `requests`, `errors`, `fallbacks`, `latency`: requests routed to the version (answered by it,
  *   or failed by it and answered by the fallback), those it failed, those the fallback answered,
  *   and a latency sketch of the whole request (ms) — the prediction log's `latency_ms`.
- * - `rows`, `hashOnly`, `features`, `prediction`: answered prediction rows the version produced,
- *   those whose inputs were kept only as a hash (not binned), and the histograms of each input
+ * - `rows`, `unbinned`, `features`, `prediction`: answered prediction rows the version produced,
+ *   those not binned (inputs kept only as a hash, no bins for the version, or inputs not in the
+ *   shape its bins read), and the histograms of each input
  *   column and of the prediction on the version's rollup bins.
  * - `labelled`, `quality`, `labelDelay`: rows with an outcome, the quality statistics of those rows
  *   and a sketch of the label delay (seconds from the prediction to the outcome's arrival).
@@ -22,7 +23,7 @@ export interface RollupStats {
   errors: number;
   fallbacks: number;
   rows: number;
-  hashOnly: number;
+  unbinned: number;
   labelled: number;
   latency: LatencySketch;
   features: Record<string, NumericHistogram | CategoryHistogram>;
@@ -77,7 +78,7 @@ export const emptyRollupStats = (): RollupStats => ({
   errors: 0,
   fallbacks: 0,
   rows: 0,
-  hashOnly: 0,
+  unbinned: 0,
   labelled: 0,
   latency: {},
   features: {},
@@ -124,7 +125,7 @@ export function mergeRollupStats(a: RollupStats, b: RollupStats): RollupStats {
   a.errors += b.errors;
   a.fallbacks += b.fallbacks;
   a.rows += b.rows;
-  a.hashOnly += b.hashOnly;
+  a.unbinned += b.unbinned;
   a.labelled += b.labelled;
   sketchMerge(a.latency, b.latency);
   sketchMerge(a.labelDelay, b.labelDelay);
@@ -210,13 +211,12 @@ export class RollupAccumulator {
     produced.rows += e.rows;
     if (e.shadow && e.agreement) addInto(produced.agreement as Record<string, unknown>, e.agreement as unknown as Record<string, unknown>);
     const bins = this.binsOf(e.modelVersionId);
-    if (!bins) return;
-    if (!e.inputs) {
-      produced.hashOnly += e.rows;
+    const input = bins && e.inputs && Object.hasOwn(e.inputs, bins.inputName) ? e.inputs[bins.inputName] : undefined;
+    if (!bins || !Array.isArray(input)) {
+      produced.unbinned += e.rows;
       return;
     }
-    const input = Object.hasOwn(e.inputs, bins.inputName) ? e.inputs[bins.inputName] : undefined;
-    if (Array.isArray(input)) {
+    {
       for (const row of input) {
         if (!Array.isArray(row)) continue;
         for (const c of bins.columns) {
@@ -281,7 +281,7 @@ export class RollupAccumulator {
   }
 }
 
-const ROLLUP_COLUMNS = `deployment_id, model_version_id, shadow, window_start, window_seconds, team_id, requests, errors, fallbacks, rows, hash_only, labelled, latency, features, prediction, quality, label_delay, agreement`;
+const ROLLUP_COLUMNS = `deployment_id, model_version_id, shadow, window_start, window_seconds, team_id, requests, errors, fallbacks, rows, unbinned, labelled, latency, features, prediction, quality, label_delay, agreement`;
 
 /**
  * The upsert of rollup deltas, from parameters `$first`… (see {@link rollupParams}): each row is
@@ -295,7 +295,7 @@ export function rollupUpsert(first: number): string {
   return `INSERT INTO prediction_rollup AS r (${ROLLUP_COLUMNS})
     SELECT * FROM unnest(${types.map((t, i) => `$${first + i}::${t}[]`).join(', ')})
     ON CONFLICT (deployment_id, model_version_id, shadow, window_start, window_seconds) DO UPDATE SET
-      ${['requests', 'errors', 'fallbacks', 'rows', 'hash_only', 'labelled'].map(add).join(', ')},
+      ${['requests', 'errors', 'fallbacks', 'rows', 'unbinned', 'labelled'].map(add).join(', ')},
       ${['latency', 'features', 'prediction', 'quality', 'label_delay', 'agreement'].map(merge).join(', ')},
       updated_at = now()`;
 }
@@ -325,7 +325,7 @@ export function rollupParams(deltas: RollupDelta[]): unknown[][] {
     deltas.map((d) => d.stats.errors),
     deltas.map((d) => d.stats.fallbacks),
     deltas.map((d) => d.stats.rows),
-    deltas.map((d) => d.stats.hashOnly),
+    deltas.map((d) => d.stats.unbinned),
     deltas.map((d) => d.stats.labelled),
     deltas.map((d) => json(d.stats.latency)),
     deltas.map((d) => json(d.stats.features)),
@@ -337,7 +337,7 @@ export function rollupParams(deltas: RollupDelta[]): unknown[][] {
 }
 
 /** A stored rollup row as `SELECT ${ROLLUP_SELECT}` returns it (from `prediction_rollup` or from `prediction_rollup_delta`). */
-export const ROLLUP_SELECT = `model_version_id, shadow, window_start, window_seconds, team_id, requests, errors, fallbacks, rows, hash_only, labelled, latency, features, prediction, quality, label_delay, agreement`;
+export const ROLLUP_SELECT = `model_version_id, shadow, window_start, window_seconds, team_id, requests, errors, fallbacks, rows, unbinned, labelled, latency, features, prediction, quality, label_delay, agreement`;
 
 export interface StoredRollupRow {
   model_version_id: string;
@@ -349,7 +349,7 @@ export interface StoredRollupRow {
   errors: string | number;
   fallbacks: string | number;
   rows: string | number;
-  hash_only: string | number;
+  unbinned: string | number;
   labelled: string | number;
   latency: LatencySketch;
   features: RollupStats['features'];
@@ -365,7 +365,7 @@ export function statsOfRow(r: StoredRollupRow): RollupStats {
     errors: Number(r.errors),
     fallbacks: Number(r.fallbacks),
     rows: Number(r.rows),
-    hashOnly: Number(r.hash_only),
+    unbinned: Number(r.unbinned),
     labelled: Number(r.labelled),
     latency: r.latency ?? {},
     features: r.features ?? {},

@@ -69,7 +69,7 @@ export async function driftForVersion(
   const bins = await app.rollupBins(versionId);
   if (!bins) return null;
   const [rollup] = (await readRollups(app.db, deploymentId, { from: start, to: end, versions: [versionId], match, parts: ['features', 'prediction'] })).filter((r) => r.shadow === shadow);
-  const binned = rollup ? rollup.rows - rollup.hashOnly : 0;
+  const binned = rollup ? rollup.rows - rollup.unbinned : 0;
   if (binned === 0) return null;
   let report: DriftReport;
   if (!shadow && binned <= app.config.monitoring.exactDriftRows) {

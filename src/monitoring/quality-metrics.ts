@@ -146,12 +146,14 @@ function regressionMetrics(r: RegressionStats): RegressionMetrics {
   const n = r.n;
   const total = r.sumSqY - (r.sumY * r.sumY) / n;
   const constant = total <= CONSTANT_LABELS * r.sumSqY;
+  const r2 = n < 2 || constant ? null : 1 - r.sumSqError / total;
   return {
     rows: n,
     mae: r.sumAbsError / n,
     rmse: Math.sqrt(Math.max(0, r.sumSqError / n)),
     bias: r.sumError / n,
-    r2: n < 2 || constant ? null : 1 - r.sumSqError / total,
+    // A figure the sums cannot give (they overflowed) is unknown, never NaN or Infinity.
+    r2: r2 !== null && Number.isFinite(r2) ? r2 : null,
   };
 }
 

@@ -123,6 +123,12 @@ export class VersionQuality {
   @Field(() => Int, { description: 'Labelled rows whose label or score could not be scored' })
   unscored!: number;
 
+  @Field(() => Int, { description: 'Labelled rows scored as classification (a 0/1 or boolean label, a score in [0, 1]): what accuracy … calibration are computed over' })
+  classificationRows!: number;
+
+  @Field(() => Int, { description: 'Labelled rows scored as regression (any other numeric label): what MAE, RMSE, bias and R² are computed over' })
+  regressionRows!: number;
+
   @Field(() => Float, { nullable: true, description: 'labelled / rows; null without rows' })
   labelCoverage!: number | null;
 
@@ -171,7 +177,7 @@ export function onlineFigures(r: Pick<VersionRollup, 'quality'>, threshold: numb
   const m = qualityMetrics(r.quality, threshold);
   const c = m.classification;
   const g = m.regression;
-  return Object.assign(new QualityFigures(), {
+  const figures = {
     accuracy: c?.accuracy ?? null,
     precision: c?.precision ?? null,
     recall: c?.recall ?? null,
@@ -185,7 +191,9 @@ export function onlineFigures(r: Pick<VersionRollup, 'quality'>, threshold: numb
     rmse: g?.rmse ?? null,
     bias: g?.bias ?? null,
     r2: g?.r2 ?? null,
-  });
+  };
+  // A figure its sums cannot give (an overflow, a corrupt row) is unknown, never NaN or Infinity.
+  return Object.assign(new QualityFigures(), Object.fromEntries(Object.entries(figures).map(([k, v]) => [k, typeof v === 'number' && !Number.isFinite(v) ? null : v])));
 }
 
 /** A version's offline metrics under the report's names; a metric its training run did not record is null. */

@@ -24,13 +24,15 @@ import {
 } from './quality-report';
 import { readRollups } from './rollup-read';
 
+const REGRESSION_METRICS = new Set(['mae', 'rmse', 'bias', 'r2']);
+
 /** How a deployment's monitor judges quality. */
 export interface QualitySettings {
   /** Relative degradation of a metric against its offline baseline that opens a WARNING alert. */
   warning: number;
   /** Relative degradation that makes it CRITICAL. */
   critical: number;
-  /** Labelled rows a version needs over the lookback to be judged (no alert opened or resolved with fewer). */
+  /** Scored labelled rows a metric needs over the lookback to be judged (classification metrics count classification rows, regression metrics regression rows; no alert opened or resolved with fewer). */
   minLabelled: number;
   /** Labels arrive late: quality is judged over this many seconds ending at the judged window's end. */
   lookbackSeconds: number;
@@ -100,6 +102,8 @@ export async function computeQualityReport(db: DataSource, deploymentId: string,
         rows: r.rows,
         labelled: r.labelled,
         unscored,
+        classificationRows: r.quality.classification?.n ?? 0,
+        regressionRows: r.quality.regression?.n ?? 0,
         labelCoverage: r.rows > 0 ? r.labelled / r.rows : null,
         ...labelDelays(r),
         decisionThreshold: threshold,
@@ -155,10 +159,13 @@ export function qualityOverrides(d: Pick<Deployment, 'monitoring'>): unknown {
 export function qualityConditions(report: QualityReport, settings: QualitySettings, judged: Set<string>): Condition[] {
   const out: Condition[] = [];
   for (const v of report.versions) {
-    if (v.labelled < settings.minLabelled) continue;
+    // Each metric is judged on the rows it is computed over, never on labels it could not score.
+    const rowsOf = (metric: string) => (REGRESSION_METRICS.has(metric) ? v.regressionRows : v.classificationRows);
+    if (v.classificationRows < settings.minLabelled && v.regressionRows < settings.minLabelled) continue;
     const versionId = fromGlobalId(v.modelVersionId).key;
     judged.add(versionId);
     for (const c of v.changes) {
+      if (rowsOf(c.metric) < settings.minLabelled) continue;
       if (c.degradation === null || c.online === null || c.degradation < settings.warning) continue;
       const metric = c.metric as QualityMetricName;
       const limit = HIGHER_IS_BETTER.has(metric) ? c.baseline * (1 - settings.warning) : c.baseline * (1 + settings.warning);

@@ -40,14 +40,15 @@ function merged(rows: VersionRollup[]): VersionRollup | null {
 
 /**
  * A rollout step's figures from the window rollups: the new version over the windows overlapping
- * the step (served and shadow rows alike: a shadow only has shadow rows), the baseline versions'
+ * the step (its shadow rows for a SHADOW step, its served rows otherwise), the baseline versions'
  * served rows over the windows in which the new version has rows.
  */
-export async function stepFigures(app: AppServices, deploymentId: string, modelVersionId: string, baselineIds: string[], start: Date, end: Date): Promise<{ observed: StepFigures; baseline: StepFigures | null }> {
+export async function stepFigures(app: AppServices, deploymentId: string, modelVersionId: string, baselineIds: string[], shadow: boolean, start: Date, end: Date): Promise<{ observed: StepFigures; baseline: StepFigures | null }> {
   const versions = await app.db.getRepository(ModelVersion).find({ where: { id: In([modelVersionId, ...baselineIds]) }, select: { id: true, metrics: true } });
   const threshold = (id: string) => decisionThreshold(versions.find((v) => v.id === id)?.metrics ?? null);
   const range = { from: start, to: end, match: 'overlap' as const };
-  const observed = figuresOf(merged(await readRollups(app.db, deploymentId, { ...range, versions: [modelVersionId], parts: FIGURES })), threshold(modelVersionId));
+  const own = (await readRollups(app.db, deploymentId, { ...range, versions: [modelVersionId], parts: FIGURES })).filter((r) => r.shadow === shadow);
+  const observed = figuresOf(merged(own), threshold(modelVersionId));
   if (!baselineIds.length || observed.requests === 0) return { observed, baseline: null };
   const rows = (await readRollups(app.db, deploymentId, { ...range, versions: baselineIds, windowsOf: modelVersionId, parts: FIGURES })).filter((r) => !r.shadow);
   const b = merged(rows);

@@ -32,7 +32,7 @@ export class DifferingRollup {
   @Field()
   windowStart!: Date;
 
-  @Field(() => JSONObjectScalar, { nullable: true, description: 'The stored counts (requests, errors, fallbacks, rows, hashOnly, labelled); null when no row was stored' })
+  @Field(() => JSONObjectScalar, { nullable: true, description: 'The stored counts (requests, errors, fallbacks, rows, unbinned, labelled); null when no row was stored' })
   stored!: Record<string, number> | null;
 
   @Field(() => JSONObjectScalar, { nullable: true, description: 'The recomputed counts; null when the raw log holds nothing for the stored row' })

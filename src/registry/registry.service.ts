@@ -69,7 +69,7 @@ export async function registerModelVersion(ctx: RequestContext, input: RegisterM
       if (run && isUniqueViolation(e)) throw runRefusal(RegistryReason.RUN_OUTPUT_TAKEN, 'The training run already has its model version', run);
       throw e;
     });
-    await audit(ctx, { action: 'registerModelVersion', subjectType: 'ModelVersion', subjectId: toGlobalId('ModelVersion', version.id), after: { ...version, ...actingFor(ctx) } });
+    await audit(ctx, { action: 'registerModelVersion', subjectType: 'ModelVersion', subjectId: toGlobalId('ModelVersion', version.id), after: { ...version, rollupBins: undefined, ...actingFor(ctx) } });
     return version;
   });
 }
@@ -154,7 +154,7 @@ export async function registerTrainedVersion(ctx: TransactionContext, em: Entity
     subjectType: 'ModelVersion',
     subjectId: toGlobalId('ModelVersion', version.id),
     reason: evaluation.passed ? 'trained by the server; passed its evaluation gate' : `trained by the server; rejected by its gate: ${evaluation.reasons.join('; ')}`,
-    after: { ...version, referenceProfile: undefined, predictionReferenceSample: undefined, trainingRun: toGlobalId('TrainingRun', run.id) },
+    after: { ...version, referenceProfile: undefined, predictionReferenceSample: undefined, rollupBins: undefined, trainingRun: toGlobalId('TrainingRun', run.id) },
   });
   return version;
 }

@@ -94,7 +94,7 @@ const pText = (p: number) => (p < 1e-3 ? p.toExponential(2) : p.toPrecision(3));
 export async function judgeStep(em: EntityManager, rollout: Rollout, deployment: Deployment, evidence?: RolloutEvidence, now = new Date()): Promise<StepVerdict> {
   const since = rollout.stepStartedAt;
   const baselineIds = rollout.baselineSplit.map((s) => s.modelVersionId).filter((id) => id !== rollout.modelVersionId);
-  const figured = evidence ? await evidence.stepFigures(deployment.id, rollout.modelVersionId, baselineIds, since, now) : null;
+  const figured = evidence ? await evidence.stepFigures(deployment.id, rollout.modelVersionId, baselineIds, rollout.strategy === RolloutStrategy.SHADOW, since, now) : null;
   const observed: StepFigures = figured?.observed ?? { requests: 0, errors: 0, errorRate: null, p95LatencyMs: null, driftScore: null, meanPrediction: null, labelled: 0, accuracy: null };
   const baseline: StepVerdict['baseline'] = figured?.baseline && figured.baseline.requests > 0 ? { ...figured.baseline, versions: baselineIds } : null;
   const comparison = baseline ? compareErrorRates(observed, baseline, rollout.significance) : null;
@@ -221,11 +221,11 @@ export interface ShadowAgreement {
  */
 export interface RolloutEvidence {
   /**
-   * The new version's figures over the windows overlapping [start, end) (its shadow rows for a
-   * shadow), and the baseline versions' served figures over the windows in which the new version
-   * has rows; null baseline when it has none.
+   * The new version's figures over the windows overlapping [start, end) — its mirrored runs when
+   * `shadow`, its served requests otherwise — and the baseline versions' served figures over the
+   * windows in which the new version has rows; null baseline when it has none.
    */
-  stepFigures(deploymentId: string, modelVersionId: string, baselineIds: string[], start: Date, end: Date): Promise<{ observed: StepFigures; baseline: StepFigures | null }>;
+  stepFigures(deploymentId: string, modelVersionId: string, baselineIds: string[], shadow: boolean, start: Date, end: Date): Promise<{ observed: StepFigures; baseline: StepFigures | null }>;
   stepDrift(deploymentId: string, modelVersionId: string, shadow: boolean, start: Date, end: Date): Promise<StepDrift | null>;
   shadowAgreement(deploymentId: string, modelVersionId: string, start: Date, end: Date): Promise<ShadowAgreement | null>;
 }

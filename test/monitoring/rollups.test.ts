@@ -13,7 +13,7 @@ import { readRollups } from '../../src/monitoring/rollup-read';
 import { binOf } from '../../src/registry/reference-profile';
 import { startTestServer, type TestServer } from '../support/harness';
 import { inParallel } from '../support/inference';
-import { foldRollups } from '../support/rollups';
+import { foldRollups, plantRollup } from '../support/rollups';
 
 const PREDICT = `mutation($d: ID!, $inputs: JSONObject!, $key: String) { predict(deployment: $d, inputs: $inputs, requestKey: $key) { id rows modelVersionId } }`;
 const REBUILD = `mutation($i: RebuildRollupsInput!) { rebuildRollups(input: $i) { rows records outcomes written windowSeconds differing { modelVersion shadow windowStart stored recomputed } } }`;
@@ -205,5 +205,11 @@ describe('window rollups hold exactly what the raw log holds', () => {
     assert.deepEqual([reversed.errors?.[0].extensions?.code, reversed.errors?.[0].extensions?.reason], ['BAD_USER_INPUT', 'INVALID_RANGE']);
     const tooLong = await t.gql(engineer, REBUILD, { i: { deployment, from: EVER.from } });
     assert.deepEqual([tooLong.errors?.[0].extensions?.code, tooLong.errors?.[0].extensions?.reason], ['BAD_USER_INPUT', 'INVALID_RANGE']);
+    // Windows written under another window length: rebuilding over them would count their records twice.
+    const deploymentId = expectId(deployment, 'Deployment');
+    await plantRollup(t, deploymentId, expectId(v1, 'ModelVersion'), { requests: 3, errors: 0, latencyMs: 2, windowSeconds: 600 });
+    const mixed = await t.gql(engineer, REBUILD, { i: { deployment, from: since } });
+    assert.deepEqual([mixed.errors?.[0].extensions?.code, mixed.errors?.[0].extensions?.reason], ['CONFLICT', 'ROLLUP_WINDOW_LENGTH']);
+    assert.match(mixed.errors![0].message, /Windows of 600 s overlap this range/);
   });
 });

@@ -4,6 +4,7 @@ import { mulberry32 } from '../../src/core/prng';
 import { SKETCH_RELATIVE_ACCURACY, sketchAdd, sketchMerge, sketchQuantile, type LatencySketch } from '../../src/inference/latency-sketch';
 import type { RollupBins } from '../../src/inference/rollup-bins';
 import { RollupAccumulator, UNSEEN_CATEGORY, type RolledPrediction } from '../../src/inference/window-rollup';
+import { qualityDelta } from '../../src/inference/quality-stats';
 
 const record = (over: Partial<RolledPrediction>): RolledPrediction => ({
   deploymentId: 'd',
@@ -61,6 +62,13 @@ describe('window rollup accumulation', () => {
     acc.addPrediction(record({ rows: sent.length, inputs: { x: sent.map((c) => [c]) }, outputs: { p: sent.map(() => [0.5]) } }));
     const [row] = acc.deltas();
     assert.deepEqual(row.stats.features.colour, { n: sent.length, v: { red: 2, blue: 1, [UNSEEN_CATEGORY]: 502 } });
+  });
+
+  it('leaves labels and scores too large to square unscored, so no sum overflows', () => {
+    assert.deepEqual(qualityDelta(0.1, 1e154, 0.5, 1), { unscored: 1 });
+    assert.deepEqual(qualityDelta(1e154, 3, 0.5, 1), { unscored: 1 });
+    const r = qualityDelta(2, 1e99, 0.5, 1).regression!;
+    assert.ok(Number.isFinite(r.sumSqError + r.sumSqY));
   });
 
   it('takes a corrected label out of the quality statistics and puts the new one in', () => {
