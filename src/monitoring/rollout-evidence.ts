@@ -15,7 +15,8 @@ function figuresOf(r: VersionRollup | null, threshold: number): StepFigures {
   const requests = r?.requests ?? 0;
   const errors = r?.errors ?? 0;
   const prediction = r?.prediction ?? null;
-  const labelled = r?.quality.classification?.n ?? 0;
+  const c = r?.quality.classification;
+  const labelled = c?.n ?? 0;
   return {
     requests,
     errors,
@@ -24,6 +25,7 @@ function figuresOf(r: VersionRollup | null, threshold: number): StepFigures {
     driftScore: null,
     meanPrediction: prediction && prediction.n > 0 ? prediction.s.reduce((a, b) => a + b, 0) / prediction.n : null,
     labelled,
+    correct: c ? c.tp + c.tn : 0,
     accuracy: r && labelled > 0 ? (qualityMetrics(r.quality, threshold).classification?.accuracy ?? null) : null,
   };
 }

@@ -15,10 +15,14 @@ export interface StepFigures {
   driftScore: number | null;
   /** Mean prediction (element 0 of each answered row), from the rollup histograms' sums; null without binned predictions. */
   meanPrediction: number | null;
-  /** Labelled rows and the online accuracy at the version's decision threshold, when outcomes exist. */
+  /** Labelled classification rows, those decided right at the version's decision threshold, and their share, when outcomes exist. */
   labelled: number;
+  correct: number;
   accuracy: number | null;
 }
+
+/** Labelled rows each side needs before their accuracies are compared. */
+export const MIN_LABELLED_FOR_COMPARISON = 30;
 
 /** The one-sided two-proportion z-test of "the new version's error rate is higher than the baseline's". */
 export interface ErrorRateComparison {
@@ -35,7 +39,7 @@ export interface ErrorRateComparison {
  */
 export interface StepVerdict {
   verdict: VerdictKind;
-  /** The test that decided: `slo:errorRate`, `slo:p95LatencyMs`, `slo:drift`, `two-proportion z-test`, `minimum sample`, `shadow agreement`, or `all checks passed`. */
+  /** The test that decided: `slo:errorRate`, `slo:p95LatencyMs`, `slo:drift`, `accuracy two-proportion z-test`, `two-proportion z-test`, `minimum sample`, `shadow agreement`, or `all checks passed`. */
   decidedBy: string;
   reasons: string[];
   step: number;
@@ -44,6 +48,16 @@ export interface StepVerdict {
   /** The baseline version(s) over the windows in which the new version served; null when none served then. */
   baseline: (StepFigures & { versions: string[] }) | null;
   comparison: ErrorRateComparison | null;
+  /**
+   * Online quality against the baseline's over the same windows, when both have at least
+   * {@link MIN_LABELLED_FOR_COMPARISON} labelled rows: the same one-sided test on their
+   * misclassification rates (a significantly worse accuracy rolls back).
+   */
+  qualityComparison: ErrorRateComparison | null;
+  /** The new version's p95 over the baseline's (merged sketches); null without both. */
+  p95Ratio: number | null;
+  /** The new version's mean prediction minus the baseline's; null without both. */
+  meanPredictionShift: number | null;
   /** The drift report behind `observed.driftScore`, when the deployment has a drift SLO. */
   drift: StepDrift | null;
   /** SHADOW: the shadow's outputs against the served ones over the step. */
@@ -95,9 +109,16 @@ export async function judgeStep(em: EntityManager, rollout: Rollout, deployment:
   const since = rollout.stepStartedAt;
   const baselineIds = rollout.baselineSplit.map((s) => s.modelVersionId).filter((id) => id !== rollout.modelVersionId);
   const figured = evidence ? await evidence.stepFigures(deployment.id, rollout.modelVersionId, baselineIds, rollout.strategy === RolloutStrategy.SHADOW, since, now) : null;
-  const observed: StepFigures = figured?.observed ?? { requests: 0, errors: 0, errorRate: null, p95LatencyMs: null, driftScore: null, meanPrediction: null, labelled: 0, accuracy: null };
+  const observed: StepFigures = figured?.observed ?? { requests: 0, errors: 0, errorRate: null, p95LatencyMs: null, driftScore: null, meanPrediction: null, labelled: 0, correct: 0, accuracy: null };
   const baseline: StepVerdict['baseline'] = figured?.baseline && figured.baseline.requests > 0 ? { ...figured.baseline, versions: baselineIds } : null;
   const comparison = baseline ? compareErrorRates(observed, baseline, rollout.significance) : null;
+  const misclassified = (f: StepFigures) => ({ requests: f.labelled, errors: f.labelled - f.correct });
+  const qualityComparison =
+    baseline && observed.labelled >= MIN_LABELLED_FOR_COMPARISON && baseline.labelled >= MIN_LABELLED_FOR_COMPARISON
+      ? compareErrorRates(misclassified(observed), misclassified(baseline), rollout.significance)
+      : null;
+  const p95Ratio = baseline && observed.p95LatencyMs !== null && baseline.p95LatencyMs ? observed.p95LatencyMs / baseline.p95LatencyMs : null;
+  const meanPredictionShift = baseline && observed.meanPrediction !== null && baseline.meanPrediction !== null ? observed.meanPrediction - baseline.meanPrediction : null;
 
   const slo = deployment.slos ?? {};
   // The drift SLO is judged on the step's own drift report (its logged predictions against the
@@ -118,6 +139,12 @@ export async function judgeStep(em: EntityManager, rollout: Rollout, deployment:
     const which = drift && drift.score === observed.driftScore ? ` (PSI of ${drift.feature} over ${drift.rows} rows)` : '';
     breaches.push(['slo:drift', `drift ${observed.driftScore.toFixed(4)}${which} > SLO ${slo.drift}`]);
   }
+  if (qualityComparison?.significant && baseline) {
+    breaches.push([
+      'accuracy two-proportion z-test',
+      `online accuracy ${observed.accuracy!.toFixed(4)} over ${observed.labelled} labelled rows is significantly worse than the baseline's ${baseline.accuracy!.toFixed(4)} over ${baseline.labelled} (z = ${qualityComparison.z.toFixed(2)}, p = ${pText(qualityComparison.pValue)} < α = ${qualityComparison.alpha})`,
+    ]);
+  }
   if (comparison?.significant && baseline) {
     breaches.push([
       'two-proportion z-test',
@@ -133,6 +160,9 @@ export async function judgeStep(em: EntityManager, rollout: Rollout, deployment:
     observed,
     baseline,
     comparison,
+    qualityComparison,
+    p95Ratio,
+    meanPredictionShift,
     drift,
     agreement: null as ShadowAgreement | null,
     minRequests: rollout.minRequests,

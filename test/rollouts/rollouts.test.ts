@@ -313,6 +313,27 @@ describe('rollouts', () => {
     assert.ok(Math.abs(v.comparison.pValue - 3.715452097967761e-5) < 1e-6, String(v.comparison.pValue));
     assert.deepEqual([v.comparison.alpha, v.comparison.significant], [0.05, true]);
   });
+  it('rolls a canary back when its online accuracy is significantly worse than the baseline\'s, though its error rate is not', async () => {
+    const judged = await deploymentOf('fraud-accuracy', {});
+    const started = await start({ deployment: judged, modelVersion: v2, strategy: 'CANARY', steps: [10, 100], bakeSeconds: 2, minRequests: 200, significance: 0.05 });
+    assert.equal(started.errors, undefined, JSON.stringify(started.errors));
+    const id = started.data.startRollout.id;
+    // Outcomes over the same window: the canary decides 140 of 200 labelled rows right (70 %), the
+    // baseline 1,800 of 2,000 (90 %). z = 8.35 on the misclassification rates (one-sided).
+    await plantRollup(t, uuidOf(judged), uuidOf(v2), { requests: 400, errors: 0, latencyMs: 6, windowSeconds: 60, labelled: { rows: 200, correct: 140 } });
+    await plantRollup(t, uuidOf(judged), uuidOf(v1), { requests: 4000, errors: 0, latencyMs: 5, windowSeconds: 60, labelled: { rows: 2000, correct: 1800 } });
+    const done = await finished(id);
+    assert.equal(done.status, 'ROLLED_BACK', JSON.stringify(done));
+    assert.match(done.reason, /online accuracy 0\.7000 over 200 labelled rows is significantly worse than the baseline's 0\.9000 over 2000/);
+    const [event] = (await trail(id)).filter((e: { action: string }) => e.action === 'rollbackRollout');
+    const v = event.after.verdict;
+    assert.equal(v.decidedBy, 'accuracy two-proportion z-test');
+    assert.deepEqual([v.observed.labelled, v.observed.correct, v.baseline.labelled, v.baseline.correct], [200, 140, 2000, 1800]);
+    assert.equal(v.comparison.significant, false, 'the error rates alone would not have rolled it back');
+    assert.ok(v.qualityComparison.significant && Math.abs(v.qualityComparison.z - 8.353794599993101) < 1e-9, JSON.stringify(v.qualityComparison));
+    assert.ok(Math.abs(v.p95Ratio - 6 / 5) < 0.03, `p95 ratio ${v.p95Ratio}`);
+  });
+
   it('rolls a canary back when its drift over the step breaches the drift SLO, and names the feature', async () => {
     const drifting = await deploymentOf('fraud-drift', { drift: 0.25 });
     const started = await start({ deployment: drifting, modelVersion: v2, strategy: 'CANARY', steps: [50, 100], bakeSeconds: 2, minRequests: 5 });
