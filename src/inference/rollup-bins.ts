@@ -162,7 +162,7 @@ function setOwn(target: Record<string, number>, key: string, value: number): voi
 }
 
 /** The least double greater than x (finite x). */
-function nextUp(x: number): number {
+export function nextUp(x: number): number {
   if (x === 0) return Number.MIN_VALUE;
   const f = new Float64Array([x]);
   const bits = new BigInt64Array(f.buffer);

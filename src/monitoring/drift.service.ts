@@ -9,6 +9,7 @@ import {
   wasserstein,
   type SampleBuckets,
 } from './drift-stats';
+import { nextUp } from '../inference/rollup-bins';
 import { binOf, type CategoricalReference, type NumericReference, type ReferenceProfile, type ReferenceSample, type ReferenceSamples } from '../registry/reference-profile';
 
 /** Anything with `query` (a pg Pool or client, a TypeORM DataSource or EntityManager). */
@@ -307,9 +308,7 @@ export async function computeDriftReport(q: Queryable, args: DriftReportArgs): P
     if (f) features.push(f);
   }
 
-  const adjust = t.correction === 'bonferroni' ? bonferroni : t.correction === 'benjamini-hochberg' ? benjaminiHochberg : (p: ReadonlyArray<number | null>) => [...p];
-  const adjusted = adjust(features.map((f) => f.pValue));
-  features.forEach((f, i) => decide(f, adjusted[i], t));
+  decideAll(features, t);
   const predictionDrift = prediction ? report(prediction, slots.length - 1) : null;
   if (predictionDrift) decide(predictionDrift, predictionDrift.pValue, t);
 
@@ -340,6 +339,13 @@ export function feature(
   return { feature: name, kind, method, value, pValue, adjustedPValue: null, threshold, drifted: false, severity: 'INFO', psi: statistics.psi, currentCount, referenceCount, statistics };
 }
 
+/** Decides every feature of a report, with its p-value corrected across them by `t.correction`. */
+export function decideAll(features: FeatureDrift[], t: DriftThresholds): void {
+  const adjust = t.correction === 'bonferroni' ? bonferroni : t.correction === 'benjamini-hochberg' ? benjaminiHochberg : (p: ReadonlyArray<number | null>) => [...p];
+  const adjusted = adjust(features.map((f) => f.pValue));
+  features.forEach((f, i) => decide(f, adjusted[i], t));
+}
+
 export function decide(f: FeatureDrift, adjusted: number | null, t: DriftThresholds): void {
   f.adjustedPValue = adjusted;
   f.drifted = f.pValue !== null ? (adjusted ?? f.pValue) < f.threshold : f.value >= f.threshold;
@@ -367,13 +373,6 @@ function thresholdsOf(values: number[]): number[] {
   return out;
 }
 
-function nextUp(x: number): number {
-  if (x === 0) return Number.MIN_VALUE;
-  const f = new Float64Array([x]);
-  const bits = new BigInt64Array(f.buffer);
-  bits[0] += x > 0 ? 1n : -1n;
-  return f[0];
-}
 
 function emptyBuckets(s: NumericSlot): SampleBuckets {
   const K = s.values.length;

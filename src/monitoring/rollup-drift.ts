@@ -1,7 +1,6 @@
 import type { NumericBins, NumericHistogram, RollupBins, CategoryHistogram } from '../inference/rollup-bins';
 import { binnedCategoricalDrift, binnedNumericDrift } from './binned-drift';
-import { benjaminiHochberg, bonferroni } from './drift-stats';
-import { decide, DEFAULT_DRIFT_THRESHOLDS, feature, type DriftReport, type DriftStatistics, type DriftThresholds, type FeatureDrift } from './drift.service';
+import { decide, decideAll, DEFAULT_DRIFT_THRESHOLDS, feature, type DriftReport, type DriftStatistics, type DriftThresholds, type FeatureDrift } from './drift.service';
 import type { VersionRollup } from './rollup-read';
 
 export interface RollupDriftArgs {
@@ -60,9 +59,7 @@ export function driftReportFromRollup(args: RollupDriftArgs): DriftReport {
         : feature(c.name, 'categorical', 'jensen_shannon', d.jensenShannon, null, t.jensenShannon, statistics, d.n, c.bins.refCount),
     );
   }
-  const adjust = t.correction === 'bonferroni' ? bonferroni : t.correction === 'benjamini-hochberg' ? benjaminiHochberg : (p: ReadonlyArray<number | null>) => [...p];
-  const adjusted = adjust(features.map((f) => f.pValue));
-  features.forEach((f, i) => decide(f, adjusted[i], t));
+  decideAll(features, t);
   const prediction = args.bins.prediction && args.rollup.prediction ? numeric('prediction', args.bins.prediction, args.rollup.prediction) : null;
   if (prediction) decide(prediction, prediction.pValue, t);
   return {
