@@ -89,6 +89,8 @@ const schema = z.object({
   MONITOR_EXACT_DRIFT_ROWS: int(0, 10_000_000).default(10_000),
   ALERT_COOLDOWN_SECONDS: int(0, 30 * 24 * 3600).default(900),
   WS_MAX_BUFFERED_BYTES: int(1024, 1024 ** 3).default(1024 * 1024),
+  PRINCIPAL_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
+  PRINCIPAL_CACHE_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
   AUDIT_DENIAL_RATE_PER_SECOND: int(1, 1_000_000).default(2),
   AUDIT_DENIAL_BURST: int(1, 1_000_000).default(60),
   AUDIT_DENIAL_FOLD_SECONDS: int(1, 3600).default(60),
@@ -172,6 +174,13 @@ export interface Config {
   };
   /** A WebSocket client with more than this waiting to be sent is disconnected (a slow consumer). */
   wsMaxBufferedBytes: number;
+  /**
+   * Principals resolved per credential, kept so that a request needs no SQL to know its caller:
+   * at most `maxEntries` (least recently used go first), each trusted at most `ttlMs` (0: no
+   * cache). Access changes clear every instance's cache at once; `ttlMs` bounds staleness when an
+   * access-change event is lost (Redis away).
+   */
+  principalCache: { ttlMs: number; maxEntries: number };
   /** Refused attempts: per-principal rate (then RATE_LIMITED) and the window identical ones are folded in. */
   auditDenials: { perSecond: number; burst: number; foldSeconds: number };
 }
@@ -336,6 +345,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       exactDriftRows: c.MONITOR_EXACT_DRIFT_ROWS,
     },
     wsMaxBufferedBytes: c.WS_MAX_BUFFERED_BYTES,
+    principalCache: { ttlMs: c.PRINCIPAL_CACHE_TTL_MS, maxEntries: c.PRINCIPAL_CACHE_MAX_ENTRIES },
     auditDenials: { perSecond: c.AUDIT_DENIAL_RATE_PER_SECOND, burst: c.AUDIT_DENIAL_BURST, foldSeconds: c.AUDIT_DENIAL_FOLD_SECONDS },
     auditSigningKeyPem,
     auditRetentionDays: c.AUDIT_RETENTION_DAYS,

@@ -12,12 +12,15 @@ import { mintApiKey } from './authenticate';
 import type { PolicyRule } from '../core/subjects';
 import { Role } from './role.entity';
 import { Team } from './team.entity';
-import { TOPICS } from '../core/events';
 import { AccessReason } from './access.errors';
+import { announceAccessChange } from './principal-cache';
 
-/** After a change of rights commits: long-lived subscriptions everywhere check their caller again. */
+/**
+ * After a change of rights commits: cached principals are forgotten and long-lived subscriptions
+ * check their caller again, on every instance.
+ */
 function accessChanged<T>(ctx: RequestContext, result: T): T {
-  ctx.app.events?.publish(TOPICS.accessChanged, { id: 'all' });
+  announceAccessChange(ctx.app);
   return result;
 }
 

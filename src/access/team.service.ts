@@ -4,6 +4,7 @@ import { inTransaction, type RequestContext } from '../core/context';
 import { badInput, notFound } from '../core/errors';
 import { toGlobalId } from '../core/global-id';
 import type { CreateTeamInput } from './access.inputs';
+import { announceAccessChange } from './principal-cache';
 import { Team } from './team.entity';
 
 /** The team a new row belongs to: the named one, or the caller's only team. */
@@ -19,12 +20,18 @@ export async function resolveTeam(ctx: RequestContext, name: string | null | und
   return repo.findOneOrFail({ where: { id: own[0] } });
 }
 
+/**
+ * Creates a team. Principals already claiming its name (in their token or key) belong to it from
+ * now on, so this is an access change.
+ */
 export async function createTeam(ctx: RequestContext, input: CreateTeamInput): Promise<Team> {
-  return inTransaction(ctx, async (em, ctx) => {
+  const created = await inTransaction(ctx, async (em, ctx) => {
     const team = em.create(Team, { name: input.name, description: input.description ?? null });
     assertCan(ctx, 'create', 'Team', { ...team, teamId: undefined });
     await em.insert(Team, team).catch((e) => mapDbError(e, `Team "${input.name}"`));
     await audit(ctx, { action: 'createTeam', subjectType: 'Team', subjectId: toGlobalId('Team', team.id), after: team });
     return team;
   });
+  announceAccessChange(ctx.app);
+  return created;
 }

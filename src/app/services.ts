@@ -10,6 +10,7 @@ import type { Logger } from '../core/logger';
 import { OutboxDispatcher } from '../core/queue/dispatcher';
 import { Queues } from '../core/queue/queues';
 import { principalResolver } from '../access/principal-resolver';
+import { PrincipalCache } from '../access/principal-cache';
 import { scheduleMonitor } from '../monitoring/monitor.service';
 import { raiseRolloutStalledAlert } from '../monitoring/rollout-alert.service';
 import { stepDrift } from '../monitoring/drift-monitor';
@@ -43,6 +44,8 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
   const dispatcher = new OutboxDispatcher(config.databaseUrl, queues, log, { jobAttempts: config.trainingAttempts });
   const bus = createEventBus(config, log);
   const denials = new DenialRecorder(db, log, config.auditDenials);
+  const principalCache = new PrincipalCache(config.principalCache);
+  principalCache.follow(bus);
   // Housekeeping on connections of its own: never queued behind requests, nor counted with them.
   const housekeeping = new Pool({ connectionString: withDefaultUser(config.databaseUrl), max: 1, application_name: 'modelgov-rollups' });
   housekeeping.on('error', (e) => log.warn({ err: e.message }, 'rollup fold connection error'));
@@ -58,6 +61,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     dispatcher,
     events: bus,
     denials,
+    principalCache,
     statements,
     rollupCompactor,
     principals: principalResolver(db),
@@ -77,6 +81,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
       await housekeeping.end();
       await dispatcher.stop();
       await queues.close();
+      principalCache.close();
       bus.close();
       await db.destroy();
       redis.disconnect();

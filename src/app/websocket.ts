@@ -55,7 +55,9 @@ export function graphqlWebSocket(
     }
     wsServer.handleUpgrade(req, socket, head, (ws) => wsServer.emit('connection', ws, req));
   });
-  // Live subscriptions end when their credential or rights do (see SubscriptionGuard).
+  // Live subscriptions end when their credential or rights do (see SubscriptionGuard). The guard
+  // reads rights past the principal cache: it checks again on the very event that clears the cache,
+  // and must not be answered from it before it is cleared.
   const guard = new SubscriptionGuard({ authenticate: (authorization) => authenticate(authorization, app.db, config.jwtSecret), log });
   guard.follow(app.events!);
   const wsCleanup = useServer<Record<string, unknown>, { authorization?: string; live?: LiveSocket }>(

@@ -20,7 +20,10 @@ export const TOPICS = {
   alertChanged: 'ALERT_CHANGED',
   /** Per deployment: a monitor pass finished (`runId`). */
   monitorRan: 'MONITOR_RAN',
-  /** Broadcast (id `all`): roles or keys changed; long-lived subscriptions check their caller's rights again. */
+  /**
+   * Broadcast (id `all`): roles, keys or teams changed; every instance forgets its cached principals
+   * and long-lived subscriptions check their caller's rights again.
+   */
   accessChanged: 'ACCESS_CHANGED',
 } as const;
 
