@@ -47,6 +47,9 @@ async function main(): Promise<void> {
         details: { seq: msg.seq },
       });
       publishAlert(server.app, a);
+    } else if (msg.op === 'executions') {
+      const metric = await server.subscriptionMetrics.getSingleMetric('modelgov_subscription_executions_total')!.get();
+      process.send!({ op: 'executions', count: metric.values[0]?.value ?? 0 });
     } else if (msg.op === 'memory') {
       process.send!({ op: 'memory', rss: process.memoryUsage().rss, heap: process.memoryUsage().heapUsed });
     } else if (msg.op === 'stop') {

@@ -98,11 +98,14 @@ export async function alertsBench(): Promise<void> {
     // Subscriptions start right after the connection is acknowledged; give them a moment.
     await sleep(2000);
 
+    const executed = async () => (await a.ask({ op: 'executions' }, 'executions')).count + (await b.ask({ op: 'executions' }, 'executions')).count;
+    const executedBefore = await executed();
     for (let seq = 0; seq < alerts; seq++) {
       await (seq % 2 ? b : a).ask({ op: 'publish', target: a.target, seq });
       await sleep(100);
     }
     await sleep(3000);
+    const executions = (await executed()) - executedBefore;
     const latencies = [...received.values()].flat().sort((x, y) => x - y);
     const delivered = latencies.length / (subscribers * alerts);
     printTable(`Alerts to ${subscribers} WebSocket subscribers over 2 API instances (${alerts} alerts, 10 per second, alternating instances)`, [
@@ -116,6 +119,9 @@ export async function alertsBench(): Promise<void> {
         'p50 ms': percentile(latencies, 50),
         'p99 ms': percentile(latencies, 99),
         'max ms': latencies[latencies.length - 1] ?? NaN,
+        // One access class here (every subscriber is the same viewer): the floor is one per alert and instance.
+        'executions': executions,
+        'executions per alert': (executions / alerts).toFixed(1),
       },
     ]);
     for (const c of clients) void c.dispose();

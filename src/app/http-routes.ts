@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import express, { type NextFunction, type Request, type Response, type Router } from 'express';
+import { Registry } from 'prom-client';
 import { mountAuditExportRoutes } from '../audit/audit-export.http';
 import { ArtifactRejectedError } from '../core/artifact-store';
 import type { AppServices } from '../core/context';
@@ -31,7 +32,7 @@ function errorBody(code: ErrorCode, message: string, requestId: string, reason?:
  * the Open Inference Protocol (/v2), artifact and dataset uploads, bulk outcomes, audit export downloads. Every
  * route builds the same request context as GraphQL and answers errors in the same shape.
  */
-export function httpRoutes(app: AppServices, inference: InferenceEngine | null, log: Logger): Router {
+export function httpRoutes(app: AppServices, inference: InferenceEngine | null, subscriptionMetrics: Registry, log: Logger): Router {
   const router = express.Router();
   router.use((req, res, next) => {
     const requestId = requestIdOf(req);
@@ -64,8 +65,9 @@ export function httpRoutes(app: AppServices, inference: InferenceEngine | null, 
         res.status(404).json(errorBody(ErrorCode.NOT_FOUND, 'This process does not serve predictions', res.locals.requestId));
         return;
       }
-      res.setHeader('content-type', inference.metrics.registry.contentType);
-      res.send(await inference.metrics.registry.metrics());
+      const registry = Registry.merge([inference.metrics.registry, subscriptionMetrics]);
+      res.setHeader('content-type', registry.contentType);
+      res.send(await registry.metrics());
     } catch (e) {
       next(e);
     }

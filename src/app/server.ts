@@ -8,6 +8,7 @@ import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/dis
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import express from 'express';
 import { NoSchemaIntrospectionCustomRule, type GraphQLSchema } from 'graphql';
+import type { Registry } from 'prom-client';
 import type { Config } from '../config';
 import type { AppServices, RequestContext } from '../core/context';
 import type { StatementCounter } from '../core/database';
@@ -31,6 +32,8 @@ export interface RunningServer {
   schema: GraphQLSchema;
   /** How many WebSocket connections have their credential followed now (each with a recheck timer). */
   followedSockets(): number;
+  /** This server's subscription metrics (`modelgov_subscription_executions_total` and the like), also served at /metrics. */
+  subscriptionMetrics: Registry;
   /** Drains HTTP and WebSocket clients, then closes the pools. */
   stop(): Promise<void>;
 }
@@ -111,7 +114,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   });
   await apollo.start();
 
-  expressApp.use(httpRoutes(app, inference, log));
+  expressApp.use(httpRoutes(app, inference, ws.fanout.registry, log));
   expressApp.use(
     '/graphql',
     express.json({ limit: config.bodyLimitBytes }),
@@ -136,6 +139,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     statements,
     schema,
     followedSockets: () => guard.followed,
+    subscriptionMetrics: ws.fanout.registry,
     stop: () =>
       (stopping ??= (async () => {
         await apollo.stop();

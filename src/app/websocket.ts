@@ -23,12 +23,15 @@ import { AppError, badInput, ErrorCode, toClientError, unauthenticated } from '.
 import type { Logger } from '../core/logger';
 import { checkQueryLimits, withoutSuggestions, type QueryLimits } from '../core/query-limits';
 import { eventContext } from '../core/subscription-context';
+import { operationKey, SubscriptionFanout, type FanoutMember } from '../core/subscription-fanout';
 import { SubscriptionGuard, type LiveSocket } from '../core/subscription-guard';
 import { contextFor } from './request-context';
 
 export interface GraphqlWebSocket {
   wsServer: WebSocketServer;
   guard: SubscriptionGuard;
+  /** Shares each event's execution among the subscribers of one operation and access class; holds the subscription metrics. */
+  fanout: SubscriptionFanout;
   /** Ends every operation and connection (called while the HTTP server drains). */
   dispose(): Promise<void>;
 }
@@ -60,10 +63,11 @@ export function graphqlWebSocket(
   // and must not be answered from it before it is cleared.
   const guard = new SubscriptionGuard({ authenticate: (authorization) => authenticate(authorization, app.db, config.jwtSecret), log });
   guard.follow(app.events!);
+  const fanout = new SubscriptionFanout();
   const wsCleanup = useServer<Record<string, unknown>, { authorization?: string; live?: LiveSocket }>(
     {
       schema,
-      subscribe: subscribeEventByEvent,
+      subscribe: (args) => subscribeEventByEvent(args, fanout),
       // Authenticated at connection_init: a refused or missing credential closes the socket (4403).
       onConnect: async (socket) => {
         const params = socket.connectionParams ?? {};
@@ -136,23 +140,27 @@ export function graphqlWebSocket(
     },
     wsServer,
   );
-  return { wsServer, guard, dispose: async () => wsCleanup.dispose() };
+  return { wsServer, guard, fanout, dispose: async () => wsCleanup.dispose() };
 }
 
 /**
  * A subscription whose events are each executed with a context of their own (see
  * {@link eventContext}): the operation's context never changes, yet every event, its nested fields
- * included, is answered with the caller's rights as they are now and with loaders of its own.
+ * included, is answered with the caller's rights as they are now and with loaders of its own. The
+ * execution itself is shared with the subscribers of the same operation whose rights for the event
+ * are the same (see {@link SubscriptionFanout}).
  */
-async function subscribeEventByEvent(args: ExecutionArgs): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+async function subscribeEventByEvent(args: ExecutionArgs, fanout: SubscriptionFanout): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
   const source = await createSourceEventStream(args);
   if (!(Symbol.asyncIterator in source)) return source;
   const ctx = args.contextValue as RequestContext;
+  const member: FanoutMember = { operation: operationKey(args.document, args.operationName, args.variableValues), personal: false };
   const events = source[Symbol.asyncIterator]();
   const answer = async (r: IteratorResult<unknown>): Promise<IteratorResult<ExecutionResult>> => {
     if (r.done) return { done: true, value: undefined };
     try {
-      return { done: false, value: await execute({ ...args, rootValue: r.value, contextValue: await eventContext(ctx, 'when-due') }) };
+      const now = await eventContext(ctx, 'when-due');
+      return { done: false, value: await fanout.execute(r.value, member, now, async (c) => execute({ ...args, rootValue: r.value, contextValue: c })) };
     } catch (e) {
       await events.return?.().catch(() => undefined);
       throw e;
