@@ -1,10 +1,12 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
+import { startBarePeer } from './bare-peer';
 import type { BenchServerReady } from './inference-server';
+import { runLoad } from './load-generator';
 import { percentile, printTable } from './stats';
 
 const PREDICT = 'mutation($d: ID!, $inputs: JSONObject!) { predict(deployment: $d, inputs: $inputs) { outputs rows fallback } }';
@@ -45,41 +47,19 @@ async function startServer(env: Record<string, string>): Promise<{ child: ChildP
   return { child, ready, ask, stop };
 }
 
-/** Sends `body` over keep-alive HTTP, `concurrency` at a time, for `seconds` (or `count` requests). */
-async function load(url: string, token: string, body: string, rowsPerRequest: number, opts: { concurrency: number; seconds?: number; count?: number }): Promise<Omit<Measured, 'loopP99Ms'>> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: opts.concurrency });
-  const target = new URL('/graphql', url);
-  const headers = { 'content-type': 'application/json', authorization: `Bearer ${token}`, 'content-length': Buffer.byteLength(body) };
-  const once = () =>
-    new Promise<void>((resolve, reject) => {
-      const req = http.request({ host: target.hostname, port: target.port, path: target.pathname, method: 'POST', headers, agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c) => chunks.push(c));
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString();
-          if (res.statusCode !== 200 || text.includes('"errors"')) reject(new Error(`bench request failed: ${res.statusCode} ${text.slice(0, 300)}`));
-          else resolve();
-        });
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
-  const durations: number[] = [];
-  const started = performance.now();
-  const until = opts.seconds ? started + opts.seconds * 1000 : Infinity;
-  let issued = 0;
-  const lane = async () => {
-    while (performance.now() < until && (opts.count === undefined || issued < opts.count)) {
-      issued++;
-      const t0 = performance.now();
-      await once();
-      durations.push(performance.now() - t0);
-    }
-  };
-  await Promise.all(Array.from({ length: opts.concurrency }, lane));
-  const seconds = (performance.now() - started) / 1000;
-  agent.destroy();
-  return { requests: durations.length, rows: durations.length * rowsPerRequest, seconds, sorted: durations.sort((a, b) => a - b) };
+/** One request, sent over and over by the load generator. */
+interface Target {
+  url: string;
+  headers: Record<string, string>;
+  body: Buffer;
+  rowsPerRequest: number;
+  failureText?: string;
+}
+
+/** Drives `target` from the load generator's own process, `concurrency` requests at a time, for `seconds`. */
+async function load(target: Target, concurrency: number, seconds: number): Promise<Omit<Measured, 'loopP99Ms'>> {
+  const m = await runLoad({ url: target.url, headers: target.headers, bodyBase64: target.body.toString('base64'), concurrency, seconds, failureText: target.failureText });
+  return { ...m, rows: m.requests * target.rowsPerRequest };
 }
 
 async function rawOrt(model: Uint8Array, features: number, batch: number, intraOpNumThreads: number, seconds: number): Promise<Measured> {
@@ -99,11 +79,31 @@ async function rawOrt(model: Uint8Array, features: number, batch: number, intraO
   return { requests: durations.length, rows: durations.length * batch, seconds: total, sorted: durations.sort((a, b) => a - b), loopP99Ms: null };
 }
 
-const rowsBody = (deployment: string, features: number, rows: number, seed: number) =>
-  JSON.stringify({
-    query: PREDICT,
-    variables: { d: deployment, inputs: { features: Array.from({ length: rows }, (_, r) => Array.from({ length: features }, (_, j) => Math.round(((r * 31 + j * 17 + seed) % 997) * 1000) / 1000)) } },
-  });
+const featureRows = (features: number, rows: number, seed: number) =>
+  Array.from({ length: rows }, (_, r) => Array.from({ length: features }, (_, j) => Math.round(((r * 31 + j * 17 + seed) % 997) * 1000) / 1000));
+
+const graphql = (ready: BenchServerReady, deployment: string, features: number, rows: number, seed: number): Target => ({
+  url: new URL('/graphql', ready.url).href,
+  headers: { 'content-type': 'application/json', authorization: `Bearer ${ready.token}` },
+  body: Buffer.from(JSON.stringify({ query: PREDICT, variables: { d: deployment, inputs: { features: featureRows(features, rows, seed) } } })),
+  rowsPerRequest: rows,
+  failureText: '"errors"',
+});
+
+const oipJsonBody = (features: number, rows: number, seed: number) =>
+  Buffer.from(JSON.stringify({ inputs: [{ name: 'features', shape: [rows, features], datatype: 'FP32', data: featureRows(features, rows, seed).flat() }] }));
+
+/** An Open Inference Protocol request in the binary extension's form, outputs asked for as bytes too. */
+function oipBinary(url: string, token: string, features: number, rows: number, seed: number): Target {
+  const tensor = Buffer.from(Float32Array.from(featureRows(features, rows, seed).flat()).buffer);
+  const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'features', shape: [rows, features], datatype: 'FP32', parameters: { binary_data_size: tensor.length } }], parameters: { binary_data_output: true } }));
+  return {
+    url,
+    headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length), authorization: `Bearer ${token}` },
+    body: Buffer.concat([header, tensor]),
+    rowsPerRequest: rows,
+  };
+}
 
 function row(workload: string, path: string, concurrency: number | string, rowsPerRequest: number, m: Measured) {
   return {
@@ -122,57 +122,95 @@ function row(workload: string, path: string, concurrency: number | string, rowsP
 
 /**
  * `npm run bench -- inference`: raw onnxruntime in this process (the ceiling), a trivial GraphQL
- * query over the same HTTP server (the floor), and `predict` at several concurrencies, for the
- * demo logistic regression and a ~1M-parameter MLP; then the MLP at concurrency 64 again on a
- * server with micro-batching off. Event-loop delay is measured inside the server process.
+ * query over the same HTTP server (the floor), a bare node:http + onnxruntime-node server speaking
+ * the Open Inference Protocol's JSON form (the peer), and `predict` over GraphQL and the Open
+ * Inference Protocol (JSON, and binary for 256 rows) at several concurrencies, for the demo
+ * logistic regression and a ~1M-parameter MLP; then the MLP at concurrency 64 again on a server
+ * with micro-batching off. Every HTTP row is driven by the same load generator, in its own process;
+ * the server and the peer each run alone in theirs. Event-loop delay is measured inside the server.
  */
 export async function inferenceBench(): Promise<void> {
   const seconds = Number(process.env.BENCH_SECONDS ?? 4);
   const server = await startServer({});
   const { ready, ask } = server;
-  const measure = async (body: string, rowsPerRequest: number, concurrency: number) => {
-    await load(ready.url, ready.token, body, rowsPerRequest, { concurrency, seconds: 0.5 });
+  const measure = async (target: Target, concurrency: number) => {
+    await load(target, concurrency, 0.5);
     await ask('loop-reset');
-    const m = await load(ready.url, ready.token, body, rowsPerRequest, { concurrency, seconds });
+    const m = await load(target, concurrency, seconds);
     const loop = await ask('loop-read');
     return { ...m, loopP99Ms: loop.p99Ms as number };
   };
   const rows: Array<ReturnType<typeof row>> = [];
+  const scratch = mkdtempSync(path.join(tmpdir(), 'modelgov-bench-'));
   try {
-    const trivial = JSON.stringify({ query: TRIVIAL });
+    const trivial: Target = {
+      url: new URL('/graphql', ready.url).href,
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ready.token}` },
+      body: Buffer.from(JSON.stringify({ query: TRIVIAL })),
+      rowsPerRequest: 0,
+      failureText: '"errors"',
+    };
     const floor: Record<number, Measured> = {};
     for (const c of [1, 16, 64]) {
-      floor[c] = await measure(trivial, 0, c);
+      floor[c] = await measure(trivial, c);
       rows.push(row('—', 'GraphQL { __typename }', c, 0, floor[c]));
     }
     const results: Record<string, Measured> = {};
     const workloads = [['logistic regression', ready.lr], ['MLP ~1M params', ready.mlp]] as const;
-    // The models are run raw once the servers are gone, so that nothing else competes for the cores.
+    // The models are run raw and by the peer once the servers are gone, so that nothing else
+    // competes for the cores; the artifact store goes with the server.
     const bytes = Object.fromEntries(workloads.map(([name, w]) => [name, readFileSync(w.artifactPath)]));
+    const files = Object.fromEntries(workloads.map(([name], i) => [name, path.join(scratch, `model-${i}.onnx`)]));
+    for (const [name] of workloads) writeFileSync(files[name], bytes[name]);
     for (const [name, w] of workloads) {
+      const inferUrl = new URL(`/v2/models/${encodeURIComponent(w.deployment)}/infer`, ready.url).href;
       for (const c of [1, 16, 64]) {
-        const m = await measure(rowsBody(w.deployment, w.features, 1, c), 1, c);
+        const m = await measure(graphql(ready, w.deployment, w.features, 1, c), c);
         results[`${name}/predict/${c}`] = m;
         rows.push(row(name, 'GraphQL predict', c, 1, m));
       }
+      for (const c of [1, 64]) {
+        const m = await measure({ url: inferUrl, headers: { 'content-type': 'application/json', authorization: `Bearer ${ready.token}` }, body: oipJsonBody(w.features, 1, c), rowsPerRequest: 1 }, c);
+        results[`${name}/oip/${c}`] = m;
+        rows.push(row(name, 'OIP JSON infer', c, 1, m));
+      }
       for (const c of [1, 4]) {
-        const big = await measure(rowsBody(w.deployment, w.features, 256, 3), 256, c);
+        const big = await measure(graphql(ready, w.deployment, w.features, 256, 3), c);
         results[`${name}/predict256/${c}`] = big;
         rows.push(row(name, 'GraphQL predict', c, 256, big));
       }
+      const binary = await measure(oipBinary(inferUrl, ready.token, w.features, 256, 3), 1);
+      results[`${name}/oip-binary256/1`] = binary;
+      rows.push(row(name, 'OIP binary infer (binary outputs)', 1, 256, binary));
     }
     await server.stop();
 
     const unbatched = await startServer({ INFERENCE_MAX_BATCH_ROWS: '1' });
     try {
-      await load(unbatched.ready.url, unbatched.ready.token, rowsBody(unbatched.ready.mlp.deployment, 64, 1, 64), 1, { concurrency: 64, seconds: 0.5 });
+      const target = graphql(unbatched.ready, unbatched.ready.mlp.deployment, 64, 1, 64);
+      await load(target, 64, 0.5);
       await unbatched.ask('loop-reset');
-      const m = await load(unbatched.ready.url, unbatched.ready.token, rowsBody(unbatched.ready.mlp.deployment, 64, 1, 64), 1, { concurrency: 64, seconds });
+      const m = await load(target, 64, seconds);
       const loop = await unbatched.ask('loop-read');
       results['mlp/unbatched'] = { ...m, loopP99Ms: loop.p99Ms };
       rows.push(row('MLP ~1M params', 'GraphQL predict, micro-batching off', 64, 1, results['mlp/unbatched']));
     } finally {
       await unbatched.stop();
+    }
+
+    for (const [name, w] of workloads) {
+      const peer = await startBarePeer(files[name], 'peer');
+      try {
+        for (const c of [1, 64]) {
+          const target: Target = { url: peer.url, headers: { 'content-type': 'application/json' }, body: oipJsonBody(w.features, 1, c), rowsPerRequest: 1 };
+          await load(target, c, 0.5);
+          const m = { ...(await load(target, c, seconds)), loopP99Ms: null };
+          results[`${name}/peer/${c}`] = m;
+          rows.push(row(name, 'bare peer: node:http + ORT, OIP JSON', c, 1, m));
+        }
+      } finally {
+        await peer.stop();
+      }
     }
 
     for (const [name, w] of workloads) {
@@ -182,10 +220,22 @@ export async function inferenceBench(): Promise<void> {
         rows.push(row(name, `raw ORT session.run, intraOp ${threads}`, 1, batch, m));
       }
     }
-    printTable(`Inference (${seconds} s per row; server and load generator share this machine's ${require('node:os').availableParallelism()} cores)`, rows);
+    printTable(`Inference (${seconds} s per row; server, peer and load generator share this machine's ${require('node:os').availableParallelism()} cores)`, rows);
     const p50 = (m: Measured) => percentile(m.sorted, 50);
     const rps = (m: Measured) => m.requests / m.seconds;
     const rowsPerSecond = (m: Measured) => m.rows / m.seconds;
+    printTable(
+      'Headline: OIP against the bare peer (same model, same load generator, same run)',
+      workloads.flatMap(([name]) => [
+        { target: `${name}: OIP predict req/s at c64 / bare peer req/s at c64`, value: (rps(results[`${name}/oip/64`]) / rps(results[`${name}/peer/64`])).toFixed(2), goal: '≥ 0.5' },
+        { target: `${name}: OIP predict p50 at c1 / bare peer p50 at c1`, value: (p50(results[`${name}/oip/1`]) / p50(results[`${name}/peer/1`])).toFixed(2), goal: '≤ 3' },
+        {
+          target: `${name}: 256-row OIP binary rows/s / raw ORT batch-256 rows/s (intraOp 1)`,
+          value: (rowsPerSecond(results[`${name}/oip-binary256/1`]) / rowsPerSecond(results[`${name}/raw/256/1`])).toFixed(2),
+          goal: '≥ 0.8',
+        },
+      ]),
+    );
     const saturatedLoop = Math.max(...['logistic regression', 'MLP ~1M params'].map((n) => results[`${n}/predict/64`].loopP99Ms ?? 0));
     printTable('Targets (ratios within this run)', [
       { target: 'LR predict p50 at c1 / trivial p50 at c1', value: (p50(results['logistic regression/predict/1']) / p50(floor[1])).toFixed(2), goal: '≤ 1.5' },
@@ -201,5 +251,6 @@ export async function inferenceBench(): Promise<void> {
     ]);
   } finally {
     await server.stop();
+    rmSync(scratch, { recursive: true, force: true });
   }
 }

@@ -31,6 +31,12 @@ export enum InferenceReason {
   MISSING_INPUT = 'INFERENCE_MISSING_INPUT',
   /** The model name matches deployments of several teams: name it as team:deployment or by its ID. */
   AMBIGUOUS_MODEL = 'INFERENCE_AMBIGUOUS_MODEL',
+  /** `Inference-Header-Content-Length` is not a whole number, exceeds the body, or does not delimit a JSON object: send the JSON header's length in bytes. */
+  BINARY_HEADER = 'INFERENCE_BINARY_HEADER',
+  /** An input's `parameters.binary_data_size` (at `field`) is not its shape × datatype size in bytes, or the input also carries `data`: send exactly its raw bytes. */
+  BINARY_SIZE = 'INFERENCE_BINARY_SIZE',
+  /** The bytes after the JSON header are not the inputs' `binary_data_size`s added up (bytes missing or trailing): send each binary input's bytes, in order, and nothing after them. */
+  BINARY_LENGTH = 'INFERENCE_BINARY_LENGTH',
   /** No answered prediction of this deployment has the given id or request key (yet: records are written within the log's flush interval): check it, or send it again later. */
   UNKNOWN_PREDICTION = 'OUTCOME_UNKNOWN_PREDICTION',
   /** Several predictions of the deployment carry the request key: name the prediction by its id. */
@@ -63,6 +69,18 @@ export const INFERENCE_REASONS: ReasonCatalogue<InferenceReason> = {
   [InferenceReason.UNKNOWN_INPUT]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'The request names an input the model does not take: send only the inputs of its signature.' },
   [InferenceReason.MISSING_INPUT]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'The request lacks an input the model takes: send every input of its signature.' },
   [InferenceReason.AMBIGUOUS_MODEL]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'The model name matches deployments of several teams: name it as team:deployment or by its ID.' },
+  [InferenceReason.BINARY_HEADER]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: '`Inference-Header-Content-Length` is not a whole number, exceeds the body, or does not delimit a JSON object: send the JSON header\'s length in bytes.',
+  },
+  [InferenceReason.BINARY_SIZE]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: "An input's `parameters.binary_data_size` (at `field`) is not its shape × datatype size in bytes, or the input also carries `data`: send exactly its raw bytes.",
+  },
+  [InferenceReason.BINARY_LENGTH]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: "The bytes after the JSON header are not the inputs' `binary_data_size`s added up (bytes missing or trailing): send each binary input's bytes, in order, and nothing after them.",
+  },
   [InferenceReason.UNKNOWN_PREDICTION]: {
     codes: [ErrorCode.NOT_FOUND],
     description: "No answered prediction of this deployment has the given id or request key (yet: records are written within the log's flush interval): check it, or send it again later.",

@@ -11,6 +11,7 @@ import { predict } from './inference.service';
 import { checkRequestKey } from './request-key';
 import { feedsFromOip, OIP_DATATYPE, tensorToFlat, tensorToRows, type OipTensor, type TensorSpec } from './tensors';
 import { InferenceReason } from './inference.errors';
+import { encodeResponse, HEADER_LENGTH, splitBinaryRequest, wantsBinaryOutput } from './oip-binary';
 import { CoreReason } from '../core/error-reasons';
 
 /**
@@ -74,9 +75,15 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
     }),
   );
 
+  // The binary extension's body is raw bytes (header, then tensors); any other body is JSON. Both
+  // are held to the same size limit.
+  const parseJson = express.json({ limit: app.config.bodyLimitBytes });
+  const parseRaw = express.raw({ type: () => true, limit: app.config.bodyLimitBytes });
+  const parseBody = (req: Request, res: Response, next: NextFunction) => (req.header(HEADER_LENGTH) !== undefined ? parseRaw : parseJson)(req, res, next);
+
   router.post(
     '/models/:name/infer',
-    express.json({ limit: app.config.bodyLimitBytes }),
+    parseBody,
     wrap(async (req, res) => {
       const ctx = await authed(req, res);
       assertStorable(String(req.params.name), 'model', MAX_KEY_LENGTH);
@@ -90,7 +97,9 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
         }
         throw e;
       }
-      const body = req.body as { id?: unknown; inputs?: OipTensor[]; outputs?: Array<{ name?: unknown }>; parameters?: Record<string, unknown> };
+      const headerLength = req.header(HEADER_LENGTH);
+      const split = headerLength !== undefined ? splitBinaryRequest(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), headerLength) : undefined;
+      const body = (split ? split.header : req.body) as { id?: unknown; inputs?: OipTensor[]; outputs?: Array<{ name?: unknown }>; parameters?: Record<string, unknown> };
       if (!body || typeof body !== 'object' || !Array.isArray(body.inputs)) throw badInput('The body must be a JSON object with an "inputs" array', { field: 'inputs', reason: InferenceReason.INPUT_SHAPE });
       const requestKey = body.parameters?.request_key;
       if (requestKey !== undefined) checkRequestKey(requestKey, 'parameters.request_key');
@@ -101,7 +110,7 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
         requestKey: (requestKey as string | undefined) ?? null,
         source: 'open-inference',
         feeds: (spec, limits) => {
-          const built = feedsFromOip(spec, body.inputs!, limits);
+          const built = feedsFromOip(spec, body.inputs!, limits, split?.binary);
           // Logged in the same nested-rows form as GraphQL requests (before the buffers move to a thread).
           logged ??= Object.fromEntries(built.feeds.map((f) => [f.name, tensorToRows(f)]));
           return built;
@@ -110,16 +119,24 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
       });
       const predictionId = toGlobalId('Prediction', result.predictionId);
       const wanted = Array.isArray(body.outputs) && body.outputs.length ? new Set(body.outputs.map((o) => String(o?.name))) : null;
-      res.json({
-        model_name: String(req.params.name),
-        model_version: result.version.nodeId,
-        // The protocol returns the request's own id when it gave one; otherwise the prediction id.
-        id: typeof body.id === 'string' ? body.id : predictionId,
-        parameters: { prediction_id: predictionId, fallback: result.fallback, latency_ms: result.latencyMs, deployment: toGlobalId('Deployment', result.deploymentId) },
-        outputs: result.outputs
+      const encoded = encodeResponse(
+        {
+          model_name: String(req.params.name),
+          model_version: result.version.nodeId,
+          // The protocol returns the request's own id when it gave one; otherwise the prediction id.
+          id: typeof body.id === 'string' ? body.id : predictionId,
+          parameters: { prediction_id: predictionId, fallback: result.fallback, latency_ms: result.latencyMs, deployment: toGlobalId('Deployment', result.deploymentId) },
+        },
+        result.outputs
           .filter((o) => !wanted || wanted.has(o.name))
-          .map((o) => ({ name: o.name, datatype: OIP_DATATYPE[o.type], shape: o.dims, data: tensorToFlat(o) })),
-      });
+          .map((o) => ({ tensor: o, binary: wantsBinaryOutput(body.parameters, body.outputs, o.name), data: () => tensorToFlat(o) })),
+      );
+      if ('json' in encoded) {
+        res.json(encoded.json);
+        return;
+      }
+      res.setHeader(HEADER_LENGTH, String(encoded.headerLength));
+      res.type('application/octet-stream').send(encoded.body);
     }),
   );
 

@@ -248,22 +248,31 @@ export interface OipTensor {
   shape?: unknown;
   datatype?: unknown;
   data?: unknown;
+  parameters?: unknown;
 }
+
+/** Bytes per element of each type in the Open Inference Protocol's binary form (BOOL is one byte). */
+export const ELEMENT_BYTES: Record<TensorType, number> = { float32: 4, float64: 8, int8: 1, uint8: 1, int16: 2, uint16: 2, int32: 4, int64: 8, bool: 1 };
 
 /**
  * Builds the feeds from Open Inference Protocol inputs: `data` is row-major, flat or nested;
- * `shape` and `datatype` must agree with the model.
+ * `shape` and `datatype` must agree with the model. With the binary extension, `binary[i]` holds
+ * the raw little-endian bytes of `inputs[i]` (which then carries `parameters.binary_data_size` and
+ * no `data`); both forms pass the same checks of names, datatype, shape, limits and values.
  */
-export function feedsFromOip(spec: ModelSpec, inputs: OipTensor[], limits: InputLimits): { feeds: WireTensor[]; rows: number } {
+export function feedsFromOip(spec: ModelSpec, inputs: OipTensor[], limits: InputLimits, binary?: ReadonlyArray<Uint8Array | undefined>): { feeds: WireTensor[]; rows: number } {
   if (!Array.isArray(inputs) || inputs.some((t) => !t || typeof t !== 'object' || typeof t.name !== 'string')) {
     throw badInput('inputs must be an array of { name, shape, datatype, data }', { field: 'inputs', reason: InferenceReason.INPUT_SHAPE });
   }
-  const byName = new Map(inputs.map((t) => [t.name as string, t]));
+  const byName = new Map(inputs.map((t, i) => [t.name as string, { t, bytes: binary?.[i] }]));
   if (byName.size !== inputs.length) throw badInput('inputs names a tensor twice', { field: 'inputs', reason: InferenceReason.INPUT_SHAPE });
   checkNames(spec, [...byName.keys()], 'inputs');
   const feeds = spec.inputs.map((s) => {
-    const t = byName.get(s.name)!;
+    const { t, bytes } = byName.get(s.name)!;
     const field = `inputs.${s.name}`;
+    if (t.datatype === 'BYTES') {
+      throw badInput(`${field}.datatype is "BYTES": string tensors are not served; the model expects ${OIP_DATATYPE[s.type]}`, { field: `${field}.datatype`, reason: InferenceReason.INPUT_TYPE });
+    }
     if (t.datatype !== OIP_DATATYPE[s.type]) {
       throw badInput(`${field}.datatype is ${JSON.stringify(t.datatype)}; the model expects ${OIP_DATATYPE[s.type]}`, { field: `${field}.datatype`, reason: InferenceReason.INPUT_TYPE });
     }
@@ -272,9 +281,10 @@ export function feedsFromOip(spec: ModelSpec, inputs: OipTensor[], limits: Input
     }
     const dims = t.shape as number[];
     checkRows(s, dims, limits, field);
+    const size = dims.reduce((a, b) => a * b, 1);
+    if (bytes) return { name: s.name, type: s.type, dims, data: fromBytes(s.type, bytes, size, limits, field) };
     if (!Array.isArray(t.data)) throw badInput(`${field}.data must be an array`, { field: `${field}.data`, reason: InferenceReason.INPUT_TYPE });
     const flat = (t.data as unknown[]).flat(dims.length) as unknown[];
-    const size = dims.reduce((a, b) => a * b, 1);
     if (flat.length !== size) {
       throw badInput(`${field}.data holds ${flat.length} values; shape ${describeShape(dims)} needs ${size}`, { field: `${field}.data`, reason: InferenceReason.INPUT_SHAPE });
     }
@@ -283,6 +293,50 @@ export function feedsFromOip(spec: ModelSpec, inputs: OipTensor[], limits: Input
     return { name: s.name, type: s.type, dims, data };
   });
   return { feeds, rows: agreeOnRows(feeds, 'inputs') };
+}
+
+/**
+ * A fresh typed array of `size` elements from raw little-endian bytes (copied: the request's buffer
+ * is neither aligned for the type nor ours to transfer to a thread), with the value checks the JSON
+ * form applies: NaN and infinities as configured, BOOL bytes 0 or 1.
+ */
+function fromBytes(type: TensorType, bytes: Uint8Array, size: number, limits: InputLimits, field: string): TensorData {
+  const expected = size * ELEMENT_BYTES[type];
+  if (bytes.byteLength !== expected) {
+    throw badInput(`${field}.parameters.binary_data_size is ${bytes.byteLength}; shape × ${OIP_DATATYPE[type]} needs ${expected} bytes`, {
+      field: `${field}.parameters.binary_data_size`,
+      reason: InferenceReason.BINARY_SIZE,
+    });
+  }
+  const data = typedArray(type, size);
+  new Uint8Array(data.buffer, data.byteOffset, data.byteLength).set(bytes);
+  if (!LITTLE_ENDIAN && ELEMENT_BYTES[type] > 1) swapBytes(new Uint8Array(data.buffer), ELEMENT_BYTES[type]);
+  if ((type === 'float32' || type === 'float64') && !limits.allowNonFinite) {
+    const values = data as Float32Array | Float64Array;
+    for (let i = 0; i < values.length; i++) {
+      if (!Number.isFinite(values[i])) throw badInput(`${field}[${i}] is ${values[i]}: NaN and infinities are refused`, { field: `${field}[${i}]`, reason: InferenceReason.NON_FINITE });
+    }
+  }
+  if (type === 'bool') {
+    const i = (data as Uint8Array).findIndex((b) => b > 1);
+    if (i >= 0) throw badInput(`${field}[${i}] is the byte ${(data as Uint8Array)[i]}; BOOL bytes must be 0 or 1`, { field: `${field}[${i}]`, reason: InferenceReason.INPUT_TYPE });
+  }
+  return data;
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+function swapBytes(bytes: Uint8Array, width: number): void {
+  for (let i = 0; i < bytes.length; i += width) bytes.subarray(i, i + width).reverse();
+}
+
+/** A tensor's elements as raw little-endian bytes (the Open Inference Protocol's binary form). */
+export function tensorToBytes(t: WireTensor): Uint8Array {
+  const view = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  if (LITTLE_ENDIAN || ELEMENT_BYTES[t.type] === 1) return view;
+  const copy = view.slice();
+  swapBytes(copy, ELEMENT_BYTES[t.type]);
+  return copy;
 }
 
 /** A plain JSON value of one element (int64 beyond 2^53 as a string). */
