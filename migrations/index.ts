@@ -17,6 +17,7 @@ import { RolloutEvidence1795313400000 } from './1795313400000-RolloutEvidence';
 import { PredictionIds1795314000000 } from './1795314000000-PredictionIds';
 import { PredictionOutcomes1795314100000 } from './1795314100000-PredictionOutcomes';
 import { WindowRollups1795315000000 } from './1795315000000-WindowRollups';
+import { ProductionSamples1795316000000 } from './1795316000000-ProductionSamples';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
 export const MIGRATIONS: Function[] = [
@@ -39,4 +40,5 @@ export const MIGRATIONS: Function[] = [
   PredictionIds1795314000000,
   PredictionOutcomes1795314100000,
   WindowRollups1795315000000,
+  ProductionSamples1795316000000,
 ];

@@ -7,6 +7,7 @@ import { CodeVersion } from '../lineage/code-version.entity';
 import { Config } from '../lineage/config.entity';
 import { Dataset } from '../lineage/dataset.entity';
 import { DatasetVersion, DatasetVersionParent } from '../lineage/dataset-version.entity';
+import { DatasetVersionSample } from '../lineage/dataset-version-sample.entity';
 import { Environment } from '../lineage/environment.entity';
 import { SeedSet } from '../lineage/seed-set.entity';
 import { TrainingRun, TrainingRunDataset } from '../lineage/training-run.entity';
@@ -32,6 +33,7 @@ export const ENTITIES = [
   Dataset,
   DatasetVersion,
   DatasetVersionParent,
+  DatasetVersionSample,
   CodeVersion,
   Config,
   SeedSet,

@@ -20,10 +20,11 @@ export enum LineageRelation {
   USED = 'USED',
   PRODUCED = 'PRODUCED',
   SERVES = 'SERVES',
+  SAMPLED = 'SAMPLED',
 }
 registerEnumType(LineageRelation, {
   name: 'LineageRelation',
-  description: 'Edges point downstream: DERIVED (dataset version → derived dataset version), USED (input → training run), PRODUCED (training run → model version), SERVES (model version → deployment)',
+  description: 'Edges point downstream: DERIVED (dataset version → derived dataset version), USED (input → training run), PRODUCED (training run → model version), SERVES (model version → deployment), SAMPLED (deployment → dataset version sampled from its production traffic)',
 });
 
 @ObjectType({ description: 'A directed lineage edge, from the upstream node to the downstream one' })
@@ -79,6 +80,7 @@ export const EDGE_KINDS: EdgeKind[] = [
   { relation: LineageRelation.USED, from: 'ModelVersion', to: 'TrainingRun', link: 'training_run', fromCol: 'base_model_version_id', toCol: 'id' },
   { relation: LineageRelation.PRODUCED, from: 'TrainingRun', to: 'ModelVersion', link: 'model_version', fromCol: 'training_run_id', toCol: 'id' },
   { relation: LineageRelation.SERVES, from: 'ModelVersion', to: 'Deployment', link: 'traffic_share', fromCol: 'model_version_id', toCol: 'deployment_id' },
+  { relation: LineageRelation.SAMPLED, from: 'Deployment', to: 'DatasetVersion', link: 'dataset_version_sample', fromCol: 'deployment_id', toCol: 'dataset_version_id' },
 ];
 
 /** Turns a row read as jsonb back into an entity instance (dates, numbers and getters included). */

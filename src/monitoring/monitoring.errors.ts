@@ -11,6 +11,12 @@ export enum MonitoringReason {
   INVALID_RANGE = 'INVALID_RANGE',
   /** Quality settings must keep 0 < warning ≤ critical < 1, minLabelled 1 to 1,000,000 and lookbackSeconds 60 to 7,776,000: `field` names the one out of range. */
   QUALITY_SETTINGS = 'QUALITY_SETTINGS',
+  /** `holdoutShare` must be above 0 and at most 0.5: the held-out part is the latest rows, never most of them. */
+  HOLDOUT_SHARE = 'HOLDOUT_SHARE',
+  /** The range holds fewer usable labelled rows than a production sample needs (the message gives both counts and the unusable rows by cause): sample a longer range or record more outcomes. */
+  SAMPLE_TOO_SMALL = 'SAMPLE_TOO_SMALL',
+  /** The serving version's input columns cannot head a CSV (a name with other characters than letters, digits, "_", ".", "-", or one named `label`): a production sample of it cannot be taken. */
+  SAMPLE_COLUMNS = 'SAMPLE_COLUMNS',
 }
 
 declare module '../core/error-reasons' {
@@ -25,5 +31,14 @@ export const MONITORING_REASONS: ReasonCatalogue<MonitoringReason> = {
   [MonitoringReason.QUALITY_SETTINGS]: {
     codes: [ErrorCode.BAD_USER_INPUT],
     description: 'Quality settings must keep 0 < warning ≤ critical < 1, minLabelled 1 to 1,000,000 and lookbackSeconds 60 to 7,776,000: `field` names the one out of range.',
+  },
+  [MonitoringReason.HOLDOUT_SHARE]: { codes: [ErrorCode.BAD_USER_INPUT], description: '`holdoutShare` must be above 0 and at most 0.5: the held-out part is the latest rows, never most of them.' },
+  [MonitoringReason.SAMPLE_TOO_SMALL]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: 'The range holds fewer usable labelled rows than a production sample needs (the message gives both counts and the unusable rows by cause): sample a longer range or record more outcomes.',
+  },
+  [MonitoringReason.SAMPLE_COLUMNS]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: 'The serving version\'s input columns cannot head a CSV (a name with other characters than letters, digits, "_", ".", "-", or one named `label`): a production sample of it cannot be taken.',
   },
 };

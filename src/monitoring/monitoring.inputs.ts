@@ -93,3 +93,18 @@ export function monitoringPatch(input: DeploymentMonitoringInput): MonitoringPat
       : undefined,
   };
 }
+
+@InputType({ description: "Which of a deployment's labelled production traffic to sample, and how much of it to hold out" })
+export class SampleProductionDataInput {
+  @Field(() => ID)
+  deployment!: string;
+
+  @Field(() => Date, { nullable: true, description: 'Predictions that occurred at or after this instant (default: 7 days before `to`)' })
+  from?: Date | null;
+
+  @Field(() => Date, { nullable: true, description: 'Predictions that occurred before this instant (default: now); the range spans at most 90 days' })
+  to?: Date | null;
+
+  @Field(() => Float, { defaultValue: 0.2, description: 'The latest share of the rows, by time, that becomes the HOLDOUT part; above 0, at most 0.5' })
+  holdoutShare!: number;
+}

@@ -12,7 +12,9 @@ import { Deployment } from '../rollouts/deployment.entity';
 import { Alert, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import * as monitoring from './monitor.service';
 import * as queries from './monitoring-query.service';
-import { AlertConnection, AlertFilter, DeploymentMonitoringInput, monitoringPatch } from './monitoring.inputs';
+import { AlertConnection, AlertFilter, DeploymentMonitoringInput, monitoringPatch, SampleProductionDataInput } from './monitoring.inputs';
+import { ProductionSample } from './production-sample';
+import * as samples from './production-sample.service';
 import { filtered } from './subscription-stream';
 import { QualityReport } from './quality-report';
 import * as quality from './quality.service';
@@ -99,6 +101,17 @@ export class MonitoringResolver {
   @Policy({ action: 'update', subject: 'Deployment' })
   setDeploymentMonitoring(@Ctx() ctx: RequestContext, @Arg('input', () => DeploymentMonitoringInput) input: DeploymentMonitoringInput) {
     return monitoring.setDeploymentMonitoring(ctx, input.deployment, monitoringPatch(input));
+  }
+
+  @Mutation(() => ProductionSample, {
+    description:
+      "Samples a deployment's labelled production traffic into dataset versions of its team's `<deployment>-production` dataset, split by time " +
+      '(the latest `holdoutShare` of the rows held out), classified at least as strictly as the training data of the versions that answered; ' +
+      'the lineage records Deployment –SAMPLED→ DatasetVersion. Needs `update` on the deployment and `create` on dataset versions',
+  })
+  @Policy({ action: 'update', subject: 'Deployment' })
+  sampleProductionData(@Ctx() ctx: RequestContext, @Arg('input', () => SampleProductionDataInput) input: SampleProductionDataInput) {
+    return samples.sampleProductionData(ctx, input);
   }
 
   @Mutation(() => Alert, { description: 'Marks an open alert as seen (it stays until resolved or cleared)' })
