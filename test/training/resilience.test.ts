@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -30,12 +30,13 @@ function processGroupOf(pid: number): number {
 }
 
 // A trainer with a sidecar process beside it: it starts `sleep` (holding none of its output), runs the
-// built-in trainer as its own child, prints the three pids, and exits as the built-in trainer does,
-// leaving the sidecar behind: nothing but the server ends it.
-const TRAINER_WITH_SIDECAR = `const { spawn } = require('node:child_process');
+// built-in trainer as its own child, writes the three pids to `pidFile` (the run's log tail is
+// bounded: progress lines soon push a printed line out of it), and exits as the built-in trainer
+// does, leaving the sidecar behind: nothing but the server ends it.
+const trainerWithSidecar = (pidFile: string) => `const { spawn } = require('node:child_process');
 const sidecar = spawn('sleep', ['600'], { stdio: 'ignore' });
 const trainer = spawn(process.execPath, [${JSON.stringify(TABULAR_TRAINER)}], { stdio: ['ignore', 'inherit', 'inherit'] });
-process.stdout.write('pids ' + process.pid + ' ' + sidecar.pid + ' ' + trainer.pid + '\\n');
+require('node:fs').writeFileSync(${JSON.stringify(pidFile)}, process.pid + ' ' + sidecar.pid + ' ' + trainer.pid);
 trainer.on('exit', (code) => process.exit(code ?? 1));
 `;
 
@@ -147,7 +148,8 @@ describe('training survives its infrastructure failing', () => {
     cleanup.push(() => redis.stop());
     const repo = await mkdtemp(path.join(os.tmpdir(), 'modelgov-trainers-'));
     cleanup.push(() => rm(repo, { recursive: true, force: true }));
-    await writeFile(path.join(repo, 'train-with-sidecar.js'), TRAINER_WITH_SIDECAR);
+    const pidFile = path.join(repo, 'pids');
+    await writeFile(path.join(repo, 'train-with-sidecar.js'), trainerWithSidecar(pidFile));
     const repositories = JSON.stringify({ 'https://git.example.com/sidecars': repo });
     const env = { REDIS_URL: redis.url, WORKERS_IN_PROCESS: 'false', WORKER_LOCK_MS: '3000', TRAINER_REPOSITORIES: repositories };
     const t = await startTestServer({ env });
@@ -182,8 +184,8 @@ describe('training survives its infrastructure failing', () => {
     assert.equal(r.errors, undefined, JSON.stringify(r.errors));
     const runId = uuidOf(r.data.startTrainingRun.id);
     const pids = await eventually('the trainer and its sidecar to be running', async () => {
-      const [row] = await t.sql(`SELECT status, progress, log_tail FROM training_run WHERE id = $1`, [runId]);
-      const line = /pids (\d+) (\d+) (\d+)/.exec(row.log_tail ?? '');
+      const [row] = await t.sql(`SELECT status, progress FROM training_run WHERE id = $1`, [runId]);
+      const line = /^(\d+) (\d+) (\d+)$/.exec(await readFile(pidFile, 'utf8').catch(() => ''));
       return row.status === 'RUNNING' && row.progress > 0.05 && line ? line.slice(1).map(Number) : undefined;
     }, 60_000, 50);
     cleanup.push(async () => {
