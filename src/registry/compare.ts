@@ -1,7 +1,7 @@
 import { Field, Float, ObjectType } from 'type-graphql';
 import type { RequestContext } from '../core/context';
 import { notFound } from '../core/errors';
-import { expectId } from '../core/global-id';
+import { expectId, toGlobalId } from '../core/global-id';
 import { JSONScalar } from '../core/scalars';
 import { Config } from '../lineage/config.entity';
 import { DatasetVersion } from '../lineage/dataset-version.entity';
@@ -9,6 +9,7 @@ import { SeedSet } from '../lineage/seed-set.entity';
 import { runDatasetLinks } from '../lineage/lineage.loaders';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { ModelVersion } from './model-version.entity';
+import { challengeOf, ModelVersionChallenge } from './model-version-challenge';
 
 @ObjectType({ description: 'One metric in two versions' })
 export class MetricDifference {
@@ -77,6 +78,9 @@ export class ModelVersionComparison {
 
   @Field({ description: 'Both versions have a recorded training run, so the lineage comparison is complete' })
   lineageComplete!: boolean;
+
+  @Field(() => ModelVersionChallenge, { nullable: true, description: "b's latest challenge when it was judged against a (challengeModelVersion), else null" })
+  challenge!: ModelVersionChallenge | null;
 }
 
 function flatten(value: unknown, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {
@@ -122,6 +126,7 @@ export async function compareVersions(ctx: RequestContext, a: ModelVersion, b: M
   return Object.assign(new ModelVersionComparison(), {
     a,
     b,
+    challenge: b.challenge && b.challenge.champion === toGlobalId('ModelVersion', a.id) ? challengeOf(b.challenge) : null,
     metrics: names.map((name) => {
       const va = a.metrics[name] ?? null;
       const vb = b.metrics[name] ?? null;

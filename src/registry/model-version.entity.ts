@@ -6,6 +6,7 @@ import { bigintAsNumber, JSONObjectScalar, JSONScalar } from '../core/scalars';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { Artifact } from './artifact.entity';
 import { Model } from './model.entity';
+import type { StoredChallenge } from './model-version-challenge';
 import type { OnnxSignature } from './onnx';
 
 export enum ModelVersionStatus {
@@ -124,6 +125,9 @@ export class ModelVersion extends TeamOwnedEntity implements Node {
   @Column({ type: 'jsonb', nullable: true })
   evaluation!: object | null;
 
+  // The latest champion/challenger comparison, exposed through a field resolver as a typed object.
+  @Column({ type: 'jsonb', nullable: true })
+  challenge!: StoredChallenge | null;
 
   @Field()
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })

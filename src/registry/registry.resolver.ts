@@ -9,6 +9,7 @@ import { Approval } from './approval.entity';
 import { compareVersions, compareVersionsByIds, ModelVersionComparison } from './compare';
 import { Model } from './model.entity';
 import { ModelVersion } from './model-version.entity';
+import { challengeOf, ModelVersionChallenge } from './model-version-challenge';
 import { aliasesBy, approvalsByVersion } from './registry.loaders';
 import {
   CreateModelInput,
@@ -170,6 +171,11 @@ export class ModelVersionFieldResolver {
   async previousVersion(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
     const all = await ctx.loaders.byColumn(ModelVersion, 'ModelVersion', 'model_id', { version: 'DESC' }).load(r.modelId);
     return all.find((v) => v.version < r.version) ?? null;
+  }
+
+  @FieldResolver(() => ModelVersionChallenge, { nullable: true, description: 'The latest champion/challenger comparison of this version (challengeModelVersion), if any' })
+  challenge(@Root() r: ModelVersion) {
+    return challengeOf(r.challenge);
   }
 
   @FieldResolver(() => ModelVersionComparison, { nullable: true, description: 'compareModelVersions(previousVersion, this)' })
