@@ -17,6 +17,14 @@ export enum MonitoringReason {
   SAMPLE_TOO_SMALL = 'SAMPLE_TOO_SMALL',
   /** The serving version's input columns cannot head a CSV (a name with other characters than letters, digits, "_", ".", "-", or one named `label`): a production sample of it cannot be taken. */
   SAMPLE_COLUMNS = 'SAMPLE_COLUMNS',
+  /** A challenge policy value is out of range (minRows 1 to 1,000,000; 0 ≤ maxAccuracyDrop < 1; 0 < alpha ≤ 0.5; 0 < decisionThreshold < 1): `field` names it. */
+  CHALLENGE_POLICY = 'CHALLENGE_POLICY',
+  /** The candidate and the champion are the same version (or the candidate holds the `champion` alias): name another champion. */
+  CHALLENGE_SAME_VERSION = 'CHALLENGE_SAME_VERSION',
+  /** The holdout cannot be judged on: its content is not stored here, is too large, lacks a `label` column or a model's input column, or holds a value that is not a number (a label other than 0 or 1): the message says which. */
+  CHALLENGE_HOLDOUT = 'CHALLENGE_HOLDOUT',
+  /** A model cannot be run on CSV columns: it needs one float input of shape [rows, columns]; the message names the version. */
+  CHALLENGE_MODEL_INPUT = 'CHALLENGE_MODEL_INPUT',
 }
 
 declare module '../core/error-reasons' {
@@ -40,5 +48,22 @@ export const MONITORING_REASONS: ReasonCatalogue<MonitoringReason> = {
   [MonitoringReason.SAMPLE_COLUMNS]: {
     codes: [ErrorCode.BAD_USER_INPUT],
     description: 'The serving version\'s input columns cannot head a CSV (a name with other characters than letters, digits, "_", ".", "-", or one named `label`): a production sample of it cannot be taken.',
+  },
+  [MonitoringReason.CHALLENGE_POLICY]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: 'A challenge policy value is out of range (minRows 1 to 1,000,000; 0 ≤ maxAccuracyDrop < 1; 0 < alpha ≤ 0.5; 0 < decisionThreshold < 1): `field` names it.',
+  },
+  [MonitoringReason.CHALLENGE_SAME_VERSION]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: 'The candidate and the champion are the same version (or the candidate holds the `champion` alias): name another champion.',
+  },
+  [MonitoringReason.CHALLENGE_HOLDOUT]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description:
+      'The holdout cannot be judged on: its content is not stored here, is too large, lacks a `label` column or a model\'s input column, or holds a value that is not a number (a label other than 0 or 1): the message says which.',
+  },
+  [MonitoringReason.CHALLENGE_MODEL_INPUT]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: 'A model cannot be run on CSV columns: it needs one float input of shape [rows, columns]; the message names the version.',
   },
 };

@@ -108,3 +108,33 @@ export class SampleProductionDataInput {
   @Field(() => Float, { defaultValue: 0.2, description: 'The latest share of the rows, by time, that becomes the HOLDOUT part; above 0, at most 0.5' })
   holdoutShare!: number;
 }
+
+@InputType({ description: 'What a candidate must show against the champion on the holdout' })
+export class ChallengePolicyInput {
+  @Field(() => Int, { defaultValue: 200, description: 'Fewer holdout rows reject the candidate: too little evidence; 1 to 1,000,000' })
+  minRows!: number;
+
+  @Field(() => Float, { defaultValue: 0, description: "Largest accuracy drop below the champion's tolerated, relative (0.01: 1 %); 0 to below 1" })
+  maxAccuracyDrop!: number;
+
+  @Field(() => Float, { defaultValue: 0.05, description: "Significance level of McNemar's one-sided test that the candidate is worse; above 0, at most 0.5" })
+  alpha!: number;
+
+  @Field(() => Float, { nullable: true, description: "Score at or above it predicts class 1, for both models (default: each version's metrics.threshold, else 0.5); above 0, below 1" })
+  decisionThreshold?: number | null;
+}
+
+@InputType()
+export class ChallengeModelVersionInput {
+  @Field(() => ID, { description: 'The ModelVersion to judge' })
+  candidate!: string;
+
+  @Field(() => ID, { nullable: true, description: "The ModelVersion to judge it against (default: the version holding the candidate's model's `champion` alias)" })
+  champion?: string | null;
+
+  @Field(() => ID, { description: 'A DatasetVersion whose content is a CSV: the input columns, then `label` (0 or 1)' })
+  holdout!: string;
+
+  @Field(() => ChallengePolicyInput, { nullable: true })
+  policy?: ChallengePolicyInput | null;
+}

@@ -7,12 +7,14 @@ import { PageArgs } from '../core/pagination';
 import { authorizeField, Policy } from '../core/policy';
 import { JSONObjectScalar } from '../core/scalars';
 import { ModelVersion } from '../registry/model-version.entity';
+import { ModelVersionChallenge } from '../registry/model-version-challenge';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { Deployment } from '../rollouts/deployment.entity';
 import { Alert, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import * as monitoring from './monitor.service';
 import * as queries from './monitoring-query.service';
-import { AlertConnection, AlertFilter, DeploymentMonitoringInput, monitoringPatch, SampleProductionDataInput } from './monitoring.inputs';
+import { AlertConnection, AlertFilter, ChallengeModelVersionInput, DeploymentMonitoringInput, monitoringPatch, SampleProductionDataInput } from './monitoring.inputs';
+import * as challenger from './challenger.service';
 import { ProductionSample } from './production-sample';
 import * as samples from './production-sample.service';
 import { filtered } from './subscription-stream';
@@ -112,6 +114,17 @@ export class MonitoringResolver {
   @Policy({ action: 'update', subject: 'Deployment' })
   sampleProductionData(@Ctx() ctx: RequestContext, @Arg('input', () => SampleProductionDataInput) input: SampleProductionDataInput) {
     return samples.sampleProductionData(ctx, input);
+  }
+
+  @Mutation(() => ModelVersionChallenge, {
+    description:
+      'Judges a candidate model version against the champion on the same holdout (a DatasetVersion: input columns, then `label`), both run by this server: ' +
+      "accuracy, ROC AUC, McNemar's exact test and a paired bootstrap interval of the AUC difference; PASSED or REJECTED with reasons, stored on the candidate (`ModelVersion.challenge`). " +
+      'Needs `update` on the candidate and `read` on the champion and the holdout',
+  })
+  @Policy({ action: 'update', subject: 'ModelVersion' })
+  challengeModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ChallengeModelVersionInput) input: ChallengeModelVersionInput) {
+    return challenger.challengeModelVersion(ctx, input);
   }
 
   @Mutation(() => Alert, { description: 'Marks an open alert as seen (it stays until resolved or cleared)' })
