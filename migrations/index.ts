@@ -18,6 +18,7 @@ import { PredictionIds1795314000000 } from './1795314000000-PredictionIds';
 import { PredictionOutcomes1795314100000 } from './1795314100000-PredictionOutcomes';
 import { WindowRollups1795315000000 } from './1795315000000-WindowRollups';
 import { ProductionSamples1795316000000 } from './1795316000000-ProductionSamples';
+import { NotificationChannels1795316600000 } from './1795316600000-NotificationChannels';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
 export const MIGRATIONS: Function[] = [
@@ -41,4 +42,5 @@ export const MIGRATIONS: Function[] = [
   PredictionOutcomes1795314100000,
   WindowRollups1795315000000,
   ProductionSamples1795316000000,
+  NotificationChannels1795316600000,
 ];

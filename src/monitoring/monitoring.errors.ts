@@ -17,6 +17,8 @@ export enum MonitoringReason {
   SAMPLE_TOO_SMALL = 'SAMPLE_TOO_SMALL',
   /** The serving version's input columns cannot head a CSV (a name with other characters than letters, digits, "_", ".", "-", or one named `label`): a production sample of it cannot be taken. */
   SAMPLE_COLUMNS = 'SAMPLE_COLUMNS',
+  /** A notification channel's URL cannot be sent to: not http(s), credentials in it, or a host that is (or resolves only to) a loopback, private, link-local or other internal address not in NOTIFY_ALLOWED_HOSTS; the message says which. */
+  NOTIFICATION_URL_REFUSED = 'NOTIFICATION_URL_REFUSED',
 }
 
 declare module '../core/error-reasons' {
@@ -40,5 +42,10 @@ export const MONITORING_REASONS: ReasonCatalogue<MonitoringReason> = {
   [MonitoringReason.SAMPLE_COLUMNS]: {
     codes: [ErrorCode.BAD_USER_INPUT],
     description: 'The serving version\'s input columns cannot head a CSV (a name with other characters than letters, digits, "_", ".", "-", or one named `label`): a production sample of it cannot be taken.',
+  },
+  [MonitoringReason.NOTIFICATION_URL_REFUSED]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description:
+      "A notification channel's URL cannot be sent to: not http(s), credentials in it, or a host that is (or resolves only to) a loopback, private, link-local or other internal address not in NOTIFY_ALLOWED_HOSTS; the message says which.",
   },
 };
