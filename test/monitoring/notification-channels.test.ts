@@ -204,8 +204,8 @@ describe('notification channels on a server that allows no internal host', () =>
   });
 
   it('refuses at send time a destination that became internal, and never follows a redirect', async () => {
-    // A channel whose destination was allowed when it was made: the server is restarted-free here,
-    // so it is planted with a URL only an allow-list would have let through.
+    // A second server that allows 127.0.0.1 makes the channel; its row is then planted on this one,
+    // as if the allow-list had shrunk since the channel was made.
     const target = await receiver();
     closers.push(target.close);
     const redirector = await receiver((res) => res.writeHead(302, { location: `${target.url}/stolen` }).end());
