@@ -105,6 +105,13 @@ const schema = z.object({
   AUDIT_EXPORT_LINK_TTL_SECONDS: int(10, 7 * 24 * 3600).default(3600),
   AUDIT_ANCHOR_FILE: z.string().min(1).optional(),
   AUDIT_ANCHOR_EVERY_SECONDS: int(1, 24 * 3600).default(300),
+  NOTIFY_SECRET_KEY: z.string().min(1).optional(),
+  NOTIFY_ALLOWED_HOSTS: z
+    .string()
+    .regex(/^[\w.:\[\]-]+(,[\w.:\[\]-]+)*$/, 'a comma-separated list of host names or IP addresses')
+    .optional(),
+  NOTIFY_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5000),
+  NOTIFY_TIMEOUT_MS: int(100, 300_000).default(10_000),
 });
 
 export interface Config {
@@ -163,6 +170,7 @@ export interface Config {
   auditAnchorFile: string;
   /** How often the worker publishes an anchor (only when the chain head has moved). */
   auditAnchorEverySeconds: number;
+  notify: NotifyConfig;
   inference: InferenceConfig;
   monitoring: {
     windowSeconds: number;
@@ -183,6 +191,20 @@ export interface Config {
   principalCache: { ttlMs: number; maxEntries: number };
   /** Refused attempts: per-principal rate (then RATE_LIMITED) and the window identical ones are folded in. */
   auditDenials: { perSecond: number; burst: number; foldSeconds: number };
+}
+
+/** How notifications are sent (see the README's "On call" section). */
+export interface NotifyConfig {
+  /** Secret. AES-256 key that encrypts channel secrets (webhook signing secrets, PagerDuty routing keys) at rest. */
+  secretKey: Buffer;
+  /**
+   * Host names and IP addresses (lower case, IPv6 without brackets) that may be sent to although
+   * they are, or resolve to, loopback, private, link-local or other internal addresses.
+   */
+  allowedHosts: ReadonlySet<string>;
+  connectTimeoutMs: number;
+  /** The whole delivery, from the name lookup to the last byte of the (capped) response. */
+  timeoutMs: number;
 }
 
 /** The embedded inference engine's settings (see the README's inference section). */
@@ -229,11 +251,11 @@ export interface InferenceConfig {
 export const BUILTIN_TRAINERS_REPOSITORY = 'builtin://modelgov/trainers';
 
 /** Names of the variables whose values must never be logged or echoed. */
-export const SECRET_VARIABLES = ['AUTH_JWT_SECRET', 'AUDIT_SIGNING_KEY', 'DATABASE_URL', 'REDIS_URL'] as const;
+export const SECRET_VARIABLES = ['AUTH_JWT_SECRET', 'AUDIT_SIGNING_KEY', 'NOTIFY_SECRET_KEY', 'DATABASE_URL', 'REDIS_URL'] as const;
 
 /**
  * Reads and validates the environment once. Throws {@link ConfigError} naming the first bad
- * variable. In development an unset AUTH_JWT_SECRET or AUDIT_SIGNING_KEY is generated once and kept
+ * variable. In development an unset AUTH_JWT_SECRET, AUDIT_SIGNING_KEY or NOTIFY_SECRET_KEY is generated once and kept
  * in SECRETS_DIR (by default `$XDG_CONFIG_HOME/modelgov/secrets/<hash of DATA_DIR>`, or under
  * `~/.config` when XDG_CONFIG_HOME is unset); one kept under DATA_DIR by an earlier release is
  * moved there.
@@ -274,6 +296,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditSigningKeyPem = developmentSigningKey(secretsDir, dataDir);
   }
   auditSigningKeyPem = ed25519PrivateKey(auditSigningKeyPem);
+  let notifySecretKey = c.NOTIFY_SECRET_KEY;
+  if (!notifySecretKey) {
+    if (isProduction) throw new ConfigError('missing NOTIFY_SECRET_KEY: required when NODE_ENV=production');
+    notifySecretKey = keptSecret(secretsDir, 'notify-secret-key', dataDir, () => randomBytes(32).toString('base64'));
+  }
   return {
     env: c.NODE_ENV,
     isProduction,
@@ -353,6 +380,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     auditExportLinkTtlSeconds: c.AUDIT_EXPORT_LINK_TTL_SECONDS,
     auditAnchorFile: path.resolve(c.AUDIT_ANCHOR_FILE ?? path.join(dataDir, 'audit-anchors.ndjson')),
     auditAnchorEverySeconds: c.AUDIT_ANCHOR_EVERY_SECONDS,
+    notify: {
+      secretKey: aes256Key(notifySecretKey),
+      allowedHosts: new Set((c.NOTIFY_ALLOWED_HOSTS ?? '').split(',').filter(Boolean).map((h) => h.toLowerCase().replace(/^\[(.*)\]$/, '$1'))),
+      connectTimeoutMs: c.NOTIFY_CONNECT_TIMEOUT_MS,
+      timeoutMs: c.NOTIFY_TIMEOUT_MS,
+    },
   };
 }
 
@@ -412,6 +445,13 @@ function ed25519PrivateKey(value: string): string {
   } catch {
     throw new ConfigError('invalid AUDIT_SIGNING_KEY: must be an Ed25519 private key (PKCS#8 PEM, or that PEM in base64)');
   }
+}
+
+/** NOTIFY_SECRET_KEY as 32 bytes: given as 64 hex digits or as base64. */
+function aes256Key(value: string): Buffer {
+  const key = /^[0-9a-fA-F]{64}$/.test(value) ? Buffer.from(value, 'hex') : Buffer.from(value, 'base64');
+  if (key.length !== 32) throw new ConfigError('invalid NOTIFY_SECRET_KEY: must be 32 bytes, as 64 hex digits or base64');
+  return key;
 }
 
 function keptSecret(secretsDir: string, name: string, legacyDir: string, generate: () => string): string {

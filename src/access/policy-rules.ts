@@ -49,6 +49,9 @@ export const DEFAULT_ROLES: Array<{ name: string; description: string; rules: Po
       { action: ['predict', 'recordOutcome'], subject: 'Deployment', conditions: ownTeams },
       { action: 'create', subject: 'Artifact' },
       { action: 'read', subject: 'Artifact' },
+      // Not with the other team-owned kinds: a channel's URL can carry a credential (Slack's does),
+      // so no one reads another team's channels.
+      { action: ['read', 'create', 'update', 'delete'], subject: 'NotificationChannel', conditions: ownTeams },
     ],
   },
   {
@@ -58,6 +61,7 @@ export const DEFAULT_ROLES: Array<{ name: string; description: string; rules: Po
       { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
       { action: 'read', subject: teamOwned, conditions: ownTeams },
       { action: ['approve', 'reject'], subject: 'ModelVersion', conditions: ownTeams },
+      { action: 'read', subject: 'NotificationChannel', conditions: ownTeams },
     ],
   },
   {
@@ -67,6 +71,7 @@ export const DEFAULT_ROLES: Array<{ name: string; description: string; rules: Po
       { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
       { action: 'read', subject: teamOwned, conditions: ownTeams },
       hideConfidentialFields,
+      { action: 'read', subject: 'NotificationChannel', conditions: ownTeams },
     ],
   },
   {
@@ -95,6 +100,22 @@ export const SUPERSEDED_DEFAULT_RULES: Record<string, PolicyRule[][]> = (() => {
   const teamOwnedV1: SubjectName[] = ['Dataset', 'DatasetVersion', 'CodeVersion', 'Config', 'SeedSet', 'Environment', 'TrainingRun', 'Model', 'ModelVersion', 'Deployment', 'Rollout'];
   return {
     'ml-engineer': [
+      // Before notification channels.
+      [
+        { action: 'read', subject: 'Team' },
+        { action: 'read', subject: teamOwned, conditions: { teamId: { $nin: '${user.teamIds}' } } },
+        {
+          action: 'read',
+          subject: ['Dataset', 'DatasetVersion'],
+          inverted: true,
+          conditions: { teamId: { $nin: '${user.teamIds}' }, classification: { $in: confidential } },
+          reason: "other teams' confidential data",
+        },
+        { action: ['read', 'create', 'update'], subject: teamOwned, conditions: ownTeams },
+        { action: ['predict', 'recordOutcome'], subject: 'Deployment', conditions: ownTeams },
+        { action: 'create', subject: 'Artifact' },
+        { action: 'read', subject: 'Artifact' },
+      ],
       [
         { action: 'read', subject: 'Team' },
         { action: 'read', subject: teamOwnedV1, conditions: { teamId: { $nin: '${user.teamIds}' } } },
@@ -127,6 +148,12 @@ export const SUPERSEDED_DEFAULT_RULES: Record<string, PolicyRule[][]> = (() => {
       ],
     ],
     reviewer: [
+      // Before notification channels.
+      [
+        { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
+        { action: 'read', subject: teamOwned, conditions: ownTeams },
+        { action: ['approve', 'reject'], subject: 'ModelVersion', conditions: ownTeams },
+      ],
       [
         { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
         { action: 'read', subject: teamOwnedV1, conditions: ownTeams },
@@ -134,6 +161,12 @@ export const SUPERSEDED_DEFAULT_RULES: Record<string, PolicyRule[][]> = (() => {
       ],
     ],
     viewer: [
+      // Before notification channels.
+      [
+        { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
+        { action: 'read', subject: teamOwned, conditions: ownTeams },
+        hideConfidentialFields,
+      ],
       [
         { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
         { action: 'read', subject: teamOwnedV1, conditions: ownTeams },

@@ -23,6 +23,7 @@ import { PredictionOutcome } from '../inference/prediction-outcome.entity';
 import { PredictionRollup, PredictionRollupDelta } from '../inference/prediction-rollup.entity';
 import { QuarantinedPrediction } from '../inference/prediction-quarantine.entity';
 import { Alert, MonitorRun } from '../monitoring/alert.entity';
+import { NotificationChannel } from '../monitoring/notification-channel.entity';
 import { DatasetBlob } from '../lineage/dataset-blob.entity';
 
 /** Every persisted entity; the migrations must produce exactly their schema. */
@@ -62,5 +63,6 @@ export const ENTITIES = [
   PredictionRollupDelta,
   QuarantinedPrediction,
   Alert,
+  NotificationChannel,
   MonitorRun,
 ];

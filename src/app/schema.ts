@@ -9,6 +9,7 @@ import { rootFieldPolicies } from '../core/policy';
 import { DeploymentServingResolver, InferenceResolver, PredictionFieldResolver, ServingVersionFieldResolver } from '../inference/inference.resolver';
 import { OutcomeResolver } from '../inference/outcome.resolver';
 import { DatasetFieldResolver, DatasetVersionFieldResolver, LineageMutationResolver, LineageQueryResolver, TrainingRunFieldResolver } from '../lineage/lineage.resolver';
+import { NotificationChannelResolver } from '../monitoring/notification-channel.resolver';
 import { AlertFieldResolver, DeploymentMonitoringResolver, MonitoringResolver, MonitorRunFieldResolver } from '../monitoring/monitoring.resolver';
 import { RollupResolver } from '../monitoring/rollup.resolver';
 import { ApprovalFieldResolver, ModelFieldResolver, ModelVersionFieldResolver, RegistryMutationResolver, RegistryQueryResolver } from '../registry/registry.resolver';
@@ -48,6 +49,7 @@ export const RESOLVERS = [
   ServingVersionFieldResolver,
   DeploymentServingResolver,
   MonitoringResolver,
+  NotificationChannelResolver,
   RollupResolver,
   AlertFieldResolver,
   MonitorRunFieldResolver,

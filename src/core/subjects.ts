@@ -34,6 +34,7 @@ export const KINDS = {
   ApiKey: { subject: ['id', 'createdBy'], node: 'id' },
   Metrics: { subject: [] },
   Alert: { subject: ['id', 'teamId', 'kind', 'severity', 'status', 'createdBy'], node: 'id' },
+  NotificationChannel: { subject: ['id', 'teamId', 'kind', 'createdBy'], node: 'id' },
   // Not subjects of their own: readable with their model version, and by the requester or an exporter.
   Approval: { node: 'id' },
   AuditExport: { node: 'id' },

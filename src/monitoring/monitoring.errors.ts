@@ -25,6 +25,8 @@ export enum MonitoringReason {
   CHALLENGE_HOLDOUT = 'CHALLENGE_HOLDOUT',
   /** A model cannot be run on CSV columns: it needs one float input of shape [rows, columns]; the message names the version. */
   CHALLENGE_MODEL_INPUT = 'CHALLENGE_MODEL_INPUT',
+  /** A notification channel's URL cannot be sent to: not http(s), credentials in it, or a host that is (or resolves only to) a loopback, private, link-local or other internal address not in NOTIFY_ALLOWED_HOSTS; the message says which. */
+  NOTIFICATION_URL_REFUSED = 'NOTIFICATION_URL_REFUSED',
 }
 
 declare module '../core/error-reasons' {
@@ -65,5 +67,10 @@ export const MONITORING_REASONS: ReasonCatalogue<MonitoringReason> = {
   [MonitoringReason.CHALLENGE_MODEL_INPUT]: {
     codes: [ErrorCode.BAD_USER_INPUT],
     description: 'A model cannot be run on CSV columns: it needs one float input of shape [rows, columns]; the message names the version.',
+  },
+  [MonitoringReason.NOTIFICATION_URL_REFUSED]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description:
+      "A notification channel's URL cannot be sent to: not http(s), credentials in it, or a host that is (or resolves only to) a loopback, private, link-local or other internal address not in NOTIFY_ALLOWED_HOSTS; the message says which.",
   },
 };

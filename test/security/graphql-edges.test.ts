@@ -47,7 +47,7 @@ describe('GraphQL edges: every odd request gets a clear answer, and live subscri
   const sockets: RawSocket[] = [];
 
   before(async () => {
-    prod = await startTestServer({ env: { NODE_ENV: 'production', AUTH_JWT_SECRET: JWT_SECRET, AUDIT_SIGNING_KEY } });
+    prod = await startTestServer({ env: { NODE_ENV: 'production', AUTH_JWT_SECRET: JWT_SECRET, AUDIT_SIGNING_KEY, NOTIFY_SECRET_KEY: 'ab'.repeat(32) } });
     dev = await startTestServer();
     admin = prod.token(['admin'], [], 'ada-admin');
   });

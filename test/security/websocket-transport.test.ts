@@ -38,7 +38,7 @@ describe('WebSocket transport: sockets that go away are forgotten, and productio
   let viewer: string;
 
   before(async () => {
-    prod = await startTestServer({ env: { NODE_ENV: 'production', AUTH_JWT_SECRET: JWT_SECRET, AUDIT_SIGNING_KEY } });
+    prod = await startTestServer({ env: { NODE_ENV: 'production', AUTH_JWT_SECRET: JWT_SECRET, AUDIT_SIGNING_KEY, NOTIFY_SECRET_KEY: 'ab'.repeat(32) } });
     dev = await startTestServer();
     admin = prod.token(['admin'], [], 'ada-admin');
     viewer = prod.token(['viewer'], [], 'vic-viewer');

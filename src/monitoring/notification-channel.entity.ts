@@ -1,0 +1,46 @@
+import { Field, ObjectType, registerEnumType } from 'type-graphql';
+import { Column, Entity, Unique, UpdateDateColumn } from 'typeorm';
+import { Node } from '../core/node';
+import { TeamOwnedEntity } from '../access/team-owned.entity';
+
+export enum NotificationChannelKind {
+  WEBHOOK = 'WEBHOOK',
+  SLACK = 'SLACK',
+  PAGERDUTY = 'PAGERDUTY',
+}
+registerEnumType(NotificationChannelKind, {
+  name: 'NotificationChannelKind',
+  description:
+    'WEBHOOK: a CloudEvents 1.0 JSON POST signed as Standard Webhooks (`webhook-signature: v1,<base64 HMAC-SHA256>`); ' +
+    'SLACK: an incoming-webhook message (`text` and `blocks`); PAGERDUTY: an Events API v2 event',
+});
+
+/**
+ * Where a team's notifications go. The secret (a WEBHOOK's signing secret, a PAGERDUTY routing
+ * key) is kept only encrypted (AES-256-GCM under NOTIFY_SECRET_KEY) and is never part of an answer,
+ * a log line or an audit event.
+ */
+@ObjectType({ implements: Node, description: "A team's notification destination: a signed webhook, a Slack incoming webhook or a PagerDuty service" })
+@Entity()
+@Unique(['teamId', 'name'])
+export class NotificationChannel extends TeamOwnedEntity implements Node {
+  @Field()
+  @Column({ type: 'text' })
+  name!: string;
+
+  @Field(() => NotificationChannelKind)
+  @Column({ type: 'enum', enum: NotificationChannelKind, enumName: 'notification_channel_kind' })
+  kind!: NotificationChannelKind;
+
+  // Never returned whole: a Slack or PagerDuty URL (and many webhook URLs) is itself a credential.
+  @Column({ type: 'text' })
+  url!: string;
+
+  /** `iv.tag.ciphertext` (base64url each) of the channel's secret; null for SLACK. */
+  @Column({ type: 'text', nullable: true })
+  secretCiphertext!: string | null;
+
+  @Field()
+  @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
+  updatedAt!: Date;
+}

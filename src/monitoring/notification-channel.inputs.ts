@@ -1,0 +1,71 @@
+import { Field, ID, InputType, Int, ObjectType } from 'type-graphql';
+import { Connection } from '../core/pagination';
+import { NotificationChannel, NotificationChannelKind } from './notification-channel.entity';
+
+@InputType()
+export class CreateNotificationChannelInput {
+  @Field({ description: 'The owning team' })
+  team!: string;
+
+  @Field({ description: 'Unique within the team' })
+  name!: string;
+
+  @Field(() => NotificationChannelKind)
+  kind!: NotificationChannelKind;
+
+  @Field({ description: 'http(s) URL; for PAGERDUTY the Events API v2 endpoint, optionally carrying `?routing_key=`' })
+  url!: string;
+
+  @Field(() => String, { nullable: true, description: 'PAGERDUTY only: the integration (routing) key, when the URL does not carry it. Kept encrypted, never shown again' })
+  routingKey?: string | null;
+}
+
+@InputType()
+export class UpdateNotificationChannelInput {
+  @Field(() => ID)
+  id!: string;
+
+  @Field(() => String, { nullable: true })
+  name?: string | null;
+
+  @Field(() => String, { nullable: true, description: 'A new URL, checked like a new channel\'s' })
+  url?: string | null;
+
+  @Field(() => String, { nullable: true, description: 'PAGERDUTY only: a new routing key' })
+  routingKey?: string | null;
+}
+
+@ObjectType({ description: 'A channel just created, with its webhook signing secret: shown this once, never again' })
+export class CreatedNotificationChannel {
+  @Field(() => NotificationChannel)
+  channel!: NotificationChannel;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'WEBHOOK only: the Standard Webhooks signing secret (`whsec_…`). Store it now: it is kept only encrypted and is never returned again',
+  })
+  signingSecret!: string | null;
+}
+
+@ObjectType({ description: 'What became of one delivery to a channel' })
+export class NotificationDelivery {
+  @Field({ description: 'The event id (CloudEvents id, webhook-id, idempotency key)' })
+  eventId!: string;
+
+  @Field({ description: 'The receiver answered 2xx' })
+  delivered!: boolean;
+
+  @Field(() => Int, { nullable: true, description: "The receiver's HTTP status" })
+  status!: number | null;
+
+  @Field(() => String, { nullable: true, description: 'The address connected to' })
+  address!: string | null;
+
+  @Field(() => String, { nullable: true, description: 'Why it was not delivered: a refused destination, a redirect (not followed), a timeout, a network or HTTP error' })
+  error!: string | null;
+
+  @Field(() => String, { nullable: true, description: "A redirect's Location (never followed)" })
+  location!: string | null;
+}
+
+export const NotificationChannelConnection = Connection(NotificationChannel);

@@ -1,0 +1,104 @@
+// The bodies and headers each kind of channel expects, built from one notification event. Pure
+// functions: whatever sends them (now a test delivery, later routed and queued alerts) reuses them.
+import { createHmac } from 'node:crypto';
+
+/** One thing to tell a channel about. */
+export interface NotificationEvent {
+  /** Unique per event; the webhook id, the CloudEvent id and the idempotency key. */
+  id: string;
+  /** CloudEvents `type`, e.g. `io.modelgov.alert.opened`. */
+  type: string;
+  /** CloudEvents `source`: what the event is about, as a URI reference. */
+  source: string;
+  time: Date;
+  /** One line a person reads first. */
+  summary: string;
+  severity: 'INFO' | 'WARNING' | 'CRITICAL';
+  /** A condition starting (trigger) or ending (resolve). */
+  action: 'trigger' | 'resolve';
+  /** Events with the same key are one incident (PagerDuty `dedup_key`). */
+  dedupKey: string;
+  data: Record<string, unknown>;
+}
+
+/** Headers and body of one request (the URL is the channel's). */
+export interface NotificationRequest {
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * The Standard Webhooks signature: `v1,` and the base64 HMAC-SHA256, keyed with the secret's bytes
+ * (after `whsec_`, base64), over `${id}.${timestamp}.${body}`.
+ */
+export function webhookSignature(secret: string, id: string, timestamp: number, body: string): string {
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  return `v1,${createHmac('sha256', key).update(`${id}.${timestamp}.${body}`).digest('base64')}`;
+}
+
+/** A CloudEvents 1.0 structured JSON event, signed as Standard Webhooks. */
+export function webhookRequest(event: NotificationEvent, secret: string, now = new Date()): NotificationRequest {
+  const body = JSON.stringify({
+    specversion: '1.0',
+    id: event.id,
+    source: event.source,
+    type: event.type,
+    time: event.time.toISOString(),
+    datacontenttype: 'application/json',
+    data: { summary: event.summary, severity: event.severity, action: event.action, dedupKey: event.dedupKey, ...event.data },
+  });
+  const timestamp = Math.floor(now.getTime() / 1000);
+  return {
+    headers: {
+      'content-type': 'application/cloudevents+json',
+      'webhook-id': event.id,
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': webhookSignature(secret, event.id, timestamp, body),
+      'idempotency-key': event.id,
+    },
+    body,
+  };
+}
+
+const SLACK_MARK = { INFO: ':information_source:', WARNING: ':warning:', CRITICAL: ':rotating_light:' } as const;
+
+/** A Slack incoming-webhook message: `text` for notifications, `blocks` for the message itself. */
+export function slackRequest(event: NotificationEvent): NotificationRequest {
+  const text = `${SLACK_MARK[event.severity]} ${event.action === 'resolve' ? '[resolved] ' : ''}${event.summary}`;
+  const fields = [
+    { type: 'mrkdwn', text: `*Severity*\n${event.severity}` },
+    { type: 'mrkdwn', text: `*Source*\n${event.source}` },
+  ];
+  return {
+    headers: {},
+    body: JSON.stringify({
+      text,
+      blocks: [
+        { type: 'section', text: { type: 'mrkdwn', text } },
+        { type: 'section', fields },
+        { type: 'context', elements: [{ type: 'mrkdwn', text: `${event.type} · ${event.time.toISOString()} · ${event.id}` }] },
+      ],
+    }),
+  };
+}
+
+const PAGERDUTY_SEVERITY = { INFO: 'info', WARNING: 'warning', CRITICAL: 'critical' } as const;
+
+/** A PagerDuty Events API v2 event (trigger or resolve, deduplicated by the event's key). */
+export function pagerDutyRequest(event: NotificationEvent, routingKey: string): NotificationRequest {
+  return {
+    headers: {},
+    body: JSON.stringify({
+      routing_key: routingKey,
+      event_action: event.action,
+      dedup_key: event.dedupKey,
+      payload: {
+        summary: event.summary.slice(0, 1024),
+        severity: PAGERDUTY_SEVERITY[event.severity],
+        source: event.source,
+        timestamp: event.time.toISOString(),
+        custom_details: event.data,
+      },
+    }),
+  };
+}
