@@ -29,7 +29,8 @@ function newestSource(p) {
   return newest;
 }
 
-const built = Math.min(mtimeOf(entry), mtimeOf(buildInfo));
+// An incremental build rewrites only the outputs that changed, but always its build info.
+const built = mtimeOf(entry) === -Infinity ? -Infinity : mtimeOf(buildInfo);
 if (Math.max(...sources.map(newestSource)) > built) {
   process.stderr.write('modelgov: sources changed since the last build; compiling\n');
   const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', path.join(root, 'tsconfig.json')], { stdio: 'inherit' });

@@ -29,7 +29,7 @@ export function exitOnTermination(opts: TerminationOptions): void {
       return;
     }
     first = signal;
-    log.info({ signal }, 'stopping');
+    log.info({ signal }, 'draining');
     const deadline = setTimeout(() => {
       log.error({ deadlineMs }, 'shutdown outlasted its deadline; exiting');
       exit(1);
