@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from '../src/config';
 import { createLogger } from '../src/core/logger';
+import { CLOSE_ALLOWANCE_MS, exitOnTermination } from '../src/core/termination';
 import { openAppServices } from '../src/app/services';
 import { startWorkers } from '../src/app/workers';
 
@@ -8,17 +9,22 @@ import { startWorkers } from '../src/app/workers';
 async function main(): Promise<void> {
   const config = loadConfigOrExit('modelgov worker');
   const log = createLogger(config.logLevel);
-  const app = await openAppServices(config, log);
-  const workers = startWorkers(app);
+  const starting = (async () => {
+    const app = await openAppServices(config, log);
+    return { app, workers: startWorkers(app) };
+  })();
+  exitOnTermination({
+    log,
+    deadlineMs: config.shutdownGraceMs + CLOSE_ALLOWANCE_MS,
+    // Running jobs finish within the grace period or go back to the queue; then the pools close.
+    stop: async () => {
+      const { app, workers } = await starting;
+      await workers.close();
+      await app.close();
+    },
+  });
+  await starting;
   log.info({ pid: process.pid }, 'modelgov worker running');
-  const stop = async (signal: string) => {
-    log.info({ signal }, 'worker stopping');
-    await workers.close();
-    await app.close();
-    process.exit(0);
-  };
-  process.once('SIGTERM', () => void stop('SIGTERM'));
-  process.once('SIGINT', () => void stop('SIGINT'));
 }
 
 main().catch((e) => {

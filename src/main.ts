@@ -1,13 +1,34 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from './config';
 import { createLogger } from './core/logger';
-import { startServer } from './app/server';
+import { CLOSE_ALLOWANCE_MS, exitOnTermination } from './core/termination';
+import { startServer, type RunningServer } from './app/server';
 import { demoTokens, seedDemo } from './app/seed/demo';
 
 async function main(): Promise<void> {
   const config = loadConfigOrExit('modelgov');
   const log = createLogger(config.logLevel);
-  const server = await startServer(config, log);
+  let server: RunningServer | undefined;
+  const starting = startServer(config, log);
+  // Owned from the start: a signal during startup stops what has started rather than killing the
+  // process half-way through a migration or a model load.
+  exitOnTermination({
+    log,
+    deadlineMs: config.shutdownGraceMs + CLOSE_ALLOWANCE_MS,
+    stop: async () => (await starting).stop(),
+    // Node waits for every worker thread on exit, and a thread stuck in a native inference run never
+    // ends: such a process can only be killed, so it kills itself rather than hang.
+    exit: (code) => {
+      const inference = server?.app.inference;
+      const left = inference ? Object.values(inference.status().pools).reduce((n, p) => n + p.running, 0) : 0;
+      if (left > 0) {
+        log.error({ threads: left }, 'inference threads still in runs that cannot be stopped; ending the process with SIGKILL');
+        process.kill(process.pid, 'SIGKILL');
+      }
+      process.exit(code);
+    },
+  });
+  server = await starting;
   if (config.seedDemo) {
     const seeded = await seedDemo(server.app);
     if (seeded) log.info('demo data seeded: teams fraud and vision');
@@ -18,39 +39,6 @@ async function main(): Promise<void> {
     for (const t of demoTokens(config.jwtSecret)) lines.push(`  ${t.role.padEnd(12)} teams=${t.teams.join(',').padEnd(13)} ${t.token}`);
     process.stdout.write(lines.join('\n') + '\n\n');
   }
-  let stopping = false;
-  // Node waits for every worker thread on exit, and a thread stuck in a native inference run never
-  // ends: such a process can only be killed, so it kills itself rather than hang.
-  const exit = (code: number) => {
-    const left = server.app.inference ? Object.values(server.app.inference.status().pools).reduce((n, p) => n + p.running, 0) : 0;
-    if (left > 0) {
-      log.error({ threads: left }, 'inference threads still in runs that cannot be stopped; ending the process with SIGKILL');
-      process.kill(process.pid, 'SIGKILL');
-    }
-    process.exit(code);
-  };
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'draining');
-    const timer = setTimeout(() => {
-      log.error('shutdown grace period over; exiting');
-      exit(1);
-    }, config.shutdownGraceMs);
-    timer.unref();
-    server.stop().then(
-      () => {
-        log.info('stopped');
-        exit(0);
-      },
-      (e) => {
-        log.error({ err: e }, 'error while stopping');
-        exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
 }
 
 main().catch((e) => {

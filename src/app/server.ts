@@ -34,7 +34,12 @@ export interface RunningServer {
   followedSockets(): number;
   /** This server's subscription metrics (`modelgov_subscription_executions_total` and the like), also served at /metrics. */
   subscriptionMetrics: Registry;
-  /** Drains HTTP and WebSocket clients, then closes the pools. */
+  /**
+   * Stops the server: refuses new connections, lets in-flight HTTP requests finish (for up to
+   * `SHUTDOWN_GRACE_MS`, then ends them), closes WebSocket clients with 1001 (going away), lets
+   * running jobs finish or hands them back, writes the prediction log, then closes the inference
+   * threads, the pools, Redis and the database. Called twice, it returns the same promise.
+   */
   stop(): Promise<void>;
 }
 
@@ -96,13 +101,15 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     hideSchemaDetailsFromClientErrors: config.isProduction,
     includeStacktraceInErrorResponses: false,
     csrfPrevention: true,
+    // The process entry point owns SIGTERM and SIGINT: one shutdown path, which ends with `stop`.
+    stopOnTerminationSignals: false,
     plugins: [
-      ApolloServerPluginDrainHttpServer({ httpServer }),
+      ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceMs }),
       {
         async serverWillStart() {
           return {
             async drainServer() {
-              await ws.dispose();
+              await ws.dispose(config.shutdownGraceMs);
             },
           };
         },
@@ -142,9 +149,10 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     subscriptionMetrics: ws.fanout.registry,
     stop: () =>
       (stopping ??= (async () => {
-        await apollo.stop();
+        // Requests and jobs finish side by side, each within the grace period, while the database,
+        // Redis and the inference threads they use are still open.
+        await Promise.all([apollo.stop(), workers?.close()]);
         await new Promise<void>((resolve) => wsServer.close(() => resolve()));
-        await workers?.close();
         await inference?.close();
         guard.close();
         await app.close();

@@ -32,8 +32,11 @@ export interface GraphqlWebSocket {
   guard: SubscriptionGuard;
   /** Shares each event's execution among the subscribers of one operation and access class; holds the subscription metrics. */
   fanout: SubscriptionFanout;
-  /** Ends every operation and connection (called while the HTTP server drains). */
-  dispose(): Promise<void>;
+  /**
+   * Ends every operation and closes every connection with 1001 (going away), called while the
+   * HTTP server drains; a client that has not answered the close within `graceMs` is cut off.
+   */
+  dispose(graceMs: number): Promise<void>;
 }
 
 /**
@@ -140,7 +143,21 @@ export function graphqlWebSocket(
     },
     wsServer,
   );
-  return { wsServer, guard, fanout, dispose: async () => wsCleanup.dispose() };
+  return {
+    wsServer,
+    guard,
+    fanout,
+    async dispose(graceMs) {
+      const cutOff = setTimeout(() => {
+        for (const client of wsServer.clients) client.terminate();
+      }, graceMs);
+      try {
+        await wsCleanup.dispose();
+      } finally {
+        clearTimeout(cutOff);
+      }
+    },
+  };
 }
 
 /**
