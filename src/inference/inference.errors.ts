@@ -37,6 +37,10 @@ export enum InferenceReason {
   BINARY_SIZE = 'INFERENCE_BINARY_SIZE',
   /** The bytes after the JSON header are not the inputs' `binary_data_size`s added up (bytes missing or trailing): send each binary input's bytes, in order, and nothing after them. */
   BINARY_LENGTH = 'INFERENCE_BINARY_LENGTH',
+  /** A requested output is not one the model gives: ask for the outputs its metadata lists (or none, for all). */
+  UNKNOWN_OUTPUT = 'INFERENCE_UNKNOWN_OUTPUT',
+  /** No Open Inference Protocol route has this method and path: see the protocol's paths under /v2. */
+  NO_ROUTE = 'INFERENCE_NO_ROUTE',
   /** No answered prediction of this deployment has the given id or request key (yet: records are written within the log's flush interval): check it, or send it again later. */
   UNKNOWN_PREDICTION = 'OUTCOME_UNKNOWN_PREDICTION',
   /** Several predictions of the deployment carry the request key: name the prediction by its id. */
@@ -77,6 +81,8 @@ export const INFERENCE_REASONS: ReasonCatalogue<InferenceReason> = {
     codes: [ErrorCode.BAD_USER_INPUT],
     description: "An input's `parameters.binary_data_size` (at `field`) is not its shape × datatype size in bytes, or the input also carries `data`: send exactly its raw bytes.",
   },
+  [InferenceReason.UNKNOWN_OUTPUT]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'A requested output is not one the model gives: ask for the outputs its metadata lists (or none, for all).' },
+  [InferenceReason.NO_ROUTE]: { codes: [ErrorCode.NOT_FOUND], description: 'No Open Inference Protocol route has this method and path: see the protocol\'s paths under /v2.' },
   [InferenceReason.BINARY_LENGTH]: {
     codes: [ErrorCode.BAD_USER_INPUT],
     description: "The bytes after the JSON header are not the inputs' `binary_data_size`s added up (bytes missing or trailing): send each binary input's bytes, in order, and nothing after them.",

@@ -104,6 +104,15 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
       const requestKey = body.parameters?.request_key;
       if (requestKey !== undefined) checkRequestKey(requestKey, 'parameters.request_key');
       checkStorableBody(body);
+      // A requested output no routed version gives is refused before anything runs (the protocol would otherwise answer with nothing for it).
+      if (Array.isArray(body.outputs)) {
+        const given = new Set(route.shares.flatMap((s) => engine().version(s.versionId)?.spec.outputs.map((o) => o.name) ?? []));
+        body.outputs.forEach((o, i) => {
+          if (given.size && !given.has(String(o?.name))) {
+            throw badInput(`The model has no output "${String(o?.name)}": it gives ${[...given].join(', ')}`, { field: `outputs.${i}.name`, reason: InferenceReason.UNKNOWN_OUTPUT });
+          }
+        });
+      }
       let logged: Record<string, unknown> | null = null;
       const result = await predict(ctx, {
         deploymentId: toGlobalId('Deployment', route.deploymentId),
@@ -139,6 +148,9 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
       res.type('application/octet-stream').send(encoded.body);
     }),
   );
+
+  // Any other path under /v2 is answered in the protocol's shape, not with a page.
+  router.use((req, _res, next) => next(new AppError(ErrorCode.NOT_FOUND, `No Open Inference Protocol route for ${req.method} /v2${req.path}`, { reason: InferenceReason.NO_ROUTE })));
 
   // Errors in the protocol's shape ({ "error": message }), with the same codes as GraphQL.
   router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {

@@ -165,6 +165,25 @@ describe('Open Inference Protocol binary tensors', () => {
     assert.equal(afterwards, before + refusals.length, 'only the requests that were answered are logged');
   });
 
+  it('refuses an output the model does not give, and answers unknown protocol paths in JSON', async () => {
+    const before = (await loggedPredictions(t, `request_id LIKE '%'`, [])).length;
+    const r = await inferJson({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: fraudRow(1) }], outputs: [{ name: 'no-such-output' }] });
+    assert.equal(r.status, 400);
+    const body = JSON.parse(r.text);
+    assert.deepEqual([body.code, body.reason, body.field], ['BAD_USER_INPUT', 'INFERENCE_UNKNOWN_OUTPUT', 'outputs.0.name']);
+    assert.match(body.error, /no output "no-such-output"/);
+    await t.server.app.inference!.log.flush(true);
+    assert.equal((await loggedPredictions(t, `request_id LIKE '%'`, [])).length, before, 'nothing ran, nothing was logged');
+    for (const [method, path] of [['GET', '/v2/no-such-path'], ['POST', `/v2/models/${MODEL}/explain`], ['DELETE', `/v2/models/${MODEL}`]]) {
+      const res = await fetch(`${t.url}${path}`, { method, headers: { authorization: `Bearer ${service}` } });
+      assert.equal(res.status, 404, `${method} ${path}`);
+      assert.match(res.headers.get('content-type') ?? '', /application\/json/);
+      const err = (await res.json()) as { code: string; reason: string; requestId: string };
+      assert.deepEqual([err.code, err.reason], ['NOT_FOUND', 'INFERENCE_NO_ROUTE'], `${method} ${path}`);
+      assert.ok(err.requestId);
+    }
+  });
+
   it('asks for credentials before reading a binary body', async () => {
     const res = await infer(binaryBody({ inputs: [featuresHeader(1)] }, row).body, { 'inference-header-content-length': 'abc' }, null);
     assert.equal(res.status, 401);
