@@ -32,6 +32,9 @@ function errorBody(code: ErrorCode, message: string, requestId: string, reason?:
  * the Open Inference Protocol (/v2), artifact and dataset uploads, bulk outcomes, audit export downloads. Every
  * route builds the same request context as GraphQL and answers errors in the same shape.
  */
+/** Health and readiness probes (the server's own and the Open Inference Protocol's). */
+const PROBES = new Set(['/healthz', '/readyz', '/v2/health/live', '/v2/health/ready']);
+
 export function httpRoutes(app: AppServices, inference: InferenceEngine | null, subscriptionMetrics: Registry, log: Logger): Router {
   const router = express.Router();
   router.use((req, res, next) => {
@@ -39,8 +42,13 @@ export function httpRoutes(app: AppServices, inference: InferenceEngine | null, 
     res.locals.requestId = requestId;
     res.setHeader('x-request-id', requestId);
     const started = process.hrtime.bigint();
+    // The path as requested (`req.path` is relative to where a router is mounted: `/` for /graphql), without its query.
+    const path = req.originalUrl.split('?')[0];
     res.on('finish', () => {
-      log.info({ requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 }, 'request');
+      const entry = { requestId, method: req.method, path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+      // Probes arrive every few seconds from every orchestrator: kept out of the info log unless they fail.
+      if (PROBES.has(path) && res.statusCode < 400) log.debug(entry, 'request');
+      else log.info(entry, 'request');
     });
     next();
   });
@@ -155,7 +163,7 @@ export function httpErrorHandler(bodyLimitBytes: number, log: Logger) {
       res.status(status).json(errorBody(err.code, err.message, requestId, err.details.reason));
       return;
     }
-    log.error({ err, requestId, path: req.path }, 'unexpected error');
+    log.error({ err, requestId, path: req.originalUrl.split('?')[0] }, 'unexpected error');
     res.status(500).json(errorBody(ErrorCode.INTERNAL, 'Internal server error', requestId));
   };
 }

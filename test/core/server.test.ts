@@ -341,6 +341,13 @@ describe('the running server', () => {
       await holder.connect();
       try {
         assert.deepEqual((await runOnce(client, '{ viewer { id } }')).data, { viewer: { id: 'ada-admin' } });
+        // The access log names the path as requested, and keeps passing probes out of the info log.
+        assert.equal((await request(`${url}/healthz`)).status, 200);
+        await postGraphql(url, token, 'query Who { viewer { id } }');
+        await waitUntil(async () => stdout.includes('"path":"/graphql"'), 10_000, 'the GraphQL request in the access log');
+        const logged = stdout.trim().split('\n').map((l) => JSON.parse(l) as { level: number; msg: string; path?: string });
+        assert.ok(logged.some((l) => l.msg === 'request' && l.path === '/graphql' && l.level === 30), 'a GraphQL request is logged under /graphql');
+        assert.ok(!logged.some((l) => l.msg === 'request' && l.path === '/healthz' && l.level >= 30), 'a passing probe is not in the info log');
         await holder.query('BEGIN');
         await holder.query('LOCK TABLE team IN SHARE ROW EXCLUSIVE MODE');
         // Its failure is an outcome to report, not an unhandled rejection while the test waits.
