@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { databaseUrlFor, dropDatabase, JWT_SECRET, removeRedisKeys, TEST_REDIS_URL, testDatabaseName, testRedisPrefix } from '../support/harness';
-import { eventually, freeTcpPort } from '../support/processes';
+import { alive, eventually, freeTcpPort } from '../support/processes';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
@@ -77,16 +76,6 @@ function descendants(pid: number): number[] {
   }
   const children = out.split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
   return children.flatMap((c) => [c, ...descendants(c)]);
-}
-
-/** Running (an exited process nobody has reaped yet counts as gone). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 function kill(pid: number): void {

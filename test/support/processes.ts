@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import Redis from 'ioredis';
@@ -52,4 +53,14 @@ export async function startRedis(port?: number): Promise<{ port: number; url: st
         child.kill('SIGKILL');
       }),
   };
+}
+
+/** Whether `pid` is a live process (a zombie waiting for its reaper counts as gone). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }

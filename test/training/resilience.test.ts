@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
-import { eventually, startRedis } from '../support/processes';
+import { alive, eventually, startRedis } from '../support/processes';
 import { storedDatasetVersion, trainerInputs, waitForRun } from '../support/training';
 
 const START = `mutation($i: StartTrainingRunInput!) { startTrainingRun(input: $i) { id status } }`;
@@ -14,15 +14,6 @@ const WORKER = path.resolve(__dirname, '../../jobs/worker.js');
 const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
 const TABULAR_TRAINER = path.resolve(__dirname, '../../jobs/trainers/tabular-trainer.js');
 
-/** Whether `pid` is a live process (a zombie waiting for its reaper counts as dead). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 function processGroupOf(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
