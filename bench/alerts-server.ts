@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { createLogger } from '../src/core/logger';
 import type { Config } from '../src/config';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from '../src/monitoring/alert.entity';
-import { publishAlert } from '../src/monitoring/monitor.service';
+import { publishAlert } from '../src/monitoring/alerts';
 import { startServer } from '../src/app/server';
 import { startTestServer } from '../test/support/harness';
 

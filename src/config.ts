@@ -88,6 +88,7 @@ const schema = z.object({
   MONITOR_MIN_REQUESTS: int(1, 1_000_000).default(20),
   MONITOR_EXACT_DRIFT_ROWS: int(0, 10_000_000).default(10_000),
   ALERT_COOLDOWN_SECONDS: int(0, 30 * 24 * 3600).default(900),
+  LOOP_TICK_SECONDS: int(1, 3600).default(5),
   WS_MAX_BUFFERED_BYTES: int(1024, 1024 ** 3).default(1024 * 1024),
   PRINCIPAL_CACHE_TTL_MS: int(0, 3_600_000).default(30_000),
   PRINCIPAL_CACHE_MAX_ENTRIES: int(1, 10_000_000).default(10_000),
@@ -180,6 +181,8 @@ export interface Config {
     /** A served version's window of at most this many logged rows is judged exactly from the raw log; larger ones (and shadows) from the rollups. */
     exactDriftRows: number;
   };
+  /** How often workers move in-flight iterations of the loop on (each step also moves it on at once). */
+  loopTickSeconds: number;
   /** A WebSocket client with more than this waiting to be sent is disconnected (a slow consumer). */
   wsMaxBufferedBytes: number;
   /**
@@ -371,6 +374,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       cooldownSeconds: c.ALERT_COOLDOWN_SECONDS,
       exactDriftRows: c.MONITOR_EXACT_DRIFT_ROWS,
     },
+    loopTickSeconds: c.LOOP_TICK_SECONDS,
     wsMaxBufferedBytes: c.WS_MAX_BUFFERED_BYTES,
     principalCache: { ttlMs: c.PRINCIPAL_CACHE_TTL_MS, maxEntries: c.PRINCIPAL_CACHE_MAX_ENTRIES },
     auditDenials: { perSecond: c.AUDIT_DENIAL_RATE_PER_SECOND, burst: c.AUDIT_DENIAL_BURST, foldSeconds: c.AUDIT_DENIAL_FOLD_SECONDS },

@@ -19,6 +19,34 @@ export function syntheticCoefficients(nFeatures: number): number[] {
   return raw.map((v) => (v / norm) * LOGIT_SCALE);
 }
 
+/** Standard-normal draws from a uniform source (Box-Muller; 1 - u keeps the logarithm's argument in (0, 1]). */
+function normalOf(random: () => number): () => number {
+  return () => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+}
+
+/** What decides a simulated label: the true logit, its negation (a concept shift), or a fair coin (noise). */
+export type Concept = 'steady' | 'shifted' | 'noise';
+
+/**
+ * A simulated population for `nFeatures` features: standard-normal inputs (6 decimals, as in
+ * {@link syntheticCsv}) and a label drawn from `sigmoid(logit)` where the logit is the one
+ * syntheticCsv uses ('steady'), its negation ('shifted': the label relationship changed, the inputs
+ * did not), or none ('noise': a fair coin). Deterministic for a seed.
+ */
+export function syntheticPopulation(opts: { seed: number; nFeatures: number }): { draw(concept: Concept): { x: number[]; label: 0 | 1 } } {
+  const coefficients = syntheticCoefficients(opts.nFeatures);
+  const random = mulberry32(opts.seed);
+  const normal = normalOf(random);
+  return {
+    draw(concept) {
+      const x = coefficients.map(() => Number(normal().toFixed(6)));
+      const logit = x.reduce((s, v, j) => s + coefficients[j] * v, 0);
+      const p = concept === 'noise' ? 0.5 : 1 / (1 + Math.exp(concept === 'shifted' ? logit : -logit));
+      return { x, label: random() < p ? 1 : 0 };
+    },
+  };
+}
+
 /**
  * A deterministic binary-classification CSV: header `features…,label`, then
  * `rows` lines whose features are standard normal plus `shift` (default 0),
@@ -40,8 +68,7 @@ export function syntheticCsv(opts: { rows: number; seed: number; features: strin
 
   const coefficients = syntheticCoefficients(features.length);
   const random = mulberry32(seed);
-  // Box-Muller; 1 - u keeps the logarithm's argument in (0, 1].
-  const normal = (): number => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  const normal = normalOf(random);
 
   const lines = [[...features, 'label'].join(',')];
   for (let r = 0; r < rows; r++) {

@@ -24,6 +24,7 @@ import { PredictionRollup, PredictionRollupDelta } from '../inference/prediction
 import { QuarantinedPrediction } from '../inference/prediction-quarantine.entity';
 import { Alert, MonitorRun } from '../monitoring/alert.entity';
 import { NotificationChannel } from '../monitoring/notification-channel.entity';
+import { Iteration, LoopPolicy } from '../monitoring/iteration.entity';
 import { DatasetBlob } from '../lineage/dataset-blob.entity';
 
 /** Every persisted entity; the migrations must produce exactly their schema. */
@@ -65,4 +66,6 @@ export const ENTITIES = [
   Alert,
   NotificationChannel,
   MonitorRun,
+  LoopPolicy,
+  Iteration,
 ];

@@ -7,6 +7,7 @@ import { fromGlobalId, isUuid } from '../core/global-id';
 import { Node } from '../core/node';
 import { Policy } from '../core/policy';
 import { isKind, KINDS, type KindSpec, type NodeKind, type SubjectName } from '../core/subjects';
+import { readableIteration } from '../monitoring/iteration.resolver';
 import { readableApproval } from '../registry/approval.node';
 import { ENTITIES } from './entities';
 
@@ -14,6 +15,7 @@ import { ENTITIES } from './entities';
 const OWN_READERS: Record<Exclude<NodeKind, SubjectName>, (ctx: RequestContext, key: string) => Promise<object | null>> = {
   Approval: readableApproval,
   AuditExport: readableExport,
+  Iteration: readableIteration,
 };
 
 // The entity of each kind, by name (the subject table's name is the entity's class name).

@@ -12,6 +12,7 @@ import { DatasetFieldResolver, DatasetVersionFieldResolver, LineageMutationResol
 import { NotificationChannelResolver } from '../monitoring/notification-channel.resolver';
 import { AlertFieldResolver, DeploymentMonitoringResolver, MonitoringResolver, MonitorRunFieldResolver } from '../monitoring/monitoring.resolver';
 import { RollupResolver } from '../monitoring/rollup.resolver';
+import { DeploymentLoopResolver, IterationFieldResolver, IterationResolver } from '../monitoring/iteration.resolver';
 import { ApprovalFieldResolver, ModelFieldResolver, ModelVersionFieldResolver, RegistryMutationResolver, RegistryQueryResolver } from '../registry/registry.resolver';
 import { DeploymentFieldResolver, ModelVersionDeploymentsResolver, RolloutFieldResolver, RolloutResolver, RolloutsResolver, TrafficShareFieldResolver } from '../rollouts/rollouts.resolver';
 import { TrainingResolver, TrainingRunVersionsResolver } from '../training/training.resolver';
@@ -54,6 +55,9 @@ export const RESOLVERS = [
   AlertFieldResolver,
   MonitorRunFieldResolver,
   DeploymentMonitoringResolver,
+  IterationResolver,
+  IterationFieldResolver,
+  DeploymentLoopResolver,
   ErrorCatalogueResolver,
 ] as const;
 

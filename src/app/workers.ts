@@ -8,6 +8,8 @@ import { auditRetentionProcessor } from '../../jobs/audit-retention.processor';
 import { rolloutProcessor } from '../../jobs/rollout.processor';
 import { trainingProcessor } from '../../jobs/training.processor';
 import { monitorProcessor } from '../../jobs/monitor.processor';
+import { loopProcessor } from '../../jobs/loop.processor';
+import { reconcileLoopSchedules } from '../monitoring/loop-policy.service';
 import { reconcileMonitorSchedules } from '../monitoring/monitor.service';
 import { reconcileAuditSchedules } from '../audit/audit-schedules';
 
@@ -34,10 +36,11 @@ export function startWorkers(app: AppServices): RunningWorkers {
   const auditRetention = worker(QUEUES.auditRetention, auditRetentionProcessor(app), { concurrency: 1 });
   const auditAnchor = worker(QUEUES.auditAnchor, auditAnchorProcessor(app), { concurrency: 1 });
   const monitors = worker(QUEUES.monitors, monitorProcessor(app), { concurrency: 2, ...locked });
+  const loop = worker(QUEUES.loop, loopProcessor(app), { concurrency: 2, ...locked });
   // Schedules are reconciled by their domains: the audit trail's retention and anchoring, and every
-  // deployment's monitor (each upserted by id: idempotent across processes).
-  const schedulesReconciled = Promise.all([reconcileAuditSchedules(app), reconcileMonitorSchedules(app)]);
-  const workers = [training, rollouts, auditExports, auditRetention, auditAnchor, monitors];
+  // deployment's monitor, the loop's tick and its retrain schedules (each upserted by id: idempotent across processes).
+  const schedulesReconciled = Promise.all([reconcileAuditSchedules(app), reconcileMonitorSchedules(app), reconcileLoopSchedules(app)]);
+  const workers = [training, rollouts, auditExports, auditRetention, auditAnchor, monitors, loop];
   for (const w of workers) {
     w.on('failed', (job, err) => app.log.warn({ queue: w.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
     w.on('error', (e) => app.log.warn({ err: e.message }, 'worker error'));

@@ -20,6 +20,7 @@ export function listAuditEvents(ctx: RequestContext, page: PageArgs, filter?: Au
   }
   if (filter?.subjectType) qb.andWhere('x.subject_type = :st', { st: filter.subjectType });
   if (filter?.decision) qb.andWhere('x.decision = :decision', { decision: filter.decision });
+  if (filter?.requestId) qb.andWhere('x.request_id = :requestId', { requestId: filter.requestId });
   ctx.loaders.scope(qb, 'AuditEvent', 'x');
   return paginate(AuditEventConnection, qb, page, { alias: 'x', timeColumn: 'seq', idColumn: 'seq', numeric: true }, (e) => [e.seq, String(e.seq)]);
 }

@@ -25,6 +25,12 @@ export class AuditEventFilter {
 
   @Field(() => AuditDecision, { nullable: true })
   decision?: AuditDecision | null;
+
+  @Field(() => String, {
+    nullable: true,
+    description: 'The request (or scheduled work) that caused the events, followed through the jobs it queued: e.g. `iteration:<uuid>` gives the whole chain of one iteration of the loop',
+  })
+  requestId?: string | null;
 }
 
 @InputType({ description: 'Which events an export shows; the others in its range appear by hash only' })

@@ -25,6 +25,8 @@ export const TOPICS = {
    * and long-lived subscriptions check their caller's rights again.
    */
   accessChanged: 'ACCESS_CHANGED',
+  /** Per deployment: one of its iterations moved on (`iterationId`). */
+  iterationUpdated: 'ITERATION_UPDATED',
 } as const;
 
 /** Events held per subscriber, at most, while it does not take them. */

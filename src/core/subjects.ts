@@ -38,6 +38,8 @@ export const KINDS = {
   // Not subjects of their own: readable with their model version, and by the requester or an exporter.
   Approval: { node: 'id' },
   AuditExport: { node: 'id' },
+  // A turn of a deployment's iteration loop: readable with its deployment.
+  Iteration: { node: 'id' },
   // A global-ID prefix only: a logged prediction, named in answers and by outcomes; read and
   // written through its deployment (`predict`, `recordOutcome`).
   Prediction: {},

@@ -69,6 +69,14 @@ export class TrainingRun extends TeamOwnedEntity implements Node {
   @Column('uuid', { nullable: true })
   baseModelVersionId!: string | null;
 
+  @Field({
+    description:
+      "The config gate's comparisons with the champion (minDeltaVsChampion, maxDeltaVsChampion) were left to the champion/challenger gate, which judges both versions on the same holdout " +
+      "(the iteration loop's runs): the champion's offline figures come from other data. Absolute thresholds (min, max) still apply",
+  })
+  @Column({ type: 'boolean', default: false })
+  championComparisonDeferred!: boolean;
+
   @Field(() => Date, { nullable: true })
   @Column({ type: 'timestamptz', nullable: true })
   startedAt!: Date | null;

@@ -12,6 +12,7 @@ export enum AlertKind {
   RUN_BUDGET = 'RUN_BUDGET',
   ROLLOUT_STALLED = 'ROLLOUT_STALLED',
   QUALITY = 'QUALITY',
+  APPROVAL_REQUIRED = 'APPROVAL_REQUIRED',
 }
 registerEnumType(AlertKind, {
   name: 'AlertKind',
@@ -19,7 +20,8 @@ registerEnumType(AlertKind, {
     'DRIFT: an input feature drifted from the reference; PREDICTION_DRIFT: the model outputs did; LATENCY / ERROR_RATE: a serving SLO is breached; ' +
     'RUN_BUDGET: the version\'s runs kept overrunning the inference run budget and it was unloaded; ' +
     'ROLLOUT_STALLED: a rollout step never reached its minimum sample of requests and the rollout paused; ' +
-    'QUALITY: an online quality metric (from outcomes) degraded beyond its threshold from the version\'s offline evaluation',
+    'QUALITY: an online quality metric (from outcomes) degraded beyond its threshold from the version\'s offline evaluation; ' +
+    'APPROVAL_REQUIRED: the iteration loop retrained a candidate that passed its gate, and a reviewer must approve it before it takes PRODUCTION traffic',
 });
 
 export enum AlertSeverity {

@@ -12,6 +12,8 @@ export interface McNemarResult {
   pValue: number;
   /** One-sided p-value of "the candidate is worse": P(X ≥ b), X ~ Binomial(b + c, ½). */
   pCandidateWorse: number;
+  /** One-sided p-value of "the candidate is better": P(X ≥ c), X ~ Binomial(b + c, ½). */
+  pCandidateBetter: number;
 }
 
 /** ln(n!) for every n up to `max`, summed exactly from logs (no gamma approximation). */
@@ -38,14 +40,16 @@ function binomialHalf(n: number): Float64Array {
 export function mcnemar(b: number, c: number): McNemarResult {
   if (!Number.isInteger(b) || !Number.isInteger(c) || b < 0 || c < 0) throw new RangeError('b and c must be counts');
   const n = b + c;
-  if (n === 0) return { b, c, pValue: 1, pCandidateWorse: 1 };
+  if (n === 0) return { b, c, pValue: 1, pCandidateWorse: 1, pCandidateBetter: 1 };
   const p = binomialHalf(n);
   const observed = p[b] * (1 + 1e-7);
   let two = 0;
   for (let k = 0; k <= n; k++) if (p[k] <= observed) two += p[k];
   let upper = 0;
   for (let k = b; k <= n; k++) upper += p[k];
-  return { b, c, pValue: Math.min(1, two), pCandidateWorse: Math.min(1, upper) };
+  let better = 0;
+  for (let k = c; k <= n; k++) better += p[k];
+  return { b, c, pValue: Math.min(1, two), pCandidateWorse: Math.min(1, upper), pCandidateBetter: Math.min(1, better) };
 }
 
 /** Discordant counts of paired decisions: `champion[i]`/`candidate[i]` say whether each was right on row i. */

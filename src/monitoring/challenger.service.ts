@@ -32,6 +32,7 @@ interface Policy {
   maxAccuracyDrop: number;
   alpha: number;
   decisionThreshold: number | null;
+  requireImprovement: boolean;
 }
 
 /** A version to be run: its row, its input and the holdout columns that feed it, in tensor order. */
@@ -47,7 +48,7 @@ const holdoutError = (message: string) => badInput(message, { field: 'holdout', 
 
 /** The policy with defaults filled in; BAD_USER_INPUT naming the first value out of range. */
 function checkedPolicy(input: ChallengeModelVersionInput['policy']): Policy {
-  const p: Policy = { minRows: input?.minRows ?? 200, maxAccuracyDrop: input?.maxAccuracyDrop ?? 0, alpha: input?.alpha ?? 0.05, decisionThreshold: input?.decisionThreshold ?? null };
+  const p: Policy = { minRows: input?.minRows ?? 200, maxAccuracyDrop: input?.maxAccuracyDrop ?? 0, alpha: input?.alpha ?? 0.05, decisionThreshold: input?.decisionThreshold ?? null, requireImprovement: input?.requireImprovement ?? false };
   if (!Number.isInteger(p.minRows) || p.minRows < 1 || p.minRows > 1_000_000) throw policyError('minRows must be a whole number from 1 to 1,000,000', 'minRows');
   if (!Number.isFinite(p.maxAccuracyDrop) || p.maxAccuracyDrop < 0 || p.maxAccuracyDrop >= 1) throw policyError('maxAccuracyDrop must be at least 0 and below 1 (relative)', 'maxAccuracyDrop');
   if (!Number.isFinite(p.alpha) || p.alpha <= 0 || p.alpha > 0.5) throw policyError('alpha must be above 0 and at most 0.5', 'alpha');
@@ -178,6 +179,8 @@ const fmt = (x: number) => Number(x.toPrecision(6)).toString();
  * alias) on the holdout: both run on every row through inference threads of this server, then
  * accuracy and ROC AUC of each, McNemar's exact test on the paired decisions, and a paired
  * bootstrap interval of the AUC difference. REJECTED when the holdout has fewer than `minRows`
+ * rows (or, with `requireImprovement`, when McNemar's one-sided test does not find the candidate
+ * better at `alpha`), and also when it has fewer than `minRows`
  * rows, when McNemar's one-sided test finds the candidate worse at `alpha`, or when its accuracy is
  * below the champion's by more than `maxAccuracyDrop` (relative); else PASSED. Without a champion
  * the candidate is judged on its own figures (PASSED unless the holdout is too small), and the
@@ -238,6 +241,10 @@ export async function challengeModelVersion(ctx: RequestContext, input: Challeng
       rejected = true;
       reasons.push(`accuracy ${fmt(cand.figures.accuracy)} is below the champion's ${fmt(champ.figures.accuracy)} by more than ${policy.maxAccuracyDrop * 100} % (relative)`);
     }
+    if (!rejected && policy.requireImprovement && !((mc.pCandidateBetter ?? 1) < policy.alpha)) {
+      rejected = true;
+      reasons.push(`not significantly better than the champion, as the policy requires: b = ${b}, c = ${c}, one-sided p = ${fmt(mc.pCandidateBetter ?? 1)} ≥ alpha ${policy.alpha}`);
+    }
     if (!rejected) {
       reasons.push(
         `not significantly worse than the champion (b = ${b}, c = ${c}, one-sided p = ${fmt(mc.pCandidateWorse)} ≥ alpha ${policy.alpha}); ` +
@@ -258,7 +265,7 @@ export async function challengeModelVersion(ctx: RequestContext, input: Challeng
     championFigures: champ?.figures ?? null,
     mcnemar: mc,
     aucDifference: interval,
-    policy: { minRows: policy.minRows, maxAccuracyDrop: policy.maxAccuracyDrop, alpha: policy.alpha },
+    policy: { minRows: policy.minRows, maxAccuracyDrop: policy.maxAccuracyDrop, alpha: policy.alpha, requireImprovement: policy.requireImprovement },
     decision: rejected ? ChallengeDecision.REJECTED : ChallengeDecision.PASSED,
     reasons,
     evaluatedAt: new Date(),

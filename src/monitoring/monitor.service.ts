@@ -1,4 +1,3 @@
-import type { EntityManager } from 'typeorm';
 import type { Condition } from './condition';
 import { audit } from '../core/audit/audit-chain';
 import type { AppServices, RequestContext, TransactionContext } from '../core/context';
@@ -17,38 +16,17 @@ import type { StartTrainingRunInput } from '../training/training.inputs';
 import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from '../rollouts/deployment.entity';
 import { Alert, AlertKind, AlertSeverity, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
+import { MONITOR_PRINCIPAL, openAlert, publishAlert } from './alerts';
+import { considerRetraining } from './loop-triggers';
 import { driftConditions, driftForVersion, type VersionDrift } from './drift-monitor';
 import { latencyStats, type VersionLatency } from './latency';
 import { MonitoringReason } from './monitoring.errors';
+import { intIn, type DeploymentMonitoringInput } from './monitoring.inputs';
 import { checkedQualitySettings, computeQualityReport, qualityConditions, qualitySettingsOf, type QualitySettings } from './quality.service';
-
-/** The named principal deployments' monitors run as, each on behalf of its deployment's creator. */
-export const MONITOR_PRINCIPAL = 'system:monitor';
 
 /** The payload of a deployment's repeatable monitor job: it judges the window that ended last. */
 export interface MonitorJob extends JobPayload {
   deploymentId: string;
-}
-
-/** What an alert is about when it opens; the rest of a new alert is fixed (see {@link openAlert}). */
-export type AlertOpening = Pick<
-  Alert,
-  'teamId' | 'createdBy' | 'deploymentId' | 'modelVersionId' | 'kind' | 'severity' | 'feature' | 'statistic' | 'value' | 'threshold' | 'pValue' | 'windowStart' | 'windowEnd' | 'lastSeenAt' | 'details'
->;
-
-/** A new OPEN alert, seen once: nobody has acknowledged or resolved it, and no retraining was started for it. */
-export function openAlert(em: EntityManager, opening: AlertOpening): Alert {
-  return em.create(Alert, {
-    ...opening,
-    status: AlertStatus.OPEN,
-    occurrences: 1,
-    acknowledgedBy: null,
-    acknowledgedAt: null,
-    resolvedBy: null,
-    resolvedAt: null,
-    resolution: null,
-    retrainRunId: null,
-  });
 }
 
 export interface MonitoringSettings {
@@ -275,17 +253,14 @@ export async function monitorWindow(
   if (!outcome) return (await app.db.getRepository(MonitorRun).findOneBy({ deploymentId, windowStart, windowSeconds }))!;
   for (const a of outcome.changed) publishAlert(app, a);
   app.events?.publish(TOPICS.monitorRan, { id: deploymentId, runId: outcome.run.id });
+  // The loop's triggers, once the pass's alerts are committed (a drift trigger reads them).
+  await considerRetraining(app, deploymentId, { quality });
   for (const a of outcome.opened) {
     if (a.kind === AlertKind.DRIFT && a.severity === AlertSeverity.CRITICAL && settings.retrainDatasetVersion) {
       await retrain(app, a, settings.retrainDatasetVersion, retrainPolicyOwner(deployment)).catch((e) => app.log.error({ err: (e as Error).message, alert: a.id }, 'retrain policy could not start a run'));
     }
   }
   return outcome.run;
-}
-
-/** Alerts travel between instances whole (ids, team, deployment, kind…): subscribers filter them without a query. */
-export function publishAlert(app: AppServices, alert: Alert): void {
-  app.events?.publish(TOPICS.alertChanged, { id: 'all', alert });
 }
 
 /** The window that ended last, for a deployment's settings. */
@@ -451,4 +426,23 @@ async function retrain(app: AppServices, alert: Alert, datasetVersion: string, o
     return em.getRepository(Alert).findOneByOrFail({ id: alert.id });
   });
   publishAlert(app, linked);
+}
+
+/** The settings a {@link DeploymentMonitoringInput} changes, each checked against its range. */
+export function monitoringPatch(input: DeploymentMonitoringInput): MonitoringPatch {
+  if (input.drift && Object.values(input.drift).some((v) => typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
+    throw badInput('drift thresholds must be non-negative numbers', { field: 'drift' });
+  }
+  return {
+    windowSeconds: intIn(input.windowSeconds, 1, 7 * 86_400, 'windowSeconds'),
+    everySeconds: intIn(input.everySeconds, 1, 86_400, 'everySeconds'),
+    cooldownSeconds: intIn(input.cooldownSeconds, 0, 30 * 86_400, 'cooldownSeconds'),
+    minRequests: intIn(input.minRequests, 1, 1_000_000, 'minRequests'),
+    drift: input.drift ?? undefined,
+    retrainDatasetVersion: input.retrainDatasetVersion ?? undefined,
+    // Checked in the service, against the thresholds in force.
+    quality: input.quality
+      ? { warning: input.quality.warning ?? undefined, critical: input.quality.critical ?? undefined, minLabelled: input.quality.minLabelled ?? undefined, lookbackSeconds: input.quality.lookbackSeconds ?? undefined }
+      : undefined,
+  };
 }

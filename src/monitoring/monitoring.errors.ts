@@ -27,6 +27,8 @@ export enum MonitoringReason {
   CHALLENGE_MODEL_INPUT = 'CHALLENGE_MODEL_INPUT',
   /** A notification channel's URL cannot be sent to: not http(s), credentials in it, or a host that is (or resolves only to) a loopback, private, link-local or other internal address not in NOTIFY_ALLOWED_HOSTS; the message says which. */
   NOTIFICATION_URL_REFUSED = 'NOTIFICATION_URL_REFUSED',
+  /** A loop policy value is out of range, or an enabled retrain policy names no trigger: `field` names the value, the message its range. */
+  LOOP_POLICY = 'LOOP_POLICY',
 }
 
 declare module '../core/error-reasons' {
@@ -72,5 +74,9 @@ export const MONITORING_REASONS: ReasonCatalogue<MonitoringReason> = {
     codes: [ErrorCode.BAD_USER_INPUT],
     description:
       "A notification channel's URL cannot be sent to: not http(s), credentials in it, or a host that is (or resolves only to) a loopback, private, link-local or other internal address not in NOTIFY_ALLOWED_HOSTS; the message says which.",
+  },
+  [MonitoringReason.LOOP_POLICY]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: 'A loop policy value is out of range, or an enabled retrain policy names no trigger: `field` names the value, the message its range.',
   },
 };

@@ -4,7 +4,6 @@ import { badInput } from '../core/errors';
 import { Connection } from '../core/pagination';
 import { JSONObjectScalar } from '../core/scalars';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
-import type { MonitoringPatch } from './monitor.service';
 
 @InputType()
 export class AlertFilter {
@@ -75,25 +74,6 @@ export const intIn = (v: number | null | undefined, lo: number, hi: number, fiel
   return v;
 };
 
-/** The settings a {@link DeploymentMonitoringInput} changes, each checked against its range. */
-export function monitoringPatch(input: DeploymentMonitoringInput): MonitoringPatch {
-  if (input.drift && Object.values(input.drift).some((v) => typeof v !== 'number' || !Number.isFinite(v) || v < 0)) {
-    throw badInput('drift thresholds must be non-negative numbers', { field: 'drift' });
-  }
-  return {
-    windowSeconds: intIn(input.windowSeconds, 1, 7 * 86_400, 'windowSeconds'),
-    everySeconds: intIn(input.everySeconds, 1, 86_400, 'everySeconds'),
-    cooldownSeconds: intIn(input.cooldownSeconds, 0, 30 * 86_400, 'cooldownSeconds'),
-    minRequests: intIn(input.minRequests, 1, 1_000_000, 'minRequests'),
-    drift: input.drift ?? undefined,
-    retrainDatasetVersion: input.retrainDatasetVersion ?? undefined,
-    // Checked in the service, against the thresholds in force.
-    quality: input.quality
-      ? { warning: input.quality.warning ?? undefined, critical: input.quality.critical ?? undefined, minLabelled: input.quality.minLabelled ?? undefined, lookbackSeconds: input.quality.lookbackSeconds ?? undefined }
-      : undefined,
-  };
-}
-
 @InputType({ description: "Which of a deployment's labelled production traffic to sample, and how much of it to hold out" })
 export class SampleProductionDataInput {
   @Field(() => ID)
@@ -119,6 +99,9 @@ export class ChallengePolicyInput {
 
   @Field(() => Float, { defaultValue: 0.05, description: "Significance level of McNemar's one-sided test that the candidate is worse; above 0, at most 0.5" })
   alpha!: number;
+
+  @Field({ defaultValue: false, description: "The candidate must be significantly better than the champion (McNemar's one-sided test at alpha), not merely not worse: a retrained model replaces the champion only on evidence that it is better" })
+  requireImprovement!: boolean;
 
   @Field(() => Float, { nullable: true, description: "Score at or above it predicts class 1, for both models (default: each version's metrics.threshold, else 0.5); above 0, below 1" })
   decisionThreshold?: number | null;

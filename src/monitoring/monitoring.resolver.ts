@@ -13,7 +13,7 @@ import { Deployment } from '../rollouts/deployment.entity';
 import { Alert, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import * as monitoring from './monitor.service';
 import * as queries from './monitoring-query.service';
-import { AlertConnection, AlertFilter, ChallengeModelVersionInput, DeploymentMonitoringInput, monitoringPatch, SampleProductionDataInput } from './monitoring.inputs';
+import { AlertConnection, AlertFilter, ChallengeModelVersionInput, DeploymentMonitoringInput, SampleProductionDataInput } from './monitoring.inputs';
 import * as challenger from './challenger.service';
 import { ProductionSample } from './production-sample';
 import * as samples from './production-sample.service';
@@ -102,7 +102,7 @@ export class MonitoringResolver {
   @Mutation(() => Deployment, { description: "Changes a deployment's monitor: window, schedule, cool-down, drift and quality thresholds, retrain policy" })
   @Policy({ action: 'update', subject: 'Deployment' })
   setDeploymentMonitoring(@Ctx() ctx: RequestContext, @Arg('input', () => DeploymentMonitoringInput) input: DeploymentMonitoringInput) {
-    return monitoring.setDeploymentMonitoring(ctx, input.deployment, monitoringPatch(input));
+    return monitoring.setDeploymentMonitoring(ctx, input.deployment, monitoring.monitoringPatch(input));
   }
 
   @Mutation(() => ProductionSample, {

@@ -3,7 +3,7 @@ import type { AppServices } from '../core/context';
 import { toGlobalId } from '../core/global-id';
 import type { StalledRollout } from '../rollouts/rollout-health';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
-import { openAlert, publishAlert } from './monitor.service';
+import { openAlert, publishAlert } from './alerts';
 
 /**
  * The WARNING alert of a rollout paused because a step never had its evidence (minimum sample), opened in

@@ -6,7 +6,7 @@ import { toGlobalId } from '../core/global-id';
 import type { BudgetTrip, InferenceEngine } from '../inference/inference.engine';
 import { systemContext } from '../access/system-context';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
-import { openAlert, publishAlert } from './monitor.service';
+import { openAlert, publishAlert } from './alerts';
 
 /** The principal that raises run budget alerts: the API process's inference engine. */
 export const INFERENCE_PRINCIPAL = 'system:inference';

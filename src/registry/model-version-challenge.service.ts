@@ -2,10 +2,10 @@
 // verdict on the candidate (its own table) with the audit event, in one transaction.
 import { audit } from '../core/audit/audit-chain';
 import { assertCan } from '../core/authz';
-import { inTransaction, type RequestContext } from '../core/context';
+import { inTransaction, type RequestContext, type TransactionContext } from '../core/context';
 import { toGlobalId } from '../core/global-id';
 import { loadReadable } from '../lineage/lineage.service';
-import { ModelVersion } from './model-version.entity';
+import { ModelVersion, ModelVersionStatus } from './model-version.entity';
 import { challengeOf, type ModelVersionChallenge, type StoredChallenge } from './model-version-challenge';
 
 /**
@@ -37,4 +37,26 @@ export async function recordModelVersionChallenge(ctx: RequestContext, challenge
     });
     return challengeOf(stored)!;
   });
+}
+
+/**
+ * A candidate the champion/challenger gate rejected leaves the candidates: REGISTERED or CANDIDATE
+ * becomes REJECTED in the caller's transaction, audited (`rejectModelVersion`) with the gate's
+ * reasons. Not a review: no approval record, and no second person is needed to refuse a version
+ * the evidence refused. False, with nothing changed, for a version in any other status.
+ */
+export async function rejectByGate(ctx: TransactionContext, versionId: string, reasons: string[]): Promise<boolean> {
+  const version = await ctx.em.findOne(ModelVersion, { where: { id: versionId }, lock: { mode: 'pessimistic_write' } });
+  if (!version || (version.status !== ModelVersionStatus.CANDIDATE && version.status !== ModelVersionStatus.REGISTERED)) return false;
+  assertCan(ctx, 'update', 'ModelVersion', version);
+  await ctx.em.update(ModelVersion, { id: version.id }, { status: ModelVersionStatus.REJECTED });
+  await audit(ctx, {
+    action: 'rejectModelVersion',
+    subjectType: 'ModelVersion',
+    subjectId: toGlobalId('ModelVersion', version.id),
+    reason: `rejected by the champion/challenger gate: ${reasons.join('; ')}`,
+    before: { status: version.status },
+    after: { status: ModelVersionStatus.REJECTED, gate: true },
+  });
+  return true;
 }

@@ -37,6 +37,9 @@ export class ChallengeMcNemar {
 
   @Field(() => Float, { description: 'One-sided p-value of "the candidate is worse"' })
   pCandidateWorse!: number;
+
+  @Field(() => Float, { nullable: true, description: 'One-sided p-value of "the candidate is better" (null on verdicts recorded before it was kept)' })
+  pCandidateBetter!: number | null;
 }
 
 /** The paired bootstrap interval of the AUC difference. */
@@ -72,6 +75,9 @@ export class ChallengePolicyApplied {
 
   @Field(() => Float)
   alpha!: number;
+
+  @Field({ description: "The candidate had to be significantly better than the champion (McNemar's one-sided test at alpha), not merely not worse" })
+  requireImprovement!: boolean;
 }
 
 /** A candidate model version judged against the champion on one holdout, as stored on the candidate. */
@@ -122,5 +128,9 @@ export type StoredChallenge = Omit<ModelVersionChallenge, 'evaluatedAt'> & { eva
 
 /** A stored challenge as its GraphQL object. */
 export function challengeOf(stored: StoredChallenge | null): ModelVersionChallenge | null {
-  return stored ? Object.assign(new ModelVersionChallenge(), { ...stored, evaluatedAt: new Date(stored.evaluatedAt) }) : null;
+  if (!stored) return null;
+  // Verdicts recorded before the policy could require an improvement did not.
+  const policy = { ...stored.policy, requireImprovement: stored.policy.requireImprovement ?? false };
+  const mcnemar = stored.mcnemar ? { ...stored.mcnemar, pCandidateBetter: stored.mcnemar.pCandidateBetter ?? null } : null;
+  return Object.assign(new ModelVersionChallenge(), { ...stored, policy, mcnemar, evaluatedAt: new Date(stored.evaluatedAt) });
 }

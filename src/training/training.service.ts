@@ -41,7 +41,7 @@ export interface TrainingJob extends JobPayload {
  * Queues a training run: the run (QUEUED), its inputs and an outbox entry commit together, with one
  * audit event; the dispatcher hands the job to BullMQ (job id = run id) once Redis takes it.
  */
-export async function startTrainingRun(ctx: RequestContext, input: StartTrainingRunInput): Promise<TrainingRun> {
+export async function startTrainingRun(ctx: RequestContext, input: StartTrainingRunInput, opts: { deferChampionComparison?: boolean } = {}): Promise<TrainingRun> {
   if (!!input.config === !!input.configContent) throw badInput('give exactly one of config and configContent', { field: 'config' });
   if (!!input.seedSet === !!input.seeds) throw badInput('give exactly one of seedSet and seeds', { field: 'seedSet' });
   if (!!input.codeVersion === !!input.newCodeVersion) throw badInput('give exactly one of codeVersion and newCodeVersion', { field: 'codeVersion' });
@@ -89,6 +89,7 @@ export async function startTrainingRun(ctx: RequestContext, input: StartTraining
       seedSetId: seeds.id,
       environmentId: env.id,
       baseModelVersionId: base?.id ?? null,
+      championComparisonDeferred: opts.deferChampionComparison === true,
       targetModelId: model.id,
       startedAt: null,
       finishedAt: null,
@@ -367,7 +368,8 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, execution: 
     if (claimed) throw new OutputError(`the run's output slot is taken by model version ${toGlobalId('ModelVersion', claimed.id)}, registered by ${claimed.createdBy}`);
     // The registry numbers the version and places it in its status machine; the gate is training's.
     const champion = await lockModelForRegistration(em, run.targetModelId!);
-    const evaluation = evaluateGate((config.content as { gate?: GateSpec }).gate, metrics, champion);
+    // A run judged later against the champion on shared evidence is not judged on the champion's offline figures.
+    const evaluation = evaluateGate((config.content as { gate?: GateSpec }).gate, metrics, run.championComparisonDeferred ? null : champion);
     const version = await registerTrainedVersion(ctx, em, {
       run,
       artifact: { sha256: blob.sha256, sizeBytes: blob.sizeBytes, signature },

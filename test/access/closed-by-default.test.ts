@@ -6,8 +6,9 @@ import WebSocket from 'ws';
 import { fromGlobalId } from '../../src/core/global-id';
 import { TOPICS } from '../../src/core/events';
 import { rootFieldPolicies, subscriptionPolicy } from '../../src/core/policy';
-import { publishAlert } from '../../src/monitoring/monitor.service';
+import { publishAlert } from '../../src/monitoring/alerts';
 import { dataOf } from '../support/access';
+import { plantIteration } from '../support/iterations';
 import { plantLatencyAlert } from '../support/alerts';
 import { operationsFor, type RootOperation } from '../support/operations';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
@@ -175,6 +176,8 @@ describe('closed by default', () => {
       fire.rolloutUpdated = async () => events.publish(TOPICS.rolloutUpdated, { id: fromGlobalId(staging.id).key });
       fire.trainingRunUpdated = async () => events.publish(TOPICS.trainingRunUpdated, { id: fromGlobalId(fraud.TrainingRun).key });
       fire.auditExportUpdated = async () => events.publish(TOPICS.auditExportUpdated, { id: fromGlobalId(fraud.AuditExport).key });
+      const iterationId = await plantIteration(t, staging.id);
+      fire.iterationUpdated = async () => events.publish(TOPICS.iterationUpdated, { id: fromGlobalId(staging.id).key, iterationId });
     });
     after(async () => {
       for (const c of clients) await c.dispose();

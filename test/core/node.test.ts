@@ -4,6 +4,7 @@ import { isObjectType, type GraphQLInterfaceType } from 'graphql';
 import { toGlobalId } from '../../src/core/global-id';
 import { KINDS, NODE_KINDS, type KindName } from '../../src/core/subjects';
 import { dataOf } from '../support/access';
+import { plantIteration } from '../support/iterations';
 import { plantLatencyAlert } from '../support/alerts';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
 
@@ -39,6 +40,7 @@ describe('node(id:) answers for every type that implements Node', () => {
     dataOf(await t.gql(admin, 'mutation { upsertRole(input: { name: "node-reader", rules: [{ action: "read", subject: "Model" }] }) { name } }'), 'role');
     dataOf(await t.gql(admin, 'mutation { createApiKey(input: { name: "node-key", roles: ["viewer"], teams: ["fraud"] }) { key } }'), 'key');
     await plantLatencyAlert(t, 'fraud', staging.id, candidate.id);
+    await plantIteration(t, staging.id);
     // An address literal: creating a channel resolves its host, and nothing is sent.
     dataOf(
       await t.gql(t.token(['ml-engineer'], ['fraud'], 'node-engineer'), 'mutation { createNotificationChannel(input: { team: "fraud", name: "node-hook", kind: WEBHOOK, url: "https://203.0.113.10/hook" }) { channel { id } } }'),

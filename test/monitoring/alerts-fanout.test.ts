@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
 import { Alert as AlertEntity, AlertKind, AlertSeverity, AlertStatus } from '../../src/monitoring/alert.entity';
-import { publishAlert } from '../../src/monitoring/monitor.service';
+import { publishAlert } from '../../src/monitoring/alerts';
 import { startTestServer, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
 

@@ -12,7 +12,7 @@ import { eventually } from '../support/processes';
 import { connect, subscribe, type Socket, type Subscription } from '../support/subscriptions';
 import { syntheticCsv } from '../../jobs/trainers/synthetic-data';
 import { Alert as AlertEntity, AlertKind, AlertSeverity, AlertStatus } from '../../src/monitoring/alert.entity';
-import { publishAlert } from '../../src/monitoring/monitor.service';
+import { publishAlert } from '../../src/monitoring/alerts';
 import { SKETCH_RELATIVE_ACCURACY } from '../../src/inference/latency-sketch';
 
 const PREDICT = `mutation($d: ID!, $inputs: JSONObject!) { predict(deployment: $d, inputs: $inputs) { fallback } }`;

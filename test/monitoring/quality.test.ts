@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { startServer, type RunningServer } from '../../src/app/server';
 import { createLogger } from '../../src/core/logger';
 import { Alert as AlertEntity, AlertKind, AlertSeverity, AlertStatus } from '../../src/monitoring/alert.entity';
-import { publishAlert } from '../../src/monitoring/monitor.service';
+import { publishAlert } from '../../src/monitoring/alerts';
 import { startTestServer, type TestServer } from '../support/harness';
 import { fraudRow } from '../support/inference';
 import { eventually } from '../support/processes';

@@ -32,6 +32,7 @@ export class AuditVia {
 @Index(['actorId', 'seq'])
 @Index(['subjectType', 'subjectId', 'seq'])
 @Index(['action', 'seq'])
+@Index(['requestId', 'seq'])
 export class AuditEvent implements Node {
   @Field(() => Number, { description: 'Position in the chain, from 1, without gaps' })
   @PrimaryColumn({ type: 'bigint', transformer: seqTransformer })

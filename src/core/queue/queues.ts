@@ -11,6 +11,7 @@ export const QUEUES = {
   auditRetention: 'audit-retention',
   auditAnchor: 'audit-anchor',
   monitors: 'monitors',
+  loop: 'loop',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
