@@ -7,11 +7,12 @@
 import { randomUUID } from 'node:crypto';
 import type { EntityManager } from 'typeorm';
 import { accountablePerson, accountablePersonOf } from '../access/accountable';
+import { systemContext } from '../access/system-context';
 import { audit } from '../core/audit/audit-chain';
 import type { AppServices, RequestContext, TransactionContext } from '../core/context';
 import { inTransaction } from '../core/context';
 import { subjectOf } from '../core/ability';
-import { AppError, badInput } from '../core/errors';
+import { AppError, badInput, ErrorCode } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
 import { contextFromJob, type SerializedContext } from '../core/job-context';
@@ -188,7 +189,14 @@ export async function advanceIteration(app: AppServices, id: string): Promise<It
   const held = { it, owner };
   try {
     for (let i = 0; i < MAX_STEPS_PER_CALL && ACTIVE_ITERATION.includes(held.it.status); i++) {
-      const result = await step(app, held);
+      let result: StepResult;
+      try {
+        result = await step(app, held);
+      } catch (e) {
+        // Whoever the step acts as may no longer do it (rights withdrawn, a key revoked): the loop stops here, saying why.
+        if (!(e instanceof AppError) || (e.code !== ErrorCode.FORBIDDEN && e.code !== ErrorCode.UNAUTHENTICATED)) throw e;
+        result = await fail(app, held, IterationStatus.FAILED, 'FAILED', `the step's actor may no longer act: ${e.code}: ${e.message}`);
+      }
       if (!result.moved) {
         if (result.message !== held.it.message) {
           await app.db.query(`UPDATE iteration SET message = $2, updated_at = now() WHERE id = $1 AND lease_owner = $3`, [id, result.message, owner]);
@@ -218,9 +226,9 @@ export async function advanceIterations(app: AppServices): Promise<number> {
   return rows.length;
 }
 
-/** Ends an iteration that cannot go on, with the reason (as the retrain policy's setter). */
+/** Ends an iteration that cannot go on, with the reason: as the retrain policy's setter, or as the loop itself when they can no longer be established. */
 async function fail(app: AppServices, held: Held, status: IterationStatus, step: string, message: string, detail: Record<string, unknown> = {}): Promise<StepResult> {
-  const ctx = await actorOf(app, held.it, held.it.actors.retrain);
+  const ctx = await actorOf(app, held.it, held.it.actors.retrain).catch(() => systemContext(app, { id: LOOP_PRINCIPAL }, iterationRequestId(held.it.id)));
   await inTransaction(ctx, (_em, ctx) => move(ctx, held, status, {}, [{ step, detail: { ...detail, reason: message } }], message));
   return { moved: true };
 }

@@ -17,6 +17,7 @@ import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from '../rollouts/deployment.entity';
 import { Alert, AlertKind, AlertSeverity, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import { MONITOR_PRINCIPAL, openAlert, publishAlert } from './alerts';
+import { LoopPolicy } from './iteration.entity';
 import { considerRetraining } from './loop-triggers';
 import { driftConditions, driftForVersion, type VersionDrift } from './drift-monitor';
 import { latencyStats, type VersionLatency } from './latency';
@@ -255,8 +256,10 @@ export async function monitorWindow(
   app.events?.publish(TOPICS.monitorRan, { id: deploymentId, runId: outcome.run.id });
   // The loop's triggers, once the pass's alerts are committed (a drift trigger reads them).
   await considerRetraining(app, deploymentId, { quality });
+  // The fixed-dataset retrain setting gives way to a retrain policy (which retrains on production traffic).
+  const looped = settings.retrainDatasetVersion ? await app.db.getRepository(LoopPolicy).exists({ where: { deploymentId } }) : false;
   for (const a of outcome.opened) {
-    if (a.kind === AlertKind.DRIFT && a.severity === AlertSeverity.CRITICAL && settings.retrainDatasetVersion) {
+    if (!looped && a.kind === AlertKind.DRIFT && a.severity === AlertSeverity.CRITICAL && settings.retrainDatasetVersion) {
       await retrain(app, a, settings.retrainDatasetVersion, retrainPolicyOwner(deployment)).catch((e) => app.log.error({ err: (e as Error).message, alert: a.id }, 'retrain policy could not start a run'));
     }
   }

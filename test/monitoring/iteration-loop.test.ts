@@ -228,16 +228,27 @@ describe('the iteration loop', () => {
   });
 
   /** A new STAGING deployment of the demo's champion alone, with both policies, traffic logged first. */
-  const freshDeployment = async (name: string, phases: Array<[Concept, number]>, gate: Record<string, unknown>) => {
-    const d = (await gql(engineer, `mutation($v: ID!, $n: String!) { createDeployment(input: { team: "fraud", name: $n, environment: STAGING, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { v: champion, n: name })).createDeployment.id;
+  const freshDeployment = async (
+    name: string,
+    phases: Array<[Concept, number]>,
+    gate: Record<string, unknown>,
+    opts: { environment?: 'STAGING' | 'PRODUCTION'; promotion?: Record<string, unknown>; promotionBy?: string; retrainBy?: string } = {},
+  ) => {
+    const d = (
+      await gql(engineer, `mutation($v: ID!, $n: String!, $e: DeploymentEnvironment!) { createDeployment(input: { team: "fraud", name: $n, environment: $e, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, {
+        v: champion,
+        n: name,
+        e: opts.environment ?? 'STAGING',
+      })
+    ).createDeployment.id;
     await gql(engineer, MONITORING, { input: { deployment: d, windowSeconds: 5, everySeconds: 1, minRequests: 5 } });
     const traffic = new Traffic(t, service, d);
     for (const [concept, batches] of phases) {
       traffic.set(concept);
       for (let i = 0; i < batches; i++) await traffic.batch(10);
     }
-    await gql(engineer, PROMOTION, { input: { deployment: d, shadowSeconds: 0, steps: [50, 100], bakeSeconds: 2, minRequests: 10 } });
-    await gql(engineer, RETRAIN, { input: { deployment: d, schedule: '* * * * * *', cooldownSeconds: 600, sampleWindows: 60, holdoutShare: 0.3, gate } });
+    await gql(opts.promotionBy ?? engineer, PROMOTION, { input: { deployment: d, shadowSeconds: 0, steps: [50, 100], bakeSeconds: 2, minRequests: 10, ...opts.promotion } });
+    await gql(opts.retrainBy ?? engineer, RETRAIN, { input: { deployment: d, schedule: '* * * * * *', cooldownSeconds: 600, sampleWindows: 60, holdoutShare: 0.3, gate } });
     return d;
   };
 
@@ -275,5 +286,30 @@ describe('the iteration loop', () => {
     // The cool-down holds: the schedule keeps firing, no second iteration begins.
     await sleep(2000);
     assert.equal((await gql(engineer, ITERATIONS, { d })).iterations.length, 1);
+  });
+
+  it('PRODUCTION with automatic approval: a clear win is approved by the policy on behalf of whoever set it, then rolled out', async () => {
+    const d = await freshDeployment('fraud-auto', [['shifted', 60]], { minRows: 60 }, { environment: 'PRODUCTION', promotionBy: lead, promotion: { approval: 'AUTOMATIC', autoApproveMargin: 0.2 } });
+    const traffic = new Traffic(t, service, d);
+    traffic.set('shifted');
+    traffic.start();
+    try {
+      const done = await waitFor(d, ['PROMOTED']);
+      const approved = done.steps.find((s: { step: string }) => s.step === 'APPROVED');
+      assert.deepEqual({ by: approved.detail.by, onBehalfOf: approved.detail.onBehalfOf }, { by: 'system:promotion-policy', onBehalfOf: 'lee-lead' });
+      assert.ok(approved.detail.margin >= 0.2, JSON.stringify(approved.detail));
+      const events = await gql(auditor, `query($s: ID!) { auditEvents(first: 20, filter: { subject: $s, action: "approveModelVersion" }) { nodes { actorId via { onBehalfOf } requestId } } }`, { s: done.candidate.id });
+      assert.deepEqual(events.auditEvents.nodes, [{ actorId: 'system:promotion-policy', via: { onBehalfOf: ['lee-lead'] }, requestId: done.requestId }]);
+    } finally {
+      await traffic.stop();
+    }
+  });
+
+  it('automatic approval keeps four eyes: one person setting both policies still waits for a reviewer', async () => {
+    const d = await freshDeployment('fraud-one-person', [['shifted', 60]], { minRows: 60 }, { environment: 'PRODUCTION', promotionBy: lead, retrainBy: lead, promotion: { approval: 'AUTOMATIC', autoApproveMargin: 0.2 } });
+    const waiting = await waitFor(d, ['AWAITING_APPROVAL']);
+    assert.match(waiting.message, /four eyes are two people/);
+    assert.equal(waiting.candidate.status, 'CANDIDATE');
+    assert.equal(waiting.approvalAlert.kind, 'APPROVAL_REQUIRED');
   });
 });
