@@ -223,6 +223,8 @@ export async function monitorWindow(
       summary.push({ alert: alert.nodeId, change: 'opened', kind: c.kind, feature: c.feature, severity: c.severity, statistic: c.statistic, value: c.value, threshold: c.threshold });
     }
     for (const stale of openByKey.values()) {
+      // An approval request is about a version that does not serve yet: the loop closes it when a reviewer decides.
+      if (stale.kind === AlertKind.APPROVAL_REQUIRED) continue;
       const retired = !serving.has(stale.modelVersionId);
       // Run budget and stalled rollout alerts are not windowed conditions: only a person, or the version leaving, closes them.
       if ((stale.kind === AlertKind.RUN_BUDGET || stale.kind === AlertKind.ROLLOUT_STALLED) && !retired) continue;

@@ -14,7 +14,7 @@ const ITERATION = `query($id: ID!) { iteration(id: $id) {
   trainingData { id } holdout { id rowCount } trainingRun { id status }
   gate { decision rows reasons candidateFigures { accuracy } championFigures { accuracy } mcnemar { b c pCandidateWorse } }
   shadowRollout { id status strategy } canaryRollout { id status strategy steps }
-  approvalAlert { id kind status }
+  approvalAlert { id kind status resolution }
   steps { step at detail auditEvent }
 } }`;
 const ITERATIONS = `query($d: ID!) { iterations(deployment: $d) { id status } }`;
@@ -209,16 +209,17 @@ describe('the iteration loop', () => {
     assert.equal(waiting.approvalAlert.kind, 'APPROVAL_REQUIRED');
     assert.equal(waiting.approvalAlert.status, 'OPEN');
     assert.equal(waiting.canaryRollout, null);
-    // It stays there: nothing serves the candidate while nobody approved it.
+    // It stays there, monitor passes going on: nothing serves the candidate while nobody approved it, and the request stays open.
     await sleep(2500);
     const still = (await gql(engineer, ITERATION, { id: waiting.id })).iteration;
     assert.equal(still.status, 'AWAITING_APPROVAL');
+    assert.equal(still.approvalAlert.status, 'OPEN');
 
     traffic.start();
     try {
       await gql(reviewer, `mutation($id: ID!) { approveModelVersion(input: { modelVersion: $id, reason: "holdout and shadow figures checked" }) { status } }`, { id: waiting.candidate.id });
       const done = await waitFor(production, ['PROMOTED']);
-      assert.equal(done.approvalAlert.status, 'RESOLVED');
+      assert.deepEqual({ status: done.approvalAlert.status, resolution: done.approvalAlert.resolution }, { status: 'RESOLVED', resolution: 'approved by a reviewer' });
       assert.deepEqual(done.steps.map((s: { step: string }) => s.step), ['TRIGGERED', 'SAMPLED', 'TRAINING_STARTED', 'CANDIDATE_REGISTERED', 'GATE_PASSED', 'APPROVAL_REQUESTED', 'APPROVED', 'CANARY_STARTED', 'PROMOTED']);
       const approved = done.steps.find((s: { step: string }) => s.step === 'APPROVED');
       assert.equal(approved.detail.by, 'rae-reviewer');
