@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { syntheticPopulation, type Concept } from '../../jobs/trainers/synthetic-data';
+import { AlertKind, AlertSeverity } from '../../src/monitoring/alert.entity';
+import { plantAlert } from '../support/alerts';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
 
 const PREDICT = `mutation($d: ID!, $inputs: JSONObject!) { predict(deployment: $d, inputs: $inputs) { id modelVersionId } }`;
@@ -233,7 +235,7 @@ describe('the iteration loop', () => {
     name: string,
     phases: Array<[Concept, number]>,
     gate: Record<string, unknown>,
-    opts: { environment?: 'STAGING' | 'PRODUCTION'; promotion?: Record<string, unknown>; promotionBy?: string; retrainBy?: string } = {},
+    opts: { environment?: 'STAGING' | 'PRODUCTION'; promotion?: Record<string, unknown>; promotionBy?: string; retrainBy?: string; retrain?: Record<string, unknown> } = {},
   ) => {
     const d = (
       await gql(engineer, `mutation($v: ID!, $n: String!, $e: DeploymentEnvironment!) { createDeployment(input: { team: "fraud", name: $n, environment: $e, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, {
@@ -249,7 +251,7 @@ describe('the iteration loop', () => {
       for (let i = 0; i < batches; i++) await traffic.batch(10);
     }
     await gql(opts.promotionBy ?? engineer, PROMOTION, { input: { deployment: d, shadowSeconds: 0, steps: [50, 100], bakeSeconds: 2, minRequests: 10, ...opts.promotion } });
-    await gql(opts.retrainBy ?? engineer, RETRAIN, { input: { deployment: d, schedule: '* * * * * *', cooldownSeconds: 600, sampleWindows: 60, holdoutShare: 0.3, gate } });
+    await gql(opts.retrainBy ?? engineer, RETRAIN, { input: { deployment: d, schedule: '* * * * * *', cooldownSeconds: 600, sampleWindows: 60, holdoutShare: 0.3, gate, ...opts.retrain } });
     return d;
   };
 
@@ -312,5 +314,28 @@ describe('the iteration loop', () => {
     assert.match(waiting.message, /four eyes are two people/);
     assert.equal(waiting.candidate.status, 'CANDIDATE');
     assert.equal(waiting.approvalAlert.kind, 'APPROVAL_REQUIRED');
+  });
+
+  it('the label-volume trigger: labelled rows since the champion trained reach the share of its training rows', async () => {
+    // The champion trained on 1,200 rows: 300 labelled production rows are a quarter of them.
+    const d = await freshDeployment('fraud-volume', [['shifted', 30]], { minRows: 60 }, { retrain: { schedule: null, labelVolume: { minShare: 0.2 } } });
+    const begun = await waitFor(d, ['SAMPLING', 'TRAINING', 'GATING', 'CANARY', 'PROMOTED', 'REJECTED', 'FAILED']);
+    assert.equal(begun.triggerKind, 'LABEL_VOLUME');
+    assert.equal(begun.trigger.championTrainingRows, 1200);
+    assert.ok(begun.trigger.labelledSinceTraining >= 240 && begun.trigger.share >= 0.2, JSON.stringify(begun.trigger));
+  });
+
+  it('the drift trigger: an open drift alert of the serving version; without labelled traffic the iteration waits, then fails saying why', async () => {
+    const d = await freshDeployment('fraud-drift', [], { minRows: 60 }, { retrain: { schedule: null, drift: { minSeverity: 'WARNING' }, sampleTimeoutSeconds: 4 } });
+    const alert = await plantAlert(t, 'fraud', d, champion, { kind: AlertKind.DRIFT, severity: AlertSeverity.CRITICAL, feature: 'amount', statistic: 'psi', value: 0.4, threshold: 0.25 });
+    const waiting = await waitFor(d, ['SAMPLING']);
+    assert.equal(waiting.triggerKind, 'DRIFT');
+    assert.equal(waiting.trigger.alert, alert.nodeId);
+    assert.equal(waiting.trigger.feature, 'amount');
+    assert.match(waiting.message ?? '', /waiting for labelled production rows|collecting/);
+    const failed = await waitFor(d, ['FAILED'], 30_000).catch((e) => e);
+    assert.ok(!(failed instanceof Error), String(failed));
+    assert.match(failed.message, /no usable production sample within 4 s/);
+    assert.deepEqual(failed.steps.map((s: { step: string }) => s.step), ['TRIGGERED', 'FAILED']);
   });
 });
