@@ -180,7 +180,7 @@ const fmt = (x: number) => Number(x.toPrecision(6)).toString();
  * accuracy and ROC AUC of each, McNemar's exact test on the paired decisions, and a paired
  * bootstrap interval of the AUC difference. REJECTED when the holdout has fewer than `minRows`
  * rows (or, with `requireImprovement`, when McNemar's one-sided test does not find the candidate
- * better at `alpha`), and also when it has fewer than `minRows`
+ * better at `alpha`; or when the bootstrap interval of the AUC difference lies below 0), and also when it has fewer than `minRows`
  * rows, when McNemar's one-sided test finds the candidate worse at `alpha`, or when its accuracy is
  * below the champion's by more than `maxAccuracyDrop` (relative); else PASSED. Without a champion
  * the candidate is judged on its own figures (PASSED unless the holdout is too small), and the
@@ -234,6 +234,10 @@ export async function challengeModelVersion(ctx: RequestContext, input: Challeng
     if (mc.pCandidateWorse < policy.alpha) {
       rejected = true;
       reasons.push(`McNemar's test finds the candidate worse than the champion: b = ${b}, c = ${c}, one-sided p = ${fmt(mc.pCandidateWorse)} < alpha ${policy.alpha}`);
+    }
+    if (interval && interval.upper < 0) {
+      rejected = true;
+      reasons.push(`AUC is worse than the champion's: the ${interval.level * 100} % bootstrap interval of the difference [${fmt(interval.lower)}, ${fmt(interval.upper)}] lies below 0`);
     }
     const floor = champ.figures.accuracy * (1 - policy.maxAccuracyDrop);
     // A relative tolerance for the product's rounding: equal accuracies never count as a drop.

@@ -263,6 +263,8 @@ describe('the iteration loop', () => {
     assert.equal(done.gate.decision, 'REJECTED');
     assert.ok(done.gate.candidateFigures.accuracy < done.gate.championFigures.accuracy, JSON.stringify(done.gate));
     assert.ok(done.gate.mcnemar.pCandidateWorse < 0.05, JSON.stringify(done.gate.mcnemar));
+    assert.ok(done.gate.reasons.some((r: string) => /McNemar's test finds the candidate worse/.test(r)), done.gate.reasons.join(' | '));
+    assert.ok(done.gate.reasons.some((r: string) => /AUC is worse than the champion's: the 95 % bootstrap interval/.test(r)), done.gate.reasons.join(' | '));
     assert.equal(done.candidate.status, 'REJECTED');
     assert.equal(done.shadowRollout, null);
     assert.equal(done.canaryRollout, null);
