@@ -25,6 +25,7 @@ import { approveModelVersion } from '../registry/registry.service';
 import { Deployment, DeploymentEnvironment } from '../rollouts/deployment.entity';
 import { Rollout, RolloutStatus, RolloutStrategy } from '../rollouts/rollout.entity';
 import { startRollout } from '../rollouts/rollout.service';
+import { RolloutsReason } from '../rollouts/rollouts.errors';
 import { startTrainingRun } from '../training/training.service';
 import type { StartTrainingRunInput } from '../training/training.inputs';
 import { AlertKind, AlertSeverity, AlertStatus, Alert } from './alert.entity';
@@ -440,7 +441,7 @@ async function startOrWait(app: AppServices, held: Held, work: () => Promise<Arr
   try {
     return { moved: true, announce: await work() };
   } catch (e) {
-    if (e instanceof AppError && errorReason(e) === 'IN_PROGRESS') return { moved: false, message: 'waiting for the rollout already in progress on the deployment to finish' };
+    if (e instanceof AppError && errorReason(e) === RolloutsReason.IN_PROGRESS) return { moved: false, message: 'waiting for the rollout already in progress on the deployment to finish' };
     if (e instanceof AppError) return fail(app, held, IterationStatus.FAILED, 'FAILED', `the rollout could not start: ${e.code}: ${e.message}`);
     throw e;
   }
