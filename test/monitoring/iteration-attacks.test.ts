@@ -31,10 +31,10 @@ describe('the iteration loop under attack', () => {
     const p = await gql(service, PREDICT, { d, inputs: { features: drawn.map((x) => x.x) } });
     await gql(service, RECORD, { input: { deployment: d, outcomes: drawn.map((x, row) => ({ prediction: p.predict.id, row, label: x.label })) } });
   };
-  /** A new STAGING deployment of the demo's champion alone, with `batches` of shifted traffic logged. */
-  const deployment = async (name: string, batches = 60) => {
+  /** A new deployment of the demo's champion alone, with `batches` of shifted traffic logged. */
+  const deployment = async (name: string, batches = 60, environment = 'STAGING') => {
     const d = (
-      await gql(engineer, `mutation($v: ID!, $n: String!) { createDeployment(input: { team: "fraud", name: $n, environment: STAGING, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { v: champion, n: name })
+      await gql(engineer, `mutation($v: ID!, $n: String!, $e: DeploymentEnvironment!) { createDeployment(input: { team: "fraud", name: $n, environment: $e, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { v: champion, n: name, e: environment })
     ).createDeployment.id;
     await gql(engineer, MONITORING, { input: { deployment: d, windowSeconds: 5, everySeconds: 1, minRequests: 5 } });
     for (let i = 0; i < batches; i++) await batch(d, 'shifted');
@@ -97,5 +97,37 @@ describe('the iteration loop under attack', () => {
     await gql(engineer, `mutation($r: ID!) { abortRollout(input: { rollout: $r, reason: "done looking" }) { status } }`, { r: busy.startRollout.id });
     const moved = await waitFor(d, (it) => it.steps.some((s: { step: string }) => s.step === 'CANARY_STARTED'), 'the loop\'s canary');
     assert.ok(['CANARY', 'PROMOTED'].includes(moved.status), JSON.stringify(moved));
+  });
+
+  it('an iteration that ends while awaiting approval closes its approval request', async () => {
+    const admin = t.token(['admin'], ['fraud'], 'root');
+    const reviewer = t.token(['reviewer'], ['fraud'], 'rae-reviewer');
+    const created = (await gql(admin, 'mutation { createApiKey(input: { name: "release-bot", roles: ["ml-engineer"], teams: ["fraud"] }) { key apiKey { id } } }')).createApiKey;
+    const d = await deployment('fraud-bot', 60, 'PRODUCTION');
+    // The promotion policy is set by an API key, which is revoked while the iteration waits for a reviewer.
+    const res = await fetch(`${t.url}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `ApiKey ${created.key}` },
+      body: JSON.stringify({ query: PROMOTION, variables: { input: { deployment: d, shadowSeconds: 0, steps: [50, 100], bakeSeconds: 2, minRequests: 10 } } }),
+    });
+    const set = (await res.json()) as { errors?: unknown };
+    assert.equal(set.errors, undefined, JSON.stringify(set.errors));
+    await gql(engineer, RETRAIN, { input: { deployment: d, schedule: '* * * * * *', cooldownSeconds: 600, sampleWindows: 60, holdoutShare: 0.3, gate: { minRows: 60 } } });
+    const waiting = await waitFor(d, (it) => it.status === 'AWAITING_APPROVAL', 'awaiting approval');
+    const ITERATION = `query($id: ID!) { iteration(id: $id) { status message candidate { id } approvalAlert { id status } } }`;
+    const before = (await gql(engineer, ITERATION, { id: waiting.id })).iteration;
+    assert.equal(before.approvalAlert.status, 'OPEN');
+    await gql(admin, 'mutation($id: ID!) { revokeApiKey(input: { apiKey: $id }) { revokedAt } }', { id: created.apiKey.id });
+    await gql(reviewer, `mutation($id: ID!) { approveModelVersion(input: { modelVersion: $id, reason: "figures checked" }) { status } }`, { id: before.candidate.id });
+    const deadline = Date.now() + 30_000;
+    let ended = before;
+    while (Date.now() < deadline && !FINISHED.has(ended.status)) {
+      await sleep(250);
+      ended = (await gql(engineer, ITERATION, { id: waiting.id })).iteration;
+    }
+    assert.equal(ended.status, 'FAILED', JSON.stringify(ended));
+    assert.match(ended.message, /promotion policy's setter cannot be established/);
+    // Nobody is left paged for an iteration that is over.
+    assert.equal(ended.approvalAlert.status, 'RESOLVED', JSON.stringify(ended));
   });
 });
