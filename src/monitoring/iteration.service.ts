@@ -5,7 +5,7 @@
 // iteration by a lease while it moves it; one that dies leaves the lease to run out, and the next
 // worker carries on from the last step that committed: nothing is done twice.
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
+import { In, type EntityManager } from 'typeorm';
 import { accountablePerson, accountablePersonOf } from '../access/accountable';
 import { systemContext } from '../access/system-context';
 import { audit } from '../core/audit/audit-chain';
@@ -230,8 +230,18 @@ export async function advanceIterations(app: AppServices): Promise<number> {
 /** Ends an iteration that cannot go on, with the reason: as the retrain policy's setter, or as the loop itself when they can no longer be established. */
 async function fail(app: AppServices, held: Held, status: IterationStatus, step: string, message: string, detail: Record<string, unknown> = {}): Promise<StepResult> {
   const ctx = await actorOf(app, held.it, held.it.actors.retrain).catch(() => systemContext(app, { id: LOOP_PRINCIPAL }, iterationRequestId(held.it.id)));
-  await inTransaction(ctx, (_em, ctx) => move(ctx, held, status, {}, [{ step, detail: { ...detail, reason: message } }], message));
-  return { moved: true };
+  const closed = await inTransaction(ctx, async (em, ctx) => {
+    await move(ctx, held, status, {}, [{ step, detail: { ...detail, reason: message } }], message);
+    // An approval request of an iteration that is over asks nobody for anything: it closes with the iteration.
+    if (!held.it.approvalAlertId) return null;
+    const r = await em.update(
+      Alert,
+      { id: held.it.approvalAlertId, status: In([AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]) },
+      { status: AlertStatus.RESOLVED, resolvedBy: LOOP_PRINCIPAL, resolvedAt: new Date(), resolution: `the iteration ended ${status}: ${message}` },
+    );
+    return r.affected ? em.findOneBy(Alert, { id: held.it.approvalAlertId }) : null;
+  });
+  return { moved: true, announce: closed ? [() => publishAlert(app, closed)] : [] };
 }
 
 const retrainOf = (it: Iteration) => it.policy.retrain as StoredRetrainPolicy;
