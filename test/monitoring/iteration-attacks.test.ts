@@ -8,7 +8,7 @@ const RECORD = `mutation($input: RecordOutcomesInput!) { recordOutcomes(input: $
 const MONITORING = `mutation($input: DeploymentMonitoringInput!) { setDeploymentMonitoring(input: $input) { id } }`;
 const RETRAIN = `mutation($input: SetRetrainPolicyInput!) { setRetrainPolicy(input: $input) { id retrainPolicy { schedule } } }`;
 const PROMOTION = `mutation($input: SetPromotionPolicyInput!) { setPromotionPolicy(input: $input) { id promotionPolicy { approval } } }`;
-const ITERATIONS = `query($d: ID!) { iterations(deployment: $d) { id status message steps { step } } }`;
+const ITERATIONS = `query($d: ID!) { iterations(deployment: $d) { id status message steps { step detail } } }`;
 const POLICIES = `query($id: ID!) { node(id: $id) { ... on Deployment { retrainPolicy { schedule } } } }`;
 const SPLIT = `query($id: ID!) { node(id: $id) { ... on Deployment { trafficSplit { weight modelVersion { id } } } } }`;
 const FINISHED = new Set(['PROMOTED', 'HANDED_OFF', 'REJECTED', 'ROLLED_BACK', 'FAILED']);
@@ -97,6 +97,35 @@ describe('the iteration loop under attack', () => {
     await gql(engineer, `mutation($r: ID!) { abortRollout(input: { rollout: $r, reason: "done looking" }) { status } }`, { r: busy.startRollout.id });
     const moved = await waitFor(d, (it) => it.steps.some((s: { step: string }) => s.step === 'CANARY_STARTED'), 'the loop\'s canary');
     assert.ok(['CANARY', 'PROMOTED'].includes(moved.status), JSON.stringify(moved));
+  });
+
+  it("automatic approval rests on the iteration's own gate verdict, not on a comparison someone recorded on the candidate since", async () => {
+    const lead = t.token(['ml-engineer', 'reviewer'], ['fraud'], 'lee-lead');
+    const d = await deployment('fraud-swap', 60, 'PRODUCTION');
+    await gql(lead, PROMOTION, { input: { deployment: d, shadowSeconds: 6, steps: [50, 100], bakeSeconds: 2, minRequests: 10, approval: 'AUTOMATIC', autoApproveMargin: 0.2 } });
+    await gql(engineer, RETRAIN, { input: { deployment: d, schedule: '* * * * * *', cooldownSeconds: 600, sampleWindows: 60, holdoutShare: 0.3, gate: { minRows: 60 } } });
+    const shadow = await waitFor(d, (it) => it.status === 'SHADOW', 'the shadow');
+    const ITERATION = `query($id: ID!) { iteration(id: $id) { status message candidate { id status } holdout { id } gate { candidateFigures { accuracy } championFigures { accuracy } } steps { step detail } } }`;
+    const during = (await gql(engineer, ITERATION, { id: shadow.id })).iteration;
+    assert.ok(during.gate.candidateFigures.accuracy - during.gate.championFigures.accuracy >= 0.2, JSON.stringify(during.gate));
+    // Meanwhile an engineer (who may not approve) records another comparison on the candidate: a threshold that makes both models alike.
+    const other = await gql(engineer, `mutation($i: ChallengeModelVersionInput!) { challengeModelVersion(input: $i) { decision candidateFigures { accuracy } championFigures { accuracy } } }`, {
+      i: { candidate: during.candidate.id, champion, holdout: during.holdout.id, policy: { minRows: 1, decisionThreshold: 0.999 } },
+    });
+    assert.ok(Math.abs(other.challengeModelVersion.candidateFigures.accuracy - other.challengeModelVersion.championFigures.accuracy) < 0.2, JSON.stringify(other));
+    let running = true;
+    const traffic = (async () => {
+      while (running) await batch(d, 'shifted');
+    })();
+    try {
+      const moved = await waitFor(d, (it) => it.status !== 'SHADOW', 'the end of the shadow');
+      const approved = moved.steps.find((s: { step: string }) => s.step === 'APPROVED');
+      assert.ok(approved, `the policy approved the candidate on its own verdict: ${JSON.stringify(moved)}`);
+      assert.ok(approved.detail.margin >= 0.2, JSON.stringify(approved.detail));
+    } finally {
+      running = false;
+      await traffic;
+    }
   });
 
   it('an iteration that ends while awaiting approval closes its approval request', async () => {
