@@ -471,7 +471,7 @@ async function afterShadow(app: AppServices, ctx: TransactionContext, held: Held
   const steps = [...before];
   if (it.shadowRolloutId) steps.push({ step: 'SHADOW_PASSED', detail: { rollout: gid('Rollout', it.shadowRolloutId) } });
   if (deployment.environment === DeploymentEnvironment.PRODUCTION && candidate.status !== ModelVersionStatus.APPROVED) {
-    const verdict = known ?? challengeOf(candidate.challenge)!;
+    const verdict = known ?? gateVerdictOf(it);
     const margin = verdict.championFigures ? verdict.candidateFigures.accuracy - verdict.championFigures.accuracy : null;
     let waitReason: string;
     if (promotion.approval === PromotionApproval.AUTOMATIC) {
@@ -518,6 +518,22 @@ async function afterShadow(app: AppServices, ctx: TransactionContext, held: Held
     return [() => publishAlert(app, alert)];
   }
   return startCanary(ctx, held, steps);
+}
+
+/**
+ * The gate's verdict as this iteration recorded it (its GATE_PASSED step): the comparison stored on
+ * the candidate is only the latest one, which anyone who may update the candidate can replace.
+ */
+function gateVerdictOf(it: Iteration): Pick<ModelVersionChallenge, 'decision' | 'reasons' | 'mcnemar'> & { candidateFigures: { accuracy: number }; championFigures: { accuracy: number } | null } {
+  const d = it.steps.find((s) => s.step === 'GATE_PASSED')?.detail as { decision: ChallengeDecision; reasons: string[]; mcnemar: ModelVersionChallenge['mcnemar']; candidateAccuracy: number; championAccuracy: number | null } | undefined;
+  if (!d) throw new Error(`iteration ${it.id} passed no gate`);
+  return {
+    decision: d.decision,
+    reasons: d.reasons,
+    mcnemar: d.mcnemar,
+    candidateFigures: { accuracy: d.candidateAccuracy },
+    championFigures: d.championAccuracy === null ? null : { accuracy: d.championAccuracy },
+  };
 }
 
 async function startCanary(ctx: TransactionContext, held: Held, steps: Array<{ step: string; detail: Record<string, unknown> }>): Promise<Array<() => void>> {
