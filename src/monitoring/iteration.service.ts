@@ -5,7 +5,7 @@
 // iteration by a lease while it moves it; one that dies leaves the lease to run out, and the next
 // worker carries on from the last step that committed: nothing is done twice.
 import { randomUUID } from 'node:crypto';
-import type { EntityManager } from 'typeorm';
+import { In, type EntityManager } from 'typeorm';
 import { accountablePerson, accountablePersonOf } from '../access/accountable';
 import { systemContext } from '../access/system-context';
 import { audit } from '../core/audit/audit-chain';
@@ -25,6 +25,7 @@ import { approveModelVersion } from '../registry/registry.service';
 import { Deployment, DeploymentEnvironment } from '../rollouts/deployment.entity';
 import { Rollout, RolloutStatus, RolloutStrategy } from '../rollouts/rollout.entity';
 import { startRollout } from '../rollouts/rollout.service';
+import { RolloutsReason } from '../rollouts/rollouts.errors';
 import { startTrainingRun } from '../training/training.service';
 import type { StartTrainingRunInput } from '../training/training.inputs';
 import { AlertKind, AlertSeverity, AlertStatus, Alert } from './alert.entity';
@@ -229,8 +230,18 @@ export async function advanceIterations(app: AppServices): Promise<number> {
 /** Ends an iteration that cannot go on, with the reason: as the retrain policy's setter, or as the loop itself when they can no longer be established. */
 async function fail(app: AppServices, held: Held, status: IterationStatus, step: string, message: string, detail: Record<string, unknown> = {}): Promise<StepResult> {
   const ctx = await actorOf(app, held.it, held.it.actors.retrain).catch(() => systemContext(app, { id: LOOP_PRINCIPAL }, iterationRequestId(held.it.id)));
-  await inTransaction(ctx, (_em, ctx) => move(ctx, held, status, {}, [{ step, detail: { ...detail, reason: message } }], message));
-  return { moved: true };
+  const closed = await inTransaction(ctx, async (em, ctx) => {
+    await move(ctx, held, status, {}, [{ step, detail: { ...detail, reason: message } }], message);
+    // An approval request of an iteration that is over asks nobody for anything: it closes with the iteration.
+    if (!held.it.approvalAlertId) return null;
+    const r = await em.update(
+      Alert,
+      { id: held.it.approvalAlertId, status: In([AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]) },
+      { status: AlertStatus.RESOLVED, resolvedBy: LOOP_PRINCIPAL, resolvedAt: new Date(), resolution: `the iteration ended ${status}: ${message}` },
+    );
+    return r.affected ? em.findOneBy(Alert, { id: held.it.approvalAlertId }) : null;
+  });
+  return { moved: true, announce: closed ? [() => publishAlert(app, closed)] : [] };
 }
 
 const retrainOf = (it: Iteration) => it.policy.retrain as StoredRetrainPolicy;
@@ -440,7 +451,7 @@ async function startOrWait(app: AppServices, held: Held, work: () => Promise<Arr
   try {
     return { moved: true, announce: await work() };
   } catch (e) {
-    if (e instanceof AppError && errorReason(e) === 'IN_PROGRESS') return { moved: false, message: 'waiting for the rollout already in progress on the deployment to finish' };
+    if (e instanceof AppError && errorReason(e) === RolloutsReason.IN_PROGRESS) return { moved: false, message: 'waiting for the rollout already in progress on the deployment to finish' };
     if (e instanceof AppError) return fail(app, held, IterationStatus.FAILED, 'FAILED', `the rollout could not start: ${e.code}: ${e.message}`);
     throw e;
   }
@@ -460,7 +471,7 @@ async function afterShadow(app: AppServices, ctx: TransactionContext, held: Held
   const steps = [...before];
   if (it.shadowRolloutId) steps.push({ step: 'SHADOW_PASSED', detail: { rollout: gid('Rollout', it.shadowRolloutId) } });
   if (deployment.environment === DeploymentEnvironment.PRODUCTION && candidate.status !== ModelVersionStatus.APPROVED) {
-    const verdict = known ?? challengeOf(candidate.challenge)!;
+    const verdict = known ?? gateVerdictOf(it);
     const margin = verdict.championFigures ? verdict.candidateFigures.accuracy - verdict.championFigures.accuracy : null;
     let waitReason: string;
     if (promotion.approval === PromotionApproval.AUTOMATIC) {
@@ -507,6 +518,22 @@ async function afterShadow(app: AppServices, ctx: TransactionContext, held: Held
     return [() => publishAlert(app, alert)];
   }
   return startCanary(ctx, held, steps);
+}
+
+/**
+ * The gate's verdict as this iteration recorded it (its GATE_PASSED step): the comparison stored on
+ * the candidate is only the latest one, which anyone who may update the candidate can replace.
+ */
+function gateVerdictOf(it: Iteration): Pick<ModelVersionChallenge, 'decision' | 'reasons' | 'mcnemar'> & { candidateFigures: { accuracy: number }; championFigures: { accuracy: number } | null } {
+  const d = it.steps.find((s) => s.step === 'GATE_PASSED')?.detail as { decision: ChallengeDecision; reasons: string[]; mcnemar: ModelVersionChallenge['mcnemar']; candidateAccuracy: number; championAccuracy: number | null } | undefined;
+  if (!d) throw new Error(`iteration ${it.id} passed no gate`);
+  return {
+    decision: d.decision,
+    reasons: d.reasons,
+    mcnemar: d.mcnemar,
+    candidateFigures: { accuracy: d.candidateAccuracy },
+    championFigures: d.championAccuracy === null ? null : { accuracy: d.championAccuracy },
+  };
 }
 
 async function startCanary(ctx: TransactionContext, held: Held, steps: Array<{ step: string; detail: Record<string, unknown> }>): Promise<Array<() => void>> {

@@ -228,6 +228,9 @@ export function checkedRetrainPolicy(input: SetRetrainPolicyInput, windowSeconds
   }
   if (labelVolume && !(labelVolume.minShare > 0 && labelVolume.minShare <= 100)) throw policyError('labelVolume.minShare', 'minShare must be above 0 and at most 100');
   if (schedule) {
+    // cron-parser pads a short expression with '*' ("0" would be every minute of every Sunday): five or six fields, or an @alias.
+    const fields = schedule.split(/\s+/).length;
+    if (fields !== 5 && fields !== 6 && !/^@[a-z]+$/i.test(schedule)) throw policyError('schedule', `schedule must be a cron expression of five or six fields (UTC), not ${fields}`);
     try {
       CronExpressionParser.parse(schedule, { tz: 'UTC' });
     } catch (e) {
