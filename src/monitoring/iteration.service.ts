@@ -94,6 +94,16 @@ export async function beginIteration(app: AppServices, deploymentId: string, tri
     const deployment = await em.findOneBy(Deployment, { id: deploymentId });
     const champion = deployment ? await servingChampion(em, deploymentId) : null;
     if (!deployment || !champion) return null;
+    // A setter who may no longer start training runs for the team begins nothing (each try would only fail).
+    if (!ctx.ability.can('create', subjectOf('TrainingRun', { teamId: deployment.teamId, createdBy: ctx.principal!.id }) as never)) {
+      app.log.warn({ deploymentId, setter: ctx.principal!.id }, 'retrain policy not acted on: its setter may no longer start training runs for the team; set the policy again');
+      return null;
+    }
+    // Triggers on two instances begin one iteration: under this lock the cool-down is judged again
+    // against what the other committed (the unique index alone only keeps two from running at once).
+    await em.query(`SELECT pg_advisory_xact_lock(hashtext('loop-begin:' || $1))`, [deploymentId]);
+    const [latest] = await em.query(`SELECT COALESCE(finished_at, created_at) AS at FROM iteration WHERE deployment_id = $1 ORDER BY created_at DESC LIMIT 1`, [deploymentId]);
+    if (latest && Date.now() - new Date(latest.at).getTime() < retrain.cooldownSeconds * 1000) return null;
     const at = new Date();
     const inserted: Array<{ id: string }> = await em.query(
       `INSERT INTO iteration (id, team_id, created_by, deployment_id, status, trigger_kind, trigger, alert_id, champion_version_id, policy, steps, actors)

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { syntheticPopulation, type Concept } from '../../jobs/trainers/synthetic-data';
+import { DEFAULT_ROLES } from '../../src/access/policy-rules';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
 
 const PREDICT = `mutation($d: ID!, $inputs: JSONObject!) { predict(deployment: $d, inputs: $inputs) { id } }`;
@@ -158,5 +159,28 @@ describe('the iteration loop under attack', () => {
     assert.match(ended.message, /promotion policy's setter cannot be established/);
     // Nobody is left paged for an iteration that is over.
     assert.equal(ended.approvalAlert.status, 'RESOLVED', JSON.stringify(ended));
+  });
+
+  it('a setter who may no longer start training runs begins no iteration; restored, the policy acts again', async () => {
+    const admin = t.token(['admin'], [], 'ada-admin');
+    const engineerRules = DEFAULT_ROLES.find((r) => r.name === 'ml-engineer')!.rules;
+    const setRole = (rules: unknown[]) => gql(admin, `mutation($i: UpsertRoleInput!) { upsertRole(input: $i) { name } }`, { i: { name: 'loop-engineer', rules } });
+    await setRole(engineerRules);
+    const setter = t.token(['loop-engineer'], ['fraud'], 'lou-engineer');
+    const d = await deployment('fraud-rights', 30);
+    await setRole([...engineerRules, { action: 'create', subject: 'TrainingRun', inverted: true, reason: 'no more training' }]);
+    // Allowed when set (checked then) — set before the rights were withdrawn would be the same: the check at each trigger is what counts.
+    await setRole(engineerRules);
+    await gql(setter, RETRAIN, { input: { deployment: d, schedule: '* * * * * *', cooldownSeconds: 600, sampleWindows: 60, holdoutShare: 0.3, gate: { minRows: 60 } } });
+    await setRole([...engineerRules, { action: 'create', subject: 'TrainingRun', inverted: true, reason: 'no more training' }]);
+    // The schedule fires every second: give it several chances.
+    const since = Date.now();
+    while (Date.now() - since < 3500) {
+      assert.equal(await latest(d), null, 'no iteration begins for a setter without the right to train');
+      await sleep(250);
+    }
+    await setRole(engineerRules);
+    const begun = await waitFor(d, () => true, 'an iteration once the rights are back');
+    assert.ok(begun.steps.length >= 1);
   });
 });
