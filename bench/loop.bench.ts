@@ -130,7 +130,15 @@ class Traffic {
   async stop(): Promise<void> {
     this.running = false;
     await Promise.all(this.loops);
-    while (this.queue.length) await this.drain(true).catch(() => void this.queue.shift());
+    // The labels still queued are recorded now; a failure here drops them (drain took them off the queue).
+    while (this.queue.length) {
+      try {
+        await this.drain(true);
+      } catch (e) {
+        this.errors++;
+        this.lastError = (e as Error).message.slice(0, 300);
+      }
+    }
   }
 }
 
