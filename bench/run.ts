@@ -5,6 +5,7 @@ import { lineageBench } from './lineage.bench';
 import { queueBench } from './queue.bench';
 import { inferenceBench } from './inference.bench';
 import { alertsBench } from './alerts.bench';
+import { loopBench } from './loop.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   lineage: lineageBench,
@@ -13,6 +14,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   export: exportBench,
   alerts: alertsBench,
   drift: driftBench,
+  loop: loopBench,
 };
 
 async function main(): Promise<void> {
