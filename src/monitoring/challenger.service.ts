@@ -250,8 +250,12 @@ export async function challengeModelVersion(ctx: RequestContext, input: Challeng
       reasons.push(`not significantly better than the champion, as the policy requires: b = ${b}, c = ${c}, one-sided p = ${fmt(mc.pCandidateBetter ?? 1)} ≥ alpha ${policy.alpha}`);
     }
     if (!rejected) {
+      // What the pass rests on: a significant improvement when one was required (and found), else not being worse.
+      const better = (mc.pCandidateBetter ?? 1) < policy.alpha;
       reasons.push(
-        `not significantly worse than the champion (b = ${b}, c = ${c}, one-sided p = ${fmt(mc.pCandidateWorse)} ≥ alpha ${policy.alpha}); ` +
+        (better
+          ? `significantly better than the champion (b = ${b}, c = ${c}, one-sided p = ${fmt(mc.pCandidateBetter ?? 1)} < alpha ${policy.alpha}); `
+          : `not significantly worse than the champion (b = ${b}, c = ${c}, one-sided p = ${fmt(mc.pCandidateWorse)} ≥ alpha ${policy.alpha}); `) +
           `accuracy ${fmt(cand.figures.accuracy)} against ${fmt(champ.figures.accuracy)}`,
       );
     }

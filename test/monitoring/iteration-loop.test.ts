@@ -167,6 +167,7 @@ describe('the iteration loop', () => {
       assert.ok(done.trigger.degradation >= 0.25, JSON.stringify(done.trigger));
       assert.equal(done.gate.decision, 'PASSED');
       assert.ok(done.gate.candidateFigures.accuracy > done.gate.championFigures.accuracy + 0.2, JSON.stringify(done.gate));
+      assert.match(done.gate.reasons.join(' '), /^significantly better than the champion \(b = \d+, c = \d+, one-sided p = [^)]+ < alpha 0.05\)/);
       assert.equal(done.shadowRollout.status, 'SUCCEEDED');
       assert.equal(done.canaryRollout.status, 'SUCCEEDED');
       assert.deepEqual(
