@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dataOf } from '../support/access';
-import { JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
+import { startTestServer, workerEnv, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
 
 const WORKER = path.resolve(__dirname, '../../jobs/worker.js');
@@ -30,18 +30,7 @@ describe('a worker-only process (npm run worker)', () => {
     // The API runs no workers: the job below can only be done by the separate worker process.
     t = await startTestServer({ env: { WORKERS_IN_PROCESS: 'false' } });
     worker = spawn(process.execPath, ['--require', PRELOAD, WORKER], {
-      env: {
-        PATH: process.env.PATH ?? '',
-        NODE_ENV: 'test',
-        DATABASE_URL: t.databaseUrl,
-        REDIS_URL: t.config.redisUrl,
-        REDIS_PREFIX: t.config.redisPrefix,
-        AUTH_JWT_SECRET: JWT_SECRET,
-        DATA_DIR: t.config.dataDir,
-        SECRETS_DIR: t.config.secretsDir,
-        LOG_LEVEL: 'warn',
-        LOADED_MODULES_REPORT: report,
-      },
+      env: workerEnv(t, { LOADED_MODULES_REPORT: report }),
       stdio: 'ignore',
     });
   });

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { syntheticPopulation, type Concept } from '../../jobs/trainers/synthetic-data';
+import type { Concept } from '../../jobs/trainers/synthetic-data';
 import { AlertKind, AlertSeverity } from '../../src/monitoring/alert.entity';
 import { plantAlert } from '../support/alerts';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
+import { Traffic } from '../support/traffic';
 
-const PREDICT = `mutation($d: ID!, $inputs: JSONObject!) { predict(deployment: $d, inputs: $inputs) { id modelVersionId } }`;
-const RECORD = `mutation($input: RecordOutcomesInput!) { recordOutcomes(input: $input) { recorded rejected } }`;
 const MONITORING = `mutation($input: DeploymentMonitoringInput!) { setDeploymentMonitoring(input: $input) { id } }`;
 const RETRAIN = `mutation($input: SetRetrainPolicyInput!) { setRetrainPolicy(input: $input) { id retrainPolicy { enabled setBy cooldownSeconds quality { metric maxDrop minLabelled } schedule gate { minRows alpha } } } }`;
 const PROMOTION = `mutation($input: SetPromotionPolicyInput!) { setPromotionPolicy(input: $input) { id promotionPolicy { approval steps bakeSeconds shadowSeconds setBy } } }`;
@@ -24,54 +23,6 @@ const SPLIT = `query($id: ID!) { node(id: $id) { ... on Deployment { trafficSpli
 
 const FINISHED = new Set(['PROMOTED', 'HANDED_OFF', 'REJECTED', 'ROLLED_BACK', 'FAILED']);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Traffic from a simulated population, answered by the deployment, each row labelled shortly
- * after (as ground truth arrives late): what production would see, nothing called on the loop.
- */
-class Traffic {
-  private concept: Concept = 'steady';
-  private running = false;
-  private done: Promise<void> | null = null;
-  readonly population = syntheticPopulation({ seed: 4242, nFeatures: 4 });
-  sent = 0;
-
-  constructor(
-    private readonly t: TestServer,
-    private readonly token: string,
-    private readonly deployment: string,
-  ) {}
-
-  set(concept: Concept): void {
-    this.concept = concept;
-  }
-
-  /** One request of `rows` rows and its labels. */
-  async batch(rows: number): Promise<void> {
-    const drawn = Array.from({ length: rows }, () => this.population.draw(this.concept));
-    const p = await this.t.gql(this.token, PREDICT, { d: this.deployment, inputs: { features: drawn.map((d) => d.x) } });
-    assert.equal(p.errors, undefined, JSON.stringify(p.errors));
-    const outcomes = drawn.map((d, row) => ({ prediction: p.data.predict.id, row, label: d.label }));
-    const r = await this.t.gql(this.token, RECORD, { input: { deployment: this.deployment, outcomes } });
-    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
-    this.sent += rows;
-  }
-
-  start(rows = 10, everyMs = 50): void {
-    this.running = true;
-    this.done = (async () => {
-      while (this.running) {
-        await this.batch(rows);
-        await sleep(everyMs);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.done;
-  }
-}
 
 describe('the iteration loop', () => {
   let t: TestServer;

@@ -2,14 +2,13 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { syntheticPopulation, type Concept } from '../../jobs/trainers/synthetic-data';
-import { JWT_SECRET, startTestServer, type TestServer } from '../support/harness';
+import { startTestServer, workerEnv, type TestServer } from '../support/harness';
 import { eventually } from '../support/processes';
+import { Traffic } from '../support/traffic';
 import { storedDatasetVersion, trainerInputs, waitForRun } from '../support/training';
 
 const WORKER = path.resolve(__dirname, '../../jobs/worker.js');
 const PREDICT = `mutation($d: ID!, $inputs: JSONObject!) { predict(deployment: $d, inputs: $inputs) { id } }`;
-const RECORD = `mutation($input: RecordOutcomesInput!) { recordOutcomes(input: $input) { recorded rejected } }`;
 const MONITORING = `mutation($input: DeploymentMonitoringInput!) { setDeploymentMonitoring(input: $input) { id } }`;
 const RETRAIN = `mutation($input: SetRetrainPolicyInput!) { setRetrainPolicy(input: $input) { id } }`;
 const PROMOTION = `mutation($input: SetPromotionPolicyInput!) { setPromotionPolicy(input: $input) { id } }`;
@@ -28,44 +27,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
 const count = <T>(xs: T[], x: T) => xs.filter((y) => y === x).length;
 
-/** Labelled traffic to a deployment: a prediction, then its outcomes, as production would send them. */
-class Traffic {
-  private running = false;
-  private done: Promise<void> | null = null;
-  private readonly population = syntheticPopulation({ seed: 5151, nFeatures: 4 });
-  concept: Concept = 'shifted';
-
-  constructor(
-    private readonly t: TestServer,
-    private readonly token: string,
-    private readonly deployment: string,
-  ) {}
-
-  async batch(rows: number): Promise<void> {
-    const drawn = Array.from({ length: rows }, () => this.population.draw(this.concept));
-    const p = await this.t.gql(this.token, PREDICT, { d: this.deployment, inputs: { features: drawn.map((d) => d.x) } });
-    assert.equal(p.errors, undefined, JSON.stringify(p.errors));
-    const outcomes = drawn.map((d, row) => ({ prediction: p.data.predict.id, row, label: d.label }));
-    const r = await this.t.gql(this.token, RECORD, { input: { deployment: this.deployment, outcomes } });
-    assert.equal(r.errors, undefined, JSON.stringify(r.errors));
-  }
-
-  start(rows = 10, everyMs = 50): void {
-    this.running = true;
-    this.done = (async () => {
-      while (this.running) {
-        await this.batch(rows);
-        await sleep(everyMs);
-      }
-    })();
-  }
-
-  async stop(): Promise<void> {
-    this.running = false;
-    await this.done;
-  }
-}
-
 describe('a worker killed during training or during a rollout step resumes: one version, one rollout, no step taken twice', () => {
   const TEAM = 'resume-team';
   let t: TestServer;
@@ -82,21 +43,13 @@ describe('a worker killed during training or during a rollout step resumes: one 
   };
 
   const startWorker = (): ChildProcess => {
-    const env = {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'test',
-      DATABASE_URL: t.databaseUrl,
-      REDIS_URL: t.config.redisUrl,
-      REDIS_PREFIX: t.config.redisPrefix,
-      AUTH_JWT_SECRET: JWT_SECRET,
-      DATA_DIR: t.config.dataDir,
-      SECRETS_DIR: t.config.secretsDir,
+    const env = workerEnv(t, {
       WORKER_LOCK_MS: '3000',
       LOOP_TICK_SECONDS: '1',
       INFERENCE_THREADS: '1',
       INFERENCE_PRODUCTION_THREADS: '1',
       LOG_LEVEL: process.env.TEST_WORKER_LOG_LEVEL ?? 'warn',
-    };
+    });
     const child = spawn(process.execPath, [WORKER], { env, stdio: ['ignore', 'ignore', process.env.TEST_WORKER_LOG_LEVEL ? 'inherit' : 'ignore'] });
     workers.push(child);
     return child;
@@ -122,7 +75,7 @@ describe('a worker killed during training or during a rollout step resumes: one 
   const deployment = async (name: string, version: string, batches: number): Promise<{ id: string; traffic: Traffic }> => {
     const id = (await gql(engineer, `mutation($t: String!, $v: ID!, $n: String!) { createDeployment(input: { team: $t, name: $n, environment: STAGING, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { t: TEAM, v: version, n: name })).createDeployment.id;
     await gql(engineer, MONITORING, { input: { deployment: id, windowSeconds: 5, everySeconds: 1, minRequests: 5 } });
-    const traffic = new Traffic(t, service, id);
+    const traffic = new Traffic(t, service, id, 5151).set('shifted');
     await eventually(`deployment ${name} to serve`, async () => ((await t.gql(service, PREDICT, { d: id, inputs: { features: [[0, 0, 0, 0]] } })).errors ? undefined : true), 30_000, 200);
     for (let i = 0; i < batches; i++) await traffic.batch(10);
     return { id, traffic };

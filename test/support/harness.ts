@@ -93,3 +93,22 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
 
 /** The first error's code, or 'none'. */
 export const codeOf = (r: GqlResult) => r.errors?.[0]?.extensions.code ?? 'none';
+
+/**
+ * The environment of a separate worker process (`jobs/worker.js`) for a test server: its database,
+ * Redis prefix, data and secrets, warnings only; `extra` adds or overrides variables.
+ */
+export function workerEnv(t: TestServer, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '',
+    NODE_ENV: 'test',
+    DATABASE_URL: t.databaseUrl,
+    REDIS_URL: t.config.redisUrl,
+    REDIS_PREFIX: t.config.redisPrefix,
+    AUTH_JWT_SECRET: JWT_SECRET,
+    DATA_DIR: t.config.dataDir,
+    SECRETS_DIR: t.config.secretsDir,
+    LOG_LEVEL: 'warn',
+    ...extra,
+  };
+}
