@@ -11,11 +11,13 @@ const CREATE = `mutation($v: ID!, $n: String!) { createDeployment(input: { team:
 const ITERATIONS = `query($d: ID!) { iterations(deployment: $d) { id status } }`;
 const ITERATION = `query($id: ID!) { iteration(id: $id) {
   id status message triggerKind trigger requestId
+  trainingData { id }
   candidate { id status } gate { decision reasons candidateFigures { accuracy } championFigures { accuracy } }
   steps { step at }
 } }`;
 const SPLIT = `query($id: ID!) { node(id: $id) { ... on Deployment { trafficSplit { weight modelVersion { id version } } } } }`;
 const AUDIT = `query($r: String!) { auditEvents(first: 200, filter: { requestId: $r }) { nodes { action actorId } } }`;
+const LINEAGE = `query($id: ID!) { lineage(id: $id, direction: UPSTREAM, depth: 4) { edges { from to relation } } }`;
 
 const FINISHED = new Set(['PROMOTED', 'HANDED_OFF', 'REJECTED', 'ROLLED_BACK', 'FAILED']);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -247,6 +249,12 @@ export async function loopBench(): Promise<void> {
     // Who acted in the iteration's audit chain: the policy setter and system principals only.
     const actors = it?.requestId ? [...new Set<string>((await auditor.gql(AUDIT, { r: it.requestId })).auditEvents.nodes.map((e: { actorId: string }) => e.actorId))] : [];
     const people = actors.filter((a) => a !== 'bench-engineer' && !a.startsWith('system:'));
+    const chain: string[] = it?.requestId ? (await auditor.gql(AUDIT, { r: it.requestId })).auditEvents.nodes.map((e: { action: string }) => e.action).reverse() : [];
+    // The promoted version's lineage names the production sample of this deployment it learned from.
+    const learnedFrom =
+      it?.candidate && it.trainingData
+        ? (await client.gql(LINEAGE, { id: it.candidate.id })).lineage.edges.some((e: { from: string; to: string; relation: string }) => e.relation === 'SAMPLED' && e.from === staging && e.to === it.trainingData.id)
+        : false;
 
     const timeline: Array<Record<string, string>> = [{ event: 'concept shift (population → shifted)', 'seconds since shift': '0.0' }];
     for (const s of steps) timeline.push({ event: s.step, 'seconds since shift': seconds(new Date(s.at).getTime() - shiftAt) });
@@ -318,6 +326,18 @@ export async function loopBench(): Promise<void> {
         target: '0',
         measured: `${manual.length}${manual.length ? ` (${manual.join(', ')})` : ''}; people in the audit chain: ${people.length ? people.join(', ') : 'none'}`,
         result: verdict(manual.length === 0 && people.length === 0 && manualBeforeControl === 0),
+      },
+      {
+        measure: "promoted version's lineage: the deployment's production sample",
+        target: 'Deployment –SAMPLED→ its training data',
+        measured: learnedFrom ? `yes (${it.trainingData.id})` : 'no',
+        result: verdict(learnedFrom),
+      },
+      {
+        measure: 'the whole chain in one audit query (requestId)',
+        target: 'trigger … promotion',
+        measured: `${chain.length} events: ${[...new Set(chain)].join(', ')}`,
+        result: verdict(['beginIteration', 'startTrainingRun', 'registerModelVersion', 'challengeModelVersion', 'startRollout', 'finishIteration'].every((a) => chain.includes(a))),
       },
       {
         measure: 'the control promotes nothing',
