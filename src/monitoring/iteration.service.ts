@@ -484,7 +484,11 @@ async function afterShadow(app: AppServices, ctx: TransactionContext, held: Held
     const verdict = known ?? gateVerdictOf(it);
     const margin = verdict.championFigures ? verdict.candidateFigures.accuracy - verdict.championFigures.accuracy : null;
     let waitReason: string;
-    if (promotion.approval === PromotionApproval.AUTOMATIC) {
+    // Approval is the one thing a policy tightened mid-flight still changes: automatic only if the policy in force still allows it.
+    const inForce = (await em.findOneBy(LoopPolicy, { deploymentId: it.deploymentId }))?.promotion as StoredPromotionPolicy | null | undefined;
+    if (promotion.approval === PromotionApproval.AUTOMATIC && inForce?.approval !== PromotionApproval.AUTOMATIC) {
+      waitReason = 'the promotion policy in force no longer approves automatically: a reviewer must approve the candidate for PRODUCTION';
+    } else if (promotion.approval === PromotionApproval.AUTOMATIC) {
       const approver = await policyApprover(app, it);
       const person = approver.principal!.onBehalfOf!;
       const samePerson = norm(await accountablePersonOf(em, candidate.createdBy)) === norm(person);

@@ -292,4 +292,23 @@ describe('the iteration loop', () => {
     assert.match(failed.message, /no usable production sample within 4 s/);
     assert.deepEqual(failed.steps.map((s: { step: string }) => s.step), ['TRIGGERED', 'FAILED']);
   });
+
+  it('an automatic approval the policy withdrew mid-flight is not made: the iteration waits for a reviewer', async () => {
+    const d = await freshDeployment('fraud-tightened', [['shifted', 60]], { minRows: 60 }, {
+      environment: 'PRODUCTION',
+      promotionBy: lead,
+      promotion: { approval: 'AUTOMATIC', autoApproveMargin: 0.2, shadowSeconds: 4 },
+    });
+    const traffic = new Traffic(t, service, d).set('shifted');
+    traffic.start();
+    try {
+      await waitFor(d, ['SHADOW']);
+      await gql(lead, PROMOTION, { input: { deployment: d, approval: 'REQUIRED', shadowSeconds: 4, steps: [50, 100], bakeSeconds: 2, minRequests: 10 } });
+      const waiting = await waitFor(d, ['AWAITING_APPROVAL']);
+      assert.match(waiting.message, /no longer approves automatically/);
+      assert.equal(waiting.candidate.status, 'CANDIDATE');
+    } finally {
+      await traffic.stop();
+    }
+  });
 });
