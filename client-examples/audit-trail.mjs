@@ -8,7 +8,7 @@ const subject = process.argv[2];
 let after = null;
 do {
   const { auditEvents } = await gql(
-    `query($filter: AuditEventFilter, $after: String) {
+    `query AuditTrailPage($filter: AuditEventFilter, $after: String) {
       auditEvents(filter: $filter, first: 100, after: $after) {
         totalCount
         pageInfo { hasNextPage endCursor }

@@ -10,7 +10,7 @@ if (!id) {
   process.exit(2);
 }
 const { lineage } = await gql(
-  `query($id: ID!, $direction: LineageDirection!, $depth: Int!) {
+  `query Lineage($id: ID!, $direction: LineageDirection!, $depth: Int!) {
     lineage(id: $id, direction: $direction, depth: $depth) {
       truncated
       nodes {

@@ -33,7 +33,7 @@ console.log(`v2 answered by ${answer.model_version}${answer.parameters.fallback 
 
 // 2. GraphQL: the same rows, nested, with the answering version's number when the caller may read it.
 const data = await gql(
-  `mutation Predict($d: ID!, $inputs: JSONObject!, $key: String) {
+  `mutation PredictWithKey($d: ID!, $inputs: JSONObject!, $key: String) {
     predict(deployment: $d, inputs: $inputs, requestKey: $key) {
       outputs rows latencyMs fallback modelVersionId modelVersion { version model { name } }
     }

@@ -20,13 +20,13 @@ const artifact = await upload.json();
 if (!upload.ok) throw new Error(`upload refused (${upload.status}): ${JSON.stringify(artifact.errors ?? artifact)}`);
 console.log(`uploaded ${artifact.sha256} (${artifact.sizeBytes} bytes), inputs ${JSON.stringify(artifact.signature.inputs)}`);
 
-const { models } = await gql(`query($name: String!) { models(filter: { name: $name }) { nodes { id name team { name } } } }`, { name: modelName });
+const { models } = await gql(`query ModelByName($name: String!) { models(filter: { name: $name }) { nodes { id name team { name } } } }`, { name: modelName });
 const model = models.nodes[0];
 if (!model) throw new Error(`no model named ${modelName} that you may read`);
 
 const { registerModelVersion: v } = await gql(
-  `mutation($input: RegisterModelVersionInput!) { registerModelVersion(input: $input) { id version status } }`,
+  `mutation RegisterModelVersion($input: RegisterModelVersionInput!) { registerModelVersion(input: $input) { id version status } }`,
   { input: { model: model.id, artifactSha256: artifact.sha256, metrics: { accuracy: 0.93 } } },
 );
-const { submitModelVersion: s } = await gql(`mutation($id: ID!) { submitModelVersion(modelVersion: $id) { status } }`, { id: v.id });
+const { submitModelVersion: s } = await gql(`mutation SubmitModelVersion($id: ID!) { submitModelVersion(modelVersion: $id) { status } }`, { id: v.id });
 console.log(`${model.team.name}/${model.name} v${v.version} registered (${v.id}), now ${s.status}`);

@@ -22,7 +22,7 @@ if (!upload.ok) throw new Error(`upload refused (${upload.status}): ${JSON.strin
 console.log(`data: ${content.rowCount} rows, columns ${content.columns.join(', ')}, sha256 ${content.sha256.slice(0, 12)}`);
 
 const { models, deployments } = await gql(
-  `query($m: String!, $d: String!) {
+  `query ModelAndDeployment($m: String!, $d: String!) {
     models(filter: { name: $m }) { nodes { id team { name } } }
     deployments(filter: { name: $d }) { nodes { id name } }
   }`,
@@ -33,10 +33,10 @@ const deployment = deployments.nodes[0];
 if (!model || !deployment) throw new Error('model or deployment not found (or not readable with this token)');
 const team = model.team.name;
 
-const { createDataset } = await gql(`mutation($i: CreateDatasetInput!) { createDataset(input: $i) { id } }`, {
+const { createDataset } = await gql(`mutation CreateDataset($i: CreateDatasetInput!) { createDataset(input: $i) { id } }`, {
   i: { team, name: `upload-${content.sha256.slice(0, 8)}`, classification: 'INTERNAL' },
 });
-const { registerDatasetVersion } = await gql(`mutation($i: RegisterDatasetVersionInput!) { registerDatasetVersion(input: $i) { id } }`, {
+const { registerDatasetVersion } = await gql(`mutation RegisterDatasetVersion($i: RegisterDatasetVersionInput!) { registerDatasetVersion(input: $i) { id } }`, {
   i: {
     dataset: createDataset.id,
     uri: `file:${file}`,
@@ -48,7 +48,7 @@ const { registerDatasetVersion } = await gql(`mutation($i: RegisterDatasetVersio
 
 // 2. The run: code, environment, config and seeds registered inline; the gate is part of the config.
 const { startTrainingRun: run } = await gql(
-  `mutation($i: StartTrainingRunInput!) { startTrainingRun(input: $i) { id status } }`,
+  `mutation StartTrainingRun($i: StartTrainingRunInput!) { startTrainingRun(input: $i) { id status } }`,
   {
     i: {
       model: model.id,
@@ -67,7 +67,7 @@ console.log(`run ${run.id} ${run.status}`);
 const ws = createClient({ url: URL_BASE.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: authHeader(TOKEN) } });
 const finished = await new Promise((resolve, reject) => {
   const stop = ws.subscribe(
-    { query: `subscription($id: ID!) { trainingRunUpdated(id: $id) { status progress failureReason outputs { id version status evaluation } } }`, variables: { id: run.id } },
+    { query: `subscription TrainingRunProgress($id: ID!) { trainingRunUpdated(id: $id) { status progress failureReason outputs { id version status evaluation } } }`, variables: { id: run.id } },
     {
       next: ({ data, errors }) => {
         if (errors) return reject(new Error(errors[0].message));
@@ -95,7 +95,7 @@ if (version.status !== 'CANDIDATE') {
 // rate significantly worse than the current version's, rolls it back. Each step needs 20 requests
 // answered by the new version (held up to two minutes for them, then paused).
 const { startRollout } = await gql(
-  `mutation($i: StartRolloutInput!) { startRollout(input: $i) { id percent } }`,
+  `mutation StartCanary($i: StartRolloutInput!) { startRollout(input: $i) { id percent } }`,
   { i: { deployment: deployment.id, modelVersion: version.id, strategy: 'CANARY', steps: [25, 50, 100], bakeSeconds: Number(bake), minRequests: 20, maxHoldSeconds: 120 } },
 );
 console.log(`rollout ${startRollout.id}: ${startRollout.percent} %`);
@@ -107,11 +107,11 @@ const rows = lines.map((line) => {
   const cells = line.split(',');
   return features.map(([, i]) => Number(cells[i]));
 });
-const [input] = (await gql(`query($id: ID!) { node(id: $id) { ... on ModelVersion { signature { inputs { name } } } } }`, { id: version.id })).node.signature.inputs;
+const [input] = (await gql(`query VersionSignature($id: ID!) { node(id: $id) { ... on ModelVersion { signature { inputs { name } } } } }`, { id: version.id })).node.signature.inputs;
 let sending = true;
 const traffic = (async () => {
   for (let i = 0; sending; i++) {
-    await gql(`mutation($d: ID!, $inputs: JSONObject!, $key: String) { predict(deployment: $d, inputs: $inputs, requestKey: $key) { rows } }`, {
+    await gql(`mutation CanaryTraffic($d: ID!, $inputs: JSONObject!, $key: String) { predict(deployment: $d, inputs: $inputs, requestKey: $key) { rows } }`, {
       d: deployment.id,
       inputs: { [input.name]: [rows[i % rows.length]] },
       key: `example-${i}`,
@@ -120,7 +120,7 @@ const traffic = (async () => {
 })();
 const outcome = await new Promise((resolve, reject) => {
   const stop = ws.subscribe(
-    { query: `subscription($d: ID!) { rolloutUpdated(deployment: $d) { id status percent reason } }`, variables: { d: deployment.id } },
+    { query: `subscription RolloutProgress($d: ID!) { rolloutUpdated(deployment: $d) { id status percent reason } }`, variables: { d: deployment.id } },
     {
       next: ({ data, errors }) => {
         if (errors) return reject(new Error(errors[0].message));
