@@ -2,7 +2,7 @@
 import 'reflect-metadata';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { printSchema, lexicographicSortSchema } from 'graphql';
+import { isEnumType, lexicographicSortSchema, printSchema, printType } from 'graphql';
 import { Client } from 'pg';
 import { signToken } from './access/authenticate';
 import { DEFAULT_ROLES } from './access/policy-rules';
@@ -21,9 +21,21 @@ import { ConfigError, loadConfig } from './config';
 import { openAppDatabase } from './app/database';
 import { buildAppSchema } from './app/schema';
 
-/** The SDL `schema` writes: the app's schema, sorted, as committed in `schema/schema.graphql`. */
+/**
+ * The SDL `schema` writes, as committed in `schema/schema.graphql`: the app's schema with types,
+ * fields and arguments sorted (stable diffs), and each enum's values in their declared order —
+ * the order means something (`AlertSeverity` runs from lowest to highest, `IterationStatus`
+ * follows the loop).
+ */
 export async function emittedSchema(): Promise<string> {
-  return printSchema(lexicographicSortSchema(await buildAppSchema())) + '\n';
+  const schema = await buildAppSchema();
+  const sorted = lexicographicSortSchema(schema);
+  let sdl = printSchema(sorted);
+  for (const type of Object.values(schema.getTypeMap())) {
+    if (!isEnumType(type) || type.name.startsWith('__')) continue;
+    sdl = sdl.replace(printType(sorted.getType(type.name)!), printType(type));
+  }
+  return sdl + '\n';
 }
 
 const SCHEMA_FILE = path.resolve(__dirname, '../../schema/schema.graphql');
