@@ -64,7 +64,16 @@ const { startTrainingRun: run } = await gql(
 console.log(`run ${run.id} ${run.status}`);
 
 // 3. Follow it live over graphql-ws (the same endpoint, the same token).
-const ws = createClient({ url: URL_BASE.replace(/^http/, 'ws') + '/graphql', webSocketImpl: WebSocket, connectionParams: { authorization: authHeader(TOKEN) } });
+const ws = createClient({
+  url: URL_BASE.replace(/^http/, 'ws') + '/graphql',
+  webSocketImpl: WebSocket,
+  connectionParams: { authorization: authHeader(TOKEN) },
+  // A dropped connection (a server restart, a network blip) reconnects with exponential backoff and
+  // jitter; a refused credential (4401, 4403) does not: it needs a new one, not another try.
+  retryAttempts: 8,
+  shouldRetry: (closed) => !(closed && typeof closed === 'object' && 'code' in closed && [4401, 4403].includes(closed.code)),
+  retryWait: (retries) => new Promise((resolve) => setTimeout(resolve, Math.min(30_000, 500 * 2 ** retries) * (0.5 + Math.random() / 2))),
+});
 const finished = await new Promise((resolve, reject) => {
   const stop = ws.subscribe(
     { query: `subscription TrainingRunProgress($id: ID!) { trainingRunUpdated(id: $id) { status progress failureReason outputs { id version status evaluation } } }`, variables: { id: run.id } },
