@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
+import { ConfigError, loadConfig } from '../../src/config';
 import type { CryptoKey, JWK, JWTPayload } from 'jose' with { 'resolution-mode': 'import' };
 import { dataOf, gqlWithAuthorization } from '../support/access';
 import { JWT_SECRET, startTestServer, type GqlResult, type TestServer } from '../support/harness';
@@ -266,5 +271,55 @@ describe('OIDC bearer tokens, verified through their issuers’ JWKS', () => {
     await new Promise((r) => setTimeout(r, Math.max(0, until)));
     const r = await ask(token, VIEWER);
     assert.deepEqual([r.errors?.[0]?.extensions.code, r.errors?.[0]?.extensions.reason], ['UNAUTHENTICATED', 'TOKEN_EXPIRED'], 'the cached principal is not served past its expiry');
+  });
+});
+
+describe('OIDC_ISSUERS', () => {
+  let secretsDir: string;
+  before(async () => {
+    secretsDir = await mkdtemp(path.join(os.tmpdir(), 'modelgov-oidc-config-'));
+  });
+  after(() => rm(secretsDir, { recursive: true, force: true }));
+
+  const load = (issuers: unknown, env: Record<string, string> = {}) =>
+    loadConfig({ NODE_ENV: 'test', SECRETS_DIR: secretsDir, DATA_DIR: secretsDir, OIDC_ISSUERS: typeof issuers === 'string' ? issuers : JSON.stringify(issuers), ...env });
+  const refused = (issuers: unknown, message: RegExp, env?: Record<string, string>) =>
+    assert.throws(() => load(issuers, env), (e: Error) => e instanceof ConfigError && message.test(e.message), String(message));
+
+  it('reads each issuer with its defaults', () => {
+    const { oidc } = load([{ issuer: 'https://login.example.com/', audience: 'modelgov' }]);
+    assert.deepEqual(oidc.issuers, [
+      {
+        issuer: 'https://login.example.com/',
+        jwksUri: null,
+        audience: ['modelgov'],
+        algorithms: ['RS256', 'ES256'],
+        subjectClaim: 'sub',
+        subjectPrefix: '',
+        rolesClaim: 'roles',
+        rolePrefix: '',
+        teamsClaim: 'teams',
+        teamPrefix: '',
+      },
+    ]);
+    assert.deepEqual([oidc.clockSkewSeconds, oidc.jwksCacheSeconds, oidc.jwksCooldownSeconds, oidc.jwksTimeoutMs, oidc.httpsOnly], [60, 600, 30, 5000, false]);
+    assert.deepEqual(loadConfig({ NODE_ENV: 'test', SECRETS_DIR: secretsDir, DATA_DIR: secretsDir }).oidc.issuers, [], 'none by default');
+  });
+
+  it('refuses what it cannot trust, naming the variable and the entry', () => {
+    refused('[{', /^invalid OIDC_ISSUERS: must be a JSON array/);
+    refused([{ issuer: 'https://a.example' }], /^invalid OIDC_ISSUERS: \[0\]\.audience: /);
+    refused([{ issuer: 'a.example', audience: 'x' }], /^invalid OIDC_ISSUERS: \[0\]\.issuer: must be an http\(s\) URL/);
+    refused([{ issuer: 'https://a.example', audience: 'x', algorithms: ['HS256'] }], /\[0\]\.algorithms\[0\]: /);
+    refused([{ issuer: 'https://a.example', audience: 'x', groupPrefix: 'mg:' }], /^invalid OIDC_ISSUERS: \[0\]: .*groupPrefix/);
+    refused([{ issuer: 'https://a.example', audience: 'x' }, { issuer: 'https://a.example', audience: 'y' }], /\[1\]\.issuer: https:\/\/a\.example is listed twice/);
+    const production = {
+      NODE_ENV: 'production',
+      AUTH_JWT_SECRET: JWT_SECRET,
+      AUDIT_SIGNING_KEY: generateKeyPairSync('ed25519').privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+      NOTIFY_SECRET_KEY: '0'.repeat(64),
+    };
+    refused([{ issuer: 'http://a.example', audience: 'x' }], /\[0\]\.issuer: must be https when NODE_ENV=production/, production);
+    refused([{ issuer: 'https://a.example', jwksUri: 'http://a.example/jwks', audience: 'x' }], /\[0\]\.jwksUri: must be https/, production);
   });
 });
