@@ -28,6 +28,11 @@ const schema = z.object({
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: z.string().regex(/^[\w:.-]{1,64}$/, 'letters, digits, ":", ".", "-" only').default('modelgov:'),
   AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  OIDC_ISSUERS: z.string().optional(),
+  OIDC_CLOCK_SKEW_SECONDS: int(0, 600).default(60),
+  OIDC_JWKS_CACHE_SECONDS: int(1, 86_400).default(600),
+  OIDC_JWKS_COOLDOWN_SECONDS: int(0, 3600).default(30),
+  OIDC_JWKS_TIMEOUT_MS: int(100, 60_000).default(5000),
   SEED_DEMO: bool.optional(),
   DATA_DIR: z.string().min(1).default('.modelgov'),
   SECRETS_DIR: z.string().min(1).optional(),
@@ -125,6 +130,8 @@ export interface Config {
   redisPrefix: string;
   /** Secret. Signs and verifies bearer tokens (HS256). */
   jwtSecret: string;
+  /** Identity providers whose RS256/ES256 tokens are accepted, verified through their JWKS. */
+  oidc: OidcConfig;
   seedDemo: boolean;
   dataDir: string;
   /**
@@ -194,6 +201,43 @@ export interface Config {
   principalCache: { ttlMs: number; maxEntries: number };
   /** Refused attempts: per-principal rate (then RATE_LIMITED) and the window identical ones are folded in. */
   auditDenials: { perSecond: number; burst: number; foldSeconds: number };
+}
+
+/** Bearer tokens of OpenID Connect issuers (see the README's "Authentication" section). */
+export interface OidcConfig {
+  /** Trusted issuers; a token is routed to the one its `iss` names. Empty: HS256 tokens only. */
+  issuers: OidcIssuerConfig[];
+  /** Leeway on `exp` and `nbf`: a token is accepted this long after its expiry, and this long before it becomes valid. */
+  clockSkewSeconds: number;
+  /** A fetched key set is used this long, then fetched again on the next token. */
+  jwksCacheSeconds: number;
+  /** A token whose `kid` is not in the key set fetches it again (a rotated key), at most once in this long. */
+  jwksCooldownSeconds: number;
+  /** A JWKS or discovery fetch taking longer fails (the token is refused, `TOKEN_ISSUER_UNREACHABLE`). */
+  jwksTimeoutMs: number;
+  /** Key sets are fetched over https only (production). */
+  httpsOnly: boolean;
+}
+
+/** One trusted issuer and how its tokens' claims become a principal. */
+export interface OidcIssuerConfig {
+  /** Compared exactly with the token's `iss`. */
+  issuer: string;
+  /** The issuer's key set; null: read from `${issuer}/.well-known/openid-configuration` (`jwks_uri`). */
+  jwksUri: string | null;
+  /** The token's `aud` must hold one of these. */
+  audience: string[];
+  /** Signature algorithms accepted from this issuer (never HS256 nor none). */
+  algorithms: string[];
+  /** The claim holding the principal id (default `sub`), and what is put before it (to keep issuers apart). */
+  subjectClaim: string;
+  subjectPrefix: string;
+  /** The claim holding role names (a list, or one string); with a prefix, only entries with it are roles, the prefix removed. */
+  rolesClaim: string;
+  rolePrefix: string;
+  /** The claim holding team names, read as the roles are. */
+  teamsClaim: string;
+  teamPrefix: string;
 }
 
 /** How notifications are sent (see the README's "On call" section). */
@@ -313,6 +357,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     redisUrl: c.REDIS_URL,
     redisPrefix: c.REDIS_PREFIX,
     jwtSecret,
+    oidc: {
+      issuers: oidcIssuers(c.OIDC_ISSUERS, isProduction),
+      clockSkewSeconds: c.OIDC_CLOCK_SKEW_SECONDS,
+      jwksCacheSeconds: c.OIDC_JWKS_CACHE_SECONDS,
+      jwksCooldownSeconds: c.OIDC_JWKS_COOLDOWN_SECONDS,
+      jwksTimeoutMs: c.OIDC_JWKS_TIMEOUT_MS,
+      httpsOnly: isProduction,
+    },
     seedDemo: c.SEED_DEMO ?? c.NODE_ENV === 'development',
     dataDir,
     secretsDir,
@@ -404,6 +456,52 @@ export function loadConfigOrExit(program: string): Config {
     }
     throw e;
   }
+}
+
+/** Algorithms an OIDC issuer may sign with: asymmetric only, so that no shared secret is ever a key. */
+export const OIDC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const;
+
+const httpUrl = z.string().refine((v) => URL.canParse(v) && /^https?:$/.test(new URL(v).protocol), 'must be an http(s) URL');
+const claimName = z.string().min(1).max(200);
+const oidcIssuer = z.strictObject({
+  issuer: httpUrl,
+  jwksUri: httpUrl.optional(),
+  audience: z.union([z.string().min(1).transform((a) => [a]), z.array(z.string().min(1)).min(1)]),
+  algorithms: z.array(z.enum(OIDC_ALGORITHMS)).min(1).default(['RS256', 'ES256']),
+  subjectClaim: claimName.default('sub'),
+  subjectPrefix: z.string().max(50).default(''),
+  rolesClaim: claimName.default('roles'),
+  rolePrefix: z.string().max(100).default(''),
+  teamsClaim: claimName.default('teams'),
+  teamPrefix: z.string().max(100).default(''),
+});
+
+/** OIDC_ISSUERS: a JSON array of issuers; in production their key sets are fetched over https only. */
+function oidcIssuers(raw: string | undefined, isProduction: boolean): OidcIssuerConfig[] {
+  if (!raw) return [];
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    throw new ConfigError('invalid OIDC_ISSUERS: must be a JSON array of { issuer, audience, … }');
+  }
+  const parsed = z.array(oidcIssuer).safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const at = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('');
+    throw new ConfigError(`invalid OIDC_ISSUERS: ${at ? `${at.replace(/^\./, '')}: ` : ''}${issue.message}`);
+  }
+  const issuers = parsed.data.map((i) => ({ ...i, jwksUri: i.jwksUri ?? null }));
+  const seen = new Set<string>();
+  for (const [n, i] of issuers.entries()) {
+    if (seen.has(i.issuer)) throw new ConfigError(`invalid OIDC_ISSUERS: [${n}].issuer: ${i.issuer} is listed twice`);
+    seen.add(i.issuer);
+    const fetched = i.jwksUri ?? i.issuer;
+    if (isProduction && new URL(fetched).protocol !== 'https:') {
+      throw new ConfigError(`invalid OIDC_ISSUERS: [${n}].${i.jwksUri ? 'jwksUri' : 'issuer'}: must be https when NODE_ENV=production (got ${fetched})`);
+    }
+  }
+  return issuers;
 }
 
 function trainerRepositories(raw: string | undefined): Record<string, string> {

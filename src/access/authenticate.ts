@@ -6,6 +6,12 @@ import { buildAbility, type AppAbility, type Principal } from '../core/ability';
 import { accountablePersonSql } from './accountable';
 import type { PolicyRule } from '../core/subjects';
 import { AccessReason } from './access.errors';
+import type { Config } from '../config';
+import { OIDC_ALGORITHMS } from '../config';
+import { oidcIssuers } from './oidc';
+
+/** What bearer tokens are verified with: the HS256 secret, and the trusted OIDC issuers. */
+export type TokenSettings = Pick<Config, 'jwtSecret' | 'oidc'>;
 
 export interface Authentication {
   principal: Principal | null;
@@ -68,23 +74,74 @@ function secretKey(secret: string): KeyObject {
   return key;
 }
 
+const tokenRefusal = (reason: AccessReason, message: string) => new AppError(ErrorCode.UNAUTHENTICATED, message, { reason });
+
+/** Why jsonwebtoken refused an HS256 token, as a reason of the catalogue. */
+function hs256Refusal(e: unknown): AppError {
+  if (e instanceof jwt.TokenExpiredError) return tokenRefusal(AccessReason.TOKEN_EXPIRED, 'The token has expired');
+  if (e instanceof jwt.NotBeforeError) return tokenRefusal(AccessReason.TOKEN_NOT_YET_VALID, 'The token is not valid yet (nbf)');
+  const message = (e as Error)?.message ?? '';
+  if (message === 'invalid signature') return tokenRefusal(AccessReason.TOKEN_SIGNATURE_INVALID, 'The token signature does not verify');
+  if (message === 'invalid algorithm') return tokenRefusal(AccessReason.TOKEN_ALGORITHM_NOT_ALLOWED, 'Tokens without a trusted issuer must be signed with HS256');
+  return tokenRefusal(AccessReason.TOKEN_MALFORMED, 'The token is not a well-formed signed JWT');
+}
+
 function fromJwt(token: string, secret: string): RawPrincipal {
   let claims: jwt.JwtPayload;
   try {
     const decoded = jwt.verify(token, secretKey(secret), { algorithms: ['HS256'] });
     if (typeof decoded === 'string') throw new Error('not a claims set');
     claims = decoded;
+  } catch (e) {
+    throw hs256Refusal(e);
+  }
+  if (typeof claims.exp !== 'number') throw claimsInvalid();
+  return checkedClaims(claims.sub, claims.roles, claims.teams, new Date(claims.exp * 1000));
+}
+
+const claimsInvalid = () =>
+  new AppError(
+    ErrorCode.UNAUTHENTICATED,
+    `Token must carry sub (1 to ${CLAIM_LIMITS.maxLength} printable characters), exp, and roles[] and teams[] of at most ${CLAIM_LIMITS.maxEntries} such names each`,
+    { reason: AccessReason.TOKEN_CLAIMS_INVALID },
+  );
+
+/** A user principal from a verified token's id, roles and teams, once they are within {@link CLAIM_LIMITS}. */
+function checkedClaims(id: unknown, roles: unknown, teams: unknown, expiresAt: Date): RawPrincipal {
+  if (!claimString(id, false) || !claimList(roles) || !claimList(teams)) throw claimsInvalid();
+  return { id, kind: 'user', roles, teams, expiresAt };
+}
+
+/** A JWT's header and claims, read without verifying them (to pick how to verify it); empty when unreadable. */
+function peek(token: string): { alg?: unknown; iss?: unknown } {
+  const [header, payload] = token.split('.', 3);
+  try {
+    const alg = (JSON.parse(Buffer.from(header, 'base64url').toString('utf8')) as { alg?: unknown })?.alg;
+    const iss = (JSON.parse(Buffer.from(payload ?? '', 'base64url').toString('utf8')) as { iss?: unknown })?.iss;
+    return { alg, iss };
   } catch {
-    throw unauthenticated('Invalid or expired token');
+    return {};
   }
-  if (!claimString(claims.sub, false) || typeof claims.exp !== 'number' || !claimList(claims.roles) || !claimList(claims.teams)) {
-    throw new AppError(
-      ErrorCode.UNAUTHENTICATED,
-      `Token must carry sub (1 to ${CLAIM_LIMITS.maxLength} printable characters), exp, and roles[] and teams[] of at most ${CLAIM_LIMITS.maxEntries} such names each`,
-      { reason: AccessReason.TOKEN_CLAIMS_INVALID },
-    );
+}
+
+const KEY_PAIR_ALGORITHMS: ReadonlySet<unknown> = new Set(OIDC_ALGORITHMS);
+
+/**
+ * A bearer token: one whose `iss` is a trusted OIDC issuer is verified through that issuer's JWKS
+ * (its algorithms only: never HS256 nor none), its claims mapped as configured; any other is an
+ * HS256 token of AUTH_JWT_SECRET. A token signed with a key pair that names no trusted issuer is refused.
+ */
+async function fromBearer(token: string, settings: TokenSettings): Promise<RawPrincipal> {
+  const { alg, iss } = peek(token);
+  const issuer = typeof iss === 'string' && settings.oidc.issuers.length ? oidcIssuers(settings.oidc).get(iss) : undefined;
+  if (issuer) {
+    const claims = await issuer.verify(token, alg);
+    return checkedClaims(claims.id, claims.roles, claims.teams, claims.expiresAt);
   }
-  return { id: claims.sub, kind: 'user', roles: claims.roles, teams: claims.teams, expiresAt: new Date(claims.exp * 1000) };
+  if (KEY_PAIR_ALGORITHMS.has(alg)) {
+    throw tokenRefusal(AccessReason.TOKEN_ISSUER_UNKNOWN, typeof iss === 'string' ? 'The token was not issued by an issuer this server trusts' : 'A token signed with a key pair must name its issuer (iss)');
+  }
+  return fromJwt(token, settings.jwtSecret);
 }
 
 async function fromApiKey(key: string, db: DataSource): Promise<RawPrincipal> {
@@ -107,17 +164,17 @@ async function fromApiKey(key: string, db: DataSource): Promise<RawPrincipal> {
 }
 
 /**
- * Establishes who is calling from an Authorization header value (`Bearer <JWT>` or
- * `ApiKey <key>`). No header: anonymous. A refused credential: anonymous with `error` set, so that
+ * Establishes who is calling from an Authorization header value (`Bearer <JWT>`, HS256 or of a
+ * trusted OIDC issuer, or `ApiKey <key>`). No header: anonymous. A refused credential: anonymous with `error` set, so that
  * every non-public field answers UNAUTHENTICATED with the reason. One SQL statement loads the
  * principal's roles and team ids.
  */
-export async function authenticate(header: string | undefined, db: DataSource, jwtSecret: string): Promise<Authentication> {
+export async function authenticate(header: string | undefined, db: DataSource, tokens: TokenSettings): Promise<Authentication> {
   if (!header) return { principal: null, ability: buildAbility(null, []), error: null, expiresAt: null };
   let raw: RawPrincipal;
   try {
     const [scheme, value] = header.split(/\s+/, 2);
-    if (/^bearer$/i.test(scheme) && value) raw = fromJwt(value, jwtSecret);
+    if (/^bearer$/i.test(scheme) && value) raw = await fromBearer(value, tokens);
     else if (/^apikey$/i.test(scheme) && value) raw = await fromApiKey(value, db);
     else throw unauthenticated('Authorization must be "Bearer <token>" or "ApiKey <key>"');
   } catch (e) {

@@ -132,7 +132,7 @@ declare module '../core/context' {
  * cache when it has one (see {@link authenticate} for what a credential is worth).
  */
 export function authenticateRequest(app: AppServices, authorization: string | undefined): Promise<Authentication> {
-  const fresh = (value: string | undefined) => authenticate(value, app.db, app.config.jwtSecret);
+  const fresh = (value: string | undefined) => authenticate(value, app.db, app.config);
   return app.principalCache ? app.principalCache.authenticate(authorization, fresh) : fresh(authorization);
 }
 

@@ -64,14 +64,15 @@ export function graphqlWebSocket(
   // Live subscriptions end when their credential or rights do (see SubscriptionGuard). The guard
   // reads rights past the principal cache: it checks again on the very event that clears the cache,
   // and must not be answered from it before it is cleared.
-  const guard = new SubscriptionGuard({ authenticate: (authorization) => authenticate(authorization, app.db, config.jwtSecret), log });
+  const guard = new SubscriptionGuard({ authenticate: (authorization) => authenticate(authorization, app.db, config), log });
   guard.follow(app.events!);
   const fanout = new SubscriptionFanout();
   const wsCleanup = useServer<Record<string, unknown>, { authorization?: string; live?: LiveSocket }>(
     {
       schema,
       subscribe: (args) => subscribeEventByEvent(args, fanout),
-      // Authenticated at connection_init: a refused or missing credential closes the socket (4403).
+      // Authenticated at connection_init: a refused or missing credential closes the socket (4403;
+      // a refused one with the reason of its refusal).
       onConnect: async (socket) => {
         const params = socket.connectionParams ?? {};
         const header = typeof params.authorization === 'string' ? params.authorization : typeof params.Authorization === 'string' ? params.Authorization : undefined;

@@ -16,6 +16,9 @@ import { CoreReason } from './error-reasons';
  */
 export const CREDENTIAL_ENDED_CLOSE_CODE = 4401;
 
+/** The WebSocket close code when the credential sent at `connection_init` is missing or refused (graphql-ws's Forbidden). */
+export const CREDENTIAL_REFUSED_CLOSE_CODE = 4403;
+
 /** What a credential is worth now. */
 export interface Credential {
   principal: Principal | null;
@@ -116,14 +119,21 @@ export class SubscriptionGuard {
   /**
    * A socket asks to be acknowledged with `authorization`: null when the credential is refused or
    * the socket is no longer open, else the socket, followed from now on. `close` closes the
-   * WebSocket with a code and a reason; `isOpen` says whether it is still open.
+   * WebSocket with a code and a reason; `isOpen` says whether it is still open. A refused
+   * credential closes it with {@link CREDENTIAL_REFUSED_CLOSE_CODE} and
+   * `Forbidden: <reason>: <message>` (the reason of the refusal, as over HTTP).
    */
   async connect(authorization: string | undefined, close: (code: number, reason: string) => void, isOpen: () => boolean): Promise<LiveSocket | null> {
     if (!authorization) return null;
     const credential = await this.options.authenticate(authorization);
+    if (!credential.principal) {
+      const error = credential.error ?? unauthenticated();
+      if (isOpen()) close(CREDENTIAL_REFUSED_CLOSE_CODE, closeReason(`Forbidden: ${error.details.reason ?? error.code}: ${error.message}`));
+      return null;
+    }
     // A socket that closed while its credential was checked has already had its close handled,
     // with nothing to disconnect: following it now would keep it, and its timer, for good.
-    if (!credential.principal || !isOpen()) return null;
+    if (!isOpen()) return null;
     const socket: Socket = { authorization, close, operations: new Set(), timer: null, closed: false };
     this.sockets.add(socket);
     this.schedule(socket, credential.expiresAt);
