@@ -75,7 +75,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const { statements } = app;
   const workers = config.workersInProcess ? startWorkers(app) : null;
   // Every routed model version is loaded and warmed up before the server listens.
-  const inference = config.inference.enabled ? new InferenceEngine(config.databaseUrl, app.artifacts, config.inference, log, { windowSeconds: config.inference.windowSeconds, binsFor: (id) => app.rollupBins(id) }) : null;
+  const inference = config.inference.enabled ? new InferenceEngine(config.databaseUrl, app.artifacts, config.inference, log, { windowSeconds: config.inference.windowSeconds, binsFor: (id) => app.rollupBins(id) }, app.connectionLogs.postgres) : null;
   if (inference) {
     app.inference = inference;
     followRunBudgets(app, inference);
