@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from '../src/config';
-import { createLogger } from '../src/core/logger';
+import { createLogger, errorText } from '../src/core/logger';
 import { CLOSE_ALLOWANCE_MS, exitOnTermination } from '../src/core/termination';
 import { openAppServices } from '../src/app/services';
 import { startWorkers } from '../src/app/workers';
@@ -28,6 +28,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  process.stderr.write(`modelgov worker: failed to start: ${(e as Error).message}\n`);
+  // One line, whatever the error's message holds.
+  process.stderr.write(`modelgov worker: failed to start: ${errorText(e).replace(/\s*\n\s*/g, ' ')}\n`);
   process.exit(1);
 });

@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from './config';
-import { createLogger } from './core/logger';
+import { createLogger, errorText } from './core/logger';
 import { CLOSE_ALLOWANCE_MS, exitOnTermination } from './core/termination';
 import { startServer, type RunningServer } from './app/server';
 import { demoTokens, seedDemo } from './app/seed/demo';
@@ -42,6 +42,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((e) => {
-  process.stderr.write(`modelgov: failed to start: ${(e as Error).message}\n`);
+  // One line, whatever the error's message holds.
+  process.stderr.write(`modelgov: failed to start: ${errorText(e).replace(/\s*\n\s*/g, ' ')}\n`);
   process.exit(1);
 });

@@ -14,7 +14,8 @@ import { openInferenceRouter } from '../inference/open-inference';
 import { bulkOutcomeDeployment, recordOutcomeStream } from '../inference/outcome.stream';
 import { uploadDatasetContent } from '../lineage/dataset-content.service';
 import { uploadArtifact } from '../registry/artifact.service';
-import { contextFor } from './request-context';
+import { accessLog } from './access-log';
+import { httpContextFor } from './request-context';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
@@ -32,33 +33,23 @@ function errorBody(code: ErrorCode, message: string, requestId: string, reason?:
  * the Open Inference Protocol (/v2), artifact and dataset uploads, bulk outcomes, audit export downloads. Every
  * route builds the same request context as GraphQL and answers errors in the same shape.
  */
-/** Health and readiness probes (the server's own and the Open Inference Protocol's). */
-const PROBES = new Set(['/healthz', '/readyz', '/v2/health/live', '/v2/health/ready']);
-
 export function httpRoutes(app: AppServices, inference: InferenceEngine | null, subscriptionMetrics: Registry, log: Logger): Router {
   const router = express.Router();
+  const contextOf = (req: Request, res: Response) => httpContextFor(app, req, res);
   router.use((req, res, next) => {
     const requestId = requestIdOf(req);
     res.locals.requestId = requestId;
     res.setHeader('x-request-id', requestId);
-    const started = process.hrtime.bigint();
-    // The path as requested (`req.path` is relative to where a router is mounted: `/` for /graphql), without its query.
-    const path = req.originalUrl.split('?')[0];
-    res.on('finish', () => {
-      const entry = { requestId, method: req.method, path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 };
-      // Probes arrive every few seconds from every orchestrator: kept out of the info log unless they fail.
-      if (PROBES.has(path) && res.statusCode < 400) log.debug(entry, 'request');
-      else log.info(entry, 'request');
-    });
     next();
   });
+  router.use(accessLog(log));
 
   router.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
 
   router.get('/readyz', async (req, res) => {
-    const r = await readiness(app, () => contextFor(app, req.header('authorization'), res.locals.requestId));
+    const r = await readiness(app, () => contextOf(req, res));
     res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r.details });
   });
 
@@ -66,7 +57,7 @@ export function httpRoutes(app: AppServices, inference: InferenceEngine | null, 
   // `read` on `Metrics` (admin and auditor have it; give a scraper's API key a role that does).
   router.get('/metrics', async (req, res, next) => {
     try {
-      const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+      const ctx = await contextOf(req, res);
       if (!ctx.principal) throw ctx.authError ?? unauthenticated();
       if (!ctx.ability.can('read', 'Metrics')) throw new AppError(ErrorCode.FORBIDDEN, 'Not allowed to read Metrics');
       if (!inference) {
@@ -81,11 +72,11 @@ export function httpRoutes(app: AppServices, inference: InferenceEngine | null, 
     }
   });
 
-  router.use('/v2', openInferenceRouter(app, (authorization, requestId) => contextFor(app, authorization, requestId)));
+  router.use('/v2', openInferenceRouter(app, contextOf));
 
   router.post('/artifacts', async (req, res, next) => {
     try {
-      const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+      const ctx = await contextOf(req, res);
       const result = await uploadArtifact(ctx, req);
       res.status(result.created ? 201 : 200).json(result);
     } catch (e) {
@@ -95,7 +86,7 @@ export function httpRoutes(app: AppServices, inference: InferenceEngine | null, 
 
   router.post('/datasets/content', async (req, res, next) => {
     try {
-      const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+      const ctx = await contextOf(req, res);
       const result = await uploadDatasetContent(ctx, req);
       res.status(result.created ? 201 : 200).json(result);
     } catch (e) {
@@ -107,7 +98,7 @@ export function httpRoutes(app: AppServices, inference: InferenceEngine | null, 
   // then a closing line with the totals. Refusals before the first byte are answered like any route's.
   router.post('/outcomes', async (req, res, next) => {
     try {
-      const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+      const ctx = await contextOf(req, res);
       if (!ctx.principal) throw ctx.authError ?? unauthenticated();
       const deployment = await bulkOutcomeDeployment(ctx, typeof req.query.deployment === 'string' ? req.query.deployment : '');
       res.status(200).setHeader('content-type', 'application/x-ndjson; charset=utf-8');
@@ -131,7 +122,7 @@ export function httpRoutes(app: AppServices, inference: InferenceEngine | null, 
     }
   });
 
-  mountAuditExportRoutes(router, app, contextFor);
+  mountAuditExportRoutes(router, app, contextOf);
   return router;
 }
 

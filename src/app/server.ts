@@ -18,7 +18,8 @@ import { queryLimitsPlugin } from '../core/query-limits';
 import { InferenceEngine } from '../inference/inference.engine';
 import { followRunBudgets } from '../monitoring/run-budget-alert.service';
 import { httpErrorHandler, httpRoutes } from './http-routes';
-import { contextFor } from './request-context';
+import { accessLogPlugin } from './access-log';
+import { httpContextFor } from './request-context';
 import { buildAppSchema } from './schema';
 import { openAppServices } from './services';
 import { graphqlWebSocket } from './websocket';
@@ -75,7 +76,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const { statements } = app;
   const workers = config.workersInProcess ? startWorkers(app) : null;
   // Every routed model version is loaded and warmed up before the server listens.
-  const inference = config.inference.enabled ? new InferenceEngine(config.databaseUrl, app.artifacts, config.inference, log, { windowSeconds: config.inference.windowSeconds, binsFor: (id) => app.rollupBins(id) }) : null;
+  const inference = config.inference.enabled ? new InferenceEngine(config.databaseUrl, app.artifacts, config.inference, log, { windowSeconds: config.inference.windowSeconds, binsFor: (id) => app.rollupBins(id) }, app.connectionLogs.postgres) : null;
   if (inference) {
     app.inference = inference;
     followRunBudgets(app, inference);
@@ -116,6 +117,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
       },
       queryLimitsPlugin(schema, limits),
       errorPlugin(log),
+      accessLogPlugin(),
       config.isProduction ? ApolloServerPluginLandingPageDisabled() : ApolloServerPluginLandingPageLocalDefault({ embed: true }),
     ],
   });
@@ -126,7 +128,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     '/graphql',
     express.json({ limit: config.bodyLimitBytes }),
     expressMiddleware(apollo, {
-      context: async ({ req, res }) => contextFor(app, req.header('authorization'), res.locals.requestId),
+      context: async ({ req, res }) => httpContextFor(app, req, res),
     }),
   );
 

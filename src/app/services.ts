@@ -6,7 +6,8 @@ import type { AppServices } from '../core/context';
 import { inPoolTransaction, StatementCounter, withDefaultUser } from '../core/database';
 import { Pool } from 'pg';
 import { createEventBus } from '../core/events';
-import type { Logger } from '../core/logger';
+import { endpointOf, errorText, type Logger } from '../core/logger';
+import { rateLimitedLog, type RateLimitedLog } from '../core/rate-limited-log';
 import { OutboxDispatcher } from '../core/queue/dispatcher';
 import { Queues } from '../core/queue/queues';
 import { principalResolver } from '../access/principal-resolver';
@@ -26,8 +27,21 @@ export interface OpenAppServices extends AppServices {
   statements: StatementCounter;
   /** Folds rollup deltas into their windows' rows (every process runs one). */
   rollupCompactor: RollupCompactor;
+  /**
+   * Where this process reports Redis and PostgreSQL failing: each outage in a first line, a summary
+   * a minute while it lasts and one line when it ends, whichever connections see it.
+   */
+  connectionLogs: { redis: RateLimitedLog; postgres: RateLimitedLog };
   /** Stops the dispatcher and closes every connection. */
   close(): Promise<void>;
+}
+
+/** The shared logs of connection failures (see {@link OpenAppServices.connectionLogs}). */
+export function connectionLogsFor(config: Config, log: Logger): OpenAppServices['connectionLogs'] {
+  return {
+    redis: rateLimitedLog(log, 'redis', { subject: 'Redis', fields: { setting: 'REDIS_URL', target: endpointOf(config.redisUrl) } }),
+    postgres: rateLimitedLog(log, 'postgres', { subject: 'PostgreSQL', fields: { setting: 'DATABASE_URL', target: endpointOf(config.databaseUrl) } }),
+  };
 }
 
 /**
@@ -37,18 +51,31 @@ export interface OpenAppServices extends AppServices {
 export async function openAppServices(config: Config, log: Logger): Promise<OpenAppServices> {
   const statements = new StatementCounter();
   const db = await openAppDatabase(config.databaseUrl, statements);
+  const connectionLogs = connectionLogsFor(config, log);
   const redis = new Redis(config.redisUrl, { keyPrefix: config.redisPrefix, lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  redis.on('error', (e) => log.warn({ err: e.message }, 'redis error'));
-  await redis.connect().catch((e) => log.warn({ err: (e as Error).message }, 'redis not reachable at start'));
-  const queues = new Queues(config);
-  const dispatcher = new OutboxDispatcher(config.databaseUrl, queues, log, { jobAttempts: config.trainingAttempts });
-  const bus = createEventBus(config, log);
+  // The first attempt's failure is told once, as the start's own line; later ones go to the shared log.
+  let starting = true;
+  let startError: unknown = null;
+  redis.on('error', (e) => (starting ? (startError ??= e) : connectionLogs.redis.warn('cache', { err: e.message }, 'Redis connection error')));
+  redis.on('ready', () => connectionLogs.redis.clear('cache'));
+  await redis.connect().catch((e) => {
+    const err = errorText(startError ?? e);
+    connectionLogs.redis.warn(
+      'cache',
+      { err },
+      `Redis not reachable at start (REDIS_URL points to ${endpointOf(config.redisUrl)}: ${err}); running without it until it answers: queued work waits in the outbox, change events are not delivered`,
+    );
+  });
+  starting = false;
+  const queues = new Queues(config, connectionLogs.redis);
+  const dispatcher = new OutboxDispatcher(config.databaseUrl, queues, log, { jobAttempts: config.trainingAttempts, connectionLogs });
+  const bus = createEventBus(config, log, connectionLogs.redis);
   const denials = new DenialRecorder(db, log, config.auditDenials);
   const principalCache = new PrincipalCache(config.principalCache);
   principalCache.follow(bus);
   // Housekeeping on connections of its own: never queued behind requests, nor counted with them.
   const housekeeping = new Pool({ connectionString: withDefaultUser(config.databaseUrl), max: 1, application_name: 'modelgov-rollups' });
-  housekeeping.on('error', (e) => log.warn({ err: e.message }, 'rollup fold connection error'));
+  housekeeping.on('error', (e) => connectionLogs.postgres.warn('rollups', { err: e.message }, 'PostgreSQL connection of the rollup fold lost'));
   const rollupCompactor = new RollupCompactor((work) => inPoolTransaction(housekeeping, work), log);
   const app: OpenAppServices = {
     config,
@@ -64,6 +91,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     principalCache,
     statements,
     rollupCompactor,
+    connectionLogs,
     principals: principalResolver(db),
     servingPath: servingPathOf,
     rollupBins: (id) => rollupBinsFor(app, id),
@@ -85,6 +113,8 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
       bus.close();
       await db.destroy();
       redis.disconnect();
+      connectionLogs.redis.close();
+      connectionLogs.postgres.close();
     },
   };
   await seedBaseline(app);

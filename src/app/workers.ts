@@ -1,5 +1,5 @@
 import { Worker, type ConnectionOptions, type Processor, type WorkerOptions } from 'bullmq';
-import type { AppServices } from '../core/context';
+import { followConnection } from '../core/rate-limited-log';
 import { withTimeout } from '../core/timeout';
 import { bullPrefix, QUEUES, redisFor, type QueueName } from '../core/queue/queues';
 import { auditAnchorProcessor } from '../../jobs/audit-anchor.processor';
@@ -12,6 +12,7 @@ import { loopProcessor } from '../../jobs/loop.processor';
 import { reconcileLoopSchedules } from '../monitoring/loop-policy.service';
 import { reconcileMonitorSchedules } from '../monitoring/monitor.service';
 import { reconcileAuditSchedules } from '../audit/audit-schedules';
+import type { OpenAppServices } from './services';
 
 export interface RunningWorkers {
   close(): Promise<void>;
@@ -22,9 +23,10 @@ export interface RunningWorkers {
  * them against one Redis: each job runs on one of them at a time; a job whose worker died is
  * taken over after the stalled-job interval.
  */
-export function startWorkers(app: AppServices): RunningWorkers {
+export function startWorkers(app: OpenAppServices): RunningWorkers {
   const connection = redisFor(app.config, 'worker');
-  connection.on('error', (e) => app.log.warn({ err: e.message }, 'worker redis error'));
+  const redisTrouble = app.connectionLogs.redis;
+  followConnection(connection, redisTrouble, 'workers', 'Redis connection error');
   // The lock is renewed while a job runs; a worker that died (kill -9) stops renewing it, and the
   // job is taken over once the lock has expired and the stalled check has seen it.
   const locked = { lockDuration: app.config.workerLockMs, stalledInterval: Math.max(500, Math.floor(app.config.workerLockMs / 2)) };
@@ -43,7 +45,8 @@ export function startWorkers(app: AppServices): RunningWorkers {
   const workers = [training, rollouts, auditExports, auditRetention, auditAnchor, monitors, loop];
   for (const w of workers) {
     w.on('failed', (job, err) => app.log.warn({ queue: w.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
-    w.on('error', (e) => app.log.warn({ err: e.message }, 'worker error'));
+    // Each worker's own connections fail with the shared one: while it is down, part of the outage's log.
+    w.on('error', (e) => (connection.status !== 'ready' ? redisTrouble.warn('workers', { queue: w.name, err: e.message }, 'worker error') : app.log.warn({ queue: w.name, err: e.message }, 'worker error')));
   }
   return {
     async close() {

@@ -13,7 +13,8 @@ import { beginExport, exportById, exportKey, exportPublicKey, finishExport, load
 import { exportChunks } from './audit-export.stream';
 import { AuditReason } from './audit.errors';
 
-type ContextFor = (app: AppServices, authorization: string | undefined, requestId: string) => Promise<RequestContext>;
+/** The context of an HTTP request (its caller noted on the request's access log line). */
+type ContextFor = (req: Request, res: Response) => Promise<RequestContext>;
 
 const EXPORT = { action: 'export', subject: 'AuditEvent' } as const;
 const CONTENT_TYPE: Record<AuditExportFormat, string> = { NDJSON: 'application/x-ndjson; charset=utf-8', CSV: 'text/csv; charset=utf-8' };
@@ -32,7 +33,7 @@ export function downloadLink(app: AppServices, exp: AuditExport, part: 'file' | 
 }
 
 async function exporter(app: AppServices, contextFor: ContextFor, req: Request, res: Response): Promise<RequestContext> {
-  const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+  const ctx = await contextFor(req, res);
   try {
     authorizeField(ctx, EXPORT);
   } catch (e) {
@@ -142,7 +143,7 @@ async function bySignedLinkOrCredential(app: AppServices, contextFor: ContextFor
     if (Number(expires) * 1000 < Date.now()) throw new AppError(ErrorCode.FORBIDDEN, 'The download link has expired', { reason: AuditReason.LINK_EXPIRED });
     return exportById(app, id);
   }
-  const ctx = await contextFor(app, req.header('authorization'), res.locals.requestId);
+  const ctx = await contextFor(req, res);
   authorizeField(ctx, EXPORT);
   return loadExport(ctx, id);
 }

@@ -1,6 +1,7 @@
 import { userInfo } from 'node:os';
 import { Client } from 'pg';
 import { DataSource, type DataSourceOptions, type Logger as TypeOrmLogger } from 'typeorm';
+import { endpointOf, errorText } from './logger';
 import { SnakeNamingStrategy } from './naming-strategy';
 
 /** Counts SQL statements, for tests and benchmarks that hold the statement budget. */
@@ -70,11 +71,24 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
+/** PostgreSQL could not be reached (or refused the connection) at DATABASE_URL; the message names where, never the password. */
+export class DatabaseUnreachableError extends Error {
+  constructor(url: string, cause: unknown) {
+    super(`cannot connect to PostgreSQL at DATABASE_URL (${endpointOf(url)}): ${errorText(cause)}`);
+    this.name = 'DatabaseUnreachableError';
+  }
+}
+
 /** Connects and applies pending migrations (each in its own transaction). */
 export async function openDatabase(url: string, schema: DatabaseSchema, counter?: StatementCounter): Promise<DataSource> {
-  await ensureDatabase(url);
   const db = createDataSource(url, schema, counter);
-  await db.initialize();
+  await ensureDatabase(url).catch((e) => {
+    throw new DatabaseUnreachableError(withDefaultUser(url), e);
+  });
+  await db.initialize().catch((e: { code?: unknown }) => {
+    // Refused or lost connections (a socket error, classes 08, 28, 3D, 57P); anything else is no fault of the setting.
+    throw typeof e.code === 'string' && /^(E[A-Z]+$|08|28|3D|57P)/.test(e.code) ? new DatabaseUnreachableError(withDefaultUser(url), e) : e;
+  });
   await db.runMigrations();
   return db;
 }

@@ -3,6 +3,7 @@ import Redis from 'ioredis';
 import type { PubSub as TypeGraphqlPubSub } from 'type-graphql';
 import type { Config } from '../config';
 import type { Logger } from './logger';
+import type { RateLimitedLog } from './rate-limited-log';
 
 export type PubSub = TypeGraphqlPubSub;
 
@@ -91,9 +92,13 @@ type Listener = (event: { type: string; detail: unknown }) => void;
  * is caught and logged: with Redis away, events are lost (the rows are the truth), never the
  * process (an unhandled rejection would end it).
  */
-function redisEventTarget(publishClient: Redis, subscribeClient: Redis, log: Logger) {
+function redisEventTarget(publishClient: Redis, subscribeClient: Redis, log: Logger, redisTrouble?: RateLimitedLog) {
   const callbacks = new Map<string, Set<Listener>>();
-  const failed = (what: string) => (e: Error) => log.warn({ err: e.message }, `event bus: ${what} failed`);
+  // A failure while Redis is away is one more sign of the outage (rate-limited); any other is told as it happens.
+  const failed = (what: string) => (e: Error) =>
+    redisTrouble && (publishClient.status !== 'ready' || subscribeClient.status !== 'ready')
+      ? redisTrouble.warn('event bus', { err: e.message }, `event bus: ${what} failed`)
+      : log.warn({ err: e.message }, `event bus: ${what} failed`);
   subscribeClient.on('message', (channel: string, message: string) => {
     const set = callbacks.get(channel);
     if (!set) return;
@@ -151,11 +156,18 @@ export interface EventBus extends EventPublisher {
  * subscribes). Channels carry the deployment's Redis prefix, so installations sharing a Redis do
  * not hear each other.
  */
-export function createEventBus(config: Config, log: Logger): EventBus {
+export function createEventBus(config: Config, log: Logger, redisTrouble?: RateLimitedLog): EventBus {
   const publishClient = new Redis(config.redisUrl, { lazyConnect: false, maxRetriesPerRequest: 1 });
   const subscribeClient = new Redis(config.redisUrl, { lazyConnect: false });
-  for (const c of [publishClient, subscribeClient]) c.on('error', (e) => log.debug({ err: e.message }, 'event bus redis error'));
-  const pubSub = createYogaPubSub({ eventTarget: redisEventTarget(publishClient, subscribeClient, log) as never });
+  // Both clients are one source: the bus works again once both do.
+  if (redisTrouble) {
+    const ready = () => publishClient.status === 'ready' && subscribeClient.status === 'ready';
+    for (const c of [publishClient, subscribeClient]) {
+      c.on('error', (e) => redisTrouble.warn('event bus', { err: e.message }, 'Redis connection error'));
+      c.on('ready', () => ready() && redisTrouble.clear('event bus'));
+    }
+  } else for (const c of [publishClient, subscribeClient]) c.on('error', (e) => log.debug({ err: e.message }, 'event bus redis error'));
+  const pubSub = createYogaPubSub({ eventTarget: redisEventTarget(publishClient, subscribeClient, log, redisTrouble) as never });
   const channel = (topic: string) => `${config.redisPrefix}${topic}`;
   // One bus subscription per channel and process, fanned out to its local subscribers: a thousand
   // WebSocket subscribers of one topic cost one Redis subscription and one buffer each, bounded.

@@ -3,6 +3,7 @@ import { Client, Pool } from 'pg';
 import type { InferenceConfig } from '../config';
 import { withDefaultUser } from '../core/database';
 import { toGlobalId } from '../core/global-id';
+import type { RateLimitedLog } from '../core/rate-limited-log';
 import type { Logger } from '../core/logger';
 import type { ArtifactStore } from '../core/artifact-store';
 import type { OnnxSignature } from '../registry/onnx';
@@ -204,9 +205,11 @@ export class InferenceEngine {
     readonly config: InferenceConfig,
     private readonly logger: Logger,
     rollups?: RollupWriter,
+    /** Where failures that repeat while PostgreSQL is away are reported, rate-limited (else each is logged). */
+    private readonly postgresTrouble?: RateLimitedLog,
   ) {
     this.sql = new Pool({ connectionString: withDefaultUser(databaseUrl), max: 3, application_name: 'modelgov-inference' });
-    this.sql.on('error', (e) => logger.warn({ err: e.message }, 'inference database connection error'));
+    this.sql.on('error', (e) => this.pgWarn('inference', { err: e.message }, 'inference database connection error'));
     const both = <T>(f: (p: InferencePool) => T): T[] => [f(this.pools.production), f(this.pools.shared)];
     this.metrics = new ServingMetrics({
       queued: () => both((p) => p.queued).reduce((a, b) => a + b),
@@ -235,6 +238,11 @@ export class InferenceEngine {
     this.log = new PredictionLog(this.sql, { batchSize: config.logBatch, flushIntervalMs: config.logFlushMs, maxBuffered: config.logMaxBuffered, rollups }, logger, this.metrics);
   }
 
+  private pgWarn(source: string, fields: Record<string, unknown>, msg: string): void {
+    if (this.postgresTrouble) this.postgresTrouble.warn(source, fields, msg);
+    else this.logger.warn(fields, msg);
+  }
+
   /** Listens for serving changes, loads every routed version, and keeps doing so. */
   async start(): Promise<void> {
     await this.listen();
@@ -254,7 +262,7 @@ export class InferenceEngine {
       setTimeout(() => void this.listen().then(() => this.reconcile()), 1000).unref();
     };
     client.on('error', (e) => {
-      this.logger.warn({ err: e.message }, 'serving change listener lost its connection; reconnecting');
+      this.pgWarn('inference listener', { err: e.message }, 'serving change listener lost its connection; reconnecting');
       retry();
     });
     client.on('end', retry);
@@ -267,10 +275,12 @@ export class InferenceEngine {
         return;
       }
       this.listener = client;
+      this.postgresTrouble?.clear('inference listener');
+      this.postgresTrouble?.clear('inference');
     } catch (e) {
       void client.end().catch(() => undefined);
       if (this.closed) return;
-      this.logger.warn({ err: (e as Error).message }, 'serving change listener could not connect; polling only');
+      this.pgWarn('inference listener', { err: (e as Error).message }, 'serving change listener could not connect; polling only');
       setTimeout(() => void this.listen(), 1000).unref();
     }
   }

@@ -19,14 +19,14 @@ import { CoreReason } from '../core/error-reasons';
  * policy, same prediction log. A model name is a deployment: its global id, `team:deployment`,
  * or a deployment name that is unique among those the caller may predict on.
  */
-export function openInferenceRouter(app: AppServices, contextFor: (authorization: string | undefined, requestId: string) => Promise<RequestContext>): Router {
+export function openInferenceRouter(app: AppServices, contextFor: (req: Request, res: Response) => Promise<RequestContext>): Router {
   const router = express.Router();
   const engine = () => {
     if (!app.inference) throw new AppError(ErrorCode.UNAVAILABLE, 'This process does not serve predictions', { reason: InferenceReason.DISABLED });
     return app.inference;
   };
   const authed = async (req: Request, res: Response): Promise<RequestContext> => {
-    const ctx = await contextFor(req.header('authorization'), res.locals.requestId);
+    const ctx = await contextFor(req, res);
     if (!ctx.principal) throw ctx.authError ?? unauthenticated();
     return ctx;
   };
@@ -39,7 +39,7 @@ export function openInferenceRouter(app: AppServices, contextFor: (authorization
   router.get(
     '/health/ready',
     wrap(async (req, res) => {
-      const r = await readiness(app, () => contextFor(req.header('authorization'), res.locals.requestId));
+      const r = await readiness(app, () => contextFor(req, res));
       res.status(r.ready ? 200 : 503).json({ ready: r.ready, ...r.details });
     }),
   );

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { signToken } from '../../src/access/authenticate';
 import { loadConfig, type Config } from '../../src/config';
-import { createLogger } from '../../src/core/logger';
+import { createLogger, type Logger } from '../../src/core/logger';
 import { startServer, type RunningServer } from '../../src/app/server';
 import { seedDemo } from '../../src/app/seed/demo';
 import { databaseUrlFor, dropDatabase, removeRedisKeys, TEST_REDIS_URL, testDatabaseName, testRedisPrefix } from './test-run';
@@ -31,9 +31,10 @@ export interface TestServer {
 
 /**
  * Starts the real server on a free port against its own new database (built by the migrations),
- * its own Redis key prefix and its own artifact directory; `stop` removes all three.
+ * its own Redis key prefix and its own artifact directory; `stop` removes all three. `log` replaces
+ * its logger (to read what it logs).
  */
-export async function startTestServer(opts: { demo?: boolean; env?: Record<string, string> } = {}): Promise<TestServer> {
+export async function startTestServer(opts: { demo?: boolean; env?: Record<string, string>; log?: Logger } = {}): Promise<TestServer> {
   const dbName = testDatabaseName();
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'modelgov-test-'));
   // Outside the data directory, as by default; never the developer's own config directory.
@@ -55,7 +56,7 @@ export async function startTestServer(opts: { demo?: boolean; env?: Record<strin
     INFERENCE_PRODUCTION_THREADS: '1',
     ...opts.env,
   });
-  const server = await startServer(config, createLogger(config.logLevel));
+  const server = await startServer(config, opts.log ?? createLogger(config.logLevel));
   if (opts.demo) await seedDemo(server.app);
   // The demo's deployments are served once loaded: wait for that rather than race it.
   await server.app.inference?.reconcile();

@@ -1,6 +1,7 @@
 import { Client, Pool, type PoolClient } from 'pg';
 import { withDefaultUser } from '../database';
 import type { Logger } from '../logger';
+import type { RateLimitedLog } from '../rate-limited-log';
 import { withTimeout } from '../timeout';
 import { OUTBOX_CHANNEL } from './outbox';
 import type { Queues, QueueName } from './queues';
@@ -22,6 +23,8 @@ export interface DispatcherOptions {
   maxBackoffMs?: number;
   /** BullMQ attempts and backoff for the jobs it adds. */
   jobAttempts: number;
+  /** Where failures that repeat while Redis or PostgreSQL is away are reported, rate-limited (else each is logged). */
+  connectionLogs?: { redis: RateLimitedLog; postgres: RateLimitedLog };
 }
 
 /**
@@ -47,7 +50,7 @@ export class OutboxDispatcher {
     private readonly opts: DispatcherOptions,
   ) {
     this.pool = new Pool({ connectionString: withDefaultUser(databaseUrl), max: 2, application_name: 'modelgov-dispatcher' });
-    this.pool.on('error', (e) => this.log.warn({ err: e.message }, 'dispatcher pool error'));
+    this.pool.on('error', (e) => this.pgWarn({ err: e.message }, 'dispatcher pool error'));
   }
 
   async start(): Promise<void> {
@@ -72,7 +75,8 @@ export class OutboxDispatcher {
       return;
     }
     this.running = this.drain()
-      .catch((e) => this.log.warn({ err: (e as Error).message }, 'outbox dispatch failed'))
+      .then(() => this.opts.connectionLogs?.postgres.clear('dispatcher'))
+      .catch((e) => this.pgWarn({ err: (e as Error).message }, 'outbox dispatch failed'))
       .finally(() => {
         this.running = null;
         if (this.again) {
@@ -86,6 +90,12 @@ export class OutboxDispatcher {
   async flush(): Promise<void> {
     this.kick();
     while (this.running) await this.running;
+  }
+
+  // A pass fails each poll while PostgreSQL is away: one outage, logged as one.
+  private pgWarn(fields: Record<string, unknown>, msg: string): void {
+    if (this.opts.connectionLogs) this.opts.connectionLogs.postgres.warn('dispatcher', fields, msg);
+    else this.log.warn(fields, msg);
   }
 
   private schedule(): void {
@@ -135,7 +145,10 @@ export class OutboxDispatcher {
               `UPDATE outbox_entry SET dispatch_attempts = dispatch_attempts + 1, last_error = $2, available_at = now() + ($3 || ' milliseconds')::interval WHERE id = $1`,
               [row.id, String((e as Error).message).slice(0, 500), String(backoff)],
             );
-            this.log.warn({ jobId: row.job_id, queue: row.queue, err: (e as Error).message, retryInMs: backoff }, 'queue unavailable; job kept in the outbox');
+            const fields = { jobId: row.job_id, queue: row.queue, err: (e as Error).message, retryInMs: backoff };
+            // With Redis away every pass says so: part of the outage's log (cleared when the connection is back).
+            if (this.opts.connectionLogs && this.queues.connection.status !== 'ready') this.opts.connectionLogs.redis.warn('queues', fields, 'queue unavailable; job kept in the outbox');
+            else this.log.warn(fields, 'queue unavailable; job kept in the outbox');
             // Redis is likely down: stop this pass, the rest of the batch keeps its place.
             return -1;
           }

@@ -1,6 +1,8 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import Redis from 'ioredis';
 import type { Config } from '../../config';
+import type { RateLimitedLog } from '../rate-limited-log';
+import { followConnection } from '../rate-limited-log';
 import { withTimeout } from '../timeout';
 
 /** Every queue, named in one place. */
@@ -33,10 +35,17 @@ export class Queues {
   private readonly queues = new Map<QueueName, Queue>();
   readonly connection: Redis;
 
-  constructor(private readonly config: Config) {
+  /**
+   * @param redisTrouble where the connection's failures are reported (rate-limited); without it
+   * they surface only where jobs are added (the dispatcher retries). It keeps reconnecting either way.
+   */
+  constructor(
+    private readonly config: Config,
+    readonly redisTrouble?: RateLimitedLog,
+  ) {
     this.connection = redisFor(config, 'producer');
-    // Errors surface where jobs are added (the dispatcher retries); the connection keeps reconnecting.
-    this.connection.on('error', () => undefined);
+    if (redisTrouble) followConnection(this.connection, redisTrouble, 'queues', 'Redis connection error');
+    else this.connection.on('error', () => undefined);
   }
 
   get(name: QueueName): Queue {
