@@ -24,26 +24,26 @@ import { Team } from './team.entity';
 
 @Resolver()
 export class AccessResolver {
-  @Query(() => Viewer, { description: 'The caller: identity, roles, teams and effective rules' })
+  @Query(() => Viewer, { nullable: true, description: 'The caller: identity, roles, teams and effective rules' })
   @Policy({ authenticated: 'every caller may see who the server thinks it is' })
   viewer(@Ctx() ctx: RequestContext): Viewer {
     const p = ctx.principal!;
     return { id: p.id, kind: p.kind, roles: p.roles, teams: p.teams, rules: ctx.ability.rules };
   }
 
-  @Query(() => TeamConnection)
+  @Query(() => TeamConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'Team' })
   teams(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamFilter, { nullable: true }) filter?: TeamFilter) {
     return queries.listTeams(ctx, page, filter);
   }
 
-  @Query(() => RoleConnection, { description: 'Roles and their rules, most recently changed first' })
+  @Query(() => RoleConnection, { nullable: true, description: 'Roles and their rules, most recently changed first' })
   @Policy({ action: 'read', subject: 'Role' })
   roles(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => RoleFilter, { nullable: true }) filter?: RoleFilter) {
     return queries.listRoles(ctx, page, filter);
   }
 
-  @Query(() => ApiKeyConnection)
+  @Query(() => ApiKeyConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'ApiKey' })
   apiKeys(@Ctx() ctx: RequestContext, @Args() page: PageArgs) {
     return queries.listApiKeys(ctx, page);

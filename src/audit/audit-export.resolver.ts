@@ -34,7 +34,7 @@ export class AuditExportResolver {
     return requestFileExport(ctx, format, { ...(filter ?? {}) });
   }
 
-  @Query(() => AuditExport, { description: 'An export: status, progress, manifest and, once written, its download links' })
+  @Query(() => AuditExport, { nullable: true, description: 'An export: status, progress, manifest and, once written, its download links' })
   @Policy(EXPORT)
   auditExport(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
     return loadExport(ctx, id);

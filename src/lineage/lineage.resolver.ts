@@ -45,49 +45,49 @@ export class TrainingRunDatasetUse {
 
 @Resolver()
 export class LineageQueryResolver {
-  @Query(() => DatasetConnection, { description: 'Datasets the caller may read' })
+  @Query(() => DatasetConnection, { nullable: true, description: 'Datasets the caller may read' })
   @Policy({ action: 'read', subject: 'Dataset' })
   datasets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetFilter, { nullable: true }) filter?: DatasetFilter) {
     return queries.listDatasets(ctx, page, filter);
   }
 
-  @Query(() => DatasetVersionConnection)
+  @Query(() => DatasetVersionConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'DatasetVersion' })
   datasetVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetVersionFilter, { nullable: true }) filter?: DatasetVersionFilter) {
     return queries.listDatasetVersions(ctx, page, filter);
   }
 
-  @Query(() => CodeVersionConnection)
+  @Query(() => CodeVersionConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'CodeVersion' })
   codeVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
     return queries.listCodeVersions(ctx, page, filter);
   }
 
-  @Query(() => ConfigConnection)
+  @Query(() => ConfigConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'Config' })
   configs(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
     return queries.listConfigs(ctx, page, filter);
   }
 
-  @Query(() => SeedSetConnection)
+  @Query(() => SeedSetConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'SeedSet' })
   seedSets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
     return queries.listSeedSets(ctx, page, filter);
   }
 
-  @Query(() => EnvironmentConnection)
+  @Query(() => EnvironmentConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'Environment' })
   environments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
     return queries.listEnvironments(ctx, page, filter);
   }
 
-  @Query(() => TrainingRunConnection)
+  @Query(() => TrainingRunConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'TrainingRun' })
   trainingRuns(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TrainingRunFilter, { nullable: true }) filter?: TrainingRunFilter) {
     return queries.listTrainingRuns(ctx, page, filter);
   }
 
-  @Query(() => Lineage, { description: 'The lineage graph around a dataset version, code version, config, seed set, environment, run, model version or deployment' })
+  @Query(() => Lineage, { nullable: true, description: 'The lineage graph around a dataset version, code version, config, seed set, environment, run, model version or deployment' })
   @Policy({ action: 'read', subject: 'any' })
   lineage(
     @Ctx() ctx: RequestContext,

@@ -35,7 +35,7 @@ export class IterationResolver {
     return readableIteration(ctx, expectId(id, 'Iteration', 'id'));
   }
 
-  @Query(() => [Iteration], { description: "A deployment's iterations, newest first" })
+  @Query(() => [Iteration], { nullable: true, description: "A deployment's iterations, newest first" })
   @Policy(DEPLOYMENT_READ)
   async iterations(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('last', () => Int, { defaultValue: 20, description: '1 to 200' }) last: number) {
     if (!Number.isInteger(last) || last < 1 || last > 200) throw badInput('last must be 1 to 200', { field: 'last' });

@@ -53,19 +53,19 @@ export class LatencyPoint {
 
 @Resolver()
 export class MonitoringResolver {
-  @Query(() => AlertConnection, { description: 'Alerts, newest first' })
+  @Query(() => AlertConnection, { nullable: true, description: 'Alerts, newest first' })
   @Policy(ALERT_READ)
   alerts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => AlertFilter, { nullable: true }) filter?: AlertFilter) {
     return queries.listAlerts(ctx, page, filter);
   }
 
-  @Query(() => [MonitorRun], { description: "A deployment's drift reports (monitor passes), newest first: drift, latency and errors per version and window" })
+  @Query(() => [MonitorRun], { nullable: true, description: "A deployment's drift reports (monitor passes), newest first: drift, latency and errors per version and window" })
   @Policy(DEPLOYMENT_READ)
   driftReports(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('last', () => Int, { defaultValue: 20 }) last: number) {
     return queries.driftReports(ctx, deployment, last);
   }
 
-  @Query(() => [LatencyPoint], { description: 'Latency percentiles and error rate per version and bucket, from the prediction log' })
+  @Query(() => [LatencyPoint], { nullable: true, description: 'Latency percentiles and error rate per version and bucket, from the prediction log' })
   @Policy(DEPLOYMENT_READ)
   async latencySeries(
     @Ctx() ctx: RequestContext,
@@ -79,6 +79,7 @@ export class MonitoringResolver {
   }
 
   @Query(() => QualityReport, {
+    nullable: true,
     description:
       "A deployment's prediction quality from its outcomes, per served version: labels and their delay, online metrics beside the version's offline baseline, " +
       "and the other versions serving the same windows; over the rollup windows starting in [from, to) (default: the deployment's quality lookback ending now)",

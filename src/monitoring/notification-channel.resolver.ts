@@ -32,7 +32,7 @@ export class NotificationChannelResolver {
     return shownUrl(channel.url);
   }
 
-  @Query(() => NotificationChannelConnection, { description: "Notification channels the caller may read (its own teams'), newest first" })
+  @Query(() => NotificationChannelConnection, { nullable: true, description: "Notification channels the caller may read (its own teams'), newest first" })
   @Policy({ action: 'read', subject: 'NotificationChannel' })
   notificationChannels(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('team', () => String, { nullable: true }) team?: string | null) {
     return channels.listNotificationChannels(ctx, page, team);

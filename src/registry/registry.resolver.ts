@@ -36,19 +36,19 @@ export class ModelAlias {
 
 @Resolver()
 export class RegistryQueryResolver {
-  @Query(() => ModelConnection)
+  @Query(() => ModelConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'Model' })
   models(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelFilter, { nullable: true }) filter?: ModelFilter) {
     return queries.listModels(ctx, page, filter);
   }
 
-  @Query(() => ModelVersionConnection)
+  @Query(() => ModelVersionConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'ModelVersion' })
   modelVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelVersionFilter, { nullable: true }) filter?: ModelVersionFilter) {
     return queries.listModelVersions(ctx, page, filter);
   }
 
-  @Query(() => ModelVersionComparison, { description: 'How two model versions differ: metrics, data, code, config, seeds, environment' })
+  @Query(() => ModelVersionComparison, { nullable: true, description: 'How two model versions differ: metrics, data, code, config, seeds, environment' })
   @Policy({ action: 'read', subject: 'ModelVersion' })
   compareModelVersions(@Ctx() ctx: RequestContext, @Arg('a', () => ID) a: string, @Arg('b', () => ID) b: string) {
     return compareVersionsByIds(ctx, a, b);

@@ -29,7 +29,7 @@ const ROLLOUT_READ = { action: 'read', subject: 'Rollout' } as const;
 
 @Resolver()
 export class RolloutsResolver {
-  @Query(() => DeploymentConnection)
+  @Query(() => DeploymentConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'Deployment' })
   deployments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DeploymentFilter, { nullable: true }) filter?: DeploymentFilter) {
     return queries.listDeployments(ctx, page, filter);
@@ -50,7 +50,7 @@ export class RolloutsResolver {
 
 @Resolver()
 export class RolloutResolver {
-  @Query(() => RolloutConnection, { description: 'Rollouts, newest first' })
+  @Query(() => RolloutConnection, { nullable: true, description: 'Rollouts, newest first' })
   @Policy(ROLLOUT_READ)
   rollouts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => RolloutFilter, { nullable: true }) filter?: RolloutFilter) {
     return queries.listRollouts(ctx, page, filter);
