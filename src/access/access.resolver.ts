@@ -49,31 +49,31 @@ export class AccessResolver {
     return queries.listApiKeys(ctx, page);
   }
 
-  @Mutation(() => Team)
+  @Mutation(() => Team, { nullable: true })
   @Policy({ action: 'create', subject: 'Team' })
   createTeam(@Ctx() ctx: RequestContext, @Arg('input', () => CreateTeamInput) input: CreateTeamInput) {
     return createTeam(ctx, input);
   }
 
-  @Mutation(() => Role, { description: 'Creates or replaces a role; invalid rules are refused' })
+  @Mutation(() => Role, { nullable: true, description: 'Creates or replaces a role; invalid rules are refused' })
   @Policy({ action: 'update', subject: 'Role' })
   upsertRole(@Ctx() ctx: RequestContext, @Arg('input', () => UpsertRoleInput) input: UpsertRoleInput) {
     return access.upsertRole(ctx, input);
   }
 
-  @Mutation(() => Boolean)
+  @Mutation(() => Boolean, { nullable: true })
   @Policy({ action: 'delete', subject: 'Role' })
   deleteRole(@Ctx() ctx: RequestContext, @Arg('name') name: string) {
     return access.deleteRole(ctx, name);
   }
 
-  @Mutation(() => CreatedApiKey, { description: 'Creates a service-account key; the key is in the answer and nowhere else' })
+  @Mutation(() => CreatedApiKey, { nullable: true, description: 'Creates a service-account key; the key is in the answer and nowhere else' })
   @Policy({ action: 'create', subject: 'ApiKey' })
   createApiKey(@Ctx() ctx: RequestContext, @Arg('input', () => CreateApiKeyInput) input: CreateApiKeyInput) {
     return access.createApiKey(ctx, input);
   }
 
-  @Mutation(() => ApiKey)
+  @Mutation(() => ApiKey, { nullable: true })
   @Policy({ action: 'update', subject: 'ApiKey' })
   revokeApiKey(@Ctx() ctx: RequestContext, @Arg('input', () => RevokeApiKeyInput) input: RevokeApiKeyInput) {
     return access.revokeApiKey(ctx, input);

@@ -24,7 +24,7 @@ export class AuditExportDownload {
 
 @Resolver(() => AuditExport)
 export class AuditExportResolver {
-  @Mutation(() => AuditExport, { description: 'Queues an export of the audit trail to a file; follow it with auditExportUpdated' })
+  @Mutation(() => AuditExport, { nullable: true, description: 'Queues an export of the audit trail to a file; follow it with auditExportUpdated' })
   @Policy(EXPORT)
   requestAuditExport(
     @Ctx() ctx: RequestContext,

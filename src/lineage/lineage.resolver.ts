@@ -101,37 +101,37 @@ export class LineageQueryResolver {
 
 @Resolver()
 export class LineageMutationResolver {
-  @Mutation(() => Dataset)
+  @Mutation(() => Dataset, { nullable: true })
   @Policy({ action: 'create', subject: 'Dataset' })
   createDataset(@Ctx() ctx: RequestContext, @Arg('input', () => CreateDatasetInput) input: CreateDatasetInput) {
     return lineage.createDataset(ctx, input);
   }
 
-  @Mutation(() => DatasetVersion)
+  @Mutation(() => DatasetVersion, { nullable: true })
   @Policy({ action: 'create', subject: 'DatasetVersion' })
   registerDatasetVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterDatasetVersionInput) input: RegisterDatasetVersionInput) {
     return lineage.registerDatasetVersion(ctx, input);
   }
 
-  @Mutation(() => CodeVersion, { description: 'Registers a code version; the same fields again return the existing one' })
+  @Mutation(() => CodeVersion, { nullable: true, description: 'Registers a code version; the same fields again return the existing one' })
   @Policy({ action: 'create', subject: 'CodeVersion' })
   registerCodeVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterCodeVersionInput) input: RegisterCodeVersionInput) {
     return lineage.registerCodeVersion(ctx, input);
   }
 
-  @Mutation(() => Config, { description: 'Registers a config; the same content again returns the existing one' })
+  @Mutation(() => Config, { nullable: true, description: 'Registers a config; the same content again returns the existing one' })
   @Policy({ action: 'create', subject: 'Config' })
   registerConfig(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterConfigInput) input: RegisterConfigInput) {
     return lineage.registerConfig(ctx, input);
   }
 
-  @Mutation(() => SeedSet, { description: 'Registers a seed set; the same seeds again return the existing one' })
+  @Mutation(() => SeedSet, { nullable: true, description: 'Registers a seed set; the same seeds again return the existing one' })
   @Policy({ action: 'create', subject: 'SeedSet' })
   registerSeedSet(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterSeedSetInput) input: RegisterSeedSetInput) {
     return lineage.registerSeedSet(ctx, input);
   }
 
-  @Mutation(() => Environment, { description: 'Registers an environment; the same fields again return the existing one' })
+  @Mutation(() => Environment, { nullable: true, description: 'Registers an environment; the same fields again return the existing one' })
   @Policy({ action: 'create', subject: 'Environment' })
   registerEnvironment(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterEnvironmentInput) input: RegisterEnvironmentInput) {
     return lineage.registerEnvironment(ctx, input);

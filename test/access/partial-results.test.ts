@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../support/harness';
 
-// Root fields are nullable: a field refused (or failing) answers null with its own error, and the
-// other root fields of the same operation still answer.
+// Root Query and Mutation fields are nullable: a field refused (or failing) answers null with its
+// own error, and the other root fields of the same operation still answer (mutations, run one
+// after the other, each in its own transaction, still run after a refused one).
 describe('partial results', () => {
   let t: TestServer;
   before(async () => {
@@ -59,6 +60,34 @@ describe('partial results', () => {
       (r.errors ?? []).map((e) => e.extensions.code),
       ['UNAUTHENTICATED', 'UNAUTHENTICATED'],
       JSON.stringify(r.errors),
+    );
+  });
+
+  it('a refused mutation answers null beside the mutations of the same operation, which run, commit and answer', async () => {
+    const engineer = t.token(['ml-engineer'], ['fraud'], 'eve-engineer');
+    const [{ seq }] = await t.sql<{ seq: number }>('SELECT coalesce(max(seq), 0)::int AS seq FROM audit_event');
+    const r = await t.gql(
+      engineer,
+      `mutation {
+        first: createModel(input: { team: "fraud", name: "partial-first" }) { name }
+        refused: createTeam(input: { name: "partial-team" }) { id }
+        last: createModel(input: { team: "fraud", name: "partial-last" }) { name }
+      }`,
+    );
+    assert.deepEqual(r.data, { first: { name: 'partial-first' }, refused: null, last: { name: 'partial-last' } });
+    assert.deepEqual((r.errors ?? []).map((e) => [e.path, e.extensions.code]), [[['refused'], 'FORBIDDEN']], JSON.stringify(r.errors));
+    const models = await t.sql<{ name: string }>(`SELECT name FROM model WHERE name IN ('partial-first', 'partial-last') ORDER BY name`);
+    assert.deepEqual(models.map((m) => m.name), ['partial-first', 'partial-last']);
+    assert.equal((await t.sql(`SELECT 1 FROM team WHERE name = 'partial-team'`)).length, 0, 'the refused mutation changed nothing');
+    // One audit event each, in the order they ran: the refusal recorded as DENIED.
+    const events = await t.sql<{ action: string; decision: string }>('SELECT action, decision FROM audit_event WHERE seq > $1 AND actor_id = $2 ORDER BY seq', [seq, 'eve-engineer']);
+    assert.deepEqual(
+      events.map((e) => [e.action, e.decision]),
+      [
+        ['createModel', 'ALLOWED'],
+        ['createTeam', 'DENIED'],
+        ['createModel', 'ALLOWED'],
+      ],
     );
   });
 });
