@@ -77,7 +77,7 @@ export class ErrorReasonInfo {
 
 @Resolver()
 export class ErrorCatalogueResolver {
-  @Query(() => [ErrorReasonInfo], { description: 'Every reason an error may carry in `extensions.reason`, with its codes and what to do' })
+  @Query(() => [ErrorReasonInfo], { nullable: true, description: 'Every reason an error may carry in `extensions.reason`, with its codes and what to do' })
   @Policy({ public: 'describes the API, not its data: a client needs it to handle the errors of requests made without a credential, too' })
   errorReasons(): ErrorReasonInfo[] {
     return (Object.keys(ErrorReasonEnum) as ErrorReason[]).map((reason) => ({ reason, codes: [...ERROR_CATALOGUE[reason].codes], description: ERROR_CATALOGUE[reason].description }));

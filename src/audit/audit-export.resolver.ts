@@ -24,7 +24,7 @@ export class AuditExportDownload {
 
 @Resolver(() => AuditExport)
 export class AuditExportResolver {
-  @Mutation(() => AuditExport, { description: 'Queues an export of the audit trail to a file; follow it with auditExportUpdated' })
+  @Mutation(() => AuditExport, { nullable: true, description: 'Queues an export of the audit trail to a file; follow it with auditExportUpdated' })
   @Policy(EXPORT)
   requestAuditExport(
     @Ctx() ctx: RequestContext,
@@ -34,7 +34,7 @@ export class AuditExportResolver {
     return requestFileExport(ctx, format, { ...(filter ?? {}) });
   }
 
-  @Query(() => AuditExport, { description: 'An export: status, progress, manifest and, once written, its download links' })
+  @Query(() => AuditExport, { nullable: true, description: 'An export: status, progress, manifest and, once written, its download links' })
   @Policy(EXPORT)
   auditExport(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
     return loadExport(ctx, id);

@@ -7,7 +7,7 @@ import { AuditEventConnection, AuditEventFilter } from './audit.inputs';
 
 @Resolver()
 export class AuditResolver {
-  @Query(() => AuditEventConnection, { description: 'The audit trail, newest first' })
+  @Query(() => AuditEventConnection, { nullable: true, description: 'The audit trail, newest first' })
   @Policy({ action: 'read', subject: 'AuditEvent' })
   auditEvents(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => AuditEventFilter, { nullable: true }) filter?: AuditEventFilter) {
     return queries.listAuditEvents(ctx, page, filter);

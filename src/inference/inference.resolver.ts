@@ -95,6 +95,7 @@ export class ServingVersion {
 @Resolver()
 export class InferenceResolver {
   @Mutation(() => Prediction, {
+    nullable: true,
     description:
       'Runs the model version the deployment routes this request to (sticky by requestKey) and logs the prediction. ' +
       'Inputs map each model input to nested rows, e.g. { "features": [[0.1, 0.2, 0.3, 0.4]] }.',

@@ -70,6 +70,7 @@ export class RecordOutcomesResult {
 @Resolver()
 export class OutcomeResolver {
   @Mutation(() => RecordOutcomesResult, {
+    nullable: true,
     description:
       'Records observed outcomes (ground truth) of logged predictions of one deployment, joined by prediction id and row or by request key; each is answered on its own, and the call writes one audit event.',
   })

@@ -45,49 +45,49 @@ export class TrainingRunDatasetUse {
 
 @Resolver()
 export class LineageQueryResolver {
-  @Query(() => DatasetConnection, { description: 'Datasets the caller may read' })
+  @Query(() => DatasetConnection, { nullable: true, description: 'Datasets the caller may read' })
   @Policy({ action: 'read', subject: 'Dataset' })
   datasets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetFilter, { nullable: true }) filter?: DatasetFilter) {
     return queries.listDatasets(ctx, page, filter);
   }
 
-  @Query(() => DatasetVersionConnection)
+  @Query(() => DatasetVersionConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'DatasetVersion' })
   datasetVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetVersionFilter, { nullable: true }) filter?: DatasetVersionFilter) {
     return queries.listDatasetVersions(ctx, page, filter);
   }
 
-  @Query(() => CodeVersionConnection)
+  @Query(() => CodeVersionConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'CodeVersion' })
   codeVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
     return queries.listCodeVersions(ctx, page, filter);
   }
 
-  @Query(() => ConfigConnection)
+  @Query(() => ConfigConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'Config' })
   configs(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
     return queries.listConfigs(ctx, page, filter);
   }
 
-  @Query(() => SeedSetConnection)
+  @Query(() => SeedSetConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'SeedSet' })
   seedSets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
     return queries.listSeedSets(ctx, page, filter);
   }
 
-  @Query(() => EnvironmentConnection)
+  @Query(() => EnvironmentConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'Environment' })
   environments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
     return queries.listEnvironments(ctx, page, filter);
   }
 
-  @Query(() => TrainingRunConnection)
+  @Query(() => TrainingRunConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'TrainingRun' })
   trainingRuns(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TrainingRunFilter, { nullable: true }) filter?: TrainingRunFilter) {
     return queries.listTrainingRuns(ctx, page, filter);
   }
 
-  @Query(() => Lineage, { description: 'The lineage graph around a dataset version, code version, config, seed set, environment, run, model version or deployment' })
+  @Query(() => Lineage, { nullable: true, description: 'The lineage graph around a dataset version, code version, config, seed set, environment, run, model version or deployment' })
   @Policy({ action: 'read', subject: 'any' })
   lineage(
     @Ctx() ctx: RequestContext,
@@ -101,37 +101,37 @@ export class LineageQueryResolver {
 
 @Resolver()
 export class LineageMutationResolver {
-  @Mutation(() => Dataset)
+  @Mutation(() => Dataset, { nullable: true })
   @Policy({ action: 'create', subject: 'Dataset' })
   createDataset(@Ctx() ctx: RequestContext, @Arg('input', () => CreateDatasetInput) input: CreateDatasetInput) {
     return lineage.createDataset(ctx, input);
   }
 
-  @Mutation(() => DatasetVersion)
+  @Mutation(() => DatasetVersion, { nullable: true })
   @Policy({ action: 'create', subject: 'DatasetVersion' })
   registerDatasetVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterDatasetVersionInput) input: RegisterDatasetVersionInput) {
     return lineage.registerDatasetVersion(ctx, input);
   }
 
-  @Mutation(() => CodeVersion, { description: 'Registers a code version; the same fields again return the existing one' })
+  @Mutation(() => CodeVersion, { nullable: true, description: 'Registers a code version; the same fields again return the existing one' })
   @Policy({ action: 'create', subject: 'CodeVersion' })
   registerCodeVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterCodeVersionInput) input: RegisterCodeVersionInput) {
     return lineage.registerCodeVersion(ctx, input);
   }
 
-  @Mutation(() => Config, { description: 'Registers a config; the same content again returns the existing one' })
+  @Mutation(() => Config, { nullable: true, description: 'Registers a config; the same content again returns the existing one' })
   @Policy({ action: 'create', subject: 'Config' })
   registerConfig(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterConfigInput) input: RegisterConfigInput) {
     return lineage.registerConfig(ctx, input);
   }
 
-  @Mutation(() => SeedSet, { description: 'Registers a seed set; the same seeds again return the existing one' })
+  @Mutation(() => SeedSet, { nullable: true, description: 'Registers a seed set; the same seeds again return the existing one' })
   @Policy({ action: 'create', subject: 'SeedSet' })
   registerSeedSet(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterSeedSetInput) input: RegisterSeedSetInput) {
     return lineage.registerSeedSet(ctx, input);
   }
 
-  @Mutation(() => Environment, { description: 'Registers an environment; the same fields again return the existing one' })
+  @Mutation(() => Environment, { nullable: true, description: 'Registers an environment; the same fields again return the existing one' })
   @Policy({ action: 'create', subject: 'Environment' })
   registerEnvironment(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterEnvironmentInput) input: RegisterEnvironmentInput) {
     return lineage.registerEnvironment(ctx, input);

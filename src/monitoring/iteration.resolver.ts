@@ -35,7 +35,7 @@ export class IterationResolver {
     return readableIteration(ctx, expectId(id, 'Iteration', 'id'));
   }
 
-  @Query(() => [Iteration], { description: "A deployment's iterations, newest first" })
+  @Query(() => [Iteration], { nullable: true, description: "A deployment's iterations, newest first" })
   @Policy(DEPLOYMENT_READ)
   async iterations(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('last', () => Int, { defaultValue: 20, description: '1 to 200' }) last: number) {
     if (!Number.isInteger(last) || last < 1 || last > 200) throw badInput('last must be 1 to 200', { field: 'last' });
@@ -44,6 +44,7 @@ export class IterationResolver {
   }
 
   @Mutation(() => Deployment, {
+    nullable: true,
     description:
       "Sets a deployment's retrain policy: its triggers (drift, quality, label volume, schedule), cool-down, production sample and gate. " +
       'The loop retrains as whoever set it (their rights as they are then); at most one iteration per deployment is in flight',
@@ -54,6 +55,7 @@ export class IterationResolver {
   }
 
   @Mutation(() => Deployment, {
+    nullable: true,
     description:
       "Sets a deployment's promotion policy: how a candidate that passed the gate reaches the traffic (shadow, canary steps, bake, approval for PRODUCTION). " +
       'Rollouts start as whoever set it; an automatic approval is recorded as the policy on their behalf',

@@ -53,19 +53,19 @@ export class LatencyPoint {
 
 @Resolver()
 export class MonitoringResolver {
-  @Query(() => AlertConnection, { description: 'Alerts, newest first' })
+  @Query(() => AlertConnection, { nullable: true, description: 'Alerts, newest first' })
   @Policy(ALERT_READ)
   alerts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => AlertFilter, { nullable: true }) filter?: AlertFilter) {
     return queries.listAlerts(ctx, page, filter);
   }
 
-  @Query(() => [MonitorRun], { description: "A deployment's drift reports (monitor passes), newest first: drift, latency and errors per version and window" })
+  @Query(() => [MonitorRun], { nullable: true, description: "A deployment's drift reports (monitor passes), newest first: drift, latency and errors per version and window" })
   @Policy(DEPLOYMENT_READ)
   driftReports(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('last', () => Int, { defaultValue: 20 }) last: number) {
     return queries.driftReports(ctx, deployment, last);
   }
 
-  @Query(() => [LatencyPoint], { description: 'Latency percentiles and error rate per version and bucket, from the prediction log' })
+  @Query(() => [LatencyPoint], { nullable: true, description: 'Latency percentiles and error rate per version and bucket, from the prediction log' })
   @Policy(DEPLOYMENT_READ)
   async latencySeries(
     @Ctx() ctx: RequestContext,
@@ -79,6 +79,7 @@ export class MonitoringResolver {
   }
 
   @Query(() => QualityReport, {
+    nullable: true,
     description:
       "A deployment's prediction quality from its outcomes, per served version: labels and their delay, online metrics beside the version's offline baseline, " +
       "and the other versions serving the same windows; over the rollup windows starting in [from, to) (default: the deployment's quality lookback ending now)",
@@ -93,19 +94,20 @@ export class MonitoringResolver {
     return quality.qualityReport(ctx, deployment, { from, to });
   }
 
-  @Mutation(() => MonitorRun, { description: 'Runs the monitor now over the window that ends now (default: the deployment\'s window)' })
+  @Mutation(() => MonitorRun, { nullable: true, description: 'Runs the monitor now over the window that ends now (default: the deployment\'s window)' })
   @Policy({ action: 'update', subject: 'Deployment' })
   runMonitor(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('windowSeconds', () => Int, { nullable: true }) windowSeconds?: number | null) {
     return monitoring.runMonitor(ctx, deployment, windowSeconds);
   }
 
-  @Mutation(() => Deployment, { description: "Changes a deployment's monitor: window, schedule, cool-down, drift and quality thresholds, retrain policy" })
+  @Mutation(() => Deployment, { nullable: true, description: "Changes a deployment's monitor: window, schedule, cool-down, drift and quality thresholds, retrain policy" })
   @Policy({ action: 'update', subject: 'Deployment' })
   setDeploymentMonitoring(@Ctx() ctx: RequestContext, @Arg('input', () => DeploymentMonitoringInput) input: DeploymentMonitoringInput) {
     return monitoring.setDeploymentMonitoring(ctx, input.deployment, monitoring.monitoringPatch(input));
   }
 
   @Mutation(() => ProductionSample, {
+    nullable: true,
     description:
       "Samples a deployment's labelled production traffic into dataset versions of its team's `<deployment>-production` dataset, split by time " +
       '(the latest `holdoutShare` of the rows held out), classified at least as strictly as the training data of the versions that answered; ' +
@@ -117,6 +119,7 @@ export class MonitoringResolver {
   }
 
   @Mutation(() => ModelVersionChallenge, {
+    nullable: true,
     description:
       'Judges a candidate model version against the champion on the same holdout (a DatasetVersion: input columns, then `label`), both run by this server: ' +
       "accuracy, ROC AUC, McNemar's exact test and a paired bootstrap interval of the AUC difference; PASSED or REJECTED with reasons, stored on the candidate (`ModelVersion.challenge`). " +
@@ -127,13 +130,13 @@ export class MonitoringResolver {
     return challenger.challengeModelVersion(ctx, input);
   }
 
-  @Mutation(() => Alert, { description: 'Marks an open alert as seen (it stays until resolved or cleared)' })
+  @Mutation(() => Alert, { nullable: true, description: 'Marks an open alert as seen (it stays until resolved or cleared)' })
   @Policy({ action: 'update', subject: 'Alert' })
   acknowledgeAlert(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string, @Arg('note', () => String, { nullable: true }) note?: string | null) {
     return monitoring.acknowledgeAlert(ctx, id, note ?? null);
   }
 
-  @Mutation(() => Alert, { description: 'Closes an alert by hand' })
+  @Mutation(() => Alert, { nullable: true, description: 'Closes an alert by hand' })
   @Policy({ action: 'update', subject: 'Alert' })
   resolveAlert(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string, @Arg('reason', () => String) reason: string) {
     return monitoring.resolveAlert(ctx, id, reason);

@@ -32,13 +32,14 @@ export class NotificationChannelResolver {
     return shownUrl(channel.url);
   }
 
-  @Query(() => NotificationChannelConnection, { description: "Notification channels the caller may read (its own teams'), newest first" })
+  @Query(() => NotificationChannelConnection, { nullable: true, description: "Notification channels the caller may read (its own teams'), newest first" })
   @Policy({ action: 'read', subject: 'NotificationChannel' })
   notificationChannels(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('team', () => String, { nullable: true }) team?: string | null) {
     return channels.listNotificationChannels(ctx, page, team);
   }
 
   @Mutation(() => CreatedNotificationChannel, {
+    nullable: true,
     description: "Creates a team's notification channel. A URL that is not http(s) or whose host is an internal address is refused. A WEBHOOK's signing secret is in this answer only",
   })
   @Policy({ action: 'create', subject: 'NotificationChannel' })
@@ -46,19 +47,19 @@ export class NotificationChannelResolver {
     return channels.createNotificationChannel(ctx, input);
   }
 
-  @Mutation(() => NotificationChannel, { description: "Changes a channel's name, URL or PagerDuty routing key" })
+  @Mutation(() => NotificationChannel, { nullable: true, description: "Changes a channel's name, URL or PagerDuty routing key" })
   @Policy({ action: 'update', subject: 'NotificationChannel' })
   updateNotificationChannel(@Ctx() ctx: RequestContext, @Arg('input', () => UpdateNotificationChannelInput) input: UpdateNotificationChannelInput) {
     return channels.updateNotificationChannel(ctx, input);
   }
 
-  @Mutation(() => Boolean, { description: 'Removes a channel' })
+  @Mutation(() => Boolean, { nullable: true, description: 'Removes a channel' })
   @Policy({ action: 'delete', subject: 'NotificationChannel' })
   deleteNotificationChannel(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
     return channels.deleteNotificationChannel(ctx, id);
   }
 
-  @Mutation(() => NotificationDelivery, { description: 'Sends a test event to the channel now and answers what became of it (redirects are never followed)' })
+  @Mutation(() => NotificationDelivery, { nullable: true, description: 'Sends a test event to the channel now and answers what became of it (redirects are never followed)' })
   @Policy({ action: 'update', subject: 'NotificationChannel' })
   testNotificationChannel(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
     return channels.testNotificationChannel(ctx, id);

@@ -80,6 +80,7 @@ const shape = (r: RollupRebuild): RollupRebuildResult => ({
 @Resolver()
 export class RollupResolver {
   @Mutation(() => RollupRebuildResult, {
+    nullable: true,
     description: "Recomputes a deployment's window rollups over a range from the raw prediction log and outcomes (after a backfill, or to verify them with verifyOnly); audited",
   })
   @Policy({ action: 'update', subject: 'Deployment' })

@@ -36,19 +36,19 @@ export class ModelAlias {
 
 @Resolver()
 export class RegistryQueryResolver {
-  @Query(() => ModelConnection)
+  @Query(() => ModelConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'Model' })
   models(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelFilter, { nullable: true }) filter?: ModelFilter) {
     return queries.listModels(ctx, page, filter);
   }
 
-  @Query(() => ModelVersionConnection)
+  @Query(() => ModelVersionConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'ModelVersion' })
   modelVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelVersionFilter, { nullable: true }) filter?: ModelVersionFilter) {
     return queries.listModelVersions(ctx, page, filter);
   }
 
-  @Query(() => ModelVersionComparison, { description: 'How two model versions differ: metrics, data, code, config, seeds, environment' })
+  @Query(() => ModelVersionComparison, { nullable: true, description: 'How two model versions differ: metrics, data, code, config, seeds, environment' })
   @Policy({ action: 'read', subject: 'ModelVersion' })
   compareModelVersions(@Ctx() ctx: RequestContext, @Arg('a', () => ID) a: string, @Arg('b', () => ID) b: string) {
     return compareVersionsByIds(ctx, a, b);
@@ -57,49 +57,49 @@ export class RegistryQueryResolver {
 
 @Resolver()
 export class RegistryMutationResolver {
-  @Mutation(() => Model)
+  @Mutation(() => Model, { nullable: true })
   @Policy({ action: 'create', subject: 'Model' })
   createModel(@Ctx() ctx: RequestContext, @Arg('input', () => CreateModelInput) input: CreateModelInput) {
     return registry.createModel(ctx, input);
   }
 
-  @Mutation(() => ModelVersion, { description: 'Registers an uploaded ONNX artifact as the next version of a model (status REGISTERED)' })
+  @Mutation(() => ModelVersion, { nullable: true, description: 'Registers an uploaded ONNX artifact as the next version of a model (status REGISTERED)' })
   @Policy({ action: 'create', subject: 'ModelVersion' })
   registerModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterModelVersionInput) input: RegisterModelVersionInput) {
     return registry.registerModelVersion(ctx, input);
   }
 
-  @Mutation(() => ModelVersion, { description: 'REGISTERED → CANDIDATE: ready for review' })
+  @Mutation(() => ModelVersion, { nullable: true, description: 'REGISTERED → CANDIDATE: ready for review' })
   @Policy({ action: 'update', subject: 'ModelVersion' })
   submitModelVersion(@Ctx() ctx: RequestContext, @Arg('modelVersion', () => ID) modelVersion: string) {
     return registry.submitModelVersion(ctx, modelVersion);
   }
 
-  @Mutation(() => ModelVersion, { description: 'CANDIDATE → APPROVED, by someone other than the registrant' })
+  @Mutation(() => ModelVersion, { nullable: true, description: 'CANDIDATE → APPROVED, by someone other than the registrant' })
   @Policy({ action: 'approve', subject: 'ModelVersion' })
   approveModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput) input: ReviewInput) {
     return registry.approveModelVersion(ctx, input);
   }
 
-  @Mutation(() => ModelVersion, { description: 'CANDIDATE → REJECTED, by someone other than the registrant' })
+  @Mutation(() => ModelVersion, { nullable: true, description: 'CANDIDATE → REJECTED, by someone other than the registrant' })
   @Policy({ action: 'reject', subject: 'ModelVersion' })
   rejectModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput) input: ReviewInput) {
     return registry.rejectModelVersion(ctx, input);
   }
 
-  @Mutation(() => ModelVersion, { description: 'Retires a version that serves no traffic; its aliases are removed' })
+  @Mutation(() => ModelVersion, { nullable: true, description: 'Retires a version that serves no traffic; its aliases are removed' })
   @Policy({ action: 'update', subject: 'ModelVersion' })
   archiveModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput) input: ReviewInput) {
     return registry.archiveModelVersion(ctx, input);
   }
 
-  @Mutation(() => ModelVersion, { description: 'Points an alias (unique per model) at this version; champion needs APPROVED' })
+  @Mutation(() => ModelVersion, { nullable: true, description: 'Points an alias (unique per model) at this version; champion needs APPROVED' })
   @Policy({ action: 'update', subject: 'ModelVersion' })
   setModelVersionAlias(@Ctx() ctx: RequestContext, @Arg('input', () => SetAliasInput) input: SetAliasInput) {
     return registry.setModelVersionAlias(ctx, input);
   }
 
-  @Mutation(() => Model)
+  @Mutation(() => Model, { nullable: true })
   @Policy({ action: 'update', subject: 'ModelVersion' })
   removeModelVersionAlias(@Ctx() ctx: RequestContext, @Arg('input', () => RemoveAliasInput) input: RemoveAliasInput) {
     return registry.removeModelVersionAlias(ctx, input);

@@ -29,19 +29,19 @@ const ROLLOUT_READ = { action: 'read', subject: 'Rollout' } as const;
 
 @Resolver()
 export class RolloutsResolver {
-  @Query(() => DeploymentConnection)
+  @Query(() => DeploymentConnection, { nullable: true })
   @Policy({ action: 'read', subject: 'Deployment' })
   deployments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DeploymentFilter, { nullable: true }) filter?: DeploymentFilter) {
     return queries.listDeployments(ctx, page, filter);
   }
 
-  @Mutation(() => Deployment)
+  @Mutation(() => Deployment, { nullable: true })
   @Policy({ action: 'create', subject: 'Deployment' })
   createDeployment(@Ctx() ctx: RequestContext, @Arg('input', () => CreateDeploymentInput) input: CreateDeploymentInput) {
     return deployments.createDeployment(ctx, input);
   }
 
-  @Mutation(() => Deployment, { description: 'Replaces the traffic split at once; weights sum to 100; PRODUCTION takes APPROVED versions only' })
+  @Mutation(() => Deployment, { nullable: true, description: 'Replaces the traffic split at once; weights sum to 100; PRODUCTION takes APPROVED versions only' })
   @Policy({ action: 'update', subject: 'Deployment' })
   setTrafficSplit(@Ctx() ctx: RequestContext, @Arg('input', () => SetTrafficSplitInput) input: SetTrafficSplitInput) {
     return deployments.setTrafficSplit(ctx, input);
@@ -50,43 +50,43 @@ export class RolloutsResolver {
 
 @Resolver()
 export class RolloutResolver {
-  @Query(() => RolloutConnection, { description: 'Rollouts, newest first' })
+  @Query(() => RolloutConnection, { nullable: true, description: 'Rollouts, newest first' })
   @Policy(ROLLOUT_READ)
   rollouts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => RolloutFilter, { nullable: true }) filter?: RolloutFilter) {
     return queries.listRollouts(ctx, page, filter);
   }
 
-  @Mutation(() => Rollout, { description: 'Starts moving a deployment to a model version (CANARY, SHADOW or BLUE_GREEN); steps advance after their bake time if healthy' })
+  @Mutation(() => Rollout, { nullable: true, description: 'Starts moving a deployment to a model version (CANARY, SHADOW or BLUE_GREEN); steps advance after their bake time if healthy' })
   @Policy({ action: 'create', subject: 'Rollout' })
   startRollout(@Ctx() ctx: RequestContext, @Arg('input', () => StartRolloutInput) input: StartRolloutInput) {
     return rollouts.startRollout(ctx, input);
   }
 
-  @Mutation(() => Rollout, { description: 'Moves to the next step now (or completes), without waiting for the bake time' })
+  @Mutation(() => Rollout, { nullable: true, description: 'Moves to the next step now (or completes), without waiting for the bake time' })
   @Policy({ action: 'update', subject: 'Rollout' })
   promoteRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
     return rollouts.promoteRollout(ctx, input);
   }
 
-  @Mutation(() => Rollout, { description: 'Holds the current step: no automatic advance until resumed or promoted' })
+  @Mutation(() => Rollout, { nullable: true, description: 'Holds the current step: no automatic advance until resumed or promoted' })
   @Policy({ action: 'update', subject: 'Rollout' })
   pauseRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
     return rollouts.pauseRollout(ctx, input);
   }
 
-  @Mutation(() => Rollout, { description: 'Restarts the bake time of the current step of a paused rollout' })
+  @Mutation(() => Rollout, { nullable: true, description: 'Restarts the bake time of the current step of a paused rollout' })
   @Policy({ action: 'update', subject: 'Rollout' })
   resumeRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
     return rollouts.resumeRollout(ctx, input);
   }
 
-  @Mutation(() => Rollout, { description: 'Stops the rollout and restores the split it started from' })
+  @Mutation(() => Rollout, { nullable: true, description: 'Stops the rollout and restores the split it started from' })
   @Policy({ action: 'update', subject: 'Rollout' })
   abortRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
     return rollouts.abortRollout(ctx, input);
   }
 
-  @Mutation(() => Deployment, { description: 'Rolls back the rollout in flight, or returns all traffic to the last version that held 100 %' })
+  @Mutation(() => Deployment, { nullable: true, description: 'Rolls back the rollout in flight, or returns all traffic to the last version that held 100 %' })
   @Policy({ action: 'update', subject: 'Deployment' })
   rollbackDeployment(@Ctx() ctx: RequestContext, @Arg('input', () => RollbackDeploymentInput) input: RollbackDeploymentInput) {
     return rollouts.rollbackDeployment(ctx, input);

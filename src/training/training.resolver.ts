@@ -17,19 +17,19 @@ const RUN_READ = { action: 'read', subject: 'TrainingRun' } as const;
 
 @Resolver()
 export class TrainingResolver {
-  @Mutation(() => TrainingRun, { description: 'Records a run done elsewhere, linking its inputs' })
+  @Mutation(() => TrainingRun, { nullable: true, description: 'Records a run done elsewhere, linking its inputs' })
   @Policy({ action: 'create', subject: 'TrainingRun' })
   recordTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => RecordTrainingRunInput) input: RecordTrainingRunInput) {
     return recordTrainingRun(ctx, input);
   }
 
-  @Mutation(() => TrainingRun, { description: 'Queues a training run on the server; its model version is registered and gated when it finishes' })
+  @Mutation(() => TrainingRun, { nullable: true, description: 'Queues a training run on the server; its model version is registered and gated when it finishes' })
   @Policy({ action: 'create', subject: 'TrainingRun' })
   startTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => StartTrainingRunInput) input: StartTrainingRunInput) {
     return training.startTrainingRun(ctx, input);
   }
 
-  @Mutation(() => TrainingRun, { description: 'Stops a queued or running run (the process is killed)' })
+  @Mutation(() => TrainingRun, { nullable: true, description: 'Stops a queued or running run (the process is killed)' })
   @Policy({ action: 'update', subject: 'TrainingRun' })
   cancelTrainingRun(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string, @Arg('reason', () => String, { nullable: true }) reason?: string | null) {
     return training.cancelTrainingRun(ctx, id, reason ?? null);

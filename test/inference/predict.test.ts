@@ -100,7 +100,7 @@ describe('predict', () => {
     const before = await t.sql(`SELECT count(*)::int AS n FROM audit_event WHERE decision = 'DENIED' AND action = 'predict'`);
     const r = await t.gql(visionService, PREDICT, { d: production, inputs: { features: rowsOf(1) } });
     assert.equal(r.errors?.[0].extensions.code, 'NOT_FOUND');
-    assert.equal(r.data, null);
+    assert.deepEqual(r.data, { predict: null });
     const oip = await request(`${t.url}/v2/models/${production}/infer`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: `Bearer ${visionService}` },

@@ -161,7 +161,7 @@ describe('champion/challenger gate', () => {
   it("refuses another team's engineer, audited as DENIED, and leaves the candidate's verdict as it was", async () => {
     const { value: r, event } = await withOneNewEvent(t, () => challenge(otherTeam, { candidate: constant, holdout }));
     assert.ok(['FORBIDDEN', 'NOT_FOUND'].includes(codeOf(r)), JSON.stringify(r.errors));
-    assert.equal(r.data, null);
+    assert.deepEqual(r.data, { challengeModelVersion: null });
     assert.deepEqual([event.action, event.decision, event.actor_id], ['challengeModelVersion', 'DENIED', 'vic-engineer']);
     const stored = await t.gql(engineer, VERSION, { id: constant });
     assert.equal(stored.data.node.challenge.decision, 'REJECTED');

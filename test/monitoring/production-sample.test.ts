@@ -218,7 +218,7 @@ describe('production samples', () => {
   it("refuses another team's engineer (audited as DENIED) and hides the confidential sample from its lineage", async () => {
     const { value: r, event } = await withOneNewEvent(t, () => sample(otherTeam, {}));
     assert.equal(codeOf(r), 'FORBIDDEN');
-    assert.equal(r.data, null);
+    assert.deepEqual(r.data, { sampleProductionData: null });
     assert.deepEqual([event.action, event.decision, event.actor_id, event.subject_id], ['sampleProductionData', 'DENIED', 'vic-engineer', production]);
     const seen = await t.gql(otherTeam, LINEAGE, { id: production, depth: 1 });
     assert.equal(seen.errors, undefined, JSON.stringify(seen.errors));

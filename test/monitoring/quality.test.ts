@@ -253,7 +253,7 @@ describe('monitoring: prediction quality against the offline baseline, live on e
   it("keeps the report from another team's members, on the query and the subscription", async () => {
     const vision = t.token(['viewer'], ['vision'], 'val');
     const r = await t.gql(vision, REPORT, { d: production });
-    assert.equal(r.data, null);
+    assert.deepEqual(r.data, { qualityReport: null });
     assert.equal(r.errors?.[0].extensions.code, 'NOT_FOUND');
     assert.ok(!JSON.stringify(r.errors).includes('fraud-detector'), JSON.stringify(r.errors));
     const socket = open(second.url, vision);

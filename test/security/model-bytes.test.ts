@@ -197,7 +197,7 @@ describe('a model is only its own bytes', () => {
         ws.subscribe({ query: register, variables }, { next: (r) => (result = r as typeof result), error: reject, complete: () => resolve(result) });
       }).finally(() => ws.dispose());
       for (const r of [viaHttp, viaWs]) {
-        assert.equal(r.data, null);
+        assert.deepEqual(r.data, { registerModelVersion: null });
         assert.equal(r.errors?.[0].extensions.code, 'BAD_USER_INPUT', JSON.stringify(r.errors));
         assert.equal(r.errors?.[0].extensions.reason, 'MODEL_EXTERNAL_DATA');
         assert.equal(r.errors?.[0].extensions.field, 'artifactSha256');
