@@ -151,6 +151,18 @@ describe('Open Inference Protocol answers conform to the published spec', () => 
     }
   });
 
+  it('the binary extension on a versioned path', async () => {
+    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', parameters: { binary_data_size: 16 } }] }));
+    const res = await fetch(`${t.url}/v2/models/${STAGING}/versions/${v2}/infer`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${service}`, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(header.length) },
+      body: Buffer.concat([header, Buffer.from(Float32Array.from(fraudRow(7)).buffer)]),
+    });
+    const text = await res.text();
+    const answer = conforms('infer', { status: res.status, headers: res.headers, text, json: JSON.parse(text) }, 200);
+    assert.equal(answer.model_version, v2);
+  });
+
   it('errors: unknown model, unserved version, bad input, malformed JSON, another team, anonymous', async () => {
     const before = (await loggedPredictions(t, 'true', [])).length;
     const deniedBefore = await t.sql(`SELECT count(*)::int AS n FROM audit_event WHERE decision = 'DENIED' AND action = 'predict'`);
