@@ -41,6 +41,8 @@ export enum InferenceReason {
   UNKNOWN_OUTPUT = 'INFERENCE_UNKNOWN_OUTPUT',
   /** No Open Inference Protocol route has this method and path: see the protocol's paths under /v2. */
   NO_ROUTE = 'INFERENCE_NO_ROUTE',
+  /** The model version named in the path is not one the deployment serves: name one of the `versions` its metadata lists. */
+  UNKNOWN_VERSION = 'INFERENCE_UNKNOWN_VERSION',
   /** No answered prediction of this deployment has the given id or request key (yet: records are written within the log's flush interval): check it, or send it again later. */
   UNKNOWN_PREDICTION = 'OUTCOME_UNKNOWN_PREDICTION',
   /** Several predictions of the deployment carry the request key: name the prediction by its id. */
@@ -83,6 +85,10 @@ export const INFERENCE_REASONS: ReasonCatalogue<InferenceReason> = {
   },
   [InferenceReason.UNKNOWN_OUTPUT]: { codes: [ErrorCode.BAD_USER_INPUT], description: 'A requested output is not one the model gives: ask for the outputs its metadata lists (or none, for all).' },
   [InferenceReason.NO_ROUTE]: { codes: [ErrorCode.NOT_FOUND], description: 'No Open Inference Protocol route has this method and path: see the protocol\'s paths under /v2.' },
+  [InferenceReason.UNKNOWN_VERSION]: {
+    codes: [ErrorCode.NOT_FOUND],
+    description: 'The model version named in the path is not one the deployment serves: name one of the `versions` its metadata lists.',
+  },
   [InferenceReason.BINARY_LENGTH]: {
     codes: [ErrorCode.BAD_USER_INPUT],
     description: "The bytes after the JSON header are not the inputs' `binary_data_size`s added up (bytes missing or trailing): send each binary input's bytes, in order, and nothing after them.",

@@ -19,6 +19,12 @@ export interface PredictRequest {
   deploymentId: string;
   requestKey: string | null;
   source: 'graphql' | 'open-inference';
+  /**
+   * A version of the deployment's traffic split named by the caller (the Open Inference Protocol's
+   * versioned paths): that version runs instead of the split's pick, and nothing else answers for it
+   * (no fallback). Unset, the split picks.
+   */
+  versionId?: string;
   /** Builds the feeds for a model's signature; throws BAD_USER_INPUT. Called once per version run. */
   feeds(spec: ModelSpec, limits: InputLimits): { feeds: WireTensor[]; rows: number };
   /** The inputs as they are logged (nested rows per input name). */
@@ -112,9 +118,9 @@ const outcomeOf = (e: unknown) => (e instanceof InferenceTimeoutError ? 'timeout
 
 /**
  * Serves one prediction request: checks the `predict` policy on the deployment, picks the version
- * from the traffic split (sticky by request key), validates the inputs against that version's
- * signature, runs it on an inference thread, and answers from the fallback version if it fails or
- * times out. Shadow versions get a copy after the answer; every run is logged (in batches).
+ * from the traffic split (sticky by request key) unless the request names one of the split's
+ * versions, validates the inputs against that version's signature, runs it on an inference thread,
+ * and answers from the fallback version if it fails or times out (a named version has no fallback). Shadow versions get a copy after the answer; every run is logged (in batches).
  */
 export async function predict(ctx: RequestContext, req: PredictRequest): Promise<PredictResult> {
   const engine = engineOf(ctx);
@@ -129,7 +135,11 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   const route = await authorizedRoute(ctx, engine, deploymentId, req.deploymentId);
   const started = performance.now();
   const limits: InputLimits = { maxRows: engine.config.maxRows, maxElements: engine.config.maxElements, allowNonFinite: engine.config.allowNonFinite };
-  const primaryId = engine.pick(route, req.requestKey);
+  if (req.versionId !== undefined && !route.shares.some((s) => s.versionId === req.versionId)) {
+    // The split changed since the caller named the version.
+    throw new AppError(ErrorCode.NOT_FOUND, 'The deployment does not serve this model version', { reason: InferenceReason.UNKNOWN_VERSION });
+  }
+  const primaryId = req.versionId ?? engine.pick(route, req.requestKey);
   const pool = engine.poolFor(route, 'TRAFFIC');
   const primary = engine.version(primaryId, pool);
 
@@ -169,7 +179,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   }
 
   let fallback = false;
-  if (failure) {
+  if (failure && req.versionId === undefined) {
     const fb = route.fallbackVersionId && route.fallbackVersionId !== primaryId ? engine.version(route.fallbackVersionId, pool) : undefined;
     if (fb) {
       engine.metrics.fallbacks.inc(labels);

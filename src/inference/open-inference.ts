@@ -47,17 +47,36 @@ export function openInferenceRouter(app: AppServices, contextFor: (req: Request,
     res.json({ name: 'modelgov', version: '2', extensions: [] });
   });
 
+  /**
+   * On a versioned path (`/models/{name}/versions/{version}/…`), the served version it names: one
+   * of the deployment's traffic split, by the global id its metadata lists under `versions`. A
+   * version the deployment does not serve is NOT_FOUND. Undefined on an unversioned path.
+   */
+  const namedVersion = (route: Route, req: Request): string | undefined => {
+    if (req.params.version === undefined) return undefined;
+    const given = String(req.params.version);
+    const share = route.shares.find((s) => toGlobalId('ModelVersion', s.versionId) === given);
+    if (!share) throw new AppError(ErrorCode.NOT_FOUND, `Model "${String(req.params.name)}" does not serve version "${given}"`, { reason: InferenceReason.UNKNOWN_VERSION });
+    return share.versionId;
+  };
+  /** The versions a path addresses: the one it names, or the deployment's whole split. */
+  const addressed = (route: Route, req: Request): string[] => {
+    const named = namedVersion(route, req);
+    return named ? [named] : route.shares.map((s) => s.versionId);
+  };
+
   router.get(
-    '/models/:name',
+    ['/models/:name', '/models/:name/versions/:version'],
     wrap(async (req, res) => {
       const ctx = await authed(req, res);
       const route = resolve(ctx, engine(), String(req.params.name), 'read');
-      const versions = route.shares.map((s) => engine().version(s.versionId)).filter((v) => v !== undefined);
-      const spec = versions[0]?.spec;
+      const ids = addressed(route, req);
+      const spec = ids.map((id) => engine().version(id)).find((v) => v !== undefined)?.spec;
       const describe = (t: TensorSpec) => ({ name: t.name, datatype: OIP_DATATYPE[t.type], shape: t.shape.map((d) => d ?? -1) });
       res.json({
         name: String(req.params.name),
-        versions: versions.map((v) => v.nodeId),
+        // Every version of the split, loaded or not: each can be named on the versioned paths.
+        versions: ids.map((id) => toGlobalId('ModelVersion', id)),
         platform: 'onnxruntime_onnx',
         inputs: spec?.inputs.map(describe) ?? [],
         outputs: spec?.outputs.map(describe) ?? [],
@@ -66,11 +85,11 @@ export function openInferenceRouter(app: AppServices, contextFor: (req: Request,
   );
 
   router.get(
-    '/models/:name/ready',
+    ['/models/:name/ready', '/models/:name/versions/:version/ready'],
     wrap(async (req, res) => {
       const ctx = await authed(req, res);
       const route = resolve(ctx, engine(), String(req.params.name), 'read');
-      const ready = route.shares.every((s) => engine().version(s.versionId, engine().poolFor(route, 'TRAFFIC')));
+      const ready = addressed(route, req).every((id) => engine().version(id, engine().poolFor(route, 'TRAFFIC')));
       res.status(ready ? 200 : 503).json({ name: String(req.params.name), ready });
     }),
   );
@@ -81,8 +100,10 @@ export function openInferenceRouter(app: AppServices, contextFor: (req: Request,
   const parseRaw = express.raw({ type: () => true, limit: app.config.bodyLimitBytes });
   const parseBody = (req: Request, res: Response, next: NextFunction) => (req.header(HEADER_LENGTH) !== undefined ? parseRaw : parseJson)(req, res, next);
 
+  // Unversioned, the deployment's split picks the version (and its fallback answers for a failed
+  // run); versioned, the named version runs, and only it. Same policy, audit and log either way.
   router.post(
-    '/models/:name/infer',
+    ['/models/:name/infer', '/models/:name/versions/:version/infer'],
     parseBody,
     wrap(async (req, res) => {
       const ctx = await authed(req, res);
@@ -97,6 +118,7 @@ export function openInferenceRouter(app: AppServices, contextFor: (req: Request,
         }
         throw e;
       }
+      const versionId = namedVersion(route, req);
       const headerLength = req.header(HEADER_LENGTH);
       const split = headerLength !== undefined ? splitBinaryRequest(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0), headerLength) : undefined;
       const body = (split ? split.header : req.body) as { id?: unknown; inputs?: OipTensor[]; outputs?: Array<{ name?: unknown }>; parameters?: Record<string, unknown> };
@@ -104,9 +126,9 @@ export function openInferenceRouter(app: AppServices, contextFor: (req: Request,
       const requestKey = body.parameters?.request_key;
       if (requestKey !== undefined) checkRequestKey(requestKey, 'parameters.request_key');
       checkStorableBody(body);
-      // A requested output no routed version gives is refused before anything runs (the protocol would otherwise answer with nothing for it).
+      // A requested output no version that may run gives is refused before anything runs (the protocol would otherwise answer with nothing for it).
       if (Array.isArray(body.outputs)) {
-        const given = new Set(route.shares.flatMap((s) => engine().version(s.versionId)?.spec.outputs.map((o) => o.name) ?? []));
+        const given = new Set((versionId ? [versionId] : route.shares.map((s) => s.versionId)).flatMap((id) => engine().version(id)?.spec.outputs.map((o) => o.name) ?? []));
         body.outputs.forEach((o, i) => {
           if (given.size && !given.has(String(o?.name))) {
             throw badInput(`The model has no output "${String(o?.name)}": it gives ${[...given].join(', ')}`, { field: `outputs.${i}.name`, reason: InferenceReason.UNKNOWN_OUTPUT });
@@ -118,6 +140,7 @@ export function openInferenceRouter(app: AppServices, contextFor: (req: Request,
         deploymentId: toGlobalId('Deployment', route.deploymentId),
         requestKey: (requestKey as string | undefined) ?? null,
         source: 'open-inference',
+        versionId,
         feeds: (spec, limits) => {
           const built = feedsFromOip(spec, body.inputs!, limits, split?.binary);
           // Logged in the same nested-rows form as GraphQL requests (before the buffers move to a thread).
@@ -153,7 +176,7 @@ export function openInferenceRouter(app: AppServices, contextFor: (req: Request,
   router.use((req, _res, next) => next(new AppError(ErrorCode.NOT_FOUND, `No Open Inference Protocol route for ${req.method} /v2${req.path}`, { reason: InferenceReason.NO_ROUTE })));
 
   // Errors in the protocol's shape ({ "error": message }), with the same codes as GraphQL.
-  router.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+  router.use((err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (res.headersSent) return next(err);
     const requestId = res.locals.requestId as string;
     const e = err as { type?: string; status?: number };
@@ -170,7 +193,14 @@ export function openInferenceRouter(app: AppServices, contextFor: (req: Request,
       res.status(HTTP_STATUS[err.code]).json({ error: err.message, code: err.code, ...(err.details.reason ? { reason: err.details.reason } : {}), ...(err.details.field ? { field: err.details.field } : {}), requestId });
       return;
     }
-    next(err);
+    // The HTTP layer's own refusals (an aborted body, an unsupported encoding or charset, a path that is not valid percent-encoding).
+    const http = err as { status?: unknown; expose?: unknown; message?: unknown };
+    if (typeof http.status === 'number' && http.status >= 400 && http.status < 500 && (http.expose === true || err instanceof URIError)) {
+      res.status(http.status).json({ error: String(http.message), code: ErrorCode.BAD_USER_INPUT, requestId });
+      return;
+    }
+    app.log.error({ err, requestId, path: req.originalUrl.split('?')[0] }, 'unexpected error');
+    res.status(500).json({ error: 'Internal server error', code: ErrorCode.INTERNAL, requestId });
   });
   return router;
 }

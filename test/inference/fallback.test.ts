@@ -121,4 +121,40 @@ describe('serving: fallback and circuit breaker', () => {
     assert.match(rows[1].error, /out of data bounds/);
   });
 
+  it('runs a version named on the Open Inference Protocol\'s versioned path alone: its failure is the answer, not the fallback\'s', async () => {
+    const faulty = await register(buildFaultyOnnx());
+    const created = await t.gql(engineer, `mutation($v: ID!) { createDeployment(input: { team: "fraud", name: "fraud-named", environment: DEVELOPMENT, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { v: v1 });
+    const d = created.data.createDeployment.id;
+    // v1 held 100 %: it stays the fallback while the split is shared.
+    const split = await t.gql(engineer, `mutation($d: ID!, $f: ID!, $v: ID!) { setTrafficSplit(input: { deployment: $d, trafficSplit: [{ modelVersion: $f, weight: 50 }, { modelVersion: $v, weight: 50 }] }) { lastStableVersion { id } } }`, { d, f: faulty, v: v2 });
+    assert.equal(split.data.setTrafficSplit.lastStableVersion.id, v1);
+    await served();
+    // A request key the split sends to the faulty version.
+    const route = t.server.app.inference!.route(uuidOf(d))!;
+    let key = 0;
+    while (t.server.app.inference!.pick(route, `named-${key}`) !== uuidOf(faulty)) key += 1;
+    const infer = async (path: string) => {
+      const res = await fetch(`${t.url}/v2/models/fraud:fraud-named${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${service}` },
+        body: JSON.stringify({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: row(5) }], parameters: { request_key: `named-${key}` } }),
+      });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    const named = await infer(`/versions/${faulty}/infer`);
+    assert.equal(named.status, 503, JSON.stringify(named.body));
+    assert.deepEqual([named.body.code, named.body.reason], ['UNAVAILABLE', 'INFERENCE_FAILED']);
+    const plain = await infer('/infer');
+    assert.equal(plain.status, 200, JSON.stringify(plain.body));
+    assert.deepEqual([plain.body.model_version, plain.body.parameters.fallback], [v1, true], 'the split\'s request is answered by the fallback');
+    const rows = await logged('deployment_id = $1', [uuidOf(d)]);
+    assert.deepEqual(
+      rows.map((r) => [r.model_version_id, r.fallback, r.failed_version_id, r.outputs === null]),
+      [
+        [uuidOf(faulty), false, uuidOf(faulty), true],
+        [uuidOf(v1), true, uuidOf(faulty), false],
+      ],
+    );
+  });
+
 });
