@@ -7,13 +7,13 @@ import { ApiKey } from './api-key.entity';
 import { Role } from './role.entity';
 import { Team } from './team.entity';
 
-@InputType()
+@InputType({ description: 'A role to create, or to replace by name' })
 export class UpsertRoleInput {
-  @Field()
+  @Field({ description: 'The role to create or replace; 1–40 lowercase letters, digits or "-", starting with a letter' })
   @Matches(/^[a-z][a-z0-9-]{0,39}$/, { message: 'name must be 1–40 lowercase letters, digits or "-"' })
   name!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Up to 2,000 characters; null keeps the existing description' })
   @IsOptional()
   @MaxLength(2000)
   description?: string | null;
@@ -22,22 +22,22 @@ export class UpsertRoleInput {
   rules!: unknown;
 }
 
-@InputType()
+@InputType({ description: 'Which roles to list; every condition given must hold' })
 export class RoleFilter {
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only the role of this exact name' })
   name?: string | null;
 
-  @Field(() => Boolean, { nullable: true })
+  @Field(() => Boolean, { nullable: true, description: 'Only built-in roles (true) or only the others (false)' })
   builtIn?: boolean | null;
 }
 
-@InputType()
+@InputType({ description: 'A service-account key to create' })
 export class CreateApiKeyInput {
-  @Field()
+  @Field({ description: 'A label to recognise the key by; 1–100 characters' })
   @Length(1, 100)
   name!: string;
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'Names of existing roles the key holds, 1–20; only roles its creator holds (unless an admin)' })
   @ArrayMinSize(1)
   @ArrayMaxSize(20)
   roles!: string[];
@@ -46,36 +46,36 @@ export class CreateApiKeyInput {
   @ArrayMaxSize(50)
   teams!: string[];
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'ISO 8601 time, in the future, after which the key is refused; null: it does not expire' })
   @IsOptional()
   @IsISO8601()
   expiresAt?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'The API key to revoke' })
 export class RevokeApiKeyInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global ID of the ApiKey' })
   apiKey!: string;
 }
 
 @ObjectType({ description: 'A new API key. `key` is shown this once and cannot be retrieved again.' })
 export class CreatedApiKey {
-  @Field()
+  @Field({ description: 'The secret, sent as `Authorization: ApiKey <key>`; stored only hashed' })
   key!: string;
 
-  @Field(() => ApiKey)
+  @Field(() => ApiKey, { description: 'The key as stored' })
   apiKey!: ApiKey;
 }
 
 @ObjectType({ description: 'Who the caller is, as the server sees it' })
 export class Viewer {
-  @Field()
+  @Field({ description: "The principal's id: what audit events record as actorId, and createdBy fields hold" })
   id!: string;
 
   @Field({ description: 'user or service' })
   kind!: string;
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'Names of the roles the credential holds' })
   roles!: string[];
 
   @Field(() => [String], { description: 'Team names from the credential' })
@@ -85,21 +85,21 @@ export class Viewer {
   rules!: unknown;
 }
 
-@InputType()
+@InputType({ description: 'A team to create' })
 export class CreateTeamInput {
-  @Field()
+  @Field({ description: `Unique; ${NAME_MSG}` })
   @Matches(NAME, { message: `name ${NAME_MSG}` })
   name!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Free text, up to 2,000 characters' })
   @IsOptional()
   @MaxLength(2000)
   description?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'Which teams to list' })
 export class TeamFilter {
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only the team of this exact name' })
   name?: string | null;
 }
 

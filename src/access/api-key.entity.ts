@@ -14,7 +14,7 @@ export class ApiKey implements Node {
     return toGlobalId('ApiKey', this.id);
   }
 
-  @Field()
+  @Field({ description: 'A label chosen by its creator; not unique' })
   @Column({ type: 'text' })
   name!: string;
 
@@ -25,7 +25,7 @@ export class ApiKey implements Node {
   @Column({ type: 'text' })
   secretHash!: string;
 
-  @Field(() => [String])
+  @Field(() => [String], { description: 'Names of the roles the key holds' })
   @Column({ type: 'text', array: true })
   roles!: string[];
 
@@ -33,19 +33,19 @@ export class ApiKey implements Node {
   @Column({ type: 'text', array: true })
   teams!: string[];
 
-  @Field()
+  @Field({ description: 'The principal that created it' })
   @Column({ type: 'text' })
   createdBy!: string;
 
-  @Field()
+  @Field({ description: 'When it was created' })
   @CreateDateColumn({ type: 'timestamptz', precision: 3 })
   createdAt!: Date;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'From then on the key is refused; null: it does not expire' })
   @Column({ type: 'timestamptz', nullable: true })
   expiresAt!: Date | null;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When it was revoked (refused from then on); null while it is not' })
   @Column({ type: 'timestamptz', nullable: true })
   revokedAt!: Date | null;
 }

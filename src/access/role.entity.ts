@@ -8,7 +8,7 @@ import type { PolicyRule } from '../core/subjects';
 @ObjectType({ implements: Node, description: 'A named list of CASL rules; principals hold roles by name' })
 @Entity()
 export class Role implements Node {
-  @Field()
+  @Field({ description: 'Unique; what principals and API keys list in their roles' })
   @PrimaryColumn({ type: 'text' })
   name!: string;
 
@@ -17,7 +17,7 @@ export class Role implements Node {
     return toGlobalId('Role', this.name);
   }
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Free text; null when none was given' })
   @Column({ type: 'text', nullable: true })
   description!: string | null;
 
@@ -29,7 +29,7 @@ export class Role implements Node {
   @Column({ type: 'boolean', default: false })
   builtIn!: boolean;
 
-  @Field()
+  @Field({ description: 'When the role was created or last replaced' })
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
   updatedAt!: Date;
 }

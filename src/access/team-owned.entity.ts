@@ -31,7 +31,7 @@ export abstract class TeamOwnedEntity {
   @Column({ type: 'text' })
   createdBy!: string;
 
-  @Field()
+  @Field({ description: 'When it was registered' })
   @CreateDateColumn({ type: 'timestamptz', precision: 3 })
   createdAt!: Date;
 }

@@ -14,15 +14,15 @@ export class Team implements Node {
     return toGlobalId('Team', this.id);
   }
 
-  @Field()
+  @Field({ description: 'Unique; how API keys and tokens name the team' })
   @Column({ type: 'text', unique: true })
   name!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Free text; null when none was given' })
   @Column({ type: 'text', nullable: true })
   description!: string | null;
 
-  @Field()
+  @Field({ description: 'When the team was created' })
   @CreateDateColumn({ type: 'timestamptz', precision: 3 })
   createdAt!: Date;
 

@@ -65,7 +65,7 @@ registerEnumType(ErrorCode, {
 
 @ObjectType({ description: 'One reason of the error catalogue' })
 export class ErrorReasonInfo {
-  @Field(() => ErrorReasonEnum)
+  @Field(() => ErrorReasonEnum, { description: 'The value of `extensions.reason`' })
   reason!: ErrorReason;
 
   @Field(() => [ErrorCode], { description: 'The `extensions.code` it is sent with; more than one only where the same reason answers different cases' })

@@ -32,7 +32,7 @@ const KEY_FORMAT: Record<NonNullable<KindSpec['node']>, (key: string) => boolean
 export class NodeResolver {
   @Query(() => Node, { nullable: true, description: 'Any object by global ID; null when it does not exist or the caller may not read it' })
   @Policy({ action: 'read', subject: 'any' })
-  async node(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
+  async node(@Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'A global ID, as any `id` field answers it' }) id: string) {
     const { type, key } = fromGlobalId(id);
     // isKind looks at own properties only: client text never finds `constructor` or `__proto__`.
     const spec: KindSpec | undefined = isKind(type) ? KINDS[type] : undefined;

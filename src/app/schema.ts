@@ -61,6 +61,18 @@ export const RESOLVERS = [
   ErrorCatalogueResolver,
 ] as const;
 
+/** The root types' descriptions (type-graphql names the root types but does not describe them). */
+const ROOT_DESCRIPTIONS = {
+  query: 'Reads: each field answers null with its error when refused, while the others answer',
+  mutation: 'Changes, run in order: a refused one answers null with its error, and the next still runs',
+  subscription: 'Live updates over GraphQL over WebSocket (graphql-ws) at /graphql; a subscription ends when its credential stops authenticating',
+} as const;
+
+function describeRootTypes(schema: GraphQLSchema): void {
+  const roots = { query: schema.getQueryType(), mutation: schema.getMutationType(), subscription: schema.getSubscriptionType() };
+  for (const [kind, type] of Object.entries(roots)) if (type && !type.description) type.description = ROOT_DESCRIPTIONS[kind as keyof typeof ROOT_DESCRIPTIONS];
+}
+
 const schemas = new WeakMap<PubSub, Promise<GraphQLSchema>>();
 const schemaOnly = createPubSub();
 
@@ -79,6 +91,7 @@ export function buildAppSchema(pubSub: PubSub = schemaOnly): Promise<GraphQLSche
         pubSub,
       });
       rootFieldPolicies(schema);
+      describeRootTypes(schema);
       return schema;
     })();
     schemas.set(pubSub, built);

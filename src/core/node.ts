@@ -2,6 +2,7 @@ import { Field, ID, InterfaceType } from 'type-graphql';
 
 /** Relay's Node: every object with a global ID. */
 @InterfaceType('Node', {
+  description: 'An object with a global ID, which `node(id:)` fetches again',
   resolveType: (value: object) => (value.constructor as { name: string }).name,
 })
 export abstract class Node {

@@ -15,18 +15,18 @@ export class PageArgs {
   after?: string | null;
 }
 
-@ObjectType()
+@ObjectType({ description: 'Where a page of a connection stands: pass `endCursor` as `after` for the next page' })
 export class PageInfo {
-  @Field()
+  @Field({ description: 'More edges follow this page' })
   hasNextPage!: boolean;
 
-  @Field()
+  @Field({ description: 'The page was asked for with `after`, so edges come before it (pages go forward only)' })
   hasPreviousPage!: boolean;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Cursor of the first edge; null on an empty page' })
   startCursor!: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Cursor of the last edge, for `after`; null on an empty page' })
   endCursor!: string | null;
 }
 
@@ -39,24 +39,24 @@ export interface ConnectionShape<T> {
 
 /** A Relay connection type for `Item`: edges, nodes, pageInfo, totalCount (counted only when asked). */
 export function Connection<T extends object>(Item: ClassType<T>, name = Item.name) {
-  @ObjectType(`${name}Edge`)
+  @ObjectType(`${name}Edge`, { description: `One ${name} of a page, with its cursor` })
   class Edge {
-    @Field()
+    @Field({ description: 'Opaque position of this edge: pass it as `after` to continue after it' })
     cursor!: string;
 
-    @Field(() => Item)
+    @Field(() => Item, { description: `The ${name} at this position` })
     node!: T;
   }
 
-  @ObjectType(`${name}Connection`)
+  @ObjectType(`${name}Connection`, { description: `A page of ${name} records, newest first` })
   class Conn {
-    @Field(() => [Edge])
+    @Field(() => [Edge], { description: 'The page, in order, each with its cursor' })
     edges!: Edge[];
 
     @Field(() => [Item], { description: 'The nodes of `edges`, for clients that do not need cursors' })
     nodes!: T[];
 
-    @Field(() => PageInfo)
+    @Field(() => PageInfo, { description: 'Whether more pages follow, and the cursors to reach them' })
     pageInfo!: PageInfo;
 
     count!: () => Promise<number>;

@@ -11,15 +11,15 @@ export class CodeVersion extends TeamOwnedEntity implements Node {
   @Column({ type: 'char', length: 64 })
   sha256!: string;
 
-  @Field()
+  @Field({ description: 'The repository, as an https, http, ssh or git URL (builtin://modelgov/trainers: the trainers that ship with the server)' })
   @Column({ type: 'text' })
   repositoryUrl!: string;
 
-  @Field()
+  @Field({ description: 'The full commit id, 40 (or 64) hex characters' })
   @Column({ type: 'text' })
   commitSha!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'The branch it was on, as recorded; null when none was given' })
   @Column({ type: 'text', nullable: true })
   branch!: string | null;
 
@@ -31,7 +31,7 @@ export class CodeVersion extends TeamOwnedEntity implements Node {
   @Column({ type: 'char', length: 64, nullable: true })
   diffSha256!: string | null;
 
-  @Field()
+  @Field({ description: 'The path, inside the repository, of what was run (e.g. train.py)' })
   @Column({ type: 'text' })
   entrypoint!: string;
 }

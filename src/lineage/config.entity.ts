@@ -8,7 +8,7 @@ import { JSONScalar } from '../core/scalars';
 @Entity()
 @Index(['teamId', 'sha256'], { unique: true })
 export class Config extends TeamOwnedEntity implements Node {
-  @Field()
+  @Field({ description: 'sha256 of canonicalJson, lowercase hex; registering the same content again returns this row' })
   @Column({ type: 'char', length: 64 })
   sha256!: string;
 
@@ -16,7 +16,7 @@ export class Config extends TeamOwnedEntity implements Node {
   @Column({ type: 'text' })
   canonicalJson!: string;
 
-  @Field(() => JSONScalar)
+  @Field(() => JSONScalar, { description: 'The configuration, a JSON object (canonicalJson parsed)' })
   // any: arbitrary JSON, and TypeORM's partial-entity types reject unknown
   get content(): Record<string, any> {
     return JSON.parse(this.canonicalJson);

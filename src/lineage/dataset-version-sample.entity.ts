@@ -9,7 +9,14 @@ export enum SamplePart {
   /** The latest rows: data to evaluate on, never seen by a model trained on the TRAIN part. */
   HOLDOUT = 'HOLDOUT',
 }
-registerEnumType(SamplePart, { name: 'SamplePart', description: 'TRAIN: the earlier rows of a production sample; HOLDOUT: the latest ones' });
+registerEnumType(SamplePart, {
+  name: 'SamplePart',
+  description: 'TRAIN: the earlier rows of a production sample; HOLDOUT: the latest ones',
+  valuesConfig: {
+    TRAIN: { description: 'The earlier rows: data to train on' },
+    HOLDOUT: { description: 'The latest rows: data to evaluate on, never seen by a model trained on the TRAIN part' },
+  },
+});
 
 /**
  * "This dataset version was sampled from the production traffic of this deployment": the lineage

@@ -15,7 +15,7 @@ export class Environment extends TeamOwnedEntity implements Node {
   @Column({ type: 'text' })
   runtime!: string;
 
-  @Field()
+  @Field({ description: 'sha256 of the dependency lockfile, lowercase hex' })
   @Column({ type: 'char', length: 64 })
   lockfileSha256!: string;
 

@@ -13,7 +13,15 @@ export enum LineageDirection {
   DOWNSTREAM = 'DOWNSTREAM',
   BOTH = 'BOTH',
 }
-registerEnumType(LineageDirection, { name: 'LineageDirection', description: 'UPSTREAM: what it came from; DOWNSTREAM: what came from it' });
+registerEnumType(LineageDirection, {
+  name: 'LineageDirection',
+  description: 'UPSTREAM: what it came from; DOWNSTREAM: what came from it',
+  valuesConfig: {
+    UPSTREAM: { description: 'Follow edges against their direction: the inputs it came from' },
+    DOWNSTREAM: { description: 'Follow edges in their direction: what was made from it' },
+    BOTH: { description: 'Either way at each step, so that relatives such as other runs of the same inputs are reached too' },
+  },
+});
 
 export enum LineageRelation {
   DERIVED = 'DERIVED',
@@ -25,29 +33,36 @@ export enum LineageRelation {
 registerEnumType(LineageRelation, {
   name: 'LineageRelation',
   description: 'Edges point downstream: DERIVED (dataset version → derived dataset version), USED (input → training run), PRODUCED (training run → model version), SERVES (model version → deployment), SAMPLED (deployment → dataset version sampled from its production traffic)',
+  valuesConfig: {
+    DERIVED: { description: 'DatasetVersion → a DatasetVersion derived from it' },
+    USED: { description: 'DatasetVersion, CodeVersion, Config, SeedSet, Environment or base ModelVersion → the TrainingRun that used it' },
+    PRODUCED: { description: 'TrainingRun → the ModelVersion it produced' },
+    SERVES: { description: 'ModelVersion → a Deployment that routes traffic to it' },
+    SAMPLED: { description: 'Deployment → a DatasetVersion sampled from its production traffic' },
+  },
 });
 
 @ObjectType({ description: 'A directed lineage edge, from the upstream node to the downstream one' })
 export class LineageEdge {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global ID of the upstream node' })
   from!: string;
 
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global ID of the downstream node' })
   to!: string;
 
-  @Field(() => LineageRelation)
+  @Field(() => LineageRelation, { description: 'How the two are related' })
   relation!: LineageRelation;
 }
 
 @ObjectType({ description: 'The part of the lineage graph reachable from a node that the caller may read' })
 export class Lineage {
-  @Field(() => Node)
+  @Field(() => Node, { description: 'The node the traversal started from' })
   root!: Node;
 
   @Field(() => [Node], { description: 'Every node reached, the root first; nodes the caller may not read are left out and not traversed' })
   nodes!: Node[];
 
-  @Field(() => [LineageEdge])
+  @Field(() => [LineageEdge], { description: 'Every edge traversed between nodes of `nodes`' })
   edges!: LineageEdge[];
 
   @Field({ description: 'The traversal stopped at the node limit before reaching the requested depth' })

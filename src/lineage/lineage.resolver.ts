@@ -36,10 +36,10 @@ import { DatasetRole, TrainingRun } from './training-run.entity';
 
 @ObjectType({ description: 'A dataset version a run used, and for what' })
 export class TrainingRunDatasetUse {
-  @Field(() => DatasetRole)
+  @Field(() => DatasetRole, { description: 'What the run used it for' })
   role!: DatasetRole;
 
-  @Field(() => DatasetVersion)
+  @Field(() => DatasetVersion, { description: 'The version used' })
   datasetVersion!: DatasetVersion;
 }
 
@@ -47,43 +47,43 @@ export class TrainingRunDatasetUse {
 export class LineageQueryResolver {
   @Query(() => DatasetConnection, { nullable: true, description: 'Datasets the caller may read' })
   @Policy({ action: 'read', subject: 'Dataset' })
-  datasets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetFilter, { nullable: true }) filter?: DatasetFilter) {
+  datasets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetFilter, { nullable: true, description: 'Narrows the list; null: every dataset the caller may read' }) filter?: DatasetFilter) {
     return queries.listDatasets(ctx, page, filter);
   }
 
-  @Query(() => DatasetVersionConnection, { nullable: true })
+  @Query(() => DatasetVersionConnection, { nullable: true, description: 'Dataset versions the caller may read, of every dataset, newest first' })
   @Policy({ action: 'read', subject: 'DatasetVersion' })
-  datasetVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetVersionFilter, { nullable: true }) filter?: DatasetVersionFilter) {
+  datasetVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DatasetVersionFilter, { nullable: true, description: 'Narrows the list; null: every version the caller may read' }) filter?: DatasetVersionFilter) {
     return queries.listDatasetVersions(ctx, page, filter);
   }
 
-  @Query(() => CodeVersionConnection, { nullable: true })
+  @Query(() => CodeVersionConnection, { nullable: true, description: 'Code versions the caller may read, newest first' })
   @Policy({ action: 'read', subject: 'CodeVersion' })
-  codeVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
+  codeVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true, description: 'Narrows the list by team or sha256; null: all' }) filter?: TeamScopedFilter) {
     return queries.listCodeVersions(ctx, page, filter);
   }
 
-  @Query(() => ConfigConnection, { nullable: true })
+  @Query(() => ConfigConnection, { nullable: true, description: 'Configs the caller may read, newest first' })
   @Policy({ action: 'read', subject: 'Config' })
-  configs(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
+  configs(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true, description: 'Narrows the list by team or sha256; null: all' }) filter?: TeamScopedFilter) {
     return queries.listConfigs(ctx, page, filter);
   }
 
-  @Query(() => SeedSetConnection, { nullable: true })
+  @Query(() => SeedSetConnection, { nullable: true, description: 'Seed sets the caller may read, newest first' })
   @Policy({ action: 'read', subject: 'SeedSet' })
-  seedSets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
+  seedSets(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true, description: 'Narrows the list by team or sha256; null: all' }) filter?: TeamScopedFilter) {
     return queries.listSeedSets(ctx, page, filter);
   }
 
-  @Query(() => EnvironmentConnection, { nullable: true })
+  @Query(() => EnvironmentConnection, { nullable: true, description: 'Environments the caller may read, newest first' })
   @Policy({ action: 'read', subject: 'Environment' })
-  environments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true }) filter?: TeamScopedFilter) {
+  environments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TeamScopedFilter, { nullable: true, description: 'Narrows the list by team or sha256; null: all' }) filter?: TeamScopedFilter) {
     return queries.listEnvironments(ctx, page, filter);
   }
 
-  @Query(() => TrainingRunConnection, { nullable: true })
+  @Query(() => TrainingRunConnection, { nullable: true, description: 'Training runs the caller may read, recorded and executed alike, newest first' })
   @Policy({ action: 'read', subject: 'TrainingRun' })
-  trainingRuns(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TrainingRunFilter, { nullable: true }) filter?: TrainingRunFilter) {
+  trainingRuns(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => TrainingRunFilter, { nullable: true, description: 'Narrows the list; null: every run the caller may read' }) filter?: TrainingRunFilter) {
     return queries.listTrainingRuns(ctx, page, filter);
   }
 
@@ -91,9 +91,9 @@ export class LineageQueryResolver {
   @Policy({ action: 'read', subject: 'any' })
   lineage(
     @Ctx() ctx: RequestContext,
-    @Arg('id', () => ID) id: string,
-    @Arg('direction', () => LineageDirection, { defaultValue: LineageDirection.BOTH }) direction: LineageDirection,
-    @Arg('depth', () => Int, { defaultValue: 3 }) depth: number,
+    @Arg('id', () => ID, { description: 'Global ID of the node to start from (the root)' }) id: string,
+    @Arg('direction', () => LineageDirection, { defaultValue: LineageDirection.BOTH, description: 'Which edges to follow from the root' }) direction: LineageDirection,
+    @Arg('depth', () => Int, { defaultValue: 3, description: 'Edges to follow from the root, 0 (the root alone) up to the server’s limit (MAX_LINEAGE_DEPTH, 20 by default)' }) depth: number,
   ) {
     return traverseLineage(ctx, id, direction, depth);
   }
@@ -101,39 +101,39 @@ export class LineageQueryResolver {
 
 @Resolver()
 export class LineageMutationResolver {
-  @Mutation(() => Dataset, { nullable: true })
+  @Mutation(() => Dataset, { nullable: true, description: 'Creates a dataset; a name already taken in the team is refused' })
   @Policy({ action: 'create', subject: 'Dataset' })
-  createDataset(@Ctx() ctx: RequestContext, @Arg('input', () => CreateDatasetInput) input: CreateDatasetInput) {
+  createDataset(@Ctx() ctx: RequestContext, @Arg('input', () => CreateDatasetInput, { description: 'The dataset to create' }) input: CreateDatasetInput) {
     return lineage.createDataset(ctx, input);
   }
 
-  @Mutation(() => DatasetVersion, { nullable: true })
+  @Mutation(() => DatasetVersion, { nullable: true, description: 'Registers the next version of a dataset; content with a sha256 already registered in the dataset is refused' })
   @Policy({ action: 'create', subject: 'DatasetVersion' })
-  registerDatasetVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterDatasetVersionInput) input: RegisterDatasetVersionInput) {
+  registerDatasetVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterDatasetVersionInput, { description: 'The version to register' }) input: RegisterDatasetVersionInput) {
     return lineage.registerDatasetVersion(ctx, input);
   }
 
   @Mutation(() => CodeVersion, { nullable: true, description: 'Registers a code version; the same fields again return the existing one' })
   @Policy({ action: 'create', subject: 'CodeVersion' })
-  registerCodeVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterCodeVersionInput) input: RegisterCodeVersionInput) {
+  registerCodeVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterCodeVersionInput, { description: 'The code version to register' }) input: RegisterCodeVersionInput) {
     return lineage.registerCodeVersion(ctx, input);
   }
 
   @Mutation(() => Config, { nullable: true, description: 'Registers a config; the same content again returns the existing one' })
   @Policy({ action: 'create', subject: 'Config' })
-  registerConfig(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterConfigInput) input: RegisterConfigInput) {
+  registerConfig(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterConfigInput, { description: 'The config to register' }) input: RegisterConfigInput) {
     return lineage.registerConfig(ctx, input);
   }
 
   @Mutation(() => SeedSet, { nullable: true, description: 'Registers a seed set; the same seeds again return the existing one' })
   @Policy({ action: 'create', subject: 'SeedSet' })
-  registerSeedSet(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterSeedSetInput) input: RegisterSeedSetInput) {
+  registerSeedSet(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterSeedSetInput, { description: 'The seeds to register' }) input: RegisterSeedSetInput) {
     return lineage.registerSeedSet(ctx, input);
   }
 
   @Mutation(() => Environment, { nullable: true, description: 'Registers an environment; the same fields again return the existing one' })
   @Policy({ action: 'create', subject: 'Environment' })
-  registerEnvironment(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterEnvironmentInput) input: RegisterEnvironmentInput) {
+  registerEnvironment(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterEnvironmentInput, { description: 'The environment to register' }) input: RegisterEnvironmentInput) {
     return lineage.registerEnvironment(ctx, input);
   }
 }
@@ -148,7 +148,7 @@ export class DatasetFieldResolver {
 
 @Resolver(() => DatasetVersion)
 export class DatasetVersionFieldResolver {
-  @FieldResolver(() => Dataset, { nullable: true })
+  @FieldResolver(() => Dataset, { nullable: true, description: 'The dataset it is a version of (null if the caller may not read it)' })
   dataset(@Root() r: DatasetVersion, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Dataset, 'Dataset').load(r.datasetId);
   }
@@ -190,22 +190,22 @@ export class TrainingRunFieldResolver {
       .filter((u): u is TrainingRunDatasetUse => !!u.datasetVersion && !(u.datasetVersion instanceof Error));
   }
 
-  @FieldResolver(() => CodeVersion, { nullable: true })
+  @FieldResolver(() => CodeVersion, { nullable: true, description: 'The code it ran (null if the caller may not read it)' })
   codeVersion(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(CodeVersion, 'CodeVersion').load(r.codeVersionId);
   }
 
-  @FieldResolver(() => Config, { nullable: true })
+  @FieldResolver(() => Config, { nullable: true, description: 'The config it ran with (null if the caller may not read it)' })
   config(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Config, 'Config').load(r.configId);
   }
 
-  @FieldResolver(() => SeedSet, { nullable: true })
+  @FieldResolver(() => SeedSet, { nullable: true, description: 'The seeds it used (null if the caller may not read them)' })
   seedSet(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(SeedSet, 'SeedSet').load(r.seedSetId);
   }
 
-  @FieldResolver(() => Environment, { nullable: true })
+  @FieldResolver(() => Environment, { nullable: true, description: 'Where it ran (null if the caller may not read it)' })
   environment(@Root() r: TrainingRun, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Environment, 'Environment').load(r.environmentId);
   }

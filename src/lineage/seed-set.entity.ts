@@ -8,11 +8,11 @@ import { JSONObjectScalar } from '../core/scalars';
 @Entity()
 @Index(['teamId', 'sha256'], { unique: true })
 export class SeedSet extends TeamOwnedEntity implements Node {
-  @Field()
+  @Field({ description: 'sha256 of canonicalJson, lowercase hex; registering the same seeds again returns this row' })
   @Column({ type: 'char', length: 64 })
   sha256!: string;
 
-  @Field()
+  @Field({ description: 'The canonical JSON text of the seeds that was hashed' })
   @Column({ type: 'text' })
   canonicalJson!: string;
 

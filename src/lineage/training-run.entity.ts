@@ -16,24 +16,42 @@ export enum TrainingRunStatus {
   FAILED = 'FAILED',
   CANCELLED = 'CANCELLED',
 }
-registerEnumType(TrainingRunStatus, { name: 'TrainingRunStatus' });
+registerEnumType(TrainingRunStatus, {
+  name: 'TrainingRunStatus',
+  description: 'Where a training run stands; SUCCEEDED, FAILED and CANCELLED are final. Recorded runs are final from the start',
+  valuesConfig: {
+    QUEUED: { description: 'Started on the server, waiting for an executor' },
+    RUNNING: { description: 'An executor is training it' },
+    SUCCEEDED: { description: 'It finished; a run the server executes has registered its model version' },
+    FAILED: { description: 'It stopped with an error (the trainer, its output, or the rights of whoever started it): failureReason says why' },
+    CANCELLED: { description: 'It was cancelled before it finished: failureReason says why' },
+  },
+});
 
 export enum DatasetRole {
   TRAIN = 'TRAIN',
   VALIDATION = 'VALIDATION',
   TEST = 'TEST',
 }
-registerEnumType(DatasetRole, { name: 'DatasetRole', description: 'What a run used a dataset version for' });
+registerEnumType(DatasetRole, {
+  name: 'DatasetRole',
+  description: 'What a run used a dataset version for',
+  valuesConfig: {
+    TRAIN: { description: 'To fit the model' },
+    VALIDATION: { description: 'To tune or select it while training' },
+    TEST: { description: 'To evaluate the trained model' },
+  },
+});
 
 @ObjectType({ implements: Node, description: 'The activity that turned data, code, config, seeds and an environment into model versions' })
 @Entity()
 @Index(['teamId', 'createdAt'])
 export class TrainingRun extends TeamOwnedEntity implements Node {
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'A label for people; null when none was given' })
   @Column({ type: 'text', nullable: true })
   name!: string | null;
 
-  @Field(() => TrainingRunStatus)
+  @Field(() => TrainingRunStatus, { description: 'Where it stands; trainingRunUpdated reports each change' })
   @Column({ type: 'enum', enum: TrainingRunStatus, enumName: 'training_run_status' })
   status!: TrainingRunStatus;
 
@@ -77,11 +95,11 @@ export class TrainingRun extends TeamOwnedEntity implements Node {
   @Column({ type: 'boolean', default: false })
   championComparisonDeferred!: boolean;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When it began running; null while QUEUED, or when a recorded run did not say' })
   @Column({ type: 'timestamptz', nullable: true })
   startedAt!: Date | null;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When it reached its final status; null until then, or when a recorded run did not say' })
   @Column({ type: 'timestamptz', nullable: true })
   finishedAt!: Date | null;
 

@@ -8,7 +8,14 @@ export enum ReviewDecision {
   APPROVED = 'APPROVED',
   REJECTED = 'REJECTED',
 }
-registerEnumType(ReviewDecision, { name: 'ReviewDecision' });
+registerEnumType(ReviewDecision, {
+  name: 'ReviewDecision',
+  description: "A reviewer's verdict on a CANDIDATE model version",
+  valuesConfig: {
+    APPROVED: { description: 'The version was approved (approveModelVersion)' },
+    REJECTED: { description: 'The version was rejected (rejectModelVersion)' },
+  },
+});
 
 @ObjectType({ implements: Node, description: 'A review decision on a model version: who, when, why' })
 @Entity()
@@ -32,7 +39,7 @@ export class Approval implements Node {
   @Column('uuid')
   teamId!: string;
 
-  @Field(() => ReviewDecision)
+  @Field(() => ReviewDecision, { description: 'Approved or rejected' })
   @Column({ type: 'enum', enum: ReviewDecision, enumName: 'review_decision' })
   decision!: ReviewDecision;
 
@@ -40,11 +47,11 @@ export class Approval implements Node {
   @Column({ type: 'text' })
   actor!: string;
 
-  @Field()
+  @Field({ description: "The reviewer's reason, as given" })
   @Column({ type: 'text' })
   reason!: string;
 
-  @Field()
+  @Field({ description: 'When the decision was made' })
   @CreateDateColumn({ type: 'timestamptz', precision: 3 })
   createdAt!: Date;
 }

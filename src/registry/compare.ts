@@ -13,13 +13,13 @@ import { challengeOf, ModelVersionChallenge } from './model-version-challenge';
 
 @ObjectType({ description: 'One metric in two versions' })
 export class MetricDifference {
-  @Field()
+  @Field({ description: 'The metric, as the versions record it' })
   name!: string;
 
-  @Field(() => Float, { nullable: true })
+  @Field(() => Float, { nullable: true, description: "a's value; null when a does not record it" })
   a!: number | null;
 
-  @Field(() => Float, { nullable: true })
+  @Field(() => Float, { nullable: true, description: "b's value; null when b does not record it" })
   b!: number | null;
 
   @Field(() => Float, { nullable: true, description: 'b − a, when both have it' })
@@ -31,22 +31,22 @@ export class ValueDifference {
   @Field({ description: 'JSON path, e.g. optimizer.lr' })
   path!: string;
 
-  @Field(() => JSONScalar, { nullable: true })
+  @Field(() => JSONScalar, { nullable: true, description: "The value in a's run; null when absent" })
   a!: unknown;
 
-  @Field(() => JSONScalar, { nullable: true })
+  @Field(() => JSONScalar, { nullable: true, description: "The value in b's run; null when absent" })
   b!: unknown;
 }
 
 @ObjectType({ description: 'How two model versions differ in lineage and metrics' })
 export class ModelVersionComparison {
-  @Field(() => ModelVersion)
+  @Field(() => ModelVersion, { description: 'The version compared from' })
   a!: ModelVersion;
 
-  @Field(() => ModelVersion)
+  @Field(() => ModelVersion, { description: 'The version compared to' })
   b!: ModelVersion;
 
-  @Field(() => [MetricDifference])
+  @Field(() => [MetricDifference], { description: 'Every metric either version records, by name' })
   metrics!: MetricDifference[];
 
   @Field(() => [DatasetVersion], { description: 'Used by a’s run only' })
@@ -55,25 +55,25 @@ export class ModelVersionComparison {
   @Field(() => [DatasetVersion], { description: 'Used by b’s run only' })
   datasetVersionsOnlyInB!: DatasetVersion[];
 
-  @Field(() => [DatasetVersion])
+  @Field(() => [DatasetVersion], { description: 'Used by both runs (those the caller may read)' })
   datasetVersionsInBoth!: DatasetVersion[];
 
-  @Field()
+  @Field({ description: 'Both runs used the same CodeVersion (also true when neither has a run)' })
   sameCodeVersion!: boolean;
 
-  @Field()
+  @Field({ description: 'Both runs used the same Config (also true when neither has a run)' })
   sameConfig!: boolean;
 
-  @Field()
+  @Field({ description: 'Both runs used the same SeedSet (also true when neither has a run)' })
   sameSeedSet!: boolean;
 
-  @Field()
+  @Field({ description: 'Both runs used the same Environment (also true when neither has a run)' })
   sameEnvironment!: boolean;
 
-  @Field(() => [ValueDifference])
+  @Field(() => [ValueDifference], { description: "Values that differ between the runs' configs, by JSON path" })
   configDifferences!: ValueDifference[];
 
-  @Field(() => [ValueDifference])
+  @Field(() => [ValueDifference], { description: "Seeds that differ between the runs' seed sets, by name" })
   seedDifferences!: ValueDifference[];
 
   @Field({ description: 'Both versions have a recorded training run, so the lineage comparison is complete' })

@@ -5,18 +5,25 @@ export enum ChallengeDecision {
   PASSED = 'PASSED',
   REJECTED = 'REJECTED',
 }
-registerEnumType(ChallengeDecision, { name: 'ChallengeDecision', description: 'PASSED: the candidate may replace the champion; REJECTED: `reasons` say why not' });
+registerEnumType(ChallengeDecision, {
+  name: 'ChallengeDecision',
+  description: 'PASSED: the candidate may replace the champion; REJECTED: `reasons` say why not',
+  valuesConfig: {
+    PASSED: { description: 'The candidate may replace the champion' },
+    REJECTED: { description: 'It may not: `reasons` say why' },
+  },
+});
 
 /** One model's figures on the holdout. */
 @ObjectType({ description: "One model's figures on the holdout, scored by the server's own inference threads" })
 export class ChallengeModelFigures {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global ID of the ModelVersion scored' })
   modelVersion!: string;
 
   @Field(() => Float, { description: 'Score at or above it: predicted class 1' })
   decisionThreshold!: number;
 
-  @Field(() => Float)
+  @Field(() => Float, { description: 'Share of the holdout rows it predicted right, 0–1' })
   accuracy!: number;
 
   @Field(() => Float, { nullable: true, description: 'Exact ROC AUC, ties counted ½; null when the holdout lacks a class' })
@@ -45,35 +52,35 @@ export class ChallengeMcNemar {
 /** The paired bootstrap interval of the AUC difference. */
 @ObjectType({ description: 'Percentile bootstrap interval of AUC(candidate) − AUC(champion), the same resampled rows for both' })
 export class ChallengeAucInterval {
-  @Field(() => Float)
+  @Field(() => Float, { description: 'AUC(candidate) − AUC(champion) on the whole holdout' })
   difference!: number;
 
-  @Field(() => Float)
+  @Field(() => Float, { description: 'Lower bound of the interval' })
   lower!: number;
 
-  @Field(() => Float)
+  @Field(() => Float, { description: 'Upper bound of the interval; below 0 rejects the candidate' })
   upper!: number;
 
-  @Field(() => Float)
+  @Field(() => Float, { description: 'Confidence level of the interval, e.g. 0.95' })
   level!: number;
 
   @Field(() => Int, { description: 'Resamples that held both classes' })
   resamples!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Seed of the resampling: the same holdout always gives the same interval' })
   seed!: number;
 }
 
 /** The policy a challenge was judged by, defaults filled in. */
 @ObjectType({ description: 'The policy the challenge was judged by' })
 export class ChallengePolicyApplied {
-  @Field(() => Int)
+  @Field(() => Int, { description: 'A holdout of fewer rows rejected the candidate' })
   minRows!: number;
 
   @Field(() => Float, { description: "Largest relative accuracy drop below the champion's tolerated" })
   maxAccuracyDrop!: number;
 
-  @Field(() => Float)
+  @Field(() => Float, { description: "Significance level of McNemar's one-sided tests" })
   alpha!: number;
 
   @Field({ description: "The candidate had to be significantly better than the champion (McNemar's one-sided test at alpha), not merely not worse" })
@@ -83,7 +90,7 @@ export class ChallengePolicyApplied {
 /** A candidate model version judged against the champion on one holdout, as stored on the candidate. */
 @ObjectType({ description: 'A candidate judged against the champion on the same holdout, both run through the server’s inference threads' })
 export class ModelVersionChallenge {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global ID of the ModelVersion judged' })
   candidate!: string;
 
   @Field(() => ID, { nullable: true, description: 'null: there was no champion, and the candidate was judged on its own figures' })
@@ -92,34 +99,34 @@ export class ModelVersionChallenge {
   @Field(() => ID, { description: 'The DatasetVersion held out' })
   holdout!: string;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Rows of the holdout scored' })
   rows!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Holdout rows labelled 1 (the positive class)' })
   positives!: number;
 
-  @Field(() => ChallengeModelFigures)
+  @Field(() => ChallengeModelFigures, { description: "The candidate's figures" })
   candidateFigures!: ChallengeModelFigures;
 
-  @Field(() => ChallengeModelFigures, { nullable: true })
+  @Field(() => ChallengeModelFigures, { nullable: true, description: "The champion's figures; null without a champion" })
   championFigures!: ChallengeModelFigures | null;
 
-  @Field(() => ChallengeMcNemar, { nullable: true })
+  @Field(() => ChallengeMcNemar, { nullable: true, description: 'The paired test of the two; null without a champion' })
   mcnemar!: ChallengeMcNemar | null;
 
   @Field(() => ChallengeAucInterval, { nullable: true, description: 'null without a champion, or when the holdout lacks a class' })
   aucDifference!: ChallengeAucInterval | null;
 
-  @Field(() => ChallengePolicyApplied)
+  @Field(() => ChallengePolicyApplied, { description: 'The thresholds it was judged by, defaults filled in' })
   policy!: ChallengePolicyApplied;
 
-  @Field(() => ChallengeDecision)
+  @Field(() => ChallengeDecision, { description: 'The verdict' })
   decision!: ChallengeDecision;
 
   @Field(() => [String], { description: 'Why it was rejected, or what the pass rests on' })
   reasons!: string[];
 
-  @Field()
+  @Field({ description: 'When it was judged' })
   evaluatedAt!: Date;
 }
 

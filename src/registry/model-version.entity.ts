@@ -19,16 +19,27 @@ export enum ModelVersionStatus {
 registerEnumType(ModelVersionStatus, {
   name: 'ModelVersionStatus',
   description: 'REGISTERED → CANDIDATE → APPROVED | REJECTED; any but ARCHIVED → ARCHIVED',
+  valuesConfig: {
+    REGISTERED: { description: 'Uploaded and registered; not yet submitted for review' },
+    CANDIDATE: { description: "Awaiting review (submitted, or trained by the server and passed its config's gate)" },
+    APPROVED: { description: 'Approved by a reviewer other than its registrant; may take PRODUCTION traffic and hold the champion and production aliases' },
+    REJECTED: { description: "Rejected by a reviewer, or by the gate of the server's training run; cannot hold an alias" },
+    ARCHIVED: { description: 'Retired: serves no traffic and holds no alias; final' },
+  },
 });
 
 export enum ArtifactFormat {
   ONNX = 'ONNX',
 }
-registerEnumType(ArtifactFormat, { name: 'ArtifactFormat' });
+registerEnumType(ArtifactFormat, {
+  name: 'ArtifactFormat',
+  description: "The file format of a model version's artifact",
+  valuesConfig: { ONNX: { description: 'An ONNX model, served by the ONNX Runtime' } },
+});
 
 @ObjectType({ description: 'One input or output tensor of an ONNX graph' })
 export class TensorSpec {
-  @Field()
+  @Field({ description: "The tensor's name in the graph; a prediction request names its inputs by it" })
   name!: string;
 
   @Field({ description: 'ONNX element type: FLOAT, INT64, …' })
@@ -40,13 +51,13 @@ export class TensorSpec {
 
 @ObjectType({ description: "The model's ONNX interface, read by the server from the artifact" })
 export class ModelSignature {
-  @Field(() => [TensorSpec])
+  @Field(() => [TensorSpec], { description: "The graph's inputs, in order" })
   inputs!: TensorSpec[];
 
-  @Field(() => [TensorSpec])
+  @Field(() => [TensorSpec], { description: "The graph's outputs, in order" })
   outputs!: TensorSpec[];
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'The ONNX operator set version the graph imports' })
   opsetVersion!: number;
 }
 
@@ -74,7 +85,7 @@ export class ModelVersion extends TeamOwnedEntity implements Node {
   @JoinColumn({ name: 'training_run_id' })
   trainingRun?: TrainingRun;
 
-  @Field()
+  @Field({ description: 'sha256 of the artifact file, lowercase hex (as POST /artifacts returned it)' })
   @Column({ type: 'char', length: 64 })
   artifactSha256!: string;
 
@@ -82,18 +93,18 @@ export class ModelVersion extends TeamOwnedEntity implements Node {
   @JoinColumn({ name: 'artifact_sha256' })
   artifact?: Artifact;
 
-  @Field(() => Number)
+  @Field(() => Number, { description: 'Size of the artifact file, in bytes' })
   @Column({ type: 'bigint', transformer: bigintAsNumber })
   artifactSizeBytes!: number;
 
-  @Field(() => ArtifactFormat)
+  @Field(() => ArtifactFormat, { description: 'The format of the artifact' })
   @Column({ type: 'text' })
   format!: ArtifactFormat;
 
   @Column({ type: 'jsonb' })
   signatureJson!: OnnxSignature;
 
-  @Field(() => ModelSignature)
+  @Field(() => ModelSignature, { description: 'Its inputs and outputs, as read from the artifact' })
   get signature(): ModelSignature {
     return this.signatureJson as ModelSignature;
   }
@@ -102,7 +113,7 @@ export class ModelVersion extends TeamOwnedEntity implements Node {
   @Column({ type: 'jsonb', default: () => "'{}'" })
   metrics!: Record<string, number>;
 
-  @Field(() => ModelVersionStatus)
+  @Field(() => ModelVersionStatus, { description: 'Where it stands in review' })
   @Column({ type: 'enum', enum: ModelVersionStatus, enumName: 'model_version_status' })
   status!: ModelVersionStatus;
 
@@ -129,7 +140,7 @@ export class ModelVersion extends TeamOwnedEntity implements Node {
   @Column({ type: 'jsonb', nullable: true })
   challenge!: StoredChallenge | null;
 
-  @Field()
+  @Field({ description: 'When it last changed (status, challenge)' })
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
   updatedAt!: Date;
 }

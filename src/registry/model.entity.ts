@@ -7,11 +7,11 @@ import { TeamOwnedEntity } from '../access/team-owned.entity';
 @Entity()
 @Index(['teamId', 'name'], { unique: true })
 export class Model extends TeamOwnedEntity implements Node {
-  @Field()
+  @Field({ description: 'Unique within its team' })
   @Column({ type: 'text' })
   name!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Free text; null when none was given' })
   @Column({ type: 'text', nullable: true })
   description!: string | null;
 }

@@ -2,30 +2,30 @@ import { IsOptional, Length, Matches, MaxLength } from 'class-validator';
 import { Field, ID, InputType } from 'type-graphql';
 import { Connection } from '../core/pagination';
 import { JSONObjectScalar } from '../core/scalars';
-import { NAME, SHA256 } from '../core/validation';
+import { NAME, NAME_MSG, SHA256 } from '../core/validation';
 import { Model } from './model.entity';
 import { ModelVersion, ModelVersionStatus } from './model-version.entity';
 
-@InputType()
+@InputType({ description: 'A model to create' })
 export class CreateModelInput {
   @Field(() => String, { nullable: true, description: "Team name; defaults to the caller's only team" })
   @IsOptional()
   @MaxLength(63)
   team?: string | null;
 
-  @Field()
+  @Field({ description: `Unique within the team; ${NAME_MSG}` })
   @Matches(NAME, { message: 'name must be 1–63 lowercase letters, digits, ".", "_" or "-"' })
   name!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Free text, up to 2,000 characters' })
   @IsOptional()
   @MaxLength(2000)
   description?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'An uploaded artifact to register as the next version of a model' })
 export class RegisterModelVersionInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global ID of the Model' })
   model!: string;
 
   @Field({ description: 'sha256 returned by POST /artifacts for the uploaded ONNX file' })
@@ -41,9 +41,9 @@ export class RegisterModelVersionInput {
   metrics?: Record<string, unknown> | null;
 }
 
-@InputType()
+@InputType({ description: 'A model version and the reason for the decision on it' })
 export class ReviewInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global ID of the ModelVersion' })
   modelVersion!: string;
 
   @Field({ description: 'Why: recorded with the decision' })
@@ -51,9 +51,9 @@ export class ReviewInput {
   reason!: string;
 }
 
-@InputType()
+@InputType({ description: 'An alias to point at a model version' })
 export class SetAliasInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global ID of the ModelVersion; the alias moves to it from any other version of the model' })
   modelVersion!: string;
 
   @Field({ description: 'e.g. champion, challenger, stable' })
@@ -61,34 +61,34 @@ export class SetAliasInput {
   alias!: string;
 }
 
-@InputType()
+@InputType({ description: 'An alias to remove from a model' })
 export class RemoveAliasInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'Global ID of the Model' })
   model!: string;
 
-  @Field()
+  @Field({ description: 'The alias to remove, 1–40 characters' })
   @Length(1, 40)
   alias!: string;
 }
 
-@InputType()
+@InputType({ description: 'Which models to list; every condition given must hold' })
 export class ModelFilter {
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only those of the team of this name' })
   team?: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only those of this exact name' })
   name?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'Which model versions to list; every condition given must hold' })
 export class ModelVersionFilter {
-  @Field(() => ID, { nullable: true })
+  @Field(() => ID, { nullable: true, description: 'Only versions of this Model (global ID)' })
   model?: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only those of the team of this name' })
   team?: string | null;
 
-  @Field(() => ModelVersionStatus, { nullable: true })
+  @Field(() => ModelVersionStatus, { nullable: true, description: 'Only those in this status' })
   status?: ModelVersionStatus | null;
 
   @Field(() => String, { nullable: true, description: 'Only versions holding this alias' })

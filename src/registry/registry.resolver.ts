@@ -27,81 +27,81 @@ import * as registry from './registry.service';
 
 @ObjectType({ description: 'A named pointer to one version of a model' })
 export class ModelAlias {
-  @Field()
+  @Field({ description: 'The name, unique within the model, e.g. champion' })
   alias!: string;
 
-  @Field(() => ModelVersion, { nullable: true })
+  @Field(() => ModelVersion, { nullable: true, description: 'The version it points at' })
   modelVersion!: ModelVersion | null;
 }
 
 @Resolver()
 export class RegistryQueryResolver {
-  @Query(() => ModelConnection, { nullable: true })
+  @Query(() => ModelConnection, { nullable: true, description: 'Models the caller may read, newest first' })
   @Policy({ action: 'read', subject: 'Model' })
-  models(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelFilter, { nullable: true }) filter?: ModelFilter) {
+  models(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelFilter, { nullable: true, description: 'Narrows the list; null: every model the caller may read' }) filter?: ModelFilter) {
     return queries.listModels(ctx, page, filter);
   }
 
-  @Query(() => ModelVersionConnection, { nullable: true })
+  @Query(() => ModelVersionConnection, { nullable: true, description: 'Model versions the caller may read, of every model, newest first' })
   @Policy({ action: 'read', subject: 'ModelVersion' })
-  modelVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelVersionFilter, { nullable: true }) filter?: ModelVersionFilter) {
+  modelVersions(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => ModelVersionFilter, { nullable: true, description: 'Narrows the list; null: every version the caller may read' }) filter?: ModelVersionFilter) {
     return queries.listModelVersions(ctx, page, filter);
   }
 
   @Query(() => ModelVersionComparison, { nullable: true, description: 'How two model versions differ: metrics, data, code, config, seeds, environment' })
   @Policy({ action: 'read', subject: 'ModelVersion' })
-  compareModelVersions(@Ctx() ctx: RequestContext, @Arg('a', () => ID) a: string, @Arg('b', () => ID) b: string) {
+  compareModelVersions(@Ctx() ctx: RequestContext, @Arg('a', () => ID, { description: 'Global ID of the ModelVersion to compare from' }) a: string, @Arg('b', () => ID, { description: 'Global ID of the ModelVersion to compare to' }) b: string) {
     return compareVersionsByIds(ctx, a, b);
   }
 }
 
 @Resolver()
 export class RegistryMutationResolver {
-  @Mutation(() => Model, { nullable: true })
+  @Mutation(() => Model, { nullable: true, description: 'Creates a model; a name already taken in the team is refused' })
   @Policy({ action: 'create', subject: 'Model' })
-  createModel(@Ctx() ctx: RequestContext, @Arg('input', () => CreateModelInput) input: CreateModelInput) {
+  createModel(@Ctx() ctx: RequestContext, @Arg('input', () => CreateModelInput, { description: 'The model to create' }) input: CreateModelInput) {
     return registry.createModel(ctx, input);
   }
 
   @Mutation(() => ModelVersion, { nullable: true, description: 'Registers an uploaded ONNX artifact as the next version of a model (status REGISTERED)' })
   @Policy({ action: 'create', subject: 'ModelVersion' })
-  registerModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterModelVersionInput) input: RegisterModelVersionInput) {
+  registerModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => RegisterModelVersionInput, { description: 'The model, the artifact and optionally the run that produced it' }) input: RegisterModelVersionInput) {
     return registry.registerModelVersion(ctx, input);
   }
 
   @Mutation(() => ModelVersion, { nullable: true, description: 'REGISTERED → CANDIDATE: ready for review' })
   @Policy({ action: 'update', subject: 'ModelVersion' })
-  submitModelVersion(@Ctx() ctx: RequestContext, @Arg('modelVersion', () => ID) modelVersion: string) {
+  submitModelVersion(@Ctx() ctx: RequestContext, @Arg('modelVersion', () => ID, { description: 'Global ID of a REGISTERED ModelVersion' }) modelVersion: string) {
     return registry.submitModelVersion(ctx, modelVersion);
   }
 
   @Mutation(() => ModelVersion, { nullable: true, description: 'CANDIDATE → APPROVED, by someone other than the registrant' })
   @Policy({ action: 'approve', subject: 'ModelVersion' })
-  approveModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput) input: ReviewInput) {
+  approveModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput, { description: 'The CANDIDATE version and why it is approved' }) input: ReviewInput) {
     return registry.approveModelVersion(ctx, input);
   }
 
   @Mutation(() => ModelVersion, { nullable: true, description: 'CANDIDATE → REJECTED, by someone other than the registrant' })
   @Policy({ action: 'reject', subject: 'ModelVersion' })
-  rejectModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput) input: ReviewInput) {
+  rejectModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput, { description: 'The CANDIDATE version and why it is rejected' }) input: ReviewInput) {
     return registry.rejectModelVersion(ctx, input);
   }
 
   @Mutation(() => ModelVersion, { nullable: true, description: 'Retires a version that serves no traffic; its aliases are removed' })
   @Policy({ action: 'update', subject: 'ModelVersion' })
-  archiveModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput) input: ReviewInput) {
+  archiveModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ReviewInput, { description: 'The version and why it is retired' }) input: ReviewInput) {
     return registry.archiveModelVersion(ctx, input);
   }
 
   @Mutation(() => ModelVersion, { nullable: true, description: 'Points an alias (unique per model) at this version; champion needs APPROVED' })
   @Policy({ action: 'update', subject: 'ModelVersion' })
-  setModelVersionAlias(@Ctx() ctx: RequestContext, @Arg('input', () => SetAliasInput) input: SetAliasInput) {
+  setModelVersionAlias(@Ctx() ctx: RequestContext, @Arg('input', () => SetAliasInput, { description: 'The version and the alias' }) input: SetAliasInput) {
     return registry.setModelVersionAlias(ctx, input);
   }
 
-  @Mutation(() => Model, { nullable: true })
+  @Mutation(() => Model, { nullable: true, description: 'Removes an alias from the model (NOT_FOUND when it has none of that name); answers the model' })
   @Policy({ action: 'update', subject: 'ModelVersion' })
-  removeModelVersionAlias(@Ctx() ctx: RequestContext, @Arg('input', () => RemoveAliasInput) input: RemoveAliasInput) {
+  removeModelVersionAlias(@Ctx() ctx: RequestContext, @Arg('input', () => RemoveAliasInput, { description: 'The model and the alias' }) input: RemoveAliasInput) {
     return registry.removeModelVersionAlias(ctx, input);
   }
 }
@@ -113,7 +113,7 @@ export class ModelFieldResolver {
     return ctx.loaders.byColumn(ModelVersion, 'ModelVersion', 'model_id', { version: 'DESC' }).load(r.id);
   }
 
-  @FieldResolver(() => [ModelAlias])
+  @FieldResolver(() => [ModelAlias], { description: 'Its aliases and the versions they point at (those the caller may read)' })
   async aliases(@Root() r: Model, @Ctx() ctx: RequestContext): Promise<ModelAlias[]> {
     const rows = await aliasesBy(ctx, 'model_id').load(r.id);
     const versions = await ctx.loaders.byId(ModelVersion, 'ModelVersion').loadMany(rows.map((a) => a.modelVersionId));
@@ -124,7 +124,7 @@ export class ModelFieldResolver {
   }
 
   @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version holding `alias`, e.g. champion' })
-  async version(@Root() r: Model, @Ctx() ctx: RequestContext, @Arg('alias') alias: string) {
+  async version(@Root() r: Model, @Ctx() ctx: RequestContext, @Arg('alias', { description: 'The alias, e.g. champion' }) alias: string) {
     const rows = await aliasesBy(ctx, 'model_id').load(r.id);
     const hit = rows.find((a) => a.alias === alias);
     return hit ? ctx.loaders.byId(ModelVersion, 'ModelVersion').load(hit.modelVersionId) : null;
@@ -133,7 +133,7 @@ export class ModelFieldResolver {
 
 @Resolver(() => ModelVersion)
 export class ModelVersionFieldResolver {
-  @FieldResolver(() => Model, { nullable: true })
+  @FieldResolver(() => Model, { nullable: true, description: 'The model it is a version of (null if the caller may not read it)' })
   model(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Model, 'Model').load(r.modelId);
   }
@@ -157,7 +157,7 @@ export class ModelVersionFieldResolver {
     return (await mayReadTrainingData(ctx, r)) ? [] : ['referenceProfile'];
   }
 
-  @FieldResolver(() => [String])
+  @FieldResolver(() => [String], { description: 'The aliases of its model that point at it, e.g. champion' })
   async aliases(@Root() r: ModelVersion, @Ctx() ctx: RequestContext) {
     return (await aliasesBy(ctx, 'model_version_id').load(r.id)).map((a) => a.alias);
   }
@@ -187,7 +187,7 @@ export class ModelVersionFieldResolver {
 
 @Resolver(() => Approval)
 export class ApprovalFieldResolver {
-  @FieldResolver(() => ModelVersion, { nullable: true })
+  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version decided on (null if the caller may not read it)' })
   modelVersion(@Root() r: Approval, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(ModelVersion, 'ModelVersion').load(r.modelVersionId);
   }

@@ -8,7 +8,7 @@ export class StartTrainingRunInput {
   @Field(() => ID, { description: 'The model the resulting version is registered under' })
   model!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'A label for people, up to 200 characters' })
   @IsOptional()
   @MaxLength(200)
   name?: string | null;

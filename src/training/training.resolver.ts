@@ -19,19 +19,19 @@ const RUN_READ = { action: 'read', subject: 'TrainingRun' } as const;
 export class TrainingResolver {
   @Mutation(() => TrainingRun, { nullable: true, description: 'Records a run done elsewhere, linking its inputs' })
   @Policy({ action: 'create', subject: 'TrainingRun' })
-  recordTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => RecordTrainingRunInput) input: RecordTrainingRunInput) {
+  recordTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => RecordTrainingRunInput, { description: 'The finished run and the registered inputs it used' }) input: RecordTrainingRunInput) {
     return recordTrainingRun(ctx, input);
   }
 
   @Mutation(() => TrainingRun, { nullable: true, description: 'Queues a training run on the server; its model version is registered and gated when it finishes' })
   @Policy({ action: 'create', subject: 'TrainingRun' })
-  startTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => StartTrainingRunInput) input: StartTrainingRunInput) {
+  startTrainingRun(@Ctx() ctx: RequestContext, @Arg('input', () => StartTrainingRunInput, { description: 'The model to train for and the inputs to train on' }) input: StartTrainingRunInput) {
     return training.startTrainingRun(ctx, input);
   }
 
   @Mutation(() => TrainingRun, { nullable: true, description: 'Stops a queued or running run (the process is killed)' })
   @Policy({ action: 'update', subject: 'TrainingRun' })
-  cancelTrainingRun(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string, @Arg('reason', () => String, { nullable: true }) reason?: string | null) {
+  cancelTrainingRun(@Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'Global ID of the TrainingRun' }) id: string, @Arg('reason', () => String, { nullable: true, description: 'Recorded as its failureReason; null: "cancelled by" the caller' }) reason?: string | null) {
     return training.cancelTrainingRun(ctx, id, reason ?? null);
   }
 
@@ -48,7 +48,7 @@ export class TrainingResolver {
     },
   })
   @Policy(RUN_READ)
-  async trainingRunUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('id', () => ID) _id: string): Promise<TrainingRun> {
+  async trainingRunUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'Global ID of the TrainingRun to follow' }) _id: string): Promise<TrainingRun> {
     // Each event is checked like a new request: the credential again (revoked keys stop here), and
     // loaders of its own, so nested fields are not answered from the previous event's reads.
     const now = await eventContext(ctx);

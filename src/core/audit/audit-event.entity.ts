@@ -8,7 +8,14 @@ export enum AuditDecision {
   ALLOWED = 'ALLOWED',
   DENIED = 'DENIED',
 }
-registerEnumType(AuditDecision, { name: 'AuditDecision' });
+registerEnumType(AuditDecision, {
+  name: 'AuditDecision',
+  description: 'Whether the attempt an audit event records went ahead',
+  valuesConfig: {
+    ALLOWED: { description: 'It was permitted, and the change it describes committed with the event' },
+    DENIED: { description: 'It was refused (by policy or a check); nothing changed' },
+  },
+});
 
 const seqTransformer = { to: (v: number) => v, from: (v: string) => Number(v) };
 
@@ -43,7 +50,7 @@ export class AuditEvent implements Node {
     return toGlobalId('AuditEvent', String(this.seq));
   }
 
-  @Field()
+  @Field({ description: 'When it was appended, to the millisecond' })
   @Column({ type: 'timestamptz', precision: 3 })
   occurredAt!: Date;
 
@@ -59,7 +66,7 @@ export class AuditEvent implements Node {
   @Column({ type: 'text' })
   action!: string;
 
-  @Field()
+  @Field({ description: 'The type of what was acted on, e.g. ModelVersion' })
   @Column({ type: 'text' })
   subjectType!: string;
 
@@ -67,7 +74,7 @@ export class AuditEvent implements Node {
   @Column({ type: 'text', nullable: true })
   subjectId!: string | null;
 
-  @Field(() => AuditDecision)
+  @Field(() => AuditDecision, { description: 'Whether it was allowed or denied' })
   @Column({ type: 'enum', enum: AuditDecision, enumName: 'audit_decision' })
   decision!: AuditDecision;
 
@@ -75,15 +82,15 @@ export class AuditEvent implements Node {
   @Column({ type: 'text', nullable: true })
   reason!: string | null;
 
-  @Field(() => JSONScalar, { nullable: true })
+  @Field(() => JSONScalar, { nullable: true, description: 'The state it changed, before the change; null when the subject was created or nothing was changed' })
   @Column({ type: 'jsonb', nullable: true })
   before!: object | null;
 
-  @Field(() => JSONScalar, { nullable: true })
+  @Field(() => JSONScalar, { nullable: true, description: 'The state after the change; null when the subject was deleted or nothing was changed' })
   @Column({ type: 'jsonb', nullable: true })
   after!: object | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: "The request it was written in (the answer's x-request-id header); null when none was recorded" })
   @Column({ type: 'text', nullable: true })
   requestId!: string | null;
 
@@ -91,11 +98,11 @@ export class AuditEvent implements Node {
   @Column({ type: 'jsonb', nullable: true })
   via!: AuditVia | null;
 
-  @Field()
+  @Field({ description: "The previous event's hash (64 zeros for the first), in lowercase hex" })
   @Column({ type: 'char', length: 64, unique: true })
   prevHash!: string;
 
-  @Field()
+  @Field({ description: 'sha256 of prevHash followed by the canonical JSON of the event, in lowercase hex' })
   @Column({ type: 'char', length: 64, unique: true })
   hash!: string;
 }
