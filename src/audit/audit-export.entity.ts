@@ -8,7 +8,14 @@ export enum AuditExportFormat {
   NDJSON = 'NDJSON',
   CSV = 'CSV',
 }
-registerEnumType(AuditExportFormat, { name: 'AuditExportFormat' });
+registerEnumType(AuditExportFormat, {
+  name: 'AuditExportFormat',
+  description: 'The file format of an audit export',
+  valuesConfig: {
+    NDJSON: { description: 'One JSON object a line: the events shown, and hash-only entries standing for those the filter leaves out' },
+    CSV: { description: 'The same entries as rows under a header (kind, seq, seq_to, occurred_at, … hash, withheld); strings are always quoted, an empty unquoted cell is null' },
+  },
+});
 
 export enum AuditExportStatus {
   QUEUED = 'QUEUED',
@@ -18,7 +25,17 @@ export enum AuditExportStatus {
   /** A streamed export whose client went away before the end. */
   ABORTED = 'ABORTED',
 }
-registerEnumType(AuditExportStatus, { name: 'AuditExportStatus' });
+registerEnumType(AuditExportStatus, {
+  name: 'AuditExportStatus',
+  description: 'Where an audit export stands: QUEUED and RUNNING in flight; SUCCEEDED, FAILED and ABORTED finished',
+  valuesConfig: {
+    QUEUED: { description: 'A file export waiting for its job' },
+    RUNNING: { description: 'Being written (a file export) or streamed (over HTTP)' },
+    SUCCEEDED: { description: 'Complete; its signed manifest is on the export' },
+    FAILED: { description: 'Stopped on a server error; `error` says why' },
+    ABORTED: { description: 'A streamed export whose client went away before the end' },
+  },
+});
 
 const bigintTransformer = { to: (v: number) => v, from: (v: string | null) => (v === null ? null : Number(v)) };
 
@@ -42,7 +59,7 @@ export class AuditExport implements Node {
   @Column({ type: 'text' })
   requestedBy!: string;
 
-  @Field(() => AuditExportFormat)
+  @Field(() => AuditExportFormat, { description: 'The file format' })
   @Column({ type: 'enum', enum: AuditExportFormat, enumName: 'audit_export_format' })
   format!: AuditExportFormat;
 
@@ -54,7 +71,7 @@ export class AuditExport implements Node {
   @Column({ type: 'boolean' })
   asFile!: boolean;
 
-  @Field(() => AuditExportStatus)
+  @Field(() => AuditExportStatus, { description: 'Where it stands' })
   @Column({ type: 'enum', enum: AuditExportStatus, enumName: 'audit_export_status' })
   status!: AuditExportStatus;
 
@@ -78,19 +95,19 @@ export class AuditExport implements Node {
   @Column({ type: 'char', length: 64, nullable: true })
   fileSha256!: string | null;
 
-  @Field(() => Int, { nullable: true })
+  @Field(() => Int, { nullable: true, description: 'Size of the written file in bytes, once a file export has SUCCEEDED; null otherwise' })
   @Column({ type: 'bigint', nullable: true, transformer: bigintTransformer })
   sizeBytes!: number | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'FAILED or ABORTED: why; null otherwise' })
   @Column({ type: 'text', nullable: true })
   error!: string | null;
 
-  @Field()
+  @Field({ description: 'When it was asked for' })
   @CreateDateColumn({ type: 'timestamptz', precision: 3 })
   createdAt!: Date;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When it SUCCEEDED, FAILED or was ABORTED; null while QUEUED or RUNNING' })
   @Column({ type: 'timestamptz', precision: 3, nullable: true })
   finishedAt!: Date | null;
 }

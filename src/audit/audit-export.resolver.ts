@@ -18,7 +18,7 @@ export class AuditExportDownload {
   @Field({ description: 'Relative to the server: its signed manifest (.manifest.json)' })
   manifestUrl!: string;
 
-  @Field()
+  @Field({ description: 'When the links stop working; read the export again for fresh ones' })
   expiresAt!: Date;
 }
 
@@ -28,15 +28,15 @@ export class AuditExportResolver {
   @Policy(EXPORT)
   requestAuditExport(
     @Ctx() ctx: RequestContext,
-    @Arg('filter', () => AuditExportFilterInput, { nullable: true }) filter?: AuditExportFilterInput | null,
-    @Arg('format', () => AuditExportFormat, { defaultValue: AuditExportFormat.NDJSON }) format: AuditExportFormat = AuditExportFormat.NDJSON,
+    @Arg('filter', () => AuditExportFilterInput, { nullable: true, description: 'Which events it shows (the rest of its range appear by hash only); every event when left out' }) filter?: AuditExportFilterInput | null,
+    @Arg('format', () => AuditExportFormat, { defaultValue: AuditExportFormat.NDJSON, description: 'The file format' }) format: AuditExportFormat = AuditExportFormat.NDJSON,
   ) {
     return requestFileExport(ctx, format, { ...(filter ?? {}) });
   }
 
   @Query(() => AuditExport, { nullable: true, description: 'An export: status, progress, manifest and, once written, its download links' })
   @Policy(EXPORT)
-  auditExport(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
+  auditExport(@Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'The AuditExport id' }) id: string) {
     return loadExport(ctx, id);
   }
 
@@ -50,7 +50,7 @@ export class AuditExportResolver {
     },
   })
   @Policy(EXPORT)
-  async auditExportUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string): Promise<AuditExport> {
+  async auditExportUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'The AuditExport id to follow' }) id: string): Promise<AuditExport> {
     // Checked again for every event: a credential revoked meanwhile stops here.
     const now = await eventContext(ctx);
     authorizeField(now, EXPORT);

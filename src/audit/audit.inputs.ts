@@ -3,7 +3,7 @@ import { Field, ID, InputType } from 'type-graphql';
 import { AuditDecision, AuditEvent } from '../core/audit/audit-event.entity';
 import { Connection } from '../core/pagination';
 
-@InputType()
+@InputType({ description: 'Narrows the audit trail; every field given must match' })
 export class AuditEventFilter {
   @Field(() => Date, { nullable: true, description: 'Inclusive' })
   from?: Date | null;
@@ -23,7 +23,7 @@ export class AuditEventFilter {
   @Field(() => String, { nullable: true, description: 'e.g. ModelVersion' })
   subjectType?: string | null;
 
-  @Field(() => AuditDecision, { nullable: true })
+  @Field(() => AuditDecision, { nullable: true, description: 'Only events with this decision (a refused action is DENIED)' })
   decision?: AuditDecision | null;
 
   @Field(() => String, {
@@ -44,7 +44,7 @@ export class AuditExportFilterInput {
   @Field(() => String, { nullable: true, description: 'Principal id' })
   actor?: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'The action name exactly, e.g. approveModelVersion' })
   action?: string | null;
 
   @Field(() => ID, { nullable: true, description: 'Global ID of the subject' })

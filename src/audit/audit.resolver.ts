@@ -9,7 +9,7 @@ import { AuditEventConnection, AuditEventFilter } from './audit.inputs';
 export class AuditResolver {
   @Query(() => AuditEventConnection, { nullable: true, description: 'The audit trail, newest first' })
   @Policy({ action: 'read', subject: 'AuditEvent' })
-  auditEvents(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => AuditEventFilter, { nullable: true }) filter?: AuditEventFilter) {
+  auditEvents(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => AuditEventFilter, { nullable: true, description: 'Only events matching it; the whole readable trail when left out' }) filter?: AuditEventFilter) {
     return queries.listAuditEvents(ctx, page, filter);
   }
 }

@@ -17,6 +17,11 @@ export enum ServingRoleEnum {
 registerEnumType(ServingRoleEnum, {
   name: 'ServingRole',
   description: 'TRAFFIC: receives its weight of the requests; SHADOW: receives copies, never answers; FALLBACK: answers when the routed version fails',
+  valuesConfig: {
+    TRAFFIC: { description: 'Receives its weight of the requests and answers them' },
+    SHADOW: { description: 'Receives copies of the requests; its answers are logged, never returned' },
+    FALLBACK: { description: 'Takes no share; answers when the routed version fails or times out' },
+  },
 });
 
 export enum ServingState {
@@ -28,6 +33,12 @@ export enum ServingState {
 registerEnumType(ServingState, {
   name: 'ServingState',
   description: 'UNLOADED: its runs kept overrunning the run budget; back after the cool-down (`unloadedUntil`) or when a deployment routing to it changes',
+  valuesConfig: {
+    LOADED: { description: 'Loaded and answering' },
+    LOADING: { description: 'Being loaded on this instance' },
+    FAILED: { description: 'Could not be loaded; `error` says why' },
+    UNLOADED: { description: 'Unloaded after its runs kept overrunning the run budget; loaded again after `unloadedUntil`, or when a deployment routing to it changes' },
+  },
 });
 
 @ObjectType({ description: 'The answer to a prediction request' })
@@ -56,24 +67,24 @@ export class Prediction {
   @Field({ description: 'True when the routed version failed or timed out and the fallback version answered' })
   fallback!: boolean;
 
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment that routed the request' })
   deployment!: string;
 }
 
 @ObjectType({ description: 'A model version as this API instance serves it for a deployment' })
 export class ServingVersion {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The ModelVersion served' })
   modelVersionId!: string;
 
   versionUuid!: string;
 
-  @Field(() => ServingRoleEnum)
+  @Field(() => ServingRoleEnum, { description: 'How the deployment uses it' })
   role!: ServingRoleEnum;
 
   @Field(() => Int, { description: 'Percent of the traffic (TRAFFIC only)' })
   weight!: number;
 
-  @Field(() => ServingState)
+  @Field(() => ServingState, { description: 'Whether it is loaded on this instance' })
   state!: ServingState;
 
   @Field(() => String, { nullable: true, description: 'Execution provider in use: cuda, tensorrt or cpu' })
@@ -82,7 +93,7 @@ export class ServingVersion {
   @Field(() => [String], { description: 'Providers tried first and why each could not be used' })
   providerFallbacks!: string[];
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When this instance loaded it; null until LOADED' })
   loadedAt!: Date | null;
 
   @Field(() => String, { nullable: true, description: 'Why the version could not be loaded, or why it was unloaded' })
@@ -103,8 +114,8 @@ export class InferenceResolver {
   @Policy({ action: 'predict', subject: 'Deployment' })
   async predict(
     @Ctx() ctx: RequestContext,
-    @Arg('deployment', () => ID) deployment: string,
-    @Arg('inputs', () => JSONObjectScalar) inputs: Record<string, unknown>,
+    @Arg('deployment', () => ID, { description: 'The Deployment id to send the request to' }) deployment: string,
+    @Arg('inputs', () => JSONObjectScalar, { description: 'Each model input by name, as nested rows matching its shape; every input gets the same number of rows' }) inputs: Record<string, unknown>,
     @Arg('requestKey', () => String, { nullable: true, description: 'Requests with the same key go to the same version while the split holds' })
     requestKey?: string | null,
   ): Promise<Prediction> {

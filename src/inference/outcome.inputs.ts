@@ -22,9 +22,9 @@ export class OutcomeInput {
   correct?: boolean | null;
 }
 
-@InputType()
+@InputType({ description: "Observed outcomes of a deployment's logged predictions, up to 1,000 a call" })
 export class RecordOutcomesInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment id whose predictions the outcomes belong to' })
   deployment!: string;
 
   @Field(() => [OutcomeInput], { description: 'At most 1,000; backfills go to POST /outcomes' })

@@ -14,6 +14,12 @@ export enum OutcomeStatusEnum {
 registerEnumType(OutcomeStatusEnum, {
   name: 'OutcomeStatus',
   description: 'RECORDED: new; DUPLICATE: the same label was already recorded (counted once); CORRECTED: replaced a different label (`correct: true`, audited); REJECTED: see `code` and `reason`',
+  valuesConfig: {
+    RECORDED: { description: 'A new label, recorded' },
+    DUPLICATE: { description: 'The same label was already recorded for the row; counted once' },
+    CORRECTED: { description: 'Replaced a different label already recorded (`correct: true`; audited)' },
+    REJECTED: { description: 'Not recorded; `code`, `reason`, `message` and `field` say why' },
+  },
 });
 
 @ObjectType({ description: 'What became of one outcome of the call' })
@@ -21,13 +27,13 @@ export class OutcomeResultItem {
   @Field(() => Int, { description: 'Its index in the call\'s list, from 0' })
   index!: number;
 
-  @Field(() => OutcomeStatusEnum)
+  @Field(() => OutcomeStatusEnum, { description: 'What became of it' })
   status!: OutcomeStatus;
 
   @Field(() => ID, { nullable: true, description: 'The prediction it was joined to' })
   prediction!: string | null;
 
-  @Field(() => Int, { nullable: true })
+  @Field(() => Int, { nullable: true, description: "The row of the prediction's batch it was joined to, from 0; null when it could not be joined" })
   row!: number | null;
 
   @Field(() => ErrorCode, { nullable: true, description: 'REJECTED: why, as `extensions.code` would say' })
@@ -36,7 +42,7 @@ export class OutcomeResultItem {
   @Field(() => String, { nullable: true, description: 'REJECTED: the reason of the error catalogue' })
   reason!: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'REJECTED: the error message; null otherwise' })
   message!: string | null;
 
   @Field(() => String, { nullable: true, description: 'REJECTED: the input field at fault' })
@@ -45,19 +51,19 @@ export class OutcomeResultItem {
 
 @ObjectType({ description: 'The outcomes of one call, counted; recorded in one audit event with the digest' })
 export class RecordOutcomesResult {
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Outcomes sent in the call' })
   received!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Of them, RECORDED' })
   recorded!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Of them, DUPLICATE' })
   duplicate!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Of them, CORRECTED' })
   corrected!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Of them, REJECTED' })
   rejected!: number;
 
   @Field({ description: 'sha256 over the results in order, as the audit event records it' })
@@ -75,7 +81,7 @@ export class OutcomeResolver {
       'Records observed outcomes (ground truth) of logged predictions of one deployment, joined by prediction id and row or by request key; each is answered on its own, and the call writes one audit event.',
   })
   @Policy({ action: 'recordOutcome', subject: 'Deployment' })
-  async recordOutcomes(@Ctx() ctx: RequestContext, @Arg('input', () => RecordOutcomesInput) input: RecordOutcomesInput): Promise<RecordOutcomesResult> {
+  async recordOutcomes(@Ctx() ctx: RequestContext, @Arg('input', () => RecordOutcomesInput, { description: 'The deployment and its outcomes' }) input: RecordOutcomesInput): Promise<RecordOutcomesResult> {
     const summary = await recordOutcomes(ctx, input);
     return Object.assign(new RecordOutcomesResult(), {
       ...summary,

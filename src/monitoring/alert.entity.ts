@@ -22,6 +22,16 @@ registerEnumType(AlertKind, {
     'ROLLOUT_STALLED: a rollout step never reached its minimum sample of requests and the rollout paused; ' +
     'QUALITY: an online quality metric (from outcomes) degraded beyond its threshold from the version\'s offline evaluation; ' +
     'APPROVAL_REQUIRED: the iteration loop retrained a candidate that passed its gate, and a reviewer must approve it before it takes PRODUCTION traffic',
+  valuesConfig: {
+    DRIFT: { description: 'An input feature drifted from the reference profile' },
+    PREDICTION_DRIFT: { description: "The model's outputs drifted from the reference profile" },
+    LATENCY: { description: 'A latency SLO (p95LatencyMs, p99LatencyMs) is breached' },
+    ERROR_RATE: { description: 'The errorRate SLO is breached' },
+    RUN_BUDGET: { description: "The version's runs kept overrunning the inference run budget, and it was unloaded" },
+    ROLLOUT_STALLED: { description: 'A rollout step never reached its minimum sample of requests, and the rollout paused' },
+    QUALITY: { description: "An online quality metric degraded beyond its threshold from the version's offline evaluation" },
+    APPROVAL_REQUIRED: { description: 'A candidate of the iteration loop passed its gate and waits for a reviewer before it takes PRODUCTION traffic' },
+  },
 });
 
 export enum AlertSeverity {
@@ -29,7 +39,14 @@ export enum AlertSeverity {
   WARNING = 'WARNING',
   CRITICAL = 'CRITICAL',
 }
-registerEnumType(AlertSeverity, { name: 'AlertSeverity', description: 'Lowest to highest' });
+registerEnumType(AlertSeverity, {
+  name: 'AlertSeverity', description: 'Lowest to highest',
+  valuesConfig: {
+    INFO: { description: 'Lowest: for information, nothing to act on' },
+    WARNING: { description: 'A threshold is crossed, not yet the critical one' },
+    CRITICAL: { description: 'Highest: act now; by default, the severity at which a drift alert makes a deployment retrain' },
+  },
+});
 
 export const SEVERITY_RANK: Record<AlertSeverity, number> = { INFO: 0, WARNING: 1, CRITICAL: 2 };
 
@@ -38,7 +55,15 @@ export enum AlertStatus {
   ACKNOWLEDGED = 'ACKNOWLEDGED',
   RESOLVED = 'RESOLVED',
 }
-registerEnumType(AlertStatus, { name: 'AlertStatus' });
+registerEnumType(AlertStatus, {
+  name: 'AlertStatus',
+  description: 'Where an alert stands; at most one alert per deployment, version, kind and feature is OPEN or ACKNOWLEDGED',
+  valuesConfig: {
+    OPEN: { description: 'The condition was found and nobody has acknowledged it (or it escalated since)' },
+    ACKNOWLEDGED: { description: 'Someone has seen it; it stays until resolved by hand or cleared by the monitor' },
+    RESOLVED: { description: 'Closed, by hand, by the monitor when the condition cleared, or by the iteration loop; the same condition opens a new alert only after the cool-down' },
+  },
+});
 
 /**
  * A condition a monitor (or, for RUN_BUDGET, the inference engine) found on a deployment's model
@@ -46,7 +71,7 @@ registerEnumType(AlertStatus, { name: 'AlertStatus' });
  * a time: a persisting condition updates it (`occurrences`, `lastSeenAt`, severity only upward);
  * after it is resolved, the same condition opens a new alert only once the cool-down has passed.
  */
-@ObjectType({ implements: Node, description: 'A drift, latency, error-rate or run-budget condition on a deployment, with its statistic and threshold' })
+@ObjectType({ implements: Node, description: 'A condition found on a model version serving a deployment (drift, latency, error rate, run budget, a stalled rollout, quality, an approval awaited), with its statistic and threshold' })
 @Entity()
 @Index(['deploymentId', 'createdAt'])
 @Index(['deploymentId', 'modelVersionId', 'kind', 'feature'], { unique: true, where: `"status" IN ('OPEN', 'ACKNOWLEDGED')` })
@@ -57,15 +82,15 @@ export class Alert extends TeamOwnedEntity implements Node {
   @Column('uuid')
   modelVersionId!: string;
 
-  @Field(() => AlertKind)
+  @Field(() => AlertKind, { description: 'What sort of condition it is' })
   @Column({ type: 'enum', enum: AlertKind, enumName: 'alert_kind' })
   kind!: AlertKind;
 
-  @Field(() => AlertSeverity)
+  @Field(() => AlertSeverity, { description: 'How serious; rises (never falls) while the alert is open' })
   @Column({ type: 'enum', enum: AlertSeverity, enumName: 'alert_severity' })
   severity!: AlertSeverity;
 
-  @Field(() => AlertStatus)
+  @Field(() => AlertStatus, { description: 'OPEN, ACKNOWLEDGED or RESOLVED; an escalation reopens an acknowledged alert' })
   @Column({ type: 'enum', enum: AlertStatus, enumName: 'alert_status' })
   status!: AlertStatus;
 
@@ -77,11 +102,11 @@ export class Alert extends TeamOwnedEntity implements Node {
   @Column({ type: 'text' })
   statistic!: string;
 
-  @Field(() => Float)
+  @Field(() => Float, { description: 'The statistic as last found (in the unit of `statistic`)' })
   @Column({ type: 'double precision' })
   value!: number;
 
-  @Field(() => Float)
+  @Field(() => Float, { description: 'The value of `statistic` the condition is judged against' })
   @Column({ type: 'double precision' })
   threshold!: number;
 
@@ -89,15 +114,15 @@ export class Alert extends TeamOwnedEntity implements Node {
   @Column({ type: 'double precision', nullable: true })
   pValue!: number | null;
 
-  @Field()
+  @Field({ description: 'Start of the monitor window that first found the condition' })
   @Column({ type: 'timestamptz', precision: 3 })
   windowStart!: Date;
 
-  @Field()
+  @Field({ description: 'End of the latest monitor window that found it' })
   @Column({ type: 'timestamptz', precision: 3 })
   windowEnd!: Date;
 
-  @Field()
+  @Field({ description: 'When a pass last found the condition' })
   @Column({ type: 'timestamptz', precision: 3 })
   lastSeenAt!: Date;
 
@@ -105,11 +130,11 @@ export class Alert extends TeamOwnedEntity implements Node {
   @Column({ type: 'int', default: 1 })
   occurrences!: number;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'The principal that acknowledged it; null until acknowledged' })
   @Column({ type: 'text', nullable: true })
   acknowledgedBy!: string | null;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When it was acknowledged; null until then' })
   @Column({ type: 'timestamptz', precision: 3, nullable: true })
   acknowledgedAt!: Date | null;
 
@@ -117,11 +142,11 @@ export class Alert extends TeamOwnedEntity implements Node {
   @Column({ type: 'text', nullable: true })
   resolvedBy!: string | null;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When it was resolved; null while OPEN or ACKNOWLEDGED' })
   @Column({ type: 'timestamptz', precision: 3, nullable: true })
   resolvedAt!: Date | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Why it was resolved: the reason given by hand, or what cleared it; null until resolved' })
   @Column({ type: 'text', nullable: true })
   resolution!: string | null;
 
@@ -148,15 +173,15 @@ export class MonitorRun {
   @Column('uuid')
   teamId!: string;
 
-  @Field()
+  @Field({ description: 'Start of the window judged; the window is [windowStart, windowStart + windowSeconds)' })
   @Column({ type: 'timestamptz', precision: 3 })
   windowStart!: Date;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Length of the window judged' })
   @Column({ type: 'int' })
   windowSeconds!: number;
 
-  @Field()
+  @Field({ description: 'When the pass ran' })
   @Column({ type: 'timestamptz', precision: 3, default: () => 'now()' })
   ranAt!: Date;
 

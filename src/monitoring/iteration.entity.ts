@@ -26,6 +26,19 @@ registerEnumType(IterationStatus, {
     'SHADOW (the candidate mirrors traffic), AWAITING_APPROVAL (a reviewer must approve the candidate for PRODUCTION), CANARY (the candidate takes traffic step by step). ' +
     'Finished: PROMOTED (it serves all of the traffic), HANDED_OFF (it passed the gate; no promotion policy, so a person rolls it out), REJECTED (by its training gate, the champion/challenger gate or a reviewer), ' +
     'ROLLED_BACK (a rollout step failed its health checks, or was aborted), FAILED (the loop could not go on: the message says why)',
+  valuesConfig: {
+    SAMPLING: { description: 'In flight: waiting to sample labelled production traffic' },
+    TRAINING: { description: 'In flight: the retraining run is queued or running' },
+    GATING: { description: 'In flight: the candidate and the champion are judged on the shared holdout' },
+    SHADOW: { description: 'In flight: the candidate mirrors traffic' },
+    AWAITING_APPROVAL: { description: 'In flight: a reviewer must approve the candidate for PRODUCTION' },
+    CANARY: { description: 'In flight: the candidate takes traffic step by step' },
+    PROMOTED: { description: 'Finished: the candidate serves all of the traffic' },
+    HANDED_OFF: { description: 'Finished: the candidate passed the gate; with no promotion policy, a person rolls it out' },
+    REJECTED: { description: 'Finished: rejected by its training gate, the champion/challenger gate or a reviewer' },
+    ROLLED_BACK: { description: 'Finished: a rollout step failed its health checks, or was aborted' },
+    FAILED: { description: 'Finished: the loop could not go on; the message says why' },
+  },
 });
 
 /** The statuses of an iteration still in flight (at most one per deployment). */
@@ -49,6 +62,12 @@ registerEnumType(IterationTriggerKind, {
   description:
     'DRIFT: an open drift alert of the serving version at or above the policy\'s severity; QUALITY: an online metric degraded beyond the policy\'s threshold; ' +
     'LABEL_VOLUME: labelled production rows since the champion was trained reached the policy\'s share of its training rows; SCHEDULE: the policy\'s cron schedule',
+  valuesConfig: {
+    DRIFT: { description: "An open drift alert of the serving version at or above the policy's severity" },
+    QUALITY: { description: "An online metric degraded beyond the policy's threshold" },
+    LABEL_VOLUME: { description: "Labelled production rows since the champion was trained reached the policy's share of its training rows" },
+    SCHEDULE: { description: "The policy's cron schedule" },
+  },
 });
 
 /** One step of an iteration as recorded: what happened, when, and the audit event that records it. */
@@ -64,7 +83,7 @@ export class IterationStep {
   @Field({ description: 'TRIGGERED, SAMPLED, TRAINING_STARTED, CANDIDATE_REGISTERED, GATE_PASSED, GATE_REJECTED, SHADOW_STARTED, APPROVAL_REQUESTED, APPROVED, CANARY_STARTED, PROMOTED, …' })
   step!: string;
 
-  @Field()
+  @Field({ description: 'When the step happened' })
   at!: Date;
 
   @Field(() => JSONObjectScalar, { description: 'Figures and ids of the step (global ids)' })
@@ -89,11 +108,11 @@ export class Iteration extends TeamOwnedEntity implements Node {
   @Column('uuid')
   deploymentId!: string;
 
-  @Field(() => IterationStatus)
+  @Field(() => IterationStatus, { description: 'Where the iteration stands; at most one per deployment is in flight' })
   @Column({ type: 'enum', enum: IterationStatus, enumName: 'iteration_status' })
   status!: IterationStatus;
 
-  @Field(() => IterationTriggerKind)
+  @Field(() => IterationTriggerKind, { description: 'Which trigger of the retrain policy began it' })
   @Column({ type: 'enum', enum: IterationTriggerKind, enumName: 'iteration_trigger_kind' })
   triggerKind!: IterationTriggerKind;
 
@@ -152,11 +171,11 @@ export class Iteration extends TeamOwnedEntity implements Node {
   @Column('text', { nullable: true })
   leaseOwner!: string | null;
 
-  @Field()
+  @Field({ description: 'When it last moved on (or its record last changed)' })
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
   updatedAt!: Date;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When it reached a finished status; null while in flight' })
   @Column({ type: 'timestamptz', nullable: true })
   finishedAt!: Date | null;
 }

@@ -31,13 +31,13 @@ export async function readableIteration(ctx: RequestContext, key: string): Promi
 export class IterationResolver {
   @Query(() => Iteration, { nullable: true, description: 'One iteration of a deployment\'s loop; null when it does not exist or its deployment is not readable' })
   @Policy(DEPLOYMENT_READ)
-  iteration(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
+  iteration(@Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'The Iteration id' }) id: string) {
     return readableIteration(ctx, expectId(id, 'Iteration', 'id'));
   }
 
   @Query(() => [Iteration], { nullable: true, description: "A deployment's iterations, newest first" })
   @Policy(DEPLOYMENT_READ)
-  async iterations(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('last', () => Int, { defaultValue: 20, description: '1 to 200' }) last: number) {
+  async iterations(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID, { description: 'The Deployment id' }) deployment: string, @Arg('last', () => Int, { defaultValue: 20, description: '1 to 200' }) last: number) {
     if (!Number.isInteger(last) || last < 1 || last > 200) throw badInput('last must be 1 to 200', { field: 'last' });
     const d = await readableDeployment(ctx, deployment, 'deployment');
     return ctx.app.db.getRepository(Iteration).find({ where: { deploymentId: d.id }, order: { createdAt: 'DESC' }, take: last });
@@ -50,7 +50,7 @@ export class IterationResolver {
       'The loop retrains as whoever set it (their rights as they are then); at most one iteration per deployment is in flight',
   })
   @Policy({ action: 'update', subject: 'Deployment' })
-  setRetrainPolicy(@Ctx() ctx: RequestContext, @Arg('input', () => SetRetrainPolicyInput) input: SetRetrainPolicyInput) {
+  setRetrainPolicy(@Ctx() ctx: RequestContext, @Arg('input', () => SetRetrainPolicyInput, { description: 'The deployment and its whole retrain policy' }) input: SetRetrainPolicyInput) {
     return policies.setRetrainPolicy(ctx, input);
   }
 
@@ -61,7 +61,7 @@ export class IterationResolver {
       'Rollouts start as whoever set it; an automatic approval is recorded as the policy on their behalf',
   })
   @Policy({ action: 'update', subject: 'Deployment' })
-  setPromotionPolicy(@Ctx() ctx: RequestContext, @Arg('input', () => SetPromotionPolicyInput) input: SetPromotionPolicyInput) {
+  setPromotionPolicy(@Ctx() ctx: RequestContext, @Arg('input', () => SetPromotionPolicyInput, { description: 'The deployment and its whole promotion policy' }) input: SetPromotionPolicyInput) {
     return policies.setPromotionPolicy(ctx, input);
   }
 
@@ -76,14 +76,14 @@ export class IterationResolver {
     },
   })
   @Policy(DEPLOYMENT_READ)
-  async iterationUpdatedEvent(@Root() event: { iterationId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) _deployment: string) {
+  async iterationUpdatedEvent(@Root() event: { iterationId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID, { description: 'The Deployment id to follow' }) _deployment: string) {
     return ctx.app.db.getRepository(Iteration).findOneByOrFail({ id: event.iterationId });
   }
 }
 
 @Resolver(() => Iteration)
 export class IterationFieldResolver {
-  @FieldResolver(() => Deployment, { nullable: true })
+  @FieldResolver(() => Deployment, { nullable: true, description: 'The deployment whose loop it is; null if the caller may not read it' })
   deployment(@Root() it: Iteration, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Deployment, 'Deployment').load(it.deploymentId);
   }
@@ -108,12 +108,12 @@ export class IterationFieldResolver {
     return it.holdoutDatasetVersionId ? ctx.loaders.byId(DatasetVersion, 'DatasetVersion').load(it.holdoutDatasetVersionId) : null;
   }
 
-  @FieldResolver(() => TrainingRun, { nullable: true })
+  @FieldResolver(() => TrainingRun, { nullable: true, description: 'The retraining run; null before TRAINING, or if the caller may not read it' })
   trainingRun(@Root() it: Iteration, @Ctx() ctx: RequestContext) {
     return it.trainingRunId ? ctx.loaders.byId(TrainingRun, 'TrainingRun').load(it.trainingRunId) : null;
   }
 
-  @FieldResolver(() => ModelVersion, { nullable: true })
+  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The model version the retraining registered; null before it is registered, or if the caller may not read it' })
   candidate(@Root() it: Iteration, @Ctx() ctx: RequestContext) {
     return it.candidateVersionId ? ctx.loaders.byId(ModelVersion, 'ModelVersion').load(it.candidateVersionId) : null;
   }
@@ -126,12 +126,12 @@ export class IterationFieldResolver {
     return verdict && verdict.holdout === toGlobalId('DatasetVersion', it.holdoutDatasetVersionId) ? verdict : null;
   }
 
-  @FieldResolver(() => Rollout, { nullable: true })
+  @FieldResolver(() => Rollout, { nullable: true, description: 'The SHADOW rollout of the candidate; null when none was started (shadowSeconds 0, or not yet)' })
   shadowRollout(@Root() it: Iteration, @Ctx() ctx: RequestContext) {
     return it.shadowRolloutId ? ctx.loaders.byId(Rollout, 'Rollout').load(it.shadowRolloutId) : null;
   }
 
-  @FieldResolver(() => Rollout, { nullable: true })
+  @FieldResolver(() => Rollout, { nullable: true, description: 'The CANARY rollout of the candidate; null until it starts' })
   canaryRollout(@Root() it: Iteration, @Ctx() ctx: RequestContext) {
     return it.canaryRolloutId ? ctx.loaders.byId(Rollout, 'Rollout').load(it.canaryRolloutId) : null;
   }

@@ -15,20 +15,24 @@ registerEnumType(PromotionApproval, {
   description:
     'For PRODUCTION deployments (STAGING never waits for approval): REQUIRED waits for a reviewer to approve the candidate; ' +
     "AUTOMATIC approves it, as the policy on behalf of whoever set it, when it passed the gate with the stated margin over the champion's accuracy (otherwise it waits for a reviewer too)",
+  valuesConfig: {
+    REQUIRED: { description: 'A reviewer must approve the candidate before it takes PRODUCTION traffic' },
+    AUTOMATIC: { description: "The policy approves the candidate, on behalf of whoever set it, when it passed the gate with autoApproveMargin over the champion's accuracy; otherwise a reviewer must" },
+  },
 });
 
 /** Metrics a quality trigger may watch (those with an offline baseline and a direction). */
 const QUALITY_METRICS = ['accuracy', 'precision', 'recall', 'f1', 'rocAuc', 'logLoss', 'brier', 'ece', 'mae', 'rmse'];
 
 @ObjectType({ description: 'Retrain when a drift alert of the serving version is open at this severity or above' })
-@InputType('DriftTriggerInput')
+@InputType('DriftTriggerInput', { description: 'Retrain when a drift alert of the serving version is open at this severity or above' })
 export class DriftTrigger {
-  @Field(() => AlertSeverity, { defaultValue: AlertSeverity.CRITICAL })
+  @Field(() => AlertSeverity, { defaultValue: AlertSeverity.CRITICAL, description: 'The least severe drift alert that fires' })
   minSeverity!: AlertSeverity;
 }
 
 @ObjectType({ description: "Retrain when an online quality metric of the serving version is worse than its offline value by `maxDrop` (relative), over the monitor's quality lookback" })
-@InputType('QualityTriggerInput')
+@InputType('QualityTriggerInput', { description: "Retrain when an online quality metric of the serving version is worse than its offline value by `maxDrop` (relative), over the monitor's quality lookback" })
 export class QualityTrigger {
   @Field({ defaultValue: 'accuracy', description: `One of ${QUALITY_METRICS.join(', ')}` })
   metric!: string;
@@ -41,14 +45,14 @@ export class QualityTrigger {
 }
 
 @ObjectType({ description: "Retrain when the labelled production rows since the champion was trained reach this share of the champion's training rows" })
-@InputType('LabelVolumeTriggerInput')
+@InputType('LabelVolumeTriggerInput', { description: "Retrain when the labelled production rows since the champion was trained reach this share of the champion's training rows" })
 export class LabelVolumeTrigger {
   @Field(() => Float, { defaultValue: 0.5, description: 'Above 0, at most 100' })
   minShare!: number;
 }
 
 @ObjectType({ description: "The champion/challenger gate's thresholds for the loop's candidates (see challengeModelVersion)" })
-@InputType('LoopGateInput')
+@InputType('LoopGateInput', { description: "The champion/challenger gate's thresholds for the loop's candidates (see challengeModelVersion)" })
 export class LoopGate {
   @Field(() => Int, { defaultValue: 200, description: 'Fewer holdout rows reject the candidate; 1 to 1,000,000' })
   minRows!: number;
@@ -65,16 +69,16 @@ export class LoopGate {
 
 @ObjectType({ description: 'When a deployment retrains on its labelled production traffic, and how' })
 export class RetrainPolicy {
-  @Field()
+  @Field({ description: 'false: the policy is kept but fires no trigger' })
   enabled!: boolean;
 
-  @Field(() => DriftTrigger, { nullable: true })
+  @Field(() => DriftTrigger, { nullable: true, description: 'The drift trigger; null when drift does not retrain' })
   drift!: DriftTrigger | null;
 
-  @Field(() => QualityTrigger, { nullable: true })
+  @Field(() => QualityTrigger, { nullable: true, description: 'The quality trigger; null when quality does not retrain' })
   quality!: QualityTrigger | null;
 
-  @Field(() => LabelVolumeTrigger, { nullable: true })
+  @Field(() => LabelVolumeTrigger, { nullable: true, description: 'The label-volume trigger; null when label volume does not retrain' })
   labelVolume!: LabelVolumeTrigger | null;
 
   @Field(() => String, { nullable: true, description: 'A cron schedule (five or six fields, UTC)' })
@@ -101,7 +105,7 @@ export class RetrainPolicy {
   @Field(() => ID, { nullable: true, description: 'A fixed DatasetVersion added to the production sample' })
   alsoTrainOn!: string | null;
 
-  @Field(() => LoopGate)
+  @Field(() => LoopGate, { description: 'What a candidate must show against the champion before it is promoted' })
   gate!: LoopGate;
 
   @Field({ description: 'Who set the policy: the loop retrains as them, with their rights as they are then' })
@@ -119,13 +123,13 @@ export class PromotionPolicy {
   @Field(() => [Int], { description: 'Canary steps (percent of traffic), increasing, ending at 100' })
   steps!: number[];
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'How long each canary step runs before its health check' })
   bakeSeconds!: number;
 
   @Field(() => Int, { description: 'Requests a step must see before it is judged' })
   minRequests!: number;
 
-  @Field(() => PromotionApproval)
+  @Field(() => PromotionApproval, { description: 'Whether a PRODUCTION candidate waits for a reviewer' })
   approval!: PromotionApproval;
 
   @Field(() => Float, { description: "AUTOMATIC approval needs the candidate's holdout accuracy at least this far above the champion's (absolute)" })
@@ -135,21 +139,21 @@ export class PromotionPolicy {
   setBy!: string;
 }
 
-@InputType()
+@InputType({ description: "A deployment's whole retrain policy: it replaces the current one; fields left out take their defaults. An enabled policy needs at least one trigger" })
 export class SetRetrainPolicyInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment id' })
   deployment!: string;
 
   @Field({ defaultValue: true, description: 'false keeps the policy but fires no trigger' })
   enabled!: boolean;
 
-  @Field(() => DriftTrigger, { nullable: true })
+  @Field(() => DriftTrigger, { nullable: true, description: 'Retrain on drift alerts; no drift trigger when left out' })
   drift?: DriftTrigger | null;
 
-  @Field(() => QualityTrigger, { nullable: true })
+  @Field(() => QualityTrigger, { nullable: true, description: 'Retrain on degraded online quality; no quality trigger when left out' })
   quality?: QualityTrigger | null;
 
-  @Field(() => LabelVolumeTrigger, { nullable: true })
+  @Field(() => LabelVolumeTrigger, { nullable: true, description: 'Retrain once enough new labels arrived; no label-volume trigger when left out' })
   labelVolume?: LabelVolumeTrigger | null;
 
   @Field(() => String, { nullable: true, description: "A cron schedule (five or six fields, UTC), e.g. '0 3 * * 1'" })
@@ -170,19 +174,19 @@ export class SetRetrainPolicyInput {
   @Field(() => Float, { defaultValue: 0.2, description: 'Above 0, at most 0.5' })
   holdoutShare!: number;
 
-  @Field({ defaultValue: false })
+  @Field({ defaultValue: false, description: "Add the champion's own training data to the production sample" })
   includeChampionData!: boolean;
 
-  @Field(() => ID, { nullable: true })
+  @Field(() => ID, { nullable: true, description: "A DatasetVersion id of the deployment's team, added to every production sample" })
   alsoTrainOn?: string | null;
 
-  @Field(() => LoopGate, { nullable: true })
+  @Field(() => LoopGate, { nullable: true, description: 'The gate thresholds; the defaults of LoopGateInput when left out' })
   gate?: LoopGate | null;
 }
 
-@InputType()
+@InputType({ description: "A deployment's whole promotion policy: it replaces the current one; fields left out take their defaults" })
 export class SetPromotionPolicyInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment id' })
   deployment!: string;
 
   @Field(() => Int, { defaultValue: 300, description: '0 to 7 days' })
@@ -200,7 +204,7 @@ export class SetPromotionPolicyInput {
   @Field(() => Int, { defaultValue: 200, description: '1 to 10,000,000' })
   minRequests!: number;
 
-  @Field(() => PromotionApproval, { defaultValue: PromotionApproval.REQUIRED })
+  @Field(() => PromotionApproval, { defaultValue: PromotionApproval.REQUIRED, description: 'Whether a PRODUCTION candidate waits for a reviewer (REQUIRED) or may be approved by the policy (AUTOMATIC)' })
   approval!: PromotionApproval;
 
   @Field(() => Float, { defaultValue: 0.01, description: '0 to 1' })

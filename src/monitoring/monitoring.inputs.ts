@@ -5,21 +5,21 @@ import { Connection } from '../core/pagination';
 import { JSONObjectScalar } from '../core/scalars';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
 
-@InputType()
+@InputType({ description: 'Narrows a list (or a stream) of alerts; every field given must match' })
 export class AlertFilter {
-  @Field(() => ID, { nullable: true })
+  @Field(() => ID, { nullable: true, description: 'Only alerts of this Deployment id' })
   deployment?: string | null;
 
-  @Field(() => [AlertKind], { nullable: true })
+  @Field(() => [AlertKind], { nullable: true, description: 'Only alerts of these kinds' })
   kinds?: AlertKind[] | null;
 
   @Field(() => AlertSeverity, { nullable: true, description: 'This severity and above' })
   minSeverity?: AlertSeverity | null;
 
-  @Field(() => [AlertStatus], { nullable: true })
+  @Field(() => [AlertStatus], { nullable: true, description: 'Only alerts in these statuses' })
   statuses?: AlertStatus[] | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only alerts of the team with this name' })
   team?: string | null;
 }
 
@@ -38,9 +38,9 @@ export class DeploymentQualityInput {
   lookbackSeconds?: number | null;
 }
 
-@InputType()
+@InputType({ description: "Changes to a deployment's monitor settings; each field given replaces the current value, the rest are kept" })
 export class DeploymentMonitoringInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment id' })
   deployment!: string;
 
   @Field(() => Int, { nullable: true, description: 'Length of the window each pass judges (seconds)' })
@@ -76,7 +76,7 @@ export const intIn = (v: number | null | undefined, lo: number, hi: number, fiel
 
 @InputType({ description: "Which of a deployment's labelled production traffic to sample, and how much of it to hold out" })
 export class SampleProductionDataInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment id whose traffic to sample' })
   deployment!: string;
 
   @Field(() => Date, { nullable: true, description: 'Predictions that occurred at or after this instant (default: 7 days before `to`)' })
@@ -107,7 +107,7 @@ export class ChallengePolicyInput {
   decisionThreshold?: number | null;
 }
 
-@InputType()
+@InputType({ description: 'A candidate model version to judge against a champion on a shared holdout' })
 export class ChallengeModelVersionInput {
   @Field(() => ID, { description: 'The ModelVersion to judge' })
   candidate!: string;
@@ -118,6 +118,6 @@ export class ChallengeModelVersionInput {
   @Field(() => ID, { description: 'A DatasetVersion whose content is a CSV: the input columns, then `label` (0 or 1)' })
   holdout!: string;
 
-  @Field(() => ChallengePolicyInput, { nullable: true })
+  @Field(() => ChallengePolicyInput, { nullable: true, description: 'The thresholds; the defaults of ChallengePolicyInput when left out' })
   policy?: ChallengePolicyInput | null;
 }

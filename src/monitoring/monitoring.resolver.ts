@@ -26,28 +26,28 @@ const DEPLOYMENT_READ = { action: 'read', subject: 'Deployment' } as const;
 
 @ObjectType({ description: 'Latency and errors of one version over one bucket' })
 export class LatencyPoint {
-  @Field()
+  @Field({ description: 'Start of the bucket: a whole multiple of bucketSeconds since the Unix epoch' })
   bucketStart!: Date;
 
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The ModelVersion that served the requests (mirrored shadow traffic is left out)' })
   modelVersionId!: string;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Requests the version served in the bucket (at least 1)' })
   requests!: number;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Of them, those that failed' })
   errors!: number;
 
-  @Field()
+  @Field({ description: 'errors / requests, 0 to 1' })
   errorRate!: number;
 
-  @Field(() => Number, { nullable: true })
+  @Field(() => Number, { nullable: true, description: 'Median latency in milliseconds; null when none was recorded' })
   p50Ms!: number | null;
 
-  @Field(() => Number, { nullable: true })
+  @Field(() => Number, { nullable: true, description: '95th percentile latency in milliseconds; null when none was recorded' })
   p95Ms!: number | null;
 
-  @Field(() => Number, { nullable: true })
+  @Field(() => Number, { nullable: true, description: '99th percentile latency in milliseconds; null when none was recorded' })
   p99Ms!: number | null;
 }
 
@@ -55,13 +55,13 @@ export class LatencyPoint {
 export class MonitoringResolver {
   @Query(() => AlertConnection, { nullable: true, description: 'Alerts, newest first' })
   @Policy(ALERT_READ)
-  alerts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => AlertFilter, { nullable: true }) filter?: AlertFilter) {
+  alerts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => AlertFilter, { nullable: true, description: 'Only alerts matching it; all readable ones when left out' }) filter?: AlertFilter) {
     return queries.listAlerts(ctx, page, filter);
   }
 
   @Query(() => [MonitorRun], { nullable: true, description: "A deployment's drift reports (monitor passes), newest first: drift, latency and errors per version and window" })
   @Policy(DEPLOYMENT_READ)
-  driftReports(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('last', () => Int, { defaultValue: 20 }) last: number) {
+  driftReports(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID, { description: 'The Deployment id' }) deployment: string, @Arg('last', () => Int, { defaultValue: 20, description: 'How many passes, 1 to 500' }) last: number) {
     return queries.driftReports(ctx, deployment, last);
   }
 
@@ -69,10 +69,10 @@ export class MonitoringResolver {
   @Policy(DEPLOYMENT_READ)
   async latencySeries(
     @Ctx() ctx: RequestContext,
-    @Arg('deployment', () => ID) deployment: string,
-    @Arg('from', () => Date) from: Date,
-    @Arg('to', () => Date, { nullable: true }) to: Date | null,
-    @Arg('bucketSeconds', () => Int, { defaultValue: 60 }) bucketSeconds: number,
+    @Arg('deployment', () => ID, { description: 'The Deployment id' }) deployment: string,
+    @Arg('from', () => Date, { description: 'Start of the series (inclusive)' }) from: Date,
+    @Arg('to', () => Date, { nullable: true, description: 'End of the series (exclusive), after from; default now' }) to: Date | null,
+    @Arg('bucketSeconds', () => Int, { defaultValue: 60, description: 'Bucket length, 1 to 86,400 seconds; at most 10,000 buckets from from to to' }) bucketSeconds: number,
   ) {
     const rows = await queries.deploymentLatency(ctx, deployment, from, to, bucketSeconds);
     return rows.map((r) => Object.assign(new LatencyPoint(), { ...r, modelVersionId: toGlobalId('ModelVersion', r.modelVersionId) }));
@@ -87,22 +87,22 @@ export class MonitoringResolver {
   @Policy(DEPLOYMENT_READ)
   qualityReport(
     @Ctx() ctx: RequestContext,
-    @Arg('deployment', () => ID) deployment: string,
-    @Arg('from', () => Date, { nullable: true }) from?: Date | null,
-    @Arg('to', () => Date, { nullable: true }) to?: Date | null,
+    @Arg('deployment', () => ID, { description: 'The Deployment id' }) deployment: string,
+    @Arg('from', () => Date, { nullable: true, description: 'Earliest rollup window start (inclusive); default: the quality lookback before to' }) from?: Date | null,
+    @Arg('to', () => Date, { nullable: true, description: 'Window starts before this instant; default now' }) to?: Date | null,
   ) {
     return quality.qualityReport(ctx, deployment, { from, to });
   }
 
   @Mutation(() => MonitorRun, { nullable: true, description: 'Runs the monitor now over the window that ends now (default: the deployment\'s window)' })
   @Policy({ action: 'update', subject: 'Deployment' })
-  runMonitor(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string, @Arg('windowSeconds', () => Int, { nullable: true }) windowSeconds?: number | null) {
+  runMonitor(@Ctx() ctx: RequestContext, @Arg('deployment', () => ID, { description: 'The Deployment id' }) deployment: string, @Arg('windowSeconds', () => Int, { nullable: true, description: "Length of the window, 1 to 604,800 seconds (default: the deployment's windowSeconds)" }) windowSeconds?: number | null) {
     return monitoring.runMonitor(ctx, deployment, windowSeconds);
   }
 
   @Mutation(() => Deployment, { nullable: true, description: "Changes a deployment's monitor: window, schedule, cool-down, drift and quality thresholds, retrain policy" })
   @Policy({ action: 'update', subject: 'Deployment' })
-  setDeploymentMonitoring(@Ctx() ctx: RequestContext, @Arg('input', () => DeploymentMonitoringInput) input: DeploymentMonitoringInput) {
+  setDeploymentMonitoring(@Ctx() ctx: RequestContext, @Arg('input', () => DeploymentMonitoringInput, { description: 'The deployment and the settings to change' }) input: DeploymentMonitoringInput) {
     return monitoring.setDeploymentMonitoring(ctx, input.deployment, monitoring.monitoringPatch(input));
   }
 
@@ -114,7 +114,7 @@ export class MonitoringResolver {
       'the lineage records Deployment –SAMPLED→ DatasetVersion. Needs `update` on the deployment and `create` on dataset versions',
   })
   @Policy({ action: 'update', subject: 'Deployment' })
-  sampleProductionData(@Ctx() ctx: RequestContext, @Arg('input', () => SampleProductionDataInput) input: SampleProductionDataInput) {
+  sampleProductionData(@Ctx() ctx: RequestContext, @Arg('input', () => SampleProductionDataInput, { description: 'The deployment, the time range and the holdout share' }) input: SampleProductionDataInput) {
     return samples.sampleProductionData(ctx, input);
   }
 
@@ -126,19 +126,19 @@ export class MonitoringResolver {
       'Needs `update` on the candidate and `read` on the champion and the holdout',
   })
   @Policy({ action: 'update', subject: 'ModelVersion' })
-  challengeModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ChallengeModelVersionInput) input: ChallengeModelVersionInput) {
+  challengeModelVersion(@Ctx() ctx: RequestContext, @Arg('input', () => ChallengeModelVersionInput, { description: 'The candidate, the champion, the holdout and the thresholds' }) input: ChallengeModelVersionInput) {
     return challenger.challengeModelVersion(ctx, input);
   }
 
   @Mutation(() => Alert, { nullable: true, description: 'Marks an open alert as seen (it stays until resolved or cleared)' })
   @Policy({ action: 'update', subject: 'Alert' })
-  acknowledgeAlert(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string, @Arg('note', () => String, { nullable: true }) note?: string | null) {
+  acknowledgeAlert(@Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'The Alert id; it must be OPEN' }) id: string, @Arg('note', () => String, { nullable: true, description: 'A note for the audit event' }) note?: string | null) {
     return monitoring.acknowledgeAlert(ctx, id, note ?? null);
   }
 
   @Mutation(() => Alert, { nullable: true, description: 'Closes an alert by hand' })
   @Policy({ action: 'update', subject: 'Alert' })
-  resolveAlert(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string, @Arg('reason', () => String) reason: string) {
+  resolveAlert(@Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'The Alert id; it must not be RESOLVED already' }) id: string, @Arg('reason', () => String, { description: 'Why it is closed (not blank); kept as its resolution' }) reason: string) {
     return monitoring.resolveAlert(ctx, id, reason);
   }
 
@@ -165,7 +165,7 @@ export class MonitoringResolver {
     },
   })
   @Policy(ALERT_READ)
-  alertsChanged(@Root() event: { alert: Alert }, @Arg('filter', () => AlertFilter, { nullable: true }) _filter?: AlertFilter): Alert {
+  alertsChanged(@Root() event: { alert: Alert }, @Arg('filter', () => AlertFilter, { nullable: true, description: 'Only alerts matching it; all readable ones when left out' }) _filter?: AlertFilter): Alert {
     return reviveAlert(event.alert);
   }
 
@@ -174,7 +174,7 @@ export class MonitoringResolver {
     subscribe: async ({ args, context }) => monitorRuns(context as RequestContext, args.deployment as string),
   })
   @Policy(DEPLOYMENT_READ)
-  async driftReport(@Root() event: { runId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) _deployment: string) {
+  async driftReport(@Root() event: { runId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID, { description: 'The Deployment id to follow' }) _deployment: string) {
     return queries.monitorRun(ctx, event.runId);
   }
 
@@ -183,7 +183,7 @@ export class MonitoringResolver {
     subscribe: async ({ args, context }) => monitorRuns(context as RequestContext, args.deployment as string),
   })
   @Policy(DEPLOYMENT_READ)
-  async latencyReport(@Root() event: { runId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) _deployment: string) {
+  async latencyReport(@Root() event: { runId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID, { description: 'The Deployment id to follow' }) _deployment: string) {
     return queries.monitorRun(ctx, event.runId);
   }
 
@@ -193,7 +193,7 @@ export class MonitoringResolver {
     subscribe: async ({ args, context }) => monitorRuns(context as RequestContext, args.deployment as string),
   })
   @Policy(DEPLOYMENT_READ)
-  qualityReportChanged(@Root() _event: { runId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string) {
+  qualityReportChanged(@Root() _event: { runId: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID, { description: 'The Deployment id to follow' }) deployment: string) {
     return quality.qualityReport(ctx, deployment);
   }
 }
@@ -215,12 +215,12 @@ export function reviveAlert(raw: Alert): Alert {
 
 @Resolver(() => Alert)
 export class AlertFieldResolver {
-  @FieldResolver(() => Deployment, { nullable: true })
+  @FieldResolver(() => Deployment, { nullable: true, description: 'The deployment it was found on; null if the caller may not read it' })
   deployment(@Root() a: Alert, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Deployment, 'Deployment').load(a.deploymentId);
   }
 
-  @FieldResolver(() => ModelVersion, { nullable: true })
+  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version it was found on (the candidate, for APPROVAL_REQUIRED); null if the caller may not read it' })
   modelVersion(@Root() a: Alert, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(ModelVersion, 'ModelVersion').load(a.modelVersionId);
   }
@@ -233,7 +233,7 @@ export class AlertFieldResolver {
 
 @Resolver(() => MonitorRun)
 export class MonitorRunFieldResolver {
-  @FieldResolver(() => Deployment, { nullable: true })
+  @FieldResolver(() => Deployment, { nullable: true, description: 'The deployment the pass judged; null if the caller may not read it' })
   deployment(@Root() r: MonitorRun, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Deployment, 'Deployment').load(r.deploymentId);
   }

@@ -13,6 +13,11 @@ registerEnumType(NotificationChannelKind, {
   description:
     'WEBHOOK: a CloudEvents 1.0 JSON POST signed as Standard Webhooks (`webhook-signature: v1,<base64 HMAC-SHA256>`); ' +
     'SLACK: an incoming-webhook message (`text` and `blocks`); PAGERDUTY: an Events API v2 event',
+  valuesConfig: {
+    WEBHOOK: { description: 'A CloudEvents 1.0 JSON POST, signed as Standard Webhooks with the secret returned at creation' },
+    SLACK: { description: 'A Slack incoming-webhook message (`text` and `blocks`)' },
+    PAGERDUTY: { description: 'A PagerDuty Events API v2 event, sent with the routing key' },
+  },
 });
 
 /**
@@ -24,11 +29,11 @@ registerEnumType(NotificationChannelKind, {
 @Entity()
 @Unique(['teamId', 'name'])
 export class NotificationChannel extends TeamOwnedEntity implements Node {
-  @Field()
+  @Field({ description: 'Unique within its team; 1 to 100 characters' })
   @Column({ type: 'text' })
   name!: string;
 
-  @Field(() => NotificationChannelKind)
+  @Field(() => NotificationChannelKind, { description: 'The format deliveries take' })
   @Column({ type: 'enum', enum: NotificationChannelKind, enumName: 'notification_channel_kind' })
   kind!: NotificationChannelKind;
 
@@ -40,7 +45,7 @@ export class NotificationChannel extends TeamOwnedEntity implements Node {
   @Column({ type: 'text', nullable: true })
   secretCiphertext!: string | null;
 
-  @Field()
+  @Field({ description: 'When its name, URL or routing key last changed' })
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
   updatedAt!: Date;
 }

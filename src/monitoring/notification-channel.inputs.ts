@@ -2,7 +2,7 @@ import { Field, ID, InputType, Int, ObjectType } from 'type-graphql';
 import { Connection } from '../core/pagination';
 import { NotificationChannel, NotificationChannelKind } from './notification-channel.entity';
 
-@InputType()
+@InputType({ description: 'A new notification channel of a team: its kind, destination and (PAGERDUTY) routing key' })
 export class CreateNotificationChannelInput {
   @Field({ description: 'The owning team' })
   team!: string;
@@ -10,7 +10,7 @@ export class CreateNotificationChannelInput {
   @Field({ description: 'Unique within the team' })
   name!: string;
 
-  @Field(() => NotificationChannelKind)
+  @Field(() => NotificationChannelKind, { description: 'The format deliveries take; fixed once created' })
   kind!: NotificationChannelKind;
 
   @Field({ description: 'http(s) URL; for PAGERDUTY the Events API v2 endpoint, optionally carrying `?routing_key=`' })
@@ -20,12 +20,12 @@ export class CreateNotificationChannelInput {
   routingKey?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'Changes to a channel; each field given replaces the current value, the rest are kept' })
 export class UpdateNotificationChannelInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The NotificationChannel id' })
   id!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'A new name, unique within the team; 1 to 100 characters' })
   name?: string | null;
 
   @Field(() => String, { nullable: true, description: 'A new URL, checked like a new channel\'s' })
@@ -37,7 +37,7 @@ export class UpdateNotificationChannelInput {
 
 @ObjectType({ description: 'A channel just created, with its webhook signing secret: shown this once, never again' })
 export class CreatedNotificationChannel {
-  @Field(() => NotificationChannel)
+  @Field(() => NotificationChannel, { description: 'The channel as created' })
   channel!: NotificationChannel;
 
   @Field(() => String, {

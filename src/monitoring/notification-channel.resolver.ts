@@ -34,7 +34,7 @@ export class NotificationChannelResolver {
 
   @Query(() => NotificationChannelConnection, { nullable: true, description: "Notification channels the caller may read (its own teams'), newest first" })
   @Policy({ action: 'read', subject: 'NotificationChannel' })
-  notificationChannels(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('team', () => String, { nullable: true }) team?: string | null) {
+  notificationChannels(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('team', () => String, { nullable: true, description: 'Only channels of the team with this name' }) team?: string | null) {
     return channels.listNotificationChannels(ctx, page, team);
   }
 
@@ -43,25 +43,25 @@ export class NotificationChannelResolver {
     description: "Creates a team's notification channel. A URL that is not http(s) or whose host is an internal address is refused. A WEBHOOK's signing secret is in this answer only",
   })
   @Policy({ action: 'create', subject: 'NotificationChannel' })
-  createNotificationChannel(@Ctx() ctx: RequestContext, @Arg('input', () => CreateNotificationChannelInput) input: CreateNotificationChannelInput) {
+  createNotificationChannel(@Ctx() ctx: RequestContext, @Arg('input', () => CreateNotificationChannelInput, { description: 'The team, name, kind and destination' }) input: CreateNotificationChannelInput) {
     return channels.createNotificationChannel(ctx, input);
   }
 
   @Mutation(() => NotificationChannel, { nullable: true, description: "Changes a channel's name, URL or PagerDuty routing key" })
   @Policy({ action: 'update', subject: 'NotificationChannel' })
-  updateNotificationChannel(@Ctx() ctx: RequestContext, @Arg('input', () => UpdateNotificationChannelInput) input: UpdateNotificationChannelInput) {
+  updateNotificationChannel(@Ctx() ctx: RequestContext, @Arg('input', () => UpdateNotificationChannelInput, { description: 'The channel and what to change' }) input: UpdateNotificationChannelInput) {
     return channels.updateNotificationChannel(ctx, input);
   }
 
   @Mutation(() => Boolean, { nullable: true, description: 'Removes a channel' })
   @Policy({ action: 'delete', subject: 'NotificationChannel' })
-  deleteNotificationChannel(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
+  deleteNotificationChannel(@Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'The NotificationChannel id' }) id: string) {
     return channels.deleteNotificationChannel(ctx, id);
   }
 
   @Mutation(() => NotificationDelivery, { nullable: true, description: 'Sends a test event to the channel now and answers what became of it (redirects are never followed)' })
   @Policy({ action: 'update', subject: 'NotificationChannel' })
-  testNotificationChannel(@Ctx() ctx: RequestContext, @Arg('id', () => ID) id: string) {
+  testNotificationChannel(@Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'The NotificationChannel id' }) id: string) {
     return channels.testNotificationChannel(ctx, id);
   }
 }

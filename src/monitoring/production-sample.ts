@@ -19,10 +19,10 @@ export class UnusableRows {
 
 @ObjectType({ description: 'One part of a production sample: a dataset version of the rows that occurred in its time range' })
 export class ProductionSamplePart {
-  @Field(() => SamplePart)
+  @Field(() => SamplePart, { description: 'TRAIN (the earlier rows) or HOLDOUT (the latest rows)' })
   part!: SamplePart;
 
-  @Field(() => DatasetVersion)
+  @Field(() => DatasetVersion, { description: "The dataset version holding the part's rows" })
   datasetVersion!: DatasetVersion;
 
   @Field(() => Int, { description: 'Rows in this part' })
@@ -40,7 +40,7 @@ export class ProductionSamplePart {
 
 @ObjectType({ description: "Labelled production traffic of a deployment as dataset versions, split by time: the earlier rows to train on, the latest held out" })
 export class ProductionSample {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment sampled' })
   deploymentId!: string;
 
   @Field(() => ID, { description: "The team's dataset of this deployment's production samples" })
@@ -49,7 +49,7 @@ export class ProductionSample {
   @Field({ description: 'The range sampled: predictions that occurred in [from, to)' })
   from!: Date;
 
-  @Field()
+  @Field({ description: 'End of the range sampled (exclusive)' })
   to!: Date;
 
   @Field(() => ProductionSamplePart, { nullable: true, description: 'The earlier rows; null when there are none' })
@@ -58,6 +58,6 @@ export class ProductionSample {
   @Field(() => ProductionSamplePart, { nullable: true, description: 'The latest `holdoutShare` of the rows; null when there are none' })
   holdout!: ProductionSamplePart | null;
 
-  @Field(() => UnusableRows)
+  @Field(() => UnusableRows, { description: 'Rows in the range left out of both parts, by cause' })
   unusable!: UnusableRows;
 }

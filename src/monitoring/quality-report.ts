@@ -90,10 +90,10 @@ export class QualityMetricChange {
 
 @ObjectType({ description: 'Another version serving the same windows, for reading two versions side by side' })
 export class PeerQuality {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The other ModelVersion' })
   modelVersionId!: string;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Its version number within its model' })
   version!: number;
 
   @Field(() => Int, { description: 'Prediction rows it answered in the windows both served' })
@@ -108,10 +108,10 @@ export class PeerQuality {
 
 @ObjectType({ description: "One served version's quality over the report's windows" })
 export class VersionQuality {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The ModelVersion judged' })
   modelVersionId!: string;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: 'Its version number within its model' })
   version!: number;
 
   @Field(() => Int, { description: 'Prediction rows the version answered' })
@@ -135,10 +135,10 @@ export class VersionQuality {
   @Field(() => Float, { nullable: true, description: 'Median seconds from a prediction to its outcome' })
   labelDelayP50Seconds!: number | null;
 
-  @Field(() => Float, { nullable: true })
+  @Field(() => Float, { nullable: true, description: '95th percentile of the seconds from a prediction to its outcome; null without labelled rows' })
   labelDelayP95Seconds!: number | null;
 
-  @Field(() => Float, { nullable: true })
+  @Field(() => Float, { nullable: true, description: '99th percentile of the seconds from a prediction to its outcome; null without labelled rows' })
   labelDelayP99Seconds!: number | null;
 
   @Field(() => Float, { description: 'The score at and above which a row is predicted positive' })
@@ -159,13 +159,13 @@ export class VersionQuality {
 
 @ObjectType({ description: "A deployment's prediction quality from its outcomes: per served version, over the rollup windows starting in [from, to)" })
 export class QualityReport {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment reported on' })
   deploymentId!: string;
 
-  @Field()
+  @Field({ description: 'Earliest rollup window start included' })
   from!: Date;
 
-  @Field()
+  @Field({ description: 'Windows starting before this instant are included' })
   to!: Date;
 
   @Field(() => [VersionQuality], { description: 'Served (not shadow) versions with rows in the range' })

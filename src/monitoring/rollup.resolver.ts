@@ -8,7 +8,7 @@ import { rebuildDeploymentRollups } from './rollup.service';
 
 @InputType({ description: 'Which windows of a deployment to recompute from the raw prediction log and outcomes' })
 export class RebuildRollupsInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment id' })
   deployment!: string;
 
   @Field({ description: 'The first window recomputed is the one holding this time' })
@@ -23,13 +23,13 @@ export class RebuildRollupsInput {
 
 @ObjectType({ description: 'A window whose stored rollup differed from the one recomputed from the raw log' })
 export class DifferingRollup {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The ModelVersion id of the rollup row' })
   modelVersion!: string;
 
-  @Field()
+  @Field({ description: 'The row counts mirrored (shadow) traffic, not served traffic' })
   shadow!: boolean;
 
-  @Field()
+  @Field({ description: 'Start of the window' })
   windowStart!: Date;
 
   @Field(() => JSONObjectScalar, { nullable: true, description: 'The stored counts (requests, errors, fallbacks, rows, unbinned, labelled); null when no row was stored' })
@@ -41,13 +41,13 @@ export class DifferingRollup {
 
 @ObjectType({ description: 'What a rollup rebuild (or verification) found and did' })
 export class RollupRebuildResult {
-  @Field()
+  @Field({ description: 'Start of the first window covered (from, aligned down to a window boundary)' })
   from!: Date;
 
-  @Field()
+  @Field({ description: 'Windows starting before this instant were covered' })
   to!: Date;
 
-  @Field(() => Int)
+  @Field(() => Int, { description: "Length of a rollup window (the server's inference window)" })
   windowSeconds!: number;
 
   @Field(() => Int, { description: 'Rollup rows recomputed' })
@@ -84,7 +84,7 @@ export class RollupResolver {
     description: "Recomputes a deployment's window rollups over a range from the raw prediction log and outcomes (after a backfill, or to verify them with verifyOnly); audited",
   })
   @Policy({ action: 'update', subject: 'Deployment' })
-  async rebuildRollups(@Ctx() ctx: RequestContext, @Arg('input', () => RebuildRollupsInput) input: RebuildRollupsInput): Promise<RollupRebuildResult> {
+  async rebuildRollups(@Ctx() ctx: RequestContext, @Arg('input', () => RebuildRollupsInput, { description: 'The deployment, the range and whether only to compare' }) input: RebuildRollupsInput): Promise<RollupRebuildResult> {
     return shape(await rebuildDeploymentRollups(ctx, input));
   }
 }

@@ -10,21 +10,29 @@ export enum DeploymentEnvironment {
   STAGING = 'STAGING',
   PRODUCTION = 'PRODUCTION',
 }
-registerEnumType(DeploymentEnvironment, { name: 'DeploymentEnvironment' });
+registerEnumType(DeploymentEnvironment, {
+  name: 'DeploymentEnvironment',
+  description: 'The stage a deployment serves, which decides the versions it may route traffic to',
+  valuesConfig: {
+    DEVELOPMENT: { description: 'Any version that is not ARCHIVED or REJECTED may serve' },
+    STAGING: { description: 'Any version that is not ARCHIVED or REJECTED may serve; the iteration loop never waits for approval here' },
+    PRODUCTION: { description: 'Only APPROVED versions take traffic (a SHADOW rollout may mirror one not yet approved); its requests run on worker threads of their own' },
+  },
+});
 
 @ObjectType({ implements: Node, description: 'A named serving endpoint and the model versions it routes traffic to' })
 @Entity()
 @Index(['teamId', 'name'], { unique: true })
 export class Deployment extends TeamOwnedEntity implements Node {
-  @Field()
+  @Field({ description: 'Unique within its team: 1–63 lowercase letters, digits, ".", "_" or "-"' })
   @Column({ type: 'text' })
   name!: string;
 
-  @Field(() => DeploymentEnvironment)
+  @Field(() => DeploymentEnvironment, { description: 'The stage it serves; PRODUCTION takes APPROVED versions only' })
   @Column({ type: 'enum', enum: DeploymentEnvironment, enumName: 'deployment_environment' })
   environment!: DeploymentEnvironment;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Free text given at creation; null when none was given' })
   @Column({ type: 'text', nullable: true })
   description!: string | null;
 
@@ -33,7 +41,7 @@ export class Deployment extends TeamOwnedEntity implements Node {
   slos!: Record<string, number>;
 
 
-  @Field()
+  @Field({ description: 'When the deployment record last changed (its traffic split is read from trafficSplit)' })
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
   updatedAt!: Date;
 

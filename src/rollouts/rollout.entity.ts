@@ -14,6 +14,11 @@ export enum RolloutStrategy {
 registerEnumType(RolloutStrategy, {
   name: 'RolloutStrategy',
   description: 'CANARY: traffic in steps; SHADOW: mirrored traffic, never served; BLUE_GREEN: all at once, the old version kept for instant rollback',
+  valuesConfig: {
+    CANARY: { description: 'The new version takes the traffic in increasing steps, each judged before the next' },
+    SHADOW: { description: 'The new version gets a mirrored copy of the traffic; its answers are never served' },
+    BLUE_GREEN: { description: 'The new version takes all of the traffic at once; the old split is kept to roll back to' },
+  },
 });
 
 export enum RolloutStatus {
@@ -23,7 +28,17 @@ export enum RolloutStatus {
   ABORTED = 'ABORTED',
   ROLLED_BACK = 'ROLLED_BACK',
 }
-registerEnumType(RolloutStatus, { name: 'RolloutStatus' });
+registerEnumType(RolloutStatus, {
+  name: 'RolloutStatus',
+  description: 'Where a rollout stands; at most one rollout per deployment is IN_PROGRESS or PAUSED',
+  valuesConfig: {
+    IN_PROGRESS: { description: 'In flight: each step advances after its bake time when its health check passes' },
+    PAUSED: { description: 'In flight, held at its current step (by a person, or by a step short of minRequests past maxHoldSeconds) until resumed, promoted, aborted or rolled back' },
+    SUCCEEDED: { description: 'Finished: the new version holds all of the traffic (SHADOW: the mirror passed and was removed, the split untouched)' },
+    ABORTED: { description: 'Finished: stopped by abortRollout; the split it started from is restored' },
+    ROLLED_BACK: { description: 'Finished: a health check failed or rollbackDeployment was called; the split it started from is restored' },
+  },
+});
 
 export interface SplitEntry {
   modelVersionId: string;
@@ -50,11 +65,11 @@ export class Rollout extends TeamOwnedEntity implements Node {
   @JoinColumn({ name: 'model_version_id' })
   modelVersion?: ModelVersion;
 
-  @Field(() => RolloutStrategy)
+  @Field(() => RolloutStrategy, { description: 'How the new version takes the traffic' })
   @Column({ type: 'enum', enum: RolloutStrategy, enumName: 'rollout_strategy' })
   strategy!: RolloutStrategy;
 
-  @Field(() => RolloutStatus)
+  @Field(() => RolloutStatus, { description: 'IN_PROGRESS or PAUSED while in flight; SUCCEEDED, ABORTED or ROLLED_BACK once finished' })
   @Column({ type: 'enum', enum: RolloutStatus, enumName: 'rollout_status' })
   status!: RolloutStatus;
 
@@ -98,11 +113,11 @@ export class Rollout extends TeamOwnedEntity implements Node {
   @Column({ type: 'int', default: 0 })
   generation!: number;
 
-  @Field()
+  @Field({ description: 'When the current step began (or its bake time last restarted, on resume); its health check falls due bakeSeconds later' })
   @Column({ type: 'timestamptz', precision: 3 })
   stepStartedAt!: Date;
 
-  @Field(() => Date, { nullable: true })
+  @Field(() => Date, { nullable: true, description: 'When it SUCCEEDED, was ABORTED or ROLLED_BACK; null while in flight' })
   @Column({ type: 'timestamptz', precision: 3, nullable: true })
   finishedAt!: Date | null;
 
@@ -110,7 +125,7 @@ export class Rollout extends TeamOwnedEntity implements Node {
   @Column({ type: 'text', nullable: true })
   reason!: string | null;
 
-  @Field()
+  @Field({ description: 'When the rollout record last changed (a step, a verdict, its status)' })
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
   updatedAt!: Date;
 }

@@ -6,9 +6,9 @@ import { NAME } from '../core/validation';
 import { Deployment, DeploymentEnvironment } from './deployment.entity';
 import { Rollout, RolloutStatus, RolloutStrategy } from './rollout.entity';
 
-@InputType()
+@InputType({ description: 'A model version and the percentage of traffic it is to receive' })
 export class TrafficShareInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: "A ModelVersion id of the deployment's team; not ARCHIVED or REJECTED, and APPROVED for PRODUCTION" })
   modelVersion!: string;
 
   @Field(() => Int, { description: 'Percent of traffic, 1–100; the shares of a deployment sum to 100' })
@@ -18,21 +18,21 @@ export class TrafficShareInput {
   weight!: number;
 }
 
-@InputType()
+@InputType({ description: 'A new deployment: its name, environment, objectives and first traffic split' })
 export class CreateDeploymentInput {
   @Field(() => String, { nullable: true, description: "Team name; defaults to the caller's only team" })
   @IsOptional()
   @MaxLength(63)
   team?: string | null;
 
-  @Field()
+  @Field({ description: '1–63 lowercase letters, digits, ".", "_" or "-"; unique within the team' })
   @Matches(NAME, { message: 'name must be 1–63 lowercase letters, digits, ".", "_" or "-"' })
   name!: string;
 
-  @Field(() => DeploymentEnvironment)
+  @Field(() => DeploymentEnvironment, { description: 'Fixed once created; PRODUCTION takes APPROVED versions only' })
   environment!: DeploymentEnvironment;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Free text, at most 2,000 characters' })
   @IsOptional()
   @MaxLength(2000)
   description?: string | null;
@@ -48,46 +48,46 @@ export class CreateDeploymentInput {
   trafficSplit?: TrafficShareInput[] | null;
 }
 
-@InputType()
+@InputType({ description: 'A whole new traffic split for a deployment with no rollout in flight' })
 export class SetTrafficSplitInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment id' })
   deployment!: string;
 
-  @Field(() => [TrafficShareInput])
+  @Field(() => [TrafficShareInput], { description: 'The new shares, at most 10, one per version, summing to 100; they replace the current ones' })
   @ArrayMaxSize(10)
   @ValidateNested({ each: true })
   trafficSplit!: TrafficShareInput[];
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Why, recorded in the audit event; at most 2,000 characters' })
   @IsOptional()
   @MaxLength(2000)
   reason?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'Narrows a list of deployments; every field given must match' })
 export class DeploymentFilter {
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only deployments of the team with this name' })
   team?: string | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only the deployment with exactly this name' })
   name?: string | null;
 
-  @Field(() => DeploymentEnvironment, { nullable: true })
+  @Field(() => DeploymentEnvironment, { nullable: true, description: 'Only deployments serving this stage' })
   environment?: DeploymentEnvironment | null;
 
   @Field(() => ID, { nullable: true, description: 'Only deployments routing traffic to this model version' })
   modelVersion?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'A rollout to start: the deployment, the version and how it takes the traffic; settings left out take their defaults' })
 export class StartRolloutInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment id; it must have no rollout in flight' })
   deployment!: string;
 
   @Field(() => ID, { description: 'The version to roll out' })
   modelVersion!: string;
 
-  @Field(() => RolloutStrategy)
+  @Field(() => RolloutStrategy, { description: 'CANARY needs another version already serving; SHADOW may roll out a version not yet APPROVED to PRODUCTION' })
   strategy!: RolloutStrategy;
 
   @Field(() => [Int], { nullable: true, description: 'CANARY steps in percent, increasing, ending at 100 (default 5, 25, 50, 100)' })
@@ -133,37 +133,37 @@ export class StartRolloutInput {
   minAgreement?: number | null;
 }
 
-@InputType()
+@InputType({ description: 'The rollout in flight to act on, and why' })
 export class RolloutActionInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Rollout id; it must be IN_PROGRESS or PAUSED' })
   rollout!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: "Why, recorded in the audit event (and as the rollout's reason when it ends it); at most 2,000 characters" })
   @IsOptional()
   @MaxLength(2000)
   reason?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'The deployment to roll back, and why' })
 export class RollbackDeploymentInput {
-  @Field(() => ID)
+  @Field(() => ID, { description: 'The Deployment id' })
   deployment!: string;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: "Why, recorded in the audit event and as the rolled-back rollout's reason; at most 2,000 characters" })
   @IsOptional()
   @MaxLength(2000)
   reason?: string | null;
 }
 
-@InputType()
+@InputType({ description: 'Narrows a list of rollouts; every field given must match' })
 export class RolloutFilter {
-  @Field(() => ID, { nullable: true })
+  @Field(() => ID, { nullable: true, description: 'Only rollouts of this Deployment id' })
   deployment?: string | null;
 
-  @Field(() => RolloutStatus, { nullable: true })
+  @Field(() => RolloutStatus, { nullable: true, description: 'Only rollouts in this status' })
   status?: RolloutStatus | null;
 
-  @Field(() => String, { nullable: true })
+  @Field(() => String, { nullable: true, description: 'Only rollouts of the team with this name' })
   team?: string | null;
 }
 

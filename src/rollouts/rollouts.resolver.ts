@@ -29,21 +29,21 @@ const ROLLOUT_READ = { action: 'read', subject: 'Rollout' } as const;
 
 @Resolver()
 export class RolloutsResolver {
-  @Query(() => DeploymentConnection, { nullable: true })
+  @Query(() => DeploymentConnection, { nullable: true, description: 'Deployments the caller may read, newest first' })
   @Policy({ action: 'read', subject: 'Deployment' })
-  deployments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DeploymentFilter, { nullable: true }) filter?: DeploymentFilter) {
+  deployments(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => DeploymentFilter, { nullable: true, description: 'Only deployments matching it; all readable ones when left out' }) filter?: DeploymentFilter) {
     return queries.listDeployments(ctx, page, filter);
   }
 
-  @Mutation(() => Deployment, { nullable: true })
+  @Mutation(() => Deployment, { nullable: true, description: 'Creates a deployment in a team and starts its monitor; an initial split must sum to 100 (APPROVED versions only for PRODUCTION)' })
   @Policy({ action: 'create', subject: 'Deployment' })
-  createDeployment(@Ctx() ctx: RequestContext, @Arg('input', () => CreateDeploymentInput) input: CreateDeploymentInput) {
+  createDeployment(@Ctx() ctx: RequestContext, @Arg('input', () => CreateDeploymentInput, { description: 'The deployment to create' }) input: CreateDeploymentInput) {
     return deployments.createDeployment(ctx, input);
   }
 
   @Mutation(() => Deployment, { nullable: true, description: 'Replaces the traffic split at once; weights sum to 100; PRODUCTION takes APPROVED versions only' })
   @Policy({ action: 'update', subject: 'Deployment' })
-  setTrafficSplit(@Ctx() ctx: RequestContext, @Arg('input', () => SetTrafficSplitInput) input: SetTrafficSplitInput) {
+  setTrafficSplit(@Ctx() ctx: RequestContext, @Arg('input', () => SetTrafficSplitInput, { description: 'The deployment and its new split' }) input: SetTrafficSplitInput) {
     return deployments.setTrafficSplit(ctx, input);
   }
 }
@@ -52,43 +52,43 @@ export class RolloutsResolver {
 export class RolloutResolver {
   @Query(() => RolloutConnection, { nullable: true, description: 'Rollouts, newest first' })
   @Policy(ROLLOUT_READ)
-  rollouts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => RolloutFilter, { nullable: true }) filter?: RolloutFilter) {
+  rollouts(@Ctx() ctx: RequestContext, @Args() page: PageArgs, @Arg('filter', () => RolloutFilter, { nullable: true, description: 'Only rollouts matching it; all readable ones when left out' }) filter?: RolloutFilter) {
     return queries.listRollouts(ctx, page, filter);
   }
 
   @Mutation(() => Rollout, { nullable: true, description: 'Starts moving a deployment to a model version (CANARY, SHADOW or BLUE_GREEN); steps advance after their bake time if healthy' })
   @Policy({ action: 'create', subject: 'Rollout' })
-  startRollout(@Ctx() ctx: RequestContext, @Arg('input', () => StartRolloutInput) input: StartRolloutInput) {
+  startRollout(@Ctx() ctx: RequestContext, @Arg('input', () => StartRolloutInput, { description: 'The deployment, the version and the strategy, with optional step settings' }) input: StartRolloutInput) {
     return rollouts.startRollout(ctx, input);
   }
 
   @Mutation(() => Rollout, { nullable: true, description: 'Moves to the next step now (or completes), without waiting for the bake time' })
   @Policy({ action: 'update', subject: 'Rollout' })
-  promoteRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
+  promoteRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput, { description: 'The rollout to move on' }) input: RolloutActionInput) {
     return rollouts.promoteRollout(ctx, input);
   }
 
   @Mutation(() => Rollout, { nullable: true, description: 'Holds the current step: no automatic advance until resumed or promoted' })
   @Policy({ action: 'update', subject: 'Rollout' })
-  pauseRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
+  pauseRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput, { description: 'The rollout to hold' }) input: RolloutActionInput) {
     return rollouts.pauseRollout(ctx, input);
   }
 
   @Mutation(() => Rollout, { nullable: true, description: 'Restarts the bake time of the current step of a paused rollout' })
   @Policy({ action: 'update', subject: 'Rollout' })
-  resumeRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
+  resumeRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput, { description: 'The paused rollout to resume' }) input: RolloutActionInput) {
     return rollouts.resumeRollout(ctx, input);
   }
 
   @Mutation(() => Rollout, { nullable: true, description: 'Stops the rollout and restores the split it started from' })
   @Policy({ action: 'update', subject: 'Rollout' })
-  abortRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput) input: RolloutActionInput) {
+  abortRollout(@Ctx() ctx: RequestContext, @Arg('input', () => RolloutActionInput, { description: 'The rollout to stop' }) input: RolloutActionInput) {
     return rollouts.abortRollout(ctx, input);
   }
 
   @Mutation(() => Deployment, { nullable: true, description: 'Rolls back the rollout in flight, or returns all traffic to the last version that held 100 %' })
   @Policy({ action: 'update', subject: 'Deployment' })
-  rollbackDeployment(@Ctx() ctx: RequestContext, @Arg('input', () => RollbackDeploymentInput) input: RollbackDeploymentInput) {
+  rollbackDeployment(@Ctx() ctx: RequestContext, @Arg('input', () => RollbackDeploymentInput, { description: 'The deployment to roll back' }) input: RollbackDeploymentInput) {
     return rollouts.rollbackDeployment(ctx, input);
   }
 
@@ -104,7 +104,7 @@ export class RolloutResolver {
     },
   })
   @Policy(ROLLOUT_READ)
-  async rolloutUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID) deployment: string): Promise<Rollout> {
+  async rolloutUpdated(@Root() event: { id: string }, @Ctx() ctx: RequestContext, @Arg('deployment', () => ID, { description: 'The Deployment id to follow' }) deployment: string): Promise<Rollout> {
     // Each event is checked like a new request: the credential again (revoked keys stop here), and
     // loaders of its own, so nested fields are not answered from the previous event's reads.
     const now = await eventContext(ctx);
@@ -119,7 +119,7 @@ export class RolloutResolver {
 
 @Resolver(() => Rollout)
 export class RolloutFieldResolver {
-  @FieldResolver(() => Deployment, { nullable: true })
+  @FieldResolver(() => Deployment, { nullable: true, description: 'The deployment whose traffic moves; null if the caller may not read it' })
   deployment(@Root() r: Rollout, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(Deployment, 'Deployment').load(r.deploymentId);
   }
@@ -172,7 +172,7 @@ export class DeploymentFieldResolver {
 
 @Resolver(() => TrafficShare)
 export class TrafficShareFieldResolver {
-  @FieldResolver(() => ModelVersion, { nullable: true })
+  @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version receiving the share; null if the caller may not read it' })
   modelVersion(@Root() r: TrafficShare, @Ctx() ctx: RequestContext) {
     return ctx.loaders.byId(ModelVersion, 'ModelVersion').load(r.modelVersionId);
   }
