@@ -182,6 +182,8 @@ export class InferenceEngine {
   readonly log: PredictionLog;
   private table = new Map<string, Route>();
   private readonly versions = new Map<string, ServedVersion>();
+  /** Providers already said to be missing on this machine (said once, not once per model). */
+  private readonly missingProviders = new Set<string>();
   /** The pools each served version is loaded into. */
   private readonly placed = new Map<string, Set<PoolName>>();
   private readonly tripListeners: Array<(trip: BudgetTrip) => void> = [];
@@ -433,7 +435,7 @@ export class InferenceEngine {
             loadedAt: new Date(),
             logInputs: CLASSIFICATION_ORDER.indexOf(classification) <= CLASSIFICATION_ORDER.indexOf(this.config.logInputsUpTo),
           });
-          if (loaded.fellBack.length) this.logger.warn({ modelVersion: r.id, provider: loaded.provider, fellBack: loaded.fellBack }, 'execution provider fell back');
+          if (loaded.fellBack.length) this.noteFallback(r.id, loaded.provider, loaded.fellBack);
           this.logger.info({ modelVersion: r.id, provider: loaded.provider }, 'model version loaded for serving');
         } catch (e) {
           for (const p of poolsOf.get(r.id)!) this.failures[p].set(r.id, (e as Error).message);
@@ -669,6 +671,25 @@ export class InferenceEngine {
     await this.log.close();
     await Promise.all([this.pools.production.close(), this.pools.shared.close()]);
     await this.sql.end();
+  }
+
+  /**
+   * A provider whose library this machine lacks (CUDA on a CPU machine) is a fact about the
+   * machine, said once at info; a provider that is present but failed for a model is a warning.
+   */
+  private noteFallback(versionId: string, provider: string, fellBack: string[]): void {
+    const missing = fellBack.every((f) => /failed to load shared library/i.test(f));
+    if (!missing) {
+      this.logger.warn({ modelVersion: versionId, provider, fellBack }, 'execution provider fell back');
+      return;
+    }
+    const names = fellBack.map((f) => f.split(':')[0]).join(', ');
+    if (this.missingProviders.has(names)) {
+      this.logger.debug({ modelVersion: versionId, provider, fellBack }, 'execution provider not available here');
+      return;
+    }
+    this.missingProviders.add(names);
+    this.logger.info({ provider, unavailable: fellBack }, `${names} not available on this machine: models run on ${provider} (INFERENCE_PROVIDERS=${provider} skips trying)`);
   }
 }
 
