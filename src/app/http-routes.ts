@@ -9,7 +9,6 @@ import { CoreReason, type ErrorReason } from '../core/error-reasons';
 import { AppError, ErrorCode, HTTP_STATUS, unauthenticated } from '../core/errors';
 import type { Logger } from '../core/logger';
 import { readiness } from '../core/readiness';
-import type { InferenceEngine } from '../inference/inference.engine';
 import { openInferenceRouter } from '../inference/open-inference';
 import { bulkOutcomeDeployment, recordOutcomeStream } from '../inference/outcome.stream';
 import { uploadDatasetContent } from '../lineage/dataset-content.service';
@@ -33,7 +32,7 @@ function errorBody(code: ErrorCode, message: string, requestId: string, reason?:
  * the Open Inference Protocol (/v2), artifact and dataset uploads, bulk outcomes, audit export downloads. Every
  * route builds the same request context as GraphQL and answers errors in the same shape.
  */
-export function httpRoutes(app: AppServices, inference: InferenceEngine | null, subscriptionMetrics: Registry, log: Logger): Router {
+export function httpRoutes(app: AppServices, subscriptionMetrics: Registry, log: Logger): Router {
   const router = express.Router();
   const contextOf = (req: Request, res: Response) => httpContextFor(app, req, res);
   router.use((req, res, next) => {
@@ -53,18 +52,14 @@ export function httpRoutes(app: AppServices, inference: InferenceEngine | null, 
     res.status(r.ready ? 200 : 503).json({ status: r.ready ? 'ready' : 'not ready', ...r.details });
   });
 
-  // Prometheus metrics of this process; the scraper authenticates like any client and needs
+  // Prometheus metrics of this process (the serving metrics among them where it serves predictions); the scraper authenticates like any client and needs
   // `read` on `Metrics` (admin and auditor have it; give a scraper's API key a role that does).
   router.get('/metrics', async (req, res, next) => {
     try {
       const ctx = await contextOf(req, res);
       if (!ctx.principal) throw ctx.authError ?? unauthenticated();
       if (!ctx.ability.can('read', 'Metrics')) throw new AppError(ErrorCode.FORBIDDEN, 'Not allowed to read Metrics');
-      if (!inference) {
-        res.status(404).json(errorBody(ErrorCode.NOT_FOUND, 'This process does not serve predictions', res.locals.requestId));
-        return;
-      }
-      const registry = Registry.merge([inference.metrics.registry, subscriptionMetrics]);
+      const registry = Registry.merge([app.metrics!.registry, subscriptionMetrics]);
       res.setHeader('content-type', registry.contentType);
       res.send(await registry.metrics());
     } catch (e) {

@@ -14,6 +14,7 @@ import type { AppServices, RequestContext } from '../core/context';
 import type { StatementCounter } from '../core/database';
 import { AppError, toClientError } from '../core/errors';
 import { createLogger, type Logger } from '../core/logger';
+import { graphqlMetricsPlugin, httpMetrics } from '../core/http-metrics';
 import { queryLimitsPlugin } from '../core/query-limits';
 import { InferenceEngine } from '../inference/inference.engine';
 import { followRunBudgets } from '../monitoring/run-budget-alert.service';
@@ -33,7 +34,7 @@ export interface RunningServer {
   schema: GraphQLSchema;
   /** How many WebSocket connections have their credential followed now (each with a recheck timer). */
   followedSockets(): number;
-  /** This server's subscription metrics (`modelgov_subscription_executions_total` and the like), also served at /metrics. */
+  /** This server's subscription metrics (`modelgov_subscription_executions_total` and the like), served at /metrics with the process's others. */
   subscriptionMetrics: Registry;
   /**
    * Stops the server: refuses new connections, lets in-flight HTTP requests finish (for up to
@@ -76,7 +77,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const { statements } = app;
   const workers = config.workersInProcess ? startWorkers(app) : null;
   // Every routed model version is loaded and warmed up before the server listens.
-  const inference = config.inference.enabled ? new InferenceEngine(config.databaseUrl, app.artifacts, config.inference, log, { windowSeconds: config.inference.windowSeconds, binsFor: (id) => app.rollupBins(id) }, app.connectionLogs.postgres) : null;
+  const inference = config.inference.enabled ? new InferenceEngine(config.databaseUrl, app.artifacts, config.inference, log, { windowSeconds: config.inference.windowSeconds, binsFor: (id) => app.rollupBins(id) }, app.connectionLogs.postgres, app.metrics!.registry) : null;
   if (inference) {
     app.inference = inference;
     followRunBudgets(app, inference);
@@ -86,6 +87,8 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   const schema = await buildAppSchema(app.events!.pubSub);
   const expressApp = express();
   expressApp.disable('x-powered-by');
+  // First, so that every request is counted, whichever handler answers it.
+  expressApp.use(httpMetrics(app.metrics!, ['/graphql']));
   const httpServer = createServer(expressApp);
 
   // Introspection is refused in production by these rules, on HTTP and WebSocket alike.
@@ -115,6 +118,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
           };
         },
       },
+      graphqlMetricsPlugin(app.metrics!),
       queryLimitsPlugin(schema, limits),
       errorPlugin(log),
       accessLogPlugin(),
@@ -123,7 +127,7 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   });
   await apollo.start();
 
-  expressApp.use(httpRoutes(app, inference, ws.fanout.registry, log));
+  expressApp.use(httpRoutes(app, ws.fanout.registry, log));
   expressApp.use(
     '/graphql',
     express.json({ limit: config.bodyLimitBytes }),

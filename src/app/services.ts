@@ -10,6 +10,8 @@ import { endpointOf, errorText, type Logger } from '../core/logger';
 import { rateLimitedLog, type RateLimitedLog } from '../core/rate-limited-log';
 import { OutboxDispatcher } from '../core/queue/dispatcher';
 import { Queues } from '../core/queue/queues';
+import { registerQueueMetrics } from '../core/queue/queue-metrics';
+import { Metrics } from '../core/metrics';
 import { principalResolver } from '../access/principal-resolver';
 import { PrincipalCache } from '../access/principal-cache';
 import { scheduleMonitor } from '../monitoring/monitor.service';
@@ -20,6 +22,7 @@ import { RollupCompactor } from '../inference/rollup-compactor';
 import { stepAgreement, stepFigures } from '../monitoring/rollout-evidence';
 import { servingPathOf } from '../rollouts/serving-path';
 import { LocalProcessExecutor } from '../training/executor';
+import { registerTrainingMetrics } from '../training/training-metrics';
 import { openAppDatabase } from './database';
 import { seedBaseline } from './seed/baseline';
 
@@ -69,6 +72,9 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
   starting = false;
   const queues = new Queues(config, connectionLogs.redis);
   const dispatcher = new OutboxDispatcher(config.databaseUrl, queues, log, { jobAttempts: config.trainingAttempts, connectionLogs });
+  const metrics = new Metrics();
+  registerQueueMetrics(metrics, queues);
+  registerTrainingMetrics(metrics);
   const bus = createEventBus(config, log, connectionLogs.redis);
   const denials = new DenialRecorder(db, log, config.auditDenials);
   const principalCache = new PrincipalCache(config.principalCache);
@@ -88,6 +94,7 @@ export async function openAppServices(config: Config, log: Logger): Promise<Open
     dispatcher,
     events: bus,
     denials,
+    metrics,
     principalCache,
     statements,
     rollupCompactor,

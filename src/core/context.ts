@@ -6,6 +6,7 @@ import type { AppError } from './errors';
 import type { EventBus } from './events';
 export type { EventPublisher } from './events';
 import type { Logger } from './logger';
+import type { Metrics } from './metrics';
 import { Loaders } from './loaders';
 import type { ArtifactStore } from './artifact-store';
 import type { OutboxDispatcher } from './queue/dispatcher';
@@ -35,6 +36,8 @@ export interface AppServices {
   events?: EventBus;
   /** Records refused attempts (rate-limited, folded); without one, each is written as it happens. */
   denials?: DenialSink;
+  /** This process's Prometheus metrics (served at GET /metrics by an API process). */
+  metrics?: Metrics;
 }
 
 /** A principal and what it may do, as established at one moment. */

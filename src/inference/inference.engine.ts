@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Client, Pool } from 'pg';
+import { Registry } from 'prom-client';
 import type { InferenceConfig } from '../config';
 import { withDefaultUser } from '../core/database';
 import { toGlobalId } from '../core/global-id';
@@ -186,6 +187,8 @@ export class InferenceEngine {
   private readonly missingProviders = new Set<string>();
   /** The pools each served version is loaded into. */
   private readonly placed = new Map<string, Set<PoolName>>();
+  /** `model:vN` of every version the routes name, for the metrics' labels (read at each reconcile). */
+  private versionNames = new Map<string, string>();
   private readonly tripListeners: Array<(trip: BudgetTrip) => void> = [];
   /** Per pool, versions that could not be loaded into it, with why (retried on the next reconcile). */
   readonly failures: Record<PoolName, Map<string, string>> = { production: new Map(), shared: new Map() };
@@ -209,11 +212,13 @@ export class InferenceEngine {
     rollups?: RollupWriter,
     /** Where failures that repeat while PostgreSQL is away are reported, rate-limited (else each is logged). */
     private readonly postgresTrouble?: RateLimitedLog,
+    /** Where the serving metrics are registered: the registry GET /metrics serves. */
+    registry: Registry = new Registry(),
   ) {
     this.sql = new Pool({ connectionString: withDefaultUser(databaseUrl), max: 3, application_name: 'modelgov-inference' });
     this.sql.on('error', (e) => this.pgWarn('inference', { err: e.message }, 'inference database connection error'));
     const both = <T>(f: (p: InferencePool) => T): T[] => [f(this.pools.production), f(this.pools.shared)];
-    this.metrics = new ServingMetrics({
+    this.metrics = new ServingMetrics(registry, {
       queued: () => both((p) => p.queued).reduce((a, b) => a + b),
       logBuffered: () => this.log.buffered,
       threads: () => both((p) => p.size).reduce((a, b) => a + b),
@@ -232,7 +237,7 @@ export class InferenceEngine {
         runBudgetPerRowMs: config.runBudgetPerRowMs,
         stuckAfterMs: config.runStuckMs,
         log: logger,
-        onBatch: (versionId, requests) => this.metrics.batchRequests.observe({ model_version: versionId }, requests),
+        onBatch: (versionId, requests) => this.metrics.batchRequests.observe({ model_version: this.versionLabel(versionId) }, requests),
         onRun: (versionId, ms, overran) => this.ran(name, versionId, ms, overran),
         onStuck: (versionId) => this.ranStuck(name, versionId),
       });
@@ -341,6 +346,12 @@ export class InferenceEngine {
       for (const s of route.shadows) wanted[this.poolFor(route, 'SHADOW')].add(s);
     }
     for (const set of Object.values(wanted)) for (const id of set) needed.add(id);
+    const named = new Set([...needed, ...[...routes.values()].flatMap((r) => r.shares.map((s) => s.versionId))]);
+    const { rows: names } = await this.sql.query<{ id: string; label: string }>(
+      `SELECT mv.id, m.name || ':v' || mv.version AS label FROM model_version mv JOIN model m ON m.id = mv.model_id WHERE mv.id = ANY($1::uuid[])`,
+      [[...named]],
+    );
+    this.versionNames = new Map(names.map((n) => [n.id, n.label]));
     const now = performance.now();
     for (const p of POOLS) {
       for (const id of wanted[p]) {
@@ -443,6 +454,16 @@ export class InferenceEngine {
         }
       }),
     );
+  }
+
+  /** A deployment as the metrics label it: `team:deployment`, the name the Open Inference paths take. */
+  deploymentLabel(route: Pick<Route, 'teamName' | 'name'>): string {
+    return `${route.teamName}:${route.name}`;
+  }
+
+  /** A routed model version as the metrics label it: `model:vN` (`unknown` for one no route names any more). */
+  versionLabel(versionId: string): string {
+    return this.versionNames.get(versionId) ?? 'unknown';
   }
 
   route(deploymentId: string): Route | undefined {

@@ -172,7 +172,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     failure = new InferenceRunError(`model version ${primaryId} is not loaded: ${engine.unavailable(primaryId, pool)}`);
   }
   const afterPrimary = performance.now();
-  const labels = { deployment: deploymentId, model_version: primaryId };
+  const labels = { deployment: engine.deploymentLabel(route), model_version: engine.versionLabel(primaryId) };
   engine.metrics.predictions.inc({ ...labels, role: 'served', outcome: skipped ? 'skipped' : failure ? outcomeOf(failure) : 'ok' });
   if (!skipped) {
     engine.metrics.latency.observe({ ...labels, role: 'served' }, (afterPrimary - started) / 1000);
@@ -224,7 +224,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     ctx.log.warn({ deployment: deploymentId, modelVersion: primaryId, err: failure?.message }, 'prediction failed and no fallback answered');
     throw new AppError(ErrorCode.UNAVAILABLE, 'The model version failed and no fallback version could answer', { reason: InferenceReason.FAILED });
   }
-  engine.metrics.rows.inc({ deployment: deploymentId, model_version: served.id }, rows);
+  engine.metrics.rows.inc({ deployment: labels.deployment, model_version: engine.versionLabel(served.id) }, rows);
   return { predictionId: entry.id, outputs, version: served, deploymentId, rows, latencyMs, fallback };
 }
 
@@ -246,7 +246,7 @@ async function mirror(engine: InferenceEngine, route: Route, req: PredictRequest
       error = (e as Error).message;
     }
     const latencyMs = performance.now() - started;
-    const labels = { deployment: route.deploymentId, model_version: shadowId, role: 'shadow' };
+    const labels = { deployment: engine.deploymentLabel(route), model_version: engine.versionLabel(shadowId), role: 'shadow' };
     engine.metrics.latency.observe(labels, latencyMs / 1000);
     engine.metrics.predictions.inc({ ...labels, outcome: error ? 'error' : 'ok' });
     const shadowOutputs = outputs ? rowsOf(outputs) : null;

@@ -1,15 +1,14 @@
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** Latency buckets, seconds: sub-millisecond resolution where in-process inference lives. */
 const LATENCY_BUCKETS = [0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.024, 2.048];
 
 /**
- * The Prometheus metrics of one server process (own registry, so several servers in one process
- * never share counters). Labels carry ids, never names or principals, to bound cardinality.
+ * The inference engine's Prometheus metrics, on the registry GET /metrics serves (the process's own
+ * by default). Labels are readable and bounded: `deployment` is `team:deployment` (as on the Open
+ * Inference paths), `model_version` is `model:vN`, both of what the engine routes to; never ids or principals.
  */
 export class ServingMetrics {
-  readonly registry = new Registry();
-
   readonly predictions = new Counter({
     name: 'modelgov_predictions_total',
     help: 'Prediction requests by deployment, model version, role (served or shadow) and outcome (ok, error, timeout, skipped: its circuit breaker was open)',
@@ -71,11 +70,24 @@ export class ServingMetrics {
     registers: [this.registry],
   });
 
-  constructor(gauges: { queued: () => number; logBuffered: () => number; threads: () => number; replacedThreads: () => number; stuckThreads: () => Record<string, number> }) {
-    collectDefaultMetrics({ register: this.registry, prefix: 'modelgov_' });
+  constructor(
+    readonly registry: Registry,
+    gauges: { queued: () => number; logBuffered: () => number; threads: () => number; replacedThreads: () => number; stuckThreads: () => Record<string, number> },
+  ) {
     new Gauge({ name: 'modelgov_inference_queued_requests', help: 'Requests waiting for an inference thread', registers: [this.registry], collect() { this.set(gauges.queued()); } });
     new Gauge({ name: 'modelgov_inference_threads', help: 'Inference threads', registers: [this.registry], collect() { this.set(gauges.threads()); } });
-    new Gauge({ name: 'modelgov_inference_threads_replaced', help: 'Inference threads replaced after a stuck run or a crash (since start)', registers: [this.registry], collect() { this.set(gauges.replacedThreads()); } });
+    // Counted by the pools; read at the scrape, as a counter (it only grows).
+    let replaced = 0;
+    new Counter({
+      name: 'modelgov_inference_threads_replaced_total',
+      help: 'Inference threads replaced after a stuck run or a crash',
+      registers: [this.registry],
+      collect() {
+        const now = gauges.replacedThreads();
+        if (now > replaced) this.inc(now - replaced);
+        replaced = Math.max(replaced, now);
+      },
+    });
     new Gauge({
       name: 'modelgov_inference_threads_stuck',
       help: 'Retired inference threads stuck in a model run that cannot be stopped, by pool; each holds a core until the process exits',

@@ -28,6 +28,7 @@ import { loadReadable, loadRunDatasets, registerCodeVersion, registerConfig, reg
 import { SeedSet } from '../lineage/seed-set.entity';
 import type { StartTrainingRunInput } from './training.inputs';
 import { TrainingRun, TrainingRunDataset, TrainingRunStatus } from '../lineage/training-run.entity';
+import { countFinishedRun } from './training-metrics';
 import { TrainingReason } from './training.errors';
 
 const FINAL = [TrainingRunStatus.SUCCEEDED, TrainingRunStatus.FAILED, TrainingRunStatus.CANCELLED];
@@ -136,6 +137,7 @@ export async function cancelTrainingRun(ctx: RequestContext, id: string, reason:
     await audit(ctx, { action: 'cancelTrainingRun', subjectType: 'TrainingRun', subjectId: toGlobalId('TrainingRun', run.id), reason, before, after: { status: run.status } });
     return run;
   });
+  countFinishedRun(ctx.app, TrainingRunStatus.CANCELLED);
   await publishRun(ctx, run.id);
   return run;
 }
@@ -361,9 +363,9 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, execution: 
   const reference = storableReference(await readJson(path.join(outputDir, 'profile.json'), 'profile.json').catch(() => null));
   const blob = await ctx.app.artifacts.put(await readFile(modelFile));
   const config = await ctx.app.db.getRepository(Config).findOneByOrFail({ id: run.configId });
-  await inTransaction(ctx, async (em, ctx) => {
+  const succeeded = await inTransaction(ctx, async (em, ctx) => {
     const locked = await em.findOne(TrainingRun, { where: { id: run.id }, lock: { mode: 'pessimistic_write' } });
-    if (!locked || locked.status !== TrainingRunStatus.RUNNING || locked.attempts !== execution) return;
+    if (!locked || locked.status !== TrainingRunStatus.RUNNING || locked.attempts !== execution) return false;
     const claimed = await em.findOne(ModelVersion, { where: { trainingRunId: run.id } });
     if (claimed) throw new OutputError(`the run's output slot is taken by model version ${toGlobalId('ModelVersion', claimed.id)}, registered by ${claimed.createdBy}`);
     // The registry numbers the version and places it in its status machine; the gate is training's.
@@ -386,14 +388,16 @@ async function registerOutput(ctx: RequestContext, run: TrainingRun, execution: 
       before: { status: locked.status },
       after: { status: TrainingRunStatus.SUCCEEDED, metrics, modelVersion: toGlobalId('ModelVersion', version.id) },
     });
+    return true;
   });
+  if (succeeded) countFinishedRun(ctx.app, TrainingRunStatus.SUCCEEDED);
 }
 
 /** Ends a run that is not finished yet, with one audit event; a finished run is left as it is. */
 export async function finishRun(ctx: RequestContext, runId: string, status: TrainingRunStatus, reason: string | null): Promise<void> {
-  await inTransaction(ctx, async (em, ctx) => {
+  const ended = await inTransaction(ctx, async (em, ctx) => {
     const run = await em.findOne(TrainingRun, { where: { id: runId }, lock: { mode: 'pessimistic_write' } });
-    if (!run || FINAL.includes(run.status)) return;
+    if (!run || FINAL.includes(run.status)) return false;
     await em.update(TrainingRun, { id: runId }, { status, finishedAt: new Date(), failureReason: reason });
     await audit(ctx, {
       action: status === TrainingRunStatus.FAILED ? 'failTrainingRun' : 'completeTrainingRun',
@@ -403,6 +407,8 @@ export async function finishRun(ctx: RequestContext, runId: string, status: Trai
       before: { status: run.status },
       after: { status },
     });
+    return true;
   });
+  if (ended) countFinishedRun(ctx.app, status);
   await publishRun(ctx, runId);
 }

@@ -101,7 +101,9 @@ describe('serving: fallback and circuit breaker', () => {
     assert.ok(errors.some((e) => /out of data bounds/.test(e)), 'the faulty version threw');
     assert.ok(errors.some((e) => /skipped during its cool-down/.test(e)), 'repeated failures open the breaker');
     const metrics = await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${t.token(['admin'], [])}` } }).then((x) => x.text());
-    assert.match(metrics, new RegExp(`modelgov_prediction_fallbacks_total\\{deployment="${uuidOf(d)}",model_version="${uuidOf(faulty)}"\\} \\d+`));
+    // Labelled by names an operator knows: `team:deployment` and `model:vN`.
+    const [{ version }] = await t.sql(`SELECT version FROM model_version WHERE id = $1`, [uuidOf(faulty)]);
+    assert.match(metrics, new RegExp(`modelgov_prediction_fallbacks_total\\{deployment="fraud:fraud-fallback",model_version="fraud-detector:v${version}"\\} \\d+`));
   });
 
   it('answers UNAVAILABLE when the routed version fails and there is no other version to fall back to', async () => {

@@ -198,7 +198,8 @@ describe('predict', () => {
   it('exposes Prometheus metrics to principals allowed to read Metrics', async () => {
     const auditor = await request(`${t.url}/metrics`, { headers: { authorization: `Bearer ${t.token(['auditor'], [])}` } });
     assert.equal(auditor.status, 200);
-    assert.match(auditor.text, new RegExp(`modelgov_predictions_total\\{deployment="${uuidOf(production)}",model_version="${uuidOf(v1.id)}",role="served",outcome="ok"\\} \\d+`));
+    // The demo's production deployment and its version 1, by the names an operator knows.
+    assert.match(auditor.text, /modelgov_predictions_total\{deployment="fraud:fraud-detector-production",model_version="fraud-detector:v1",role="served",outcome="ok"\} \d+/);
     assert.match(auditor.text, /modelgov_prediction_latency_seconds_bucket/);
     assert.match(auditor.text, /modelgov_nodejs_eventloop_lag_seconds/);
     assert.equal((await request(`${t.url}/metrics`, { headers: { authorization: `Bearer ${service}` } })).status, 403);
