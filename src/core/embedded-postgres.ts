@@ -291,9 +291,18 @@ async function launch(postgres: string, dir: string, password: string, port: num
   };
 
   const url = urlOf(password, port, 'postgres');
+  const pidFile = path.join(dir, 'data', 'postmaster.pid');
   const until = Date.now() + READY_TIMEOUT_MS;
   for (;;) {
+    await new Promise((r) => setTimeout(r, 100));
     if (!running) break;
+    // Ready when its own lock file says so: a server of another process (the one holding the lock)
+    // may answer on the same port meanwhile.
+    const lock = ((await readText(pidFile)) ?? '').split('\n');
+    if (Number(lock[0]) !== child.pid || lock[7]?.trim() !== 'ready') {
+      if (Date.now() > until) break;
+      continue;
+    }
     const client = new Client({ connectionString: url, connectionTimeoutMillis: 1000 });
     client.on('error', () => undefined);
     try {
@@ -303,11 +312,11 @@ async function launch(postgres: string, dir: string, password: string, port: num
     } catch {
       await client.end().catch(() => undefined);
     }
-    if (Date.now() > until) {
-      await stop();
-      throw new Error(`the embedded PostgreSQL did not accept connections within ${READY_TIMEOUT_MS / 1000} s (see ${logFile})`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+    if (Date.now() > until) break;
+  }
+  if (running) {
+    await stop();
+    throw new Error(`the embedded PostgreSQL did not accept connections within ${READY_TIMEOUT_MS / 1000} s (see ${logFile})`);
   }
   process.off('exit', onExit);
   const tail = ((await readText(logFile)) ?? '').split('\n').slice(-6);
