@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { loadConfigOrExit } from '../src/config';
 import { createLogger, errorText } from '../src/core/logger';
+import { localDatabase } from '../src/core/embedded-postgres';
 import { CLOSE_ALLOWANCE_MS, exitOnTermination } from '../src/core/termination';
 import { openAppServices } from '../src/app/services';
 import { startWorkers } from '../src/app/workers';
@@ -10,7 +11,10 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit('modelgov worker');
   const log = createLogger(config.logLevel);
   const starting = (async () => {
-    const app = await openAppServices(config, log);
+    // Without DATABASE_URL: the local PostgreSQL, or the embedded one the API process runs (a worker
+    // never starts one: it would stop with the worker, under the API's feet).
+    const { url } = await localDatabase(config, log, 'attach');
+    const app = await openAppServices({ ...config, databaseUrl: url }, log);
     return { app, workers: startWorkers(app) };
   })();
   exitOnTermination({

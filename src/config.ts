@@ -24,7 +24,10 @@ const schema = z.object({
   DATABASE_URL: z
     .string()
     .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
-    .default('postgres://localhost:5432/modelgov'),
+    .optional(),
+  // libpq's variables for the local server, as psql reads them: where an unset DATABASE_URL points.
+  PGHOST: z.string().regex(/^([\w.:-]+|\/.*)$/, 'a host name, an IP address or a socket directory').optional(),
+  PGPORT: int(1, 65535).optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
   REDIS_PREFIX: z.string().regex(/^[\w:.-]{1,64}$/, 'letters, digits, ":", ".", "-" only').default('modelgov:'),
   AUTH_JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -125,7 +128,17 @@ export interface Config {
   isProduction: boolean;
   port: number;
   host: string;
+  /**
+   * DATABASE_URL, or when it is unset the local server: `postgres://$PGHOST:$PGPORT/modelgov`
+   * (libpq's variables, default localhost:5432).
+   */
   databaseUrl: string;
+  /**
+   * Where an embedded PostgreSQL keeps its cluster (`<DATA_DIR>/postgres`): set when DATABASE_URL
+   * is unset outside production, and then used when nothing answers at `databaseUrl`. Null when
+   * DATABASE_URL is set, and in production (where the database is always named).
+   */
+  embeddedPostgresDir: string | null;
   redisUrl: string;
   redisPrefix: string;
   /** Secret. Signs and verifies bearer tokens (HS256). */
@@ -315,6 +328,13 @@ function withPgUser(url: string, pgUser: string | undefined): string {
   return u.toString();
 }
 
+/** The local server's modelgov database, found as libpq finds it: PGHOST (a host, or a socket directory) and PGPORT. */
+function localDatabaseUrl(host = 'localhost', port = 5432): string {
+  if (host.startsWith('/')) return `postgres://localhost:${port}/modelgov?host=${encodeURIComponent(host)}`;
+  const h = host.includes(':') ? `[${host}]` : host;
+  return `postgres://${h}:${port}/modelgov`;
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, string> = {};
   for (const key of Object.keys(schema.shape)) {
@@ -353,7 +373,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     isProduction,
     port: c.PORT,
     host: c.HOST,
-    databaseUrl: withPgUser(c.DATABASE_URL, env.PGUSER),
+    databaseUrl: withPgUser(c.DATABASE_URL ?? localDatabaseUrl(c.PGHOST, c.PGPORT), env.PGUSER),
+    embeddedPostgresDir: c.DATABASE_URL || isProduction ? null : path.join(dataDir, 'postgres'),
     redisUrl: c.REDIS_URL,
     redisPrefix: c.REDIS_PREFIX,
     jwtSecret,

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { loadConfigOrExit } from './config';
 import { createLogger, errorText } from './core/logger';
 import { CLOSE_ALLOWANCE_MS, exitOnTermination } from './core/termination';
+import { localDatabase, type LocalDatabase } from './core/embedded-postgres';
 import { startServer, type RunningServer } from './app/server';
 import { demoTokens, seedDemo } from './app/seed/demo';
 
@@ -9,13 +10,25 @@ async function main(): Promise<void> {
   const config = loadConfigOrExit('modelgov');
   const log = createLogger(config.logLevel);
   let server: RunningServer | undefined;
-  const starting = startServer(config, log);
+  // Without DATABASE_URL, and with no local PostgreSQL, an embedded one (development only); it is
+  // stopped after the server, which uses it until then.
+  let database: LocalDatabase | undefined;
+  const starting = (async () => {
+    database = await localDatabase(config, log, 'start');
+    return startServer({ ...config, databaseUrl: database.url }, log);
+  })();
   // Owned from the start: a signal during startup stops what has started rather than killing the
   // process half-way through a migration or a model load.
   exitOnTermination({
     log,
     deadlineMs: config.shutdownGraceMs + CLOSE_ALLOWANCE_MS,
-    stop: async () => (await starting).stop(),
+    stop: async () => {
+      try {
+        await (await starting).stop();
+      } finally {
+        await database?.stop();
+      }
+    },
     // Node waits for every worker thread on exit, and a thread stuck in a native inference run never
     // ends: such a process can only be killed, so it kills itself rather than hang.
     exit: (code) => {
@@ -28,7 +41,12 @@ async function main(): Promise<void> {
       process.exit(code);
     },
   });
-  server = await starting;
+  try {
+    server = await starting;
+  } catch (e) {
+    await database?.stop();
+    throw e;
+  }
   if (config.seedDemo) {
     const seeded = await seedDemo(server.app);
     if (seeded) log.info('demo data seeded: teams fraud and vision');
