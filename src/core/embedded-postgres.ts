@@ -238,9 +238,10 @@ function run(file: string, args: string[], cwd: string, owner: { uid: number; gi
   });
 }
 
-// English messages whatever the machine's locale, and nothing of this process's secrets.
+// English messages whatever the machine's locale, and nothing of this process's environment (its
+// secrets included): the binaries are started by absolute path and find each other beside themselves.
 function serverEnv(): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C' };
+  return { PATH: '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C' };
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
