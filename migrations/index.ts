@@ -20,6 +20,7 @@ import { WindowRollups1795315000000 } from './1795315000000-WindowRollups';
 import { ProductionSamples1795316000000 } from './1795316000000-ProductionSamples';
 import { ModelVersionChallenge1795316500000 } from './1795316500000-ModelVersionChallenge';
 import { IterationLoop1795317000000 } from './1795317000000-IterationLoop';
+import { EmailNotificationChannels1795317500000 } from './1795317500000-EmailNotificationChannels';
 import { NotificationChannels1795316600000 } from './1795316600000-NotificationChannels';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
@@ -47,4 +48,5 @@ export const MIGRATIONS: Function[] = [
   ModelVersionChallenge1795316500000,
   NotificationChannels1795316600000,
   IterationLoop1795317000000,
+  EmailNotificationChannels1795317500000,
 ];

@@ -121,6 +121,17 @@ const schema = z.object({
     .optional(),
   NOTIFY_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5000),
   NOTIFY_TIMEOUT_MS: int(100, 300_000).default(10_000),
+  SMTP_URL: z
+    .string()
+    .url()
+    .refine((u) => /^smtps?:\/\/[^/?#]+\/?$/i.test(u), 'must be smtp://[user:password@]host[:port] or smtps://…, without a path or query')
+    .optional(),
+  SMTP_FROM: z
+    .string()
+    .max(320)
+    .regex(/^(?:[^<>\r\n]*<[^\s<>@]+@[^\s<>@]+>|[^\s<>@]+@[^\s<>@]+)$/, 'an address, or a name and an address in <…>')
+    .optional(),
+  SMTP_INSECURE_LOCALHOST: bool.optional(),
 });
 
 export interface Config {
@@ -265,6 +276,21 @@ export interface NotifyConfig {
   connectTimeoutMs: number;
   /** The whole delivery, from the name lookup to the last byte of the (capped) response. */
   timeoutMs: number;
+  /** Where EMAIL channels' messages are submitted; null when SMTP_URL is unset (EMAIL channels are then refused). */
+  smtp: SmtpConfig | null;
+}
+
+/** The SMTP server EMAIL channels send through (see the README's "On call" section). */
+export interface SmtpConfig {
+  /** Secret (it may carry the submission credentials). `smtp://` (STARTTLS required) or `smtps://` (TLS from the start). */
+  url: string;
+  /** The From of every message: an address, or `Name <address>`. */
+  from: string;
+  /**
+   * SMTP_INSECURE_LOCALHOST: on a loopback SMTP host only, STARTTLS is not required and a
+   * certificate is not verified (a local relay or a test server); refused for any other host.
+   */
+  insecureLocalhost: boolean;
 }
 
 /** The embedded inference engine's settings (see the README's inference section). */
@@ -311,7 +337,7 @@ export interface InferenceConfig {
 export const BUILTIN_TRAINERS_REPOSITORY = 'builtin://modelgov/trainers';
 
 /** Names of the variables whose values must never be logged or echoed. */
-export const SECRET_VARIABLES = ['AUTH_JWT_SECRET', 'AUDIT_SIGNING_KEY', 'NOTIFY_SECRET_KEY', 'DATABASE_URL', 'REDIS_URL'] as const;
+export const SECRET_VARIABLES = ['AUTH_JWT_SECRET', 'AUDIT_SIGNING_KEY', 'NOTIFY_SECRET_KEY', 'DATABASE_URL', 'REDIS_URL', 'SMTP_URL'] as const;
 
 /**
  * Reads and validates the environment once. Throws {@link ConfigError} naming the first bad
@@ -462,8 +488,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       allowedHosts: new Set((c.NOTIFY_ALLOWED_HOSTS ?? '').split(',').filter(Boolean).map((h) => h.toLowerCase().replace(/^\[(.*)\]$/, '$1'))),
       connectTimeoutMs: c.NOTIFY_CONNECT_TIMEOUT_MS,
       timeoutMs: c.NOTIFY_TIMEOUT_MS,
+      smtp: smtpConfig(c.SMTP_URL, c.SMTP_FROM, c.SMTP_INSECURE_LOCALHOST ?? false),
     },
   };
+}
+
+/** Whether an SMTP host (as in a URL, IPv6 in brackets) is this machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const h = hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1');
+  return h === 'localhost' || h.endsWith('.localhost') || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::1';
+}
+
+function smtpConfig(url: string | undefined, from: string | undefined, insecureLocalhost: boolean): SmtpConfig | null {
+  if (!url) {
+    if (from) throw new ConfigError('invalid SMTP_FROM: set only together with SMTP_URL');
+    return null;
+  }
+  if (!from) throw new ConfigError('missing SMTP_FROM: required when SMTP_URL is set');
+  // Never echo SMTP_URL: it may carry the password.
+  if (insecureLocalhost && !isLoopbackHost(new URL(url).hostname)) throw new ConfigError('invalid SMTP_INSECURE_LOCALHOST: allowed only when the SMTP_URL host is loopback (localhost, 127.0.0.0/8, ::1)');
+  return { url, from, insecureLocalhost };
 }
 
 /** For entry points: the config, or one line on stderr naming the bad variable and exit code 1. */

@@ -29,6 +29,10 @@ export enum MonitoringReason {
   NOTIFICATION_URL_REFUSED = 'NOTIFICATION_URL_REFUSED',
   /** A loop policy value is out of range, or an enabled retrain policy names no trigger: `field` names the value, the message its range. */
   LOOP_POLICY = 'LOOP_POLICY',
+  /** An EMAIL channel cannot be created: no SMTP server is configured (SMTP_URL and SMTP_FROM): an operator sets them, or choose another kind. */
+  NOTIFICATION_EMAIL_NOT_CONFIGURED = 'NOTIFICATION_EMAIL_NOT_CONFIGURED',
+  /** An EMAIL channel's recipients cannot be accepted: not 1 to 20 addresses `local@domain` (a domain name, no IP literal), or a `mailto:` URI with header fields; the message says which. */
+  NOTIFICATION_RECIPIENTS_REFUSED = 'NOTIFICATION_RECIPIENTS_REFUSED',
 }
 
 declare module '../core/error-reasons' {
@@ -78,5 +82,13 @@ export const MONITORING_REASONS: ReasonCatalogue<MonitoringReason> = {
   [MonitoringReason.LOOP_POLICY]: {
     codes: [ErrorCode.BAD_USER_INPUT],
     description: 'A loop policy value is out of range, or an enabled retrain policy names no trigger: `field` names the value, the message its range.',
+  },
+  [MonitoringReason.NOTIFICATION_EMAIL_NOT_CONFIGURED]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: 'An EMAIL channel cannot be created: no SMTP server is configured (SMTP_URL and SMTP_FROM): an operator sets them, or choose another kind.',
+  },
+  [MonitoringReason.NOTIFICATION_RECIPIENTS_REFUSED]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: "An EMAIL channel's recipients cannot be accepted: not 1 to 20 addresses `local@domain` (a domain name, no IP literal), or a `mailto:` URI with header fields; the message says which.",
   },
 };

@@ -13,7 +13,10 @@ export class CreateNotificationChannelInput {
   @Field(() => NotificationChannelKind, { description: 'The format deliveries take; fixed once created' })
   kind!: NotificationChannelKind;
 
-  @Field({ description: 'http(s) URL; for PAGERDUTY the Events API v2 endpoint, optionally carrying `?routing_key=`' })
+  @Field({
+    description:
+      'http(s) URL; for PAGERDUTY the Events API v2 endpoint, optionally carrying `?routing_key=`; for EMAIL the recipients, 1 to 20, as `mailto:a@example.com,b@example.com` or the bare comma-separated addresses',
+  })
   url!: string;
 
   @Field(() => String, { nullable: true, description: 'PAGERDUTY only: the integration (routing) key, when the URL does not carry it. Kept encrypted, never shown again' })
@@ -28,7 +31,7 @@ export class UpdateNotificationChannelInput {
   @Field(() => String, { nullable: true, description: 'A new name, unique within the team; 1 to 100 characters' })
   name?: string | null;
 
-  @Field(() => String, { nullable: true, description: 'A new URL, checked like a new channel\'s' })
+  @Field(() => String, { nullable: true, description: 'A new URL (for EMAIL: new recipients), checked like a new channel\'s' })
   url?: string | null;
 
   @Field(() => String, { nullable: true, description: 'PAGERDUTY only: a new routing key' })
@@ -52,16 +55,16 @@ export class NotificationDelivery {
   @Field({ description: 'The event id (CloudEvents id, webhook-id, idempotency key)' })
   eventId!: string;
 
-  @Field({ description: 'The receiver answered 2xx' })
+  @Field({ description: 'The receiver answered 2xx (for EMAIL: the SMTP server accepted the message for every recipient)' })
   delivered!: boolean;
 
-  @Field(() => Int, { nullable: true, description: "The receiver's HTTP status" })
+  @Field(() => Int, { nullable: true, description: "The receiver's HTTP status; for EMAIL the SMTP server's reply code" })
   status!: number | null;
 
-  @Field(() => String, { nullable: true, description: 'The address connected to' })
+  @Field(() => String, { nullable: true, description: 'The address connected to; for EMAIL the SMTP server\'s host and port' })
   address!: string | null;
 
-  @Field(() => String, { nullable: true, description: 'Why it was not delivered: a refused destination, a redirect (not followed), a timeout, a network or HTTP error' })
+  @Field(() => String, { nullable: true, description: 'Why it was not delivered: a refused destination, a redirect (not followed), a timeout, a network, HTTP or SMTP error' })
   error!: string | null;
 
   @Field(() => String, { nullable: true, description: "A redirect's Location (never followed)" })

@@ -17,6 +17,8 @@ import * as channels from './notification-channel.service';
  * or query — which for Slack and PagerDuty (and many webhooks) carry the credential to post.
  */
 export function shownUrl(url: string): string {
+  // An EMAIL channel's recipients are shown to those who may read the channel: an address grants nothing.
+  if (url.startsWith('mailto:')) return url;
   try {
     const u = new URL(url);
     return `${u.protocol}//${u.host}${u.pathname !== '/' || u.search ? '/…' : ''}`;
@@ -27,7 +29,10 @@ export function shownUrl(url: string): string {
 
 @Resolver(() => NotificationChannel)
 export class NotificationChannelResolver {
-  @FieldResolver(() => String, { description: 'Where deliveries are POSTed: scheme, host and port; a path or query is shown as `/…` (for Slack and PagerDuty it is the credential to post), never returned' })
+  @FieldResolver(() => String, {
+    description:
+      'Where deliveries are POSTed: scheme, host and port; a path or query is shown as `/…` (for Slack and PagerDuty it is the credential to post), never returned. For EMAIL the recipients, whole, as a `mailto:` URI',
+  })
   url(@Root() channel: NotificationChannel): string {
     return shownUrl(channel.url);
   }
@@ -40,7 +45,8 @@ export class NotificationChannelResolver {
 
   @Mutation(() => CreatedNotificationChannel, {
     nullable: true,
-    description: "Creates a team's notification channel. A URL that is not http(s) or whose host is an internal address is refused. A WEBHOOK's signing secret is in this answer only",
+    description:
+      "Creates a team's notification channel. A URL that is not http(s) or whose host is an internal address is refused; an EMAIL channel is refused when no SMTP server is configured. A WEBHOOK's signing secret is in this answer only",
   })
   @Policy({ action: 'create', subject: 'NotificationChannel' })
   createNotificationChannel(@Ctx() ctx: RequestContext, @Arg('input', () => CreateNotificationChannelInput, { description: 'The team, name, kind and destination' }) input: CreateNotificationChannelInput) {

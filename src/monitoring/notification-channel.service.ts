@@ -19,16 +19,42 @@ import {
   type NotificationDelivery,
   type UpdateNotificationChannelInput,
 } from './notification-channel.inputs';
-import { pagerDutyRequest, slackRequest, webhookRequest, type NotificationEvent, type NotificationRequest } from './notification-payload';
+import { mailtoUri, parseRecipients, RefusedRecipients, sendEmail } from './notification-email';
+import { emailMessage, pagerDutyRequest, slackRequest, webhookRequest, type NotificationEvent, type NotificationRequest } from './notification-payload';
 import { newWebhookSecret, openChannelSecret, sealChannelSecret } from './notification-secret';
 import { RefusedDestination, sendNotification, vetDestination } from './notification-sender';
 
 const MAX_NAME = 100;
 const MAX_URL = 2048;
 
-/** The URL as it may appear in audit events: scheme, host and port only (a Slack URL's path is its credential). */
+/**
+ * The URL as it may appear in audit events: scheme, host and port only (a Slack URL's path is its
+ * credential); an EMAIL channel's `mailto:` recipients whole (addresses are no credential).
+ */
 function auditedUrl(url: string): string {
-  return new URL(url).origin;
+  return url.startsWith('mailto:') ? url : new URL(url).origin;
+}
+
+/** An EMAIL channel's destination: its recipients as a `mailto:` URI; refused when no SMTP server is configured. */
+function checkedRecipients(ctx: RequestContext, given: string): string {
+  if (!ctx.app.config.notify.smtp) {
+    throw badInput('EMAIL channels cannot be created or changed: no SMTP server is configured on this server (SMTP_URL, SMTP_FROM)', {
+      field: 'kind',
+      reason: MonitoringReason.NOTIFICATION_EMAIL_NOT_CONFIGURED,
+    });
+  }
+  if (given.length > MAX_URL) throw badInput(`url must be at most ${MAX_URL} characters`, { field: 'url', reason: MonitoringReason.NOTIFICATION_RECIPIENTS_REFUSED });
+  try {
+    return mailtoUri(parseRecipients(given));
+  } catch (e) {
+    if (e instanceof RefusedRecipients) throw badInput(`recipients refused: ${e.message}`, { field: 'url', reason: MonitoringReason.NOTIFICATION_RECIPIENTS_REFUSED });
+    throw e;
+  }
+}
+
+/** The destination as stored: recipients for EMAIL, a vetted URL for the rest. */
+function checkedDestination(ctx: RequestContext, kind: NotificationChannelKind, given: string): Promise<string> | string {
+  return kind === NotificationChannelKind.EMAIL ? checkedRecipients(ctx, given) : checkedUrl(ctx, given);
 }
 
 function checkedName(name: string): string {
@@ -72,7 +98,7 @@ export async function createNotificationChannel(ctx: RequestContext, input: Crea
     const channel = em.create(NotificationChannel, { id, teamId: team.id, name: checkedName(input.name), kind: input.kind, url: '', secretCiphertext: null, createdBy: ctx.principal!.id });
     assertCan(ctx, 'create', 'NotificationChannel', channel);
     if (input.routingKey != null && input.kind !== NotificationChannelKind.PAGERDUTY) throw badInput('routingKey is for PAGERDUTY channels only', { field: 'routingKey' });
-    let url = await checkedUrl(ctx, input.url);
+    let url = await checkedDestination(ctx, input.kind, input.url);
     let secret: string | null = null;
     if (input.kind === NotificationChannelKind.WEBHOOK) secret = newWebhookSecret();
     if (input.kind === NotificationChannelKind.PAGERDUTY) ({ url, routingKey: secret } = splitRoutingKey(url, input.routingKey));
@@ -99,7 +125,7 @@ export async function updateNotificationChannel(ctx: RequestContext, input: Upda
     if (input.name != null) channel.name = checkedName(input.name);
     let routingKey: string | null = null;
     if (input.url != null) {
-      channel.url = await checkedUrl(ctx, input.url);
+      channel.url = await checkedDestination(ctx, channel.kind, input.url);
       if (channel.kind === NotificationChannelKind.PAGERDUTY && (input.routingKey != null || new URL(channel.url).searchParams.has('routing_key'))) {
         ({ url: channel.url, routingKey } = splitRoutingKey(channel.url, input.routingKey));
       }
@@ -135,7 +161,7 @@ export async function deleteNotificationChannel(ctx: RequestContext, id: string)
   });
 }
 
-/** The request a channel gets for an event, in its kind's format (the secret opened only here). */
+/** The request an HTTP channel gets for an event, in its kind's format (the secret opened only here). */
 export function channelRequest(key: Buffer, channel: NotificationChannel, event: NotificationEvent): NotificationRequest {
   const secret = () => openChannelSecret(key, channel.id, channel.secretCiphertext!);
   switch (channel.kind) {
@@ -145,7 +171,17 @@ export function channelRequest(key: Buffer, channel: NotificationChannel, event:
       return slackRequest(event);
     case NotificationChannelKind.PAGERDUTY:
       return pagerDutyRequest(event, secret());
+    case NotificationChannelKind.EMAIL:
+      throw new Error('an EMAIL channel is sent by SMTP, not by an HTTP request');
   }
+}
+
+/** Delivers an event to a channel now: by SMTP for EMAIL, by an HTTP POST for the other kinds. */
+export function deliver(ctx: RequestContext, channel: NotificationChannel, event: NotificationEvent) {
+  const notify = ctx.app.config.notify;
+  // Without SMTP (configuration removed since the channel was made) sendEmail reports the refusal.
+  if (channel.kind === NotificationChannelKind.EMAIL) return sendEmail(notify, emailMessage(event, notify.smtp?.from ?? '', parseRecipients(channel.url)));
+  return sendNotification(notify, { url: channel.url, ...channelRequest(notify.secretKey, channel, event) });
 }
 
 /** Sends a test event to a channel now and answers what became of it; audited with its outcome. */
@@ -166,8 +202,7 @@ export async function testNotificationChannel(ctx: RequestContext, id: string): 
     dedupKey: `test-${channel.nodeId}`,
     data: { channel: channel.nodeId, requestedBy: ctx.principal!.id },
   };
-  const request = channelRequest(ctx.app.config.notify.secretKey, channel, event);
-  const outcome = await sendNotification(ctx.app.config.notify, { url: channel.url, ...request });
+  const outcome = await deliver(ctx, channel, event);
   await inTransaction(ctx, async (_em, ctx) => {
     await audit(ctx, {
       action: 'testNotificationChannel',

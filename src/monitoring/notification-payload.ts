@@ -102,3 +102,59 @@ export function pagerDutyRequest(event: NotificationEvent, routingKey: string): 
     }),
   };
 }
+
+/** One email to submit: the envelope's sender and recipients, the headers and both bodies. */
+export interface EmailMessage {
+  from: string;
+  to: string[];
+  subject: string;
+  /** `<event id@sender's domain>`: the same event is the same message. */
+  messageId: string;
+  headers: Record<string, string>;
+  text: string;
+  html: string;
+}
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+/** One line, at most `max` characters: a subject never carries a line break someone put in a summary. */
+function oneLine(s: string, max: number): string {
+  const line = s.replace(/[\r\n\t]+/g, ' ').trim();
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/**
+ * An email for an event: subject `[SEVERITY] summary` (`[RESOLVED]` after it for a resolve), a
+ * plain-text and an HTML body listing the event's fields and data, a Message-ID made from the event
+ * id (on the sender's domain), and `X-Modelgov-Event-Id` / `X-Modelgov-Dedup-Key` headers for
+ * filters and deduplication.
+ */
+export function emailMessage(event: NotificationEvent, from: string, to: string[]): EmailMessage {
+  const subject = `[${event.severity}]${event.action === 'resolve' ? ' [RESOLVED]' : ''} ${oneLine(event.summary, 200)}`;
+  const domain = /@([^\s<>@]+)>?\s*$/.exec(from)?.[1] ?? 'modelgov.invalid';
+  const fields: Array<[string, string]> = [
+    ['Summary', event.summary],
+    ['Severity', event.severity],
+    ['Action', event.action],
+    ['Type', event.type],
+    ['Source', event.source],
+    ['Time', event.time.toISOString()],
+    ['Event id', event.id],
+    ['Dedup key', event.dedupKey],
+    ...Object.entries(event.data).map(([k, v]): [string, string] => [k, typeof v === 'string' ? v : JSON.stringify(v)]),
+  ];
+  const text = fields.map(([k, v]) => `${k}: ${v}`).join('\n') + '\n';
+  const rows = fields.map(([k, v]) => `<tr><th align="left" style="padding:2px 12px 2px 0">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join('');
+  const html = `<!doctype html><html><body><p><strong>${escapeHtml(subject)}</strong></p><table>${rows}</table></body></html>`;
+  return {
+    from,
+    to,
+    subject,
+    messageId: `<${event.id}@${domain}>`,
+    headers: { 'X-Modelgov-Event-Id': event.id, 'X-Modelgov-Dedup-Key': event.dedupKey },
+    text,
+    html,
+  };
+}

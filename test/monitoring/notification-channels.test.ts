@@ -167,6 +167,14 @@ describe('notification channels', () => {
     assert.equal((await t.sql(`SELECT 1 FROM notification_channel WHERE name = 'primary on-call hook'`)).length, 1, 'still there');
   });
 
+  it('refuses an EMAIL channel when no SMTP server is configured, with the reason', async () => {
+    const r = await t.gql(fraudEngineer, CREATE, { input: { team: 'fraud', name: 'mail', kind: 'EMAIL', url: 'mailto:oncall@fraud.example' } });
+    assert.equal(codeOf(r), 'BAD_USER_INPUT');
+    assert.equal(r.errors![0].extensions.reason, 'NOTIFICATION_EMAIL_NOT_CONFIGURED');
+    assert.match(r.errors![0].message, /SMTP_URL/);
+    assert.equal((await t.sql(`SELECT 1 FROM notification_channel WHERE name = 'mail'`)).length, 0);
+  });
+
   it('the owner can delete a channel', async () => {
     const hook = await open();
     const c = dataOf(await t.gql(fraudEngineer, CREATE, { input: { team: 'fraud', name: 'short-lived', kind: 'WEBHOOK', url: hook.url } }), 'create').createNotificationChannel;

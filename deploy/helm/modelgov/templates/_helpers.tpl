@@ -63,6 +63,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     secretKeyRef:
       name: {{ $.Values.secrets.existingSecret }}
       key: {{ $key }}
+      {{- if has $name ($.Values.secrets.optionalKeys | default list) }}
+      optional: true
+      {{- end }}
 {{- end }}
 {{- with .Values.extraEnv }}
 {{ toYaml . }}
