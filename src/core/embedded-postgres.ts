@@ -1,8 +1,9 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { freeTcpPort } from './free-port';
 import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { Client } from 'pg';
 import type { Config } from '../config';
@@ -130,7 +131,7 @@ async function startEmbeddedPostgres(dir: string, log: Logger): Promise<Embedded
   const portFile = path.join(dir, 'port');
   let port = Number(await readText(portFile)) || 0;
   if (!port) {
-    port = await freePort();
+    port = await freeTcpPort();
     await writeFile(portFile, `${port}\n`);
   }
   try {
@@ -138,7 +139,7 @@ async function startEmbeddedPostgres(dir: string, log: Logger): Promise<Embedded
   } catch (e) {
     // The recorded port taken by another program since: another free one, recorded for next time.
     if (!(e instanceof PortTaken)) throw e;
-    port = await freePort();
+    port = await freeTcpPort();
     await writeFile(portFile, `${port}\n`);
     log.warn({ port }, 'the embedded PostgreSQL\'s port was taken by another program; moved it');
     return launch(bin.postgres, dir, password, port, owner);
@@ -244,17 +245,6 @@ function serverEnv(): NodeJS.ProcessEnv {
   return { PATH: '/usr/bin:/bin', LC_ALL: 'C', LANG: 'C' };
 }
 
-/** A TCP port on 127.0.0.1 that was free a moment ago. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function launch(postgres: string, dir: string, password: string, port: number, owner: { uid: number; gid: number } | null): Promise<EmbeddedServer> {
   const logFile = path.join(dir, 'server.log');

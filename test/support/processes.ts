@@ -1,19 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freeTcpPort } from '../../src/core/free-port';
 import Redis from 'ioredis';
 
-/** A TCP port that was free a moment ago. */
-export function freeTcpPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freeTcpPort };
 
 /** Polls `check` until it returns a value other than undefined, or throws after `ms`. */
 export async function eventually<T>(what: string, check: () => Promise<T | undefined>, ms = 60_000, every = 200): Promise<T> {
