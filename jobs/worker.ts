@@ -1,3 +1,4 @@
+import '../src/core/hold-termination';
 import 'reflect-metadata';
 import { loadConfigOrExit } from '../src/config';
 import { createLogger, errorText } from '../src/core/logger';

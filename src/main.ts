@@ -1,3 +1,4 @@
+import './core/hold-termination';
 import 'reflect-metadata';
 import { loadConfigOrExit } from './config';
 import { createLogger, errorText } from './core/logger';

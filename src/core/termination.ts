@@ -14,10 +14,25 @@ export interface TerminationOptions {
   exit?(code: number): void;
 }
 
+const held: NodeJS.Signals[] = [];
+const hold = (signal: NodeJS.Signals) => {
+  held.push(signal);
+};
+
+/**
+ * Keeps a termination signal that arrives while the process is still loading its modules, before
+ * `exitOnTermination` is set up, so that it is acted on then instead of killing the process where it
+ * stands. Called by `hold-termination`, the first module each entry point imports.
+ */
+export function holdTerminationSignals(): void {
+  process.on('SIGTERM', hold);
+  process.on('SIGINT', hold);
+}
+
 /**
  * Makes `stop` the one response to SIGTERM and SIGINT. The first signal runs it, and the process
  * exits 0 when it resolves, 1 when it rejects or outlasts `deadlineMs`; a second signal exits 1 at
- * once.
+ * once. A signal held by `holdTerminationSignals` counts as if it came now.
  */
 export function exitOnTermination(opts: TerminationOptions): void {
   const { log, deadlineMs, stop, exit = (code: number) => process.exit(code) } = opts;
@@ -50,6 +65,10 @@ export function exitOnTermination(opts: TerminationOptions): void {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  process.off('SIGTERM', hold);
+  process.off('SIGINT', hold);
+  // Signals that came while the process was loading, in the order they came.
+  for (const signal of held.splice(0)) onSignal(signal);
 }
 
 /** Beyond the grace period for in-flight work: time to write the logs and close threads and pools. */

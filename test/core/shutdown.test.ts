@@ -166,13 +166,39 @@ describe('stopping the server and the worker', () => {
     // The worker shares the server's database: the API migrates it and the worker joins.
     const api = started(process.execPath, [MAIN], { ...env, WORKERS_IN_PROCESS: 'false' });
     await ready(url);
-    const { child, exited } = started(process.execPath, [WORKER], env);
-    // Time to connect and start its queue workers, so that it is stopped running, not starting.
-    await new Promise((r) => setTimeout(r, 1500));
-    assert.ok(alive(child.pid!), 'the worker is running');
-    child.kill('SIGTERM');
+    // Stopped running, not starting: its log says when its queue workers have started.
+    const worker = spawn(process.execPath, [WORKER], { cwd: ROOT, env: { ...env, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'ignore'] });
+    const exited = new Promise<number | null>((resolve) => worker.once('exit', (code) => resolve(code)));
+    cleanups.push(async () => {
+      if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+    });
+    let logged = '';
+    worker.stdout!.setEncoding('utf8').on('data', (c: string) => (logged += c));
+    await eventually('the worker to say it is running', async () => (logged.includes('modelgov worker running') ? true : undefined), 60_000, 50);
+    worker.kill('SIGTERM');
     assert.equal(await exitWithin(exited, EXIT_BOUND_MS), 0);
+    assert.match(logged, /"msg":"stopped"/);
     api.child.kill('SIGTERM');
     assert.equal(await exitWithin(api.exited, EXIT_BOUND_MS), 0);
+  });
+
+  it('a signal that comes while a process is still loading its modules is answered by the clean stop, not the default kill', async () => {
+    // What an entry point does, with the signal landing between its first import and the setup of
+    // its stop: before the first import kept it, this process was ended by SIGTERM itself.
+    const script = `
+      require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'core', 'hold-termination.js'))});
+      process.kill(process.pid, 'SIGTERM');
+      setTimeout(() => {
+        const { exitOnTermination } = require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'core', 'termination.js'))});
+        const { createLogger } = require(${JSON.stringify(path.join(ROOT, 'dist', 'src', 'core', 'logger.js'))});
+        exitOnTermination({ log: createLogger('info'), deadlineMs: 5000, stop: async () => { process.stderr.write('stopped cleanly\\n'); } });
+      }, 300);
+    `;
+    const child = spawn(process.execPath, ['-e', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (c: string) => (err += c));
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.once('exit', (c, s) => resolve([c, s])));
+    assert.deepEqual({ code, signal }, { code: 0, signal: null }, err);
+    assert.match(err, /stopped cleanly/);
   });
 });
