@@ -6,6 +6,7 @@ import { queueBench } from './queue.bench';
 import { inferenceBench } from './inference.bench';
 import { alertsBench } from './alerts.bench';
 import { loopBench } from './loop.bench';
+import { notifyBench } from './notify.bench';
 
 const BENCHES: Record<string, () => Promise<void>> = {
   lineage: lineageBench,
@@ -15,6 +16,7 @@ const BENCHES: Record<string, () => Promise<void>> = {
   alerts: alertsBench,
   drift: driftBench,
   loop: loopBench,
+  notify: notifyBench,
 };
 
 async function main(): Promise<void> {

@@ -21,6 +21,7 @@ import { ProductionSamples1795316000000 } from './1795316000000-ProductionSample
 import { ModelVersionChallenge1795316500000 } from './1795316500000-ModelVersionChallenge';
 import { IterationLoop1795317000000 } from './1795317000000-IterationLoop';
 import { EmailNotificationChannels1795317500000 } from './1795317500000-EmailNotificationChannels';
+import { NotificationRouting1795318000000 } from './1795318000000-NotificationRouting';
 import { NotificationChannels1795316600000 } from './1795316600000-NotificationChannels';
 
 /** Every migration, in order. Listed as classes (not a glob) so that compiled and test builds load the same set. */
@@ -49,4 +50,5 @@ export const MIGRATIONS: Function[] = [
   NotificationChannels1795316600000,
   IterationLoop1795317000000,
   EmailNotificationChannels1795317500000,
+  NotificationRouting1795318000000,
 ];

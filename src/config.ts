@@ -71,6 +71,7 @@ const schema = z.object({
   INFERENCE_INTRA_OP_THREADS: int(1, 256).default(1),
   INFERENCE_MAX_BATCH_ROWS: int(1, 65_536).default(256),
   INFERENCE_BATCH_WAIT_US: int(0, 1_000_000).default(0),
+  INFERENCE_SPLIT_MIN_MS: int(0, 60_000).default(4),
   INFERENCE_TIMEOUT_MS: int(1, 600_000).default(1000),
   INFERENCE_MAX_ROWS: int(1, 1_000_000).default(1024),
   INFERENCE_MAX_ELEMENTS: int(1, 100_000_000).default(1_000_000),
@@ -121,6 +122,12 @@ const schema = z.object({
     .optional(),
   NOTIFY_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5000),
   NOTIFY_TIMEOUT_MS: int(100, 300_000).default(10_000),
+  NOTIFY_MAX_ATTEMPTS: int(1, 50).default(8),
+  NOTIFY_RETRY_BASE_MS: int(10, 3_600_000).default(2000),
+  NOTIFY_RETRY_MAX_MS: int(10, 86_400_000).default(600_000),
+  NOTIFY_SWEEP_SECONDS: int(1, 3600).default(60),
+  NOTIFY_CONCURRENCY: int(1, 256).default(32),
+  NOTIFY_RETENTION_DAYS: int(1, 3650).default(90),
   SMTP_URL: z
     .string()
     .url()
@@ -278,6 +285,20 @@ export interface NotifyConfig {
   timeoutMs: number;
   /** Where EMAIL channels' messages are submitted; null when SMTP_URL is unset (EMAIL channels are then refused). */
   smtp: SmtpConfig | null;
+  /** A delivery is tried at most this many times, then dead-lettered (and an alert opened). */
+  maxAttempts: number;
+  /**
+   * Retries wait `retryBaseMs × 2^(attempt − 1)`, at most `retryMaxMs`, with full jitter (a random
+   * part of it, at least half); a receiver's `Retry-After` (429, 503) is honoured up to `retryMaxMs`.
+   */
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** How often a worker looks for deliveries whose job was lost and digests that are due (a safety net). */
+  sweepSeconds: number;
+  /** Notification jobs (deliveries, mostly waiting on receivers) each worker process runs at once. */
+  workerConcurrency: number;
+  /** Notifications and their finished deliveries are kept this long, then removed by the sweep. */
+  retentionDays: number;
 }
 
 /** The SMTP server EMAIL channels send through (see the README's "On call" section). */
@@ -306,6 +327,8 @@ export interface InferenceConfig {
   intraOpNumThreads: number;
   maxBatchRows: number;
   batchWaitUs: number;
+  /** A run expected to take at least twice this is split across idle threads, each part expected to take at least this (0: never split). */
+  splitMinMs: number;
   timeoutMs: number;
   maxRows: number;
   maxElements: number;
@@ -445,6 +468,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       intraOpNumThreads: c.INFERENCE_INTRA_OP_THREADS,
       maxBatchRows: c.INFERENCE_MAX_BATCH_ROWS,
       batchWaitUs: c.INFERENCE_BATCH_WAIT_US,
+      splitMinMs: c.INFERENCE_SPLIT_MIN_MS,
       timeoutMs: c.INFERENCE_TIMEOUT_MS,
       maxRows: c.INFERENCE_MAX_ROWS,
       maxElements: c.INFERENCE_MAX_ELEMENTS,
@@ -489,6 +513,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectTimeoutMs: c.NOTIFY_CONNECT_TIMEOUT_MS,
       timeoutMs: c.NOTIFY_TIMEOUT_MS,
       smtp: smtpConfig(c.SMTP_URL, c.SMTP_FROM, c.SMTP_INSECURE_LOCALHOST ?? false),
+      maxAttempts: c.NOTIFY_MAX_ATTEMPTS,
+      retryBaseMs: c.NOTIFY_RETRY_BASE_MS,
+      retryMaxMs: Math.max(c.NOTIFY_RETRY_MAX_MS, c.NOTIFY_RETRY_BASE_MS),
+      sweepSeconds: c.NOTIFY_SWEEP_SECONDS,
+      workerConcurrency: c.NOTIFY_CONCURRENCY,
+      retentionDays: c.NOTIFY_RETENTION_DAYS,
     },
   };
 }

@@ -16,6 +16,10 @@ const teamOwned: SubjectName[] = [
   'Rollout',
   'Alert',
 ];
+// A team's notification settings and what was sent: channels (a URL can carry a credential: Slack's
+// does), routing rules, silences and deliveries (errors name receivers). No one reads another team's.
+const notificationSettings: SubjectName[] = ['NotificationChannel', 'NotificationRule', 'NotificationSilence'];
+const notifications: SubjectName[] = [...notificationSettings, 'NotificationDelivery'];
 const hideConfidentialFields: PolicyRule = {
   action: 'read',
   subject: 'DatasetVersion',
@@ -49,9 +53,9 @@ export const DEFAULT_ROLES: Array<{ name: string; description: string; rules: Po
       { action: ['predict', 'recordOutcome'], subject: 'Deployment', conditions: ownTeams },
       { action: 'create', subject: 'Artifact' },
       { action: 'read', subject: 'Artifact' },
-      // Not with the other team-owned kinds: a channel's URL can carry a credential (Slack's does),
-      // so no one reads another team's channels.
-      { action: ['read', 'create', 'update', 'delete'], subject: 'NotificationChannel', conditions: ownTeams },
+      // Not with the other team-owned kinds: no one reads another team's notification settings.
+      { action: ['read', 'create', 'update', 'delete'], subject: notificationSettings, conditions: ownTeams },
+      { action: 'read', subject: 'NotificationDelivery', conditions: ownTeams },
     ],
   },
   {
@@ -61,7 +65,7 @@ export const DEFAULT_ROLES: Array<{ name: string; description: string; rules: Po
       { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
       { action: 'read', subject: teamOwned, conditions: ownTeams },
       { action: ['approve', 'reject'], subject: 'ModelVersion', conditions: ownTeams },
-      { action: 'read', subject: 'NotificationChannel', conditions: ownTeams },
+      { action: 'read', subject: notifications, conditions: ownTeams },
     ],
   },
   {
@@ -71,7 +75,7 @@ export const DEFAULT_ROLES: Array<{ name: string; description: string; rules: Po
       { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
       { action: 'read', subject: teamOwned, conditions: ownTeams },
       hideConfidentialFields,
-      { action: 'read', subject: 'NotificationChannel', conditions: ownTeams },
+      { action: 'read', subject: notifications, conditions: ownTeams },
     ],
   },
   {
@@ -100,6 +104,23 @@ export const SUPERSEDED_DEFAULT_RULES: Record<string, PolicyRule[][]> = (() => {
   const teamOwnedV1: SubjectName[] = ['Dataset', 'DatasetVersion', 'CodeVersion', 'Config', 'SeedSet', 'Environment', 'TrainingRun', 'Model', 'ModelVersion', 'Deployment', 'Rollout'];
   return {
     'ml-engineer': [
+      // Before routing rules, silences and deliveries.
+      [
+        { action: 'read', subject: 'Team' },
+        { action: 'read', subject: teamOwned, conditions: { teamId: { $nin: '${user.teamIds}' } } },
+        {
+          action: 'read',
+          subject: ['Dataset', 'DatasetVersion'],
+          inverted: true,
+          conditions: { teamId: { $nin: '${user.teamIds}' }, classification: { $in: confidential } },
+          reason: "other teams' confidential data",
+        },
+        { action: ['read', 'create', 'update'], subject: teamOwned, conditions: ownTeams },
+        { action: ['predict', 'recordOutcome'], subject: 'Deployment', conditions: ownTeams },
+        { action: 'create', subject: 'Artifact' },
+        { action: 'read', subject: 'Artifact' },
+        { action: ['read', 'create', 'update', 'delete'], subject: 'NotificationChannel', conditions: ownTeams },
+      ],
       // Before notification channels.
       [
         { action: 'read', subject: 'Team' },
@@ -148,6 +169,13 @@ export const SUPERSEDED_DEFAULT_RULES: Record<string, PolicyRule[][]> = (() => {
       ],
     ],
     reviewer: [
+      // Before routing rules, silences and deliveries.
+      [
+        { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
+        { action: 'read', subject: teamOwned, conditions: ownTeams },
+        { action: ['approve', 'reject'], subject: 'ModelVersion', conditions: ownTeams },
+        { action: 'read', subject: 'NotificationChannel', conditions: ownTeams },
+      ],
       // Before notification channels.
       [
         { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
@@ -161,6 +189,13 @@ export const SUPERSEDED_DEFAULT_RULES: Record<string, PolicyRule[][]> = (() => {
       ],
     ],
     viewer: [
+      // Before routing rules, silences and deliveries.
+      [
+        { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },
+        { action: 'read', subject: teamOwned, conditions: ownTeams },
+        hideConfidentialFields,
+        { action: 'read', subject: 'NotificationChannel', conditions: ownTeams },
+      ],
       // Before notification channels.
       [
         { action: 'read', subject: 'Team', conditions: { id: { $in: '${user.teamIds}' } } },

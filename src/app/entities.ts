@@ -24,6 +24,10 @@ import { PredictionRollup, PredictionRollupDelta } from '../inference/prediction
 import { QuarantinedPrediction } from '../inference/prediction-quarantine.entity';
 import { Alert, MonitorRun } from '../monitoring/alert.entity';
 import { NotificationChannel } from '../monitoring/notification-channel.entity';
+import { NotificationDelivery } from '../monitoring/notification-delivery.entity';
+import { NotificationRule } from '../monitoring/notification-rule.entity';
+import { NotificationSilence } from '../monitoring/notification-silence.entity';
+import { Notification } from '../core/notify/notification.entity';
 import { Iteration, LoopPolicy } from '../monitoring/iteration.entity';
 import { DatasetBlob } from '../lineage/dataset-blob.entity';
 
@@ -65,6 +69,10 @@ export const ENTITIES = [
   QuarantinedPrediction,
   Alert,
   NotificationChannel,
+  NotificationRule,
+  NotificationSilence,
+  NotificationDelivery,
+  Notification,
   MonitorRun,
   LoopPolicy,
   Iteration,

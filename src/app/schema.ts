@@ -10,6 +10,7 @@ import { DeploymentServingResolver, InferenceResolver, PredictionFieldResolver, 
 import { OutcomeResolver } from '../inference/outcome.resolver';
 import { DatasetFieldResolver, DatasetVersionFieldResolver, LineageMutationResolver, LineageQueryResolver, TrainingRunFieldResolver } from '../lineage/lineage.resolver';
 import { NotificationChannelResolver } from '../monitoring/notification-channel.resolver';
+import { AlertNotificationsResolver, NotificationDeliveryResolver, NotificationRuleResolver, NotificationSilenceResolver } from '../monitoring/notification-rule.resolver';
 import { AlertFieldResolver, DeploymentMonitoringResolver, MonitoringResolver, MonitorRunFieldResolver } from '../monitoring/monitoring.resolver';
 import { RollupResolver } from '../monitoring/rollup.resolver';
 import { DeploymentLoopResolver, IterationFieldResolver, IterationResolver } from '../monitoring/iteration.resolver';
@@ -51,6 +52,10 @@ export const RESOLVERS = [
   DeploymentServingResolver,
   MonitoringResolver,
   NotificationChannelResolver,
+  NotificationRuleResolver,
+  NotificationSilenceResolver,
+  NotificationDeliveryResolver,
+  AlertNotificationsResolver,
   RollupResolver,
   AlertFieldResolver,
   MonitorRunFieldResolver,

@@ -9,6 +9,8 @@ import { rolloutProcessor } from '../../jobs/rollout.processor';
 import { trainingProcessor } from '../../jobs/training.processor';
 import { monitorProcessor } from '../../jobs/monitor.processor';
 import { loopProcessor } from '../../jobs/loop.processor';
+import { notificationProcessor } from '../../jobs/notification.processor';
+import { reconcileNotificationSchedules } from '../monitoring/notification-routing.service';
 import { reconcileLoopSchedules } from '../monitoring/loop-policy.service';
 import { reconcileMonitorSchedules } from '../monitoring/monitor.service';
 import { reconcileAuditSchedules } from '../audit/audit-schedules';
@@ -39,10 +41,12 @@ export function startWorkers(app: OpenAppServices): RunningWorkers {
   const auditAnchor = worker(QUEUES.auditAnchor, auditAnchorProcessor(app), { concurrency: 1 });
   const monitors = worker(QUEUES.monitors, monitorProcessor(app), { concurrency: 2, ...locked });
   const loop = worker(QUEUES.loop, loopProcessor(app), { concurrency: 2, ...locked });
+  // Deliveries mostly wait on receivers: many at once.
+  const notifications = worker(QUEUES.notifications, notificationProcessor(app), { concurrency: app.config.notify.workerConcurrency, ...locked });
   // Schedules are reconciled by their domains: the audit trail's retention and anchoring, and every
   // deployment's monitor, the loop's tick and its retrain schedules (each upserted by id: idempotent across processes).
-  const schedulesReconciled = Promise.all([reconcileAuditSchedules(app), reconcileMonitorSchedules(app), reconcileLoopSchedules(app)]);
-  const workers = [training, rollouts, auditExports, auditRetention, auditAnchor, monitors, loop];
+  const schedulesReconciled = Promise.all([reconcileAuditSchedules(app), reconcileMonitorSchedules(app), reconcileLoopSchedules(app), reconcileNotificationSchedules(app)]);
+  const workers = [training, rollouts, auditExports, auditRetention, auditAnchor, monitors, loop, notifications];
   for (const w of workers) {
     w.on('failed', (job, err) => app.log.warn({ queue: w.name, jobId: job?.id, attempt: job?.attemptsMade, err: err.message }, 'job failed'));
     // Each worker's own connections fail with the shared one: while it is down, part of the outage's log.

@@ -8,6 +8,8 @@ import { inTransaction, type AppServices, type RequestContext } from '../core/co
 import { AppError, badInput, ErrorCode, forbidden, notFound } from '../core/errors';
 import { fromGlobalId, isUuid, toGlobalId } from '../core/global-id';
 import { audit, auditDenied } from '../core/audit/audit-chain';
+import { NotificationKind } from '../core/notify/notification.entity';
+import { raiseNotification } from '../core/notify/notify';
 import { AuditExport, AuditExportFormat, AuditExportStatus } from './audit-export.entity';
 import { normaliseFilter, scopeSubjects, type AuditExportFilter } from './audit-export.filter';
 import type { ExportManifest } from './audit-export.format';
@@ -111,6 +113,22 @@ export async function finishExport(
           : null,
       },
     });
+    // A file is ready to download: told to the teams of whoever asked for it (an export is theirs, not a team's).
+    if (row.asFile && row.status === AuditExportStatus.SUCCEEDED) {
+      for (const teamId of ctx.principal?.teamIds ?? []) {
+        await raiseNotification(em, {
+          teamId,
+          kind: NotificationKind.AUDIT_EXPORT_READY,
+          severity: 'INFO',
+          subject: row.nodeId,
+          // Who asked and what it holds stay with the export (readable by its requester and auditors):
+          // a team's channel may be read by the person an audit is about.
+          summary: `Audit export ${row.nodeId} is ready`,
+          data: { auditExport: row.nodeId },
+          requestId: ctx.requestId,
+        });
+      }
+    }
     return row;
   });
 }

@@ -35,6 +35,9 @@ export const KINDS = {
   Metrics: { subject: [] },
   Alert: { subject: ['id', 'teamId', 'kind', 'severity', 'status', 'createdBy'], node: 'id' },
   NotificationChannel: { subject: ['id', 'teamId', 'kind', 'createdBy'], node: 'id' },
+  NotificationRule: { subject: ['id', 'teamId', 'createdBy'], node: 'id' },
+  NotificationSilence: { subject: ['id', 'teamId', 'createdBy'], node: 'id' },
+  NotificationDelivery: { subject: ['id', 'teamId', 'kind', 'status'], node: 'id' },
   // Not subjects of their own: readable with their model version, and by the requester or an exporter.
   Approval: { node: 'id' },
   AuditExport: { node: 'id' },

@@ -13,6 +13,7 @@ export enum AlertKind {
   ROLLOUT_STALLED = 'ROLLOUT_STALLED',
   QUALITY = 'QUALITY',
   APPROVAL_REQUIRED = 'APPROVAL_REQUIRED',
+  NOTIFICATION_FAILED = 'NOTIFICATION_FAILED',
 }
 registerEnumType(AlertKind, {
   name: 'AlertKind',
@@ -21,7 +22,8 @@ registerEnumType(AlertKind, {
     'RUN_BUDGET: the version\'s runs kept overrunning the inference run budget and it was unloaded; ' +
     'ROLLOUT_STALLED: a rollout step never reached its minimum sample of requests and the rollout paused; ' +
     'QUALITY: an online quality metric (from outcomes) degraded beyond its threshold from the version\'s offline evaluation; ' +
-    'APPROVAL_REQUIRED: the iteration loop retrained a candidate that passed its gate, and a reviewer must approve it before it takes PRODUCTION traffic',
+    'APPROVAL_REQUIRED: the iteration loop retrained a candidate that passed its gate, and a reviewer must approve it before it takes PRODUCTION traffic; ' +
+    'NOTIFICATION_FAILED: a notification channel dead-lettered a delivery (about no deployment)',
   valuesConfig: {
     DRIFT: { description: 'An input feature drifted from the reference profile' },
     PREDICTION_DRIFT: { description: "The model's outputs drifted from the reference profile" },
@@ -31,6 +33,7 @@ registerEnumType(AlertKind, {
     ROLLOUT_STALLED: { description: 'A rollout step never reached its minimum sample of requests, and the rollout paused' },
     QUALITY: { description: "An online quality metric degraded beyond its threshold from the version's offline evaluation" },
     APPROVAL_REQUIRED: { description: 'A candidate of the iteration loop passed its gate and waits for a reviewer before it takes PRODUCTION traffic' },
+    NOTIFICATION_FAILED: { description: "A notification channel gave up on a delivery (every attempt failed, or one no retry fixes); feature is the channel's id, details say why. Resolved when a delivery to it succeeds again" },
   },
 });
 
@@ -76,11 +79,13 @@ registerEnumType(AlertStatus, {
 @Index(['deploymentId', 'createdAt'])
 @Index(['deploymentId', 'modelVersionId', 'kind', 'feature'], { unique: true, where: `"status" IN ('OPEN', 'ACKNOWLEDGED')` })
 export class Alert extends TeamOwnedEntity implements Node {
-  @Column('uuid')
-  deploymentId!: string;
+  /** Null for an alert about no deployment (NOTIFICATION_FAILED). */
+  @Column('uuid', { nullable: true })
+  deploymentId!: string | null;
 
-  @Column('uuid')
-  modelVersionId!: string;
+  /** Null for an alert about no model version (NOTIFICATION_FAILED). */
+  @Column('uuid', { nullable: true })
+  modelVersionId!: string | null;
 
   @Field(() => AlertKind, { description: 'What sort of condition it is' })
   @Column({ type: 'enum', enum: AlertKind, enumName: 'alert_kind' })
@@ -154,7 +159,7 @@ export class Alert extends TeamOwnedEntity implements Node {
   @Column('uuid', { nullable: true })
   retrainRunId!: string | null;
 
-  @Field(() => JSONObjectScalar, { description: 'The statistics behind it (counts, quantiles, the whole feature result)' })
+  /** Shown through AlertFieldResolver.details: a NOTIFICATION_FAILED alert's are the channel's. */
   @Column({ type: 'jsonb', default: () => "'{}'" })
   details!: Record<string, any>;
 }

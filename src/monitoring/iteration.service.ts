@@ -30,6 +30,7 @@ import { startTrainingRun } from '../training/training.service';
 import type { StartTrainingRunInput } from '../training/training.inputs';
 import { AlertKind, AlertSeverity, AlertStatus, Alert } from './alert.entity';
 import { openAlert, publishAlert } from './alerts';
+import { notifyAlertChange } from './alert-notifications';
 import { challengeModelVersion } from './challenger.service';
 import { ACTIVE_ITERATION, Iteration, IterationStatus, IterationTriggerKind, LoopPolicy, iterationGlobalId, iterationRequestId } from './iteration.entity';
 import { PromotionApproval, type StoredPromotionPolicy, type StoredRetrainPolicy } from './loop-policy';
@@ -106,8 +107,8 @@ export async function beginIteration(app: AppServices, deploymentId: string, tri
     if (latest && Date.now() - new Date(latest.at).getTime() < retrain.cooldownSeconds * 1000) return null;
     const at = new Date();
     const inserted: Array<{ id: string }> = await em.query(
-      `INSERT INTO iteration (id, team_id, created_by, deployment_id, status, trigger_kind, trigger, alert_id, champion_version_id, policy, steps, actors)
-       VALUES ($1, $2, $3, $4, 'SAMPLING', $5, $6, $7, $8, $9, '[]', $10)
+      `INSERT INTO iteration (id, team_id, created_by, deployment_id, status, trigger_kind, trigger, alert_id, champion_version_id, policy, steps, actors, message)
+       VALUES ($1, $2, $3, $4, 'SAMPLING', $5, $6, $7, $8, $9, '[]', $10, $11)
        ON CONFLICT DO NOTHING RETURNING id`,
       [
         id,
@@ -120,6 +121,10 @@ export async function beginIteration(app: AppServices, deploymentId: string, tri
         champion,
         JSON.stringify({ retrain, promotion: policies.promotion }),
         JSON.stringify({ retrain: policies.retrainSetBy, promotion: policies.promotionSetBy }),
+        // Until its first step runs the iteration says what it is about to do, never nothing.
+        retrain.collectSeconds > 0
+          ? `collecting production traffic until ${new Date(at.getTime() + retrain.collectSeconds * 1000).toISOString()} before sampling`
+          : 'collecting labelled production rows to sample',
       ],
     );
     if (!inserted.length) return null;
@@ -249,7 +254,10 @@ async function fail(app: AppServices, held: Held, status: IterationStatus, step:
       { id: held.it.approvalAlertId, status: In([AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]) },
       { status: AlertStatus.RESOLVED, resolvedBy: LOOP_PRINCIPAL, resolvedAt: new Date(), resolution: `the iteration ended ${status}: ${message}` },
     );
-    return r.affected ? em.findOneBy(Alert, { id: held.it.approvalAlertId }) : null;
+    if (!r.affected) return null;
+    const resolved = await em.findOneByOrFail(Alert, { id: held.it.approvalAlertId });
+    await notifyAlertChange(em, resolved, 'resolved', ctx.requestId);
+    return resolved;
   });
   return { moved: true, announce: closed ? [() => publishAlert(app, closed)] : [] };
 }
@@ -527,6 +535,7 @@ async function afterShadow(app: AppServices, ctx: TransactionContext, held: Held
       details: { iteration: iterationGlobalId(it.id), candidate: gid('ModelVersion', candidate.id), champion: gid('ModelVersion', it.championVersionId), decision: verdict.decision, reasons: verdict.reasons, why: waitReason },
     });
     await em.insert(Alert, alert);
+    await notifyAlertChange(em, alert, 'opened', ctx.requestId);
     steps.push({ step: 'APPROVAL_REQUESTED', detail: { alert: gid('Alert', alert.id), why: waitReason } });
     await move(ctx, held, IterationStatus.AWAITING_APPROVAL, { approvalAlertId: alert.id }, steps, waitReason);
     return [() => publishAlert(app, alert)];
@@ -584,9 +593,13 @@ async function watchApproval(app: AppServices, held: Held): Promise<StepResult> 
   const [review] = await app.db.query(`SELECT id, actor, reason, decision FROM approval WHERE model_version_id = $1 ORDER BY created_at DESC LIMIT 1`, [candidate.id]);
   const closeAlert = async (em: EntityManager, resolution: string): Promise<Array<() => void>> => {
     if (!it.approvalAlertId) return [];
-    await em.update(Alert, { id: it.approvalAlertId, status: AlertStatus.OPEN }, { status: AlertStatus.RESOLVED, resolvedBy: LOOP_PRINCIPAL, resolvedAt: new Date(), resolution });
-    await em.update(Alert, { id: it.approvalAlertId, status: AlertStatus.ACKNOWLEDGED }, { status: AlertStatus.RESOLVED, resolvedBy: LOOP_PRINCIPAL, resolvedAt: new Date(), resolution });
+    const r = await em.update(
+      Alert,
+      { id: it.approvalAlertId, status: In([AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]) },
+      { status: AlertStatus.RESOLVED, resolvedBy: LOOP_PRINCIPAL, resolvedAt: new Date(), resolution },
+    );
     const alert = await em.findOneBy(Alert, { id: it.approvalAlertId });
+    if (alert && r.affected) await notifyAlertChange(em, alert, 'resolved', iterationRequestId(it.id));
     return alert ? [() => publishAlert(app, alert)] : [];
   };
   const reviewed = review ? { approval: toGlobalId('Approval', review.id), by: review.actor, reason: review.reason } : {};

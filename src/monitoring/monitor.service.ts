@@ -17,6 +17,7 @@ import { ModelVersion } from '../registry/model-version.entity';
 import { Deployment } from '../rollouts/deployment.entity';
 import { Alert, AlertKind, AlertSeverity, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import { MONITOR_PRINCIPAL, openAlert, publishAlert } from './alerts';
+import { notifyAlertChange } from './alert-notifications';
 import { LoopPolicy } from './iteration.entity';
 import { considerRetraining } from './loop-triggers';
 import { driftConditions, driftForVersion, type VersionDrift } from './drift-monitor';
@@ -62,7 +63,7 @@ export function monitoringOf(app: AppServices, d: Pick<Deployment, 'monitoring'>
   };
 }
 
-const keyOf = (c: { versionId?: string; modelVersionId?: string; kind: AlertKind; feature: string }) => `${c.versionId ?? c.modelVersionId}/${c.kind}/${c.feature}`;
+const keyOf = (c: { versionId?: string; modelVersionId?: string | null; kind: AlertKind; feature: string }) => `${c.versionId ?? c.modelVersionId}/${c.kind}/${c.feature}`;
 
 /** Latency and error-rate conditions of each served version against the deployment's SLOs. */
 export function latencyConditions(latency: VersionLatency[], slos: Record<string, number>, minRequests: number): Condition[] {
@@ -189,6 +190,7 @@ export async function monitorWindow(
         if (escalated) {
           raised += 1;
           changed.push(current);
+          await notifyAlertChange(em, current, 'escalated', ctx.requestId);
         }
         summary.push({ alert: current.nodeId, change: escalated ? 'escalated' : 'seen again', severity: current.severity, occurrences: current.occurrences, value: c.value });
         continue;
@@ -217,6 +219,7 @@ export async function monitorWindow(
         details: c.details,
       });
       await em.insert(Alert, alert);
+      await notifyAlertChange(em, alert, 'opened', ctx.requestId);
       raised += 1;
       changed.push(alert);
       opened.push(alert);
@@ -225,19 +228,22 @@ export async function monitorWindow(
     for (const stale of openByKey.values()) {
       // An approval request is about a version that does not serve yet: the loop closes it when a reviewer decides.
       if (stale.kind === AlertKind.APPROVAL_REQUIRED) continue;
-      const retired = !serving.has(stale.modelVersionId);
+      // Alerts of a deployment are about one of its versions (only channel alerts name none).
+      const versionId = stale.modelVersionId!;
+      const retired = !serving.has(versionId);
       // Run budget and stalled rollout alerts are not windowed conditions: only a person, or the version leaving, closes them.
       if ((stale.kind === AlertKind.RUN_BUDGET || stale.kind === AlertKind.ROLLOUT_STALLED) && !retired) continue;
       const wasJudged =
         stale.kind === AlertKind.LATENCY || stale.kind === AlertKind.ERROR_RATE
-          ? judged.has(stale.modelVersionId)
+          ? judged.has(versionId)
           : stale.kind === AlertKind.QUALITY
-            ? qualityJudged.has(stale.modelVersionId)
-            : driftJudged.has(stale.modelVersionId);
+            ? qualityJudged.has(versionId)
+            : driftJudged.has(versionId);
       if (!wasJudged && !retired) continue;
       const resolution = retired ? 'the version no longer serves this deployment' : `cleared in the window from ${windowStart.toISOString()}`;
       Object.assign(stale, { status: AlertStatus.RESOLVED, resolvedBy: 'monitor', resolvedAt: now, resolution });
       await em.save(Alert, stale);
+      await notifyAlertChange(em, stale, 'resolved', ctx.requestId);
       changed.push(stale);
       summary.push({ alert: stale.nodeId, change: 'resolved' });
     }
@@ -309,6 +315,7 @@ export async function acknowledgeAlert(ctx: RequestContext, id: string, note: st
     const before = { status: a.status };
     Object.assign(a, { status: AlertStatus.ACKNOWLEDGED, acknowledgedBy: ctx.principal!.id, acknowledgedAt: new Date() });
     await em.save(Alert, a);
+    await notifyAlertChange(em, a, 'acknowledged', ctx.requestId);
     await audit(ctx, { action: 'acknowledgeAlert', subjectType: 'Alert', subjectId: a.nodeId, before, after: { status: a.status, note } });
     return a;
   });
@@ -326,6 +333,7 @@ export async function resolveAlert(ctx: RequestContext, id: string, reason: stri
     const before = { status: a.status };
     Object.assign(a, { status: AlertStatus.RESOLVED, resolvedBy: ctx.principal!.id, resolvedAt: new Date(), resolution: reason });
     await em.save(Alert, a);
+    await notifyAlertChange(em, a, 'resolved', ctx.requestId);
     await audit(ctx, { action: 'resolveAlert', subjectType: 'Alert', subjectId: a.nodeId, before, after: { status: a.status, reason } });
     return a;
   });
@@ -412,7 +420,7 @@ async function retrain(app: AppServices, alert: Alert, datasetVersion: string, o
     return;
   }
   const ctx = await contextFromJob(app, { context: owner }, { queue: 'retrain-policy', id: alert.id });
-  const version = await app.db.getRepository(ModelVersion).findOneByOrFail({ id: alert.modelVersionId });
+  const version = await app.db.getRepository(ModelVersion).findOneByOrFail({ id: alert.modelVersionId! });
   if (!version.trainingRunId) return;
   const run = (await app.db.query(`SELECT code_version_id, config_id, seed_set_id, environment_id FROM training_run WHERE id = $1`, [version.trainingRunId]))[0];
   if (!run?.code_version_id || !run.config_id || !run.seed_set_id || !run.environment_id) return;

@@ -33,6 +33,12 @@ export enum MonitoringReason {
   NOTIFICATION_EMAIL_NOT_CONFIGURED = 'NOTIFICATION_EMAIL_NOT_CONFIGURED',
   /** An EMAIL channel's recipients cannot be accepted: not 1 to 20 addresses `local@domain` (a domain name, no IP literal), or a `mailto:` URI with header fields; the message says which. */
   NOTIFICATION_RECIPIENTS_REFUSED = 'NOTIFICATION_RECIPIENTS_REFUSED',
+  /** A notification rule value is out of range or inconsistent (digestSeconds 10 to 86,400; escalateAfterSeconds 10 to 86,400, given with an escalation channel and only then; a channel or deployment of another team): `field` names it. */
+  NOTIFICATION_RULE = 'NOTIFICATION_RULE',
+  /** A silence cannot be set: it must end after it starts and after now, start within 90 days, last at most 90 days, and carry a comment of 1 to 500 characters: `field` names the value. */
+  NOTIFICATION_SILENCE = 'NOTIFICATION_SILENCE',
+  /** A channel that routing rules send to (or escalate to) cannot be deleted: the message names the rules; delete them or point them at another channel first. */
+  NOTIFICATION_CHANNEL_IN_USE = 'NOTIFICATION_CHANNEL_IN_USE',
 }
 
 declare module '../core/error-reasons' {
@@ -90,5 +96,17 @@ export const MONITORING_REASONS: ReasonCatalogue<MonitoringReason> = {
   [MonitoringReason.NOTIFICATION_RECIPIENTS_REFUSED]: {
     codes: [ErrorCode.BAD_USER_INPUT],
     description: "An EMAIL channel's recipients cannot be accepted: not 1 to 20 addresses `local@domain` (a domain name, no IP literal), or a `mailto:` URI with header fields; the message says which.",
+  },
+  [MonitoringReason.NOTIFICATION_RULE]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: 'A notification rule value is out of range or inconsistent (digestSeconds 10 to 86,400; escalateAfterSeconds 10 to 86,400, given with an escalation channel and only then; a channel or deployment of another team): `field` names it.',
+  },
+  [MonitoringReason.NOTIFICATION_SILENCE]: {
+    codes: [ErrorCode.BAD_USER_INPUT],
+    description: 'A silence cannot be set: it must end after it starts and after now, start within 90 days, last at most 90 days, and carry a comment of 1 to 500 characters: `field` names the value.',
+  },
+  [MonitoringReason.NOTIFICATION_CHANNEL_IN_USE]: {
+    codes: [ErrorCode.CONFLICT],
+    description: 'A channel that routing rules send to (or escalate to) cannot be deleted: the message names the rules; delete them or point them at another channel first.',
   },
 };

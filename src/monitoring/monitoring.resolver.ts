@@ -10,7 +10,7 @@ import { ModelVersion } from '../registry/model-version.entity';
 import { ModelVersionChallenge } from '../registry/model-version-challenge';
 import { TrainingRun } from '../lineage/training-run.entity';
 import { Deployment } from '../rollouts/deployment.entity';
-import { Alert, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
+import { Alert, AlertKind, AlertStatus, MonitorRun, SEVERITY_RANK } from './alert.entity';
 import * as monitoring from './monitor.service';
 import * as queries from './monitoring-query.service';
 import { AlertConnection, AlertFilter, ChallengeModelVersionInput, DeploymentMonitoringInput, SampleProductionDataInput } from './monitoring.inputs';
@@ -215,14 +215,24 @@ export function reviveAlert(raw: Alert): Alert {
 
 @Resolver(() => Alert)
 export class AlertFieldResolver {
-  @FieldResolver(() => Deployment, { nullable: true, description: 'The deployment it was found on; null if the caller may not read it' })
+  @FieldResolver(() => Deployment, { nullable: true, description: 'The deployment it was found on; null if the caller may not read it, or for an alert about no deployment (NOTIFICATION_FAILED)' })
   deployment(@Root() a: Alert, @Ctx() ctx: RequestContext) {
-    return ctx.loaders.byId(Deployment, 'Deployment').load(a.deploymentId);
+    return a.deploymentId ? ctx.loaders.byId(Deployment, 'Deployment').load(a.deploymentId) : null;
   }
 
   @FieldResolver(() => ModelVersion, { nullable: true, description: 'The version it was found on (the candidate, for APPROVAL_REQUIRED); null if the caller may not read it' })
   modelVersion(@Root() a: Alert, @Ctx() ctx: RequestContext) {
-    return ctx.loaders.byId(ModelVersion, 'ModelVersion').load(a.modelVersionId);
+    return a.modelVersionId ? ctx.loaders.byId(ModelVersion, 'ModelVersion').load(a.modelVersionId) : null;
+  }
+
+  @FieldResolver(() => JSONObjectScalar, {
+    description:
+      "The statistics behind it (counts, quantiles, the whole feature result); for NOTIFICATION_FAILED the channel's name, kind, last error and lost delivery, shown only to callers who may read the team's channels (others get the channel's id)",
+  })
+  details(@Root() a: Alert, @Ctx() ctx: RequestContext): Record<string, unknown> {
+    // A channel's name and its receivers' errors are the team's, like the channel itself.
+    if (a.kind !== AlertKind.NOTIFICATION_FAILED || ctx.ability.can('read', subjectOf('NotificationChannel', { teamId: a.teamId }) as never)) return a.details;
+    return { channel: a.details?.channel ?? null };
   }
 
   @FieldResolver(() => TrainingRun, { nullable: true, description: 'The training run this alert started (retrain policy)' })

@@ -49,6 +49,10 @@ export class NotificationChannel extends TeamOwnedEntity implements Node {
   @Column({ type: 'text', nullable: true })
   secretCiphertext!: string | null;
 
+  @Field(() => Date, { nullable: true, description: 'Since when deliveries to it are dead-lettered (its NOTIFICATION_FAILED alert is open); null while it works' })
+  @Column({ type: 'timestamptz', precision: 3, nullable: true })
+  failingSince!: Date | null;
+
   @Field({ description: 'When its name, URL or routing key last changed' })
   @UpdateDateColumn({ type: 'timestamptz', precision: 3 })
   updatedAt!: Date;

@@ -50,8 +50,8 @@ export class CreatedNotificationChannel {
   signingSecret!: string | null;
 }
 
-@ObjectType({ description: 'What became of one delivery to a channel' })
-export class NotificationDelivery {
+@ObjectType({ description: 'What became of a test notification sent to a channel' })
+export class NotificationTestResult {
   @Field({ description: 'The event id (CloudEvents id, webhook-id, idempotency key)' })
   eventId!: string;
 

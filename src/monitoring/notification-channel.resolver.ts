@@ -7,7 +7,7 @@ import {
   CreatedNotificationChannel,
   CreateNotificationChannelInput,
   NotificationChannelConnection,
-  NotificationDelivery,
+  NotificationTestResult,
   UpdateNotificationChannelInput,
 } from './notification-channel.inputs';
 import * as channels from './notification-channel.service';
@@ -65,7 +65,7 @@ export class NotificationChannelResolver {
     return channels.deleteNotificationChannel(ctx, id);
   }
 
-  @Mutation(() => NotificationDelivery, { nullable: true, description: 'Sends a test event to the channel now and answers what became of it (redirects are never followed)' })
+  @Mutation(() => NotificationTestResult, { nullable: true, description: 'Sends a test event to the channel now and answers what became of it (redirects are never followed)' })
   @Policy({ action: 'update', subject: 'NotificationChannel' })
   testNotificationChannel(@Ctx() ctx: RequestContext, @Arg('id', () => ID, { description: 'The NotificationChannel id' }) id: string) {
     return channels.testNotificationChannel(ctx, id);

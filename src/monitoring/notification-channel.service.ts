@@ -2,21 +2,26 @@
 // A channel's secret is generated or taken here, sealed at once, and leaves this file only inside
 // the create answer (a webhook's signing secret) or an outgoing request.
 import { randomUUID } from 'node:crypto';
+import type { NotifyConfig } from '../config';
 import { audit } from '../core/audit/audit-chain';
 import { assertCan, mapDbError } from '../core/authz';
 import { inTransaction, type RequestContext } from '../core/context';
-import { badInput } from '../core/errors';
+import { badInput, conflict } from '../core/errors';
 import { listConnection, whereTeam } from '../core/list';
 import type { PageArgs } from '../core/pagination';
 import { resolveTeam } from '../access/team.service';
 import { loadReadable } from '../lineage/lineage.service';
+import { In } from 'typeorm';
+import { Alert, AlertKind, AlertStatus } from './alert.entity';
+import { notifyAlertChange } from './alert-notifications';
+import { publishAlert } from './alerts';
 import { MonitoringReason } from './monitoring.errors';
 import { NotificationChannel, NotificationChannelKind } from './notification-channel.entity';
 import {
   NotificationChannelConnection,
   type CreatedNotificationChannel,
   type CreateNotificationChannelInput,
-  type NotificationDelivery,
+  type NotificationTestResult,
   type UpdateNotificationChannelInput,
 } from './notification-channel.inputs';
 import { mailtoUri, parseRecipients, RefusedRecipients, sendEmail } from './notification-email';
@@ -147,18 +152,33 @@ export async function updateNotificationChannel(ctx: RequestContext, input: Upda
 
 /** Removes a channel (and its sealed secret). */
 export async function deleteNotificationChannel(ctx: RequestContext, id: string): Promise<boolean> {
-  return inTransaction(ctx, async (em, ctx) => {
+  const closed = await inTransaction(ctx, async (em, ctx) => {
     const channel = await loadReadable(ctx, em, NotificationChannel, 'NotificationChannel', id, 'id', 'update');
     assertCan(ctx, 'delete', 'NotificationChannel', channel);
+    // A rule left pointing at nothing would drop its notifications without a word.
+    const using: Array<{ name: string }> = await em.query(`SELECT name FROM notification_rule WHERE channel_id = $1 OR escalation_channel_id = $1 ORDER BY name LIMIT 10`, [channel.id]);
+    if (using.length) {
+      throw conflict(`the channel is used by routing rules (${using.map((r) => `"${r.name}"`).join(', ')}): delete them or send them elsewhere first`, { reason: MonitoringReason.NOTIFICATION_CHANNEL_IN_USE });
+    }
     await em.delete(NotificationChannel, { id: channel.id });
+    // Its failure alert can no longer be cleared by a delivery that works: it closes with it.
+    const failing = await em.findOne(Alert, { where: { teamId: channel.teamId, kind: AlertKind.NOTIFICATION_FAILED, feature: channel.id, status: In([AlertStatus.OPEN, AlertStatus.ACKNOWLEDGED]) } });
+    if (failing) {
+      Object.assign(failing, { status: AlertStatus.RESOLVED, resolvedBy: ctx.principal!.id, resolvedAt: new Date(), resolution: 'the channel was deleted' });
+      await em.save(Alert, failing);
+      await notifyAlertChange(em, failing, 'resolved', ctx.requestId);
+    }
     await audit(ctx, {
       action: 'deleteNotificationChannel',
       subjectType: 'NotificationChannel',
       subjectId: channel.nodeId,
       before: { name: channel.name, kind: channel.kind, url: auditedUrl(channel.url) },
+      after: failing ? { alertResolved: failing.nodeId } : null,
     });
-    return true;
+    return failing;
   });
+  if (closed) publishAlert(ctx.app, closed);
+  return true;
 }
 
 /** The request an HTTP channel gets for an event, in its kind's format (the secret opened only here). */
@@ -177,15 +197,14 @@ export function channelRequest(key: Buffer, channel: NotificationChannel, event:
 }
 
 /** Delivers an event to a channel now: by SMTP for EMAIL, by an HTTP POST for the other kinds. */
-export function deliver(ctx: RequestContext, channel: NotificationChannel, event: NotificationEvent) {
-  const notify = ctx.app.config.notify;
+export function deliver(notify: NotifyConfig, channel: NotificationChannel, event: NotificationEvent) {
   // Without SMTP (configuration removed since the channel was made) sendEmail reports the refusal.
   if (channel.kind === NotificationChannelKind.EMAIL) return sendEmail(notify, emailMessage(event, notify.smtp?.from ?? '', parseRecipients(channel.url)));
   return sendNotification(notify, { url: channel.url, ...channelRequest(notify.secretKey, channel, event) });
 }
 
 /** Sends a test event to a channel now and answers what became of it; audited with its outcome. */
-export async function testNotificationChannel(ctx: RequestContext, id: string): Promise<NotificationDelivery> {
+export async function testNotificationChannel(ctx: RequestContext, id: string): Promise<NotificationTestResult> {
   const channel = await inTransaction(ctx, async (em, ctx) => {
     const c = await loadReadable(ctx, em, NotificationChannel, 'NotificationChannel', id, 'id');
     assertCan(ctx, 'update', 'NotificationChannel', c);
@@ -202,7 +221,7 @@ export async function testNotificationChannel(ctx: RequestContext, id: string): 
     dedupKey: `test-${channel.nodeId}`,
     data: { channel: channel.nodeId, requestedBy: ctx.principal!.id },
   };
-  const outcome = await deliver(ctx, channel, event);
+  const outcome = await deliver(ctx.app.config.notify, channel, event);
   await inTransaction(ctx, async (_em, ctx) => {
     await audit(ctx, {
       action: 'testNotificationChannel',

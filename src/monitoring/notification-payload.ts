@@ -14,8 +14,8 @@ export interface NotificationEvent {
   /** One line a person reads first. */
   summary: string;
   severity: 'INFO' | 'WARNING' | 'CRITICAL';
-  /** A condition starting (trigger) or ending (resolve). */
-  action: 'trigger' | 'resolve';
+  /** A condition starting (trigger), seen by someone (acknowledge) or ending (resolve). */
+  action: 'trigger' | 'acknowledge' | 'resolve';
   /** Events with the same key are one incident (PagerDuty `dedup_key`). */
   dedupKey: string;
   data: Record<string, unknown>;
@@ -60,11 +60,12 @@ export function webhookRequest(event: NotificationEvent, secret: string, now = n
   };
 }
 
+const ACTION_MARK = { trigger: '', acknowledge: '[acknowledged] ', resolve: '[resolved] ' } as const;
 const SLACK_MARK = { INFO: ':information_source:', WARNING: ':warning:', CRITICAL: ':rotating_light:' } as const;
 
 /** A Slack incoming-webhook message: `text` for notifications, `blocks` for the message itself. */
 export function slackRequest(event: NotificationEvent): NotificationRequest {
-  const text = `${SLACK_MARK[event.severity]} ${event.action === 'resolve' ? '[resolved] ' : ''}${event.summary}`;
+  const text = `${SLACK_MARK[event.severity]} ${ACTION_MARK[event.action]}${event.summary}`;
   const fields = [
     { type: 'mrkdwn', text: `*Severity*\n${event.severity}` },
     { type: 'mrkdwn', text: `*Source*\n${event.source}` },
@@ -132,7 +133,7 @@ function oneLine(s: string, max: number): string {
  * filters and deduplication.
  */
 export function emailMessage(event: NotificationEvent, from: string, to: string[]): EmailMessage {
-  const subject = `[${event.severity}]${event.action === 'resolve' ? ' [RESOLVED]' : ''} ${oneLine(event.summary, 200)}`;
+  const subject = `[${event.severity}]${{ trigger: '', acknowledge: ' [ACKNOWLEDGED]', resolve: ' [RESOLVED]' }[event.action]} ${oneLine(event.summary, 200)}`;
   const domain = /@([^\s<>@]+)>?\s*$/.exec(from)?.[1] ?? 'modelgov.invalid';
   const fields: Array<[string, string]> = [
     ['Summary', event.summary],

@@ -33,6 +33,8 @@ export interface DeliveryOutcome {
   location: string | null;
   /** The start of the receiver's answer (at most {@link RESPONSE_BODY_LIMIT} bytes, as text). */
   responseBody: string | null;
+  /** The receiver's `Retry-After` header (seconds or an HTTP date), when it sent one. */
+  retryAfter?: string | null;
 }
 
 /** Why a URL cannot be a destination, raised by {@link vetDestination}. */
@@ -150,7 +152,8 @@ export async function sendNotification(settings: SenderSettings, request: Outgoi
         const location = status >= 300 && status < 400 ? (res.headers.location ?? null) : null;
         const error =
           status >= 200 && status < 300 ? null : location !== null || (status >= 300 && status < 400) ? `redirect ${status} not followed` : `HTTP ${status}`;
-        finish({ delivered: error === null, status, address: dest.address, error, location, responseBody });
+        const retryAfter = typeof res.headers['retry-after'] === 'string' ? res.headers['retry-after'] : null;
+        finish({ delivered: error === null, status, address: dest.address, error, location, responseBody, retryAfter });
       };
       res.on('data', (chunk: Buffer) => {
         if (size >= RESPONSE_BODY_LIMIT) return;

@@ -4,6 +4,7 @@ import { toGlobalId } from '../core/global-id';
 import type { StalledRollout } from '../rollouts/rollout-health';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
 import { openAlert, publishAlert } from './alerts';
+import { notifyAlertChange } from './alert-notifications';
 
 /**
  * The WARNING alert of a rollout paused because a step never had its evidence (minimum sample), opened in
@@ -42,6 +43,7 @@ export async function raiseRolloutStalledAlert(app: AppServices, em: EntityManag
       details,
     });
     await em.insert(Alert, alert);
+    await notifyAlertChange(em, alert, 'opened');
   }
   return { id: alert.nodeId, announce: () => publishAlert(app, alert) };
 }

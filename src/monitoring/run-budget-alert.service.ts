@@ -7,6 +7,7 @@ import type { BudgetTrip, InferenceEngine } from '../inference/inference.engine'
 import { systemContext } from '../access/system-context';
 import { Alert, AlertKind, AlertSeverity, AlertStatus } from './alert.entity';
 import { openAlert, publishAlert } from './alerts';
+import { notifyAlertChange } from './alert-notifications';
 
 /** The principal that raises run budget alerts: the API process's inference engine. */
 export const INFERENCE_PRINCIPAL = 'system:inference';
@@ -64,6 +65,7 @@ export async function raiseRunBudgetAlerts(app: AppServices, trip: BudgetTrip): 
           details,
         });
         await em.insert(Alert, alert);
+        await notifyAlertChange(em, alert, 'opened', ctx.requestId);
       }
       await audit(ctx, {
         action: 'unloadOverBudget',

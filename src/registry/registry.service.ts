@@ -7,6 +7,8 @@ import { assertCan, mapDbError } from '../core/authz';
 import { inTransaction, type RequestContext, type TransactionContext } from '../core/context';
 import { conflict, notFound, type AppError } from '../core/errors';
 import { toGlobalId } from '../core/global-id';
+import { NotificationKind } from '../core/notify/notification.entity';
+import { raiseNotification } from '../core/notify/notify';
 import { validateMetrics } from '../core/validation';
 import { loadReadable } from '../lineage/lineage.service';
 import { TrainingRun, TrainingRunStatus } from '../lineage/training-run.entity';
@@ -149,6 +151,10 @@ export async function registerTrainedVersion(ctx: TransactionContext, em: Entity
     if (isUniqueViolation(e)) throw conflict("the run's output slot was taken while it was being registered", { reason: RegistryReason.RUN_OUTPUT_TAKEN });
     throw e;
   });
+  // The iteration loop's candidates are told by its APPROVAL_REQUIRED alert, and only when a reviewer is needed.
+  if (version.status === ModelVersionStatus.CANDIDATE && !ctx.requestId.startsWith('iteration:')) {
+    await notifyAwaitingApproval(em, version, 'trained by the server; passed its evaluation gate', ctx.requestId);
+  }
   await audit(ctx, {
     action: 'registerModelVersion',
     subjectType: 'ModelVersion',
@@ -270,8 +276,23 @@ async function transition(
       await em.insert(Approval, approval);
       after.approval = toGlobalId('Approval', approval.id);
     }
+    if (to === ModelVersionStatus.CANDIDATE) await notifyAwaitingApproval(em, version, `submitted by ${ctx.principal!.id}`, ctx.requestId);
     await audit(ctx, { action, subjectType: 'ModelVersion', subjectId: toGlobalId('ModelVersion', version.id), reason, before, after });
     return (await em.findOneByOrFail(ModelVersion, { id: version.id }))!;
+  });
+}
+
+/** Tells the version's team (its reviewers) that it waits for a review. */
+async function notifyAwaitingApproval(em: EntityManager, version: ModelVersion, how: string, requestId: string): Promise<void> {
+  const model = await em.findOneOrFail(Model, { where: { id: version.modelId }, select: { id: true, name: true } });
+  await raiseNotification(em, {
+    teamId: version.teamId,
+    kind: NotificationKind.VERSION_AWAITING_APPROVAL,
+    severity: 'WARNING',
+    subject: toGlobalId('ModelVersion', version.id),
+    summary: `${model.name} v${version.version} awaits approval (${how})`,
+    data: { modelVersion: toGlobalId('ModelVersion', version.id), model: model.name, version: version.version, metrics: version.metrics },
+    requestId,
   });
 }
 

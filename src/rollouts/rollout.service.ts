@@ -8,6 +8,8 @@ import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
 import { loadReadable } from '../lineage/lineage.service';
 import { serializeContext, type JobPayload } from '../core/job-context';
+import { NotificationKind, type NotificationSeverity } from '../core/notify/notification.entity';
+import { raiseNotification } from '../core/notify/notify';
 import { enqueue } from '../core/queue/outbox';
 import { QUEUES } from '../core/queue/queues';
 import { ModelVersion, ModelVersionStatus } from '../registry/model-version.entity';
@@ -154,11 +156,39 @@ export async function startRollout(ctx: RequestContext, input: StartRolloutInput
   return rollout;
 }
 
-/** Ends an active rollout and puts the traffic back where it was before it began. */
-async function unwind(em: EntityManager, rollout: Rollout, deployment: Deployment, status: RolloutStatus.ABORTED | RolloutStatus.ROLLED_BACK, reason: string): Promise<void> {
+/**
+ * Ends an active rollout and puts the traffic back where it was before it began. A rollback is told
+ * to the team (CRITICAL when the health check made it, WARNING when a person did).
+ */
+async function unwind(
+  em: EntityManager,
+  rollout: Rollout,
+  deployment: Deployment,
+  status: RolloutStatus.ABORTED | RolloutStatus.ROLLED_BACK,
+  reason: string,
+  told?: { automatic: boolean; requestId: string },
+): Promise<void> {
   if (rollout.strategy === RolloutStrategy.SHADOW) await em.delete(ShadowShare, { deploymentId: deployment.id, modelVersionId: rollout.modelVersionId });
   else await applySplit(em, deployment, rollout.baselineSplit, false);
   await em.update(Rollout, { id: rollout.id }, { status, finishedAt: new Date(), reason, generation: rollout.generation + 1 });
+  if (status === RolloutStatus.ROLLED_BACK && told) {
+    await notifyRollout(em, rollout, deployment, NotificationKind.ROLLOUT_ROLLED_BACK, told.automatic ? 'CRITICAL' : 'WARNING', `Rollout rolled back on ${deployment.name}: ${reason}`, told.requestId);
+  }
+}
+
+/** Tells the rollout's team what became of it (see raiseNotification). */
+function notifyRollout(em: EntityManager, rollout: Rollout, deployment: Deployment, kind: NotificationKind, severity: NotificationSeverity, summary: string, requestId: string) {
+  return raiseNotification(em, {
+    teamId: rollout.teamId,
+    kind,
+    severity,
+    subject: toGlobalId('Rollout', rollout.id),
+    deploymentId: deployment.id,
+    environment: deployment.environment,
+    summary,
+    data: { rollout: toGlobalId('Rollout', rollout.id), deployment: { id: toGlobalId('Deployment', deployment.id), name: deployment.name, environment: deployment.environment }, modelVersion: toGlobalId('ModelVersion', rollout.modelVersionId), step: rollout.currentStep + 1 },
+    requestId,
+  });
 }
 
 async function lockActive(ctx: RequestContext, em: EntityManager, id: string): Promise<{ rollout: Rollout; deployment: Deployment }> {
@@ -227,7 +257,7 @@ export async function runRolloutStep(ctx: RequestContext, rolloutId: string, gen
     switch (verdict.verdict) {
       case 'rollback': {
         const reason = `automatic rollback at ${where}: ${verdict.reasons.join('; ')}`;
-        await unwind(em, rollout, deployment, RolloutStatus.ROLLED_BACK, reason);
+        await unwind(em, rollout, deployment, RolloutStatus.ROLLED_BACK, reason, { automatic: true, requestId: ctx.requestId });
         await em.update(Rollout, { id: rollout.id }, { lastVerdict: figures });
         await audit(ctx, { action: 'rollbackRollout', ...subject, reason, after: { status: RolloutStatus.ROLLED_BACK, observed: verdict.observed, verdict: figures, trafficSplit: describe(rollout.baselineSplit) } });
         break;
@@ -284,9 +314,11 @@ export async function promoteRollout(ctx: RequestContext, input: RolloutActionIn
 }
 
 export async function pauseRollout(ctx: RequestContext, input: RolloutActionInput): Promise<Rollout> {
-  return transition(ctx, input, 'pauseRollout', async (em, rollout) => {
+  return transition(ctx, input, 'pauseRollout', async (em, rollout, deployment) => {
     if (rollout.status === RolloutStatus.PAUSED) throw rolloutError(RolloutsReason.PAUSED, 'the rollout is already paused');
     await em.update(Rollout, { id: rollout.id }, { status: RolloutStatus.PAUSED, generation: rollout.generation + 1 });
+    // A pause for want of evidence is told by its ROLLOUT_STALLED alert; this one is a person's.
+    await notifyRollout(em, rollout, deployment, NotificationKind.ROLLOUT_PAUSED, 'WARNING', `Rollout paused on ${deployment.name} by ${ctx.principal!.id}${input.reason ? `: ${input.reason}` : ''}`, ctx.requestId);
   });
 }
 
@@ -348,7 +380,7 @@ export async function rollbackDeployment(ctx: RequestContext, input: RollbackDep
     const before = await currentSplit(em, deployment.id);
     const reason = input.reason ?? `rolled back by ${ctx.principal!.id}`;
     if (active) {
-      await unwind(em, active, deployment, RolloutStatus.ROLLED_BACK, reason);
+      await unwind(em, active, deployment, RolloutStatus.ROLLED_BACK, reason, { automatic: false, requestId: ctx.requestId });
     } else {
       const target = deployment.lastStableVersionId;
       if (!target) throw rolloutError(RolloutsReason.NOTHING_TO_ROLL_BACK, 'no version has held all of this deployment\'s traffic yet');
@@ -389,7 +421,7 @@ export async function abandonRolloutStep(ctx: RequestContext, rolloutId: string,
     if (!rollout || rollout.status !== RolloutStatus.IN_PROGRESS || rollout.generation !== generation) return null;
     const deployment = await em.findOneOrFail(Deployment, { where: { id: rollout.deploymentId }, lock: { mode: 'pessimistic_write' } });
     const reason = `automatic rollback: the health check of step ${rollout.currentStep + 1} could not run (${error.slice(0, 300)})`;
-    await unwind(em, rollout, deployment, RolloutStatus.ROLLED_BACK, reason);
+    await unwind(em, rollout, deployment, RolloutStatus.ROLLED_BACK, reason, { automatic: true, requestId: ctx.requestId });
     await audit(ctx, { action: 'rollbackRollout', subjectType: 'Rollout', subjectId: toGlobalId('Rollout', rollout.id), reason, after: { status: RolloutStatus.ROLLED_BACK, trafficSplit: describe(rollout.baselineSplit) } });
     return deployment.id;
   });

@@ -8,6 +8,8 @@ import { inTransaction, type RequestContext } from '../core/context';
 import { AppError, badInput, conflict, ErrorCode } from '../core/errors';
 import { TOPICS } from '../core/events';
 import { toGlobalId } from '../core/global-id';
+import { NotificationKind } from '../core/notify/notification.entity';
+import { raiseNotification } from '../core/notify/notify';
 import { validateMetrics } from '../core/validation';
 import { serializeContext, type JobPayload } from '../core/job-context';
 import { enqueue } from '../core/queue/outbox';
@@ -399,6 +401,17 @@ export async function finishRun(ctx: RequestContext, runId: string, status: Trai
     const run = await em.findOne(TrainingRun, { where: { id: runId }, lock: { mode: 'pessimistic_write' } });
     if (!run || FINAL.includes(run.status)) return false;
     await em.update(TrainingRun, { id: runId }, { status, finishedAt: new Date(), failureReason: reason });
+    if (status === TrainingRunStatus.FAILED) {
+      await raiseNotification(em, {
+        teamId: run.teamId,
+        kind: NotificationKind.TRAINING_RUN_FAILED,
+        severity: 'WARNING',
+        subject: toGlobalId('TrainingRun', runId),
+        summary: `Training run ${toGlobalId('TrainingRun', runId)} failed${reason ? `: ${reason.slice(0, 300)}` : ''}`,
+        data: { trainingRun: toGlobalId('TrainingRun', runId), startedBy: run.createdBy, reason },
+        requestId: ctx.requestId,
+      });
+    }
     await audit(ctx, {
       action: status === TrainingRunStatus.FAILED ? 'failTrainingRun' : 'completeTrainingRun',
       subjectType: 'TrainingRun',

@@ -1,44 +1,9 @@
 import assert from 'node:assert/strict';
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { dataOf } from '../support/access';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
-
-interface Received {
-  headers: http.IncomingHttpHeaders;
-  body: string;
-}
-
-/** A receiver on 127.0.0.1 that records what it gets and answers with `answer`. */
-async function receiver(answer: (res: http.ServerResponse) => void = (res) => res.end('ok')) {
-  const got: Received[] = [];
-  const server = http.createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c) => chunks.push(c));
-    req.on('end', () => {
-      got.push({ headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
-      answer(res);
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { got, url, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
-
-/** The Standard Webhooks check a receiver does (the README's recipe). */
-function verifies(secret: string, headers: http.IncomingHttpHeaders, body: string): boolean {
-  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
-  const expected = createHmac('sha256', key).update(`${headers['webhook-id']}.${headers['webhook-timestamp']}.${body}`).digest();
-  return String(headers['webhook-signature'])
-    .split(' ')
-    .some((s) => {
-      const [version, sig] = s.split(',');
-      const given = Buffer.from(sig ?? '', 'base64');
-      return version === 'v1' && given.length === expected.length && timingSafeEqual(given, expected);
-    });
-}
+import { receiver, verifies } from '../support/notify';
 
 const CREATE = `mutation ($input: CreateNotificationChannelInput!) {
   createNotificationChannel(input: $input) { signingSecret channel { id name kind url } }

@@ -1,52 +1,11 @@
 import assert from 'node:assert/strict';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { SMTPServer } from 'smtp-server';
 import { createLogger } from '../../src/core/logger';
 import { mailtoUri, parseRecipients, RefusedRecipients } from '../../src/monitoring/notification-email';
 import { emailMessage, type NotificationEvent } from '../../src/monitoring/notification-payload';
 import { dataOf } from '../support/access';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
-
-interface Mail {
-  from: string;
-  to: string[];
-  user: string | undefined;
-  raw: string;
-}
-
-/** A local SMTP server (no TLS, authentication optional) that keeps what it is sent. */
-async function smtpServer(credentials: { user: string; pass: string }) {
-  const got: Mail[] = [];
-  const logins: Array<{ user: string; pass: string }> = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    allowInsecureAuth: true,
-    disabledCommands: ['STARTTLS'],
-    logger: false,
-    onAuth(auth, _session, cb) {
-      logins.push({ user: auth.username ?? '', pass: auth.password ?? '' });
-      if (auth.username === credentials.user && auth.password === credentials.pass) cb(null, { user: auth.username });
-      else cb(new Error('Invalid username or password'));
-    },
-    onData(stream, session, cb) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        got.push({
-          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-          to: session.envelope.rcptTo.map((r) => r.address),
-          user: session.user as string | undefined,
-          raw: Buffer.concat(chunks).toString('utf8'),
-        });
-        cb();
-      });
-    },
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.server.address() as AddressInfo).port;
-  return { got, logins, port, close: () => new Promise<void>((r) => server.close(() => r())) };
-}
+import { smtpServer } from '../support/notify';
 
 /** A header value with its RFC 2047 encoded words decoded. */
 function decodeWords(value: string): string {

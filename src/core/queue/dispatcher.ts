@@ -125,18 +125,22 @@ export class OutboxDispatcher {
            ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED`,
           [batch],
         );
+        // One round trip per queue for the whole batch; when that fails with Redis up (an entry
+        // BullMQ refuses), entry by entry, so that one bad entry holds back only itself.
+        if (rows.length && this.queues.connection.status === 'ready') {
+          try {
+            await this.addBatch(em, rows);
+            return rows.length < batch ? 0 : rows.length;
+          } catch (e) {
+            this.log.warn({ err: (e as Error).message, entries: rows.length }, 'outbox batch refused; handing entries over one by one');
+          }
+        }
         let done = 0;
         for (const row of rows) {
           try {
             // BullMQ waits for Redis indefinitely: fail fast instead, and keep the entry for later.
             if (this.queues.connection.status !== 'ready') throw new Error(`redis is ${this.queues.connection.status}`);
-            await withTimeout(this.queues.get(row.queue).add(row.job_name, row.payload, {
-              jobId: row.job_id,
-              attempts: this.opts.jobAttempts,
-              backoff: { type: 'exponential', delay: 2000 },
-              removeOnComplete: { age: 24 * 3600, count: 10_000 },
-              removeOnFail: { age: 7 * 24 * 3600 },
-            }), 5000);
+            await withTimeout(this.queues.get(row.queue).add(row.job_name, row.payload, { jobId: row.job_id, ...this.jobOptions() }), 5000);
             await em.query(`UPDATE outbox_entry SET dispatched_at = now(), dispatch_attempts = dispatch_attempts + 1, last_error = NULL WHERE id = $1`, [row.id]);
             done += 1;
           } catch (e) {
@@ -157,6 +161,25 @@ export class OutboxDispatcher {
       });
       if (moved <= 0) return;
     }
+  }
+
+  private jobOptions() {
+    return {
+      attempts: this.opts.jobAttempts,
+      backoff: { type: 'exponential', delay: 2000 },
+      removeOnComplete: { age: 24 * 3600, count: 10_000 },
+      removeOnFail: { age: 7 * 24 * 3600 },
+    };
+  }
+
+  /** Hands `rows` to BullMQ, one `addBulk` per queue, and marks them dispatched (all, or none on failure). */
+  private async addBatch(em: { query: (text: string, params?: unknown[]) => Promise<any[]> }, rows: PendingRow[]): Promise<void> {
+    const byQueue = new Map<QueueName, PendingRow[]>();
+    for (const row of rows) byQueue.set(row.queue, [...(byQueue.get(row.queue) ?? []), row]);
+    for (const [queue, list] of byQueue) {
+      await withTimeout(this.queues.get(queue).addBulk(list.map((row) => ({ name: row.job_name, data: row.payload, opts: { jobId: row.job_id, ...this.jobOptions() } }))), 5000);
+    }
+    await em.query(`UPDATE outbox_entry SET dispatched_at = now(), dispatch_attempts = dispatch_attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
   }
 
   private async inTransaction<T>(work: (client: { query: (text: string, params?: unknown[]) => Promise<any[]> }) => Promise<T>): Promise<T> {

@@ -14,6 +14,7 @@ export const QUEUES = {
   auditAnchor: 'audit-anchor',
   monitors: 'monitors',
   loop: 'loop',
+  notifications: 'notifications',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
