@@ -8,6 +8,7 @@ import { Alert, AlertKind, AlertSeverity, AlertStatus } from '../src/monitoring/
 import { publishAlert } from '../src/monitoring/alerts';
 import { startServer } from '../src/app/server';
 import { startTestServer } from '../test/support/harness';
+import { answerLoopDelay } from './loop-delay';
 
 async function main(): Promise<void> {
   const joined = process.env.BENCH_JOIN_CONFIG ? (JSON.parse(process.env.BENCH_JOIN_CONFIG) as Config) : null;
@@ -21,6 +22,7 @@ async function main(): Promise<void> {
     const team = (await t.sql(`SELECT id FROM team WHERE name = 'alerts-bench'`))[0].id as string;
     target = { teamId: team, deploymentId: randomUUID(), modelVersionId: randomUUID() };
   }
+  answerLoopDelay();
   process.on('message', async (msg: { op: string; target?: typeof target; seq?: number }) => {
     if (msg.op === 'publish') {
       // The alert as a monitor pass publishes it; lastSeenAt carries the publish time.

@@ -1,6 +1,6 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { createClient, type Client } from 'graphql-ws';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { signToken } from '../src/access/authenticate';
 import type { Config } from '../src/config';
@@ -68,30 +68,38 @@ export async function alertsBench(): Promise<void> {
   const alerts = Number(process.env.BENCH_ALERTS ?? 100);
   const a = await instance();
   const b = await instance(a.config);
-  const clients: Client[] = [];
+  const sockets: WebSocket[] = [];
   try {
     const token = signToken(a.config.jwtSecret, { sub: 'bench-viewer', roles: ['viewer'], teams: ['alerts-bench'] });
-    const received = new Map<number, number[]>();
+    // Each subscriber notes when a message comes off its socket, and the publish time it carries,
+    // read straight off the bytes. Parsing the whole message is the subscriber's work: 1,000 of them
+    // share this process here, where in use each has its own, and parsing (and keeping) each one as
+    // it came would queue later arrivals behind it, and its garbage collections, and count that as
+    // delivery time.
+    const latencies: number[] = [];
+    let counting = false;
     let connected = 0;
+    const query = 'subscription { alerts { feature lastSeenAt } }';
+    const SENT = Buffer.from('"lastSeenAt":"');
     for (let i = 0; i < subscribers; i++) {
       const url = (i % 2 ? b.url : a.url).replace(/^http/, 'ws') + '/graphql';
-      const client = createClient({ url, webSocketImpl: WebSocket, connectionParams: { authorization: `Bearer ${token}` }, lazy: false, retryAttempts: 0, on: { connected: () => void connected++ } });
-      clients.push(client);
-      client.subscribe(
-        { query: 'subscription { alerts { feature lastSeenAt } }' },
-        {
-          next: (m) => {
-            const x = m.data?.alerts as { feature: string; lastSeenAt: string } | undefined;
-            if (!x) return;
-            const seq = Number(x.feature.slice('feature_'.length));
-            let list = received.get(seq);
-            if (!list) received.set(seq, (list = []));
-            list.push(Date.now() - new Date(x.lastSeenAt).getTime());
-          },
-          error: () => undefined,
-          complete: () => undefined,
-        },
-      );
+      const socket = new WebSocket(url, 'graphql-transport-ws');
+      sockets.push(socket);
+      let acknowledged = false;
+      socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } })));
+      socket.on('error', () => undefined);
+      socket.on('message', (data: Buffer) => {
+        const at = Date.now();
+        if (acknowledged) {
+          const k = data.indexOf(SENT);
+          if (k >= 0 && counting) latencies.push(at - Date.parse(data.toString('latin1', k + SENT.length, k + SENT.length + 24)));
+          return;
+        }
+        if (JSON.parse(data.toString()).type !== 'connection_ack') return;
+        acknowledged = true;
+        connected++;
+        socket.send(JSON.stringify({ id: '1', type: 'subscribe', payload: { query } }));
+      });
     }
     const until = Date.now() + 60_000;
     while (connected < subscribers && Date.now() < until) await sleep(100);
@@ -99,16 +107,31 @@ export async function alertsBench(): Promise<void> {
     await sleep(2000);
 
     const executed = async () => (await a.ask({ op: 'executions' }, 'executions')).count + (await b.ask({ op: 'executions' }, 'executions')).count;
+    // Warm-up: the first alerts on each instance meet cold code (the subscription's first
+    // executions, the first writes); they are sent and received, not counted.
+    const WARMUP = 10;
+    for (let seq = 0; seq < WARMUP; seq++) {
+      await (seq % 2 ? b : a).ask({ op: 'publish', target: a.target, seq: -1 - seq });
+      await sleep(100);
+    }
+    await sleep(1000);
+    counting = true;
     const executedBefore = await executed();
+    await Promise.all([a.ask({ op: 'loop-reset' }, 'loop-reset'), b.ask({ op: 'loop-reset' }, 'loop-reset')]);
+    const here = monitorEventLoopDelay({ resolution: 1 });
+    here.enable();
     for (let seq = 0; seq < alerts; seq++) {
       await (seq % 2 ? b : a).ask({ op: 'publish', target: a.target, seq });
       await sleep(100);
     }
     await sleep(3000);
     const executions = (await executed()) - executedBefore;
-    const latencies = [...received.values()].flat().sort((x, y) => x - y);
+    counting = false;
+    here.disable();
+    const loops = await Promise.all([a.ask({ op: 'loop-read' }, 'loop-read'), b.ask({ op: 'loop-read' }, 'loop-read')]);
+    latencies.sort((x, y) => x - y);
     const delivered = latencies.length / (subscribers * alerts);
-    printTable(`Alerts to ${subscribers} WebSocket subscribers over 2 API instances (${alerts} alerts, 10 per second, alternating instances)`, [
+    printTable(`Alerts to ${subscribers} WebSocket subscribers over 2 API instances (${alerts} alerts, 10 per second, alternating instances). Target: 100 % delivered, p99 <= 100 ms.`, [
       {
         subscribers,
         connected,
@@ -122,10 +145,12 @@ export async function alertsBench(): Promise<void> {
         // One access class here (every subscriber is the same viewer): the floor is one per alert and instance.
         'executions': executions,
         'executions per alert': (executions / alerts).toFixed(1),
+        'servers loop p99 / max ms': loops.map((l) => `${l.p99Ms.toFixed(0)} / ${l.maxMs.toFixed(0)}`).join(', '),
+        'subscribers loop p99 / max ms': `${(here.percentile(99) / 1e6).toFixed(0)} / ${(here.max / 1e6).toFixed(0)}`,
       },
     ]);
-    for (const c of clients) void c.dispose();
-    clients.length = 0;
+    for (const c of sockets) c.close();
+    sockets.length = 0;
     await sleep(1000);
 
     // A consumer that stops reading: the server keeps what it cannot send, up to WS_MAX_BUFFERED_BYTES.
@@ -175,7 +200,7 @@ export async function alertsBench(): Promise<void> {
     ]);
     slow.terminate();
   } finally {
-    for (const c of clients) void c.dispose();
+    for (const c of sockets) c.terminate();
     await b.stop();
     await a.stop();
   }

@@ -7,10 +7,15 @@ import { fork, type ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { answerLoopDelay } from './loop-delay';
 
-/** A running peer: its infer URL for `model`, and how to stop it. */
+/** A running peer: its infer URL for `model`, its event-loop delay, and how to stop it. */
 export interface BarePeer {
   url: string;
+  /** Starts the event-loop delay histogram afresh. */
+  loopReset(): Promise<void>;
+  /** The event-loop delay since the last reset, in ms. */
+  loopRead(): Promise<{ p99Ms: number; maxMs: number }>;
   stop(): Promise<void>;
 }
 
@@ -22,8 +27,22 @@ export async function startBarePeer(modelPath: string, name: string): Promise<Ba
     child.once('message', (m: { port: number }) => resolve(m.port));
   });
   child.removeAllListeners('exit');
+  const ask = <T>(op: string) =>
+    new Promise<T>((resolve) => {
+      const on = (m: { op: string }) => {
+        if (m.op !== op) return;
+        child.off('message', on);
+        resolve(m as T);
+      };
+      child.on('message', on);
+      child.send({ op });
+    });
   return {
     url: `http://127.0.0.1:${port}/v2/models/${name}/infer`,
+    loopReset: async () => {
+      await ask('loop-reset');
+    },
+    loopRead: () => ask<{ p99Ms: number; maxMs: number }>('loop-read'),
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -57,6 +76,8 @@ async function main(modelPath: string): Promise<void> {
     });
   });
   server.keepAliveTimeout = 60_000;
+  // Measured as in the server under test, so the two can be put side by side.
+  answerLoopDelay();
   server.listen(0, '127.0.0.1', () => process.send!({ port: (server.address() as AddressInfo).port }));
   process.once('SIGTERM', () => {
     server.close();

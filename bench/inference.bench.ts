@@ -105,6 +105,18 @@ function oipBinary(url: string, token: string, features: number, rows: number, s
   };
 }
 
+/** PASS or FAIL for a target row whose goal reads `≥ x`, `≤ x` or `> x` (the first number of its value against x); `—` for a row that only informs. */
+function judged(rows: Array<{ target: string; value: string; goal: string }>): Array<{ target: string; value: string; goal: string; verdict: string }> {
+  return rows.map((r) => {
+    const goal = /^(≥|≤|>)\s*([\d.]+)/.exec(r.goal);
+    const value = Number.parseFloat(r.value);
+    if (!goal || Number.isNaN(value)) return { ...r, verdict: '—' };
+    const limit = Number(goal[2]);
+    const ok = goal[1] === '≥' ? value >= limit : goal[1] === '≤' ? value <= limit : value > limit;
+    return { ...r, verdict: ok ? 'PASS' : 'FAIL' };
+  });
+}
+
 function row(workload: string, path: string, concurrency: number | string, rowsPerRequest: number, m: Measured) {
   return {
     workload,
@@ -204,7 +216,9 @@ export async function inferenceBench(): Promise<void> {
         for (const c of [1, 64]) {
           const target: Target = { url: peer.url, headers: { 'content-type': 'application/json' }, body: oipJsonBody(w.features, 1, c), rowsPerRequest: 1 };
           await load(target, c, 0.5);
-          const m = { ...(await load(target, c, seconds)), loopP99Ms: null };
+          await peer.loopReset();
+          const loaded = await load(target, c, seconds);
+          const m = { ...loaded, loopP99Ms: (await peer.loopRead()).p99Ms };
           results[`${name}/peer/${c}`] = m;
           rows.push(row(name, 'bare peer: node:http + ORT, OIP JSON', c, 1, m));
         }
@@ -226,29 +240,42 @@ export async function inferenceBench(): Promise<void> {
     const rowsPerSecond = (m: Measured) => m.rows / m.seconds;
     printTable(
       'Headline: OIP against the bare peer (same model, same load generator, same run)',
-      workloads.flatMap(([name]) => [
+      judged(workloads.flatMap(([name]) => [
         { target: `${name}: OIP predict req/s at c64 / bare peer req/s at c64`, value: (rps(results[`${name}/oip/64`]) / rps(results[`${name}/peer/64`])).toFixed(2), goal: '≥ 0.5' },
         { target: `${name}: OIP predict p50 at c1 / bare peer p50 at c1`, value: (p50(results[`${name}/oip/1`]) / p50(results[`${name}/peer/1`])).toFixed(2), goal: '≤ 3' },
+        // The server may split a large request across its idle threads, so the ceiling is raw
+        // onnxruntime at its best on this machine: the faster of one and two intra-op threads.
         {
-          target: `${name}: 256-row OIP binary rows/s / raw ORT batch-256 rows/s (intraOp 1)`,
-          value: (rowsPerSecond(results[`${name}/oip-binary256/1`]) / rowsPerSecond(results[`${name}/raw/256/1`])).toFixed(2),
+          target: `${name}: 256-row OIP binary rows/s / raw ORT batch-256 rows/s (the faster of intraOp 1 and 2)`,
+          value: (rowsPerSecond(results[`${name}/oip-binary256/1`]) / Math.max(rowsPerSecond(results[`${name}/raw/256/1`]), rowsPerSecond(results[`${name}/raw/256/2`]))).toFixed(2),
+          goal: '≥ 0.8',
+        },
+      ])),
+    );
+    const saturatedLoop = Math.max(...['logistic regression', 'MLP ~1M params'].map((n) => results[`${n}/predict/64`].loopP99Ms ?? 0));
+    const saturatedOipLoop = Math.max(...['logistic regression', 'MLP ~1M params'].map((n) => results[`${n}/oip/64`].loopP99Ms ?? 0));
+    printTable('Targets (ratios within this run)', judged([
+      { target: 'LR predict p50 at c1 / trivial p50 at c1', value: (p50(results['logistic regression/predict/1']) / p50(floor[1])).toFixed(2), goal: '≤ 1.5' },
+      { target: 'MLP predict p50 at c1 / trivial p50 at c1', value: (p50(results['MLP ~1M params/predict/1']) / p50(floor[1])).toFixed(2), goal: '≤ 1.5' },
+      { target: 'LR GraphQL predict req/s at c64 / trivial req/s at c64', value: `${(rps(results['logistic regression/predict/64']) / rps(floor[64])).toFixed(2)} (${Math.round(rps(results['logistic regression/predict/64']))} / ${Math.round(rps(floor[64]))})`, goal: '≥ 0.7' },
+      { target: 'MLP GraphQL predict req/s at c64 / trivial req/s at c64', value: `${(rps(results['MLP ~1M params/predict/64']) / rps(floor[64])).toFixed(2)} (${Math.round(rps(results['MLP ~1M params/predict/64']))} / ${Math.round(rps(floor[64]))})`, goal: '≥ 0.7' },
+      ...[1, 4].flatMap((c) => [
+        {
+          target: `MLP 256-row GraphQL predict at c${c}, rows/s / raw ORT batch-256 rows/s (the faster of intraOp 1 and 2)`,
+          value: (rowsPerSecond(results[`MLP ~1M params/predict256/${c}`]) / Math.max(rowsPerSecond(results['MLP ~1M params/raw/256/1']), rowsPerSecond(results['MLP ~1M params/raw/256/2']))).toFixed(2),
           goal: '≥ 0.8',
         },
       ]),
-    );
-    const saturatedLoop = Math.max(...['logistic regression', 'MLP ~1M params'].map((n) => results[`${n}/predict/64`].loopP99Ms ?? 0));
-    printTable('Targets (ratios within this run)', [
-      { target: 'LR predict p50 at c1 / trivial p50 at c1', value: (p50(results['logistic regression/predict/1']) / p50(floor[1])).toFixed(2), goal: '≤ 1.5' },
-      { target: 'MLP predict p50 at c1 / trivial p50 at c1', value: (p50(results['MLP ~1M params/predict/1']) / p50(floor[1])).toFixed(2), goal: '≤ 1.5' },
-      { target: 'MLP predict req/s at c64 / trivial req/s at c64', value: (rps(results['MLP ~1M params/predict/64']) / rps(floor[64])).toFixed(2), goal: '≥ 0.7' },
-      ...[1, 4].flatMap((c) => [
-        { target: `MLP 256-row predict at c${c}, rows/s / raw ORT batch-256 rows/s (intraOp 1)`, value: (rowsPerSecond(results[`MLP ~1M params/predict256/${c}`]) / rowsPerSecond(results['MLP ~1M params/raw/256/1'])).toFixed(2), goal: '≥ 0.8' },
-        { target: `MLP 256-row predict at c${c}, rows/s / raw ORT batch-256 rows/s (intraOp 2)`, value: (rowsPerSecond(results[`MLP ~1M params/predict256/${c}`]) / rowsPerSecond(results['MLP ~1M params/raw/256/2'])).toFixed(2), goal: '(both cores)' },
-      ]),
       { target: 'micro-batching: MLP req/s at c64, on / off', value: (rps(results['MLP ~1M params/predict/64']) / rps(results['mlp/unbatched'])).toFixed(2), goal: '> 1 to keep it on' },
-      { target: 'server event-loop delay p99, predict at c64, ms', value: saturatedLoop.toFixed(2), goal: '≤ 10' },
+      { target: 'server event-loop delay p99, OIP JSON infer at c64 (worse of LR, MLP), ms', value: saturatedOipLoop.toFixed(2), goal: '≤ 10' },
+      { target: 'server event-loop delay p99, GraphQL predict at c64 (worse of LR, MLP), ms', value: saturatedLoop.toFixed(2), goal: '≤ 10' },
       { target: 'server event-loop delay p99, { __typename } at c64, ms', value: (floor[64].loopP99Ms ?? 0).toFixed(2), goal: '(the floor)' },
-    ]);
+      {
+        target: 'bare peer event-loop delay p99 at c64 (worse of LR, MLP), ms',
+        value: Math.max(...['logistic regression', 'MLP ~1M params'].map((n) => results[`${n}/peer/64`].loopP99Ms ?? 0)).toFixed(2),
+        goal: '(the peer, same machine)',
+      },
+    ]));
   } finally {
     await server.stop();
     rmSync(scratch, { recursive: true, force: true });

@@ -92,7 +92,7 @@ export async function lineageBench(): Promise<void> {
       'same set': 'yes',
     });
     printTable(
-      `lineage: generated graph of ${fx.nodeCount} nodes (8 layers x 100 dataset versions, 100 runs, 100 model versions, 10 deployments); BOTH from a mid-layer dataset version, depth ${depth}; ${runs} runs each. Target: in-process p50 <= 3x the CTE.`,
+      `lineage: generated graph of ${fx.nodeCount} nodes (8 layers x 100 dataset versions, 100 runs, 100 model versions, 10 deployments); BOTH from a mid-layer dataset version, depth ${depth}; ${runs} runs each. Target: p50 <= 3x the CTE, over HTTP too.`,
       rows,
     );
   } finally {

@@ -18,9 +18,13 @@ import { httpContextFor } from './request-context';
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,100}$/;
 
+/** The request id a client sent in `X-Request-Id` when it is a plain token of at most 100 characters, else a fresh one. */
+export function requestIdFrom(given: string | string[] | undefined): string {
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
 function requestIdOf(req: Request): string {
-  const given = req.header('x-request-id');
-  return given && REQUEST_ID.test(given) ? given : randomUUID();
+  return requestIdFrom(req.header('x-request-id'));
 }
 
 function errorBody(code: ErrorCode, message: string, requestId: string, reason?: ErrorReason) {

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
-import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import { ApolloServerPluginCacheControlDisabled, ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
 import { ApolloServerPluginLandingPageLocalDefault } from '@apollo/server/plugin/landingPage/default';
 import express from 'express';
 import { NoSchemaIntrospectionCustomRule, type GraphQLSchema } from 'graphql';
@@ -20,6 +20,7 @@ import { InferenceEngine } from '../inference/inference.engine';
 import { followRunBudgets } from '../monitoring/run-budget-alert.service';
 import { httpErrorHandler, httpRoutes } from './http-routes';
 import { accessLogPlugin } from './access-log';
+import { leanInferHandler } from './open-inference.lean';
 import { httpContextFor } from './request-context';
 import { buildAppSchema } from './schema';
 import { openAppServices } from './services';
@@ -89,7 +90,12 @@ export async function startServer(config: Config, log: Logger = createLogger(con
   expressApp.disable('x-powered-by');
   // First, so that every request is counted, whichever handler answers it.
   expressApp.use(httpMetrics(app.metrics!, ['/graphql']));
-  const httpServer = createServer(expressApp);
+  // The Open Inference Protocol's infer routes are answered before Express sees them (see
+  // `leanInferHandler`); whatever that handler leaves goes through Express as every other request.
+  const leanInfer = leanInferHandler(app, log);
+  const httpServer = createServer((req, res) => {
+    if (!leanInfer(req, res)) expressApp(req, res);
+  });
 
   // Introspection is refused in production by these rules, on HTTP and WebSocket alike.
   const validationRules = config.isProduction ? [NoSchemaIntrospectionCustomRule] : [];
@@ -109,6 +115,9 @@ export async function startServer(config: Config, log: Logger = createLogger(con
     stopOnTerminationSignals: false,
     plugins: [
       ApolloServerPluginDrainHttpServer({ httpServer, stopGracePeriodMillis: config.shutdownGraceMs }),
+      // No field sets cache hints, and Apollo's default cache-control plugin would still run a hook
+      // for every field of every object (a lineage answer holds thousands).
+      ApolloServerPluginCacheControlDisabled(),
       {
         async serverWillStart() {
           return {

@@ -67,10 +67,12 @@ export function graphqlWebSocket(
   const guard = new SubscriptionGuard({ authenticate: (authorization) => authenticate(authorization, app.db, config), log });
   guard.follow(app.events!);
   const fanout = new SubscriptionFanout();
+  // Where each running subscription's events go, by the operation's own context (set at subscribe).
+  const outlets = new WeakMap<RequestContext, Outlet>();
   const wsCleanup = useServer<Record<string, unknown>, { authorization?: string; live?: LiveSocket }>(
     {
       schema,
-      subscribe: (args) => subscribeEventByEvent(args, fanout),
+      subscribe: (args) => subscribeEventByEvent(args, fanout, outlets.get(args.contextValue as RequestContext) ?? null),
       // Authenticated at connection_init: a refused or missing credential closes the socket (4403;
       // a refused one with the reason of its refusal).
       onConnect: async (socket) => {
@@ -89,7 +91,7 @@ export function graphqlWebSocket(
       // Every operation is treated like an HTTP request: the credential is checked again (a key
       // revoked or a token expired while the socket was open stops working), then the same
       // validation and limits, with the caller's own context and fresh loaders.
-      onSubscribe: async (socket, _id, payload) => {
+      onSubscribe: async (socket, id, payload) => {
         let ctx = await contextFor(app, socket.extra.authorization, randomUUID());
         const refuse = (e: GraphQLError) => [new GraphQLError(e.message, { extensions: toClientError(e.toJSON(), ctx.requestId).extensions })];
         if (!ctx.principal) return refuse(ctx.authError ?? unauthenticated());
@@ -116,7 +118,10 @@ export function graphqlWebSocket(
           return refuse(e as GraphQLError);
         }
         // A subscription's rights are held by the guard for as long as it runs, not by its context.
-        if (operation.operation === 'subscription') ctx = guard.open(socket.extra.live!, ctx, document, payload.operationName);
+        if (operation.operation === 'subscription') {
+          ctx = guard.open(socket.extra.live!, ctx, document, payload.operationName);
+          outlets.set(ctx, { socket: socket.extra.socket, id, maxBufferedBytes: config.wsMaxBufferedBytes, log });
+        }
         return { schema, document, operationName: payload.operationName, variableValues: payload.variables, contextValue: ctx };
       },
       onOperation: (socket, _id, _payload, args, result) =>
@@ -124,13 +129,7 @@ export function graphqlWebSocket(
           ? guard.track(args.contextValue as RequestContext, result as AsyncIterable<ExecutionResult>)
           : undefined,
       onNext: (socket, _id, _payload, args, result) => {
-        // A client that does not read its socket is disconnected before its backlog grows unbounded.
-        const ws = socket.extra.socket;
-        if (ws.bufferedAmount > config.wsMaxBufferedBytes) {
-          log.warn({ buffered: ws.bufferedAmount }, 'slow WebSocket consumer disconnected');
-          ws.close(4429, 'Slow consumer: too much unread data');
-          return;
-        }
+        if (!keepsUp(socket.extra.socket, config.wsMaxBufferedBytes, log)) return;
         if (!result.errors?.length) return;
         const ctx = args.contextValue as RequestContext;
         for (const e of result.errors) {
@@ -161,20 +160,48 @@ export function graphqlWebSocket(
   };
 }
 
+/** The close code for a client that does not read its socket (too much unread data held for it). */
+const SLOW_CONSUMER_CLOSE_CODE = 4429;
+
+/**
+ * False, after closing it with {@link SLOW_CONSUMER_CLOSE_CODE}, when more than `maxBufferedBytes`
+ * wait unsent on `ws`: a client that does not read is disconnected before its backlog grows unbounded.
+ */
+function keepsUp(ws: WebSocket, maxBufferedBytes: number, log: Logger): boolean {
+  if (ws.bufferedAmount <= maxBufferedBytes) return true;
+  log.warn({ buffered: ws.bufferedAmount }, 'slow WebSocket consumer disconnected');
+  ws.close(SLOW_CONSUMER_CLOSE_CODE, 'Slow consumer: too much unread data');
+  return false;
+}
+
+/** Where a subscription's results are written: its socket and its subscription id. */
+interface Outlet {
+  socket: WebSocket;
+  id: string;
+  maxBufferedBytes: number;
+  log: Logger;
+}
+
 /**
  * A subscription whose events are each executed with a context of their own (see
  * {@link eventContext}): the operation's context never changes, yet every event, its nested fields
  * included, is answered with the caller's rights as they are now and with loaders of its own. The
  * execution itself is shared with the subscribers of the same operation whose rights for the event
- * are the same (see {@link SubscriptionFanout}).
+ * are the same (see {@link SubscriptionFanout}), and so is its serialisation: a shared result
+ * without errors is written to the socket here as the message serialised once for all of them
+ * (under this subscription's id), waiting, as graphql-ws does, until the socket has taken it.
+ * Results with errors are handed to graphql-ws (and its `onNext`, which makes them client errors).
  */
-async function subscribeEventByEvent(args: ExecutionArgs, fanout: SubscriptionFanout): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
+async function subscribeEventByEvent(args: ExecutionArgs, fanout: SubscriptionFanout, outlet: Outlet | null): Promise<AsyncIterableIterator<ExecutionResult> | ExecutionResult> {
   const source = await createSourceEventStream(args);
   if (!(Symbol.asyncIterator in source)) return source;
   const ctx = args.contextValue as RequestContext;
   const member: FanoutMember = { operation: operationKey(args.document, args.operationName, args.variableValues), personal: false };
   const events = source[Symbol.asyncIterator]();
-  const answer = async (r: IteratorResult<unknown>): Promise<IteratorResult<ExecutionResult>> => {
+  // Set once the operation is over (completed by the client, ended by the guard, socket closed):
+  // nothing more is written for it, whatever was in flight.
+  let over = false;
+  const result = async (r: IteratorResult<unknown>): Promise<IteratorResult<ExecutionResult>> => {
     if (r.done) return { done: true, value: undefined };
     try {
       const now = await eventContext(ctx, 'when-due');
@@ -184,10 +211,27 @@ async function subscribeEventByEvent(args: ExecutionArgs, fanout: SubscriptionFa
       throw e;
     }
   };
+  // Results written here never come back to graphql-ws: its next() returns only at the end, or with a result it must send itself.
+  const answer = async (first: IteratorResult<unknown>): Promise<IteratorResult<ExecutionResult>> => {
+    for (let r = first; ; r = await events.next()) {
+      if (over) return { done: true, value: undefined };
+      const answered = await result(r);
+      if (answered.done || !outlet || answered.value.errors?.length) return answered;
+      if (over) return { done: true, value: undefined };
+      const ws = outlet.socket;
+      if (ws.readyState !== WebSocket.OPEN || !keepsUp(ws, outlet.maxBufferedBytes, outlet.log)) continue;
+      const message = fanout.nextMessage(outlet.id, answered.value);
+      await new Promise<void>((resolve, reject) => ws.send(message, (e) => (e ? reject(e) : resolve())));
+    }
+  };
   const iterator: AsyncIterableIterator<ExecutionResult> = {
     [Symbol.asyncIterator]: () => iterator,
     next: async () => answer(await events.next()),
-    return: async () => (await events.return?.(), { done: true, value: undefined }),
+    return: async () => {
+      over = true;
+      await events.return?.();
+      return { done: true, value: undefined };
+    },
     throw: async (e?: unknown) => answer(await (events.throw ? events.throw(e) : Promise.reject(e))),
   };
   return iterator;

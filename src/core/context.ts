@@ -112,19 +112,29 @@ export interface TransactionContext extends RequestContext {
   readonly em: EntityManager;
 }
 
-/** A new context for `principal` (null: anonymous), with its own loaders, log and audit tally. */
+/**
+ * A new context for `principal` (null: anonymous), with its own loaders, log and audit tally. The
+ * loaders and the log are made on first use: a request that never reads the database or logs (a
+ * prediction) pays for neither.
+ */
 export function createContext(
   app: AppServices,
   who: { requestId: string; principal: Principal | null; ability: AppAbility; authError?: AppError | null },
 ): RequestContext {
+  let log: Logger | undefined;
+  let loaders: Loaders | undefined;
   return {
     requestId: who.requestId,
     principal: who.principal,
     authError: who.authError ?? null,
     ability: who.ability,
     app,
-    log: app.log.child({ requestId: who.requestId, principal: who.principal?.id ?? null }),
-    loaders: new Loaders(app.db, who.ability),
+    get log() {
+      return (log ??= app.log.child({ requestId: who.requestId, principal: who.principal?.id ?? null }));
+    },
+    get loaders() {
+      return (loaders ??= new Loaders(app.db, who.ability));
+    },
     auditEvents: { written: 0 },
   };
 }

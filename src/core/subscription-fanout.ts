@@ -76,6 +76,23 @@ export class SubscriptionFanout {
   });
   private readonly byEvent = new WeakMap<object, Map<string, Promise<Shared>>>();
   private readonly classes = new WeakMap<AppAbility, WeakMap<Principal, string | null>>();
+  private readonly serialised = new WeakMap<ExecutionResult, string>();
+
+  /**
+   * The `next` message of subscription `id` carrying `result` (without errors), as graphql-ws
+   * writes it: `{"id":…,"type":"next","payload":…}`. The payload is serialised once per result, so
+   * every subscriber handed a shared result costs one string concatenation, not a serialisation.
+   */
+  nextMessage(id: string, result: ExecutionResult): string {
+    let payload = this.serialised.get(result);
+    if (payload === undefined) {
+      // graphql-ws sends a result's own fields (data, extensions) as its payload; errors never come here.
+      const { errors: _errors, ...fields } = result;
+      payload = JSON.stringify(fields);
+      this.serialised.set(result, payload);
+    }
+    return `{"id":${JSON.stringify(id)},"type":"next","payload":${payload}}`;
+  }
 
   /**
    * The result of `event` for `member`, whose rights for it are those of `ctx`: another member's of

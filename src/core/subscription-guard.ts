@@ -55,6 +55,9 @@ interface Socket extends LiveSocket {
   closed: boolean;
 }
 
+/** How long one event-driven check of a credential serves other operations of that credential (see `sharedCredential`). */
+const SHARED_CHECK_MS = 1_000;
+
 /** How long an operation's checked rights are trusted for its events without an access change: 5 to 10 s, spread. */
 const eventRecheckMs = () => 5_000 + Math.random() * 5_000;
 
@@ -88,6 +91,8 @@ export class SubscriptionGuard {
   private sweepAgain = false;
   /** Bumped by every access change: rights checked in an older epoch are due another check. */
   private epoch = 0;
+  /** Credential checks asked for by events, shared by the operations of one credential (see {@link sharedCredential}). */
+  private readonly eventChecks = new Map<string, { epoch: number; startedAt: number; credential: Promise<Credential> }>();
 
   constructor(private readonly options: SubscriptionGuardOptions) {
     this.recheckMs = options.recheckMs ?? 60_000;
@@ -188,7 +193,7 @@ export class SubscriptionGuard {
   /** For `LiveRights.recheck`: the credential and the operation's root fields again; throws, after ending them, when either no longer holds. */
   private async recheckOperation(op: Operation): Promise<Rights> {
     const epoch = this.epoch;
-    const credential = await this.options.authenticate(op.socket.authorization);
+    const credential = await this.sharedCredential(op.socket.authorization);
     if (!credential.principal) {
       const error = credential.error ?? unauthenticated();
       await this.endSocket(op.socket, error);
@@ -199,6 +204,30 @@ export class SubscriptionGuard {
     const denied = await this.checkOperation(op, credential, epoch);
     if (denied) throw denied;
     return op.rights;
+  }
+
+  /**
+   * What `authorization` is worth now, for an event's check: one check of a credential serves every
+   * operation whose event asks for one while it runs or within {@link SHARED_CHECK_MS} after it
+   * began, in the same access epoch (no access change seen since it began) and before the credential
+   * expires. A thousand subscriptions of one credential that fall due together cost one database
+   * round trip, not a thousand; none is answered from a check older than that, or from before an
+   * access change. A check that failed is not shared.
+   */
+  private sharedCredential(authorization: string): Promise<Credential> {
+    const now = Date.now();
+    const known = this.eventChecks.get(authorization);
+    if (known && known.epoch === this.epoch && now - known.startedAt < SHARED_CHECK_MS) return known.credential;
+    if (this.eventChecks.size >= 1000) for (const [k, v] of this.eventChecks) if (now - v.startedAt >= SHARED_CHECK_MS) this.eventChecks.delete(k);
+    const credential = this.options.authenticate(authorization).then((c) => {
+      // Expired meanwhile: the next event checks again (and finds it expired).
+      if (c.expiresAt && c.expiresAt.getTime() <= Date.now() + SHARED_CHECK_MS && this.eventChecks.get(authorization)?.credential === credential) this.eventChecks.delete(authorization);
+      return c;
+    });
+    const entry = { epoch: this.epoch, startedAt: now, credential };
+    this.eventChecks.set(authorization, entry);
+    credential.catch(() => this.eventChecks.get(authorization) === entry && this.eventChecks.delete(authorization));
+    return credential;
   }
 
   /**
@@ -215,6 +244,7 @@ export class SubscriptionGuard {
   /** Stops following access changes and every timer (the sockets themselves are closed by their server). */
   close(): void {
     this.stopFollowing?.();
+    this.eventChecks.clear();
     for (const socket of this.sockets) if (socket.timer) clearTimeout(socket.timer);
     this.sockets.clear();
   }

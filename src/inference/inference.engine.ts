@@ -233,11 +233,13 @@ export class InferenceEngine {
         intraOpNumThreads: config.intraOpNumThreads,
         maxBatchRows: config.maxBatchRows,
         batchWaitUs: config.batchWaitUs,
+        splitMinMs: config.splitMinMs,
         runBudgetMs: config.runBudgetMs,
         runBudgetPerRowMs: config.runBudgetPerRowMs,
         stuckAfterMs: config.runStuckMs,
         log: logger,
         onBatch: (versionId, requests) => this.metrics.batchRequests.observe({ model_version: this.versionLabel(versionId) }, requests),
+        onSplit: (versionId) => this.metrics.splitRuns.inc({ model_version: this.versionLabel(versionId) }),
         onRun: (versionId, ms, overran) => this.ran(name, versionId, ms, overran),
         onStuck: (versionId) => this.ranStuck(name, versionId),
       });
@@ -464,6 +466,17 @@ export class InferenceEngine {
   /** A routed model version as the metrics label it: `model:vN` (`unknown` for one no route names any more). */
   versionLabel(versionId: string): string {
     return this.versionNames.get(versionId) ?? 'unknown';
+  }
+
+  /**
+   * Waits for a reconcile, at most the inference timeout: for a request naming a deployment that
+   * has a traffic split in the database but not yet in this instance's routing table (made a moment
+   * ago; the change notification is on its way).
+   */
+  async catchUp(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.reconcile(), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.config.timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   route(deploymentId: string): Route | undefined {

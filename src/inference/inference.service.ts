@@ -25,8 +25,12 @@ export interface PredictRequest {
    * (no fallback). Unset, the split picks.
    */
   versionId?: string;
-  /** Builds the feeds for a model's signature; throws BAD_USER_INPUT. Called once per version run. */
-  feeds(spec: ModelSpec, limits: InputLimits): { feeds: WireTensor[]; rows: number };
+  /**
+   * Builds the feeds for a model's signature; throws BAD_USER_INPUT. Called once per version run,
+   * before it; `logged` says whether that version logs its inputs (a protocol that keeps them in
+   * another form for the log does so only then, before the buffers move to a thread).
+   */
+  feeds(spec: ModelSpec, limits: InputLimits, logged: boolean): { feeds: WireTensor[]; rows: number };
   /** The inputs as they are logged (nested rows per input name). */
   loggedInputs(): Record<string, unknown>;
 }
@@ -85,7 +89,7 @@ export function servingOf(ctx: RequestContext, deploymentId: string): ServingEnt
  * with the caller's read scope in SQL; FORBIDDEN is for a deployment it may read but not predict on.
  */
 async function authorizedRoute(ctx: RequestContext, engine: InferenceEngine, deploymentId: string, given: string): Promise<Route> {
-  const route = engine.route(deploymentId);
+  let route = engine.route(deploymentId);
   let row: object | null = route ? { id: route.deploymentId, teamId: route.teamId, environment: route.environment, createdBy: route.createdBy } : null;
   if (!row || !ctx.ability.can('read', subjectOf('Deployment', row) as never)) {
     row = await ctx.loaders
@@ -98,10 +102,24 @@ async function authorizedRoute(ctx: RequestContext, engine: InferenceEngine, dep
     Object.assign(e.details, { subjectType: 'Deployment', subjectId: toGlobalId('Deployment', deploymentId) });
     throw e;
   }
+  if (!route) route = await caughtUp(ctx, engine, deploymentId);
   if (!route) {
     throw new AppError(ErrorCode.CONFLICT, 'The deployment has no model version serving traffic', { reason: InferenceReason.NOT_SERVING });
   }
   return route;
+}
+
+/**
+ * The route of a deployment this instance does not route yet although it has a traffic split: one
+ * created, or given its first split, a moment ago, whose change notification this instance has not
+ * acted on yet. Waits for a reconcile instead of answering NOT_SERVING for a deployment that
+ * serves. A deployment without a split costs one lookup.
+ */
+async function caughtUp(ctx: RequestContext, engine: InferenceEngine, deploymentId: string): Promise<Route | undefined> {
+  const [split] = await ctx.app.db.query(`SELECT 1 FROM traffic_share WHERE deployment_id = $1 LIMIT 1`, [deploymentId]);
+  if (!split) return undefined;
+  await engine.catchUp();
+  return engine.route(deploymentId);
 }
 
 /** sha256 over each input's name, shape and element bytes: identifies the inputs without keeping them. */
@@ -151,7 +169,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   let skipped = false;
   if (primary) {
     // Bad input is refused here, before anything runs or is logged.
-    const built = req.feeds(primary.spec, limits);
+    const built = req.feeds(primary.spec, limits, primary.logInputs);
     rows = built.rows;
     inputsSha256 = hashFeeds(built.feeds);
     if (engine.breakerOpen(primary.id, pool)) {
@@ -173,9 +191,11 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   }
   const afterPrimary = performance.now();
   const labels = { deployment: engine.deploymentLabel(route), model_version: engine.versionLabel(primaryId) };
-  engine.metrics.predictions.inc({ ...labels, role: 'served', outcome: skipped ? 'skipped' : failure ? outcomeOf(failure) : 'ok' });
-  if (!skipped) {
-    engine.metrics.latency.observe({ ...labels, role: 'served' }, (afterPrimary - started) / 1000);
+  const primaryFailed = failure !== null;
+  // A run that answered is counted with its rows below, on series made once; anything else here.
+  if (primaryFailed) {
+    engine.metrics.predictions.inc({ ...labels, role: 'served', outcome: skipped ? 'skipped' : outcomeOf(failure) });
+    if (!skipped) engine.metrics.latency.observe({ ...labels, role: 'served' }, (afterPrimary - started) / 1000);
   }
 
   let fallback = false;
@@ -184,7 +204,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     if (fb) {
       engine.metrics.fallbacks.inc(labels);
       try {
-        const built = req.feeds(fb.spec, limits);
+        const built = req.feeds(fb.spec, limits, fb.logInputs);
         rows = built.rows;
         if (!inputsSha256) inputsSha256 = hashFeeds(built.feeds);
         outputs = await engine.run(fb.id, built.feeds, built.rows, pool);
@@ -224,7 +244,8 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     ctx.log.warn({ deployment: deploymentId, modelVersion: primaryId, err: failure?.message }, 'prediction failed and no fallback answered');
     throw new AppError(ErrorCode.UNAVAILABLE, 'The model version failed and no fallback version could answer', { reason: InferenceReason.FAILED });
   }
-  engine.metrics.rows.inc({ deployment: labels.deployment, model_version: engine.versionLabel(served.id) }, rows);
+  if (primaryFailed) engine.metrics.rows.inc({ deployment: labels.deployment, model_version: engine.versionLabel(served.id) }, rows);
+  else engine.metrics.servedOk(labels.deployment, labels.model_version, (afterPrimary - started) / 1000, rows);
   return { predictionId: entry.id, outputs, version: served, deploymentId, rows, latencyMs, fallback };
 }
 
@@ -239,7 +260,7 @@ async function mirror(engine: InferenceEngine, route: Route, req: PredictRequest
     let rows = served.rows;
     try {
       if (!version) throw new InferenceRunError(`model version ${shadowId} is not loaded: ${engine.unavailable(shadowId, pool)}`);
-      const built = req.feeds(version.spec, limits);
+      const built = req.feeds(version.spec, limits, version.logInputs);
       rows = built.rows;
       outputs = await engine.run(shadowId, built.feeds, built.rows, pool);
     } catch (e) {

@@ -1,6 +1,7 @@
 // One inference thread: holds an onnxruntime session per loaded model version and runs one batch
 // at a time. `session.run` blocks this thread, never the API's event loop.
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { scanForExternalData } from '../registry/onnx-external-data';
@@ -24,7 +25,7 @@ export type WorkerRequest =
 export type WorkerReply =
   | { op: 'loaded'; id: number; versionId: string; provider: string; fellBack: string[] }
   | { op: 'loadFailed'; id: number; versionId: string; error: string }
-  | { op: 'result'; id: number; outputs: WireTensor[] }
+  | { op: 'result'; id: number; outputs: WireTensor[]; runMs: number }
   | { op: 'failed'; id: number; error: string };
 
 const options = workerData as OrtWorkerOptions;
@@ -104,9 +105,11 @@ port.on('message', async (msg: WorkerRequest) => {
     if (!session) throw new Error(`model version ${msg.versionId} is not loaded`);
     const feeds: Record<string, ort.Tensor> = {};
     for (const t of msg.feeds) feeds[t.name] = toOrt(t);
+    const started = performance.now();
     const result = await session.run(feeds);
+    const runMs = performance.now() - started;
     const outputs = session.outputNames.map((name) => fromOrt(name, result[name]));
-    port.postMessage({ op: 'result', id: msg.id, outputs } satisfies WorkerReply, outputs.map((o) => o.data.buffer as ArrayBuffer));
+    port.postMessage({ op: 'result', id: msg.id, outputs, runMs } satisfies WorkerReply, outputs.map((o) => o.data.buffer as ArrayBuffer));
   } catch (e) {
     port.postMessage({ op: 'failed', id: msg.id, error: (e as Error).message.split('\n')[0].slice(0, 500) } satisfies WorkerReply);
   }

@@ -1,7 +1,21 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 
 let lastMs = 0;
 let counter = 0;
+
+// Random bytes drawn 4 KiB at a time: one call into the system's generator per 256 ids, not per id.
+const POOL = Buffer.alloc(4096);
+let poolAt = POOL.length;
+
+function random16(): Buffer {
+  if (poolAt + 16 > POOL.length) {
+    randomFillSync(POOL);
+    poolAt = 0;
+  }
+  const b = Buffer.from(POOL.subarray(poolAt, poolAt + 16));
+  poolAt += 16;
+  return b;
+}
 
 /**
  * A new prediction id: a UUID version 7 (RFC 9562), assigned when a prediction is answered and
@@ -18,7 +32,7 @@ export function newPredictionId(now = Date.now()): string {
     lastMs += 1;
     counter = 0;
   }
-  const b = randomBytes(16);
+  const b = random16();
   b.writeUIntBE(lastMs, 0, 6);
   b[6] = 0x70 | (counter >> 8);
   b[7] = counter & 0xff;

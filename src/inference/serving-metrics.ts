@@ -46,6 +46,33 @@ export class ServingMetrics {
     registers: [this.registry],
   });
 
+  readonly splitRuns = new Counter({
+    name: 'modelgov_inference_split_runs_total',
+    help: 'Runs split by rows across inference threads that would otherwise have stayed idle',
+    labelNames: ['model_version'] as const,
+    registers: [this.registry],
+  });
+
+  /** The served series of each deployment and version, made once: a label set is validated and hashed on every lookup. */
+  private readonly servedSeries = new Map<string, { ok: { inc(): void }; latency: { observe(v: number): void }; rows: { inc(n: number): void } }>();
+
+  /**
+   * Counts a served request that ran and answered (`outcome` ok): one prediction, its latency and
+   * its rows, on the same series as `predictions`, `latency` and `rows` with `role` served.
+   */
+  servedOk(deployment: string, modelVersion: string, seconds: number, rows: number): void {
+    const key = `${deployment}\u0000${modelVersion}`;
+    let s = this.servedSeries.get(key);
+    if (!s) {
+      const labels = { deployment, model_version: modelVersion };
+      s = { ok: this.predictions.labels({ ...labels, role: 'served', outcome: 'ok' }), latency: this.latency.labels({ ...labels, role: 'served' }), rows: this.rows.labels(labels) };
+      this.servedSeries.set(key, s);
+    }
+    s.ok.inc();
+    s.latency.observe(seconds);
+    s.rows.inc(rows);
+  }
+
   readonly rateLimited = new Counter({
     name: 'modelgov_prediction_rate_limited_total',
     help: 'Prediction requests refused by the per-principal rate limit',

@@ -33,6 +33,12 @@ export interface PoolOptions {
   /** How long a request may wait for others to join its batch when a thread is free (0: never wait). */
   batchWaitUs: number;
   /**
+   * A run of a row-independent model expected to take at least twice this (from the version's
+   * recent runs) is split by rows across threads that would otherwise stay idle, each part
+   * expected to take at least this; the parts' outputs are joined in order (0 or absent: never).
+   */
+  splitMinMs?: number;
+  /**
    * How long one run may take on its thread, from the moment the thread takes it: this base plus
    * `runBudgetPerRowMs` for each row of the run. Past it the run is abandoned: its requests fail
    * with InferenceTimeoutError and its thread is replaced.
@@ -47,8 +53,10 @@ export interface PoolOptions {
    */
   stuckAfterMs: number;
   log: Logger;
-  /** Called once per run, for the metrics. */
+  /** Called once per run (each part of a split run), for the metrics. */
   onBatch?: (versionId: string, requests: number, rows: number) => void;
+  /** Called when a run is split, with the number of parts. */
+  onSplit?: (versionId: string, parts: number) => void;
   /** Called once per run when it returns (`overran` false) or is abandoned past its budget (true). */
   onRun?: (versionId: string, ms: number, overran: boolean) => void;
   /** Called when an abandoned run of `versionId` is still running past `stuckAfterMs`. */
@@ -67,10 +75,25 @@ interface Pending {
   reject(e: Error): void;
 }
 
+/** One run split by rows across threads: the parts' outputs, in row order, as they come back. */
+interface Split {
+  /** Rows of each part, in order. */
+  rows: number[];
+  outputs: Array<WireTensor[] | null>;
+  left: number;
+  failed: boolean;
+  /** Whether a part's overrun has been counted: the split run counts as one run over budget. */
+  overran: boolean;
+}
+
 interface Batch {
   id: number;
   versionId: string;
   requests: Pending[];
+  /** Rows in this run (a part's rows when split). */
+  rows: number;
+  /** Set when this run is one part of a split run: which part, of what. */
+  split: { of: Split; part: number } | null;
   slot: Slot;
   startedAt: number;
   budgetMs: number;
@@ -91,7 +114,17 @@ interface LoadedModel {
   modelPath: string;
   warmup: WireTensor[];
   batchable: boolean;
+  /** The runtime's time per row in this version's recent runs of several rows (null until one): what a split is judged on. */
+  msPerRow: number | null;
+  /**
+   * False once a split run of this version overran its budget or gave outputs that do not join
+   * (rows that are not independent after all): its runs are never split again while it is loaded.
+   */
+  splittable: boolean;
 }
+
+/** Runs of fewer rows say little about the time per row (a run's fixed cost dominates them). */
+const ROWS_TO_LEARN_FROM = 8;
 
 const WORKER_SCRIPT = path.join(__dirname, 'ort-worker.js');
 
@@ -119,6 +152,7 @@ export class InferencePool {
   private spawned = 0;
   private closed = false;
   private waitTimer: NodeJS.Timeout | null = null;
+  private pumpScheduled = false;
   /** Retired threads still finishing a run. */
   private readonly draining = new Set<Worker>();
   private readonly exited = new WeakSet<Worker>();
@@ -199,7 +233,7 @@ export class InferencePool {
    * pool's cores) within `stuckAfterMs`.
    */
   async load(versionId: string, teamId: string, modelPath: string, warmup: WireTensor[], batchable: boolean): Promise<{ provider: string; fellBack: string[] }> {
-    const model = { teamId, modelPath, warmup, batchable };
+    const model: LoadedModel = { teamId, modelPath, warmup, batchable, msPerRow: null, splittable: true };
     let live = this.slots.filter((s) => !s.retired);
     if (!live.length && !this.closed) {
       // Bounded: a thread that is merely being replaced comes back well within it; stuck ones never do.
@@ -251,6 +285,20 @@ export class InferencePool {
       let q = this.queues.get(versionId);
       if (!q) this.queues.set(versionId, (q = []));
       q.push(p);
+      this.pumpSoon();
+    });
+  }
+
+  /**
+   * Hands work to free threads once the event loop's current turn is over, so that the requests
+   * that arrived together (a turn under load reads dozens) leave in one run and one message, instead
+   * of the first one or two each taking a thread alone; at rest this costs one loop turn.
+   */
+  private pumpSoon(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
       this.pump();
     });
   }
@@ -318,20 +366,50 @@ export class InferencePool {
           rows += next.rows;
         }
       }
-      this.dispatch(slot, requests);
+      const feeds = stack(requests.map((r) => r.feeds));
+      const slots = this.splitAcross(slot, model, rows);
+      if (slots.length === 1) {
+        this.dispatch(slot, requests, feeds, rows, null);
+        continue;
+      }
+      // Contiguous row ranges, as even as they go; each part's tensors are fresh copies.
+      const sizes = slots.map((_, i) => Math.floor(rows / slots.length) + (i < rows % slots.length ? 1 : 0));
+      const pieces = unstack(feeds, sizes);
+      const split: Split = { rows: sizes, outputs: sizes.map(() => null), left: slots.length, failed: false, overran: false };
+      this.opts.onSplit?.(requests[0].versionId, slots.length);
+      // The parts run side by side: each has the budget of the whole run.
+      slots.forEach((s, i) => this.dispatch(s, requests, pieces[i], sizes[i], { of: split, part: i }, this.budgetFor(rows)));
     }
   }
 
-  private dispatch(slot: Slot, requests: Pending[]): void {
+  /**
+   * The threads a run of `rows` rows goes to: `slot` alone, or with threads that would otherwise
+   * stay idle (nothing else waits) when the version's recent runs say this one would take at least
+   * twice `splitMinMs`. Splitting trades a little work (a copy of the inputs, a message per part) for
+   * the time of a large request on an otherwise idle machine. A run expected to take more than half
+   * its budget is not split (a slow version would hold every thread instead of one), nor are the runs
+   * of a version whose split run once overran or gave outputs that do not join.
+   */
+  private splitAcross(slot: Slot, model: LoadedModel | undefined, rows: number): Slot[] {
+    const min = this.opts.splitMinMs ?? 0;
+    if (!min || !model?.batchable || !model.splittable || model.msPerRow === null || rows < 2) return [slot];
+    const expected = model.msPerRow * rows;
+    if (expected < 2 * min || expected > this.budgetFor(rows) / 2) return [slot];
+    for (const q of this.queues.values()) if (q.some((p) => !p.settled)) return [slot];
+    const idle = this.slots.filter((s) => s !== slot && s.ready && !s.retired && s.batch === null && s.loads.size === 0);
+    const parts = Math.min(1 + idle.length, Math.floor(expected / min), rows);
+    return [slot, ...idle.slice(0, parts - 1)];
+  }
+
+  private dispatch(slot: Slot, requests: Pending[], feeds: WireTensor[], rows: number, split: Batch['split'], budgetMs = this.budgetFor(rows)): void {
     const versionId = requests[0].versionId;
-    const feeds = stack(requests.map((r) => r.feeds));
     const id = this.nextId++;
-    const rows = requests.reduce((n, r) => n + r.rows, 0);
-    const budgetMs = this.budgetFor(rows);
     const batch: Batch = {
       id,
       versionId,
       requests,
+      rows,
+      split,
       slot,
       startedAt: performance.now(),
       budgetMs,
@@ -340,9 +418,68 @@ export class InferencePool {
     };
     slot.batch = batch;
     this.opts.onBatch?.(versionId, requests.length, rows);
-    // Stacked feeds are fresh buffers and can be transferred; a lone request's are its own.
+    // Stacked feeds and split parts are fresh buffers and can be transferred; a lone request's are its own.
     const transfer = feeds.map((f) => f.data.buffer as ArrayBuffer);
     this.send(slot, { op: 'run', id, versionId, feeds }, transfer);
+  }
+
+  /** Hands a run's outputs (all of them, joined when the run was split) to its requests. */
+  private deliver(batch: Batch, outputs: WireTensor[]): void {
+    const rows = batch.requests.map((r) => r.rows);
+    if (rows.length > 1) {
+      // Requests stacked into one run get their own rows back only if every output has one row per
+      // input row; otherwise the model's rows are not independent after all (say, one value for the
+      // whole batch): the requests run again one by one, and the version is not batched again.
+      const total = rows.reduce((a, b) => a + b, 0);
+      if (!outputs.every((o) => o.dims[0] === total && o.data.length === o.dims.reduce((a, b) => a * b, 1))) {
+        const model = this.models.get(batch.versionId);
+        if (model) Object.assign(model, { batchable: false, splittable: false });
+        this.opts.log.warn({ pool: this.opts.name, versionId: batch.versionId }, 'a batched run gave outputs without one row per input row: running its requests one by one, and not batching this version again');
+        this.requeue(batch);
+        return;
+      }
+    }
+    const parts = unstack(outputs, rows);
+    batch.requests.forEach((r, i) => this.settle(r, parts[i]));
+  }
+
+  /** Puts a run's unanswered requests back at the front of their version's queue (their own feeds are intact). */
+  private requeue(batch: Batch): void {
+    const live = batch.requests.filter((r) => !r.settled);
+    if (!live.length) return;
+    let q = this.queues.get(batch.versionId);
+    if (!q) this.queues.set(batch.versionId, (q = []));
+    q.unshift(...live);
+  }
+
+  /**
+   * Joins a split run's outputs and hands them to its requests. Outputs whose first dimension is not
+   * each part's rows, or whose other dimensions differ between parts, come from a model whose rows
+   * are not independent: joined they would be wrong, so the requests go back to the front of their
+   * queue to run whole, and the version is not split again.
+   */
+  private join(batch: Batch, split: Split, model: LoadedModel | undefined): void {
+    const parts = split.outputs as WireTensor[][];
+    const joinable = parts[0].every((first, k) =>
+      parts.every((p, i) => {
+        const t = p[k];
+        if (!t || t.name !== first.name || t.dims.length !== first.dims.length || t.dims[0] !== split.rows[i]) return false;
+        if (t.dims.some((d, j) => j > 0 && d !== first.dims[j])) return false;
+        return t.data.length === t.dims.reduce((a, b) => a * b, 1);
+      }),
+    );
+    if (joinable) {
+      this.deliver(batch, stack(parts));
+      return;
+    }
+    if (model) model.splittable = false;
+    this.opts.log.warn({ pool: this.opts.name, versionId: batch.versionId }, 'a split run gave outputs that do not join by rows: running its requests whole, and not splitting this version again');
+    this.requeue(batch);
+  }
+
+  private fail(batch: Batch, e: Error): void {
+    if (batch.split) batch.split.of.failed = true;
+    for (const r of batch.requests) this.settle(r, e);
   }
 
   private onReply(slot: Slot, msg: WorkerReply): void {
@@ -361,10 +498,20 @@ export class InferencePool {
     slot.batch = null;
     this.opts.onRun?.(batch.versionId, performance.now() - batch.startedAt, false);
     if (msg.op === 'result') {
-      const parts = unstack(msg.outputs, batch.requests.map((r) => r.rows));
-      batch.requests.forEach((r, i) => this.settle(r, parts[i]));
+      const model = this.models.get(batch.versionId);
+      if (model && batch.rows >= ROWS_TO_LEARN_FROM) {
+        const perRow = msg.runMs / batch.rows;
+        model.msPerRow = model.msPerRow === null ? perRow : 0.8 * model.msPerRow + 0.2 * perRow;
+      }
+      const split = batch.split;
+      if (!split) this.deliver(batch, msg.outputs);
+      else {
+        split.of.outputs[split.part] = msg.outputs;
+        split.of.left -= 1;
+        if (split.of.left === 0 && !split.of.failed) this.join(batch, split.of, model);
+      }
     } else {
-      for (const r of batch.requests) this.settle(r, new InferenceRunError(msg.error));
+      this.fail(batch, new InferenceRunError(msg.error));
     }
     this.pump();
   }
@@ -378,10 +525,20 @@ export class InferencePool {
     if (batch.slot.batch !== batch) return;
     const budget = batch.budgetMs;
     const worker = batch.slot.worker;
+    // One split run is one run over budget, however many of its parts overrun; its version is not
+    // split again, so a slow input holds one thread per run, as it would unsplit.
+    let counted = false;
+    if (batch.split) {
+      batch.split.of.failed = true;
+      counted = batch.split.of.overran;
+      batch.split.of.overran = true;
+      const model = this.models.get(batch.versionId);
+      if (model) model.splittable = false;
+    }
     for (const r of batch.requests) this.settle(r, new InferenceTimeoutError(Math.min(budget, r.timeoutMs)));
     this.opts.log.warn({ pool: this.opts.name, versionId: batch.versionId, thread: batch.slot.n, budgetMs: budget }, 'inference run past its time budget: replacing the thread');
     this.replace(batch.slot);
-    this.opts.onRun?.(batch.versionId, performance.now() - batch.startedAt, true);
+    if (!counted) this.opts.onRun?.(batch.versionId, performance.now() - batch.startedAt, true);
     const stuckIn = Math.max(0, batch.startedAt + this.opts.stuckAfterMs - performance.now());
     setTimeout(() => {
       if (this.closed || this.exited.has(worker)) return;
@@ -396,7 +553,7 @@ export class InferencePool {
     this.opts.log.error({ err: e.message, thread: slot.n }, 'inference thread failed: replacing it');
     if (slot.batch) {
       clearTimeout(slot.batch.timer);
-      for (const r of slot.batch.requests) this.settle(r, new InferenceRunError(`inference thread failed: ${e.message}`));
+      this.fail(slot.batch, new InferenceRunError(`inference thread failed: ${e.message}`));
     }
     this.replace(slot);
   }

@@ -112,20 +112,96 @@ function hydrate(db: DataSource, type: NodeType, json: Record<string, unknown>):
   return row;
 }
 
+/** One row of the traversal: a node reached (with its row and depth), or an edge between two of them. */
 interface Found {
-  relation: LineageRelation;
-  from_type: NodeType;
-  from_id: string;
-  to_type: NodeType;
-  to_id: string;
-  node_type: NodeType;
+  /** `node`, or `edge` (then `kind` is the edge kind's index in {@link EDGE_KINDS}). */
+  what: 'node' | 'edge';
+  kind: number | null;
+  /** node: its type and id; edge: its upstream end. */
+  a_type: NodeType;
+  a_id: string;
+  /** edge: its downstream end. */
+  b_type: NodeType | null;
+  b_id: string | null;
   node: Record<string, unknown> | null;
 }
 
 /**
- * Breadth-first traversal, one SQL statement per level: every edge kind adjacent to the frontier,
- * joined to the far node's table and filtered by the caller's read rules, in one UNION ALL.
- * Nodes the caller may not read are neither returned nor traversed.
+ * The traversal as one recursive statement: the root ($1, of `rootType`), depth ($2) and the node
+ * count past which the walk goes no further ($3); the caller's read rules are inside it, on
+ * the far node of every edge, so nodes the caller may not read are neither returned nor traversed.
+ * It returns each reached node once (its row, nearest first), then each edge leaving a node nearer
+ * than `depth` toward a node the caller may read: what a breadth-first walk, level by level,
+ * traverses (its far node is one of the nodes returned, unless the node limit cut it off).
+ */
+function lineageStatement(ability: RequestContext['ability'], rootType: NodeType, direction: LineageDirection, bind: (value: unknown) => string): string {
+  // The edges as the walk may take them: from `a` to `b`, b readable; `kind` names the edge kind,
+  // `down` whether a is its upstream end.
+  const steps: string[] = [];
+  const scopes = new Map<NodeType, string>();
+  const scope = (t: NodeType) => {
+    if (!scopes.has(t)) scopes.set(t, accessibleSql(ability, 'read', t as SubjectName, 'n', bind));
+    return scopes.get(t)!;
+  };
+  EDGE_KINDS.forEach((k, i) => {
+    if (direction !== LineageDirection.UPSTREAM) {
+      steps.push(
+        `SELECT l.${k.fromCol} AS a, '${k.from}'::text AS a_type, n.id AS b, '${k.to}'::text AS b_type, ${i} AS kind, TRUE AS down
+         FROM ${k.link} l JOIN ${NODE_ENTITIES[k.to].table} n ON n.id = l.${k.toCol} WHERE ${scope(k.to)}`,
+      );
+    }
+    if (direction !== LineageDirection.DOWNSTREAM) {
+      steps.push(
+        `SELECT l.${k.toCol} AS a, '${k.to}'::text AS a_type, n.id AS b, '${k.from}'::text AS b_type, ${i} AS kind, FALSE AS down
+         FROM ${k.link} l JOIN ${NODE_ENTITIES[k.from].table} n ON n.id = l.${k.fromCol} WHERE ${scope(k.from)}`,
+      );
+    }
+  });
+  // Each reached node's row from its own table (one short branch per kind, not one join over all of them).
+  const rows = (Object.keys(NODE_ENTITIES) as NodeType[]).map(
+    (t, i) =>
+      `SELECT 'node'${i ? '' : ' AS what'}, NULL::int${i ? '' : ' AS kind'}, r.type${i ? '' : ' AS a_type'}, r.id::text${i ? '' : ' AS a_id'}, NULL::text${i ? '' : ' AS b_type'}, NULL::text${i ? '' : ' AS b_id'}, to_jsonb(n)${i ? '' : ' AS node'}, r.depth
+      FROM reached r JOIN ${NODE_ENTITIES[t].table} n ON n.id = r.id WHERE r.type = '${t}'`,
+  );
+  // BOTH reaches an edge from either end: from its upstream end u, taken downstream, it is listed
+  // whenever u is nearer than the depth; from its downstream end v, upstream, it is needed only when
+  // u is not, which can happen only when v is one step short of the depth (u is at most one step
+  // further than v).
+  // Materialised: the edges the caller may take are read once (each end keyed by kind and id),
+  // then every level of the walk and the edge list join them in memory. The walk keeps one row per
+  // level: its frontier and every node reached so far, so that no node is walked twice.
+  return `WITH RECURSIVE step AS MATERIALIZED (SELECT a_type || ':' || a AS ak, b_type || ':' || b AS bk, kind, down FROM (${steps.join('\nUNION ALL\n')}) e),
+    walk(frontier, seen, depth) AS (
+      SELECT ARRAY['${rootType}:' || $1::text], ARRAY['${rootType}:' || $1::text], 0
+      UNION ALL
+      SELECT x.next, w.seen || x.next, w.depth + 1
+      FROM walk w, LATERAL (
+        SELECT array_agg(DISTINCT s.bk) AS next
+        FROM unnest(w.frontier) f(k) JOIN step s ON s.ak = f.k
+        LEFT JOIN unnest(w.seen) v(k) ON v.k = s.bk
+        WHERE v.k IS NULL
+      ) x
+      WHERE w.depth < $2 AND x.next IS NOT NULL AND cardinality(w.seen) <= $3
+    ),
+    reached AS MATERIALIZED (
+      SELECT f.k, split_part(f.k, ':', 1) AS type, split_part(f.k, ':', 2)::uuid AS id, w.depth FROM walk w, unnest(w.frontier) f(k) WHERE w.depth > 0
+    )
+    ${rows.join('\nUNION ALL\n')}
+    UNION ALL
+    SELECT 'edge', s.kind, split_part(CASE WHEN s.down THEN s.ak ELSE s.bk END, ':', 1), split_part(CASE WHEN s.down THEN s.ak ELSE s.bk END, ':', 2),
+           split_part(CASE WHEN s.down THEN s.bk ELSE s.ak END, ':', 1), split_part(CASE WHEN s.down THEN s.bk ELSE s.ak END, ':', 2), NULL, a.depth
+    FROM (SELECT k, depth FROM reached UNION ALL SELECT '${rootType}:' || $1::text, 0) a JOIN step s ON s.ak = a.k
+    WHERE a.depth < $2${direction === LineageDirection.BOTH ? ' AND (s.down OR a.depth = $2 - 1)' : ''}
+    ORDER BY 1 DESC, 8`;
+}
+
+/**
+ * The part of the lineage graph reachable from `id` within `depth` steps that the caller may read,
+ * read in two statements: the root (with the caller's rules), then the walk, breadth first, as
+ * one recursive statement with the caller's rules on every node it reaches (see
+ * {@link lineageStatement}). Nodes the caller may not read are neither returned nor traversed. At
+ * most `maxNodes` nodes (the nearest) and five edges per node allowed are returned; beyond them the
+ * answer says it is truncated.
  */
 export async function traverseLineage(
   ctx: RequestContext,
@@ -134,7 +210,6 @@ export async function traverseLineage(
   depth: number,
   maxNodes = ctx.app.config.maxLineageNodes,
 ): Promise<Lineage> {
-  // Edges are bounded too: each level reads at most what is left of this budget (+1 to notice).
   const maxEdges = maxNodes * 5;
   if (!Number.isInteger(depth) || depth < 0 || depth > ctx.app.config.maxLineageDepth) {
     throw badInput(`depth must be between 0 and ${ctx.app.config.maxLineageDepth}`, { field: 'depth' });
@@ -153,77 +228,33 @@ export async function traverseLineage(
   );
   if (rootRows.length === 0) throw notFound(`${rootType} ${id}`);
   const root = hydrate(db, rootType, rootRows[0].node) as Node;
+  if (depth === 0) return Object.assign(new Lineage(), { root, nodes: [root], edges: [], truncated: false });
 
+  // The walk stops going further once it has reached more than maxNodes nodes.
+  const params: unknown[] = [decoded.key, depth, maxNodes];
+  const found: Found[] = await db.query(lineageStatement(ctx.ability, rootType, direction, positional(params)), params);
   const nodes = new Map<string, object>([[decoded.key, root]]);
-  const edges = new Map<string, { from: string; to: string; edge: LineageEdge }>();
-  let frontier = new Map<NodeType, string[]>([[rootType, [decoded.key]]]);
   let truncated = false;
-
-  for (let level = 1; level <= depth && frontier.size > 0; level++) {
-    const params: unknown[] = [];
-    const bind = positional(params);
-    // Bound on first use: a parameter no branch refers to would have no type PostgreSQL can infer.
-    const placeholders = new Map<NodeType, string>();
-    const frontierParam = {
-      has: (t: NodeType) => frontier.has(t),
-      get: (t: NodeType) => {
-        if (!placeholders.has(t)) placeholders.set(t, bind(frontier.get(t)));
-        return placeholders.get(t)!;
-      },
-    };
-    // Rows of nodes already returned are not sent again (their edges still are).
-    const visited = bind([...nodes.keys()]);
-    const branches: string[] = [];
-    const scopeCache = new Map<NodeType, string>();
-    const scope = (t: NodeType) => {
-      if (!scopeCache.has(t)) scopeCache.set(t, accessibleSql(ctx.ability, 'read', t as SubjectName, 'n', bind));
-      return scopeCache.get(t)!;
-    };
-    for (const k of EDGE_KINDS) {
-      if (direction !== LineageDirection.UPSTREAM && frontierParam.has(k.from)) {
-        branches.push(
-          `SELECT '${k.relation}' AS relation, '${k.from}' AS from_type, l.${k.fromCol}::text AS from_id, '${k.to}' AS to_type, n.id::text AS to_id, '${k.to}' AS node_type, CASE WHEN n.id = ANY(${visited}::uuid[]) THEN NULL ELSE to_jsonb(n) END AS node
-           FROM ${k.link} l JOIN ${NODE_ENTITIES[k.to].table} n ON n.id = l.${k.toCol}
-           WHERE l.${k.fromCol} = ANY(${frontierParam.get(k.from)}::uuid[]) AND ${scope(k.to)}`,
-        );
+  const edges = new Map<string, LineageEdge>();
+  for (const f of found) {
+    if (f.what === 'node') {
+      if (nodes.has(f.a_id)) continue;
+      if (nodes.size >= maxNodes) {
+        truncated = true;
+        continue;
       }
-      if (direction !== LineageDirection.DOWNSTREAM && frontierParam.has(k.to)) {
-        branches.push(
-          `SELECT '${k.relation}' AS relation, '${k.from}' AS from_type, n.id::text AS from_id, '${k.to}' AS to_type, l.${k.toCol}::text AS to_id, '${k.from}' AS node_type, CASE WHEN n.id = ANY(${visited}::uuid[]) THEN NULL ELSE to_jsonb(n) END AS node
-           FROM ${k.link} l JOIN ${NODE_ENTITIES[k.from].table} n ON n.id = l.${k.fromCol}
-           WHERE l.${k.toCol} = ANY(${frontierParam.get(k.to)}::uuid[]) AND ${scope(k.from)}`,
-        );
-      }
+      nodes.set(f.a_id, hydrate(db, f.a_type, f.node!));
+      continue;
     }
-    if (branches.length === 0) break;
-    const budget = maxEdges - edges.size;
-    const found: Found[] = await db.query(`SELECT * FROM (${branches.join('\nUNION ALL\n')}) level LIMIT ${budget + 1}`, params);
-    if (found.length > budget) {
+    if (!nodes.has(f.a_id) || !nodes.has(f.b_id!)) continue;
+    const kind = EDGE_KINDS[f.kind!];
+    const key = `${f.a_id}>${f.b_id}>${kind.relation}`;
+    if (edges.has(key)) continue;
+    if (edges.size >= maxEdges) {
       truncated = true;
-      found.length = budget;
+      break;
     }
-    const next = new Map<NodeType, string[]>();
-    for (const f of found) {
-      const edgeKey = `${f.from_id}>${f.to_id}>${f.relation}`;
-      if (!edges.has(edgeKey)) {
-        edges.set(edgeKey, { from: f.from_id, to: f.to_id, edge: { from: toGlobalId(f.from_type, f.from_id), to: toGlobalId(f.to_type, f.to_id), relation: f.relation } });
-      }
-      if (!f.node) continue;
-      const nodeId = f.node.id as string;
-      if (!nodes.has(nodeId)) {
-        if (nodes.size >= maxNodes) {
-          truncated = true;
-          continue;
-        }
-        nodes.set(nodeId, hydrate(db, f.node_type, f.node));
-        if (!next.has(f.node_type)) next.set(f.node_type, []);
-        next.get(f.node_type)!.push(nodeId);
-      }
-    }
-    frontier = next;
-    if (truncated) break;
+    edges.set(key, { from: toGlobalId(f.a_type, f.a_id), to: toGlobalId(f.b_type!, f.b_id!), relation: kind.relation });
   }
-  // Edges whose far node was cut by the node limit would dangle: keep only edges between returned nodes.
-  const kept = [...edges.values()].filter((e) => nodes.has(e.from) && nodes.has(e.to)).map((e) => e.edge);
-  return Object.assign(new Lineage(), { root, nodes: [...nodes.values()] as Node[], edges: kept, truncated });
+  return Object.assign(new Lineage(), { root, nodes: [...nodes.values()] as Node[], edges: [...edges.values()], truncated });
 }

@@ -5,6 +5,7 @@ import { toGlobalId } from '../../src/core/global-id';
 import { KINDS, NODE_KINDS, type KindName } from '../../src/core/subjects';
 import { dataOf } from '../support/access';
 import { plantIteration } from '../support/iterations';
+import { eventually } from '../support/processes';
 import { plantLatencyAlert } from '../support/alerts';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
 
@@ -30,22 +31,28 @@ describe('node(id:) answers for every type that implements Node', () => {
     );
     const staging = d.deployments.nodes[0];
     const candidate = staging.trafficSplit.map((s: { modelVersion: { id: string; version: number } }) => s.modelVersion).find((v: { version: number }) => v.version === 2);
-    dataOf(
+    // An address literal: creating a channel resolves its host. A rule sends the team's notifications
+    // to it and a silence holds them back, so a delivery is recorded and nothing is sent.
+    const engineer = t.token(['ml-engineer'], ['fraud'], 'node-engineer');
+    const channel = dataOf(
+      await t.gql(engineer, 'mutation { createNotificationChannel(input: { team: "fraud", name: "node-hook", kind: WEBHOOK, url: "https://203.0.113.10/hook" }) { channel { id } } }'),
+      'channel',
+    ).createNotificationChannel.channel.id;
+    dataOf(await t.gql(engineer, 'mutation ($c: ID!) { createNotificationRule(input: { team: "fraud", name: "node-rule", channel: $c, action: IMMEDIATE }) { id } }', { c: channel }), 'rule');
+    dataOf(await t.gql(engineer, 'mutation { silenceAlerts(input: { team: "fraud", durationSeconds: 600, comment: "node lookups" }) { id } }'), 'silence');
+    const rollout = dataOf(
       await t.gql(admin, 'mutation ($input: StartRolloutInput!) { startRollout(input: $input) { id } }', {
         input: { deployment: staging.id, modelVersion: candidate.id, strategy: 'CANARY', steps: [50, 100], bakeSeconds: 3600 },
       }),
       'rollout',
-    );
+    ).startRollout.id;
+    dataOf(await t.gql(admin, 'mutation ($r: ID!) { pauseRollout(input: { rollout: $r }) { status } }', { r: rollout }), 'pause');
+    await eventually('the pause notification is routed to the channel', async () => ((await t.sql(`SELECT 1 FROM notification_delivery`)).length ? true : undefined), 30_000, 100);
     dataOf(await t.gql(t.token(['auditor'], ['fraud'], 'node-auditor'), 'mutation { requestAuditExport { id } }'), 'export');
     dataOf(await t.gql(admin, 'mutation { upsertRole(input: { name: "node-reader", rules: [{ action: "read", subject: "Model" }] }) { name } }'), 'role');
     dataOf(await t.gql(admin, 'mutation { createApiKey(input: { name: "node-key", roles: ["viewer"], teams: ["fraud"] }) { key } }'), 'key');
     await plantLatencyAlert(t, 'fraud', staging.id, candidate.id);
     await plantIteration(t, staging.id);
-    // An address literal: creating a channel resolves its host, and nothing is sent.
-    dataOf(
-      await t.gql(t.token(['ml-engineer'], ['fraud'], 'node-engineer'), 'mutation { createNotificationChannel(input: { team: "fraud", name: "node-hook", kind: WEBHOOK, url: "https://203.0.113.10/hook" }) { channel { id } } }'),
-      'channel',
-    );
   });
 
   after(() => t?.stop());

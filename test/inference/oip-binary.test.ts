@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { startTestServer, type TestServer } from '../support/harness';
 import { assertNoStackTrace, request, type RawResponse } from '../support/http';
-import { fraudRow, loggedPredictions } from '../support/inference';
+import { buildLogisticRegressionOnnx } from '../../src/registry/onnx-builders';
+import { fraudRow, loggedPredictions, registerOnnx } from '../support/inference';
 
 const MODEL = 'fraud:fraud-detector-production';
 const BODY_LIMIT = 65_536;
@@ -74,7 +75,10 @@ describe('Open Inference Protocol binary tensors', () => {
       const [a, b] = [viaJson.json.parameters.prediction_id, viaBinary.parameters.prediction_id].map((id: string) => Buffer.from(id, 'base64url').toString().split(':')[1]);
       const logged = await loggedPredictions(t, 'id = ANY($1)', [[a, b]]);
       assert.equal(logged.length, 2);
-      assert.deepEqual(logged[0].inputs, logged[1].inputs);
+      // The demo's training data is CONFIDENTIAL: its inputs are logged as sent, in nested rows.
+      const sent = Array.from({ length: rows }, (_, i) => values.slice(i * 4, i * 4 + 4).map((v) => Math.fround(v)));
+      assert.deepEqual(logged[0].inputs, { features: sent });
+      assert.deepEqual(logged[1].inputs, { features: sent });
       assert.equal(logged[0].inputs_sha256, logged[1].inputs_sha256);
       assert.deepEqual(logged[0].outputs, logged[1].outputs);
       assert.equal(logged.find((r) => r.id === b).source, 'open-inference');
@@ -187,5 +191,32 @@ describe('Open Inference Protocol binary tensors', () => {
   it('asks for credentials before reading a binary body', async () => {
     const res = await infer(binaryBody({ inputs: [featuresHeader(1)] }, row).body, { 'inference-header-content-length': 'abc' }, null);
     assert.equal(res.status, 401);
+  });
+
+  it('logs only the hash of the inputs, on both forms, for a version whose training data is not on record', async () => {
+    const admin = t.token(['admin'], [], 'admin-binary');
+    const models = await t.gql(admin, '{ models(filter: { name: "fraud-detector" }) { nodes { id } } }');
+    // Registered without a training run: its data's classification is unknown, so taken as RESTRICTED.
+    const bare = await registerOnnx(t, admin, models.data.models.nodes[0].id, buildLogisticRegressionOnnx({ weights: [0.01, -0.2, 1.5, 0.003], bias: -1 }));
+    const dep = await t.gql(admin, 'mutation($v: ID!) { createDeployment(input: { team: "fraud", name: "binary-restricted", environment: DEVELOPMENT, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }', { v: bare });
+    assert.equal(dep.errors, undefined, JSON.stringify(dep.errors));
+    await t.server.app.inference!.reconcile();
+    const values = [fraudRow(5), fraudRow(6)].flat();
+    const url = `${t.url}/v2/models/fraud:binary-restricted/infer`;
+    const json = await request(url, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${service}` }, body: JSON.stringify({ inputs: [{ name: 'features', shape: [2, 4], datatype: 'FP32', data: values }] }) });
+    assert.equal(json.status, 200, json.text);
+    const { body, headerLength } = binaryBody({ inputs: [featuresHeader(2)] }, float32Bytes(values));
+    const res = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${service}`, 'content-type': 'application/octet-stream', 'inference-header-content-length': String(headerLength) }, body });
+    const binary: any = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(binary));
+    const ids = [json.json.parameters.prediction_id, binary.parameters.prediction_id].map((id: string) => Buffer.from(id, 'base64url').toString().split(':')[1]);
+    const logged = await loggedPredictions(t, 'id = ANY($1)', [ids]);
+    assert.equal(logged.length, 2);
+    for (const r of logged) {
+      assert.equal(r.inputs, null, 'inputs of RESTRICTED data are not kept');
+      assert.match(r.inputs_sha256, /^[0-9a-f]{64}$/);
+      assert.equal(r.rows, 2);
+    }
+    assert.equal(logged[0].inputs_sha256, logged[1].inputs_sha256);
   });
 });

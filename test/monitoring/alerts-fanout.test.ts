@@ -114,6 +114,45 @@ describe('alert subscriptions: one execution per operation and access class, sen
     for (const s of [...anns, bobs, carls]) s.ws.terminate();
   });
 
+  it('shares an execution only between subscribers whose rights are the same: a role that may not read the deployment gets its own, and never its name', async () => {
+    const admin = t.token(['admin'], [], 'root');
+    const role = await t.gql(admin, 'mutation($i: UpsertRoleInput!) { upsertRole(input: $i) { name } }', {
+      i: { name: 'alert-reader', rules: [{ action: 'read', subject: 'Alert', conditions: { teamId: { $in: '${user.teamIds}' } } }] },
+    });
+    assert.equal(role.errors, undefined, JSON.stringify(role.errors));
+    const [deployment] = await t.sql(`INSERT INTO deployment (team_id, name, environment, created_by) VALUES ($1, 'red-prod', 'PRODUCTION', 'root') RETURNING id`, [teams.get('red')]);
+    // One person, one team, one operation: only the roles differ between the first two tokens.
+    const asViewer = t.token(['viewer'], ['red'], 'gus');
+    const asReader = t.token(['alert-reader'], ['red'], 'gus');
+    const blueViewer = t.token(['viewer'], ['blue'], 'hal');
+    const viewers = [await open(asViewer), await open(asViewer)];
+    const reader = await open(asReader);
+    const blue = await open(blueViewer);
+    const query = 'subscription { alerts { feature deployment { name } } }';
+    for (const s of [...viewers, reader, blue]) subscribe(s, 'named', query);
+    const red: Array<[RawSocket, string]> = [...viewers, reader].map((s) => [s, 'named']);
+    await live('red', red);
+    await live('blue', [[blue, 'named']]);
+
+    const named = (s: RawSocket, feature: string) =>
+      s.next('named').map((m) => m.payload).filter((p) => (p.data?.alerts as { feature?: string } | undefined)?.feature === feature);
+    const before = await executions();
+    const red1 = Object.assign(alert('red', 'red-named-1'), { deploymentId: deployment.id });
+    publishAlert(t.server.app, red1);
+    await eventually('red-named-1 reached the red subscribers', async () => (red.every(([s]) => named(s, 'red-named-1').length === 1) ? true : undefined), 20_000, 20);
+    await deliver('blue', 'blue-named-1', [[blue, 'named']]);
+    // Published after the red alert: once it arrived, the blue subscriber has judged red-named-1 too.
+    assert.equal((await executions()) - before, 3, "red-named-1: once for gus as a viewer (both sockets), once for gus as an alert reader; blue-named-1: once, for hal");
+
+    for (const s of viewers) {
+      assert.deepEqual(named(s, 'red-named-1'), [{ data: { alerts: { feature: 'red-named-1', deployment: { name: 'red-prod' } } } }], 'each viewer socket gets the shared result');
+    }
+    assert.deepEqual(named(reader, 'red-named-1'), [{ data: { alerts: { feature: 'red-named-1', deployment: null } } }], 'the alert reader may not read the deployment: its name never reaches it');
+    const seenByBlue = blue.next('named').map((m) => (m.payload.data?.alerts as { feature?: string } | undefined)?.feature).filter((f) => !f?.startsWith('probe-'));
+    assert.deepEqual(seenByBlue, ['blue-named-1'], 'the blue subscriber never gets the red alert');
+    for (const s of [...viewers, reader, blue]) s.ws.terminate();
+  });
+
   it('sends the subscribers of one class the same bytes, each under its own subscription id', async () => {
     const dora = t.token(['viewer'], ['green'], 'dora');
     const first = await open(dora);

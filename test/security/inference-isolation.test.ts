@@ -40,6 +40,10 @@ describe('inference isolation: a slow unapproved STAGING version cannot degrade 
         INFERENCE_TIMEOUT_MS: '1000',
         INFERENCE_BUDGET_OVERRUNS: '3',
         INFERENCE_BUDGET_COOLDOWN_MS: '600000',
+        // This test is about runs over the budget adding up. On a machine busy enough to make one
+        // slow run last 30 s, the stuck-run limit would unload the version first, for that other
+        // reason (tested on its own in inference-stuck.test.ts).
+        INFERENCE_RUN_STUCK_MS: '300000',
         // Half-open probes come often, so that the overruns add up within the test.
         INFERENCE_BREAKER_COOLDOWN_MS: '1000',
         INFERENCE_RATE_LIMIT_PER_SECOND: '1000000',

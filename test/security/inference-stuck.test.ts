@@ -278,6 +278,13 @@ describe('inference pool: a never-returning model on STAGING cannot freeze the i
   });
 });
 
+/** A failed prediction's errors, with the reason its log entry gives (the answer only names the kind of failure). */
+async function whyFailed(t: TestServer, r: GqlResult): Promise<string> {
+  const requestId = (r.errors?.[0]?.extensions as { requestId?: string } | undefined)?.requestId;
+  const logged = await eventually('the failed prediction logged', async () => (await t.sql(`SELECT error FROM prediction_log WHERE request_id = $1`, [requestId]))[0] as { error: string } | undefined, 10_000).catch(() => undefined);
+  return `${JSON.stringify(r.errors)}; logged: ${logged?.error ?? '(no log entry)'}`;
+}
+
 describe('inference pool: STAGING traffic cannot take the PRODUCTION copy of a version offline', () => {
   let t: TestServer;
 
@@ -312,7 +319,7 @@ describe('inference pool: STAGING traffic cannot take the PRODUCTION copy of a v
     assert.equal(approved.errors, undefined, JSON.stringify(approved.errors));
     for (const d of [ids.fraudStaging, ids.fraudProduction]) {
       const r = await t.gql(fraudEngineer, SPLIT, { d, split: [{ modelVersion: slow, weight: 100 }] });
-      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      if (r.errors) assert.fail(await whyFailed(t, r));
     }
     await t.server.app.inference!.reconcile();
 
@@ -320,7 +327,7 @@ describe('inference pool: STAGING traffic cannot take the PRODUCTION copy of a v
     for (let i = 0; i < 4; i++) {
       const rows = Array.from({ length: 1000 }, () => [2.5e-4, 2.5e-4, 2.5e-4, 2.5e-4]);
       const r = await t.gql(fraudService, PREDICT, { d: ids.fraudStaging, inputs: { features: rows } });
-      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      if (r.errors) assert.fail(await whyFailed(t, r));
       assert.equal(r.data.predict.modelVersionId, slow);
     }
     assert.equal((await servingOf(ids.fraudStaging)).find((s) => s.modelVersionId === slow)?.state, 'LOADED');
@@ -340,7 +347,7 @@ describe('inference pool: STAGING traffic cannot take the PRODUCTION copy of a v
     assert.deepEqual({ state: production?.state, error: production?.error }, { state: 'LOADED', error: null });
     for (let i = 0; i < 5; i++) {
       const r = await t.gql(fraudService, PREDICT, { d: ids.fraudProduction, inputs: { features: [LIGHT] } });
-      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      if (r.errors) assert.fail(await whyFailed(t, r));
       assert.deepEqual({ version: r.data.predict.modelVersionId, fallback: r.data.predict.fallback }, { version: slow, fallback: false });
     }
 

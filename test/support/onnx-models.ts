@@ -138,3 +138,25 @@ export function buildLoopOnnx(tripsPerUnit: number): Buffer {
     output: [io('probability', 1)],
   });
 }
+
+/**
+ * Declares rows that are independent, but is not: `probability` is one value for the whole batch
+ * (the mean of a `hidden`-wide layer over every row), shaped [1, 1] whatever the rows. A batch
+ * cut in parts gives one value per part.
+ */
+export function buildBatchMeanOnnx(hidden: number): Buffer {
+  return encode({
+    name: 'batch-mean',
+    node: [
+      { opType: 'MatMul', input: ['features', 'w_in'], output: ['x'] },
+      { opType: 'MatMul', input: ['x', 'w'], output: ['h'] },
+      { opType: 'Sigmoid', input: ['h'], output: ['s'] },
+      { opType: 'ReduceMean', input: ['s'], output: ['mean'], attribute: [{ name: 'axes', type: onnx.AttributeProto.AttributeType.INTS, ints: [0] }, { name: 'keepdims', type: onnx.AttributeProto.AttributeType.INT, i: 1 }] },
+      { opType: 'MatMul', input: ['mean', 'w_out'], output: ['logit'] },
+      { opType: 'Sigmoid', input: ['logit'], output: ['probability'] },
+    ],
+    initializer: [floats('w_in', [4, hidden], (i) => ((i % 7) - 3) / 100), floats('w', [hidden, hidden], (i) => ((i % 11) - 5) / (10 * hidden)), floats('w_out', [hidden, 1], (i) => ((i % 5) - 2) / 10)],
+    input: [io('features', 4)],
+    output: [io('probability', 1)],
+  });
+}
