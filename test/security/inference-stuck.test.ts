@@ -16,8 +16,7 @@ const HEAVY = [1, 1, 1, 1];
 const LIGHT = [0, 0, 0, 0];
 // Never returns (days of iterations): the run can only be abandoned, its thread stuck for good.
 const FOREVER = 1e12;
-// About 2 s for a row of ones on one core of the machine this was written on; 2.5e-4 per feature
-// is about 0.5 ms a row, well within the per-row allowance.
+// About 2 s for a row of ones on one core of the machine this was written on (1.35 s on a faster one).
 const SECONDS = 400_000;
 
 const SERVING = `query($d: ID!) { node(id: $d) { ... on Deployment { serving { modelVersionId role weight state error } } } }`;
@@ -294,9 +293,11 @@ describe('inference pool: STAGING traffic cannot take the PRODUCTION copy of a v
       env: {
         INFERENCE_THREADS: '1',
         INFERENCE_PRODUCTION_THREADS: '1',
-        INFERENCE_TIMEOUT_MS: '10000',
-        INFERENCE_RUN_BUDGET_MS: '300',
-        INFERENCE_RUN_BUDGET_PER_ROW_US: '5000',
+        // Wide margins on a busy machine: a light run has 800 ms, a legitimate large batch 40 times
+        // what it needs; a heavy row (twice the model's usual trips) needs several times its budget.
+        INFERENCE_TIMEOUT_MS: '30000',
+        INFERENCE_RUN_BUDGET_MS: '800',
+        INFERENCE_RUN_BUDGET_PER_ROW_US: '20000',
         INFERENCE_RUN_STUCK_MS: '120000',
         INFERENCE_BUDGET_OVERRUNS: '3',
         INFERENCE_BUDGET_COOLDOWN_MS: '600000',
@@ -313,7 +314,7 @@ describe('inference pool: STAGING traffic cannot take the PRODUCTION copy of a v
     const fraudEngineer = t.token(['ml-engineer'], ['fraud'], 'erin');
     const fraudService = t.token(['service'], ['fraud'], 'fraud-svc');
     const servingOf = async (d: string): Promise<Serving[]> => (await t.gql(fraudEngineer, SERVING, { d })).data?.node?.serving ?? [];
-    const slow = await registerOnnx(t, fraudEngineer, ids.fraudModel, buildLoopOnnx(SECONDS));
+    const slow = await registerOnnx(t, fraudEngineer, ids.fraudModel, buildLoopOnnx(2 * SECONDS));
     await t.gql(fraudEngineer, `mutation($v: ID!) { submitModelVersion(modelVersion: $v) { status } }`, { v: slow });
     const approved = await t.gql(t.token(['reviewer'], ['fraud'], 'rob-reviewer'), `mutation($v: ID!) { approveModelVersion(input: { modelVersion: $v, reason: "holdout checked" }) { status } }`, { v: slow });
     assert.equal(approved.errors, undefined, JSON.stringify(approved.errors));
@@ -323,9 +324,11 @@ describe('inference pool: STAGING traffic cannot take the PRODUCTION copy of a v
     }
     await t.server.app.inference!.reconcile();
 
-    // Legitimate large batches: about 0.5 ms a row, past the 300 ms base but within the 5 ms a row allowance.
-    for (let i = 0; i < 4; i++) {
-      const rows = Array.from({ length: 1000 }, () => [2.5e-4, 2.5e-4, 2.5e-4, 2.5e-4]);
+    // Legitimate large batches: half the trips of a heavy row (1.3 ms a row here, about 4 on a slow
+    // machine), past the 800 ms base but well within the 20 ms a row allowance. Three of them counted
+    // as overruns would unload the version.
+    for (let i = 0; i < 3; i++) {
+      const rows = Array.from({ length: 1000 }, () => [5e-4, 5e-4, 5e-4, 5e-4]);
       const r = await t.gql(fraudService, PREDICT, { d: ids.fraudStaging, inputs: { features: rows } });
       if (r.errors) assert.fail(await whyFailed(t, r));
       assert.equal(r.data.predict.modelVersionId, slow);
