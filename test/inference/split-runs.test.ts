@@ -8,9 +8,10 @@ import { registerOnnx } from '../support/inference';
 import { buildBatchMeanOnnx, buildLoopOnnx } from '../support/onnx-models';
 import { eventually } from '../support/processes';
 
-// Wide enough that 256 rows take several milliseconds on any machine this runs on.
+// Wide enough that 512 rows take several milliseconds on any machine this runs on (about 5 ms on
+// the fastest so far), well over twice the 1 ms minimum part.
 const LAYERS = [64, 2048, 448, 1];
-const ROWS = 256;
+const ROWS = 512;
 const PREDICT = `mutation($d: ID!, $inputs: JSONObject!) { predict(deployment: $d, inputs: $inputs) { outputs rows fallback } }`;
 
 const rowsOf = (n: number, seed: number) => Array.from({ length: n }, (_, r) => Array.from({ length: LAYERS[0] }, (_, j) => ((r * 31 + j * 17 + seed) % 997) / 997));
@@ -95,7 +96,8 @@ describe('a large request split across idle inference threads', () => {
 
   it('runs a request whole, with the whole run\'s answer, when its parts give outputs that do not join by rows, and stops splitting that version', async () => {
     // One value for the whole batch, declared as one per row: parts would each give their own.
-    const model = buildBatchMeanOnnx(512);
+    // 1536 wide: about 1.2 G multiply-adds for 512 rows, several milliseconds anywhere.
+    const model = buildBatchMeanOnnx(1536);
     const { t, deployment, label, service } = await serving({ INFERENCE_SPLIT_MIN_MS: '1' }, model);
     const session = await ort.InferenceSession.create(model, { executionProviders: ['cpu'] });
     try {
@@ -138,7 +140,7 @@ describe('a large request split across idle inference threads', () => {
       const r = await t.gql(admin, `query($d: ID!) { node(id: $d) { ... on Deployment { serving { state error } } } }`, { d: deployment });
       return r.data.node.serving[0] as { state: string; error: string | null };
     };
-    const features = (value: number) => Array.from({ length: ROWS }, () => [value, value, value, value]);
+    const features = (value: number) => Array.from({ length: 256 }, () => [value, value, value, value]);
     for (let i = 0; i < 2; i++) {
       const r = await t.gql(service, PREDICT, { d: deployment, inputs: { features: features(0.01) } });
       assert.equal(r.errors, undefined, JSON.stringify(r.errors));
