@@ -71,7 +71,7 @@ const schema = z.object({
   INFERENCE_INTRA_OP_THREADS: int(1, 256).default(1),
   INFERENCE_MAX_BATCH_ROWS: int(1, 65_536).default(256),
   INFERENCE_BATCH_WAIT_US: int(0, 1_000_000).default(0),
-  INFERENCE_SPLIT_MIN_MS: int(0, 60_000).default(4),
+  INFERENCE_SPLIT_MIN_MS: int(0, 60_000).default(1),
   INFERENCE_TIMEOUT_MS: int(1, 600_000).default(1000),
   INFERENCE_MAX_ROWS: int(1, 1_000_000).default(1024),
   INFERENCE_MAX_ELEMENTS: int(1, 100_000_000).default(1_000_000),
