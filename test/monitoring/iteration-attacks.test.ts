@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { syntheticPopulation, type Concept } from '../../jobs/trainers/synthetic-data';
 import { DEFAULT_ROLES } from '../../src/access/policy-rules';
+import { QUEUES } from '../../src/core/queue/queues';
 import { codeOf, startTestServer, type TestServer } from '../support/harness';
 
 const PREDICT = `mutation($d: ID!, $inputs: JSONObject!) { predict(deployment: $d, inputs: $inputs) { id } }`;
@@ -171,8 +172,16 @@ describe('the iteration loop under attack', () => {
     await setRole([...engineerRules, { action: 'create', subject: 'TrainingRun', inverted: true, reason: 'no more training' }]);
     // Allowed when set (checked then) — set before the rights were withdrawn would be the same: the check at each trigger is what counts.
     await setRole(engineerRules);
-    await gql(setter, RETRAIN, { input: { deployment: d, schedule: '* * * * * *', cooldownSeconds: 600, sampleWindows: 60, holdoutShare: 0.3, gate: { minRows: 60 } } });
-    await setRole([...engineerRules, { action: 'create', subject: 'TrainingRun', inverted: true, reason: 'no more training' }]);
+    // The loop's queue holds the schedule's firings until the rights are withdrawn: one that ran in
+    // between would rightly begin an iteration.
+    const loopQueue = t.server.app.queues!.get(QUEUES.loop);
+    await loopQueue.pause();
+    try {
+      await gql(setter, RETRAIN, { input: { deployment: d, schedule: '* * * * * *', cooldownSeconds: 600, sampleWindows: 60, holdoutShare: 0.3, gate: { minRows: 60 } } });
+      await setRole([...engineerRules, { action: 'create', subject: 'TrainingRun', inverted: true, reason: 'no more training' }]);
+    } finally {
+      await loopQueue.resume();
+    }
     // The schedule fires every second: give it several chances.
     const since = Date.now();
     while (Date.now() - since < 3500) {

@@ -10,8 +10,12 @@ import { eventually } from '../support/processes';
 const uuidOf = (id: string) => Buffer.from(id, 'base64url').toString().split(':')[1];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-// About 4 s per run on one core of the machine this was written on: far past the 1 s run budget.
-const HEAVY_STEPS = 140;
+// 300 multiplications of 1024 x 1024 matrices (about 320 G multiply-adds): about 3 s per run on
+// one core of the fastest machine this has run on, 9 s on the one it was written on; far past the
+// 1 s run budget everywhere.
+const HEAVY_STEPS = 300;
+// A small slow model: about 15 G multiply-adds, 0.15-0.45 s a run, well within the budget.
+const SLOW_STEPS = 14;
 
 const SERVING = `query($d: ID!) { node(id: $d) { ... on Deployment { serving { modelVersionId role state error unloadedUntil } } } }`;
 
@@ -234,7 +238,7 @@ describe('inference isolation: teams take turns on the shared threads', () => {
     const fraudStaging = r.data.fraudStaging.nodes[0].id;
     const visionStaging = r.data.visionStaging.nodes[0].id;
     // A tenth of the slow model: well within the budget, but a queue of them takes seconds.
-    const slow = await registerOnnx(t, fraudEngineer, r.data.models.nodes[0].id, buildHeavyOnnx(Math.round(HEAVY_STEPS / 10)));
+    const slow = await registerOnnx(t, fraudEngineer, r.data.models.nodes[0].id, buildHeavyOnnx(SLOW_STEPS));
     const split = await t.gql(fraudEngineer, `mutation($d: ID!, $v: ID!) { setTrafficSplit(input: { deployment: $d, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { d: fraudStaging, v: slow });
     assert.equal(split.errors, undefined, JSON.stringify(split.errors));
     await t.server.app.inference!.reconcile();

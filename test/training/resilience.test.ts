@@ -114,7 +114,7 @@ describe('training survives its infrastructure failing', () => {
       return child;
     };
     const first = startWorker();
-    const r = await t.gql(token, START, { i: input({ model: 'mlp', hidden: [64, 64], epochs: 400 }) });
+    const r = await t.gql(token, START, { i: input({ model: 'mlp', hidden: [64, 64], epochs: 1500 }) });
     assert.equal(r.errors, undefined, JSON.stringify(r.errors));
     const runId = uuidOf(r.data.startTrainingRun.id);
     await eventually('the run to be training', async () => {
@@ -171,7 +171,7 @@ describe('training survives its infrastructure failing', () => {
       return child;
     };
     const first = startWorker();
-    const r = await t.gql(token, START, { i: { ...input({ model: 'mlp', hidden: [64, 64], epochs: 400 }), codeVersion: code.data.registerCodeVersion.id } });
+    const r = await t.gql(token, START, { i: { ...input({ model: 'mlp', hidden: [64, 64], epochs: 1500 }), codeVersion: code.data.registerCodeVersion.id } });
     assert.equal(r.errors, undefined, JSON.stringify(r.errors));
     const runId = uuidOf(r.data.startTrainingRun.id);
     const pids = await eventually('the trainer and its sidecar to be running', async () => {

@@ -235,7 +235,7 @@ describe('training run updates over graphql-ws', () => {
   });
 
   it('cancels a running run: the subscriber sees CANCELLED, the trainer is killed, no version is registered, a second cancel conflicts', async () => {
-    const id = await start({ model: 'mlp', hidden: [64, 64], epochs: 2000 });
+    const id = await start({ model: 'mlp', hidden: [64, 64], epochs: 20000 });
     const runUuid = uuidOf(id);
     const w = watchRun(client(engineer), id);
     await w.until('training progress', (x) => x.events.some((e) => e.status === 'RUNNING' && e.progress > 0.05), 60_000);
