@@ -66,7 +66,7 @@ describe('a worker killed during training or during a rollout step resumes: one 
   const champion = async (name: string, config: Record<string, unknown>): Promise<string> => {
     const model = (await gql(engineer, 'mutation($t: String!, $n: String!) { createModel(input: { team: $t, name: $n }) { id } }', { t: TEAM, n: name })).createModel.id;
     const r = await gql(engineer, `mutation($i: StartTrainingRunInput!) { startTrainingRun(input: $i) { id } }`, { i: { ...trainingInput(config), model } });
-    const run = await waitForRun(t, engineer, r.startTrainingRun.id, 90_000);
+    const run = await waitForRun(t, engineer, r.startTrainingRun.id, 180_000);
     assert.equal(run.status, 'SUCCEEDED', JSON.stringify(run));
     return run.outputs[0].id;
   };
