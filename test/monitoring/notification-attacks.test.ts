@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import type http from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { expectId } from '../../src/core/global-id';
+import { QUEUES } from '../../src/core/queue/queues';
 import { attemptDelivery } from '../../src/monitoring/notification-delivery.service';
 import { dataOf } from '../support/access';
 import { startTestServer, type TestServer } from '../support/harness';
@@ -97,8 +98,12 @@ describe('notifications under attack: other teams, racing workers', () => {
     await attemptDelivery(t.server.app, id);
     assert.equal((await deliveries({ alert }))[0].status, 'DELIVERED');
     // Then the first sender's answer comes back: a failure, for an attempt already superseded.
+    // The first sender's job is still waiting on the receiver; it ends once it has dealt with the
+    // answer, and then its outcome is in.
+    const queue = t.server.app.queues!.get(QUEUES.notifications);
+    assert.ok((await queue.getActiveCount()) >= 1, 'the first sender is still at work');
     releaseFirst();
-    await new Promise((r) => setTimeout(r, 2500));
+    await eventually('the first sender to be done with its attempt', async () => ((await queue.getActiveCount()) === 0 ? true : undefined), 30_000, 50);
     const [after] = await deliveries({ alert });
     assert.deepEqual([after.status, after.lastError], ['DELIVERED', null], 'a superseded attempt does not undo the delivery');
     assert.equal(about(slow.got, alert).length, 2, 'no third send of a delivered notification');
