@@ -143,6 +143,8 @@ export class PredictionLog {
   private writing: Promise<void> | null = null;
   private timer: NodeJS.Timeout;
   private waiters: Array<() => void> = [];
+  /** Records added by {@link appendSoon} and not built yet: they count against `maxBuffered`. */
+  private building = 0;
   private closed = false;
   private failures = 0;
   private failingSince: number | null = null;
@@ -150,7 +152,8 @@ export class PredictionLog {
   private retryAt = 0;
   private statementSince: number | null = null;
   private quarantined = 0;
-  private prepared: { first: PredictionEntry; length: number; statement: string; params: unknown[][] } | null = null;
+  /** The next batch, encoded while the current one is written (null: encoded when its turn comes). */
+  private prepared: Promise<Prepared | null> | null = null;
   private readonly bins = new Map<string, { bins: RollupBins | null; at: number }>();
 
   constructor(
@@ -175,6 +178,38 @@ export class PredictionLog {
     }
     this.buffer.push(entry);
     if (this.buffer.length >= this.opts.batchSize) void this.flush();
+  }
+
+  /**
+   * Adds the record `build` makes once the current turn of the event loop is over, that is once the
+   * answer it logs has been written, so that building it (the inputs and outputs nested as rows)
+   * is not part of the answer's latency. Resolves at once while the buffer has room for it (records
+   * still to be built count), otherwise as {@link append} does, with the record built now. `then`
+   * gets the record once it is in the buffer. A record that cannot be built is logged as an error
+   * and counted as a failed write; the answer it belongs to has gone out already.
+   */
+  async appendSoon(build: () => PredictionEntry, then?: (entry: PredictionEntry) => void): Promise<void> {
+    if (this.closed || this.buffer.length + this.building >= this.opts.maxBuffered) {
+      const entry = build();
+      await this.append(entry);
+      then?.(entry);
+      return;
+    }
+    this.building += 1;
+    setImmediate(() => {
+      this.building -= 1;
+      let entry: PredictionEntry;
+      try {
+        entry = build();
+      } catch (e) {
+        this.metrics?.logWriteFailures.inc();
+        this.log.error({ err: (e as Error).message }, 'prediction log record could not be built: dropped');
+        return;
+      }
+      this.buffer.push(entry);
+      if (this.buffer.length >= this.opts.batchSize) void this.flush();
+      then?.(entry);
+    });
   }
 
   /**
@@ -241,21 +276,20 @@ export class PredictionLog {
 
   private async insert(batch: PredictionEntry[]): Promise<void> {
     // Bins learnt since the next batch was prepared make it stale.
-    if (await this.knowBins(batch)) this.prepared = null;
-    const ready = this.prepared && this.prepared.first === batch[0] && this.prepared.length === batch.length ? this.prepared : this.prepare(batch);
+    const stale = await this.knowBins(batch);
+    const next = this.prepared;
     this.prepared = null;
+    const early = !stale && next ? await next : null;
+    const ready = early && early.first === batch[0] && early.length === batch.length ? early : await this.prepare(batch);
     this.statementSince = Date.now();
     try {
       const written = this.db.query(ready.statement, ready.params);
       // While the database writes this batch, the next one is encoded: the encoding costs no
       // wall time when batches follow each other (under load), and nothing when they do not.
-      const next = this.buffer.slice(batch.length, batch.length + this.opts.batchSize);
-      if (next.length === this.opts.batchSize && this.binsKnown(next)) {
-        try {
-          this.prepared = { first: next[0], length: next.length, ...this.prepare(next) };
-        } catch {
-          this.prepared = null;
-        }
+      const following = this.buffer.slice(batch.length, batch.length + this.opts.batchSize);
+      if (following.length === this.opts.batchSize && this.binsKnown(following)) {
+        // A record that cannot be encoded is found again (and split out) when its batch is written.
+        this.prepared = this.prepare(following).catch(() => null);
       }
       await written;
     } finally {
@@ -263,16 +297,31 @@ export class PredictionLog {
     }
   }
 
-  // The statement and parameters of a batch: its records and, with rollups, its deltas. Throws a
-  // RecordEncodingError (a data error: the batch is split) when a record cannot be encoded.
-  private prepare(batch: PredictionEntry[]): { statement: string; params: unknown[][] } {
+  // The statement and parameters of a batch: its records and, with rollups, its deltas. Rejects with
+  // a RecordEncodingError (a data error: the batch is split) when a record cannot be encoded. The
+  // encoding yields to the event loop every ENCODE_SLICE_MS, so that a large batch (1,000 records
+  // with their inputs and outputs as JSON take several ms) never holds up the requests being served.
+  private async prepare(batch: PredictionEntry[]): Promise<Prepared> {
+    const rollups = this.opts.rollups;
+    const acc = rollups ? new RollupAccumulator(rollups.windowSeconds, (id) => this.bins.get(id)?.bins ?? null) : null;
+    const columns = new ColumnEncoder();
+    let sliceStart = performance.now();
+    for (let i = 0; i < batch.length; i++) {
+      try {
+        columns.add(batch[i]);
+        acc?.addPrediction(batch[i]);
+      } catch (e) {
+        throw new RecordEncodingError((e as Error).message);
+      }
+      if ((i & 15) === 15 && performance.now() - sliceStart > ENCODE_SLICE_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStart = performance.now();
+      }
+    }
+    const params: unknown[] = columns.params();
+    if (!acc) return { first: batch[0], length: batch.length, statement: INSERT, params };
     try {
-      const params = columnsOf(batch);
-      const rollups = this.opts.rollups;
-      if (!rollups) return { statement: INSERT, params };
-      const acc = new RollupAccumulator(rollups.windowSeconds, (id) => this.bins.get(id)?.bins ?? null);
-      for (const e of batch) acc.addPrediction(e);
-      return { statement: INSERT_WITH_ROLLUPS, params: [...params, ...rollupParams(acc.deltas())] };
+      return { first: batch[0], length: batch.length, statement: INSERT_WITH_ROLLUPS, params: [...params, ...rollupParams(acc.deltas())] };
     } catch (e) {
       throw new RecordEncodingError((e as Error).message);
     }
@@ -348,6 +397,7 @@ export class PredictionLog {
   /** Writes what is buffered (at once, whatever the retry pause) and stops the timer. */
   async close(): Promise<void> {
     clearInterval(this.timer);
+    while (this.building > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     await this.flush(true);
     if (this.buffer.length) await this.flush(true);
     this.closed = true;
@@ -356,27 +406,62 @@ export class PredictionLog {
   }
 }
 
-function columnsOf(batch: PredictionEntry[]): unknown[][] {
-  const json = (v: unknown) => (v === null ? null : JSON.stringify(v));
-  return [
-    batch.map((e) => e.id),
-    batch.map((e) => e.occurredAt.toISOString()),
-    batch.map((e) => e.deploymentId),
-    batch.map((e) => e.teamId),
-    batch.map((e) => e.modelVersionId),
-    batch.map((e) => e.requestId),
-    batch.map((e) => e.requestKey),
-    batch.map((e) => e.principalId),
-    batch.map((e) => e.principalKind),
-    batch.map((e) => e.source),
-    batch.map((e) => e.rows),
-    batch.map((e) => json(e.inputs)),
-    batch.map((e) => e.inputsSha256),
-    batch.map((e) => json(e.outputs)),
-    batch.map((e) => e.latencyMs),
-    batch.map((e) => e.fallback),
-    batch.map((e) => e.shadow),
-    batch.map((e) => e.failedVersionId),
-    batch.map((e) => e.error),
-  ];
+/** A batch's statement and parameters, and which records it holds (the buffer's front when prepared). */
+interface Prepared {
+  first: PredictionEntry;
+  length: number;
+  statement: string;
+  params: unknown[];
+}
+
+/** How long (ms) a batch's encoding runs before it lets the event loop serve what waits. */
+const ENCODE_SLICE_MS = 1;
+
+/** An element of a PostgreSQL array literal, quoted and escaped as node-postgres writes it. */
+function element(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  const text = String(v);
+  return `"${/[\\"]/.test(text) ? text.replace(/[\\"]/g, '\\$&') : text}"`;
+}
+
+const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
+
+/**
+ * The batch's columns as PostgreSQL array literals, one parameter per column (`unnest` reads them
+ * as the statement's typed arrays), built record by record so that the work can be spread over
+ * several turns of the event loop; node-postgres would otherwise turn every array into its literal
+ * at once, when the statement is sent.
+ */
+class ColumnEncoder {
+  private readonly columns: string[][] = COLUMNS.map(() => []);
+
+  /** Throws when the record cannot be encoded (an invalid date, a value JSON cannot hold); nothing of it is kept then. */
+  add(e: PredictionEntry): void {
+    const values = [
+      e.id,
+      e.occurredAt.toISOString(),
+      e.deploymentId,
+      e.teamId,
+      e.modelVersionId,
+      e.requestId,
+      e.requestKey,
+      e.principalId,
+      e.principalKind,
+      e.source,
+      e.rows,
+      json(e.inputs),
+      e.inputsSha256,
+      json(e.outputs),
+      e.latencyMs,
+      e.fallback,
+      e.shadow,
+      e.failedVersionId,
+      e.error,
+    ].map(element);
+    values.forEach((v, i) => this.columns[i].push(v));
+  }
+
+  params(): string[] {
+    return this.columns.map((c) => `{${c.join(',')}}`);
+  }
 }
