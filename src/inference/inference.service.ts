@@ -217,9 +217,14 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     }
   }
   const latencyMs = performance.now() - started;
-  const entry: PredictionEntry = {
-    id: newPredictionId(),
-    occurredAt: new Date(),
+  const predictionId = newPredictionId();
+  const occurredAt = new Date();
+  const loggedVersion = served ?? primary;
+  // The record is built after the answer has gone out (nesting a batch's inputs and outputs as rows
+  // takes time the caller need not wait for); its id is in the answer already.
+  const record = (): PredictionEntry => ({
+    id: predictionId,
+    occurredAt,
     deploymentId,
     teamId: route.teamId,
     modelVersionId: served?.id ?? primaryId,
@@ -229,7 +234,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     principalKind: principal.kind,
     source: req.source,
     rows,
-    inputs: (served ?? primary)?.logInputs ? req.loggedInputs() : null,
+    inputs: loggedVersion?.logInputs ? req.loggedInputs() : null,
     inputsSha256,
     outputs: outputs ? rowsOf(outputs) : null,
     latencyMs,
@@ -237,16 +242,15 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     shadow: false,
     failedVersionId: failure ? primaryId : null,
     error: failure ? failure.message : null,
-  };
-  await engine.log.append(entry);
-  if (route.shadows.length) setImmediate(() => void mirror(engine, route, req, entry, limits));
+  });
+  await engine.log.appendSoon(record, route.shadows.length ? (entry) => void mirror(engine, route, req, entry, limits) : undefined);
   if (!outputs || !served) {
     ctx.log.warn({ deployment: deploymentId, modelVersion: primaryId, err: failure?.message }, 'prediction failed and no fallback answered');
     throw new AppError(ErrorCode.UNAVAILABLE, 'The model version failed and no fallback version could answer', { reason: InferenceReason.FAILED });
   }
   if (primaryFailed) engine.metrics.rows.inc({ deployment: labels.deployment, model_version: engine.versionLabel(served.id) }, rows);
   else engine.metrics.servedOk(labels.deployment, labels.model_version, (afterPrimary - started) / 1000, rows);
-  return { predictionId: entry.id, outputs, version: served, deploymentId, rows, latencyMs, fallback };
+  return { predictionId, outputs, version: served, deploymentId, rows, latencyMs, fallback };
 }
 
 /** Runs the request on every shadow version, after the answer; logged, counted, never returned. */
