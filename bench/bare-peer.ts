@@ -6,6 +6,7 @@ import http from 'node:http';
 import { fork, type ChildProcess } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { answerLoopDelay } from './loop-delay';
 
@@ -19,9 +20,13 @@ export interface BarePeer {
   stop(): Promise<void>;
 }
 
-/** Starts the peer serving the ONNX file at `modelPath` as model `name`. */
-export async function startBarePeer(modelPath: string, name: string): Promise<BarePeer> {
-  const child: ChildProcess = fork(path.join(__dirname, 'bare-peer.js'), [modelPath], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+/**
+ * Starts the peer serving the ONNX file at `modelPath` as model `name`: on its event loop, or with
+ * `onThread` on one worker thread that each request's tensor is handed to (transferred) and whose
+ * answer comes back as a message, the hop the server makes to keep its event loop free.
+ */
+export async function startBarePeer(modelPath: string, name: string, onThread = false): Promise<BarePeer> {
+  const child: ChildProcess = fork(path.join(__dirname, 'bare-peer.js'), onThread ? [modelPath, 'thread'] : [modelPath], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`bare peer exited with ${code}`)));
     child.once('message', (m: { port: number }) => resolve(m.port));
@@ -52,10 +57,63 @@ export async function startBarePeer(modelPath: string, name: string): Promise<Ba
   };
 }
 
-async function main(modelPath: string): Promise<void> {
-  // Concurrent runs of one session are what give the peer its parallelism (onnxruntime-node runs
-  // off the main thread), as the server's parallelism comes from its inference threads.
-  const session = await ort.InferenceSession.create(modelPath, { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' });
+type Run = (name: string, data: Float32Array, shape: number[]) => Promise<{ name: string; dims: readonly number[]; data: Float32Array }>;
+
+/** Runs on this thread: onnxruntime-node's `session.run` blocks the event loop while the model runs. */
+async function runHere(modelPath: string): Promise<{ run: Run; release(): Promise<void> }> {
+  const session = await ort.InferenceSession.create(modelPath, SESSION_OPTIONS);
+  return {
+    run: async (name, data, shape) => {
+      const out = await session.run({ [name]: new ort.Tensor('float32', data, shape) });
+      const o = out[session.outputNames[0]];
+      return { name: session.outputNames[0], dims: o.dims, data: o.data as Float32Array };
+    },
+    release: () => session.release(),
+  };
+}
+
+/** Runs on one worker thread: the input is transferred to it, the output transferred back. */
+async function runOnThread(modelPath: string): Promise<{ run: Run; release(): Promise<void> }> {
+  const worker = new Worker(__filename, { workerData: { modelPath } });
+  await new Promise<void>((resolve, reject) => {
+    worker.once('message', () => resolve());
+    worker.once('error', reject);
+  });
+  const pending = new Map<number, (m: { name: string; dims: number[]; data: Float32Array }) => void>();
+  let next = 0;
+  worker.on('message', (m: { id: number; name: string; dims: number[]; data: Float32Array }) => {
+    pending.get(m.id)?.(m);
+    pending.delete(m.id);
+  });
+  return {
+    run: (name, data, shape) =>
+      new Promise((resolve) => {
+        const id = ++next;
+        pending.set(id, resolve);
+        worker.postMessage({ id, name, data, shape }, [data.buffer as ArrayBuffer]);
+      }),
+    release: () => worker.terminate().then(() => undefined),
+  };
+}
+
+/** The worker thread of {@link runOnThread}. */
+async function serveThread(modelPath: string): Promise<void> {
+  const session = await ort.InferenceSession.create(modelPath, SESSION_OPTIONS);
+  parentPort!.on('message', async (m: { id: number; name: string; data: Float32Array; shape: number[] }) => {
+    const out = await session.run({ [m.name]: new ort.Tensor('float32', m.data, m.shape) });
+    const name = session.outputNames[0];
+    const data = (out[name].data as Float32Array).slice();
+    parentPort!.postMessage({ id: m.id, name, dims: out[name].dims, data }, [data.buffer]);
+  });
+  parentPort!.postMessage('ready');
+}
+
+const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: 'all' };
+
+async function main(modelPath: string, onThread: boolean): Promise<void> {
+  // On its event loop the peer serves one request at a time, on one core (onnxruntime-node runs
+  // the model on the calling thread); on a thread, it pays a message each way for a free loop.
+  const model = onThread ? await runOnThread(modelPath) : await runHere(modelPath);
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -63,10 +121,9 @@ async function main(modelPath: string): Promise<void> {
       void (async () => {
         try {
           const body = JSON.parse(Buffer.concat(chunks).toString()) as { inputs: Array<{ name: string; shape: number[]; data: number[] }> };
-          const feeds: Record<string, ort.Tensor> = {};
-          for (const t of body.inputs) feeds[t.name] = new ort.Tensor('float32', Float32Array.from(t.data), t.shape);
-          const out = await session.run(feeds);
-          const outputs = session.outputNames.map((n) => ({ name: n, datatype: 'FP32', shape: out[n].dims, data: Array.from(out[n].data as Float32Array) }));
+          const input = body.inputs[0];
+          const out = await model.run(input.name, Float32Array.from(input.data), input.shape);
+          const outputs = [{ name: out.name, datatype: 'FP32', shape: out.dims, data: Array.from(out.data) }];
           const text = JSON.stringify({ model_name: 'peer', outputs });
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }).end(text);
         } catch (e) {
@@ -82,12 +139,14 @@ async function main(modelPath: string): Promise<void> {
   process.once('SIGTERM', () => {
     server.close();
     server.closeAllConnections();
-    void session.release().then(() => process.exit(0));
+    void model.release().then(() => process.exit(0));
   });
 }
 
-if (require.main === module) {
-  main(process.argv[2]).catch((e) => {
+if (!isMainThread) {
+  void serveThread((workerData as { modelPath: string }).modelPath);
+} else if (require.main === module) {
+  main(process.argv[2], process.argv[3] === 'thread').catch((e) => {
     console.error(e);
     process.exit(1);
   });
