@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { AppServices } from '../core/context';
 import { TOPICS, type EventBus } from '../core/events';
 import { authenticate, type Authentication } from './authenticate';
@@ -48,7 +48,7 @@ export class PrincipalCache {
    */
   async authenticate(authorization: string | undefined, resolve: (authorization: string | undefined) => Promise<Authentication>): Promise<Authentication> {
     if (!authorization || this.options.ttlMs === 0) return resolve(authorization);
-    const key = createHash('sha256').update(authorization, 'utf8').digest('base64url');
+    const key = hash('sha256', authorization, 'base64url');
     const now = Date.now();
     const entry = this.entries.get(key);
     if (entry) {

@@ -17,6 +17,16 @@ const ROUTE = { plain: '/v2/models/:name/infer', versioned: '/v2/models/:name/ve
 /** A JSON body the lean handler parses itself: `application/json`, UTF-8 (or no charset named). */
 function isPlainJson(contentType: string | undefined): boolean {
   if (contentType === undefined) return false;
+  // Clients send the same header on every request: the last answer is kept.
+  if (contentType === lastContentType.value) return lastContentType.plain;
+  const plain = parsePlainJson(contentType);
+  lastContentType.value = contentType;
+  lastContentType.plain = plain;
+  return plain;
+}
+const lastContentType: { value: string | undefined; plain: boolean } = { value: undefined, plain: false };
+
+function parsePlainJson(contentType: string): boolean {
   const [type, ...params] = contentType.toLowerCase().split(';');
   if (type.trim() !== 'application/json') return false;
   return params.every((p) => {

@@ -202,6 +202,7 @@ export async function inferOip(ctx: RequestContext, target: InferTarget, headerL
   let logged: WireTensor[] | null = null;
   const result = await predict(ctx, {
     deploymentId: toGlobalId('Deployment', route.deploymentId),
+    authorized: route,
     requestKey: (requestKey as string | undefined) ?? null,
     source: 'open-inference',
     versionId,

@@ -417,12 +417,16 @@ interface Prepared {
 /** How long (ms) a batch's encoding runs before it lets the event loop serve what waits. */
 const ENCODE_SLICE_MS = 1;
 
-/** An element of a PostgreSQL array literal, quoted and escaped as node-postgres writes it. */
-function element(v: unknown): string {
+/** Text as an element of a PostgreSQL array literal, quoted and escaped as node-postgres writes it (null: NULL). */
+function text(v: unknown): string {
   if (v === null || v === undefined) return 'NULL';
-  const text = String(v);
-  return `"${/[\\"]/.test(text) ? text.replace(/[\\"]/g, '\\$&') : text}"`;
+  const t = String(v);
+  return NEEDS_ESCAPE.test(t) ? `"${t.replace(ESCAPED, '\\$&')}"` : `"${t}"`;
 }
+const NEEDS_ESCAPE = /[\\"]/;
+const ESCAPED = /[\\"]/g;
+
+const bool = (v: boolean) => (v ? '"true"' : '"false"');
 
 const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
 
@@ -434,31 +438,41 @@ const json = (v: unknown) => (v === null || v === undefined ? null : JSON.string
  */
 class ColumnEncoder {
   private readonly columns: string[][] = COLUMNS.map(() => []);
+  /** The elements of values that repeat from record to record in a batch (deployment, team, version, principal), made once. */
+  private readonly repeated = new Map<unknown, string>();
+
+  private once(v: unknown): string {
+    let out = this.repeated.get(v);
+    if (out === undefined) this.repeated.set(v, (out = text(v)));
+    return out;
+  }
 
   /** Throws when the record cannot be encoded (an invalid date, a value JSON cannot hold); nothing of it is kept then. */
   add(e: PredictionEntry): void {
-    const values = [
-      e.id,
-      e.occurredAt.toISOString(),
-      e.deploymentId,
-      e.teamId,
-      e.modelVersionId,
-      e.requestId,
-      e.requestKey,
-      e.principalId,
-      e.principalKind,
-      e.source,
-      e.rows,
-      json(e.inputs),
-      e.inputsSha256,
-      json(e.outputs),
-      e.latencyMs,
-      e.fallback,
-      e.shadow,
-      e.failedVersionId,
-      e.error,
-    ].map(element);
-    values.forEach((v, i) => this.columns[i].push(v));
+    // What can throw comes first, before any column takes a value.
+    const occurredAt = e.occurredAt.toISOString();
+    const inputs = text(json(e.inputs));
+    const outputs = text(json(e.outputs));
+    const c = this.columns;
+    c[0].push(text(e.id));
+    c[1].push(`"${occurredAt}"`);
+    c[2].push(this.once(e.deploymentId));
+    c[3].push(this.once(e.teamId));
+    c[4].push(this.once(e.modelVersionId));
+    c[5].push(text(e.requestId));
+    c[6].push(text(e.requestKey));
+    c[7].push(this.once(e.principalId));
+    c[8].push(this.once(e.principalKind));
+    c[9].push(this.once(e.source));
+    c[10].push(text(e.rows));
+    c[11].push(inputs);
+    c[12].push(text(e.inputsSha256));
+    c[13].push(outputs);
+    c[14].push(text(e.latencyMs));
+    c[15].push(bool(e.fallback));
+    c[16].push(bool(e.shadow));
+    c[17].push(text(e.failedVersionId));
+    c[18].push(text(e.error));
   }
 
   params(): string[] {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -167,7 +168,11 @@ describe('predict', () => {
     assert.equal(first.deployment_id, uuidOf(production));
     assert.equal(first.rows, 5);
     assert.deepEqual(first.inputs, { features: rowsOf(5) }, 'CONFIDENTIAL training data: inputs kept (default INFERENCE_LOG_INPUTS_UP_TO)');
-    assert.match(first.inputs_sha256, /^[0-9a-f]{64}$/);
+    // sha256 over each input's name, NUL, its shape (comma-separated), NUL and its elements' bytes (little-endian float32).
+    const expectedSha = createHash('sha256')
+      .update(Buffer.concat([Buffer.from('features\u00005,4\u0000'), Buffer.from(Float32Array.from(rowsOf(5).flat()).buffer)]))
+      .digest('hex');
+    assert.equal(first.inputs_sha256, expectedSha);
     assert.equal(first.outputs.probability.length, 5);
     assert.equal(first.source, 'graphql');
     assert.ok(rows.some((r) => r.source === 'open-inference' && r.request_key === 'k1'));
