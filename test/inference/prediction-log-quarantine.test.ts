@@ -165,4 +165,33 @@ describe('prediction log: a bad record is quarantined, and readiness says when t
     // Ready means the log takes records again: the buffer drains batch by batch right after.
     await eventually('every buffered record to be written', async () => ((await written(ids)).length === MAX_BUFFERED ? true : undefined), 30_000);
   });
+
+  it('holds predictions back while the buffer is full (nothing dropped, memory bounded), and answers them once it drains', async () => {
+    const tag = randomUUID().slice(0, 8);
+    await t.sql('ALTER TABLE prediction_log RENAME TO prediction_log_moved');
+    const ids = Array.from({ length: MAX_BUFFERED }, (_, i) => `${tag}-${i}`);
+    for (const id of ids) await log().append(entry(id));
+    assert.equal(log().buffered, MAX_BUFFERED);
+    const predict = (key: string) =>
+      request(`${t.url}/v2/models/fraud:fraud-detector-production/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${service}` },
+        body: JSON.stringify({ inputs: [{ name: 'features', shape: [1, 4], datatype: 'FP32', data: [1, 2, 3, 4] }], parameters: { request_key: key } }),
+      });
+    const keys = Array.from({ length: 5 }, (_, i) => `${tag}-held-${i}`);
+    let answered = 0;
+    const held = keys.map((k) => predict(k).then((r) => ((answered += 1), r)));
+    // A prediction is answered in milliseconds when the log has room; a second without an answer is the log holding it.
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    assert.equal(answered, 0, 'no prediction is answered while its record has no room');
+    assert.equal(log().buffered, MAX_BUFFERED, 'the buffer does not grow past its limit');
+
+    await t.sql('ALTER TABLE prediction_log_moved RENAME TO prediction_log');
+    for (const r of await Promise.all(held)) assert.equal(r.status, 200, r.text);
+    await eventually('the held predictions to be written', async () => {
+      const rows = await t.sql<{ request_key: string }>(`SELECT request_key FROM prediction_log WHERE request_key = ANY($1)`, [keys]);
+      return rows.length === keys.length ? true : undefined;
+    }, 30_000);
+    await eventually('every buffered record to be written', async () => ((await written(ids)).length === MAX_BUFFERED ? true : undefined), 30_000);
+  });
 });
