@@ -3,34 +3,9 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Pool } from 'pg';
 import { createLogger } from '../../src/core/logger';
-import { PredictionLog, type PredictionEntry } from '../../src/inference/prediction-log';
+import { PredictionLog } from '../../src/inference/prediction-log';
 import { startTestServer, type TestServer } from '../support/harness';
-
-/** A record as the inference service hands it to the log; the deployment and version need not exist (the log table does not refer to them). */
-function entry(requestId: string, over: Partial<PredictionEntry> = {}): PredictionEntry {
-  return {
-    id: randomUUID(),
-    occurredAt: new Date(),
-    deploymentId: randomUUID(),
-    teamId: randomUUID(),
-    modelVersionId: randomUUID(),
-    requestId,
-    requestKey: null,
-    principalId: 'svc-test',
-    principalKind: 'user',
-    source: 'open-inference',
-    rows: 1,
-    inputs: { features: [[1, 2, 3, 4]] },
-    inputsSha256: '0'.repeat(64),
-    outputs: { probability: [[0.5]] },
-    latencyMs: 0.1,
-    fallback: false,
-    shadow: false,
-    failedVersionId: null,
-    error: null,
-    ...over,
-  };
-}
+import { predictionEntry as entry } from '../support/inference';
 
 describe('prediction log: how a batch is encoded', () => {
   let t: TestServer;

@@ -1,39 +1,13 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import type { PredictionEntry } from '../../src/inference/prediction-log';
 import { startTestServer, type TestServer } from '../support/harness';
+import { predictionEntry as entry } from '../support/inference';
 import { request, type RawResponse } from '../support/http';
 import { eventually } from '../support/processes';
 
 const BATCH = 8;
 const MAX_BUFFERED = 40;
-
-/** A well-formed record, as the inference service hands it to the log. */
-function entry(requestId: string, over: Partial<PredictionEntry> = {}): PredictionEntry {
-  return {
-    id: randomUUID(),
-    occurredAt: new Date(),
-    deploymentId: randomUUID(),
-    teamId: randomUUID(),
-    modelVersionId: randomUUID(),
-    requestId,
-    requestKey: null,
-    principalId: 'svc-test',
-    principalKind: 'user',
-    source: 'open-inference',
-    rows: 1,
-    inputs: { features: [[1, 2, 3, 4]] },
-    inputsSha256: '0'.repeat(64),
-    outputs: { probability: [[0.5]] },
-    latencyMs: 0.1,
-    fallback: false,
-    shadow: false,
-    failedVersionId: null,
-    error: null,
-    ...over,
-  };
-}
 
 describe('prediction log: a bad record is quarantined, and readiness says when the log cannot write', () => {
   let t: TestServer;

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import type { PredictionEntry } from '../../src/inference/prediction-log';
 import type { TestServer } from './harness';
 import { uploadArtifact } from './http';
 
@@ -16,6 +18,35 @@ export async function registerOnnx(t: Pick<TestServer, 'url' | 'gql'>, token: st
   const reg = await t.gql(token, 'mutation($m: ID!, $a: String!) { registerModelVersion(input: { model: $m, artifactSha256: $a }) { id } }', { m: model, a: up.json.sha256 });
   assert.equal(reg.errors, undefined, JSON.stringify(reg.errors));
   return reg.data.registerModelVersion.id;
+}
+
+/**
+ * A well-formed prediction log record, as the inference service hands it to the log; the
+ * deployment and version need not exist (the log table does not refer to them).
+ */
+export function predictionEntry(requestId: string, over: Partial<PredictionEntry> = {}): PredictionEntry {
+  return {
+    id: randomUUID(),
+    occurredAt: new Date(),
+    deploymentId: randomUUID(),
+    teamId: randomUUID(),
+    modelVersionId: randomUUID(),
+    requestId,
+    requestKey: null,
+    principalId: 'svc-test',
+    principalKind: 'user',
+    source: 'open-inference',
+    rows: 1,
+    inputs: { features: [[1, 2, 3, 4]] },
+    inputsSha256: '0'.repeat(64),
+    outputs: { probability: [[0.5]] },
+    latencyMs: 0.1,
+    fallback: false,
+    shadow: false,
+    failedVersionId: null,
+    error: null,
+    ...over,
+  };
 }
 
 /** Prediction log records matching `where`, once everything buffered is written. */
