@@ -79,17 +79,25 @@ async function runOnThread(modelPath: string): Promise<{ run: Run; release(): Pr
     worker.once('message', () => resolve());
     worker.once('error', reject);
   });
-  const pending = new Map<number, (m: { name: string; dims: number[]; data: Float32Array }) => void>();
+  type Reply = { id: number; name: string; dims: number[]; data: Float32Array; error?: string };
+  const pending = new Map<number, { resolve(m: Reply): void; reject(e: Error): void }>();
   let next = 0;
-  worker.on('message', (m: { id: number; name: string; dims: number[]; data: Float32Array }) => {
-    pending.get(m.id)?.(m);
+  worker.on('message', (m: Reply) => {
+    const waiter = pending.get(m.id);
     pending.delete(m.id);
+    if (m.error !== undefined) waiter?.reject(new Error(m.error));
+    else waiter?.resolve(m);
+  });
+  // A thread that dies fails what waits on it (the peer answers 400s) instead of leaving requests hanging.
+  worker.on('error', (e) => {
+    for (const w of pending.values()) w.reject(e);
+    pending.clear();
   });
   return {
     run: (name, data, shape) =>
-      new Promise((resolve) => {
+      new Promise((resolve, reject) => {
         const id = ++next;
-        pending.set(id, resolve);
+        pending.set(id, { resolve, reject });
         worker.postMessage({ id, name, data, shape }, [data.buffer as ArrayBuffer]);
       }),
     release: () => worker.terminate().then(() => undefined),
@@ -100,10 +108,14 @@ async function runOnThread(modelPath: string): Promise<{ run: Run; release(): Pr
 async function serveThread(modelPath: string): Promise<void> {
   const session = await ort.InferenceSession.create(modelPath, SESSION_OPTIONS);
   parentPort!.on('message', async (m: { id: number; name: string; data: Float32Array; shape: number[] }) => {
-    const out = await session.run({ [m.name]: new ort.Tensor('float32', m.data, m.shape) });
-    const name = session.outputNames[0];
-    const data = (out[name].data as Float32Array).slice();
-    parentPort!.postMessage({ id: m.id, name, dims: out[name].dims, data }, [data.buffer]);
+    try {
+      const out = await session.run({ [m.name]: new ort.Tensor('float32', m.data, m.shape) });
+      const name = session.outputNames[0];
+      const data = (out[name].data as Float32Array).slice();
+      parentPort!.postMessage({ id: m.id, name, dims: out[name].dims, data }, [data.buffer]);
+    } catch (e) {
+      parentPort!.postMessage({ id: m.id, error: (e as Error).message });
+    }
   });
   parentPort!.postMessage('ready');
 }

@@ -250,7 +250,9 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     failedVersionId: failure ? primaryId : null,
     error: failure ? failure.message : null,
   });
-  await engine.log.appendSoon(record, route.shadows.length ? (entry) => void mirror(engine, route, req, entry, limits) : undefined);
+  await engine.log.appendSoon(record, route.shadows.length
+      ? (entry) => void mirror(engine, route, req, entry, limits).catch((e: unknown) => ctx.log.error({ err: e instanceof Error ? e.message : String(e) }, 'shadow run failed'))
+      : undefined);
   if (!outputs || !served) {
     ctx.log.warn({ deployment: deploymentId, modelVersion: primaryId, err: failure?.message }, 'prediction failed and no fallback answered');
     throw new AppError(ErrorCode.UNAVAILABLE, 'The model version failed and no fallback version could answer', { reason: InferenceReason.FAILED });

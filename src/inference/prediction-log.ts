@@ -172,7 +172,7 @@ export class PredictionLog {
 
   /** Adds a record; resolves at once unless the buffer is full, then once there is room. */
   async append(entry: PredictionEntry): Promise<void> {
-    while (this.buffer.length >= this.opts.maxBuffered && !this.closed) {
+    while (this.held >= this.opts.maxBuffered && !this.closed) {
       void this.flush();
       await new Promise<void>((resolve) => this.waiters.push(resolve));
     }
@@ -189,8 +189,9 @@ export class PredictionLog {
    * and counted as a failed write; the answer it belongs to has gone out already.
    */
   async appendSoon(build: () => PredictionEntry, then?: (entry: PredictionEntry) => void): Promise<void> {
-    if (this.closed || this.buffer.length + this.building >= this.opts.maxBuffered) {
-      const entry = build();
+    if (this.closed || this.held >= this.opts.maxBuffered) {
+      const entry = this.built(build);
+      if (!entry) return;
       await this.append(entry);
       then?.(entry);
       return;
@@ -198,18 +199,28 @@ export class PredictionLog {
     this.building += 1;
     setImmediate(() => {
       this.building -= 1;
-      let entry: PredictionEntry;
-      try {
-        entry = build();
-      } catch (e) {
-        this.metrics?.logWriteFailures.inc();
-        this.log.error({ err: (e as Error).message }, 'prediction log record could not be built: dropped');
-        return;
-      }
+      const entry = this.built(build);
+      if (!entry) return;
       this.buffer.push(entry);
       if (this.buffer.length >= this.opts.batchSize) void this.flush();
       then?.(entry);
     });
+  }
+
+  /** Records buffered and records still to be built: what the buffer limit counts. */
+  private get held(): number {
+    return this.buffer.length + this.building;
+  }
+
+  /** The record `build` makes, or null (logged, counted) when it cannot be made: its answer is not failed for it. */
+  private built(build: () => PredictionEntry): PredictionEntry | null {
+    try {
+      return build();
+    } catch (e) {
+      this.metrics?.logWriteFailures.inc();
+      this.log.error({ err: e instanceof Error ? e.message : String(e) }, 'prediction log record could not be built: dropped');
+      return null;
+    }
   }
 
   /**
@@ -217,6 +228,8 @@ export class PredictionLog {
    * After a failure, does nothing until the retry pause is over, unless `force`.
    */
   flush(force = false): Promise<void> {
+    // Records still to be built are built in this turn's check phase: written with the rest.
+    if (this.building > 0) return new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush(force));
     if (this.writing) return this.writing;
     if (this.buffer.length === 0) return Promise.resolve();
     if (!force && Date.now() < this.retryAt) return Promise.resolve();
@@ -237,7 +250,7 @@ export class PredictionLog {
   state(): PredictionLogState {
     const now = Date.now();
     const limit = this.opts.unhealthyAfterMs ?? 5000;
-    const full = this.buffer.length >= this.opts.maxBuffered;
+    const full = this.held >= this.opts.maxBuffered;
     const failingFor = this.failingSince === null ? 0 : now - this.failingSince;
     const hungFor = this.statementSince === null ? 0 : now - this.statementSince;
     let reason: string | null = null;
@@ -313,7 +326,7 @@ export class PredictionLog {
       } catch (e) {
         throw new RecordEncodingError((e as Error).message);
       }
-      if ((i & 15) === 15 && performance.now() - sliceStart > ENCODE_SLICE_MS) {
+      if (performance.now() - sliceStart > ENCODE_SLICE_MS) {
         await new Promise<void>((resolve) => setImmediate(resolve));
         sliceStart = performance.now();
       }
@@ -397,12 +410,11 @@ export class PredictionLog {
   /** Writes what is buffered (at once, whatever the retry pause) and stops the timer. */
   async close(): Promise<void> {
     clearInterval(this.timer);
-    while (this.building > 0) await new Promise<void>((resolve) => setImmediate(resolve));
     await this.flush(true);
     if (this.buffer.length) await this.flush(true);
     this.closed = true;
     this.release();
-    if (this.buffer.length) this.log.error({ lost: this.buffer.length }, 'prediction log records could not be written before shutdown');
+    if (this.held) this.log.error({ lost: this.held }, 'prediction log records could not be written before shutdown');
   }
 }
 
@@ -426,7 +438,7 @@ function text(v: unknown): string {
 const NEEDS_ESCAPE = /[\\"]/;
 const ESCAPED = /[\\"]/g;
 
-const bool = (v: boolean) => (v ? '"true"' : '"false"');
+const bool = (v: boolean | null | undefined) => (v === null || v === undefined ? 'NULL' : v ? '"true"' : '"false"');
 
 const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
 
@@ -436,7 +448,7 @@ const json = (v: unknown) => (v === null || v === undefined ? null : JSON.string
  * several turns of the event loop; node-postgres would otherwise turn every array into its literal
  * at once, when the statement is sent.
  */
-class ColumnEncoder {
+export class ColumnEncoder {
   private readonly columns: string[][] = COLUMNS.map(() => []);
   /** The elements of values that repeat from record to record in a batch (deployment, team, version, principal), made once. */
   private readonly repeated = new Map<unknown, string>();
