@@ -2,8 +2,8 @@
 
 import { createHash } from 'node:crypto';
 import { escapeLiteral, type Pool } from 'pg';
-import { to as copyTo } from 'pg-copy-streams';
 import { subjectOf } from '../core/ability';
+import { copyOut } from '../core/copy-out';
 import { positional, type Bind } from '../core/casl-sql';
 import type { RequestContext } from '../core/context';
 import { AuditExport, AuditExportFormat } from './audit-export.entity';
@@ -62,7 +62,7 @@ function pageCopySql(match: string, after: number, upTo: number): string {
 /**
  * Runs a COPY on a connection of the pool and hands each of its rows to `onRow` as its bytes
  * arrive (PostgreSQL goes on sending while they are rendered). The COPY is read to its end whatever
- * the export's consumer does, so the connection is back in the pool when the promise settles.
+ * `onRow` does, so the connection is back in the pool when the promise settles.
  */
 async function copyRows(ctx: RequestContext, sql: string, onRow: (rows: CopyRows) => void): Promise<void> {
   const pool = (ctx.app.db.driver as unknown as { master: Pool }).master;
@@ -70,10 +70,10 @@ async function copyRows(ctx: RequestContext, sql: string, onRow: (rows: CopyRows
   let failed: Error | undefined;
   try {
     const rows = new CopyRows();
-    for await (const chunk of client.query(copyTo(sql))) {
-      rows.feed(chunk as Buffer);
+    await copyOut(client, sql, (data) => {
+      rows.feed(data);
       while (rows.next()) onRow(rows);
-    }
+    });
     if (!rows.ended || rows.pending !== 0) throw new Error('the COPY ended early');
   } catch (e) {
     failed = e as Error;
