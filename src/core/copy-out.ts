@@ -125,14 +125,16 @@ class CopyOutQuery {
     private readonly reject: (error: unknown) => void,
   ) {}
 
-  submit(connection: Connection): void {
+  /** Sends the statement; an Error returned instead is handed back by node-postgres through handleError, the connection untouched. */
+  submit(connection: Connection): Error | undefined {
     const listeners = connection.stream.listeners('data') as Array<(chunk: Buffer) => void>;
-    if (listeners.length !== 1) throw new Error(`cannot read a COPY: the connection's socket has ${listeners.length} data listeners, expected 1`);
+    if (listeners.length !== 1) return new Error(`cannot read a COPY: the connection's socket has ${listeners.length} data listeners, expected 1`);
     this.connection = connection;
     this.pgData = listeners[0];
     connection.stream.removeListener('data', this.pgData);
     connection.stream.on('data', this.onChunk);
     connection.query(this.text);
+    return undefined;
   }
 
   private readonly deliver = (data: Buffer) => {

@@ -163,6 +163,20 @@ describe('COPY TO read straight off the connection', () => {
     }
   });
 
+  it('refuses to read a connection whose socket someone else also reads, and leaves it working', async () => {
+    const client = await pool.connect();
+    const stream = (client as unknown as { connection: { stream: import('node:events').EventEmitter } }).connection.stream;
+    const other = () => undefined;
+    try {
+      stream.on('data', other);
+      await assert.rejects(copyOut(client, 'COPY (SELECT 1) TO STDOUT', () => undefined), /2 data listeners, expected 1/);
+      stream.removeListener('data', other);
+      assert.equal((await client.query('SELECT 6 AS six')).rows[0].six, 6);
+    } finally {
+      client.release();
+    }
+  });
+
   it('rejects, and does not hang, when the backend dies in the middle of a COPY', async () => {
     const client = await pool.connect();
     client.on('error', () => undefined);
