@@ -68,6 +68,10 @@ async function copyRows(ctx: RequestContext, sql: string, onRow: (rows: CopyRows
   const pool = (ctx.app.db.driver as unknown as { master: Pool }).master;
   const client = await pool.connect();
   let failed: Error | undefined;
+  // A connection that drops mid-COPY reports it as the client's 'error' event, which a checked-out
+  // client has no listener for (the pool's is off while it is out): kept here until the release.
+  const onError = (e: Error) => void (failed ??= e);
+  client.on('error', onError);
   try {
     const rows = new CopyRows();
     await copyOut(client, sql, (data) => {
@@ -81,6 +85,7 @@ async function copyRows(ctx: RequestContext, sql: string, onRow: (rows: CopyRows
   } finally {
     // A connection that failed mid-COPY is not given back to others.
     client.release(failed);
+    client.removeListener('error', onError);
   }
 }
 

@@ -115,8 +115,15 @@ class CopyOutQuery {
   private connection?: Connection;
   private pgData?: (chunk: Buffer) => void;
   private consumerError: unknown;
+  /** Set when node-postgres failed the statement while its COPY data was still arriving (a query_timeout). */
+  private abandoned = false;
+  /** Set when the text held more than the one COPY statement. */
+  private extra = false;
+  private completions = 0;
   private settled = false;
   rows = 0;
+  /** Set by node-postgres when it wraps the statement (its query_timeout timer is cleared through it). */
+  callback?: (error: unknown, result?: unknown) => void;
 
   constructor(
     readonly text: string,
@@ -139,7 +146,7 @@ class CopyOutQuery {
 
   private readonly deliver = (data: Buffer) => {
     // After the consumer failed, the COPY is still read to its end, so the statement ends cleanly.
-    if (this.consumerError !== undefined) return;
+    if (this.consumerError !== undefined || this.abandoned) return;
     try {
       this.onData(data);
     } catch (e) {
@@ -172,12 +179,14 @@ class CopyOutQuery {
   private fail(error: unknown): void {
     if (this.settled) return;
     this.settled = true;
+    this.callback?.(error);
     this.reject(error);
   }
 
   // What node-postgres calls on the active statement, from the messages it reads after the COPY's data.
 
   handleCommandComplete(msg: { text?: string }): void {
+    if (++this.completions > 1) this.extra = true;
     const m = /^COPY (\d+)/.exec(msg.text ?? '');
     if (m) this.rows = Number(m[1]);
   }
@@ -186,13 +195,22 @@ class CopyOutQuery {
     if (this.settled) return;
     if (this.consumerError !== undefined) return this.fail(this.consumerError);
     if (!this.frames.done) return this.fail(new Error('the statement was not a COPY … TO STDOUT'));
+    if (this.extra) return this.fail(new Error('one COPY … TO STDOUT statement expected, the text held more'));
     this.settled = true;
+    this.callback?.(null, this.rows);
     this.resolve(this.rows);
   }
 
   handleError(error: unknown): void {
-    // Before detaching (a connection that ends mid-COPY), the socket is given back too.
-    if (this.connection && this.pgData && this.connection.stream.listeners('data').includes(this.onChunk)) this.detach(null);
+    const attached = this.connection !== undefined && this.connection.stream.listeners('data').includes(this.onChunk);
+    if (attached) {
+      const stream = this.connection!.stream as unknown as { destroyed: boolean };
+      // The connection ended mid-COPY: give the socket back (there is nothing more to read).
+      if (stream.destroyed) this.detach(null);
+      // Failed by node-postgres while the data still arrives (its query_timeout): the COPY is read
+      // to its end, without delivering more, so the connection reaches ReadyForQuery in step.
+      else this.abandoned = true;
+    }
     this.fail(error);
   }
 
@@ -200,11 +218,18 @@ class CopyOutQuery {
     connection.sendCopyFail('a COPY FROM is not read here');
   }
 
-  handleRowDescription(): void {}
-  handleDataRow(): void {}
+  // Messages of a statement other than one COPY TO (a SELECT, or a second statement after it).
+  handleRowDescription(): void {
+    this.extra = true;
+  }
+  handleDataRow(): void {
+    this.extra = true;
+  }
+  handleCopyData(): void {
+    this.extra = true;
+  }
   handleEmptyQuery(): void {}
   handlePortalSuspended(): void {}
-  handleCopyData(): void {}
 }
 
 /**

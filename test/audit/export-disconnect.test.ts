@@ -69,4 +69,44 @@ describe('a client that leaves in the middle of an export', () => {
     assert.equal(r.ok, true, r.problem ?? '');
     assert.ok(r.events > 60_000);
   });
+  it('fails the export, and not the server, when its database connection drops in the middle of a COPY', async () => {
+    type Client = { _activeQuery?: { constructor: { name: string } }; connection: { stream: { destroy(): void } } };
+    let dropped = false;
+    let received = '';
+    const exportId = await new Promise<string>((resolve, reject) => {
+      const req = http.get(`${t.url}/audit/export?format=ndjson`, { headers: { authorization: `Bearer ${auditor}` } }, (res) => {
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          received += chunk;
+          if (dropped) return;
+          // The connection a page's COPY is being read on, cut the way a network drop cuts it: no word from the database.
+          const reading = (pool() as unknown as { _clients: Client[] })._clients.find((c) => c._activeQuery?.constructor.name === 'CopyOutQuery');
+          if (reading) {
+            dropped = true;
+            reading.connection.stream.destroy();
+          }
+        });
+        const done = () => resolve(String(res.headers['x-audit-export-id']));
+        res.on('end', done);
+        res.on('error', done);
+        res.on('close', done);
+      });
+      req.on('error', reject);
+      setTimeout(() => reject(new Error('the export did not end')), 60_000).unref();
+    });
+    assert.ok(dropped, 'a page was being read while the response arrived');
+    assert.doesNotMatch(received, /"type":"manifest"/, 'a cut export has no manifest: nobody can take it for a whole one');
+    const { key } = fromGlobalId(exportId);
+    const [row] = await eventually('the export to be recorded as failed', async () => {
+      const rows = await t.sql<{ status: string; error: string }>(`SELECT status::text AS status, error FROM audit_export WHERE id = $1`, [key]);
+      return rows[0]?.status === 'FAILED' ? rows : undefined;
+    });
+    assert.match(row.error, /failed on the server/);
+    await eventually('the pool to be idle again', async () => (pool().idleCount === pool().totalCount ? true : undefined));
+    // The server is still there, and the next export is whole.
+    const res = await fetch(`${t.url}/audit/export?format=ndjson&from=2000-01-01`, { headers: { authorization: `Bearer ${auditor}` } });
+    const r = verifyExport(await res.text());
+    assert.equal(r.ok, true, r.problem ?? '');
+    assert.ok(r.events > 60_000);
+  });
 });

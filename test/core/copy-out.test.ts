@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Client, Pool } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
@@ -174,6 +175,77 @@ describe('COPY TO read straight off the connection', () => {
       assert.equal((await client.query('SELECT 6 AS six')).rows[0].six, 6);
     } finally {
       client.release();
+    }
+  });
+
+  it('after a query_timeout in the middle of a COPY, delivers nothing more and leaves the connection in step for the next statement', async () => {
+    const client = new Client({ connectionString: databaseUrlFor(name), query_timeout: 400 });
+    await client.connect();
+    try {
+      let afterTimeout = 0;
+      let timedOut = false;
+      await assert.rejects(
+        copyOut(client, `COPY (SELECT g, repeat('x', 300000), pg_sleep(0.01) FROM generate_series(1, 60) g) TO STDOUT`, () => {
+          if (timedOut) afterTimeout += 1;
+        }).finally(() => (timedOut = true)),
+        /Query read timeout/,
+      );
+      // The next statement waits for the COPY's end (within its own timeout), then runs as usual.
+      assert.equal((await client.query({ text: 'SELECT 7 AS seven', query_timeout: 30_000 } as import('pg').QueryConfig)).rows[0].seven, 7);
+      assert.equal(afterTimeout, 0, 'no data after the timeout');
+      // A COPY that ends in time leaves no timer behind (it would wake the client's queue again).
+      let drains = 0;
+      client.on('drain', () => (drains += 1));
+      const ok = await viaCopyOut(client, `COPY (SELECT 1) TO STDOUT`);
+      assert.equal(ok.bytes.toString(), '1\n');
+      const drained = drains;
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(drains, drained, 'no timeout fired after the COPY ended');
+      assert.equal((await client.query('SELECT 8 AS eight')).rows[0].eight, 8);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('rejects a text of more than the one COPY statement instead of dropping the rest', async () => {
+    const client = await pool.connect();
+    try {
+      await assert.rejects(copyOut(client, `COPY (SELECT 1) TO STDOUT; COPY (SELECT 2) TO STDOUT`, () => undefined), /one COPY … TO STDOUT statement expected/);
+      await assert.rejects(copyOut(client, `COPY (SELECT 1) TO STDOUT; SELECT 2`, () => undefined), /one COPY … TO STDOUT statement expected/);
+      assert.equal((await client.query('SELECT 9 AS nine')).rows[0].nine, 9);
+    } finally {
+      client.release();
+    }
+  });
+
+  it('gives up a connection whose COPY framing makes no sense, with an error and without hanging', async () => {
+    // A server that speaks just enough of the protocol: trust, ready, then a COPY whose second
+    // message has a length shorter than its own length word.
+    const server = net.createServer((socket) => {
+      socket.on('error', () => undefined);
+      let started = false;
+      socket.on('data', () => {
+        if (!started) {
+          started = true;
+          socket.write(Buffer.concat([message('R', Buffer.from([0, 0, 0, 0])), message('Z', Buffer.from('I'))]));
+          return;
+        }
+        const bad = Buffer.from([0x64, 0, 0, 0, 2]);
+        socket.write(Buffer.concat([message('H', Buffer.from([0, 0, 1, 0, 0])), message('d', Buffer.from('1\n')), bad]));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const client = new Client({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, user: 'x', database: 'x' });
+    const clientErrors: Error[] = [];
+    client.on('error', (e) => clientErrors.push(e));
+    try {
+      await client.connect();
+      await assert.rejects(copyOut(client, 'COPY (SELECT 1) TO STDOUT', () => undefined), /a protocol message of length 2 during COPY/);
+      await new Promise((r) => setImmediate(r));
+      assert.ok(clientErrors.length >= 1, 'the connection reports itself broken');
+    } finally {
+      await client.end().catch(() => undefined);
+      await new Promise<void>((r) => server.close(() => r()));
     }
   });
 
