@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { escapeLiteral, type Pool } from 'pg';
 import { subjectOf } from '../core/ability';
 import { copyOut } from '../core/copy-out';
+import { withPoolClient } from '../core/database';
 import { positional, type Bind } from '../core/casl-sql';
 import type { RequestContext } from '../core/context';
 import { AuditExport, AuditExportFormat } from './audit-export.entity';
@@ -66,27 +67,19 @@ function pageCopySql(match: string, after: number, upTo: number): string {
  */
 async function copyRows(ctx: RequestContext, sql: string, onRow: (rows: CopyRows) => void): Promise<void> {
   const pool = (ctx.app.db.driver as unknown as { master: Pool }).master;
-  const client = await pool.connect();
-  let failed: Error | undefined;
-  // A connection that drops mid-COPY reports it as the client's 'error' event, which a checked-out
-  // client has no listener for (the pool's is off while it is out): kept here until the release.
-  const onError = (e: Error) => void (failed ??= e);
-  client.on('error', onError);
-  try {
-    const rows = new CopyRows();
-    await copyOut(client, sql, (data) => {
-      rows.feed(data);
-      while (rows.next()) onRow(rows);
-    });
-    if (!rows.ended || rows.pending !== 0) throw new Error('the COPY ended early');
-  } catch (e) {
-    failed = e as Error;
-    throw e;
-  } finally {
-    // A connection that failed mid-COPY is not given back to others.
-    client.release(failed);
-    client.removeListener('error', onError);
-  }
+  // A connection that failed mid-COPY is not given back to others.
+  await withPoolClient(
+    pool,
+    async (client) => {
+      const rows = new CopyRows();
+      await copyOut(client, sql, (data) => {
+        rows.feed(data);
+        while (rows.next()) onRow(rows);
+      });
+      if (!rows.ended || rows.pending !== 0) throw new Error('the COPY ended early');
+    },
+    { discardOnFailure: true },
+  );
 }
 
 export interface ExportProgress {

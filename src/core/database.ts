@@ -93,18 +93,42 @@ export async function openDatabase(url: string, schema: DatabaseSchema, counter?
   return db;
 }
 
-/** Runs `work` in one transaction on a client of `pool` (committed when it resolves, rolled back when it throws). */
-export async function inPoolTransaction<T>(pool: import('pg').Pool, work: (client: import('pg').PoolClient) => Promise<T>): Promise<T> {
+/**
+ * Runs `work` on a client of `pool` and gives the client back. A connection that drops meanwhile
+ * reports it as the client's 'error' event, which a checked-out client has no other listener for
+ * (the pool's is off while it is out; unheard, the event would end the process): it is heard here
+ * until the release, and such a client is not given back to others — nor, with
+ * `discardOnFailure`, one whose work failed in any way (a COPY cut short).
+ */
+export async function withPoolClient<T>(pool: import('pg').Pool, work: (client: import('pg').PoolClient) => Promise<T>, opts: { discardOnFailure?: boolean } = {}): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
+  let failed: Error | undefined;
+  const onError = (e: Error) => void (broken ??= e);
+  client.on('error', onError);
   try {
-    await client.query('BEGIN');
-    const out = await work(client);
-    await client.query('COMMIT');
-    return out;
+    return await work(client);
   } catch (e) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    failed = e as Error;
     throw e;
   } finally {
-    client.release();
+    client.release(broken ?? (opts.discardOnFailure ? failed : undefined));
+    // Released, the client is heard by the pool again.
+    client.removeListener('error', onError);
   }
+}
+
+/** Runs `work` in one transaction on a client of `pool` (committed when it resolves, rolled back when it throws). */
+export async function inPoolTransaction<T>(pool: import('pg').Pool, work: (client: import('pg').PoolClient) => Promise<T>): Promise<T> {
+  return withPoolClient(pool, async (client) => {
+    await client.query('BEGIN');
+    try {
+      const out = await work(client);
+      await client.query('COMMIT');
+      return out;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw e;
+    }
+  });
 }

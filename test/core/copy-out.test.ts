@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { Client, Pool } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { copyOut, CopyOutFrames } from '../../src/core/copy-out';
+import { inPoolTransaction, withPoolClient } from '../../src/core/database';
 import { databaseUrlFor, dropDatabase, testDatabaseName } from '../support/harness';
 
 /** A backend message: type byte, length word (itself included), body. */
@@ -246,6 +247,27 @@ describe('COPY TO read straight off the connection', () => {
     } finally {
       await client.end().catch(() => undefined);
       await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('fails the work of a pool connection that drops midway, keeps it out of the pool, and the process goes on', async () => {
+    const pool2 = new Pool({ connectionString: databaseUrlFor(name), max: 1 });
+    try {
+      let pid = 0;
+      await assert.rejects(
+        inPoolTransaction(pool2, async (client) => {
+          pid = (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+          // Cut without a word from the database, as a network drop cuts it.
+          (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+          await client.query('SELECT pg_sleep(0.2)');
+        }),
+        /Connection terminated/,
+      );
+      await new Promise((r) => setTimeout(r, 50));
+      const again = await withPoolClient(pool2, async (client) => (await client.query('SELECT pg_backend_pid() AS pid')).rows[0].pid);
+      assert.notEqual(again, pid, 'a new connection, not the dropped one');
+    } finally {
+      await pool2.end();
     }
   });
 

@@ -1,5 +1,5 @@
-import { Client, Pool, type PoolClient } from 'pg';
-import { withDefaultUser } from '../database';
+import { Client, Pool } from 'pg';
+import { inPoolTransaction, withDefaultUser } from '../database';
 import type { Logger } from '../logger';
 import type { RateLimitedLog } from '../rate-limited-log';
 import { withTimeout } from '../timeout';
@@ -182,19 +182,8 @@ export class OutboxDispatcher {
     await em.query(`UPDATE outbox_entry SET dispatched_at = now(), dispatch_attempts = dispatch_attempts + 1, last_error = NULL WHERE id = ANY($1::bigint[])`, [rows.map((r) => r.id)]);
   }
 
-  private async inTransaction<T>(work: (client: { query: (text: string, params?: unknown[]) => Promise<any[]> }) => Promise<T>): Promise<T> {
-    const client: PoolClient = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work({ query: async (text, params) => (await client.query(text, params)).rows });
-      await client.query('COMMIT');
-      return result;
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw e;
-    } finally {
-      client.release();
-    }
+  private inTransaction<T>(work: (client: { query: (text: string, params?: unknown[]) => Promise<any[]> }) => Promise<T>): Promise<T> {
+    return inPoolTransaction(this.pool, (client) => work({ query: async (text, params) => (await client.query(text, params)).rows }));
   }
 
   async stop(): Promise<void> {
