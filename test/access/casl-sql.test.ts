@@ -4,7 +4,7 @@ import { Client } from 'pg';
 import { buildAbility, subjectOf, validateRules, type AppAbility, type Principal } from '../../src/core/ability';
 import { accessibleSql, positional } from '../../src/core/casl-sql';
 import { POLICY_ATTRIBUTES, type PolicyRule } from '../../src/core/subjects';
-import { databaseUrlFor, dropDatabase, testDatabaseName } from '../support/harness';
+import { createDatabase, databaseUrlFor, dropDatabase, testDatabaseName } from '../support/harness';
 
 // mulberry32, seeded: a failure names a rule set that reproduces on every run.
 function prng(seed: number): () => number {
@@ -43,13 +43,7 @@ describe('CASL rules as SQL select exactly the rows CASL allows', () => {
   const principal: Principal = { id: 'alice', kind: 'user', roles: ['generated'], teams: ['t0', 't1'], teamIds: [teams[0], teams[1]] };
 
   before(async () => {
-    const admin = new Client({ connectionString: databaseUrlFor('postgres') });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE "${dbName}"`);
-    } finally {
-      await admin.end();
-    }
+    await createDatabase(dbName);
     db = new Client({ connectionString: databaseUrlFor(dbName) });
     await db.connect();
     // The column types of model_version (status is an enum there), but every column may be NULL.

@@ -5,7 +5,7 @@ import { Client, Pool } from 'pg';
 import { to as copyTo } from 'pg-copy-streams';
 import { copyOut, CopyOutFrames } from '../../src/core/copy-out';
 import { inPoolTransaction, withPoolClient } from '../../src/core/database';
-import { databaseUrlFor, dropDatabase, testDatabaseName } from '../support/harness';
+import { createDatabase, databaseUrlFor, dropDatabase, testDatabaseName } from '../support/harness';
 
 /** A backend message: type byte, length word (itself included), body. */
 const message = (type: string, body: Buffer = Buffer.alloc(0)) => {
@@ -20,13 +20,7 @@ describe('COPY TO read straight off the connection', () => {
   let pool: Pool;
 
   before(async () => {
-    const admin = new Client({ connectionString: databaseUrlFor('postgres') });
-    await admin.connect();
-    try {
-      await admin.query(`CREATE DATABASE "${name}"`);
-    } finally {
-      await admin.end();
-    }
+    await createDatabase(name);
     pool = new Pool({ connectionString: databaseUrlFor(name), max: 3 });
   });
   after(async () => {

@@ -8,7 +8,7 @@ import { startServer, type RunningServer } from '../../src/app/server';
 import { seedDemo } from '../../src/app/seed/demo';
 import { databaseUrlFor, dropDatabase, removeRedisKeys, TEST_REDIS_URL, testDatabaseName, testRedisPrefix } from './test-run';
 
-export { databaseUrlFor, dropDatabase, PG_BASE, removeRedisKeys, TEST_REDIS_URL, testDatabaseName, testRedisPrefix } from './test-run';
+export { createDatabase, databaseUrlFor, dropDatabase, PG_BASE, removeRedisKeys, TEST_REDIS_URL, testDatabaseName, testRedisPrefix } from './test-run';
 
 export const JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-0123456789';
 

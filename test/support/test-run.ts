@@ -55,6 +55,11 @@ async function withAdmin<T>(work: (client: Client) => Promise<T>): Promise<T> {
   }
 }
 
+/** Creates the empty database `name` (a {@link testDatabaseName}). */
+export async function createDatabase(name: string): Promise<void> {
+  await withAdmin((client) => client.query(`CREATE DATABASE "${name}"`));
+}
+
 /** Drops database `name` (and ends its connections) if it exists. */
 export async function dropDatabase(name: string): Promise<void> {
   await withAdmin((client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
