@@ -28,10 +28,22 @@ export interface RollupRebuild {
 
 const summary = (s: RollupStats | null) => (s ? { requests: s.requests, errors: s.errors, fallbacks: s.fallbacks, rows: s.rows, unbinned: s.unbinned, labelled: s.labelled } : null);
 
-// Equal as JSON after rounding sums: stored sums went through PostgreSQL's numeric addition.
-const canonical = (v: unknown): unknown =>
-  typeof v === 'number' ? Number(v.toPrecision(12)) : Array.isArray(v) ? v.map(canonical) : v && typeof v === 'object' ? Object.fromEntries(Object.entries(v).filter(([, x]) => x !== 0).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => [k, canonical(x)])) : v;
-const same = (a: RollupStats, b: RollupStats) => JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
+/**
+ * Equal field by field, a key holding 0 being the same as a missing one; numbers within a relative
+ * 1e-9: stored sums went through PostgreSQL's numeric addition, in another order than the
+ * recomputed ones. (Rounding both to a number of digits instead would call two sums on either
+ * side of a rounding boundary different.)
+ */
+function same(a: unknown, b: unknown): boolean {
+  if (typeof a === 'number' && typeof b === 'number') return a === b || Math.abs(a - b) <= 1e-9 * Math.max(Math.abs(a), Math.abs(b));
+  if (Array.isArray(a) || Array.isArray(b)) return Array.isArray(a) && Array.isArray(b) && a.length === b.length && a.every((x, i) => same(x, b[i]));
+  if (a && b && typeof a === 'object' && typeof b === 'object') {
+    const x = a as Record<string, unknown>;
+    const y = b as Record<string, unknown>;
+    return [...new Set([...Object.keys(x), ...Object.keys(y)])].every((k) => same(k in x ? x[k] : 0, k in y ? y[k] : 0));
+  }
+  return a === b;
+}
 
 /**
  * Recomputes a deployment's window rollups over the windows starting in [from, to) from the raw
