@@ -19,7 +19,10 @@ describe('client examples run against a real server', () => {
     run(process.execPath, [path.join(examples, name), ...args], { env: { ...process.env, MODELGOV_URL: t.url, MODELGOV_TOKEN: token }, timeout: 90_000 });
 
   before(async () => {
-    t = await startTestServer({ demo: true });
+    // The examples are checked for what they do, not for how fast: a prediction that waits past the
+    // default 1 s on a machine busy with other tests would fail the canary's traffic (and count
+    // against its version), so the server here gives runs more time.
+    t = await startTestServer({ demo: true, env: { INFERENCE_TIMEOUT_MS: '15000' } });
     dir = await mkdtemp(path.join(os.tmpdir(), 'modelgov-examples-'));
   });
   after(async () => {
