@@ -175,7 +175,7 @@ const POOLS: readonly PoolName[] = ['production', 'shared'];
  * The routing table follows the database: a trigger notifies on commit whenever a traffic split,
  * a shadow or a deployment changes, and every instance then reconciles (also every
  * `reconcileMs`, in case a notification was missed). Versions are loaded and warmed up before a
- * route may reach them, and unloaded once no route does.
+ * route may reach them, and unloaded once no route does and the requests that reached them are answered.
  */
 export class InferenceEngine {
   readonly pools: Record<PoolName, InferencePool>;
@@ -383,7 +383,8 @@ export class InferenceEngine {
       for (const p of [...pools]) {
         if (wanted[p].has(id)) continue;
         pools.delete(p);
-        this.pools[p].unload(id);
+        // Requests that picked it before the routes changed are still answered by it.
+        this.pools[p].retire(id);
       }
       if (!pools.size) {
         this.placed.delete(id);

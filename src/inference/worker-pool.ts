@@ -153,6 +153,8 @@ export class InferencePool {
   private closed = false;
   private waitTimer: NodeJS.Timeout | null = null;
   private pumpScheduled = false;
+  /** Versions no route leads to any more, unloaded once the requests already handed to them are answered. */
+  private readonly retiring = new Set<string>();
   /** Retired threads still finishing a run. */
   private readonly draining = new Set<Worker>();
   private readonly exited = new WeakSet<Worker>();
@@ -234,6 +236,8 @@ export class InferencePool {
    */
   async load(versionId: string, teamId: string, modelPath: string, warmup: WireTensor[], batchable: boolean): Promise<{ provider: string; fellBack: string[] }> {
     const model: LoadedModel = { teamId, modelPath, warmup, batchable, msPerRow: null, splittable: true };
+    // Wanted again before its last requests were answered: it stays.
+    this.retiring.delete(versionId);
     let live = this.slots.filter((s) => !s.retired);
     if (!live.length && !this.closed) {
       // Bounded: a thread that is merely being replaced comes back well within it; stuck ones never do.
@@ -256,8 +260,30 @@ export class InferencePool {
     return results[0];
   }
 
+  /**
+   * Drops a version from every thread once the requests already handed to it (waiting for a thread
+   * or running) are answered; at once when there are none. For a version that leaves the routes (a
+   * traffic split that moved on, a rollout that completed): a request that picked it a moment before
+   * is answered by it rather than failed. Each waiting request keeps its own timeout, and a run its
+   * budget, so the wait is bounded. Loading the version again before then keeps it.
+   */
+  retire(versionId: string): void {
+    if (!this.models.has(versionId)) return;
+    this.retiring.add(versionId);
+    this.finishRetiring(versionId);
+  }
+
+  /** Unloads a retiring version once nothing waits for it or runs on it. */
+  private finishRetiring(versionId: string): void {
+    if (!this.retiring.has(versionId)) return;
+    if (this.queues.get(versionId)?.some((p) => !p.settled)) return;
+    if (this.slots.some((s) => s.batch?.versionId === versionId)) return;
+    this.unload(versionId, 'retired');
+  }
+
   /** Drops a version from every thread; its waiting requests fail with InferenceRunError. */
   unload(versionId: string, why = 'unloaded'): void {
+    this.retiring.delete(versionId);
     this.models.delete(versionId);
     const q = this.queues.get(versionId);
     this.queues.delete(versionId);
@@ -312,6 +338,7 @@ export class InferencePool {
   }
 
   private pump(): void {
+    for (const id of [...this.retiring]) this.finishRetiring(id);
     for (;;) {
       // A thread warming a version up is busy: a run sent now would wait behind the warm-up.
       const slot = this.slots.find((s) => s.ready && !s.retired && s.batch === null && s.loads.size === 0);
