@@ -172,13 +172,14 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
   let served: ServedVersion | undefined;
   let outputs: WireTensor[] | undefined;
   let rows = 0;
-  let inputsSha256 = '';
+  // The feeds the log's inputs hash is taken of, after the answer (the pool leaves them intact).
+  let hashed: WireTensor[] | null = null;
   let skipped = false;
   if (primary) {
     // Bad input is refused here, before anything runs or is logged.
     const built = req.feeds(primary.spec, limits, primary.logInputs);
     rows = built.rows;
-    inputsSha256 = hashFeeds(built.feeds);
+    hashed = built.feeds;
     if (engine.breakerOpen(primary.id, pool)) {
       skipped = true;
       failure = new InferenceRunError(`model version ${primaryId} is failing repeatedly; skipped during its cool-down`);
@@ -213,7 +214,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
       try {
         const built = req.feeds(fb.spec, limits, fb.logInputs);
         rows = built.rows;
-        if (!inputsSha256) inputsSha256 = hashFeeds(built.feeds);
+        hashed ??= built.feeds;
         outputs = await engine.run(fb.id, built.feeds, built.rows, pool);
         served = fb;
         fallback = true;
@@ -242,7 +243,7 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     source: req.source,
     rows,
     inputs: loggedVersion?.logInputs ? req.loggedInputs() : null,
-    inputsSha256,
+    inputsSha256: hashed ? hashFeeds(hashed) : '',
     outputs: outputs ? rowsOf(outputs) : null,
     latencyMs,
     fallback,

@@ -291,7 +291,10 @@ export class InferencePool {
     for (const s of this.slots) if (!s.retired) this.send(s, { op: 'unload', versionId });
   }
 
-  /** Runs `feeds` (`rows` rows) on a loaded version; rejects with InferenceTimeoutError or InferenceRunError. */
+  /**
+   * Runs `feeds` (`rows` rows) on a loaded version; rejects with InferenceTimeoutError or
+   * InferenceRunError. The feeds stay the caller's, intact: a thread gets a copy.
+   */
   run(versionId: string, feeds: WireTensor[], rows: number, timeoutMs: number): Promise<WireTensor[]> {
     if (this.closed) return Promise.reject(new InferenceRunError('the inference engine is shut down'));
     if (!this.models.has(versionId)) return Promise.reject(new InferenceRunError(`model version ${versionId} is not loaded`));
@@ -445,8 +448,10 @@ export class InferencePool {
     };
     slot.batch = batch;
     this.opts.onBatch?.(versionId, requests.length, rows);
-    // Stacked feeds and split parts are fresh buffers and can be transferred; a lone request's are its own.
-    const transfer = feeds.map((f) => f.data.buffer as ArrayBuffer);
+    // Stacked feeds and split parts are the pool's own buffers and move to the thread; a lone
+    // request's stay its caller's (copied into the message): the caller still reads them (the
+    // service hashes them for the log after the answer).
+    const transfer = feeds === requests[0].feeds ? [] : feeds.map((f) => f.data.buffer as ArrayBuffer);
     this.send(slot, { op: 'run', id, versionId, feeds }, transfer);
   }
 
