@@ -18,9 +18,10 @@ export interface PredictRequest {
   /** The deployment's global id (or its raw id, from the Open Inference Protocol's resolution). */
   deploymentId: string;
   /**
-   * The deployment's route as the transport resolved it for this caller, `read` and `predict`
-   * already checked against the caller's rules in this request (the Open Inference Protocol
-   * resolves a model name that way): the same checks are not made twice. Unset, predict checks.
+   * The deployment's route as the transport resolved it for this caller, `read` checked and
+   * `predict` checked by {@link mayPredict} for this same context (the Open Inference Protocol
+   * resolves a model name that way): the checks are not made twice. A route that did not pass
+   * {@link mayPredict} for this context is checked in full as if unset. Unset, predict checks.
    */
   authorized?: Route;
   requestKey: string | null;
@@ -34,7 +35,7 @@ export interface PredictRequest {
   /**
    * Builds the feeds for a model's signature; throws BAD_USER_INPUT. Called once per version run,
    * before it; `logged` says whether that version logs its inputs (a protocol that keeps them in
-   * another form for the log does so only then, before the buffers move to a thread).
+   * another form for the log does so only then). The run leaves the feeds intact.
    */
   feeds(spec: ModelSpec, limits: InputLimits, logged: boolean): { feeds: WireTensor[]; rows: number };
   /** The inputs as they are logged (nested rows per input name). */
@@ -87,6 +88,25 @@ function engineOf(ctx: RequestContext): InferenceEngine {
 /** What this API instance serves for a deployment (nothing when it runs no inference engine). */
 export function servingOf(ctx: RequestContext, deploymentId: string): ServingEntry[] {
   return ctx.app.inference?.servingOf(deploymentId) ?? [];
+}
+
+/** Per request context, the routes its caller was found allowed to predict on by {@link mayPredict}. */
+const predictable = new WeakMap<RequestContext, WeakSet<Route>>();
+
+/**
+ * Whether the context's caller may `predict` on a route: the policy check a transport makes while it
+ * resolves a model name (`read` is its own). A route found allowed here may be handed to
+ * {@link predict} as `authorized` with the same context, which then does not check it again; no
+ * other route is taken on trust.
+ */
+export function mayPredict(ctx: RequestContext, route: Route): boolean {
+  const allowed = ctx.ability.can('predict', subjectOf('Deployment', { id: route.deploymentId, teamId: route.teamId, environment: route.environment, createdBy: route.createdBy }) as never);
+  if (allowed) {
+    let routes = predictable.get(ctx);
+    if (!routes) predictable.set(ctx, (routes = new WeakSet()));
+    routes.add(route);
+  }
+  return allowed;
 }
 
 /**
@@ -157,7 +177,8 @@ export async function predict(ctx: RequestContext, req: PredictRequest): Promise
     engine.metrics.rateLimited.inc();
     throw new AppError(ErrorCode.RATE_LIMITED, `More than ${engine.config.rateLimitPerSecond} predictions per second`, { reason: InferenceReason.RATE_LIMITED });
   }
-  const route = req.authorized ?? (await authorizedRoute(ctx, engine, deploymentId, req.deploymentId));
+  const trusted = req.authorized && predictable.get(ctx)?.has(req.authorized) ? req.authorized : undefined;
+  const route = trusted ?? (await authorizedRoute(ctx, engine, deploymentId, req.authorized ? toGlobalId('Deployment', deploymentId) : req.deploymentId));
   const started = performance.now();
   const limits: InputLimits = { maxRows: engine.config.maxRows, maxElements: engine.config.maxElements, allowNonFinite: engine.config.allowNonFinite };
   if (req.versionId !== undefined && !route.shares.some((s) => s.versionId === req.versionId)) {
