@@ -588,7 +588,9 @@ export class InferenceEngine {
     b.reason = `${why}; unloaded from the ${pool} pool until ${new Date(until).toISOString()}${bringsBack}`;
     b.routes = fingerprint(this.table, versionId);
     const placed = this.placed.get(versionId);
-    if (placed?.delete(pool)) this.pools[pool].unload(versionId, 'unloaded: its runs kept overrunning the run budget');
+    placed?.delete(pool);
+    // Also when no route leads to it any more and it is only finishing the requests it had (retiring).
+    this.pools[pool].unload(versionId, 'unloaded: its runs kept overrunning the run budget');
     if (placed && !placed.size) {
       this.placed.delete(versionId);
       this.versions.delete(versionId);

@@ -31,6 +31,14 @@ export type WorkerReply =
 const options = workerData as OrtWorkerOptions;
 const port = parentPort!;
 const sessions = new Map<string, ort.InferenceSession>();
+/**
+ * Per version, the latest load or unload asked for. A load waits for the runtime (creating the
+ * session, the warm-up run) and messages keep arriving meanwhile: a load keeps its session only if
+ * no unload or later load of the version came after it, so an unload is never undone by a load that
+ * was already under way.
+ */
+const latest = new Map<string, number>();
+let asked = 0;
 // The provider library's own failure message goes to stderr before the exception we handle.
 ort.env.logLevel = 'fatal';
 
@@ -70,6 +78,8 @@ function fromOrt(name: string, t: ort.Tensor): WireTensor {
 
 port.on('message', async (msg: WorkerRequest) => {
   if (msg.op === 'load') {
+    const mine = ++asked;
+    latest.set(msg.versionId, mine);
     try {
       const bytes = readFileSync(msg.modelPath);
       // Checked again here: the store may hold bytes that never went through an upload.
@@ -78,9 +88,14 @@ port.on('message', async (msg: WorkerRequest) => {
       const { session, provider, fellBack } = await createSession(bytes);
       const feeds = Object.fromEntries(msg.warmup.map((t) => [t.name, toOrt(t)]));
       await session.run(feeds);
-      const previous = sessions.get(msg.versionId);
-      sessions.set(msg.versionId, session);
-      await previous?.release();
+      if (latest.get(msg.versionId) !== mine) {
+        // Unloaded, or loaded again, while this load was under way.
+        await session.release();
+      } else {
+        const previous = sessions.get(msg.versionId);
+        sessions.set(msg.versionId, session);
+        await previous?.release();
+      }
       port.postMessage({ op: 'loaded', id: msg.id, versionId: msg.versionId, provider, fellBack } satisfies WorkerReply);
     } catch (e) {
       port.postMessage({ op: 'loadFailed', id: msg.id, versionId: msg.versionId, error: (e as Error).message.split('\n')[0] } satisfies WorkerReply);
@@ -95,6 +110,8 @@ port.on('message', async (msg: WorkerRequest) => {
     process.exit(0);
   }
   if (msg.op === 'unload') {
+    // A load still under way no longer matches: it drops its session when done.
+    latest.delete(msg.versionId);
     const session = sessions.get(msg.versionId);
     sessions.delete(msg.versionId);
     await session?.release();

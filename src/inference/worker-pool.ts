@@ -236,8 +236,18 @@ export class InferencePool {
    */
   async load(versionId: string, teamId: string, modelPath: string, warmup: WireTensor[], batchable: boolean): Promise<{ provider: string; fellBack: string[] }> {
     const model: LoadedModel = { teamId, modelPath, warmup, batchable, msPerRow: null, splittable: true };
-    // Wanted again before its last requests were answered: it stays.
-    this.retiring.delete(versionId);
+    // Wanted again before its last requests were answered: it stays, unless this load fails.
+    const wasRetiring = this.retiring.delete(versionId);
+    try {
+      return await this.loadEverywhere(versionId, model);
+    } catch (e) {
+      // The threads keep the sessions they had; they go once their requests are answered, as before.
+      if (wasRetiring && this.models.has(versionId)) this.retire(versionId);
+      throw e;
+    }
+  }
+
+  private async loadEverywhere(versionId: string, model: LoadedModel): Promise<{ provider: string; fellBack: string[] }> {
     let live = this.slots.filter((s) => !s.retired);
     if (!live.length && !this.closed) {
       // Bounded: a thread that is merely being replaced comes back well within it; stuck ones never do.
