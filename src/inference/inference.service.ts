@@ -90,6 +90,11 @@ export function servingOf(ctx: RequestContext, deploymentId: string): ServingEnt
   return ctx.app.inference?.servingOf(deploymentId) ?? [];
 }
 
+/** A routed deployment as the access rules see it: the same attributes for every check made on a route. */
+export function routeSubject(route: Route): { id: string; teamId: string; environment: string; createdBy: string } {
+  return { id: route.deploymentId, teamId: route.teamId, environment: route.environment, createdBy: route.createdBy };
+}
+
 /** Per request context, the routes its caller was found allowed to predict on by {@link mayPredict}. */
 const predictable = new WeakMap<RequestContext, WeakSet<Route>>();
 
@@ -100,7 +105,7 @@ const predictable = new WeakMap<RequestContext, WeakSet<Route>>();
  * other route is taken on trust.
  */
 export function mayPredict(ctx: RequestContext, route: Route): boolean {
-  const allowed = ctx.ability.can('predict', subjectOf('Deployment', { id: route.deploymentId, teamId: route.teamId, environment: route.environment, createdBy: route.createdBy }) as never);
+  const allowed = ctx.ability.can('predict', subjectOf('Deployment', routeSubject(route)) as never);
   if (allowed) {
     let routes = predictable.get(ctx);
     if (!routes) predictable.set(ctx, (routes = new WeakSet()));
@@ -116,7 +121,7 @@ export function mayPredict(ctx: RequestContext, route: Route): boolean {
  */
 async function authorizedRoute(ctx: RequestContext, engine: InferenceEngine, deploymentId: string, given: string): Promise<Route> {
   let route = engine.route(deploymentId);
-  let row: object | null = route ? { id: route.deploymentId, teamId: route.teamId, environment: route.environment, createdBy: route.createdBy } : null;
+  let row: object | null = route ? routeSubject(route) : null;
   if (!row || !ctx.ability.can('read', subjectOf('Deployment', row) as never)) {
     row = await ctx.loaders
       .scope(ctx.app.db.getRepository(Deployment).createQueryBuilder('x').select(['x.id', 'x.teamId', 'x.environment', 'x.createdBy']).where('x.id = :id', { id: deploymentId }), 'Deployment', 'x')

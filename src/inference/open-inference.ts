@@ -7,7 +7,7 @@ import { fromGlobalId, toGlobalId } from '../core/global-id';
 import { readiness } from '../core/readiness';
 import { assertStorable, MAX_KEY_LENGTH } from '../core/validation';
 import type { InferenceEngine, Route } from './inference.engine';
-import { mayPredict, predict } from './inference.service';
+import { mayPredict, predict, routeSubject } from './inference.service';
 import { checkRequestKey } from './request-key';
 import { feedsFromOip, OIP_DATATYPE, tensorToFlat, tensorToRows, type OipTensor, type TensorSpec, type WireTensor } from './tensors';
 import { InferenceReason } from './inference.errors';
@@ -306,7 +306,7 @@ function resolve(ctx: RequestContext, engine: InferenceEngine, name: string, act
   // A deployment the caller may not read is answered exactly like a missing one (NOT_FOUND);
   // FORBIDDEN is for one it may read but not `action`.
   const may = (a: 'read' | 'predict') => (r: Route) =>
-    ctx.ability.can(a, subjectOf('Deployment', { id: r.deploymentId, teamId: r.teamId, environment: r.environment, createdBy: r.createdBy }) as never);
+    ctx.ability.can(a, subjectOf('Deployment', routeSubject(r)) as never);
   // `predict` through the service's own check, which lets predict take the route without checking it again.
   const allowed = action === 'predict' ? (r: Route) => mayPredict(ctx, r) : may(action);
   const readable = may('read');
