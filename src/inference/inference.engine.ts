@@ -348,7 +348,10 @@ export class InferenceEngine {
       for (const s of route.shadows) wanted[this.poolFor(route, 'SHADOW')].add(s);
     }
     for (const set of Object.values(wanted)) for (const id of set) needed.add(id);
-    const named = new Set([...needed, ...[...routes.values()].flatMap((r) => r.shares.map((s) => s.versionId))]);
+    // Versions leaving the routes keep their names while the pools still hold them (placed now, or
+    // retiring): the requests they finish are counted under their own label, not `unknown`.
+    const held = [...this.versionNames.keys()].filter((id) => POOLS.some((p) => this.pools[p].holds(id)));
+    const named = new Set([...needed, ...[...routes.values()].flatMap((r) => r.shares.map((s) => s.versionId)), ...this.placed.keys(), ...held]);
     const { rows: names } = await this.sql.query<{ id: string; label: string }>(
       `SELECT mv.id, m.name || ':v' || mv.version AS label FROM model_version mv JOIN model m ON m.id = mv.model_id WHERE mv.id = ANY($1::uuid[])`,
       [[...named]],
@@ -464,7 +467,7 @@ export class InferenceEngine {
     return `${route.teamName}:${route.name}`;
   }
 
-  /** A routed model version as the metrics label it: `model:vN` (`unknown` for one no route names any more). */
+  /** A model version as the metrics label it: `model:vN`, while a route names it or a pool still holds it (`unknown` after). */
   versionLabel(versionId: string): string {
     return this.versionNames.get(versionId) ?? 'unknown';
   }

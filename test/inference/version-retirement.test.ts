@@ -73,6 +73,11 @@ describe('a version leaving the traffic split with requests still waiting for it
     assert.equal(answered.errors, undefined, `the request that picked v1 is answered, not failed: ${JSON.stringify(answered.errors)}`);
     assert.equal(answered.data.predict.modelVersionId, v1);
     assert.equal(answered.data.predict.fallback, false);
+    // Counted under v1's own label, although v1 had left the routes before its run ended.
+    const counted = await predictionSeries(t, 'fraud:moving');
+    assert.equal(counted.length, 1, JSON.stringify(counted));
+    assert.match(counted[0].version, /^fraud-detector:v\d+$/, `the retiring version's answer is counted under its label: ${JSON.stringify(counted)}`);
+    assert.deepEqual([counted[0].outcome, counted[0].count], ['ok', 1]);
     const held = await holding;
     assert.equal(held.errors, undefined, JSON.stringify(held.errors));
 
@@ -86,6 +91,10 @@ describe('a version leaving the traffic split with requests still waiting for it
     const next = await t.gql(service, PREDICT, { d: moving, inputs: { features: [[0, 0, 0, 0]] } });
     assert.equal(next.errors, undefined, JSON.stringify(next.errors));
     assert.equal(next.data.predict.modelVersionId, v2);
+    const both = await predictionSeries(t, 'fraud:moving');
+    assert.equal(both.length, 2, JSON.stringify(both));
+    assert.equal(new Set(both.map((c) => c.version)).size, 2, `one series per version: ${JSON.stringify(both)}`);
+    assert.ok(both.every((c) => c.version !== 'unknown' && c.outcome === 'ok' && c.count === 1), JSON.stringify(both));
 
     // Both answers are in the prediction log under the version that gave them.
     const logged = await eventually('the answers in the log', async () => {
@@ -112,6 +121,16 @@ async function dispatchedRuns(t: TestServer): Promise<number> {
     .split('\n')
     .filter((l) => l.startsWith('modelgov_inference_batch_requests_count{'))
     .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+}
+
+/** The served-prediction series of a deployment (`team:name`) on GET /metrics: model version label, outcome, count. */
+async function predictionSeries(t: TestServer, deployment: string): Promise<Array<{ version: string; outcome: string; count: number }>> {
+  const r = await fetch(`${t.url}/metrics`, { headers: { authorization: `Bearer ${t.token(['auditor'], [])}` } });
+  assert.equal(r.status, 200);
+  return (await r.text())
+    .split('\n')
+    .filter((l) => l.startsWith('modelgov_predictions_total{') && l.includes(`deployment="${deployment}"`) && l.includes('role="served"'))
+    .map((l) => ({ version: /model_version="([^"]*)"/.exec(l)![1], outcome: /outcome="([^"]*)"/.exec(l)![1], count: Number(l.split(' ').pop()) }));
 }
 
 /** Whether the shared pool refuses a run of `version` because it is no longer loaded. */
