@@ -143,3 +143,82 @@ async function runRefused(t: TestServer, version: string): Promise<boolean> {
     return /is not loaded/.test((e as Error).message);
   }
 }
+
+/**
+ * The run budget's breaker drops a version from a pool at once, including a version that has left
+ * the routes and is only finishing the requests that picked it: those requests are not run on a
+ * version whose runs overrun the budget.
+ */
+describe('a retiring version whose run overruns the run budget', () => {
+  let t: TestServer;
+  let admin: string;
+  let service: string;
+  let moving: string;
+  let v1: string;
+  let v2: string;
+
+  before(async () => {
+    t = await startTestServer({
+      demo: true,
+      env: {
+        INFERENCE_THREADS: '1',
+        INFERENCE_TIMEOUT_MS: '60000',
+        // One run over 1 s unloads the version; a run stuck for good would take 300 s.
+        INFERENCE_RUN_BUDGET_MS: '1000',
+        INFERENCE_RUN_BUDGET_PER_ROW_US: '0',
+        INFERENCE_BUDGET_OVERRUNS: '1',
+        INFERENCE_BUDGET_COOLDOWN_MS: '600000',
+        INFERENCE_RUN_STUCK_MS: '300000',
+        INFERENCE_SPLIT_MIN_MS: '0',
+      },
+    });
+    admin = t.token(['admin'], []);
+    service = t.token(['service'], ['fraud'], 'svc-overrun');
+    const models = await t.gql(admin, `{ models(filter: { name: "fraud-detector" }) { nodes { id } } }`);
+    const model = models.data.models.nodes[0].id;
+    // A feature of 8 makes v1 run 8 million trips of its loop: seconds on any machine this runs on.
+    v1 = await registerOnnx(t, admin, model, buildLoopOnnx(1_000_000));
+    v2 = await registerOnnx(t, admin, model, buildLoopOnnx(2));
+    const create = async (name: string, version: string) => {
+      const r = await t.gql(admin, `mutation($v: ID!, $n: String!) { createDeployment(input: { team: "fraud", name: $n, environment: DEVELOPMENT, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { v: version, n: name });
+      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+      return r.data.createDeployment.id as string;
+    };
+    moving = await create('overrunning', v1);
+    await create('already-on-v2', v2);
+    await t.server.app.inference!.reconcile();
+  });
+  after(async () => {
+    await t?.stop();
+  });
+
+  it('unloads it when the run overruns, failing what still waits for it instead of running it there', async () => {
+    const pool = t.server.app.inference!.pools.shared;
+    const id1 = fromGlobal(v1);
+    const before = await dispatchedRuns(t);
+    const slow = t.gql(service, PREDICT, { d: moving, inputs: { features: [[8, 0, 0, 0]] } });
+    await eventually('the slow run to hold the thread', async () => (pool.queued === 0 && (await dispatchedRuns(t)) > before ? true : undefined), 10_000, 10);
+    const waiting = t.gql(service, PREDICT, { d: moving, inputs: { features: [[0, 0, 0, 0]] } });
+    await eventually('the second request to wait for the thread', async () => (pool.queued === 1 ? true : undefined), 10_000, 10);
+
+    const moved = await t.gql(admin, SET_SPLIT, { d: moving, v: v2 });
+    assert.equal(moved.errors, undefined, JSON.stringify(moved.errors));
+    await t.server.app.inference!.reconcile();
+    assert.equal(pool.queued, 1, 'the request that picked v1 still waits');
+    assert.ok(pool.holds(id1), 'v1 is retiring, still held for the request that waits for it');
+
+    // The slow run passes the budget: the breaker drops v1 although no route leads to it any more.
+    const [first, second] = await Promise.all([slow, waiting]);
+    for (const r of [first, second]) {
+      assert.equal(r.errors?.[0]?.extensions?.code, 'UNAVAILABLE', JSON.stringify(r));
+      assert.equal(r.errors?.[0]?.extensions?.reason, 'INFERENCE_FAILED', JSON.stringify(r));
+    }
+    assert.equal(pool.holds(id1), false, 'v1 is unloaded from the pool');
+    assert.equal(await runRefused(t, v1), true, 'runs on v1 are refused');
+
+    // The deployment serves v2, which answers.
+    const next = await t.gql(service, PREDICT, { d: moving, inputs: { features: [[0, 0, 0, 0]] } });
+    assert.equal(next.errors, undefined, JSON.stringify(next.errors));
+    assert.equal(next.data.predict.modelVersionId, v2);
+  });
+});
