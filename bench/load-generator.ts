@@ -34,16 +34,20 @@ export interface LoadResult {
   sorted: number[];
 }
 
+let generator: 'wrk' | 'node' | undefined;
+
 /** The generator the bench uses: wrk where it is on the PATH (unless BENCH_LOAD=node). */
 export function loadGenerator(): 'wrk' | 'node' {
-  if (process.env.BENCH_LOAD === 'node') return 'node';
+  if (generator) return generator;
+  if (process.env.BENCH_LOAD === 'node') return (generator = 'node');
   try {
     execFileSync('wrk', ['--version'], { stdio: 'ignore' });
-    return 'wrk';
+    generator = 'wrk';
   } catch (e) {
     // wrk prints its version and exits 1; only a missing binary fails to spawn.
-    return (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'node' : 'wrk';
+    generator = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'node' : 'wrk';
   }
+  return generator;
 }
 
 /** Runs `spec` with wrk, or in a fresh Node.js child process; rejects when any request fails. */
@@ -51,14 +55,14 @@ export function runLoad(spec: LoadSpec): Promise<LoadResult> {
   return loadGenerator() === 'wrk' ? runWrk(spec) : runNode(spec);
 }
 
-/** A Lua string literal of `text` (every byte outside printable ASCII, and quotes, as a 3-digit escape). */
-const lua = (text: string) => '"' + text.replace(/[\\"\x00-\x1f\x7f-\uffff]/g, (c) => '\\' + String(c.charCodeAt(0)).padStart(3, '0')) + '"';
+/** A Lua string literal of `text`'s UTF-8 bytes (quotes, backslashes and every byte outside printable ASCII as 3-digit escapes). */
+const lua = (text: string) =>
+  '"' + [...Buffer.from(text, 'utf8')].map((b) => (b < 0x20 || b > 0x7e || b === 0x22 || b === 0x5c ? '\\' + String(b).padStart(3, '0') : String.fromCharCode(b))).join('') + '"';
 
 /**
  * wrk with one thread and `concurrency` connections, for whole seconds (at least one: wrk takes no
- * fractions). Its script sets the request, counts answers
- * that are not 200 or contain `failureText`, and prints the latency quantiles and counts as one JSON
- * line when done.
+ * fractions). Its script sets the request, counts answers that are not 200 or contain
+ * `failureText`, and prints the latency quantiles and counts as one JSON line when done.
  */
 async function runWrk(spec: LoadSpec): Promise<LoadResult> {
   const dir = mkdtempSync(path.join(tmpdir(), 'modelgov-load-'));
