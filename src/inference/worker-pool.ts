@@ -270,6 +270,11 @@ export class InferencePool {
     return results[0];
   }
 
+  /** Whether this pool holds `versionId`: loaded, or retiring and still finishing its requests. */
+  holds(versionId: string): boolean {
+    return this.models.has(versionId);
+  }
+
   /**
    * Drops a version from every thread once the requests already handed to it (waiting for a thread
    * or running) are answered; at once when there are none. For a version that leaves the routes (a
@@ -277,11 +282,6 @@ export class InferencePool {
    * is answered by it rather than failed. Each waiting request keeps its own timeout, and a run its
    * budget, so the wait is bounded. Loading the version again before then keeps it.
    */
-  /** Whether this pool holds `versionId`: loaded, or retiring and still finishing its requests. */
-  holds(versionId: string): boolean {
-    return this.models.has(versionId);
-  }
-
   retire(versionId: string): void {
     if (!this.models.has(versionId)) return;
     this.retiring.add(versionId);

@@ -37,11 +37,7 @@ describe('a version leaving the traffic split with requests still waiting for it
     const slowVersion = await registerOnnx(t, admin, model, buildLoopOnnx(1000));
     v1 = await registerOnnx(t, admin, model, buildLoopOnnx(1));
     v2 = await registerOnnx(t, admin, model, buildLoopOnnx(2));
-    const create = async (name: string, version: string) => {
-      const r = await t.gql(admin, `mutation($v: ID!, $n: String!) { createDeployment(input: { team: "fraud", name: $n, environment: DEVELOPMENT, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { v: version, n: name });
-      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
-      return r.data.createDeployment.id as string;
-    };
+    const create = (name: string, version: string) => createDeployment(t, admin, name, version);
     slow = await create('slow-lane', slowVersion);
     moving = await create('moving', v1);
     // v2 already serves another deployment: moving the split to it loads nothing, so v1 leaves the
@@ -111,6 +107,13 @@ describe('a version leaving the traffic split with requests still waiting for it
   });
 });
 
+/** A DEVELOPMENT deployment of team fraud serving `version` alone; its global id. */
+async function createDeployment(t: TestServer, admin: string, name: string, version: string): Promise<string> {
+  const r = await t.gql(admin, `mutation($v: ID!, $n: String!) { createDeployment(input: { team: "fraud", name: $n, environment: DEVELOPMENT, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { v: version, n: name });
+  assert.equal(r.errors, undefined, JSON.stringify(r.errors));
+  return r.data.createDeployment.id as string;
+}
+
 const fromGlobal = (id: string) => Buffer.from(id, 'base64').toString('utf8').split(':')[1];
 
 /** Runs handed to inference threads so far, over every version (the runtime calls the batch histogram counts). */
@@ -179,11 +182,7 @@ describe('a retiring version whose run overruns the run budget', () => {
     // A feature of 8 makes v1 run 8 million trips of its loop: seconds on any machine this runs on.
     v1 = await registerOnnx(t, admin, model, buildLoopOnnx(1_000_000));
     v2 = await registerOnnx(t, admin, model, buildLoopOnnx(2));
-    const create = async (name: string, version: string) => {
-      const r = await t.gql(admin, `mutation($v: ID!, $n: String!) { createDeployment(input: { team: "fraud", name: $n, environment: DEVELOPMENT, trafficSplit: [{ modelVersion: $v, weight: 100 }] }) { id } }`, { v: version, n: name });
-      assert.equal(r.errors, undefined, JSON.stringify(r.errors));
-      return r.data.createDeployment.id as string;
-    };
+    const create = (name: string, version: string) => createDeployment(t, admin, name, version);
     moving = await create('overrunning', v1);
     await create('already-on-v2', v2);
     await t.server.app.inference!.reconcile();
